@@ -1,0 +1,94 @@
+# km: build, test and benchmark. See README.md.
+#   make            build build/bin/km and the test guests
+#   make check      install missing packages, build, run every test
+#   make demo       install missing packages, build, run a guest under km and show what km did
+#   make asan       the same tests against an address/undefined-sanitizer build of km
+#   make bench      benchmarks: km beside native (and later runc/CRIU)
+
+BUILD ?= build
+CC := gcc
+MUSLCC := musl-gcc
+SAN ?=
+OPT ?= -O2
+CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	  -Ikm -Iruntime -Iruntime/include $(SAN)
+LDLIBS := -lelf -lpthread
+
+KM_SRCS := $(sort $(wildcard km/*.c))
+KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
+KM_LIB_OBJS := $(filter-out $(BUILD)/obj/km/main.o,$(KM_OBJS)) $(BUILD)/obj/km/runtime_blob.o
+RT_BIN := $(BUILD)/runtime/km_runtime.bin
+
+# Test guests are ordinary static programs, built twice (glibc and musl); never sanitized.
+GUEST_DIR := build/tests/guests
+GUEST_SRCS := $(sort $(wildcard tests/guests/*.c))
+GUEST_NAMES := $(GUEST_SRCS:tests/guests/%.c=%)
+GUESTS := $(GUEST_NAMES:%=$(GUEST_DIR)/gcc/%) $(GUEST_NAMES:%=$(GUEST_DIR)/musl/%)
+GUEST_CFLAGS := -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime/include
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+.PHONY: all km guests deps check test unit e2e demo asan bench clean
+all: km guests
+km: $(BUILD)/bin/km
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c $(wildcard km/*.h runtime/*.h runtime/include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(RT_BIN): runtime/km_runtime.S runtime/km_runtime_layout.h
+	@mkdir -p $(dir $@)
+	$(CC) -Iruntime -c $< -o $(BUILD)/runtime/km_runtime.o
+	objcopy -O binary -j .text $(BUILD)/runtime/km_runtime.o $@
+
+$(BUILD)/obj/km/runtime_blob.o: km/runtime_blob.S $(RT_BIN)
+	@mkdir -p $(dir $@)
+	$(CC) -c -DKM_RUNTIME_BIN='"$(RT_BIN)"' $< -o $@
+
+$(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/runtime_blob.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+guests: $(GUESTS)
+$(GUEST_DIR)/gcc/%: tests/guests/%.c $(wildcard tests/guests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -static -o $@ $< -lm
+$(GUEST_DIR)/musl/%: tests/guests/%.c $(wildcard tests/guests/*.h)
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(GUEST_CFLAGS) -static -o $@ $< -lm
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(KM_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: km guests
+	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) tests/e2e/run.sh
+
+test: unit e2e
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test
+
+asan: deps
+	@$(MAKE) --no-print-directory guests
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILD)/bin/km
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD)) KM=$(abspath $(BUILD)/bin/km)
+
+clean:
+	rm -rf build

@@ -1,0 +1,33 @@
+/*
+ * The KVM virtual machine: /dev/kvm, the VM file descriptor, capabilities km depends on, guest
+ * memory slots, and the CPUID/XSAVE features offered to vCPUs. Knows nothing about programs.
+ */
+#ifndef KM_MACHINE_H
+#define KM_MACHINE_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+
+typedef struct km_machine {
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;          /* size of each vCPU's kvm_run mapping */
+	struct kvm_cpuid2 *cpuid; /* what vCPUs are given (KVM's supported set, trimmed) */
+	uint64_t xcr0;            /* XSAVE features enabled in the guest */
+	int phys_bits;            /* guest-physical address width */
+} km_machine_t;
+
+/* Opens `dev` (normally /dev/kvm), checks the KVM API and the capabilities km needs, creates a VM.
+ * Errors say what is missing and how to fix it (permissions, module, nested virtualisation). */
+int km_machine_open(km_machine_t *m, const char *dev, km_err_t **err);
+
+/* Registers host memory [host, host+size) as guest-physical [gpa, gpa+size) in memory slot `slot`. */
+int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err);
+
+/* Closes the VM and /dev/kvm; safe on a partly opened machine (fds set to -1 beforehand). */
+void km_machine_close(km_machine_t *m);
+
+#endif

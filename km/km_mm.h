@@ -1,0 +1,126 @@
+/*
+ * The guest's address space: guest-physical memory (one host mapping km owns), the list of guest
+ * mappings (VMAs, the source of truth for protections), and checked access to guest memory.
+ *
+ * Every VMA is one contiguous guest-physical range, hence one contiguous host range: a snapshot
+ * writes it as one PT_LOAD and restores it with one mmap. Page tables are derived from the VMAs.
+ * Not thread-safe by itself: callers hold km_mm_t.lock when threads arrive.
+ */
+#ifndef KM_MM_H
+#define KM_MM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "km_error.h"
+#include "km_pagetable.h"
+
+#define KM_PAGE_SIZE 4096ul
+#define KM_HUGE_SIZE (2ul << 20)
+#define KM_PAGE_UP(x) (((x) + KM_PAGE_SIZE - 1) & ~(KM_PAGE_SIZE - 1))
+#define KM_PAGE_DOWN(x) ((x) & ~(KM_PAGE_SIZE - 1))
+
+#define KM_USER_TOP 0x7ffffffff000ul /* Linux TASK_SIZE on x86-64 with 4-level paging */
+
+/* VMA kinds (km_vma_t.kind): what the mapping is for, shown by --inspect and snapshots. */
+enum km_vma_kind { KM_VMA_ANON, KM_VMA_FILE, KM_VMA_ELF, KM_VMA_BRK, KM_VMA_STACK };
+
+typedef struct km_vma {
+	uint64_t start, end; /* guest virtual [start, end), page aligned */
+	uint64_t gpa;        /* guest-physical address of start */
+	int prot;            /* PROT_* as the guest asked */
+	int flags;           /* MAP_SHARED / MAP_PRIVATE / MAP_ANONYMOUS as the guest asked */
+	enum km_vma_kind kind;
+	char *path;       /* backing file path (file mappings), NULL otherwise; owned */
+	uint64_t offset;  /* file offset of start */
+	dev_t dev;        /* backing file identity, for NT_FILE and restore checks */
+	ino_t ino;
+} km_vma_t;
+
+/* A free range of guest-physical space. */
+typedef struct km_phys_range {
+	uint64_t start, end;
+} km_phys_range_t;
+
+typedef struct km_mm {
+	pthread_mutex_t lock;
+	uint8_t *host;      /* host mapping of guest-physical [0, gpa_size) */
+	uint64_t gpa_size;
+	km_pt_t pt;         /* page tables (in their own guest-physical pool) */
+	uint64_t user_gpa;  /* first guest-physical byte available to program memory */
+
+	km_phys_range_t *free; /* free guest-physical ranges, sorted */
+	size_t nfree, free_cap;
+
+	km_vma_t *vmas; /* sorted by start, non-overlapping */
+	size_t nvmas, vma_cap;
+
+	uint64_t limit;     /* --memory: most bytes of mappings the guest may hold */
+	uint64_t committed; /* bytes of mappings held now */
+
+	uint64_t brk_start, brk_cur; /* program break: heap VMA is [brk_start, PAGE_UP(brk_cur)) */
+	uint64_t brk_gpa_end;        /* guest-physical space reserved for heap growth ends here */
+	uint64_t mmap_base;          /* top-down search for new mappings starts below this */
+	uint64_t stack_top;
+
+	bool tlb_flush_needed; /* a mapping was narrowed: vCPUs must reload CR3 before running */
+} km_mm_t;
+
+/* Access kinds for checks. */
+#define KM_ACC_READ 1
+#define KM_ACC_WRITE 2
+#define KM_ACC_EXEC 4
+
+/* Reserves guest-physical space for `limit` bytes of mappings plus the runtime and page-table
+ * pools (MAP_NORESERVE: untouched memory costs nothing). */
+int km_mm_init(km_mm_t *mm, uint64_t limit, km_err_t **err);
+/* Unmaps everything; safe on a zeroed or partly initialised mm. */
+void km_mm_fini(km_mm_t *mm);
+
+/* Host pointer for guest-physical `gpa` (no checks: km-internal use only). */
+static inline void *km_gpa_to_hva(km_mm_t *mm, uint64_t gpa)
+{
+	return mm->host + gpa;
+}
+
+/* Finds the VMA containing `gva`, or NULL. */
+km_vma_t *km_vma_find(km_mm_t *mm, uint64_t gva);
+
+/* Host pointer for guest range [gva, gva+len) if all of it is mapped with `access` and contiguous
+ * on the host; NULL otherwise. With len == 0 only gva itself must be mapped. */
+void *km_gva_to_hva(km_mm_t *mm, uint64_t gva, size_t len, int access);
+
+/* Splits guest range [gva, gva+len) into host iovecs (one per VMA crossed). Returns the number of
+ * iovecs, or -EFAULT if any byte lacks `access`, or -EINVAL if more than `max` would be needed. */
+int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max);
+
+/* Copies between km and guest memory with checks; return 0 or -EFAULT. */
+int km_copy_from_guest(km_mm_t *mm, void *dst, uint64_t gva, size_t len);
+int km_copy_to_guest(km_mm_t *mm, uint64_t gva, const void *src, size_t len);
+
+/* Validates a NUL-terminated guest string of at most `max` bytes (including the NUL) and returns
+ * a host pointer to it in *out. Returns 0, -EFAULT (unmapped before the NUL) or -ENAMETOOLONG. */
+int km_guest_str(km_mm_t *mm, uint64_t gva, size_t max, const char **out);
+
+/* --- mapping operations: return 0 / a guest address, or -errno as the syscall would --- */
+
+/* Creates a mapping as mmap(2) would (addr hint/MAP_FIXED/MAP_FIXED_NOREPLACE honoured); fd is a
+ * host fd for file mappings (-1 for anonymous). Returns the guest address or -errno. `kind` and
+ * `path` describe the mapping for snapshots and --inspect. */
+int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off,
+		  enum km_vma_kind kind, const char *path);
+int km_mm_unmap(km_mm_t *mm, uint64_t addr, uint64_t len);
+int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot);
+int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr);
+/* madvise(MADV_DONTNEED) semantics: anonymous private pages read back as zero afterwards. */
+int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len);
+/* Sets the break as brk(2) does; returns the new (or unchanged) break. */
+uint64_t km_mm_brk(km_mm_t *mm, uint64_t want);
+/* Places the heap right after the program's last segment. */
+void km_mm_set_brk_start(km_mm_t *mm, uint64_t start);
+
+#endif

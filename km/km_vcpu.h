@@ -1,0 +1,52 @@
+/*
+ * A virtual CPU: one KVM vCPU, its kvm_run page, its slice of the runtime region (GDT, TSS, IST
+ * stack) and the host thread that drives it. Every guest thread gets one (threads issue); nothing
+ * here is a global, so many can run at once.
+ */
+#ifndef KM_VCPU_H
+#define KM_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "km_error.h"
+
+struct km_guest;
+
+typedef struct km_vcpu {
+	struct km_guest *g;
+	int id;              /* index: selects the vCPU's runtime area */
+	int fd;              /* KVM vCPU fd */
+	struct kvm_run *run; /* shared with KVM; sync regs live here */
+	pid_t tid;           /* thread id the guest sees */
+	uint64_t clear_child_tid; /* set_tid_address */
+	/* While the vCPU runs the TLB-flush stub, its real rip and r11 wait here. */
+	bool in_flush;
+	uint64_t flush_rip, flush_r11;
+} km_vcpu_t;
+
+/* Creates vCPU `id` of guest g: KVM vCPU, CPUID, control registers, long mode segments, GDT/TSS
+ * in its runtime area, syscall MSRs, XCR0, FPU defaults. */
+int km_vcpu_create(struct km_guest *g, int id, km_vcpu_t **out, km_err_t **err);
+
+/* Sets the general registers for the first entry: rip, rsp, everything else zero. */
+int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err);
+
+/* Runs the vCPU until its guest thread ends (exit, exit_group, fatal signal) or km fails.
+ * Returns 0 when the guest ended (see km_guest_t for how), -1 with *err when km failed. */
+int km_vcpu_run(km_vcpu_t *v, km_err_t **err);
+
+/* Sets the FS base (arch_prctl ARCH_SET_FS). Returns 0 or -errno. */
+int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base);
+uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
+
+/* Releases the KVM vCPU and its mapping. */
+void km_vcpu_destroy(km_vcpu_t *v);
+
+/* Shorthand for the vCPU's general registers as the last exit left them (sync regs). */
+#define KM_REGS(v) (&(v)->run->s.regs.regs)
+
+#endif

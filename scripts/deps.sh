@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages km needs to build, test and benchmark, if any are missing.
+# The one place where packages get installed: Makefile targets call it, nothing else does.
+set -euo pipefail
+
+packages=(
+	build-essential      # gcc, make
+	libelf-dev           # ELF loading and snapshot writing (elfutils libelf)
+	libcmocka-dev        # unit tests
+	libseccomp-dev       # seccomp on the monitor (and km-shim)
+	libjansson-dev       # OCI config.json
+	musl-tools           # musl-gcc: test guests built against a second libc
+	busybox-static       # a real static program to run under km
+	binutils             # readelf/objdump for snapshot tests
+	gdb                  # snapshot/core tests read files with gdb
+	hyperfine            # benchmarks
+	strace               # comparing --trace with the real thing while debugging
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null; then
+		sudo="sudo"
+	else
+		echo "deps.sh: packages missing (${missing[*]}) and not root; run as root or install them" >&2
+		exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
