@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# km benchmarks: prints one table, km beside its peer (the same program run natively, or a floor
+# measured with a bare KVM VM), all measured in this run on this machine. See bench/README.md.
+#
+#   run.sh <bench-build-dir> <km>       (bench/Makefile calls it; the dir holds the built tools/guests)
+#
+# Exit status: 0 if every km measurement ran; 1 if km is missing or not runnable, or any km
+# measurement failed (the native and floor numbers are printed regardless); 2 on a broken setup.
+# Numbers never decide the exit status: targets are printed, not asserted.
+#
+# Knobs (environment): HELLO_RUNS, GETPPID_N, GETPPID_RUNS, CPU_N, CPU_RUNS, FLOOR_BATCHES,
+# FLOOR_PER_BATCH, VMCREATE_REPS, KM_TIMEOUT (seconds per km run).
+set -uo pipefail
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 <bench-build-dir> <km>" >&2
+	exit 2
+fi
+B=$1
+KM=$2
+
+HELLO_RUNS=${HELLO_RUNS:-300}
+GETPPID_N=${GETPPID_N:-50000}
+GETPPID_RUNS=${GETPPID_RUNS:-5}
+CPU_N=${CPU_N:-150000000}
+CPU_RUNS=${CPU_RUNS:-3}
+FLOOR_BATCHES=${FLOOR_BATCHES:-40}
+FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
+VMCREATE_REPS=${VMCREATE_REPS:-200}
+KM_TIMEOUT=${KM_TIMEOUT:-30}
+LIBCS="gcc musl"
+
+for f in walltime vmexit_floor vmcreate_floor; do
+	if [ ! -x "$B/$f" ]; then
+		echo "run.sh: $B/$f is missing: build with make -C bench" >&2
+		exit 2
+	fi
+done
+
+log() { echo "  [bench] $*" >&2; }
+
+# field KEY <<< "a=1 KEY=2 ..." -> 2 (empty if absent)
+field() { tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+
+# median of the numbers on stdin, nearest rank (the lower middle for an even count)
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+# Arithmetic on values that may be "n/a"/"FAIL"/empty: prints "n/a" unless all are numbers.
+isnum() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+calc() { # calc FORMAT EXPR-in-awk-using-a,b a b
+	local fmt=$1 expr=$2 a=$3 b=${4:-0}
+	if isnum "$a" && isnum "$b"; then
+		awk -v a="$a" -v b="$b" "BEGIN { printf \"$fmt\", ($expr) }" 2>/dev/null || echo n/a
+	else
+		echo n/a
+	fi
+}
+ratio() { if isnum "$1" && isnum "$2" && [ "$(calc %d 'b > 0' "$1" "$2")" = 1 ]; then calc %.2fx 'a / b' "$1" "$2"; else echo n/a; fi; }
+# met KM LIMIT: yes if KM <= LIMIT, no if above, "-" if either is not a number
+met() { if isnum "$1" && isnum "$2"; then calc %s '(a <= b) ? "yes" : "no"' "$1" "$2"; else echo -; fi; }
+
+ROWFMT="%-44s %10s %10s %8s  %-32s %s\n"
+row() { printf "$ROWFMT" "$@"; }
+
+FAILURES=()
+fail() { FAILURES+=("$1"); }
+
+# ---------------------------------------------------------------------------------------------------
+# The machine and the run
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)
+backend=unknown
+for m in kvm_pvm kvm_intel kvm_amd; do
+	if [ -d /sys/module/$m ]; then backend=$m; break; fi
+done
+commit=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "km benchmarks"
+echo "  date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "  cpu:     ${cpu:-unknown}"
+echo "  kernel:  $(uname -r) ($(uname -m)), nproc $(nproc), KVM module: $backend"
+echo "  source:  commit $commit"
+echo "  km:      $KM"
+echo
+
+# ---------------------------------------------------------------------------------------------------
+# Is km runnable? One hello run, output checked.
+KM_OK=0
+KM_WHY=""
+if [ ! -e "$KM" ]; then
+	KM_WHY="$KM does not exist (km is not built yet?)"
+elif [ ! -x "$KM" ]; then
+	KM_WHY="$KM is not executable"
+else
+	out=$(timeout "$KM_TIMEOUT" "$KM" "$B/guests/gcc/hello" 2>"$B/km-check.err")
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		KM_WHY="'km $B/guests/gcc/hello' exited with status $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
+	elif [ "$out" != "hello, world" ]; then
+		KM_WHY="'km $B/guests/gcc/hello' printed '$(echo "$out" | head -c 200)' instead of 'hello, world'"
+	else
+		KM_OK=1
+	fi
+fi
+if [ $KM_OK = 0 ]; then
+	log "km is NOT runnable: $KM_WHY; measuring the floors and native runs only"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Floors: bare KVM, no km
+log "VM creation floor ($VMCREATE_REPS reps, fresh process and warm)"
+vmc=$("$B/vmcreate_floor" "$VMCREATE_REPS") || {
+	echo "run.sh: vmcreate_floor failed" >&2
+	exit 2
+}
+vmc_fresh_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field median_us)
+vmc_fresh_p90_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field p90_us)
+vmc_warm_us=$(grep '^mode=warm phase=total ' <<<"$vmc" | field median_us)
+vmc_close_us=$(grep '^mode=fresh phase=close ' <<<"$vmc" | field median_us)
+vmc_phases=$(grep '^mode=fresh ' <<<"$vmc" | grep -v -e 'phase=total' -e 'phase=close' |
+	awk '{ split($2, p, "="); split($4, m, "="); printf "%s%s %s", (NR > 1 ? ", " : ""), p[2], m[2] }')
+
+log "VM exit floor ($FLOOR_BATCHES x $FLOOR_PER_BATCH exits per variant)"
+vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH") || {
+	echo "run.sh: vmexit_floor failed" >&2
+	exit 2
+}
+floor_sync=$(grep '^variant=syscall_sync ' <<<"$vmx" | field median_ns)
+floor_sync_p90=$(grep '^variant=syscall_sync ' <<<"$vmx" | field p90_ns)
+floor_bare=$(grep '^variant=syscall_bare ' <<<"$vmx" | field median_ns)
+floor_out=$(grep '^variant=out_bare ' <<<"$vmx" | field median_ns)
+
+ms() { calc %.3f 'a / 1000' "$1"; } # microseconds -> milliseconds
+
+# ---------------------------------------------------------------------------------------------------
+# Measurements. Each helper leaves its values in R1 (and R2); "FAIL" when the program failed, "n/a"
+# when it was not run (km not runnable). Helpers run in this shell, so fail() is remembered.
+
+# hello LIBC MODE(native|km): R1 = median us, R2 = p90 us
+hello() {
+	local libc=$1 mode=$2 r rc
+	local g="$B/guests/$libc/hello"
+	R1=n/a R2=n/a
+	[ "$mode" = km ] && [ $KM_OK = 0 ] && return
+	if [ "$mode" = km ]; then
+		r=$("$B/walltime" -n "$HELLO_RUNS" -w 10 -t "$KM_TIMEOUT" -- "$KM" "$g" 2>"$B/km-hello-$libc.err")
+	else
+		r=$("$B/walltime" -n "$HELLO_RUNS" -w 10 -- "$g" 2>"$B/native-hello-$libc.err")
+	fi
+	rc=$?
+	R1=$(field median_us <<<"$r") R2=$(field p90_us <<<"$r")
+	if [ $rc -ne 0 ] || ! isnum "$R1" || ! isnum "$R2"; then
+		R1=FAIL R2=FAIL
+		fail "hello ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): $(head -n1 "$B/$mode-hello-$libc.err")"
+	fi
+}
+
+# guestrun LIBC MODE GUEST ARG KEY RUNS: R1 = median over RUNS of the KEY=value the guest prints
+guestrun() {
+	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 runs=$6 i out rc v vals=""
+	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc.err"
+	R1=n/a
+	[ "$mode" = km ] && [ $KM_OK = 0 ] && return
+	for ((i = 0; i < runs; i++)); do
+		if [ "$mode" = km ]; then
+			out=$(timeout "$KM_TIMEOUT" "$KM" "$g" "$arg" 2>"$err")
+		else
+			out=$(timeout "$KM_TIMEOUT" "$g" "$arg" 2>"$err")
+		fi
+		rc=$?
+		v=$(field "$key" <<<"$out")
+		if [ $rc -ne 0 ] || ! isnum "$v"; then
+			R1=FAIL
+			fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
+			return
+		fi
+		vals+="$v"$'\n'
+	done
+	R1=$(median <<<"$vals")
+}
+
+# ---------------------------------------------------------------------------------------------------
+echo "Each row: km's value, its peer's, km/peer, and the target km should meet. Times are medians"
+echo "unless the row says p90. 'peer' is the same static program run natively, or a floor measured"
+echo "with a bare KVM VM (no km). Benchmarks only print; targets are not asserted."
+echo
+row "metric" "km" "peer" "ratio" "target" "met"
+row "------" "--" "----" "-----" "------" "---"
+
+hello_target_ms=$(calc %.3f '3 + a / 1000' "$vmc_fresh_us")
+row "VM creation floor, ms (new process)" - "$(ms "$vmc_fresh_us")" - "create+memslot+vCPU+first exit" -
+row "VM creation floor p90, ms (new process)" - "$(ms "$vmc_fresh_p90_us")" - - -
+row "VM creation floor, ms (warm, same process)" - "$(ms "$vmc_warm_us")" - - -
+row "VM teardown (close), ms" - "$(ms "$vmc_close_us")" - "not in the floor" -
+row "exit floor, ns: syscall->LSTAR out, sync regs" - "$floor_sync" - "km's path, monitor does nothing" -
+row "exit floor p90, ns: same" - "$floor_sync_p90" - - -
+row "exit floor, ns: syscall->LSTAR out, no sync" - "$floor_bare" - - -
+row "exit floor, ns: out only, no sync" - "$floor_out" - "no syscall instruction" -
+
+for libc in $LIBCS; do
+	log "hello ($libc): $HELLO_RUNS runs native, then under km"
+	hello "$libc" native
+	n_med=$R1 n_p90=$R2
+	hello "$libc" km
+	k_med=$R1 k_p90=$R2
+	row "hello wall, ms ($libc) vs native" "$(ms "$k_med")" "$(ms "$n_med")" "$(ratio "$k_med" "$n_med")" \
+		"<= $hello_target_ms ms (3 ms + VM floor)" "$(met "$(ms "$k_med")" "$hello_target_ms")"
+	row "hello wall p90, ms ($libc) vs native" "$(ms "$k_p90")" "$(ms "$n_p90")" "$(ratio "$k_p90" "$n_p90")" - -
+done
+
+for libc in $LIBCS; do
+	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls, native then under km"
+	guestrun "$libc" native getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS"
+	n=$R1
+	guestrun "$libc" km getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS"
+	k=$R1
+	row "getppid, ns/call ($libc) vs native" "$k" "$n" "$(ratio "$k" "$n")" - -
+	row "getppid, ns/call ($libc) vs exit floor" "$k" "$floor_sync" "$(ratio "$k" "$floor_sync")" "<= 1.30x" \
+		"$(met "$(calc %.4f 'a / b' "$k" "$floor_sync")" 1.30)"
+done
+
+for libc in $LIBCS; do
+	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds, native then under km"
+	guestrun "$libc" native cpu_loop "$CPU_N" seconds "$CPU_RUNS"
+	n=$R1
+	guestrun "$libc" km cpu_loop "$CPU_N" seconds "$CPU_RUNS"
+	k=$R1
+	row "cpu loop, s ($libc) vs native" "$k" "$n" "$(ratio "$k" "$n")" "<= 1.03x" \
+		"$(met "$(calc %.4f 'a / b' "$k" "$n")" 1.03)"
+done
+
+echo
+echo "VM creation floor by phase, us (new process, medians): $vmc_phases"
+
+echo
+status=0
+if [ $KM_OK = 0 ]; then
+	echo "KM NOT RUNNABLE: $KM_WHY"
+	if [ -s "$B/km-check.err" ]; then
+		echo "  its stderr (first lines, full text in $B/km-check.err):"
+		head -n 5 "$B/km-check.err" | sed 's/^/    /'
+	fi
+	echo "Only the floors and native runs were measured; the km column is n/a."
+	status=1
+fi
+if [ ${#FAILURES[@]} -gt 0 ]; then
+	echo "FAILED MEASUREMENTS:"
+	printf '  %s\n' "${FAILURES[@]}"
+	status=1
+fi
+[ $status = 0 ] && echo "All measurements ran."
+exit $status
