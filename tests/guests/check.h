@@ -98,7 +98,7 @@ __attribute__((format(printf, 3, 4), unused)) static int check_report(int ok, co
 		char check_detail_[512];                                                       \
 		const char *check_a_ = (a), *check_b_ = (b);                                   \
 		int check_ok_ = check_a_ && check_b_ && strcmp(check_a_, check_b_) == 0;       \
-		snprintf(check_detail_, sizeof(check_detail_), "got \"%s\", expected \"%s\" (%s:%d)", \
+		snprintf(check_detail_, sizeof(check_detail_), "got \"%.200s\", expected \"%.200s\" (%s:%d)", \
 			 check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)",       \
 			 __FILE__, __LINE__);                                                  \
 		check_report(check_ok_, check_detail_, __VA_ARGS__);                           \
