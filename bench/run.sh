@@ -9,7 +9,7 @@
 # Numbers never decide the exit status: targets are printed, not asserted.
 #
 # Knobs (environment): HELLO_RUNS, GETPPID_N, GETPPID_RUNS, CPU_N, CPU_RUNS, FLOOR_BATCHES,
-# FLOOR_PER_BATCH, VMCREATE_REPS, KM_TIMEOUT (seconds per km run).
+# FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -23,9 +23,10 @@ HELLO_RUNS=${HELLO_RUNS:-300}
 GETPPID_N=${GETPPID_N:-50000}
 GETPPID_RUNS=${GETPPID_RUNS:-5}
 CPU_N=${CPU_N:-150000000}
-CPU_RUNS=${CPU_RUNS:-3}
+CPU_RUNS=${CPU_RUNS:-7}
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
+FLOOR_BATCHES_INTERLEAVED=${FLOOR_BATCHES_INTERLEAVED:-8} # floor runs between km getppid runs
 VMCREATE_REPS=${VMCREATE_REPS:-200}
 KM_TIMEOUT=${KM_TIMEOUT:-30}
 LIBCS="gcc musl"
@@ -43,7 +44,8 @@ log() { echo "  [bench] $*" >&2; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
 
 # median of the numbers on stdin, nearest rank (the lower middle for an even count)
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+median() { awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+minimum() { awk 'NF' | sort -g | head -n1; }
 
 # Arithmetic on values that may be "n/a"/"FAIL"/empty: prints "n/a" unless all are numbers.
 isnum() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
@@ -59,7 +61,7 @@ ratio() { if isnum "$1" && isnum "$2" && [ "$(calc %d 'b > 0' "$1" "$2")" = 1 ];
 # met KM LIMIT: yes if KM <= LIMIT, no if above, "-" if either is not a number
 met() { if isnum "$1" && isnum "$2"; then calc %s '(a <= b) ? "yes" : "no"' "$1" "$2"; else echo -; fi; }
 
-ROWFMT="%-44s %10s %10s %8s  %-32s %s\n"
+ROWFMT="%-46s %10s %10s %8s  %-32s %s\n"
 row() { printf "$ROWFMT" "$@"; }
 
 FAILURES=()
@@ -153,28 +155,55 @@ hello() {
 	fi
 }
 
-# guestrun LIBC MODE GUEST ARG KEY RUNS: R1 = median over RUNS of the KEY=value the guest prints
-guestrun() {
-	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 runs=$6 i out rc v vals=""
+# once LIBC MODE GUEST ARG KEY: R1 = the KEY=value the guest printed in one run, or FAIL
+once() {
+	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 out rc
 	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc.err"
-	R1=n/a
-	[ "$mode" = km ] && [ $KM_OK = 0 ] && return
+	if [ "$mode" = km ]; then
+		out=$(timeout "$KM_TIMEOUT" "$KM" "$g" "$arg" 2>"$err")
+	else
+		out=$(timeout "$KM_TIMEOUT" "$g" "$arg" 2>"$err")
+	fi
+	rc=$?
+	R1=$(field "$key" <<<"$out")
+	if [ $rc -ne 0 ] || ! isnum "$R1"; then
+		R1=FAIL
+		fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
+	fi
+}
+
+# compare LIBC GUEST ARG KEY RUNS WITH_FLOOR: runs the guest RUNS times natively and under km,
+# alternating (native, [exit floor,] km, native, ...) so that both see the same machine load.
+# NAT, KMV = medians of the KEY=value the guest printed (NAT_MIN, KMV_MIN: the smallest); FLR = median of the syscall_sync exit floor
+# measured between them when WITH_FLOOR=1 and km is runnable (else the floor measured at the start).
+# A side that fails once is not run again and shows FAIL; km shows n/a when km is not runnable.
+compare() {
+	local libc=$1 guest=$2 arg=$3 key=$4 runs=$5 with_floor=$6 i f
+	local nv="" kv="" fv=""
+	NAT="" KMV="" FLR=$floor_sync
+	[ $KM_OK = 0 ] && KMV=n/a
 	for ((i = 0; i < runs; i++)); do
-		if [ "$mode" = km ]; then
-			out=$(timeout "$KM_TIMEOUT" "$KM" "$g" "$arg" 2>"$err")
-		else
-			out=$(timeout "$KM_TIMEOUT" "$g" "$arg" 2>"$err")
+		if [ "$NAT" != FAIL ]; then
+			once "$libc" native "$guest" "$arg" "$key"
+			[ "$R1" = FAIL ] && NAT=FAIL || nv+="$R1"$'\n'
 		fi
-		rc=$?
-		v=$(field "$key" <<<"$out")
-		if [ $rc -ne 0 ] || ! isnum "$v"; then
-			R1=FAIL
-			fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
-			return
+		[ $KM_OK = 0 ] || [ "$KMV" = FAIL ] && continue
+		if [ "$with_floor" = 1 ]; then
+			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" syscall_sync | field median_ns)
+			isnum "$f" && fv+="$f"$'\n'
 		fi
-		vals+="$v"$'\n'
+		once "$libc" km "$guest" "$arg" "$key"
+		[ "$R1" = FAIL ] && KMV=FAIL || kv+="$R1"$'\n'
 	done
-	R1=$(median <<<"$vals")
+	NAT_MIN=$NAT KMV_MIN=$KMV
+	if [ "$NAT" != FAIL ]; then
+		NAT=$(median <<<"$nv") NAT_MIN=$(minimum <<<"$nv")
+	fi
+	if [ "$KMV" != FAIL ] && [ "$KMV" != n/a ]; then
+		KMV=$(median <<<"$kv") KMV_MIN=$(minimum <<<"$kv")
+	fi
+	[ -n "$fv" ] && FLR=$(median <<<"$fv")
+	return 0
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -207,24 +236,19 @@ for libc in $LIBCS; do
 done
 
 for libc in $LIBCS; do
-	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls, native then under km"
-	guestrun "$libc" native getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS"
-	n=$R1
-	guestrun "$libc" km getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS"
-	k=$R1
-	row "getppid, ns/call ($libc) vs native" "$k" "$n" "$(ratio "$k" "$n")" - -
-	row "getppid, ns/call ($libc) vs exit floor" "$k" "$floor_sync" "$(ratio "$k" "$floor_sync")" "<= 1.30x" \
-		"$(met "$(calc %.4f 'a / b' "$k" "$floor_sync")" 1.30)"
+	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating"
+	compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" 1
+	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
+	row "getppid, ns/call ($libc) vs exit floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
+		"$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)"
 done
 
 for libc in $LIBCS; do
-	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds, native then under km"
-	guestrun "$libc" native cpu_loop "$CPU_N" seconds "$CPU_RUNS"
-	n=$R1
-	guestrun "$libc" km cpu_loop "$CPU_N" seconds "$CPU_RUNS"
-	k=$R1
-	row "cpu loop, s ($libc) vs native" "$k" "$n" "$(ratio "$k" "$n")" "<= 1.03x" \
-		"$(met "$(calc %.4f 'a / b' "$k" "$n")" 1.03)"
+	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds each, native / km alternating"
+	compare "$libc" cpu_loop "$CPU_N" seconds "$CPU_RUNS" 0
+	row "cpu loop, s ($libc) vs native, best of $CPU_RUNS" "$KMV_MIN" "$NAT_MIN" "$(ratio "$KMV_MIN" "$NAT_MIN")" "<= 1.03x" \
+		"$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)"
+	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
 done
 
 echo

@@ -13,7 +13,8 @@
  * Each variant: a warm-up, then BATCHES batches of PER_BATCH exits, each batch timed with
  * CLOCK_MONOTONIC; the per-exit cost of a batch is its time / PER_BATCH. Prints, per variant,
  *   variant=<name> exits=<n> median_ns=<..> p90_ns=<..> min_ns=<..>
- * (median/p90/min over the batches). Usage: vmexit_floor [batches [per_batch]]
+ * (median/p90/min over the batches). Usage: vmexit_floor [batches [per_batch [variant]]]
+ * (all three variants unless one is named).
  */
 #include "bench_kvm.h"
 
@@ -39,10 +40,10 @@ __asm__(".pushsection .rodata\n"
 static const char *prog = "vmexit_floor";
 
 enum variant { SYSCALL_SYNC, SYSCALL_BARE, OUT_BARE };
+static const char *names[] = {"syscall_sync", "syscall_bare", "out_bare"};
 
 static void run_variant(enum variant var, int batches, int per_batch)
 {
-	static const char *names[] = {"syscall_sync", "syscall_bare", "out_bare"};
 	bk_vm_t v;
 	bk_init(&v);
 	if (bk_open_kvm(&v) < 0)
@@ -108,12 +109,16 @@ int main(int argc, char **argv)
 {
 	int batches = argc > 1 ? atoi(argv[1]) : 20;
 	int per_batch = argc > 2 ? atoi(argv[2]) : 2000;
-	if (batches < 1 || per_batch < 1) {
-		fprintf(stderr, "usage: %s [batches [per_batch]]\n", prog);
+	int only = -1;
+	for (int i = 0; argc > 3 && i < 3; i++)
+		if (strcmp(argv[3], names[i]) == 0)
+			only = i;
+	if (batches < 1 || per_batch < 1 || argc > 4 || (argc > 3 && only < 0)) {
+		fprintf(stderr, "usage: %s [batches [per_batch [syscall_sync|syscall_bare|out_bare]]]\n", prog);
 		return 2;
 	}
-	run_variant(SYSCALL_SYNC, batches, per_batch);
-	run_variant(SYSCALL_BARE, batches, per_batch);
-	run_variant(OUT_BARE, batches, per_batch);
+	for (int i = 0; i < 3; i++)
+		if (only < 0 || only == i)
+			run_variant((enum variant)i, batches, per_batch);
 	return 0;
 }
