@@ -4,8 +4,9 @@
 #
 #   run.sh <bench-build-dir> <km>       (bench/Makefile calls it; the dir holds the built tools/guests)
 #
-# Exit status: 0 if every km measurement ran; 1 if km is missing or not runnable, or any km
-# measurement failed (the native and floor numbers are printed regardless); 2 on a broken setup.
+# Exit status: 0 if every measurement ran; 1 if km is missing or not runnable, or any measurement
+# failed (everything that can be measured is still measured and printed first); 2 if the bench
+# tools are not built.
 # Numbers never decide the exit status: targets are printed, not asserted.
 #
 # Knobs (environment): HELLO_RUNS, GETPPID_N, GETPPID_RUNS, CPU_N, CPU_RUNS, FLOOR_BATCHES,
@@ -109,10 +110,8 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # Floors: bare KVM, no km
 log "VM creation floor ($VMCREATE_REPS reps, fresh process and warm)"
-vmc=$("$B/vmcreate_floor" "$VMCREATE_REPS") || {
-	echo "run.sh: vmcreate_floor failed" >&2
-	exit 2
-}
+vmc=$("$B/vmcreate_floor" "$VMCREATE_REPS" 2>"$B/vmcreate_floor.err") ||
+	fail "vmcreate_floor failed: $(head -n2 "$B/vmcreate_floor.err" | tr '\n' ' ')"
 vmc_fresh_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field median_us)
 vmc_fresh_p90_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field p90_us)
 vmc_warm_us=$(grep '^mode=warm phase=total ' <<<"$vmc" | field median_us)
@@ -121,14 +120,15 @@ vmc_phases=$(grep '^mode=fresh ' <<<"$vmc" | grep -v -e 'phase=total' -e 'phase=
 	awk '{ split($2, p, "="); split($4, m, "="); printf "%s%s %s", (NR > 1 ? ", " : ""), p[2], m[2] }')
 
 log "VM exit floor ($FLOOR_BATCHES x $FLOOR_PER_BATCH exits per variant)"
-vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH") || {
-	echo "run.sh: vmexit_floor failed" >&2
-	exit 2
-}
+vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH" 2>"$B/vmexit_floor.err") ||
+	fail "vmexit_floor failed: $(head -n2 "$B/vmexit_floor.err" | tr '\n' ' ')"
 floor_sync=$(grep '^variant=syscall_sync ' <<<"$vmx" | field median_ns)
 floor_sync_p90=$(grep '^variant=syscall_sync ' <<<"$vmx" | field p90_ns)
 floor_bare=$(grep '^variant=syscall_bare ' <<<"$vmx" | field median_ns)
 floor_out=$(grep '^variant=out_bare ' <<<"$vmx" | field median_ns)
+for v in floor_sync floor_sync_p90 floor_bare floor_out; do
+	isnum "${!v}" || printf -v "$v" n/a
+done
 
 ms() { calc %.3f 'a / 1000' "$1"; } # microseconds -> milliseconds
 
@@ -189,7 +189,8 @@ compare() {
 		fi
 		[ $KM_OK = 0 ] || [ "$KMV" = FAIL ] && continue
 		if [ "$with_floor" = 1 ]; then
-			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" syscall_sync | field median_ns)
+			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" syscall_sync 2>/dev/null |
+				field median_ns)
 			isnum "$f" && fv+="$f"$'\n'
 		fi
 		once "$libc" km "$guest" "$arg" "$key"
@@ -252,7 +253,7 @@ for libc in $LIBCS; do
 done
 
 echo
-echo "VM creation floor by phase, us (new process, medians): $vmc_phases"
+echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"
 
 echo
 status=0
