@@ -63,6 +63,7 @@ ratio() { if isnum "$1" && isnum "$2" && [ "$(calc %d 'b > 0' "$1" "$2")" = 1 ];
 met() { if isnum "$1" && isnum "$2"; then calc %s '(a <= b) ? "yes" : "no"' "$1" "$2"; else echo -; fi; }
 
 ROWFMT="%-46s %10s %10s %8s  %-32s %s\n"
+# shellcheck disable=SC2059 # the format is ours
 row() { printf "$ROWFMT" "$@"; }
 
 FAILURES=()
@@ -103,7 +104,9 @@ else
 		KM_OK=1
 	fi
 fi
+SKIPNOTE=""
 if [ $KM_OK = 0 ]; then
+	SKIPNOTE=" (km skipped: not runnable)"
 	log "km is NOT runnable: $KM_WHY; measuring the floors and native runs only"
 fi
 
@@ -226,7 +229,7 @@ row "exit floor, ns: syscall->LSTAR out, no sync" - "$floor_bare" - - -
 row "exit floor, ns: out only, no sync" - "$floor_out" - "no syscall instruction" -
 
 for libc in $LIBCS; do
-	log "hello ($libc): $HELLO_RUNS runs native, then under km"
+	log "hello ($libc): $HELLO_RUNS runs native, then under km$SKIPNOTE"
 	hello "$libc" native
 	n_med=$R1 n_p90=$R2
 	hello "$libc" km
@@ -237,7 +240,7 @@ for libc in $LIBCS; do
 done
 
 for libc in $LIBCS; do
-	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating"
+	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating$SKIPNOTE"
 	compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" 1
 	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
 	row "getppid, ns/call ($libc) vs exit floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
@@ -245,7 +248,7 @@ for libc in $LIBCS; do
 done
 
 for libc in $LIBCS; do
-	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds each, native / km alternating"
+	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds each, native / km alternating$SKIPNOTE"
 	compare "$libc" cpu_loop "$CPU_N" seconds "$CPU_RUNS" 0
 	row "cpu loop, s ($libc) vs native, best of $CPU_RUNS" "$KMV_MIN" "$NAT_MIN" "$(ratio "$KMV_MIN" "$NAT_MIN")" "<= 1.03x" \
 		"$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)"
