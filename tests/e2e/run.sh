@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# End-to-end tests: runs every test guest, km's bad-input and --trace checks, and busybox applets,
+# each natively and under km, and compares them. Ends with one line "N passed, N failed" and
+# exits non-zero if anything failed (or nothing ran).
+#
+# Usage: [KM=path/to/km] [GUESTS=build/tests/guests] tests/e2e/run.sh [PATTERN]
+#   PATTERN       only run tests whose name matches this (bash extended regex, e.g. "musl/mmap",
+#                 "^busybox/", "crash_"); names are printed as they run.
+#   KM=native     harness self-check: runs every "km" command natively instead, to check the
+#                 guests and the harness without km. Tests of km itself (bad input, --trace, the
+#                 one-line crash report) cannot run then and are counted and listed as not run.
+#   TIMEOUT=60    seconds each single run may take.
+#   VERBOSE=1     also print the output of passing tests' runs.
+set -u
+shopt -s nullglob
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KM=${KM:-$ROOT/build/bin/km}
+GUESTS=${GUESTS:-$ROOT/build/tests/guests}
+TIMEOUT=${TIMEOUT:-60}
+VERBOSE=${VERBOSE:-0}
+PATTERN=${1:-}
+
+die() {
+	echo "e2e: $*" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+NATIVE=0
+if [ "$KM" = native ]; then
+	NATIVE=1
+else
+	case $KM in /*) ;; *) KM=$PWD/$KM ;; esac
+	[ -x "$KM" ] || die "km binary '$KM' not found or not executable (build it with 'make km', or KM=native for a harness self-check)"
+	# Never skip silently: without a usable /dev/kvm every km test would fail obscurely.
+	[ -e /dev/kvm ] || die "/dev/kvm does not exist: KVM is not available on this machine (kvm module not loaded, or no nested virtualisation); km cannot run"
+	if ! { exec 9<>/dev/kvm; } 2>/dev/null; then
+		die "/dev/kvm exists but cannot be opened for read/write by uid $(id -u) ($(ls -l /dev/kvm)); add the user to the kvm group or fix its permissions"
+	fi
+	exec 9>&-
+fi
+case $GUESTS in /*) ;; *) GUESTS=$PWD/$GUESTS ;; esac
+[ -d "$GUESTS/gcc" ] && [ -d "$GUESTS/musl" ] || die "no test guests in '$GUESTS' (build them with 'make guests')"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/km-e2e.XXXXXX") || die "mktemp failed"
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+ulimit -c 0 # crash tests must not litter core files
+# Native stack overflow needs a finite stack limit to end in SIGSEGV rather than eat memory.
+if [ "$(ulimit -s)" = unlimited ] || [ "$(ulimit -s)" -gt 65536 ]; then
+	ulimit -s 8192
+fi
+
+# Every run, native or under km, gets the same small, fixed environment.
+BASE_ENV=(env -i PATH=/usr/bin:/bin HOME=/ LC_ALL=C LANG=C TZ=UTC
+	"KM_E2E_GREETING=hello from the environment")
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+NOT_RUN=()
+MATCHED=0
+
+# --- test bookkeeping ------------------------------------------------------------------------
+
+# want NAME: true if the test called NAME is selected by PATTERN.
+want() {
+	[ -z "$PATTERN" ] || [[ $1 =~ $PATTERN ]]
+}
+
+# begin NAME: starts a test (call only if `want NAME`).
+begin() {
+	T_NAME=$1
+	T_DIAG=""
+	MATCHED=$((MATCHED + 1))
+}
+
+# bad MESSAGE...: records a failed assertion of the current test (the test goes on to collect more).
+bad() {
+	T_DIAG+="  - $*"$'\n'
+}
+
+# note TEXT: adds diagnostic text (printed only if the test fails).
+note() {
+	T_DIAG+="$*"$'\n'
+}
+
+# km_only NAME: a test that needs the real km; in KM=native mode it is listed as not run.
+km_only() {
+	if [ $NATIVE = 1 ]; then
+		NOT_RUN+=("$1")
+		return 1
+	fi
+	return 0
+}
+
+end() {
+	if [ -z "$T_DIAG" ] || ! grep -q '^  - ' <<<"$T_DIAG"; then
+		PASSED=$((PASSED + 1))
+		echo "PASS $T_NAME"
+		[ "$VERBOSE" = 1 ] && [ -n "$T_DIAG" ] && printf '%s' "$T_DIAG"
+	else
+		FAILED=$((FAILED + 1))
+		FAILED_NAMES+=("$T_NAME")
+		echo "FAIL $T_NAME"
+		printf '%s' "$T_DIAG"
+	fi
+}
+
+# --- running things --------------------------------------------------------------------------
+
+quote() {
+	local s="" a
+	for a in "$@"; do s+="$(printf '%q' "$a") "; done
+	printf '%s' "${s% }"
+}
+
+# run DIR CWD STDIN VAR=VALUE... -- CMD ARGS...
+# Runs CMD with the fixed environment (plus the VAR=VALUEs) in CWD, stdin from STDIN, stdout and
+# stderr to DIR/out and DIR/err; sets RC (128+n when killed by signal n) and CMDLINE.
+run() {
+	local dir=$1 cwd=$2 stdin=$3
+	shift 3
+	local -a extra=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		extra+=("$1")
+		shift
+	done
+	shift
+	mkdir -p "$dir"
+	CMDLINE="(cd $(quote "$cwd") && $(quote "$@") < $(quote "$stdin"))"
+	# The braces with 2>/dev/null keep bash's own "Segmentation fault" report out of our output.
+	{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${extra[@]}" "$@") \
+		>"$dir/out" 2>"$dir/err" <"$stdin"; } 2>/dev/null
+	RC=$?
+}
+
+# km_cmd ARGS...: the command line that runs ARGS under km (or natively in KM=native mode).
+km_cmd() {
+	if [ $NATIVE = 1 ]; then
+		KMCMD=("$@")
+	else
+		KMCMD=("$KM" "$@")
+	fi
+}
+
+# status_text RC: human-readable exit status.
+status_text() {
+	local rc=$1
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "$rc (timed out after ${TIMEOUT}s, or SIGKILL)"
+	elif [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then
+		echo "$rc (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo "?"))"
+	else
+		echo "$rc"
+	fi
+}
+
+# show_file LABEL FILE: prints (part of) a file into the diagnostics.
+show_file() {
+	local label=$1 file=$2 lines
+	if [ ! -s "$file" ]; then
+		note "    $label: (empty)"
+		return
+	fi
+	lines=$(wc -l <"$file")
+	note "    $label ($(wc -c <"$file") bytes, $lines lines):"
+	note "$(head -n 40 "$file" | cut -c1-300 | sed 's/^/      | /')"
+	[ "$lines" -gt 40 ] && note "      | ... ($((lines - 40)) more lines)"
+}
+
+# show_diff A B: unified diff of two output files into the diagnostics.
+show_diff() {
+	note "    diff native (-) vs km (+) stdout:"
+	note "$(diff -a -u --label native --label km "$1" "$2" | head -n 60 | cut -c1-300 | cat -v | sed 's/^/      /')"
+}
+
+# want_rc EXPECT: the exit status for EXPECT, a number or a signal name (SIGSEGV -> 139).
+want_rc() {
+	case $1 in
+	SIG*) echo $((128 + $(kill -l "${1#SIG}"))) ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# compare_runs NDIR NRC KDIR KRC WANTRC: the common assertions for a native run vs a km run.
+# Compares exit status against WANTRC and stdout byte for byte; stderr too unless COMPARE_STDERR=0.
+compare_runs() {
+	local nd=$1 nrc=$2 kd=$3 krc=$4 want=$5
+	if [ "$nrc" != "$want" ]; then
+		bad "native run: exit status $(status_text "$nrc"), expected $(status_text "$want") (a broken guest or harness?)"
+	fi
+	if [ "$krc" != "$want" ]; then
+		bad "km run: exit status $(status_text "$krc"), expected $(status_text "$want")"
+	fi
+	if ! cmp -s "$nd/out" "$kd/out"; then
+		bad "stdout differs between the native run and the km run"
+		show_diff "$nd/out" "$kd/out"
+	fi
+	if [ "${COMPARE_STDERR:-1}" = 1 ] && ! cmp -s "$nd/err" "$kd/err"; then
+		bad "stderr differs between the native run and the km run"
+	fi
+}
+
+# show_runs NDIR KDIR: the commands and outputs of both runs, for diagnostics.
+show_runs() {
+	note "    native command: $N_CMDLINE"
+	note "    km command:     $K_CMDLINE"
+	show_file "native stdout" "$1/out"
+	show_file "native stderr" "$1/err"
+	show_file "km stdout" "$2/out"
+	show_file "km stderr" "$2/err"
+}
+
+# --- test guests -----------------------------------------------------------------------------
+
+# guest_case FLAVOUR NAME CASE EXPECT CWD ARGS...: one guest run natively and under km.
+# "@TMP" in ARGS is replaced by a fresh temporary directory (the same path for both runs, and
+# also given as $TMPDIR).
+guest_case() {
+	local flavour=$1 name=$2 case=$3 expect=$4 cwd=$5
+	shift 5
+	local test="guest/$flavour/$name/$case"
+	want "$test" || return 0
+	begin "$test"
+	local bin=$GUESTS/$flavour/$name d=$WORK/guest/$flavour/$name/$case
+	local tmp=$d/tmp want a
+	local -a args=()
+	for a in "$@"; do args+=("${a//@TMP/$tmp}"); done
+	[ "$cwd" = @CWD ] && cwd=$d/cwd
+	want=$(want_rc "$expect")
+	if [ ! -x "$bin" ]; then
+		bad "guest binary $bin is missing (make guests)"
+		end
+		return
+	fi
+	[ "$cwd" = "$d/cwd" ] && mkdir -p "$cwd"
+	local exe=$bin
+	[ "$cwd" != "$d/cwd" ] && exe=./$name # the relative-path case runs from the guest's own dir
+
+	rm -rf "$tmp" && mkdir -p "$tmp"
+	run "$d/native" "$cwd" /dev/null "TMPDIR=$tmp" -- "$exe" "${args[@]}"
+	local nrc=$RC
+	N_CMDLINE=$CMDLINE
+	rm -rf "$tmp" && mkdir -p "$tmp"
+	km_cmd "$exe" "${args[@]}"
+	run "$d/km" "$cwd" /dev/null "TMPDIR=$tmp" -- "${KMCMD[@]}"
+	local krc=$RC
+	K_CMDLINE=$CMDLINE
+
+	case $expect in
+	SIG*)
+		COMPARE_STDERR=0 compare_runs "$d/native" "$nrc" "$d/km" "$krc" "$want"
+		if [ -s "$d/native/err" ]; then
+			bad "native run of a crash guest wrote to stderr (the km check expects nothing but km's own line)"
+		fi
+		if [ $NATIVE = 0 ]; then
+			local nl
+			nl=$(wc -l <"$d/km/err")
+			if [ "$nl" -ne 1 ]; then
+				bad "km stderr has $nl lines, expected exactly one line reporting $expect"
+			elif ! grep -q "$expect" "$d/km/err"; then
+				bad "km stderr does not mention $expect"
+			fi
+		fi
+		;;
+	*)
+		compare_runs "$d/native" "$nrc" "$d/km" "$krc" "$want"
+		;;
+	esac
+	if grep -q '^FAIL' "$d/native/out"; then
+		bad "the guest's own checks failed natively: $(grep -m3 '^FAIL' "$d/native/out" | tr '\n' ' ')"
+	fi
+	if grep -q '^FAIL' "$d/km/out"; then
+		bad "the guest's own checks failed under km: $(grep -m3 '^FAIL' "$d/km/out" | tr '\n' ' ')"
+	fi
+	if [ -n "$(ls -A "$tmp")" ]; then
+		note "    (the km run left files behind in its temp dir: $(ls -A "$tmp" | head -5 | tr '\n' ' '))"
+	fi
+	if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+		show_runs "$d/native" "$d/km"
+	fi
+	end
+}
+
+# Each guest source may declare its runs with lines "// E2E: CASE EXPECT [ARGS...]": EXPECT is an
+# exit status or a signal name; ARGS are shell words ("@TMP" = a fresh temp dir). A guest without
+# such lines gets one case: "run 0" with no arguments.
+run_guests() {
+	local src name flavour line case expect argstr found
+	for flavour in gcc musl; do
+		for src in "$ROOT"/tests/guests/*.c; do
+			name=$(basename "$src" .c)
+			found=0
+			while IFS= read -r line; do
+				[[ $line =~ ^//\ E2E:\ +([A-Za-z0-9_.-]+)\ +([A-Z0-9]+)(\ +(.*))?$ ]] || continue
+				found=1
+				case=${BASH_REMATCH[1]}
+				expect=${BASH_REMATCH[2]}
+				argstr=${BASH_REMATCH[4]}
+				local -a args=()
+				eval "args=($argstr)" # trusted: our own test sources
+				guest_case "$flavour" "$name" "$case" "$expect" @CWD "${args[@]}"
+			done <"$src"
+			[ $found = 1 ] || guest_case "$flavour" "$name" run 0 @CWD
+		done
+		# The program started through a relative path: argv[0] and /proc/self/exe must still work.
+		if [ -f "$ROOT/tests/guests/misc.c" ]; then
+			guest_case "$flavour" misc relative-path 0 "$GUESTS/$flavour" @TMP
+		fi
+	done
+}
+
+# --- km's own behaviour: bad input -----------------------------------------------------------
+
+# km_rejects NAME MUST_MENTION KM_ARGS...: km must exit 1 with exactly one line on stderr that
+# contains MUST_MENTION, nothing on stdout, and no sanitizer report or core file.
+km_rejects() {
+	local name=$1 mention=$2
+	shift 2
+	local test="km/bad-input/$name"
+	want "$test" || return 0
+	km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/km-bad/$name
+	mkdir -p "$d/cwd"
+	run "$d" "$d/cwd" /dev/null -- "$KM" "$@"
+	local nl
+	nl=$(wc -l <"$d/err")
+	[ "$RC" = 1 ] || bad "exit status $(status_text "$RC"), expected 1"
+	[ "$nl" -eq 1 ] || bad "stderr has $nl lines, expected exactly one"
+	grep -qF -- "$mention" "$d/err" || bad "stderr does not mention '$mention'"
+	[ -s "$d/out" ] && bad "stdout is not empty"
+	grep -qiE 'sanitizer|runtime error:|leak' "$d/err" && bad "stderr has a sanitizer report"
+	[ -n "$(ls -A "$d/cwd")" ] && bad "km left files in its working directory: $(ls -A "$d/cwd" | tr '\n' ' ')"
+	if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+		note "    command: $CMDLINE"
+		show_file stdout "$d/out"
+		show_file stderr "$d/err"
+	fi
+	end
+}
+
+run_bad_input() {
+	local d=$WORK/inputs hello=$GUESTS/gcc/hello
+	mkdir -p "$d"
+	km_rejects missing-file "$d/no-such-program" "$d/no-such-program"
+
+	cp "$ROOT/tests/fixtures/not-elf.txt" "$d/not-elf.txt" && chmod +x "$d/not-elf.txt"
+	km_rejects not-elf "$d/not-elf.txt" "$d/not-elf.txt"
+
+	: >"$d/empty" && chmod +x "$d/empty"
+	km_rejects empty-file "$d/empty" "$d/empty"
+
+	km_rejects directory "$d" "$d"
+
+	head -c 100 "$hello" >"$d/truncated" && chmod +x "$d/truncated"
+	km_rejects truncated-elf "$d/truncated" "$d/truncated"
+
+	# Keep the program headers but cut the file before its segments' data.
+	head -c 3000 "$hello" >"$d/truncated-segments" && chmod +x "$d/truncated-segments"
+	km_rejects truncated-segments "$d/truncated-segments" "$d/truncated-segments"
+
+	# A real 32-bit program if the toolchain can make one, else a 64-bit one marked ELFCLASS32.
+	if ! gcc -m32 -nostdlib -static -o "$d/elf32" "$ROOT/tests/fixtures/elf32_exit.S" 2>"$d/elf32.log"; then
+		echo "note: gcc -m32 cannot link here; km/bad-input/elf32 uses a copy of hello with e_ident[EI_CLASS] patched to ELFCLASS32"
+		cp "$hello" "$d/elf32"
+		printf '\x01' | dd of="$d/elf32" bs=1 seek=4 conv=notrunc status=none
+	fi
+	km_rejects elf32 "$d/elf32" "$d/elf32"
+
+	# e_machine (offset 18, little-endian u16) = 183, EM_AARCH64.
+	cp "$hello" "$d/aarch64" && printf '\xb7\x00' | dd of="$d/aarch64" bs=1 seek=18 conv=notrunc status=none
+	km_rejects non-x86-machine "$d/aarch64" "$d/aarch64"
+
+	# A dynamically linked program (has PT_INTERP).
+	local dyn=/bin/true
+	if ! readelf -l "$dyn" 2>/dev/null | grep -q 'program interpreter'; then
+		dyn=$d/dynamic
+		gcc -o "$dyn" "$ROOT/tests/guests/hello.c" 2>/dev/null || dyn=""
+	fi
+	if [ -n "$dyn" ]; then
+		km_rejects dynamic-program "$dyn" "$dyn"
+	elif want km/bad-input/dynamic-program; then
+		begin km/bad-input/dynamic-program
+		bad "no dynamically linked program available to test with (/bin/true is static and gcc failed)"
+		end
+	fi
+
+	km_rejects bad-option "--no-such-option" --no-such-option "$hello"
+	km_rejects missing-kvm-device "/nonexistent/kvm-e2e" --kvm-device=/nonexistent/kvm-e2e "$hello"
+
+	# No program at all: a usage message (any length) and exit status 1.
+	local test=km/bad-input/no-program
+	if want "$test" && km_only "$test"; then
+		begin "$test"
+		run "$WORK/km-bad/no-program" "$WORK" /dev/null -- "$KM"
+		[ "$RC" = 1 ] || bad "exit status $(status_text "$RC"), expected 1"
+		[ -s "$WORK/km-bad/no-program/err" ] || bad "nothing on stderr, expected a usage message"
+		[ -n "$T_DIAG" ] && note "    command: $CMDLINE" && show_file stderr "$WORK/km-bad/no-program/err"
+		end
+	fi
+}
+
+# --- km's own behaviour: --trace -------------------------------------------------------------
+
+# Trace lines look like strace's: "name(args) = result", failures "= -1 ENAME ...".
+# A prefix before the name is allowed (e.g. "[km] ") as long as it ends in a space or '['.
+trace_line() { # REGEX-FOR-NAME-AND-ARGS REGEX-FOR-RESULT FILE
+	grep -qE "(^|[] [])$1 = $2" "$3"
+}
+
+run_trace() {
+	local flavour test d
+	for flavour in gcc musl; do
+		test="km/trace/$flavour/hello"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/trace/$flavour/hello
+			mkdir -p "$d/cwd"
+			run "$d" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/$flavour/hello"
+			[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+			[ "$(cat "$d/out")" = "hello, world" ] || bad "stdout is not exactly 'hello, world' (trace must go to stderr)"
+			trace_line 'write\(1, .*\)' '13$' "$d/err" ||
+				bad "no trace line like 'write(1, ..., 13) = 13'"
+			trace_line 'open(at)?\(.*"/nonexistent-km-e2e/file".*\)' '-(1 )?ENOENT' "$d/err" ||
+				bad "no trace line like 'openat(..., \"/nonexistent-km-e2e/file\", ...) = -1 ENOENT ...'"
+			grep -qE '(^|[] [])exit_group\(0\)' "$d/err" || bad "no trace line for exit_group(0)"
+			if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+				note "    command: $CMDLINE"
+				show_file stdout "$d/out"
+				show_file stderr "$d/err"
+			fi
+			end
+		fi
+
+		# Tracing bad pointers (strings, buffers) must not upset km: same output as untraced.
+		test="km/trace/$flavour/efault"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/trace/$flavour/efault
+			mkdir -p "$d/cwd"
+			run "$d/native" "$d/cwd" /dev/null -- "$GUESTS/$flavour/efault"
+			local nrc=$RC
+			N_CMDLINE=$CMDLINE
+			run "$d/km" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/$flavour/efault"
+			K_CMDLINE=$CMDLINE
+			COMPARE_STDERR=0 compare_runs "$d/native" "$nrc" "$d/km" "$RC" 0
+			trace_line 'write\(1, .*\)' '-(1 )?EFAULT' "$d/km/err" ||
+				bad "no trace line like 'write(1, 0x1, 10) = -1 EFAULT ...'"
+			trace_line 'open\(.*\)' '-(1 )?EFAULT' "$d/km/err" ||
+				bad "no trace line like 'open(0x1, ...) = -1 EFAULT ...' (a bad string pointer traced as a pointer)"
+			grep -qiE 'sanitizer|runtime error:' "$d/km/err" && bad "sanitizer report in km's stderr"
+			[ -n "$T_DIAG" ] && show_runs "$d/native" "$d/km"
+			end
+		fi
+	done
+}
+
+# --- main ------------------------------------------------------------------------------------
+
+echo "e2e: km=$([ $NATIVE = 1 ] && echo "native (harness self-check)" || echo "$KM") guests=$GUESTS${PATTERN:+ pattern=$PATTERN}"
+START=$SECONDS
+run_guests
+run_bad_input
+run_trace
+# shellcheck source=busybox.sh
+. "$ROOT/tests/e2e/busybox.sh"
+run_busybox
+
+echo
+if [ ${#FAILED_NAMES[@]} -gt 0 ]; then
+	echo "failed tests:"
+	printf '  %s\n' "${FAILED_NAMES[@]}"
+fi
+if [ ${#NOT_RUN[@]} -gt 0 ]; then
+	echo "not run in KM=native mode (they test km itself): ${#NOT_RUN[@]} tests: ${NOT_RUN[*]}"
+fi
+if [ "$MATCHED" -eq 0 ]; then
+	echo "e2e: no test name matches '$PATTERN'"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+echo "e2e: took $((SECONDS - START))s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
