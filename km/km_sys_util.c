@@ -68,7 +68,8 @@ int km_guest_check(km_mm_t *mm, uint64_t gva, size_t len, int access)
 
 /* Host iovecs for [gva, gva+len), all accessible, stopping when `max` are used. Returns the
  * bytes covered. */
-static size_t fill_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max, int *niov)
+static size_t fill_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max,
+		       int *niov)
 {
 	uint64_t at = gva, end = gva + len;
 	int n = 0;
@@ -95,8 +96,8 @@ static size_t fill_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct
 	return at - gva;
 }
 
-ssize_t km_buf_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, bool partial, struct iovec *iov, int max,
-		   int *niov)
+ssize_t km_buf_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, bool partial, struct iovec *iov,
+		   int max, int *niov)
 {
 	*niov = 0;
 	if (len == 0)
@@ -158,8 +159,8 @@ static ssize_t map_iovs(km_mm_t *mm, const km_guest_iovec_t *g, uint64_t cnt, in
 	return total;
 }
 
-ssize_t km_guest_iovs(km_mm_t *mm, uint64_t iov_gva, uint64_t cnt, int access, bool partial, struct iovec *iov,
-		      int max, int *niov)
+ssize_t km_guest_iovs(km_mm_t *mm, uint64_t iov_gva, uint64_t cnt, int access, bool partial,
+		      struct iovec *iov, int max, int *niov)
 {
 	*niov = 0;
 	if (cnt > KM_IOV_MAX)
@@ -319,8 +320,8 @@ static int msg_iov_in(km_mm_t *mm, bool send, km_msg_t *m)
 		return -ENOMEM;
 	int n;
 	/* A datagram must go out whole or not at all, so sends take no partial buffers. */
-	ssize_t rc = km_guest_iovs(mm, m->g.iov, m->g.iovlen, send ? KM_ACC_READ : KM_ACC_WRITE, !send, m->iov,
-				   KM_IOV_MAX, &n);
+	ssize_t rc = km_guest_iovs(mm, m->g.iov, m->g.iovlen, send ? KM_ACC_READ : KM_ACC_WRITE, !send,
+				   m->iov, KM_IOV_MAX, &n);
 	if (rc < 0)
 		return (int)rc;
 	m->h.msg_iov = m->iov;
@@ -387,18 +388,21 @@ int km_msg_out(km_mm_t *mm, uint64_t gva, km_msg_t *m)
 {
 	int rc = 0;
 	if (m->g.name != 0) {
-		size_t n = m->h.msg_namelen < (socklen_t)m->guest_namelen ? m->h.msg_namelen : (size_t)m->guest_namelen;
-		if (n > 0 && km_copy_to_guest(mm, m->g.name, &m->name, n) < 0)
-			rc = -EFAULT;
+		size_t n = m->h.msg_namelen;
+		if (n > (size_t)m->guest_namelen)
+			n = m->guest_namelen;
 		int32_t namelen = (int32_t)m->h.msg_namelen;
-		rc = rc ?: put_field(mm, gva, offsetof(km_guest_msghdr_t, namelen), &namelen, sizeof(namelen));
+		if ((n > 0 && km_copy_to_guest(mm, m->g.name, &m->name, n) < 0) ||
+		    put_field(mm, gva, offsetof(km_guest_msghdr_t, namelen), &namelen, sizeof(namelen)) < 0)
+			rc = -EFAULT;
 	}
 	uint64_t controllen = m->control != NULL ? m->h.msg_controllen : 0;
-	if (controllen > 0 && km_copy_to_guest(mm, m->g.control, m->control, controllen) < 0)
-		rc = rc ?: -EFAULT;
-	rc = rc ?: put_field(mm, gva, offsetof(km_guest_msghdr_t, controllen), &controllen, sizeof(controllen));
+	if ((controllen > 0 && km_copy_to_guest(mm, m->g.control, m->control, controllen) < 0) ||
+	    put_field(mm, gva, offsetof(km_guest_msghdr_t, controllen), &controllen, sizeof(controllen)) < 0)
+		rc = -EFAULT;
 	int32_t flags = m->h.msg_flags;
-	rc = rc ?: put_field(mm, gva, offsetof(km_guest_msghdr_t, flags), &flags, sizeof(flags));
+	if (put_field(mm, gva, offsetof(km_guest_msghdr_t, flags), &flags, sizeof(flags)) < 0)
+		rc = -EFAULT;
 	return rc;
 }
 
@@ -425,7 +429,8 @@ int km_sockaddr_out_prep(km_mm_t *mm, uint64_t addr, uint64_t lenp, km_sockaddr_
 	o->addr = addr;
 	o->lenp = lenp;
 	int32_t len;
-	if (km_copy_from_guest(mm, &len, lenp, sizeof(len)) < 0 || km_guest_check(mm, lenp, sizeof(len), KM_ACC_WRITE))
+	if (km_copy_from_guest(mm, &len, lenp, sizeof(len)) < 0 ||
+	    km_guest_check(mm, lenp, sizeof(len), KM_ACC_WRITE))
 		return -EFAULT;
 	if (len < 0)
 		return -EINVAL;

@@ -24,10 +24,10 @@
  * guest's RLIMIT_NOFILE below it, so the guest never gets, names or closes one of them. */
 #define KM_FD_RESERVED_BASE 1000
 
-#define KM_PATH_MAX 4096            /* PATH_MAX, including the NUL */
+#define KM_PATH_MAX 4096	     /* PATH_MAX, including the NUL */
 #define KM_MAX_RW_COUNT 0x7ffff000ul /* Linux caps one read/write at INT_MAX rounded down to a page */
-#define KM_IOV_MAX 1024             /* UIO_MAXIOV */
-#define KM_CTL_MAX (128ul << 10)    /* ancillary data per message, as net.core.optmem_max */
+#define KM_IOV_MAX 1024		     /* UIO_MAXIOV */
+#define KM_CTL_MAX (128ul << 10)     /* ancillary data per message, as net.core.optmem_max */
 
 /* -EBADF if fd is one of km's own, else 0. */
 static inline int km_fd_check(int fd)
@@ -63,13 +63,13 @@ int km_guest_check(km_mm_t *mm, uint64_t gva, size_t len, int access);
  * `partial`, for reads) when the buffer stops being accessible part way, as Linux returns a
  * short count at the first fault. -EFAULT if none of it is accessible, or with !partial if any
  * byte is not, or if the range leaves user space. */
-ssize_t km_buf_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, bool partial, struct iovec *iov, int max,
-		   int *niov);
+ssize_t km_buf_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, bool partial, struct iovec *iov,
+		   int max, int *niov);
 
 /* Same for a guest iovec array of `cnt` entries (readv, writev, msghdr): -EINVAL if cnt exceeds
  * KM_IOV_MAX or a length is negative; the total is capped at KM_MAX_RW_COUNT. */
-ssize_t km_guest_iovs(km_mm_t *mm, uint64_t iov_gva, uint64_t cnt, int access, bool partial, struct iovec *iov,
-		      int max, int *niov);
+ssize_t km_guest_iovs(km_mm_t *mm, uint64_t iov_gva, uint64_t cnt, int access, bool partial,
+		      struct iovec *iov, int max, int *niov);
 
 /* Host memory for a guest buffer the host fills with a variable amount (getdents, epoll_wait):
  * the guest's own memory when it is contiguous on the host, else a bounce buffer. */
