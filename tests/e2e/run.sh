@@ -9,7 +9,7 @@
 #   KM=native     harness self-check: runs every "km" command natively instead, to check the
 #                 guests and the harness without km. Tests of km itself (bad input, --trace, the
 #                 one-line crash report) cannot run then and are counted and listed as not run.
-#   TIMEOUT=60    seconds each single run may take.
+#   TIMEOUT=30    seconds each single run may take.
 #   VERBOSE=1     also print the output of passing tests' runs.
 set -u
 shopt -s nullglob
@@ -17,7 +17,7 @@ shopt -s nullglob
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KM=${KM:-$ROOT/build/bin/km}
 GUESTS=${GUESTS:-$ROOT/build/tests/guests}
-TIMEOUT=${TIMEOUT:-60}
+TIMEOUT=${TIMEOUT:-30}
 VERBOSE=${VERBOSE:-0}
 PATTERN=${1:-}
 
@@ -406,9 +406,10 @@ run_bad_input() {
 # --- km's own behaviour: --trace -------------------------------------------------------------
 
 # Trace lines look like strace's: "name(args) = result", failures "= -1 ENAME ...".
-# A prefix before the name is allowed (e.g. "[km] ") as long as it ends in a space or '['.
+# A prefix before the name is allowed (e.g. "[km] ") as long as it ends in a space or ']';
+# spaces before "=" may be padded (strace aligns results in a column).
 trace_line() { # REGEX-FOR-NAME-AND-ARGS REGEX-FOR-RESULT FILE
-	grep -qE "(^|[] [])$1 = $2" "$3"
+	grep -qE "(^|[] [])$1 +=  *$2" "$3"
 }
 
 run_trace() {
@@ -422,8 +423,8 @@ run_trace() {
 			run "$d" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/$flavour/hello"
 			[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
 			[ "$(cat "$d/out")" = "hello, world" ] || bad "stdout is not exactly 'hello, world' (trace must go to stderr)"
-			trace_line 'write\(1, .*\)' '13$' "$d/err" ||
-				bad "no trace line like 'write(1, ..., 13) = 13'"
+			trace_line 'writev?\(1, .*\)' '13$' "$d/err" ||
+				bad "no trace line like 'write(1, ..., 13) = 13' (or writev, as musl does)"
 			trace_line 'open(at)?\(.*"/nonexistent-km-e2e/file".*\)' '-(1 )?ENOENT' "$d/err" ||
 				bad "no trace line like 'openat(..., \"/nonexistent-km-e2e/file\", ...) = -1 ENOENT ...'"
 			grep -qE '(^|[] [])exit_group\(0\)' "$d/err" || bad "no trace line for exit_group(0)"
@@ -432,6 +433,28 @@ run_trace() {
 				show_file stdout "$d/out"
 				show_file stderr "$d/err"
 			fi
+			end
+		fi
+
+		# Every byte the guest writes to stdout shows up in the results of its traced writes.
+		test="km/trace/$flavour/fileio"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/trace/$flavour/fileio
+			mkdir -p "$d/cwd" "$d/tmp"
+			run "$d/native" "$d/cwd" /dev/null -- "$GUESTS/$flavour/fileio" "$d/tmp"
+			local nrc=$RC
+			N_CMDLINE=$CMDLINE
+			rm -rf "$d/tmp" && mkdir -p "$d/tmp"
+			run "$d/km" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/$flavour/fileio" "$d/tmp"
+			K_CMDLINE=$CMDLINE
+			COMPARE_STDERR=0 compare_runs "$d/native" "$nrc" "$d/km" "$RC" 0
+			local traced
+			traced=$(grep -E '(^|[] [])writev?\(1, .*\) +=  *[0-9]+$' "$d/km/err" | sed -E 's/.*= *([0-9]+)$/\1/' |
+				awk '{ s += $1 } END { print s + 0 }')
+			[ "$traced" = "$(wc -c <"$d/km/out")" ] ||
+				bad "traced write(1, ...) results add up to $traced bytes, but stdout has $(wc -c <"$d/km/out")"
+			[ -n "$T_DIAG" ] && show_runs "$d/native" "$d/km"
 			end
 		fi
 
