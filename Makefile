@@ -11,7 +11,7 @@ MUSLCC := musl-gcc
 SAN ?=
 OPT ?= -O2
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
-	  -Ikm -Iruntime -Iruntime/include $(SAN)
+	  -Ikm -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lpthread
 
 KM_SRCS := $(sort $(wildcard km/*.c))
@@ -92,3 +92,11 @@ bench: deps
 
 clean:
 	rm -rf build
+
+# Syscall names for --trace, from the installed kernel headers.
+$(BUILD)/gen/km_syscall_names.h: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
+	@mkdir -p $(dir $@)
+	awk 'BEGIN { print "/* generated from <asm/unistd_64.h> */"; print "static const char *const km_syscall_names[] = {" } \
+	     $$1 == "#define" && $$2 ~ /^__NR_/ { sub("__NR_", "", $$2); printf "\t[%d] = \"%s\",\n", $$3, $$2 } \
+	     END { print "};" }' $< > $@
+$(BUILD)/obj/km/km_syscall.o: $(BUILD)/gen/km_syscall_names.h

@@ -12,6 +12,7 @@
 #include "km_error.h"
 #include "km_machine.h"
 #include "km_mm.h"
+#include "km_runtime_layout.h"
 #include "km_vcpu.h"
 
 typedef struct km_guest_opts {
@@ -20,6 +21,16 @@ typedef struct km_guest_opts {
 	int trace_fd;       /* where --trace writes (stderr) */
 	const char *kvm_dev;
 } km_guest_opts_t;
+
+/* A signal disposition exactly as the x86-64 kernel ABI passes it to rt_sigaction. */
+typedef struct km_sigaction {
+	uint64_t handler; /* SIG_DFL (0), SIG_IGN (1) or the handler's address */
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+} km_sigaction_t;
+
+#define KM_NSIG 64
 
 typedef struct km_guest {
 	km_guest_opts_t opts;
@@ -34,11 +45,27 @@ typedef struct km_guest {
 	uint64_t auxv_gva;    /* where the auxiliary vector sits on the initial stack */
 	size_t auxv_len;      /* its size in bytes */
 
+	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
+
 	/* How the guest ended: exit_group status, or a fatal signal. */
 	bool exited;
 	int exit_status;
 	int term_signal;
 	uint64_t fault_rip, fault_addr;
 } km_guest_t;
+
+/* Creates the VM, guest memory and runtime for a new guest. */
+int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err);
+
+/* Loads program `path` (a static x86-64 ELF), builds its stack from argv/envp and creates vCPU 0
+ * ready to enter it. */
+int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], char *const envp[],
+			  km_err_t **err);
+
+/* Runs the guest until it ends. Returns 0 (see exited/exit_status/term_signal) or -1 with *err. */
+int km_guest_run(km_guest_t *g, km_err_t **err);
+
+/* Releases everything; safe on a partly created guest. */
+void km_guest_destroy(km_guest_t *g);
 
 #endif

@@ -63,11 +63,11 @@ typedef struct km_mm {
 	uint64_t committed; /* bytes of mappings held now */
 
 	uint64_t brk_start, brk_cur; /* program break: heap VMA is [brk_start, PAGE_UP(brk_cur)) */
-	uint64_t brk_gpa_end;        /* guest-physical space reserved for heap growth ends here */
+	uint64_t brk_gpa, brk_gpa_end; /* guest-physical window reserved for heap growth */
 	uint64_t mmap_base;          /* top-down search for new mappings starts below this */
 	uint64_t stack_top;
 
-	bool tlb_flush_needed; /* a mapping was narrowed: vCPUs must reload CR3 before running */
+	uint64_t tlb_gen; /* bumped when a mapping is narrowed: each vCPU reloads CR3 when it lags */
 } km_mm_t;
 
 /* Access kinds for checks. */
@@ -76,8 +76,9 @@ typedef struct km_mm {
 #define KM_ACC_EXEC 4
 
 /* Reserves guest-physical space for `limit` bytes of mappings plus the runtime and page-table
- * pools (MAP_NORESERVE: untouched memory costs nothing). */
-int km_mm_init(km_mm_t *mm, uint64_t limit, km_err_t **err);
+ * pools (MAP_NORESERVE: untouched memory costs nothing). Fails if that needs guest-physical
+ * addresses of `phys_bits` bits or more. */
+int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err);
 /* Unmaps everything; safe on a zeroed or partly initialised mm. */
 void km_mm_fini(km_mm_t *mm);
 

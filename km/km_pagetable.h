@@ -10,6 +10,7 @@
 #define KM_PAGETABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct km_pt {

@@ -8,6 +8,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,9 +24,15 @@ typedef struct km_vcpu {
 	struct kvm_run *run; /* shared with KVM; sync regs live here */
 	pid_t tid;           /* thread id the guest sees */
 	uint64_t clear_child_tid; /* set_tid_address */
+	uint64_t robust_list, robust_list_len;
+	uint64_t sigmask;         /* blocked signals (bit sig-1) */
+	stack_t altstack;         /* sigaltstack; ss_sp is a guest address */
 	/* While the vCPU runs the TLB-flush stub, its real rip and r11 wait here. */
 	bool in_flush;
 	uint64_t flush_rip, flush_r11;
+	uint64_t tlb_gen;     /* the km_mm_t.tlb_gen this vCPU's TLB is known to match */
+	uint64_t last_pf_rip; /* to tell a stale-TLB fault (retried once) from a real one */
+	uint64_t last_pf_addr;
 } km_vcpu_t;
 
 /* Creates vCPU `id` of guest g: KVM vCPU, CPUID, control registers, long mode segments, GDT/TSS
@@ -42,6 +49,9 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err);
 /* Sets the FS base (arch_prctl ARCH_SET_FS). Returns 0 or -errno. */
 int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base);
 uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
+
+/* Makes the vCPU reload CR3 before it runs guest code again (through the runtime's flush stub). */
+void km_vcpu_flush_tlb(km_vcpu_t *v);
 
 /* Releases the KVM vCPU and its mapping. */
 void km_vcpu_destroy(km_vcpu_t *v);

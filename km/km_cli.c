@@ -1,0 +1,181 @@
+/* Command line parsing: see km_cli.h. */
+#include "km_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KM_VERSION "0.1.0"
+#define MIN_MEMORY (16ul << 20)
+
+static const char usage[] =
+    "usage: km [options] <program> [args...]\n"
+    "Runs a static Linux x86-64 program in its own KVM virtual machine.\n"
+    "\n"
+    "options:\n"
+    "  --memory=SIZE       most memory the guest may map (e.g. 512M, 8G; default: host RAM + swap)\n"
+    "  --env=NAME=VALUE    set a variable in the guest's environment (repeatable)\n"
+    "  --clear-env         start the guest with an empty environment (then --env applies)\n"
+    "  --trace             print every guest syscall with its arguments and result to stderr\n"
+    "  --kvm-device=PATH   KVM device to use (default /dev/kvm)\n"
+    "  --help              this text\n"
+    "  --version           km's version\n";
+
+enum { OPT_MEMORY = 256, OPT_ENV, OPT_CLEAR_ENV, OPT_TRACE, OPT_KVM_DEV, OPT_HELP, OPT_VERSION };
+
+static const struct option options[] = {
+    {"memory", required_argument, NULL, OPT_MEMORY}, {"env", required_argument, NULL, OPT_ENV},
+    {"clear-env", no_argument, NULL, OPT_CLEAR_ENV}, {"trace", no_argument, NULL, OPT_TRACE},
+    {"kvm-device", required_argument, NULL, OPT_KVM_DEV}, {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},     {NULL, 0, NULL, 0},
+};
+
+int km_parse_size(const char *s, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || s[0] == '-')
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'i' || *end == 'B' || *end == 'b')
+		end += (end[0] == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+	if (*end != '\0' || (shift && v > (~0ul >> shift)))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+static unsigned long default_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	unsigned long ram = pages > 0 && psize > 0 ? (unsigned long)pages * (unsigned long)psize : (8ul << 30);
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (f != NULL) {
+		char line[256];
+		unsigned long kb;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "SwapTotal: %lu kB", &kb) == 1)
+				ram += kb << 10;
+		fclose(f);
+	}
+	return ram;
+}
+
+static int parse_env(km_cli_t *cli, const char *arg, km_err_t **err)
+{
+	if (strchr(arg, '=') == NULL || arg[0] == '=')
+		return km_err_set(err, 0, "--env needs NAME=VALUE, got '%s'", arg);
+	const char **n = realloc(cli->env_set, (cli->nenv + 1) * sizeof(*n));
+	if (n == NULL)
+		return km_err_set(err, ENOMEM, "--env");
+	cli->env_set = n;
+	cli->env_set[cli->nenv++] = arg;
+	return 0;
+}
+
+int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
+{
+	memset(cli, 0, sizeof(*cli));
+	cli->guest.kvm_dev = "/dev/kvm";
+	cli->guest.trace_fd = STDERR_FILENO;
+	cli->guest.memory = default_memory();
+	opterr = 0;
+	optind = 1;
+	int c;
+	/* '+': options end at the program name; everything after it belongs to the program. */
+	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+		unsigned long size;
+		switch (c) {
+		case OPT_MEMORY:
+			if (km_parse_size(optarg, &size) < 0 || size < MIN_MEMORY)
+				return km_err_set(err, 0, "--memory: '%s' is not a size of at least 16M", optarg);
+			cli->guest.memory = size;
+			break;
+		case OPT_ENV:
+			if (parse_env(cli, optarg, err) < 0)
+				return -1;
+			break;
+		case OPT_CLEAR_ENV:
+			cli->clear_env = true;
+			break;
+		case OPT_TRACE:
+			cli->guest.trace = true;
+			break;
+		case OPT_KVM_DEV:
+			cli->guest.kvm_dev = optarg;
+			break;
+		case OPT_HELP:
+			fputs(usage, stdout);
+			cli->done = true;
+			return 0;
+		case OPT_VERSION:
+			printf("km %s\n", KM_VERSION);
+			cli->done = true;
+			return 0;
+		case ':':
+			return km_err_set(err, 0, "option '%s' needs a value (see km --help)", argv[optind - 1]);
+		default:
+			return km_err_set(err, 0, "unknown option '%s' (see km --help)", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return km_err_set(err, 0, "no program given (usage: km [options] <program> [args...])");
+	cli->prog_index = optind;
+	return 0;
+}
+
+/* Index of the entry in env[0..n) with the same NAME as `kv`, or -1. */
+static long find_var(char **env, size_t n, const char *kv)
+{
+	size_t len = strcspn(kv, "=");
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(env[i], kv, len) == 0 && env[i][len] == '=')
+			return (long)i;
+	return -1;
+}
+
+char **km_cli_guest_env(const km_cli_t *cli, char **host_env, km_err_t **err)
+{
+	size_t nhost = 0;
+	if (!cli->clear_env)
+		while (host_env[nhost] != NULL)
+			nhost++;
+	char **env = calloc(nhost + cli->nenv + 1, sizeof(*env));
+	if (env == NULL) {
+		km_err_set(err, ENOMEM, "building the guest environment");
+		return NULL;
+	}
+	size_t n = 0;
+	for (; n < nhost; n++)
+		env[n] = host_env[n];
+	for (size_t i = 0; i < cli->nenv; i++) {
+		long at = find_var(env, n, cli->env_set[i]);
+		if (at >= 0)
+			env[at] = (char *)cli->env_set[i];
+		else
+			env[n++] = (char *)cli->env_set[i];
+	}
+	env[n] = NULL;
+	return env;
+}
+
+void km_cli_free_env(char **env)
+{
+	free(env); /* the strings belong to km's environment and argv */
+}
+
+void km_cli_free(km_cli_t *cli)
+{
+	free(cli->env_set);
+	cli->env_set = NULL;
+}

@@ -1,0 +1,33 @@
+/* km's command line: options, defaults, and the guest's environment. */
+#ifndef KM_CLI_H
+#define KM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "km_error.h"
+#include "km_guest.h"
+
+typedef struct km_cli {
+	km_guest_opts_t guest;
+	bool clear_env;
+	const char **env_set; /* --env NAME=VALUE, in order */
+	size_t nenv;
+	int prog_index;       /* argv index of the program; its arguments follow */
+	bool done;            /* --help or --version was answered: exit 0 */
+} km_cli_t;
+
+/* Parses argv. Returns 0 (check cli->done) or -1 with *err saying what is wrong. */
+int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err);
+
+/* The guest's environment: km's own (unless --clear-env) with --env applied. NULL-terminated;
+ * free with km_cli_free_env. */
+char **km_cli_guest_env(const km_cli_t *cli, char **host_env, km_err_t **err);
+void km_cli_free_env(char **env);
+
+void km_cli_free(km_cli_t *cli);
+
+/* Parses sizes such as 512M, 4G, 1048576. Returns 0 or -1. */
+int km_parse_size(const char *s, unsigned long *out);
+
+#endif

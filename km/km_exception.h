@@ -1,0 +1,19 @@
+/*
+ * CPU exceptions raised by guest code. Until guest signal handlers exist, each becomes the Linux
+ * signal the kernel would send, with its default action: the guest ends as killed by it.
+ */
+#ifndef KM_EXCEPTION_H
+#define KM_EXCEPTION_H
+
+#include <stdint.h>
+
+#include "km_vcpu.h"
+
+/* Handles the exception `vector` the vCPU exited on (its frame on the IST stack). Returns 1 to
+ * resume the vCPU, 0 when the guest has ended (km_guest_t says how). */
+int km_exception_handle(km_vcpu_t *v, int vector);
+
+/* Ends the guest as killed by `sig` at rip with fault address `addr`. */
+void km_guest_kill(km_vcpu_t *v, int sig, uint64_t rip, uint64_t addr);
+
+#endif

@@ -1,0 +1,67 @@
+/* One guest: creation, program loading, running, teardown. See km_guest.h. */
+#include "km_guest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "km_elf_load.h"
+#include "km_initstack.h"
+#include "km_runtime.h"
+#include "km_syscall.h"
+
+int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
+{
+	memset(g, 0, sizeof(*g));
+	g->machine.kvm_fd = g->machine.vm_fd = -1;
+	g->opts = *opts;
+	g->pid = getpid();
+	km_syscall_init();
+	if (km_machine_open(&g->machine, opts->kvm_dev, err) < 0)
+		return -1;
+	if (km_mm_init(&g->mm, opts->memory, g->machine.phys_bits, err) < 0)
+		return -1;
+	if (km_machine_set_memory(&g->machine, 0, 0, g->mm.gpa_size, g->mm.host, err) < 0)
+		return -1;
+	return km_runtime_load(&g->mm, err);
+}
+
+int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], char *const envp[],
+			  km_err_t **err)
+{
+	km_elf_info_t elf;
+	g->exe_path = realpath(path, NULL);
+	if (g->exe_path == NULL)
+		return km_err_set(err, errno, "%s", path);
+	if (km_elf_load(&g->mm, path, &elf, err) < 0)
+		return -1;
+	g->entry = elf.entry;
+	km_mm_set_brk_start(&g->mm, elf.image_end);
+	uint64_t rsp;
+	if (km_initstack_build(g, &elf, argv, envp, &rsp, err) < 0)
+		return km_err_wrap(err, "%s", path);
+	km_vcpu_t *v;
+	if (km_vcpu_create(g, 0, &v, err) < 0)
+		return -1;
+	g->vcpus[0] = v;
+	g->nvcpus = 1;
+	v->tid = g->pid;
+	return km_vcpu_set_entry(v, elf.entry, rsp, err);
+}
+
+int km_guest_run(km_guest_t *g, km_err_t **err)
+{
+	return km_vcpu_run(g->vcpus[0], err);
+}
+
+void km_guest_destroy(km_guest_t *g)
+{
+	for (int i = 0; i < g->nvcpus; i++)
+		km_vcpu_destroy(g->vcpus[i]);
+	g->nvcpus = 0;
+	km_mm_fini(&g->mm);
+	km_machine_close(&g->machine);
+	free(g->exe_path);
+	g->exe_path = NULL;
+}

@@ -1,0 +1,373 @@
+/* Mapping operations on the guest address space (mmap, munmap, mprotect, mremap, madvise, brk). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "km_mm_internal.h"
+
+#define MMAP_MIN_ADDR 0x10000ul /* Linux's default vm.mmap_min_addr */
+#define LOW_2G 0x80000000ul
+
+static bool range_ok(uint64_t addr, uint64_t len)
+{
+	return addr >= MMAP_MIN_ADDR && addr + len > addr && addr + len <= KM_USER_TOP;
+}
+
+/* Host protection for a mapping's backing: private memory is always read/write on the host (the
+ * guest page tables enforce the guest's protection); shared file memory follows the guest so that
+ * a read-only file is never opened for writing behind the guest's back. */
+static int host_prot(int prot, int flags)
+{
+	if ((flags & MAP_SHARED) && !(flags & MAP_ANONYMOUS))
+		return PROT_READ | ((prot & PROT_WRITE) ? PROT_WRITE : 0);
+	return PROT_READ | PROT_WRITE;
+}
+
+static void note_narrowed(km_mm_t *mm)
+{
+	mm->tlb_gen++;
+}
+
+/* Removes every mapping in [start, end): VMAs split at the edges, memory released, page tables
+ * cleared. Returns 0 or -ENOMEM (no memory to split). */
+static int carve(km_mm_t *mm, uint64_t start, uint64_t end)
+{
+	if (km_vma_split_at(mm, start) < 0 || km_vma_split_at(mm, end) < 0)
+		return -ENOMEM;
+	size_t i = km_vma_index(mm, start);
+	bool any = false;
+	while (i < mm->nvmas && mm->vmas[i].start < end) {
+		km_vma_t *v = &mm->vmas[i];
+		km_pt_unmap(&mm->pt, v->start, v->end - v->start);
+		km_phys_release(mm, v->gpa, v->end - v->start);
+		mm->committed -= v->end - v->start;
+		km_vma_remove(mm, i);
+		any = true;
+	}
+	if (any)
+		note_narrowed(mm);
+	return 0;
+}
+
+/* Bytes of [start, end) that are mapped now (what a MAP_FIXED over it gives back). */
+static uint64_t mapped_bytes(km_mm_t *mm, uint64_t start, uint64_t end)
+{
+	uint64_t n = 0;
+	for (size_t i = km_vma_index(mm, start); i < mm->nvmas && mm->vmas[i].start < end; i++) {
+		uint64_t s = mm->vmas[i].start > start ? mm->vmas[i].start : start;
+		uint64_t e = mm->vmas[i].end < end ? mm->vmas[i].end : end;
+		n += e - s;
+	}
+	return n;
+}
+
+/* Chooses where a new mapping goes: the hint when free, else top-down below mmap_base. */
+static uint64_t place(km_mm_t *mm, uint64_t hint, uint64_t len, int flags)
+{
+	if (flags & MAP_32BIT)
+		return km_vma_find_gap(mm, len, 0x40000000ul, LOW_2G);
+	hint = KM_PAGE_DOWN(hint);
+	if (hint != 0 && range_ok(hint, len) && km_vma_range_free(mm, hint, hint + len))
+		return hint;
+	uint64_t a = km_vma_find_gap(mm, len, MMAP_MIN_ADDR, mm->mmap_base);
+	if (a == 0)
+		a = km_vma_find_gap(mm, len, mm->mmap_base, KM_USER_TOP);
+	return a;
+}
+
+static int back_with_file(km_mm_t *mm, uint64_t gpa, uint64_t len, int prot, int flags, int fd, uint64_t off)
+{
+	int share = (flags & MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+	if (mmap(mm->host + gpa, len, host_prot(prot, flags), share | MAP_FIXED, fd, (off_t)off) == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+static int back_with_shared_anon(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	if (mmap(mm->host + gpa, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	    MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off,
+		  enum km_vma_kind kind, const char *path)
+{
+	if (len == 0 || KM_PAGE_UP(len) < len || (off & (KM_PAGE_SIZE - 1)))
+		return -EINVAL;
+	len = KM_PAGE_UP(len);
+	if (!(flags & (MAP_SHARED | MAP_PRIVATE)) || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
+		return -EINVAL;
+	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	if (fixed) {
+		if ((addr & (KM_PAGE_SIZE - 1)) || !range_ok(addr, len))
+			return (addr & (KM_PAGE_SIZE - 1)) ? -EINVAL : -ENOMEM;
+		if ((flags & MAP_FIXED_NOREPLACE) && !(flags & MAP_FIXED) && !km_vma_range_free(mm, addr, addr + len))
+			return -EEXIST;
+	} else {
+		addr = place(mm, addr, len, flags);
+		if (addr == 0)
+			return -ENOMEM;
+	}
+	if (mm->committed - (fixed ? mapped_bytes(mm, addr, addr + len) : 0) + len > mm->limit)
+		return -ENOMEM;
+	uint64_t gpa = km_phys_alloc(mm, len, addr);
+	if (gpa == 0)
+		return -ENOMEM;
+	int rc = 0;
+	if (fd >= 0)
+		rc = back_with_file(mm, gpa, len, prot, flags, fd, off);
+	else if (flags & MAP_SHARED)
+		rc = back_with_shared_anon(mm, gpa, len);
+	if (rc == 0 && fixed)
+		rc = carve(mm, addr, addr + len);
+	km_vma_t v = {.start = addr, .end = addr + len, .gpa = gpa, .prot = prot, .flags = flags, .kind = kind,
+		      .offset = off};
+	if (rc == 0 && path != NULL && (v.path = strdup(path)) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && km_pt_map(&mm->pt, addr, gpa, len, prot) < 0)
+		rc = -ENOMEM;
+	if (rc == 0 && (rc = km_vma_insert(mm, &v)) < 0)
+		km_pt_unmap(&mm->pt, addr, len);
+	if (rc < 0) {
+		free(v.path);
+		km_phys_release(mm, gpa, len);
+		return rc;
+	}
+	mm->committed += len;
+	return (int64_t)addr;
+}
+
+int km_mm_unmap(km_mm_t *mm, uint64_t addr, uint64_t len)
+{
+	if ((addr & (KM_PAGE_SIZE - 1)) || len == 0 || addr + len < addr)
+		return -EINVAL;
+	len = KM_PAGE_UP(len);
+	if (addr >= KM_USER_TOP)
+		return -EINVAL;
+	if (addr + len > KM_USER_TOP)
+		len = KM_USER_TOP - addr;
+	return carve(mm, addr, addr + len);
+}
+
+/* True if every page of [addr, addr+len) is mapped. */
+static bool fully_mapped(km_mm_t *mm, uint64_t addr, uint64_t len)
+{
+	uint64_t at = addr;
+	for (size_t i = km_vma_index(mm, addr); at < addr + len; i++) {
+		if (i >= mm->nvmas || mm->vmas[i].start > at)
+			return false;
+		at = mm->vmas[i].end;
+	}
+	return true;
+}
+
+int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot)
+{
+	if ((addr & (KM_PAGE_SIZE - 1)) || addr + len < addr)
+		return -EINVAL;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP))
+		return -EINVAL;
+	prot &= PROT_READ | PROT_WRITE | PROT_EXEC;
+	len = KM_PAGE_UP(len);
+	if (len == 0)
+		return 0;
+	if (!fully_mapped(mm, addr, len))
+		return -ENOMEM;
+	/* A shared file mapping gains write access only if the file was opened for writing. */
+	for (size_t i = km_vma_index(mm, addr); i < mm->nvmas && mm->vmas[i].start < addr + len; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		if ((prot & PROT_WRITE) && !(v->prot & PROT_WRITE) && (v->flags & MAP_SHARED) &&
+		    !(v->flags & MAP_ANONYMOUS)) {
+			uint64_t s = v->start > addr ? v->start : addr;
+			uint64_t e = v->end < addr + len ? v->end : addr + len;
+			if (mprotect(mm->host + v->gpa + (s - v->start), e - s, PROT_READ | PROT_WRITE) < 0)
+				return -errno;
+		}
+	}
+	if (km_vma_split_at(mm, addr) < 0 || km_vma_split_at(mm, addr + len) < 0)
+		return -ENOMEM;
+	for (size_t i = km_vma_index(mm, addr); i < mm->nvmas && mm->vmas[i].start < addr + len; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		if (km_pt_map(&mm->pt, v->start, v->gpa, v->end - v->start, prot) < 0)
+			return -ENOMEM;
+		v->prot = prot;
+	}
+	note_narrowed(mm);
+	return 0;
+}
+
+int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len)
+{
+	if ((addr & (KM_PAGE_SIZE - 1)) || addr + len < addr)
+		return -EINVAL;
+	len = KM_PAGE_UP(len);
+	if (!fully_mapped(mm, addr, len))
+		return -ENOMEM;
+	for (size_t i = km_vma_index(mm, addr); i < mm->nvmas && mm->vmas[i].start < addr + len; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		uint64_t s = v->start > addr ? v->start : addr;
+		uint64_t e = v->end < addr + len ? v->end : addr + len;
+		if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Grows VMA i (which ends at old_end) in place to new_end, if the virtual and physical space after
+ * it are both free. */
+static int grow_in_place(km_mm_t *mm, size_t i, uint64_t new_end)
+{
+	km_vma_t *v = &mm->vmas[i];
+	uint64_t extra = new_end - v->end;
+	if (!km_vma_range_free(mm, v->end, new_end) || new_end > KM_USER_TOP)
+		return -ENOMEM;
+	uint64_t gpa_next = v->gpa + (v->end - v->start);
+	bool in_heap_window = v->gpa >= mm->brk_gpa && gpa_next + extra <= mm->brk_gpa_end;
+	if (!in_heap_window && km_phys_take(mm, gpa_next, extra) < 0)
+		return -ENOMEM;
+	int rc = 0;
+	if (v->flags & MAP_SHARED && v->flags & MAP_ANONYMOUS)
+		rc = -ENOMEM; /* a shared anonymous object cannot be extended in place */
+	else if (v->kind == KM_VMA_FILE || v->kind == KM_VMA_ELF)
+		rc = -ENOMEM; /* the host file mapping would need extending too: move instead */
+	if (rc == 0 && km_pt_map(&mm->pt, v->end, gpa_next, extra, v->prot) < 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		if (!in_heap_window)
+			km_phys_release(mm, gpa_next, extra);
+		return rc;
+	}
+	v->end = new_end;
+	mm->committed += extra;
+	return 0;
+}
+
+/* Moves VMA i (exactly [old, old+old_len)) to new_addr with size new_len, keeping its contents. */
+static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_len)
+{
+	km_vma_t v = mm->vmas[i];
+	uint64_t old_len = v.end - v.start;
+	uint64_t gpa = km_phys_alloc(mm, new_len, new_addr);
+	if (gpa == 0)
+		return -ENOMEM;
+	/* Move the host pages (no copy), then refill the hole the move leaves in km's reservation. */
+	void *dst = mremap(mm->host + v.gpa, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, mm->host + gpa);
+	if (dst == MAP_FAILED) {
+		int e = errno;
+		km_phys_release(mm, gpa, new_len);
+		return -e;
+	}
+	km_phys_reset(mm, v.gpa, old_len);
+	if (km_pt_map(&mm->pt, new_addr, gpa, new_len, v.prot) < 0)
+		return -ENOMEM;
+	km_pt_unmap(&mm->pt, v.start, old_len);
+	km_phys_release(mm, v.gpa, old_len);
+	mm->vmas[i].path = NULL; /* ownership moves with the VMA */
+	km_vma_remove(mm, i);
+	v.start = new_addr;
+	v.end = new_addr + new_len;
+	v.gpa = gpa;
+	if (v.kind == KM_VMA_BRK || v.kind == KM_VMA_STACK)
+		v.kind = KM_VMA_ANON;
+	mm->committed += new_len - old_len;
+	note_narrowed(mm);
+	if (km_vma_insert(mm, &v) < 0)
+		return -ENOMEM;
+	return (int64_t)new_addr;
+}
+
+int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr)
+{
+	if ((old & (KM_PAGE_SIZE - 1)) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)))
+		return -EINVAL;
+	if ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE))
+		return -EINVAL;
+	if (flags & MREMAP_DONTUNMAP)
+		return -EINVAL; /* not supported yet: rare, and only for private anonymous memory */
+	old_len = KM_PAGE_UP(old_len);
+	new_len = KM_PAGE_UP(new_len);
+	if (new_len == 0 || old_len == 0)
+		return -EINVAL; /* old_len 0 duplicates shared mappings: not supported */
+	km_vma_t *v = km_vma_find(mm, old);
+	if (v == NULL || old + old_len > v->end)
+		return -EFAULT;
+	if (mm->committed + (new_len > old_len ? new_len - old_len : 0) > mm->limit)
+		return -ENOMEM;
+	if (flags & MREMAP_FIXED) {
+		if ((new_addr & (KM_PAGE_SIZE - 1)) || !range_ok(new_addr, new_len))
+			return -EINVAL;
+		if (new_addr < old + old_len && old < new_addr + new_len)
+			return -EINVAL;
+		int rc = carve(mm, new_addr, new_addr + new_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (km_vma_split_at(mm, old) < 0 || km_vma_split_at(mm, old + old_len) < 0)
+		return -ENOMEM;
+	size_t i = km_vma_index(mm, old);
+	if (!(flags & MREMAP_FIXED)) {
+		if (new_len <= old_len) {
+			int rc = carve(mm, old + new_len, old + old_len);
+			return rc < 0 ? rc : (int64_t)old;
+		}
+		if (grow_in_place(mm, i, old + new_len) == 0)
+			return (int64_t)old;
+		if (!(flags & MREMAP_MAYMOVE))
+			return -ENOMEM;
+		new_addr = place(mm, 0, new_len, 0);
+		if (new_addr == 0)
+			return -ENOMEM;
+	}
+	return move_vma(mm, i, new_addr, new_len);
+}
+
+void km_mm_set_brk_start(km_mm_t *mm, uint64_t start)
+{
+	mm->brk_start = mm->brk_cur = KM_PAGE_UP(start);
+	/* Reserve a window of guest-physical space as large as the memory limit so the heap can always
+	 * grow in place while its virtual space is free. */
+	uint64_t window = mm->limit;
+	uint64_t gpa = km_phys_alloc(mm, window, mm->brk_start);
+	if (gpa != 0) {
+		mm->brk_gpa = gpa;
+		mm->brk_gpa_end = gpa + window;
+	}
+}
+
+uint64_t km_mm_brk(km_mm_t *mm, uint64_t want)
+{
+	uint64_t old_end = KM_PAGE_UP(mm->brk_cur), new_end = KM_PAGE_UP(want);
+	if (want < mm->brk_start || mm->brk_gpa == 0 || new_end < want)
+		return mm->brk_cur;
+	if (new_end - mm->brk_start > mm->brk_gpa_end - mm->brk_gpa)
+		return mm->brk_cur;
+	if (new_end > old_end) {
+		uint64_t gpa = mm->brk_gpa + (old_end - mm->brk_start);
+		if (!km_vma_range_free(mm, old_end, new_end) || mm->committed + (new_end - old_end) > mm->limit)
+			return mm->brk_cur;
+		if (km_pt_map(&mm->pt, old_end, gpa, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
+			return mm->brk_cur;
+		km_vma_t *prev = old_end > mm->brk_start ? km_vma_find(mm, old_end - 1) : NULL;
+		if (prev != NULL && prev->kind == KM_VMA_BRK && prev->end == old_end &&
+		    prev->prot == (PROT_READ | PROT_WRITE) && prev->gpa + (prev->end - prev->start) == gpa) {
+			prev->end = new_end;
+		} else {
+			km_vma_t v = {.start = old_end, .end = new_end, .gpa = gpa, .prot = PROT_READ | PROT_WRITE,
+				      .flags = MAP_PRIVATE | MAP_ANONYMOUS, .kind = KM_VMA_BRK};
+			if (km_vma_insert(mm, &v) < 0) {
+				km_pt_unmap(&mm->pt, old_end, new_end - old_end);
+				return mm->brk_cur;
+			}
+		}
+		mm->committed += new_end - old_end;
+	} else if (new_end < old_end) {
+		if (carve(mm, new_end, old_end) < 0)
+			return mm->brk_cur;
+	}
+	mm->brk_cur = want;
+	return want;
+}

@@ -1,0 +1,168 @@
+/* Guest-physical memory: the host reservation and the allocator of guest-physical ranges. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "km_mm_internal.h"
+#include "km_runtime_layout.h"
+
+#define GIB (1ull << 30)
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((a) - 1))
+
+/* Page tables for `limit` bytes mapped with 4 KiB pages need limit/512 bytes, plus upper levels. */
+static uint64_t pt_pool_size(uint64_t limit)
+{
+	return ALIGN_UP(limit / 512 + limit / 4096 + (8ull << 20), KM_HUGE_SIZE);
+}
+
+static int free_insert(km_mm_t *mm, size_t at, uint64_t start, uint64_t end)
+{
+	if (mm->nfree == mm->free_cap) {
+		size_t cap = mm->free_cap ? mm->free_cap * 2 : 16;
+		km_phys_range_t *n = realloc(mm->free, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		mm->free = n;
+		mm->free_cap = cap;
+	}
+	memmove(&mm->free[at + 1], &mm->free[at], (mm->nfree - at) * sizeof(*mm->free));
+	mm->free[at] = (km_phys_range_t){start, end};
+	mm->nfree++;
+	return 0;
+}
+
+static void free_remove(km_mm_t *mm, size_t at)
+{
+	memmove(&mm->free[at], &mm->free[at + 1], (mm->nfree - at - 1) * sizeof(*mm->free));
+	mm->nfree--;
+}
+
+int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
+{
+	memset(mm, 0, sizeof(*mm));
+	pthread_mutex_init(&mm->lock, NULL);
+	mm->limit = ALIGN_UP(limit, KM_PAGE_SIZE);
+	uint64_t pool = pt_pool_size(limit);
+	mm->user_gpa = ALIGN_UP(KM_RT_SIZE + pool, GIB);
+	/* Program mappings get twice the limit (alignment slack, fragmentation) plus the heap window. */
+	uint64_t user = ALIGN_UP(limit, GIB) * 3;
+	mm->gpa_size = mm->user_gpa + user;
+	if (phys_bits < 64 && mm->gpa_size > (1ull << phys_bits))
+		return km_err_set(err, 0, "guest memory limit %lu MiB needs more guest-physical space than this "
+					  "CPU's %d address bits; use a smaller --memory",
+				  (unsigned long)(limit >> 20), phys_bits);
+	void *host = mmap(NULL, mm->gpa_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			  -1, 0);
+	if (host == MAP_FAILED)
+		return km_err_set(err, errno, "reserving %lu GiB of address space for guest memory",
+				  (unsigned long)(mm->gpa_size >> 30));
+	mm->host = host;
+	if (km_pt_init(&mm->pt, mm->host, KM_RT_SIZE, pool) < 0 ||
+	    free_insert(mm, 0, mm->user_gpa, mm->gpa_size) < 0)
+		return km_err_set(err, ENOMEM, "setting up guest page tables");
+	return 0;
+}
+
+void km_mm_fini(km_mm_t *mm)
+{
+	if (mm->host != NULL)
+		munmap(mm->host, mm->gpa_size);
+	for (size_t i = 0; i < mm->nvmas; i++)
+		free(mm->vmas[i].path);
+	free(mm->vmas);
+	free(mm->free);
+	free(mm->pt.free_pages);
+	mm->host = NULL;
+	mm->vmas = NULL;
+	mm->free = NULL;
+	mm->nvmas = mm->nfree = 0;
+}
+
+uint64_t km_phys_alloc(km_mm_t *mm, uint64_t len, uint64_t gva)
+{
+	for (size_t i = 0; i < mm->nfree; i++) {
+		km_phys_range_t *r = &mm->free[i];
+		uint64_t start = r->start;
+		if (len >= KM_HUGE_SIZE) {
+			/* same offset inside a 2 MiB page as the virtual address */
+			uint64_t want = gva & (KM_HUGE_SIZE - 1);
+			start = (start & ~(KM_HUGE_SIZE - 1)) + want;
+			if (start < r->start)
+				start += KM_HUGE_SIZE;
+		}
+		if (start + len > r->end || start + len < start)
+			continue;
+		uint64_t end = r->end;
+		if (start == r->start && start + len == end) {
+			free_remove(mm, i);
+		} else if (start == r->start) {
+			r->start += len;
+		} else if (start + len == end) {
+			r->end = start;
+		} else {
+			r->end = start;
+			if (free_insert(mm, i + 1, start + len, end) < 0) {
+				r->end = end;
+				return 0;
+			}
+		}
+		return start;
+	}
+	return 0;
+}
+
+int km_phys_take(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	for (size_t i = 0; i < mm->nfree; i++) {
+		km_phys_range_t *r = &mm->free[i];
+		if (gpa < r->start || gpa + len > r->end)
+			continue;
+		uint64_t end = r->end;
+		if (gpa == r->start && gpa + len == end) {
+			free_remove(mm, i);
+		} else if (gpa == r->start) {
+			r->start += len;
+		} else if (gpa + len == end) {
+			r->end = gpa;
+		} else {
+			r->end = gpa;
+			if (free_insert(mm, i + 1, gpa + len, end) < 0) {
+				r->end = end;
+				return -1;
+			}
+		}
+		return 0;
+	}
+	return -1;
+}
+
+int km_phys_reset(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	if (mmap(mm->host + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		 -1, 0) == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+void km_phys_release(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	km_phys_reset(mm, gpa, len);
+	if (gpa >= mm->brk_gpa && gpa < mm->brk_gpa_end)
+		return; /* the heap window stays reserved for brk */
+	size_t i = 0;
+	while (i < mm->nfree && mm->free[i].start < gpa)
+		i++;
+	bool merge_prev = i > 0 && mm->free[i - 1].end == gpa;
+	bool merge_next = i < mm->nfree && mm->free[i].start == gpa + len;
+	if (merge_prev && merge_next) {
+		mm->free[i - 1].end = mm->free[i].end;
+		free_remove(mm, i);
+	} else if (merge_prev) {
+		mm->free[i - 1].end += len;
+	} else if (merge_next) {
+		mm->free[i].start = gpa;
+	} else {
+		free_insert(mm, i, gpa, gpa + len); /* on ENOMEM the range is lost, not corrupted */
+	}
+}

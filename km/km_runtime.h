@@ -1,0 +1,36 @@
+/*
+ * km's runtime region inside the guest (layout in runtime/km_runtime_layout.h): the IDT, the stub
+ * code, and each vCPU's GDT, TSS and IST stack. Built fresh by every km, for new guests and for
+ * restored snapshots alike.
+ */
+#ifndef KM_RUNTIME_H
+#define KM_RUNTIME_H
+
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_mm.h"
+#include "km_runtime_layout.h"
+
+/* Copies the stub code in, fills the IDT and maps the region at KM_RT_GVA. */
+int km_runtime_load(km_mm_t *mm, km_err_t **err);
+
+/* Fills vCPU `id`'s GDT and TSS (its IST stack pointer included). */
+void km_runtime_vcpu_init(km_mm_t *mm, int id);
+
+/* Guest virtual address of a runtime offset. */
+static inline uint64_t km_rt_gva(uint64_t off)
+{
+	return KM_RT_GVA + off;
+}
+
+/* Host pointer for a runtime guest virtual address, NULL if it is outside the region. */
+void *km_rt_host(km_mm_t *mm, uint64_t gva, uint64_t len);
+
+/* Guest virtual address of vCPU id's area plus `off` (KM_RT_VCPU_GDT, _TSS, _STACK_TOP). */
+static inline uint64_t km_rt_vcpu_gva(int id, uint64_t off)
+{
+	return KM_RT_GVA + KM_RT_VCPU_OFF + (uint64_t)id * KM_RT_VCPU_SIZE + off;
+}
+
+#endif

@@ -1,0 +1,210 @@
+/* Memory syscalls, emulated against the guest address space (km_mm.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "km_guest.h"
+#include "km_syscall.h"
+
+#define MM(v) (&(v)->g->mm)
+
+KM_SYSCALL(brk)
+{
+	return (long)km_mm_brk(MM(v), a[0]);
+}
+
+/* Resolves the path behind a host fd for the mapping's record (NT_FILE, --inspect). */
+static char *fd_path(int fd)
+{
+	char link[64], buf[4096];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+#define MAP_KNOWN                                                                                              \
+	(MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE | MAP_FIXED | MAP_ANONYMOUS | MAP_32BIT | MAP_GROWSDOWN |  \
+	 MAP_DENYWRITE | MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK |    \
+	 MAP_HUGETLB | MAP_SYNC | MAP_FIXED_NOREPLACE | (0x3f << MAP_HUGE_SHIFT))
+
+KM_SYSCALL(mmap)
+{
+	uint64_t addr = a[0], len = a[1], off = a[5];
+	int prot = (int)a[2], flags = (int)a[3], fd = (int)a[4];
+	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE) {
+		if (flags & ~MAP_KNOWN)
+			return -EOPNOTSUPP;
+		flags = (flags & ~MAP_TYPE) | MAP_SHARED;
+	}
+	if ((flags & MAP_TYPE) != MAP_SHARED && (flags & MAP_TYPE) != MAP_PRIVATE)
+		return -EINVAL;
+	if (flags & MAP_HUGETLB)
+		return -EINVAL; /* no hugetlbfs behind guest memory */
+	if (flags & MAP_ANONYMOUS)
+		return km_mm_map(MM(v), addr, len, prot, flags, -1, 0, KM_VMA_ANON, NULL);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EBADF;
+	int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
+	if (acc == O_WRONLY || ((flags & MAP_SHARED) && (prot & PROT_WRITE) && acc != O_RDWR))
+		return -EACCES;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode))
+		return -ENODEV;
+	char *path = fd_path(fd);
+	int64_t rc = km_mm_map(MM(v), addr, len, prot, flags, fd, off, KM_VMA_FILE, path);
+	if (rc >= 0) {
+		km_vma_t *vma = km_vma_find(MM(v), (uint64_t)rc);
+		vma->dev = st.st_dev;
+		vma->ino = st.st_ino;
+	}
+	free(path);
+	return rc;
+}
+
+KM_SYSCALL(munmap)
+{
+	return km_mm_unmap(MM(v), a[0], a[1]);
+}
+
+KM_SYSCALL(mprotect)
+{
+	return km_mm_protect(MM(v), a[0], a[1], (int)a[2]);
+}
+
+KM_SYSCALL(mremap)
+{
+	return km_mm_remap(MM(v), a[0], a[1], a[2], (int)a[3], a[4]);
+}
+
+/* Checks [addr, addr+len) is page aligned and wholly mapped, as madvise/msync/mincore require. */
+static int mapped_range(km_mm_t *mm, uint64_t addr, uint64_t len)
+{
+	if (addr & (KM_PAGE_SIZE - 1))
+		return -EINVAL;
+	uint64_t end = KM_PAGE_UP(addr + len);
+	if (end < addr)
+		return -ENOMEM;
+	for (uint64_t at = addr; at < end;) {
+		km_vma_t *vma = km_vma_find(mm, at);
+		if (vma == NULL)
+			return -ENOMEM;
+		at = vma->end;
+	}
+	return 0;
+}
+
+KM_SYSCALL(madvise)
+{
+	uint64_t addr = a[0], len = a[1];
+	int advice = (int)a[2];
+	int rc = mapped_range(MM(v), addr, len);
+	if (rc < 0)
+		return rc;
+	switch (advice) {
+	case MADV_DONTNEED:
+	case MADV_FREE: /* freeing at once is a valid implementation of "free when convenient" */
+		return km_mm_dontneed(MM(v), addr, len);
+	case MADV_NORMAL:
+	case MADV_RANDOM:
+	case MADV_SEQUENTIAL:
+	case MADV_WILLNEED:
+	case MADV_DONTFORK:
+	case MADV_DOFORK:
+	case MADV_MERGEABLE:
+	case MADV_UNMERGEABLE:
+	case MADV_HUGEPAGE:
+	case MADV_NOHUGEPAGE:
+	case MADV_DONTDUMP:
+	case MADV_DODUMP:
+	case MADV_WIPEONFORK:
+	case MADV_KEEPONFORK:
+	case MADV_COLD:
+	case MADV_PAGEOUT:
+		return 0; /* hints: the guest cannot tell whether they were taken */
+	default:
+		return -EINVAL;
+	}
+}
+
+KM_SYSCALL(msync)
+{
+	uint64_t addr = a[0], len = a[1];
+	int flags = (int)a[2];
+	if ((flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) || ((flags & MS_ASYNC) && (flags & MS_SYNC)))
+		return -EINVAL;
+	int rc = mapped_range(MM(v), addr, len);
+	if (rc < 0)
+		return rc;
+	km_mm_t *mm = MM(v);
+	uint64_t end = KM_PAGE_UP(addr + len);
+	for (uint64_t at = addr; at < end;) {
+		km_vma_t *vma = km_vma_find(mm, at);
+		uint64_t stop = vma->end < end ? vma->end : end;
+		if ((vma->flags & MAP_SHARED) && !(vma->flags & MAP_ANONYMOUS) &&
+		    msync(mm->host + vma->gpa + (at - vma->start), stop - at, flags) < 0)
+			return -errno;
+		at = stop;
+	}
+	return 0;
+}
+
+KM_SYSCALL(mincore)
+{
+	uint64_t addr = a[0], len = a[1];
+	if (addr & (KM_PAGE_SIZE - 1))
+		return -EINVAL;
+	uint64_t pages = KM_PAGE_UP(len) / KM_PAGE_SIZE;
+	uint8_t *vec = km_gva_to_hva(MM(v), a[2], pages, KM_ACC_WRITE);
+	if (vec == NULL && pages > 0)
+		return -EFAULT;
+	int rc = mapped_range(MM(v), addr, len);
+	if (rc < 0)
+		return rc;
+	km_mm_t *mm = MM(v);
+	for (uint64_t i = 0; i < pages;) {
+		uint64_t at = addr + i * KM_PAGE_SIZE;
+		km_vma_t *vma = km_vma_find(mm, at);
+		uint64_t n = (vma->end - at) / KM_PAGE_SIZE;
+		if (n > pages - i)
+			n = pages - i;
+		if (mincore(mm->host + vma->gpa + (at - vma->start), n * KM_PAGE_SIZE, vec + i) < 0)
+			return -errno;
+		i += n;
+	}
+	return 0;
+}
+
+KM_SYSCALL(mlock)
+{
+	return mapped_range(MM(v), KM_PAGE_DOWN(a[0]), a[1] + (a[0] & (KM_PAGE_SIZE - 1)));
+}
+
+KM_SYSCALL(mlockall)
+{
+	return 0;
+}
+
+const km_sys_def_t km_sys_mem_defs[] = {
+    {SYS_brk, "brk", sys_brk, "p"},
+    {SYS_mmap, "mmap", sys_mmap, "puxxfx"},
+    {SYS_munmap, "munmap", sys_munmap, "pu"},
+    {SYS_mprotect, "mprotect", sys_mprotect, "pux"},
+    {SYS_mremap, "mremap", sys_mremap, "puuxp"},
+    {SYS_madvise, "madvise", sys_madvise, "pud"},
+    {SYS_msync, "msync", sys_msync, "pux"},
+    {SYS_mincore, "mincore", sys_mincore, "pup"},
+    {SYS_mlock, "mlock", sys_mlock, "pu"},
+    {SYS_munlock, "munlock", sys_mlock, "pu"},
+    {SYS_mlockall, "mlockall", sys_mlockall, "x"},
+    {SYS_munlockall, "munlockall", sys_mlockall, ""},
+    {0, NULL, NULL, NULL},
+};

@@ -1,0 +1,97 @@
+/* Time syscalls: clocks and sleeps, on the host's clocks. */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "km_guest.h"
+#include "km_syscall.h"
+
+#define MM(v) (&(v)->g->mm)
+
+KM_SYSCALL(clock_gettime)
+{
+	struct timespec *ts = km_gva_to_hva(MM(v), a[1], sizeof(*ts), KM_ACC_WRITE);
+	if (ts == NULL)
+		return -EFAULT;
+	return clock_gettime((clockid_t)a[0], ts) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(clock_getres)
+{
+	struct timespec ts;
+	if (clock_getres((clockid_t)a[0], &ts) < 0)
+		return -errno;
+	if (a[1] != 0 && km_copy_to_guest(MM(v), a[1], &ts, sizeof(ts)) < 0)
+		return -EFAULT;
+	return 0;
+}
+
+KM_SYSCALL(gettimeofday)
+{
+	struct timeval tv;
+	struct timezone tz = {0, 0};
+	gettimeofday(&tv, NULL);
+	if (a[0] != 0 && km_copy_to_guest(MM(v), a[0], &tv, sizeof(tv)) < 0)
+		return -EFAULT;
+	if (a[1] != 0 && km_copy_to_guest(MM(v), a[1], &tz, sizeof(tz)) < 0)
+		return -EFAULT;
+	return 0;
+}
+
+KM_SYSCALL(time)
+{
+	time_t t = time(NULL);
+	if (a[0] != 0 && km_copy_to_guest(MM(v), a[0], &t, sizeof(t)) < 0)
+		return -EFAULT;
+	return t;
+}
+
+/* Sleeps with the request copied in first, so a bad pointer fails before any sleeping. */
+static long do_sleep(km_vcpu_t *v, clockid_t clk, int flags, uint64_t req_gva, uint64_t rem_gva)
+{
+	struct timespec req, rem;
+	if (km_copy_from_guest(MM(v), &req, req_gva, sizeof(req)) < 0)
+		return -EFAULT;
+	if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0)
+		return -EINVAL;
+	int rc = clock_nanosleep(clk, flags, &req, &rem);
+	if (rc == EINTR && rem_gva != 0 && !(flags & TIMER_ABSTIME) &&
+	    km_copy_to_guest(MM(v), rem_gva, &rem, sizeof(rem)) < 0)
+		return -EFAULT;
+	return -rc;
+}
+
+KM_SYSCALL(nanosleep)
+{
+	return do_sleep(v, CLOCK_MONOTONIC, 0, a[0], a[1]);
+}
+
+KM_SYSCALL(clock_nanosleep)
+{
+	if (a[1] & ~(uint64_t)TIMER_ABSTIME)
+		return -EINVAL;
+	return do_sleep(v, (clockid_t)a[0], (int)a[1], a[2], a[3]);
+}
+
+KM_SYSCALL(times)
+{
+	struct tms t;
+	clock_t rc = times(&t);
+	if (a[0] != 0 && km_copy_to_guest(MM(v), a[0], &t, sizeof(t)) < 0)
+		return -EFAULT;
+	return rc;
+}
+
+const km_sys_def_t km_sys_time_defs[] = {
+    {SYS_clock_gettime, "clock_gettime", sys_clock_gettime, "dp"},
+    {SYS_clock_getres, "clock_getres", sys_clock_getres, "dp"},
+    {SYS_gettimeofday, "gettimeofday", sys_gettimeofday, "pp"},
+    {SYS_time, "time", sys_time, "p"},
+    {SYS_nanosleep, "nanosleep", sys_nanosleep, "pp"},
+    {SYS_clock_nanosleep, "clock_nanosleep", sys_clock_nanosleep, "ddpp"},
+    {SYS_times, "times", sys_times, "p"},
+    {0, NULL, NULL, NULL},
+};

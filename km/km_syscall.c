@@ -1,0 +1,128 @@
+/* Syscall dispatch and --trace. See km_syscall.h. */
+#include "km_syscall.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "km_guest.h"
+#include "km_syscall_names.h" /* generated from <asm/unistd_64.h>: km_syscall_names[] */
+
+#define KM_NSYSCALLS 512
+
+static const km_sys_def_t *table[KM_NSYSCALLS];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void add_family(const km_sys_def_t *defs)
+{
+	for (const km_sys_def_t *d = defs; d->name != NULL; d++)
+		if (d->nr >= 0 && d->nr < KM_NSYSCALLS)
+			table[d->nr] = d;
+}
+
+static void build_table(void)
+{
+	add_family(km_sys_file_defs);
+	add_family(km_sys_net_defs);
+	add_family(km_sys_mem_defs);
+	add_family(km_sys_proc_defs);
+	add_family(km_sys_time_defs);
+	add_family(km_sys_misc_defs);
+}
+
+void km_syscall_init(void)
+{
+	pthread_once(&table_once, build_table);
+}
+
+const char *km_syscall_name(int nr)
+{
+	if (nr >= 0 && nr < KM_NSYSCALLS && table[nr] != NULL)
+		return table[nr]->name;
+	return NULL;
+}
+
+/* Formats one argument for --trace into buf. */
+static void trace_arg(km_vcpu_t *v, char f, uint64_t a, char *buf, size_t len)
+{
+	switch (f) {
+	case 'd':
+	case 'f':
+		snprintf(buf, len, "%ld", (long)a);
+		break;
+	case 'u':
+		snprintf(buf, len, "%lu", (unsigned long)a);
+		break;
+	case 'o':
+		snprintf(buf, len, "%#lo", (unsigned long)a);
+		break;
+	case 's': {
+		const char *s;
+		if (km_guest_str(&v->g->mm, a, 4096, &s) == 0)
+			snprintf(buf, len, "\"%.*s\"%s", 60, s, strlen(s) > 60 ? "..." : "");
+		else
+			snprintf(buf, len, "%#lx", (unsigned long)a);
+		break;
+	}
+	case 'p':
+		if (a == 0) {
+			snprintf(buf, len, "NULL");
+			break;
+		}
+		/* fall through */
+	default:
+		snprintf(buf, len, "%#lx", (unsigned long)a);
+	}
+}
+
+static const char *name_of(uint64_t nr)
+{
+	if (nr < sizeof(km_syscall_names) / sizeof(km_syscall_names[0]) && km_syscall_names[nr] != NULL)
+		return km_syscall_names[nr];
+	return NULL;
+}
+
+/* Prints "name(args) = result" like strace; `done` false prints "= ?" (exit never returns). */
+static void trace(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long ret, bool done)
+{
+	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
+	char line[1024];
+	size_t n = 0;
+	const char *name = name_of(nr);
+	if (name != NULL)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s(", name);
+	else
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "syscall_%#lx(", (unsigned long)nr);
+	const char *fmt = d != NULL ? d->args : "xxxxxx";
+	for (int i = 0; fmt[i] != '\0' && i < 6 && n < sizeof(line); i++) {
+		char arg[128];
+		trace_arg(v, fmt[i], a[i], arg, sizeof(arg));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", i ? ", " : "", arg);
+	}
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	if (!done)
+		dprintf(v->g->opts.trace_fd, "%s) = ?\n", line);
+	else if (ret < 0 && ret > -4096)
+		dprintf(v->g->opts.trace_fd, "%s) = -1 %s (%s)%s\n", line, strerrorname_np((int)-ret) ?: "?",
+			strerror((int)-ret), d == NULL ? " [not implemented by km]" : "");
+	else if (ret >= 0 && ret < 1 << 20)
+		dprintf(v->g->opts.trace_fd, "%s) = %ld\n", line, ret);
+	else
+		dprintf(v->g->opts.trace_fd, "%s) = %#lx\n", line, (unsigned long)ret);
+}
+
+void km_syscall_handle(km_vcpu_t *v)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	uint64_t nr = r->rax;
+	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
+	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
+	long ret = d != NULL ? d->fn(v, a) : -ENOSYS;
+	if (v->g->opts.trace)
+		trace(v, nr, a, ret, !v->g->exited);
+	r->rax = (uint64_t)ret;
+	/* syscall put the return address in rcx and rflags in r11, exactly as Linux leaves them. */
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}

@@ -1,0 +1,303 @@
+/* Virtual CPUs: creation, register setup and the run loop. See km_vcpu.h. */
+#include "km_vcpu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "km_exception.h"
+#include "km_guest.h"
+#include "km_runtime.h"
+#include "km_syscall.h"
+
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SFMASK 0xc0000084
+#define MSR_FS_BASE 0xc0000100
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_AM (1ull << 18)
+#define CR0_PG (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define CR4_PGE (1ull << 7)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define CR4_FSGSBASE (1ull << 16)
+#define CR4_OSXSAVE (1ull << 18)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+
+static void segment(struct kvm_segment *s, uint16_t sel, bool code)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->limit = 0xffffffff;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	if (code) {
+		s->type = 11; /* execute/read, accessed */
+		s->l = 1;
+	} else {
+		s->type = 3; /* read/write, accessed */
+		s->db = 1;
+	}
+}
+
+static bool cpu_has_fsgsbase(km_machine_t *m)
+{
+	for (uint32_t i = 0; i < m->cpuid->nent; i++)
+		if (m->cpuid->entries[i].function == 7 && m->cpuid->entries[i].index == 0)
+			return m->cpuid->entries[i].ebx & 1;
+	return false;
+}
+
+static int setup_sregs(km_vcpu_t *v, km_err_t **err)
+{
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return km_err_set(err, errno, "vCPU %d: KVM_GET_SREGS", v->id);
+	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
+	s.cr3 = v->g->mm.pt.cr3;
+	s.cr4 = CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE;
+	if (cpu_has_fsgsbase(&v->g->machine))
+		s.cr4 |= CR4_FSGSBASE; /* Linux lets programs use rd/wrfsbase; so does km */
+	s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+	segment(&s.cs, KM_SEL_CODE, true);
+	segment(&s.ds, KM_SEL_DATA, false);
+	s.es = s.ss = s.fs = s.gs = s.ds;
+	s.gdt.base = km_rt_vcpu_gva(v->id, KM_RT_VCPU_GDT);
+	s.gdt.limit = KM_SEL_TSS + 16 - 1;
+	s.idt.base = km_rt_gva(KM_RT_IDT_OFF);
+	s.idt.limit = 32 * 16 - 1;
+	memset(&s.tr, 0, sizeof(s.tr));
+	s.tr.selector = KM_SEL_TSS;
+	s.tr.base = km_rt_vcpu_gva(v->id, KM_RT_VCPU_TSS);
+	s.tr.limit = 0x67;
+	s.tr.type = 11; /* busy 64-bit TSS */
+	s.tr.present = 1;
+	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
+		return km_err_set(err, errno, "vCPU %d: setting long mode (KVM_SET_SREGS)", v->id);
+	return 0;
+}
+
+static int setup_msrs(km_vcpu_t *v, km_err_t **err)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[4];
+	} m = {.h.nmsrs = 4};
+	m.e[0] = (struct kvm_msr_entry){.index = MSR_LSTAR, .data = km_rt_gva(KM_RT_CODE_OFF + KM_RT_SYSCALL_ENTRY)};
+	/* syscall loads CS from STAR[47:32] and SS from that + 8: km's code and data selectors. */
+	m.e[1] = (struct kvm_msr_entry){.index = MSR_STAR, .data = (uint64_t)KM_SEL_CODE << 32};
+	m.e[2] = (struct kvm_msr_entry){.index = MSR_SFMASK, .data = 0}; /* keep rflags: we return with jmp */
+	m.e[3] = (struct kvm_msr_entry){.index = MSR_CSTAR, .data = 0};
+	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 4)
+		return km_err_set(err, errno, "vCPU %d: setting syscall MSRs", v->id);
+	return 0;
+}
+
+static int setup_fpu(km_vcpu_t *v, km_err_t **err)
+{
+	struct kvm_xcrs x = {.nr_xcrs = 1, .xcrs[0] = {.xcr = 0, .value = v->g->machine.xcr0}};
+	if (ioctl(v->fd, KVM_SET_XCRS, &x) < 0)
+		return km_err_set(err, errno, "vCPU %d: enabling XSAVE features %#lx (KVM_SET_XCRS)", v->id,
+				  (unsigned long)v->g->machine.xcr0);
+	struct kvm_fpu f;
+	memset(&f, 0, sizeof(f));
+	f.fcw = 0x37f; /* the x87 and SSE defaults a Linux process starts with */
+	f.mxcsr = 0x1f80;
+	if (ioctl(v->fd, KVM_SET_FPU, &f) < 0)
+		return km_err_set(err, errno, "vCPU %d: KVM_SET_FPU", v->id);
+	return 0;
+}
+
+int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
+{
+	km_vcpu_t *v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return km_err_set(err, ENOMEM, "allocating vCPU %d", id);
+	v->g = g;
+	v->id = id;
+	v->fd = ioctl(g->machine.vm_fd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0) {
+		km_err_set(err, errno, "creating vCPU %d (KVM_CREATE_VCPU)", id);
+		free(v);
+		return -1;
+	}
+	v->run = mmap(NULL, g->machine.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		km_err_set(err, errno, "mapping vCPU %d's kvm_run", id);
+		km_vcpu_destroy(v);
+		return -1;
+	}
+	km_runtime_vcpu_init(&g->mm, id);
+	if (ioctl(v->fd, KVM_SET_CPUID2, g->machine.cpuid) < 0) {
+		km_err_set(err, errno, "vCPU %d: KVM_SET_CPUID2", id);
+		km_vcpu_destroy(v);
+		return -1;
+	}
+	if (setup_sregs(v, err) < 0 || setup_msrs(v, err) < 0 || setup_fpu(v, err) < 0) {
+		km_vcpu_destroy(v);
+		return -1;
+	}
+	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	v->tlb_gen = g->mm.tlb_gen;
+	*out = v;
+	return 0;
+}
+
+int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err)
+{
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	r.rip = rip;
+	r.rsp = rsp;
+	r.rflags = 0x2;
+	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return km_err_set(err, errno, "vCPU %d: KVM_SET_REGS", v->id);
+	return 0;
+}
+
+int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h.nmsrs = 1, .e = {.index = MSR_FS_BASE, .data = base}};
+	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
+}
+
+uint64_t km_vcpu_get_fs_base(km_vcpu_t *v)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h.nmsrs = 1, .e = {.index = MSR_FS_BASE}};
+	return ioctl(v->fd, KVM_GET_MSRS, &m) == 1 ? m.e.data : 0;
+}
+
+void km_vcpu_flush_tlb(km_vcpu_t *v)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	v->tlb_gen = v->g->mm.tlb_gen;
+	if (v->in_flush)
+		return;
+	v->in_flush = true;
+	v->flush_rip = r->rip;
+	v->flush_r11 = r->r11;
+	r->rip = km_rt_gva(KM_RT_CODE_OFF + KM_RT_FLUSH_ENTRY);
+	r->r11 = v->g->mm.pt.cr3;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+static void flush_done(km_vcpu_t *v)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	r->rip = v->flush_rip;
+	r->r11 = v->flush_r11;
+	v->in_flush = false;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+/* The guest touched memory the host could not provide (a file mapping past the end of its file):
+ * KVM_RUN fails with EFAULT. Linux sends SIGBUS. These KVM headers give no fault address. */
+static int memory_fault(km_vcpu_t *v)
+{
+	struct kvm_regs r;
+	uint64_t rip = ioctl(v->fd, KVM_GET_REGS, &r) == 0 ? r.rip : 0;
+	km_guest_kill(v, SIGBUS, rip, 0);
+	return 0;
+}
+
+/* One exit: returns 1 to keep running, 0 when the guest ended, -1 on a km failure. */
+static int handle_exit(km_vcpu_t *v, km_err_t **err)
+{
+	struct kvm_run *run = v->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		int port = run->io.port;
+		if (port == KM_PORT_SYSCALL) {
+			km_syscall_handle(v);
+			return v->g->exited ? 0 : 1;
+		}
+		if (port == KM_PORT_FLUSH) {
+			flush_done(v);
+			return 1;
+		}
+		if (port >= KM_PORT_EXC_BASE && port < KM_PORT_EXC_BASE + 32)
+			return km_exception_handle(v, port - KM_PORT_EXC_BASE);
+		/* A program executing `out` itself: on Linux that is #GP -> SIGSEGV. */
+		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
+		return 0;
+	}
+	case KVM_EXIT_HLT:
+		/* hlt is privileged on Linux: the kernel answers it with SIGSEGV. */
+		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
+		return 0;
+	case KVM_EXIT_MMIO:
+		/* The guest reached guest-physical memory that backs nothing (it rewrote its paging). */
+		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, run->mmio.phys_addr);
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		km_err_set(err, 0, "guest vCPU %d triple-faulted at rip %#llx (its runtime state is corrupt)", v->id,
+			   (unsigned long long)KM_REGS(v)->rip);
+		return -1;
+	case KVM_EXIT_FAIL_ENTRY:
+		km_err_set(err, 0, "vCPU %d failed to enter the guest (hardware reason %#llx)", v->id,
+			   (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return -1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		km_err_set(err, 0, "KVM internal error on vCPU %d (suberror %u) at rip %#llx", v->id,
+			   run->internal.suberror, (unsigned long long)KM_REGS(v)->rip);
+		return -1;
+	default:
+		km_err_set(err, 0, "vCPU %d: unexpected KVM exit reason %u at rip %#llx", v->id, run->exit_reason,
+			   (unsigned long long)KM_REGS(v)->rip);
+		return -1;
+	}
+}
+
+int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
+{
+	for (;;) {
+		if (v->tlb_gen != v->g->mm.tlb_gen)
+			km_vcpu_flush_tlb(v);
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			if (errno == EFAULT) {
+				memory_fault(v);
+				return 0;
+			}
+			return km_err_set(err, errno, "vCPU %d: KVM_RUN", v->id);
+		}
+		int rc = handle_exit(v, err);
+		if (rc <= 0)
+			return rc;
+	}
+}
+
+void km_vcpu_destroy(km_vcpu_t *v)
+{
+	if (v == NULL)
+		return;
+	if (v->run != NULL)
+		munmap(v->run, v->g->machine.run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}
