@@ -766,30 +766,16 @@ KM_SYSCALL(getcwd)
 	return km_copy_to_guest(MM(v), a[0], out, n) < 0 ? -EFAULT : n;
 }
 
-/* New fds reach the guest only through its memory: if that fails they are closed again, as
- * Linux installs them only after the copy succeeds. */
-static long fds_out(km_vcpu_t *v, long r, uint64_t gva, const int fds[2])
-{
-	if (r < 0)
-		return r;
-	if (km_copy_to_guest(MM(v), gva, fds, 2 * sizeof(int)) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return -EFAULT;
-	}
-	return r;
-}
-
 KM_SYSCALL(pipe)
 {
 	int fds[2];
-	return fds_out(v, km_host_ret(syscall(SYS_pipe2, fds, 0)), a[0], fds);
+	return km_fd_pair_out(MM(v), km_host_ret(syscall(SYS_pipe2, fds, 0)), a[0], fds);
 }
 
 KM_SYSCALL(pipe2)
 {
 	int fds[2];
-	return fds_out(v, km_host_ret(syscall(SYS_pipe2, fds, a[1])), a[0], fds);
+	return km_fd_pair_out(MM(v), km_host_ret(syscall(SYS_pipe2, fds, a[1])), a[0], fds);
 }
 
 KM_SYSCALL(dup)

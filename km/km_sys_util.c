@@ -44,6 +44,18 @@ int km_copy_str(km_mm_t *mm, uint64_t gva, char *buf, size_t size)
 	return -ENAMETOOLONG;
 }
 
+long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2])
+{
+	if (r < 0)
+		return r;
+	if (km_copy_to_guest(mm, gva, fds, 2 * sizeof(int)) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -EFAULT;
+	}
+	return r;
+}
+
 size_t km_guest_prefix(km_mm_t *mm, uint64_t gva, size_t len, int access)
 {
 	uint64_t end = gva + len < gva ? UINT64_MAX : gva + len;

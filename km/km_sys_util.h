@@ -48,6 +48,10 @@ static inline long km_host_ret(long r)
 	return r == -1 ? -errno : r;
 }
 
+/* Hands two new fds (pipe, socketpair) to the guest at gva when r >= 0. If the guest cannot take
+ * them they are closed again, as Linux installs them only after the copy. Returns r or -errno. */
+long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2]);
+
 /* Copies the NUL-terminated guest string at gva (at most `size` bytes with the NUL) into buf.
  * Returns 0, -EFAULT (unmapped before the NUL) or -ENAMETOOLONG. */
 int km_copy_str(km_mm_t *mm, uint64_t gva, char *buf, size_t size);
