@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016,SC2034
 # Busybox applets, each run natively and under km: stdout, stderr and exit status must match.
 # Sourced by run.sh (uses its helpers: want/begin/bad/end/run/km_cmd/compare_runs); defines
 # run_busybox. Busybox is the static binary from Debian's busybox-static package.

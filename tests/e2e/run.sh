@@ -41,7 +41,9 @@ else
 	exec 9>&-
 fi
 case $GUESTS in /*) ;; *) GUESTS=$PWD/$GUESTS ;; esac
-[ -d "$GUESTS/gcc" ] && [ -d "$GUESTS/musl" ] || die "no test guests in '$GUESTS' (build them with 'make guests')"
+if [ ! -d "$GUESTS/gcc" ] || [ ! -d "$GUESTS/musl" ]; then
+	die "no test guests in '$GUESTS' (build them with 'make guests')"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/km-e2e.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$WORK"' EXIT

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -25,6 +26,8 @@ int main(void)
 	char *ro, *none, *gone, buf[256];
 	int p[2], dfd, i;
 	struct iovec iov[2];
+	struct stat st;
+	int stdout_checkable;
 	void *bad[] = {BAD1, NULL, KERNEL_HALF, NONCANONICAL};
 	const char *badname[] = {"address 1", "an unmapped page", "a kernel-half address", "a non-canonical address"};
 
@@ -35,16 +38,25 @@ int main(void)
 	munmap(gone, pg);
 	bad[1] = gone;
 
+	/* Writes to /dev/null never read the buffer, so they cannot fault: only check fd 1 when it
+	 * is a file or a pipe (as under the e2e harness). Pipe writes are checked below anyway. */
+	stdout_checkable = fstat(1, &st) == 0 && (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode));
 	for (i = 0; i < 4; i++) {
-		CHECK_ERR(syscall(SYS_write, 1, bad[i], 10), EFAULT, "write(1, %s, 10)", badname[i]);
+		if (stdout_checkable)
+			CHECK_ERR(syscall(SYS_write, 1, bad[i], 10), EFAULT, "write(1, %s, 10)", badname[i]);
+		else
+			printf("ok write(1, %s, 10) (not checked: stdout is not a file or pipe)\n", badname[i]);
 		CHECK_ERR(syscall(SYS_open, bad[i], O_RDONLY), EFAULT, "open(%s)", badname[i]);
 		CHECK_ERR(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, bad[i]), EFAULT, "clock_gettime into %s", badname[i]);
 	}
 	CHECK_ERR(syscall(SYS_openat, AT_FDCWD, BAD1, O_RDONLY), EFAULT, "openat with a bad path");
-	CHECK_ERR(syscall(SYS_write, 1, none, 10), EFAULT, "write(1) from a PROT_NONE page");
-	CHECK_ERR(syscall(SYS_write, 1, buf, 0x7fffffffffffffffLL), EFAULT, "write(1) with a length running off the address space");
 
 	CHECK_SYS(pipe(p), "pipe");
+	for (i = 0; i < 4; i++)
+		CHECK_ERR(syscall(SYS_write, p[1], bad[i], 10), EFAULT, "write(pipe, %s, 10)", badname[i]);
+	CHECK_ERR(syscall(SYS_write, p[1], none, 10), EFAULT, "write(pipe) from a PROT_NONE page");
+	CHECK_ERR(syscall(SYS_write, p[1], buf, 0x7fffffffffffffffLL), EFAULT,
+		  "write(pipe) with a length running off the address space");
 	CHECK_EQ(write(p[1], "0123456789", 10), 10, "fill pipe");
 	CHECK_ERR(syscall(SYS_read, p[0], ro, 4), EFAULT, "read into a read-only mapping");
 	CHECK_ERR(syscall(SYS_read, p[0], none, 4), EFAULT, "read into a PROT_NONE mapping");
@@ -58,7 +70,7 @@ int main(void)
 	iov[1].iov_len = 4;
 	CHECK_ERR(syscall(SYS_readv, p[0], iov, 2), EFAULT, "readv with an iovec pointing at unmapped memory");
 	CHECK_ERR(syscall(SYS_readv, p[0], gone, 2), EFAULT, "readv with the iovec array itself unmapped");
-	CHECK_ERR(syscall(SYS_writev, 1, iov, 2), EFAULT, "writev from unmapped memory");
+	CHECK_ERR(syscall(SYS_writev, p[1], iov, 2), EFAULT, "writev from unmapped memory");
 	CHECK_ERR(syscall(SYS_pread64, p[0], gone, 4, 0), ESPIPE, "pread on a pipe is ESPIPE even with a bad buffer");
 
 	iov[0].iov_base = buf;
