@@ -8,9 +8,15 @@
 
 #include "km_guest.h"
 #include "km_runtime.h"
+#include "km_syscall.h"
 
 #define PF_WRITE (1u << 1)
 #define PF_FETCH (1u << 4)
+
+/* rflags bits a program may set (CF PF AF ZF SF TF DF OF AC ID and the like), as sysret allows. */
+#define RFLAGS_USER_MASK 0x3c0dd5ull
+#define RFLAGS_FIXED 0x2ull
+#define RFLAGS_IF 0x200ull
 
 /* The frame the CPU and the stub left on the IST stack. */
 typedef struct exc_frame {
@@ -66,6 +72,21 @@ static bool page_fault_is_stale(km_vcpu_t *v, uint64_t cr2, uint64_t error, uint
 	return allowed && !repeat;
 }
 
+/* The program's `syscall` reached the runtime's entry, whose int3 brought us here: run it, then
+ * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11). */
+static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
+{
+	km_syscall_handle(v);
+	if (v->g->exited)
+		return 0;
+	struct kvm_regs *r = KM_REGS(v);
+	f->rip = r->rcx;
+	f->rflags = (r->r11 & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+	f->cs = KM_SEL_UCODE;
+	f->ss = KM_SEL_UDATA;
+	return 1;
+}
+
 int km_exception_handle(km_vcpu_t *v, int vector)
 {
 	exc_frame_t *f = km_rt_host(&v->g->mm, KM_REGS(v)->rsp, sizeof(exc_frame_t));
@@ -73,6 +94,8 @@ int km_exception_handle(km_vcpu_t *v, int vector)
 		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
 		return 0;
 	}
+	if (vector == 3 && f->rip == km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY) + 1)
+		return syscall_from_frame(v, f);
 	uint64_t addr = f->rip;
 	if (vector == 14) {
 		struct kvm_sregs s;

@@ -18,13 +18,16 @@
 
 #include "km_error.h"
 #include "km_pagetable.h"
+#include "km_runtime_layout.h"
 
 #define KM_PAGE_SIZE 4096ul
 #define KM_HUGE_SIZE (2ul << 20)
 #define KM_PAGE_UP(x) (((x) + KM_PAGE_SIZE - 1) & ~(KM_PAGE_SIZE - 1))
 #define KM_PAGE_DOWN(x) ((x) & ~(KM_PAGE_SIZE - 1))
 
-#define KM_USER_TOP 0x7ffffffff000ul /* Linux TASK_SIZE on x86-64 with 4-level paging */
+/* Program mappings end where km's runtime region starts (Linux's TASK_SIZE is one page short of
+ * the lower half's end; km keeps the top 16 MiB for itself). */
+#define KM_USER_TOP ((uint64_t)KM_RT_GVA)
 
 /* VMA kinds (km_vma_t.kind): what the mapping is for, shown by --inspect and snapshots. */
 enum km_vma_kind { KM_VMA_ANON, KM_VMA_FILE, KM_VMA_ELF, KM_VMA_BRK, KM_VMA_STACK };

@@ -56,7 +56,7 @@ static uint64_t leaf_flags(int prot)
 {
 	if (prot == PROT_NONE)
 		return 0;
-	uint64_t f = PTE_P | PTE_US | PTE_A | PTE_D;
+	uint64_t f = PTE_P | PTE_A | PTE_D | ((prot & KM_PROT_KERNEL) ? 0 : PTE_US);
 	if (prot & PROT_WRITE)
 		f |= PTE_RW;
 	if (!(prot & PROT_EXEC))

@@ -23,7 +23,9 @@ typedef struct km_pt {
 	uint64_t cr3;       /* guest-physical address of the PML4 */
 } km_pt_t;
 
-/* Page protections as PTE bits are derived from PROT_* values (PROT_NONE = not present). */
+/* Page protections as PTE bits are derived from PROT_* values (PROT_NONE = not present). Pages are
+ * user pages (U=1) unless KM_PROT_KERNEL is or-ed in: those only km's runtime at CPL0 can use. */
+#define KM_PROT_KERNEL 0x100
 
 /* Sets up an empty PML4 in the pool. Returns 0 or -ENOMEM. */
 int km_pt_init(km_pt_t *pt, uint8_t *host, uint64_t pool_gpa, uint64_t pool_size);

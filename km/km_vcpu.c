@@ -43,6 +43,7 @@ static void segment(struct kvm_segment *s, uint16_t sel, bool code)
 {
 	memset(s, 0, sizeof(*s));
 	s->selector = sel;
+	s->dpl = sel & 3;
 	s->limit = 0xffffffff;
 	s->present = 1;
 	s->s = 1;
@@ -75,11 +76,12 @@ static int setup_sregs(km_vcpu_t *v, km_err_t **err)
 	if (cpu_has_fsgsbase(&v->g->machine))
 		s.cr4 |= CR4_FSGSBASE; /* Linux lets programs use rd/wrfsbase; so does km */
 	s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
-	segment(&s.cs, KM_SEL_CODE, true);
-	segment(&s.ds, KM_SEL_DATA, false);
+	/* The program runs at CPL3 with Linux's user selectors, as under Linux. */
+	segment(&s.cs, KM_SEL_UCODE, true);
+	segment(&s.ds, KM_SEL_UDATA, false);
 	s.es = s.ss = s.fs = s.gs = s.ds;
 	s.gdt.base = km_rt_vcpu_gva(v->id, KM_RT_VCPU_GDT);
-	s.gdt.limit = KM_SEL_TSS + 16 - 1;
+	s.gdt.limit = KM_GDT_ENTRIES * 8 - 1;
 	s.idt.base = km_rt_gva(KM_RT_IDT_OFF);
 	s.idt.limit = 32 * 16 - 1;
 	memset(&s.tr, 0, sizeof(s.tr));
@@ -99,10 +101,11 @@ static int setup_msrs(km_vcpu_t *v, km_err_t **err)
 		struct kvm_msrs h;
 		struct kvm_msr_entry e[4];
 	} m = {.h.nmsrs = 4};
-	m.e[0] = (struct kvm_msr_entry){.index = MSR_LSTAR, .data = km_rt_gva(KM_RT_CODE_OFF + KM_RT_SYSCALL_ENTRY)};
-	/* syscall loads CS from STAR[47:32] and SS from that + 8: km's code and data selectors. */
-	m.e[1] = (struct kvm_msr_entry){.index = MSR_STAR, .data = (uint64_t)KM_SEL_CODE << 32};
-	m.e[2] = (struct kvm_msr_entry){.index = MSR_SFMASK, .data = 0}; /* keep rflags: we return with jmp */
+	m.e[0] = (struct kvm_msr_entry){.index = MSR_LSTAR, .data = km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY)};
+	/* syscall loads CS from STAR[47:32] (SS = +8); user selectors derive from STAR[63:48]. */
+	m.e[1] = (struct kvm_msr_entry){.index = MSR_STAR,
+					.data = (uint64_t)(KM_SEL_UCODE32 & ~3) << 48 | (uint64_t)KM_SEL_KCODE << 32};
+	m.e[2] = (struct kvm_msr_entry){.index = MSR_SFMASK, .data = 0};
 	m.e[3] = (struct kvm_msr_entry){.index = MSR_CSTAR, .data = 0};
 	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 4)
 		return km_err_set(err, errno, "vCPU %d: setting syscall MSRs", v->id);
@@ -166,7 +169,7 @@ int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err)
 	memset(&r, 0, sizeof(r));
 	r.rip = rip;
 	r.rsp = rsp;
-	r.rflags = 0x2;
+	r.rflags = 0x202; /* IF set, as for any Linux process */
 	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
 		return km_err_set(err, errno, "vCPU %d: KVM_SET_REGS", v->id);
 	return 0;
@@ -192,24 +195,10 @@ uint64_t km_vcpu_get_fs_base(km_vcpu_t *v)
 
 void km_vcpu_flush_tlb(km_vcpu_t *v)
 {
-	struct kvm_regs *r = KM_REGS(v);
+	/* Every exit leaves the vCPU in an exception stub right after its `out`; continuing at the
+	 * flush entry instead reloads CR3 and then takes the same way back to the program. */
 	v->tlb_gen = v->g->mm.tlb_gen;
-	if (v->in_flush)
-		return;
-	v->in_flush = true;
-	v->flush_rip = r->rip;
-	v->flush_r11 = r->r11;
-	r->rip = km_rt_gva(KM_RT_CODE_OFF + KM_RT_FLUSH_ENTRY);
-	r->r11 = v->g->mm.pt.cr3;
-	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-}
-
-static void flush_done(km_vcpu_t *v)
-{
-	struct kvm_regs *r = KM_REGS(v);
-	r->rip = v->flush_rip;
-	r->r11 = v->flush_r11;
-	v->in_flush = false;
+	KM_REGS(v)->rip = km_rt_gva(KM_RT_USER_OFF + KM_RT_FLUSH_ENTRY);
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }
 
@@ -230,19 +219,11 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
 		int port = run->io.port;
-		if (port == KM_PORT_SYSCALL) {
-			km_syscall_handle(v);
-			return v->g->exited ? 0 : 1;
-		}
-		if (port == KM_PORT_FLUSH) {
-			flush_done(v);
-			return 1;
-		}
 		if (port >= KM_PORT_EXC_BASE && port < KM_PORT_EXC_BASE + 32)
 			return km_exception_handle(v, port - KM_PORT_EXC_BASE);
-		/* A program executing `out` itself: on Linux that is #GP -> SIGSEGV. */
-		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
-		return 0;
+		km_err_set(err, 0, "vCPU %d: unexpected I/O exit on port %#x at rip %#llx", v->id, port,
+			   (unsigned long long)KM_REGS(v)->rip);
+		return -1;
 	}
 	case KVM_EXIT_HLT:
 		/* hlt is privileged on Linux: the kernel answers it with SIGSEGV. */
@@ -274,8 +255,9 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 {
 	for (;;) {
-		if (v->tlb_gen != v->g->mm.tlb_gen)
+		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
+		v->started = true;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

@@ -27,9 +27,7 @@ typedef struct km_vcpu {
 	uint64_t robust_list, robust_list_len;
 	uint64_t sigmask;         /* blocked signals (bit sig-1) */
 	stack_t altstack;         /* sigaltstack; ss_sp is a guest address */
-	/* While the vCPU runs the TLB-flush stub, its real rip and r11 wait here. */
-	bool in_flush;
-	uint64_t flush_rip, flush_r11;
+	bool started;         /* has entered the guest: exits leave it in an exception stub */
 	uint64_t tlb_gen;     /* the km_mm_t.tlb_gen this vCPU's TLB is known to match */
 	uint64_t last_pf_rip; /* to tell a stale-TLB fault (retried once) from a real one */
 	uint64_t last_pf_addr;
@@ -50,7 +48,8 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err);
 int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base);
 uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
 
-/* Makes the vCPU reload CR3 before it runs guest code again (through the runtime's flush stub). */
+/* Makes the vCPU reload CR3 before it runs program code again (through the runtime's flush stub).
+ * Only valid while the vCPU is stopped in an exception stub, which is where every exit leaves it. */
 void km_vcpu_flush_tlb(km_vcpu_t *v);
 
 /* Releases the KVM vCPU and its mapping. */

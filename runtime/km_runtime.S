@@ -1,41 +1,45 @@
 /*
- * km's guest runtime: the code that runs in the guest beside the program. Assembled to a flat
- * binary and loaded by km at KM_RT_GVA + KM_RT_CODE_OFF. Everything here is position
- * independent and touches no program memory: the syscall path uses no stack at all and the
- * exception path runs on the vCPU's IST stack, so the program's red zone survives both.
+ * km's guest runtime: the code that runs in the guest beside the program, assembled to a flat
+ * binary that km loads at KM_RT_GVA (layout and the reasons for it in km_runtime_layout.h).
+ * Position independent, and it never touches the program's stack: exceptions run on the vCPU's
+ * IST stack, so the red zone below the program's rsp survives everything km does.
  */
 #include "km_runtime_layout.h"
 
 	.code64
 	.text
 
-/* `syscall` lands here (LSTAR) at CPL0 with rcx = return rip and r11 = rflags, as on Linux.
- * One `out` hands all registers to km through kvm_run sync regs; km writes rax and resumes. */
+/* User page. `syscall` lands here (LSTAR) with rcx = return rip and r11 = rflags. */
 	.org KM_RT_SYSCALL_ENTRY
 km_syscall_entry:
-	out %al, $KM_PORT_SYSCALL
-	jmp *%rcx
+	int3
+	ud2 /* never reached: km returns straight to the program */
 
-/* km sends a vCPU here after it narrowed a mapping: km has put the CR3 value in r11. Reloading
- * CR3 drops stale translations (hardware KVM caches them in the guest TLB); km then restores
- * rip and r11 on the KM_PORT_FLUSH exit. */
+/* Kernel page. km sends a vCPU here, instead of the plain return, after it narrowed a mapping:
+ * reloading CR3 drops stale translations (hardware KVM caches them in the guest TLB). We are on
+ * the IST stack, so pushing is safe. */
 	.org KM_RT_FLUSH_ENTRY
 km_flush_entry:
-	mov %r11, %cr3
-	out %al, $KM_PORT_FLUSH
-	ud2
+	push %rax
+	mov %cr3, %rax
+	mov %rax, %cr3
+	pop %rax
+	jmp km_exc_return
 
-/* Exception stubs, one per vector, each KM_RT_EXC_STUB_SIZE bytes. A uniform frame (error code,
- * rip, cs, rflags, rsp, ss) sits on the IST stack when km sees the exit; km either ends the guest
- * with a signal or edits the frame, and the stub returns through it. */
+	.org KM_RT_EXC_RETURN
+km_exc_return:
+	add $8, %rsp /* error code */
+	iretq
+
+/* One stub per vector: a uniform frame (error code, rip, cs, rflags, rsp, ss) on the IST stack,
+ * then one exit to km, which ends the guest, edits the frame, or handles a syscall. */
 .macro exc_stub vec, has_err
 	.org KM_RT_EXC_STUBS + \vec * KM_RT_EXC_STUB_SIZE
 	.if \has_err == 0
 	pushq $0
 	.endif
 	out %al, $(KM_PORT_EXC_BASE + \vec)
-	add $8, %rsp
-	iretq
+	jmp km_exc_return
 .endm
 
 	exc_stub 0, 0
@@ -70,6 +74,6 @@ km_flush_entry:
 	exc_stub 29, 1
 	exc_stub 30, 1
 	exc_stub 31, 0
-km_runtime_end:
+
 	.org KM_RT_CODE_SIZE - 1
 	.byte 0xcc

@@ -1,46 +1,56 @@
 /*
  * Layout of km's runtime region, shared by the C side (km/) and the assembly stubs (runtime/).
  *
- * The runtime region sits at guest-physical 0 and is mapped into the guest at KM_RT_GVA, in the
- * upper canonical half, so the program's whole lower-half address space stays its own, as on
- * Linux. A restored snapshot gets this region fresh from the restoring km, never from the file.
+ * The program runs at CPL3 exactly as under Linux. The runtime region sits at the top of the
+ * lower half (the program's mappings end below KM_RT_GVA), because on KVM's PVM backend code and
+ * tables in the upper half are out of the guest's allowed address range. Guest-physical 0.
  *
- *   +0x00000  IDT (256 gates, shared by every vCPU, read-only to the guest)
- *   +0x01000  code: syscall entry, TLB-flush stub, exception stubs (read/exec)
- *   +0x10000  per-vCPU areas, KM_RT_VCPU_SIZE each: GDT page, TSS page, IST exception stack
+ *   +0x00000  user stub page (U=1, read/exec): the syscall entry (LSTAR)
+ *   +0x01000  kernel stub page (U=0): exception stubs, TLB-flush return
+ *   +0x02000  IDT (U=0)
+ *   +0x10000  per-vCPU areas, KM_RT_VCPU_SIZE each (U=0): GDT, TSS, exception stack
+ *
+ * Why the syscall entry is `int3`: on PVM a `syscall` from CPL3 lands at LSTAR still at CPL3, and
+ * no CPL3 instruction exits to km; on hardware KVM it lands at CPL0. `int3` reaches km's CPL0
+ * exception stub through the IDT in both cases, and km returns to the program by editing the
+ * iret frame (rip = rcx, rflags = r11, user CS/SS), so one stub serves both.
  */
 #ifndef KM_RUNTIME_LAYOUT_H
 #define KM_RUNTIME_LAYOUT_H
 
-#define KM_RT_GVA 0xffff800000000000
+#define KM_RT_GVA 0x7fffff000000
 #define KM_RT_GPA 0x0
 #define KM_RT_SIZE 0x1000000 /* 16 MiB of guest-physical space reserved for the runtime */
 
-#define KM_RT_IDT_OFF 0x0
-#define KM_RT_CODE_OFF 0x1000
-#define KM_RT_CODE_SIZE 0x2000
+#define KM_RT_USER_OFF 0x0
+#define KM_RT_KERN_OFF 0x1000
+#define KM_RT_IDT_OFF 0x2000
+#define KM_RT_CODE_SIZE 0x2000 /* user page + kernel page, assembled as one blob */
 
-/* Offsets inside the code blob (the blob is loaded at KM_RT_CODE_OFF). */
-#define KM_RT_SYSCALL_ENTRY 0x0   /* LSTAR points here */
-#define KM_RT_FLUSH_ENTRY 0x40    /* reloads CR3 from %r11, then exits to km to restore state */
-#define KM_RT_EXC_STUBS 0x100     /* exception stub for vector v at KM_RT_EXC_STUBS + v * 32 */
+/* Offsets inside the code blob (loaded at KM_RT_USER_OFF). */
+#define KM_RT_SYSCALL_ENTRY 0x0       /* LSTAR: int3 */
+#define KM_RT_FLUSH_ENTRY 0x1000      /* reload CR3, then return from the exception frame */
+#define KM_RT_EXC_STUBS 0x1100        /* exception stub for vector v at KM_RT_EXC_STUBS + v * 32 */
 #define KM_RT_EXC_STUB_SIZE 32
+#define KM_RT_EXC_RETURN 0x1080       /* common tail: drop the error code, iretq */
 
 #define KM_RT_VCPU_OFF 0x10000
 #define KM_RT_VCPU_SIZE 0x8000
 #define KM_RT_VCPU_GDT 0x0
 #define KM_RT_VCPU_TSS 0x1000
-#define KM_RT_VCPU_STACK_TOP 0x8000 /* IST1 stack: pages +0x2000 .. +0x8000 */
+#define KM_RT_VCPU_STACK_TOP 0x8000 /* IST1 and RSP0: pages +0x2000 .. +0x8000 */
 #define KM_MAX_VCPUS 256
 
-/* I/O ports the stubs write to; each `out` is one VM exit that km decodes by port. */
-#define KM_PORT_SYSCALL 0x10
-#define KM_PORT_FLUSH 0x11
+/* I/O port the exception stubs write to; `out` from CPL0 is one VM exit km decodes by port. */
 #define KM_PORT_EXC_BASE 0x20 /* 0x20 + vector, vectors 0..31 */
 
-/* GDT selectors */
-#define KM_SEL_CODE 0x08
-#define KM_SEL_DATA 0x10
-#define KM_SEL_TSS 0x18
+/* GDT selectors, laid out so that STAR works the way Linux sets it up. */
+#define KM_SEL_KCODE 0x10
+#define KM_SEL_KDATA 0x18
+#define KM_SEL_UCODE32 0x23
+#define KM_SEL_UDATA 0x2b
+#define KM_SEL_UCODE 0x33
+#define KM_SEL_TSS 0x40
+#define KM_GDT_ENTRIES 10
 
 #endif
