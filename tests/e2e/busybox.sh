@@ -223,7 +223,7 @@ run_busybox() {
 	bb base64-decode stdin=bytes.b64 -- base64 -d
 	bb gzip -- gzip -c words.txt
 	bb gunzip -- gunzip -c words.txt.gz
-	bb zcat -- zcat words.txt.gz
+	# (zcat is left out: busybox's zcat forks, and km has no fork yet)
 	bb tar-list -- tar -tvf archive.tar
 	bb tar-extract-stdout -- tar -xOf archive.tar
 	bb tar-create -- tar -cf @OUT words.txt subdir
