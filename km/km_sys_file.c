@@ -100,20 +100,24 @@ static bool user_range(uint64_t gva, uint64_t len)
 }
 
 /* read/write/pread64/pwrite64: reads may be short at the first unmapped byte as on Linux;
- * writes of a partly unmapped buffer fail whole, so a datagram is never cut short. */
+ * writes of a partly unmapped buffer fail whole, so a datagram is never cut short. A negative
+ * offset is refused before anything else, as Linux does. */
 static long buf_io(km_vcpu_t *v, const uint64_t *a, bool rd, bool positioned)
 {
 	int fd = (int)a[0];
+	if (positioned && (int64_t)a[3] < 0)
+		return -EINVAL;
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
+	int fd_acc = rd ? KM_ACC_READ : KM_ACC_WRITE;
 	if (!user_range(a[1], a[2]))
-		return -EFAULT;
+		return km_fd_err_first(fd, fd_acc, positioned, -EFAULT);
 	size_t len = a[2] < KM_MAX_RW_COUNT ? a[2] : KM_MAX_RW_COUNT;
 	struct iovec iov[BUF_IOV];
 	int n;
 	ssize_t got = km_buf_iov(MM(v), a[1], len, rd ? KM_ACC_WRITE : KM_ACC_READ, rd, iov, BUF_IOV, &n);
 	if (got < 0)
-		return got;
+		return km_fd_err_first(fd, fd_acc, positioned, got);
 	const io_nrs_t *nr = rd ? &rd_nrs : &wr_nrs;
 	if (n > 1)
 		return km_host_ret(positioned ? syscall(nr->pvec, fd, iov, n, a[3], 0)
@@ -125,10 +129,23 @@ static long buf_io(km_vcpu_t *v, const uint64_t *a, bool rd, bool positioned)
 
 enum vec_kind { VEC_PLAIN, VEC_POS, VEC_POS2 };
 
-/* readv/writev/preadv/pwritev/preadv2/pwritev2. */
+static long vec_host(int fd, bool rd, enum vec_kind kind, const struct iovec *iov, int n, const uint64_t *a)
+{
+	const io_nrs_t *nr = rd ? &rd_nrs : &wr_nrs;
+	if (kind == VEC_PLAIN)
+		return km_host_ret(syscall(nr->vec, fd, iov, n));
+	if (kind == VEC_POS)
+		return km_host_ret(syscall(nr->pvec, fd, iov, n, a[3], a[4]));
+	return km_host_ret(syscall(nr->pvec2, fd, iov, n, a[3], a[4], a[5]));
+}
+
+/* readv/writev/preadv/pwritev/preadv2/pwritev2 (whose offset -1 means the file position). */
 static long vec_io(km_vcpu_t *v, const uint64_t *a, bool rd, enum vec_kind kind)
 {
 	int fd = (int)a[0];
+	bool positioned = kind == VEC_POS || (kind == VEC_POS2 && (int64_t)a[3] != -1);
+	if (positioned && (int64_t)a[3] < 0)
+		return -EINVAL;
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
 	struct iovec *iov = malloc(KM_IOV_MAX * sizeof(*iov));
@@ -136,15 +153,10 @@ static long vec_io(km_vcpu_t *v, const uint64_t *a, bool rd, enum vec_kind kind)
 		return -ENOMEM;
 	int n;
 	long r = km_guest_iovs(MM(v), a[1], a[2], rd ? KM_ACC_WRITE : KM_ACC_READ, rd, iov, KM_IOV_MAX, &n);
-	if (r >= 0) {
-		const io_nrs_t *nr = rd ? &rd_nrs : &wr_nrs;
-		if (kind == VEC_PLAIN)
-			r = km_host_ret(syscall(nr->vec, fd, iov, n));
-		else if (kind == VEC_POS)
-			r = km_host_ret(syscall(nr->pvec, fd, iov, n, a[3], a[4]));
-		else
-			r = km_host_ret(syscall(nr->pvec2, fd, iov, n, a[3], a[4], a[5]));
-	}
+	if (r >= 0)
+		r = vec_host(fd, rd, kind, iov, n, a);
+	else
+		r = km_fd_err_first(fd, rd ? KM_ACC_READ : KM_ACC_WRITE, positioned, r);
 	free(iov);
 	return r;
 }
@@ -366,7 +378,7 @@ static long dents(km_vcpu_t *v, const uint64_t *a, long nr)
 	km_obuf_t ob;
 	int rc = km_obuf_get(MM(v), a[1], (unsigned int)a[2], BOUNCE_MAX, &ob);
 	if (rc < 0)
-		return rc;
+		return km_fd_err_first(fd, 0, false, rc);
 	long r = km_host_ret(syscall(nr, fd, ob.p, ob.len));
 	rc = km_obuf_put(MM(v), &ob, r > 0 ? (size_t)r : 0);
 	return r > 0 && rc < 0 ? rc : r;
@@ -864,7 +876,7 @@ static long fcntl_struct(km_vcpu_t *v, int fd, int cmd, uint64_t gva, size_t len
 {
 	uint64_t buf[4] = {0};
 	if (in && km_copy_from_guest(MM(v), buf, gva, len) < 0)
-		return -EFAULT;
+		return km_fd_err_first(fd, 0, false, -EFAULT);
 	long r = km_host_ret(syscall(SYS_fcntl, fd, cmd, buf));
 	return out ? out_struct(v, r, gva, buf, len) : r;
 }
@@ -932,6 +944,18 @@ static const ioctl_def_t *ioctl_find(unsigned int req)
 	return NULL;
 }
 
+/* An unreadable argument is reported after what Linux checks first: the fd, then (for terminal
+ * requests) whether it is a terminal. TCGETS into km asks that without side effects. */
+static long ioctl_bad_arg(int fd, unsigned int req)
+{
+	uint64_t t[8];
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	if (req != FIONBIO && syscall(SYS_ioctl, fd, TCGETS, t) < 0 && errno == ENOTTY)
+		return -ENOTTY;
+	return -EFAULT;
+}
+
 /* Only requests whose argument km knows the size of are forwarded; the rest, after the fd is
  * found valid, get ENOTTY as from a file that has no such request. */
 KM_SYSCALL(ioctl)
@@ -945,7 +969,7 @@ KM_SYSCALL(ioctl)
 		return fcntl(fd, F_GETFD) < 0 ? -EBADF : -ENOTTY;
 	uint64_t buf[8] = {0};
 	if (d->in && km_copy_from_guest(MM(v), buf, a[2], d->len) < 0)
-		return -EFAULT;
+		return ioctl_bad_arg(fd, req);
 	long r = km_host_ret(syscall(SYS_ioctl, fd, req, d->len > 0 ? buf : NULL));
 	return d->out ? out_struct(v, r, a[2], buf, d->len) : r;
 }
@@ -1186,7 +1210,7 @@ static long ep_wait(km_vcpu_t *v, const uint64_t *a, bool with_ts, const struct 
 	km_obuf_t ob;
 	int rc = km_obuf_get(MM(v), a[1], (size_t)max * sizeof(struct epoll_event), BOUNCE_MAX, &ob);
 	if (rc < 0)
-		return rc;
+		return km_fd_err_first(epfd, 0, false, rc);
 	size_t n = ob.len / sizeof(struct epoll_event);
 	long r = -EFAULT;
 	if (n > 0 && with_ts)

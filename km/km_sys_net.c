@@ -76,7 +76,7 @@ static long addr_call(km_vcpu_t *v, long nr, const uint64_t *a)
 	struct sockaddr_storage ss;
 	int rc = km_sockaddr_in(MM(v), a[1], len, &ss);
 	if (rc < 0)
-		return rc;
+		return km_sock_err_first(fd, rc);
 	return km_host_ret(syscall(nr, fd, &ss, len));
 }
 
@@ -100,7 +100,7 @@ static long name_call(km_vcpu_t *v, long nr, const uint64_t *a)
 	km_sockaddr_out_t o;
 	int rc = km_sockaddr_out_prep(MM(v), a[1], a[2], &o);
 	if (rc < 0)
-		return rc;
+		return km_sock_err_first(fd, rc);
 	long r = km_host_ret(syscall(nr, fd, &o.ss, &o.len));
 	if (r < 0)
 		return r;
@@ -129,7 +129,7 @@ static long do_accept(km_vcpu_t *v, const uint64_t *a, int flags)
 	km_sockaddr_out_t o;
 	int rc = km_sockaddr_out_prep(MM(v), a[1], a[2], &o);
 	if (rc < 0)
-		return rc;
+		return km_sock_err_first(fd, rc);
 	long r = km_host_ret(syscall(SYS_accept4, fd, &o.ss, &o.len, flags));
 	if (r >= 0 && km_sockaddr_out_put(MM(v), &o) < 0) {
 		close((int)r);
@@ -172,12 +172,12 @@ KM_SYSCALL(sendto)
 	int n;
 	ssize_t got = sock_buf(v, a[1], a[2], false, iov, &n);
 	if (got < 0)
-		return got;
+		return km_sock_err_first(fd, got);
 	struct sockaddr_storage ss;
 	if (a[4] != 0) {
 		int rc = km_sockaddr_in(MM(v), a[4], alen, &ss);
 		if (rc < 0)
-			return rc;
+			return km_sock_err_first(fd, rc);
 	}
 	struct msghdr h = {.msg_name = a[4] != 0 ? &ss : NULL,
 			   .msg_namelen = a[4] != 0 ? alen : 0,
@@ -198,13 +198,13 @@ KM_SYSCALL(recvfrom)
 	int n;
 	ssize_t got = sock_buf(v, a[1], a[2], true, iov, &n);
 	if (got < 0)
-		return got;
+		return km_sock_err_first(fd, got);
 	km_sockaddr_out_t o;
 	bool want = a[4] != 0;
 	if (want) {
 		int rc = km_sockaddr_out_prep(MM(v), a[4], a[5], &o);
 		if (rc < 0)
-			return rc;
+			return km_sock_err_first(fd, rc);
 	}
 	long r;
 	if (n > 1) {
@@ -237,7 +237,7 @@ static long do_sendmsg(km_vcpu_t *v, int fd, uint64_t gva, int flags, bool *all)
 {
 	km_msg_t m;
 	int rc = km_msg_in(MM(v), gva, true, &m);
-	long r = rc < 0 ? rc : km_host_ret(syscall(SYS_sendmsg, fd, &m.h, flags));
+	long r = rc < 0 ? km_sock_err_first(fd, rc) : km_host_ret(syscall(SYS_sendmsg, fd, &m.h, flags));
 	*all = r >= 0 && (size_t)r == iov_total(&m.h);
 	km_msg_free(&m);
 	return r;
@@ -248,7 +248,7 @@ static long do_recvmsg(km_vcpu_t *v, int fd, uint64_t gva, int flags, int *mflag
 {
 	km_msg_t m;
 	int rc = km_msg_in(MM(v), gva, false, &m);
-	long r = rc < 0 ? rc : km_host_ret(syscall(SYS_recvmsg, fd, &m.h, flags));
+	long r = rc < 0 ? km_sock_err_first(fd, rc) : km_host_ret(syscall(SYS_recvmsg, fd, &m.h, flags));
 	if (r >= 0 && km_msg_out(MM(v), gva, &m) < 0)
 		r = -EFAULT;
 	*mflags = m.h.msg_flags;
@@ -461,14 +461,14 @@ KM_SYSCALL(setsockopt)
 	if (optlen < 0)
 		return -EINVAL;
 	if (sockopt_untranslated(level, name, true))
-		return -ENOPROTOOPT;
+		return km_sock_err_first(fd, -ENOPROTOOPT);
 	void *buf = NULL;
 	size_t blen;
 	struct sock_filter *prog = NULL;
 	int rc = sockopt_buf(v, a[3], optlen, KM_ACC_READ, &buf, &blen);
 	if (rc == 0 && sockopt_is_fprog(level, name, blen))
 		rc = sockopt_fprog(v, buf, &prog);
-	long r = rc;
+	long r = rc < 0 ? km_sock_err_first(fd, rc) : 0;
 	if (rc == 0)
 		r = km_host_ret(syscall(SYS_setsockopt, fd, level, name, a[3] != 0 ? buf : NULL, blen));
 	free(prog);
@@ -485,16 +485,16 @@ KM_SYSCALL(getsockopt)
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
 	if (sockopt_untranslated(level, name, false))
-		return -ENOPROTOOPT;
+		return km_sock_err_first(fd, -ENOPROTOOPT);
 	if (km_copy_from_guest(MM(v), &len, a[4], sizeof(len)) < 0 ||
 	    km_guest_check(MM(v), a[4], sizeof(len), KM_ACC_WRITE) < 0)
-		return -EFAULT;
+		return km_sock_err_first(fd, -EFAULT);
 	if (len < 0)
-		return -EINVAL;
+		return km_sock_err_first(fd, -EINVAL);
 	void *buf = NULL;
 	size_t blen;
 	int rc = sockopt_buf(v, a[3], (size_t)len, KM_ACC_WRITE, &buf, &blen);
-	long r = rc;
+	long r = rc < 0 ? km_sock_err_first(fd, rc) : 0;
 	socklen_t hlen = blen;
 	if (rc == 0)
 		r = km_host_ret(syscall(SYS_getsockopt, fd, level, name, buf, &hlen));

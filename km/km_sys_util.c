@@ -1,8 +1,10 @@
 /* Checked access to guest structures for the syscall handlers: see km_sys_util.h. */
 #include "km_sys_util.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(km_guest_msghdr_t) == 56, "x86-64 struct msghdr is 56 bytes");
@@ -42,6 +44,28 @@ int km_copy_str(km_mm_t *mm, uint64_t gva, char *buf, size_t size)
 		off += n;
 	}
 	return -ENAMETOOLONG;
+}
+
+long km_fd_err_first(int fd, int access, bool positioned, long err)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -EBADF;
+	int mode = fl & O_ACCMODE;
+	if ((fl & O_PATH) || ((access & KM_ACC_READ) && mode == O_WRONLY) ||
+	    ((access & KM_ACC_WRITE) && mode == O_RDONLY))
+		return -EBADF;
+	if (positioned && lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+		return -ESPIPE;
+	return err;
+}
+
+long km_sock_err_first(int fd, long err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -EBADF;
+	return S_ISSOCK(st.st_mode) ? err : -ENOTSOCK;
 }
 
 long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2])

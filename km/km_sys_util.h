@@ -52,6 +52,14 @@ static inline long km_host_ret(long r)
  * them they are closed again, as Linux installs them only after the copy. Returns r or -errno. */
 long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2]);
 
+/* Linux looks at the fd before the buffer, so when a buffer is bad (err), the fd's own error
+ * wins: EBADF for a bad fd or one not open for `access` (KM_ACC_READ/WRITE, 0: any), ESPIPE for
+ * positioned I/O on a pipe or socket. Asks the host without side effects. Returns err if the fd
+ * is usable. */
+long km_fd_err_first(int fd, int access, bool positioned, long err);
+/* The same for socket calls: EBADF, then ENOTSOCK. */
+long km_sock_err_first(int fd, long err);
+
 /* Copies the NUL-terminated guest string at gva (at most `size` bytes with the NUL) into buf.
  * Returns 0, -EFAULT (unmapped before the NUL) or -ENAMETOOLONG. */
 int km_copy_str(km_mm_t *mm, uint64_t gva, char *buf, size_t size);
