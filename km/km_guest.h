@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "km_error.h"
@@ -46,6 +47,7 @@ typedef struct km_guest {
 	size_t auxv_len;      /* its size in bytes */
 
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
+	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 
 	/* How the guest ended: exit_group status, or a fatal signal. */
 	bool exited;

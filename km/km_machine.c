@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include "km_sys_util.h"
 
 #define KM_CPUID_MAX 256
 
@@ -22,9 +25,31 @@ static const struct {
 	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 };
 
+int km_fd_reserve(int fd)
+{
+	if (fd < 0 || fd >= KM_FD_RESERVED_BASE)
+		return fd;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, KM_FD_RESERVED_BASE);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return high;
+}
+
+void km_fd_limit_init(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < KM_FD_RESERVED_BASE + 512 &&
+	    rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max < KM_FD_RESERVED_BASE + 512 ? rl.rlim_max : KM_FD_RESERVED_BASE + 512;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int open_kvm(km_machine_t *m, const char *dev, km_err_t **err)
 {
-	m->kvm_fd = open(dev, O_RDWR | O_CLOEXEC);
+	km_fd_limit_init();
+	m->kvm_fd = km_fd_reserve(open(dev, O_RDWR | O_CLOEXEC));
 	if (m->kvm_fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
@@ -101,8 +126,8 @@ int km_machine_open(km_machine_t *m, const char *dev, km_err_t **err)
 	} while (m->vm_fd < 0 && errno == EINTR);
 	if (m->vm_fd < 0)
 		return km_err_set(err, errno, "%s: creating a VM (KVM_CREATE_VM)", dev);
-	if (fcntl(m->vm_fd, F_SETFD, FD_CLOEXEC) < 0)
-		return km_err_set(err, errno, "%s: marking the VM fd close-on-exec", dev);
+	if ((m->vm_fd = km_fd_reserve(m->vm_fd)) < 0)
+		return km_err_set(err, errno, "%s: moving the VM fd out of the guest's range", dev);
 	if (check_caps(m, dev, err) < 0 || load_cpuid(m, dev, err) < 0)
 		return -1;
 	return 0;

@@ -27,6 +27,13 @@ int km_machine_open(km_machine_t *m, const char *dev, km_err_t **err);
 /* Registers host memory [host, host+size) as guest-physical [gpa, gpa+size) in memory slot `slot`. */
 int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err);
 
+/* Moves one of km's own fds to KM_FD_RESERVED_BASE or above (close-on-exec), out of the guest's
+ * reach, closing the original. Returns the new fd, or -1 with errno set (the original is closed). */
+int km_fd_reserve(int fd);
+
+/* Raises km's soft RLIMIT_NOFILE so that its reserved fds fit above the guest's range. */
+void km_fd_limit_init(void);
+
 /* Closes the VM and /dev/kvm; safe on a partly opened machine (fds set to -1 beforehand). */
 void km_machine_close(km_machine_t *m);
 

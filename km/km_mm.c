@@ -30,6 +30,19 @@ static void note_narrowed(km_mm_t *mm)
 	mm->tlb_gen++;
 }
 
+/* KVM's shadow paging (PVM) keeps translations derived from the guest page tables and does not see
+ * km editing those tables from the host; a CR3 reload does not drop them either. Changing the host
+ * protection of the memory behind a range makes KVM's MMU notifier zap every translation of it, so
+ * the next access re-reads the guest page tables. Used where a protection narrows (km_phys_reset
+ * does the same for memory that is unmapped). */
+static void drop_host_translations(km_mm_t *mm, uint64_t gpa, uint64_t len, int flags)
+{
+	uint8_t *h = mm->host + gpa;
+	int prot = host_prot(PROT_READ | PROT_WRITE, flags);
+	if (mprotect(h, len, PROT_NONE) == 0)
+		mprotect(h, len, prot);
+}
+
 /* Removes every mapping in [start, end): VMAs split at the edges, memory released, page tables
  * cleared. Returns 0 or -ENOMEM (no memory to split). */
 static int carve(km_mm_t *mm, uint64_t start, uint64_t end)
@@ -194,6 +207,8 @@ int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot)
 		km_vma_t *v = &mm->vmas[i];
 		if (km_pt_map(&mm->pt, v->start, v->gpa, v->end - v->start, prot) < 0)
 			return -ENOMEM;
+		if ((v->prot & ~prot) != 0)
+			drop_host_translations(mm, v->gpa, v->end - v->start, v->flags);
 		v->prot = prot;
 	}
 	note_narrowed(mm);

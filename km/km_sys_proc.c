@@ -14,6 +14,7 @@
 
 #include "km_guest.h"
 #include "km_signal.h"
+#include "km_sys_util.h"
 #include "km_syscall.h"
 
 #define MM(v) (&(v)->g->mm)
@@ -116,8 +117,23 @@ KM_SYSCALL(prlimit64)
 		return -EFAULT;
 	if (a[3] != 0 && km_gva_to_hva(MM(v), a[3], sizeof(ol), KM_ACC_WRITE) == NULL)
 		return -EFAULT;
-	if (prlimit(0, (int)a[1], a[2] ? &nl : NULL, &ol) < 0)
+	if (a[2] != 0 && a[1] == RLIMIT_NOFILE && (nl.rlim_cur > KM_FD_RESERVED_BASE || nl.rlim_max > KM_FD_RESERVED_BASE))
+		return -EPERM; /* fds from KM_FD_RESERVED_BASE up are km's own */
+	if (prlimit(0, (int)a[1], a[2] && a[1] != RLIMIT_NOFILE ? &nl : NULL, &ol) < 0)
 		return -errno;
+	if (a[1] == RLIMIT_NOFILE) {
+		/* The guest's fds stop below km's reserved ones. */
+		if (a[2] != 0)
+			v->g->nofile = nl;
+		else if (v->g->nofile.rlim_max != 0)
+			ol = v->g->nofile;
+		else {
+			if (ol.rlim_cur > KM_FD_RESERVED_BASE)
+				ol.rlim_cur = KM_FD_RESERVED_BASE;
+			if (ol.rlim_max > KM_FD_RESERVED_BASE)
+				ol.rlim_max = KM_FD_RESERVED_BASE;
+		}
+	}
 	if (a[3] != 0)
 		km_copy_to_guest(MM(v), a[3], &ol, sizeof(ol));
 	return 0;
