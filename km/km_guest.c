@@ -11,6 +11,14 @@
 #include "km_runtime.h"
 #include "km_syscall.h"
 
+static int register_slot(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host)
+{
+	km_err_t *err = NULL;
+	int rc = km_machine_set_memory(ctx, slot, gpa, size, host, &err);
+	km_err_free(&err);
+	return rc;
+}
+
 int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 {
 	memset(g, 0, sizeof(*g));
@@ -22,7 +30,7 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 		return -1;
 	if (km_mm_init(&g->mm, opts->memory, g->machine.phys_bits, err) < 0)
 		return -1;
-	if (km_machine_set_memory(&g->machine, 0, 0, g->mm.gpa_size, g->mm.host, err) < 0)
+	if (km_mm_attach(&g->mm, register_slot, &g->machine, err) < 0)
 		return -1;
 	return km_runtime_load(&g->mm, err);
 }

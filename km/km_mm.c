@@ -64,6 +64,14 @@ static int carve(km_mm_t *mm, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Enters a translation into the page tables, making its memory known to KVM first. */
+static int map_pages(km_mm_t *mm, uint64_t gva, uint64_t gpa, uint64_t len, int prot)
+{
+	if (km_phys_make_present(mm, gpa, len) < 0)
+		return -ENOMEM;
+	return km_pt_map(&mm->pt, gva, gpa, len, prot);
+}
+
 /* Bytes of [start, end) that are mapped now (what a MAP_FIXED over it gives back). */
 static uint64_t mapped_bytes(km_mm_t *mm, uint64_t start, uint64_t end)
 {
@@ -141,7 +149,7 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 		      .offset = off};
 	if (rc == 0 && path != NULL && (v.path = strdup(path)) == NULL)
 		rc = -ENOMEM;
-	if (rc == 0 && km_pt_map(&mm->pt, addr, gpa, len, prot) < 0)
+	if (rc == 0 && map_pages(mm, addr, gpa, len, prot) < 0)
 		rc = -ENOMEM;
 	if (rc == 0 && (rc = km_vma_insert(mm, &v)) < 0)
 		km_pt_unmap(&mm->pt, addr, len);
@@ -249,7 +257,7 @@ static int grow_in_place(km_mm_t *mm, size_t i, uint64_t new_end)
 		rc = -ENOMEM; /* a shared anonymous object cannot be extended in place */
 	else if (v->kind == KM_VMA_FILE || v->kind == KM_VMA_ELF)
 		rc = -ENOMEM; /* the host file mapping would need extending too: move instead */
-	if (rc == 0 && km_pt_map(&mm->pt, v->end, gpa_next, extra, v->prot) < 0)
+	if (rc == 0 && map_pages(mm, v->end, gpa_next, extra, v->prot) < 0)
 		rc = -ENOMEM;
 	if (rc < 0) {
 		if (!in_heap_window)
@@ -277,7 +285,7 @@ static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_l
 		return -e;
 	}
 	km_phys_reset(mm, v.gpa, old_len);
-	if (km_pt_map(&mm->pt, new_addr, gpa, new_len, v.prot) < 0)
+	if (map_pages(mm, new_addr, gpa, new_len, v.prot) < 0)
 		return -ENOMEM;
 	km_pt_unmap(&mm->pt, v.start, old_len);
 	km_phys_release(mm, v.gpa, old_len);
@@ -364,7 +372,7 @@ uint64_t km_mm_brk(km_mm_t *mm, uint64_t want)
 		uint64_t gpa = mm->brk_gpa + (old_end - mm->brk_start);
 		if (!km_vma_range_free(mm, old_end, new_end) || mm->committed + (new_end - old_end) > mm->limit)
 			return mm->brk_cur;
-		if (km_pt_map(&mm->pt, old_end, gpa, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
+		if (map_pages(mm, old_end, gpa, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
 			return mm->brk_cur;
 		km_vma_t *prev = old_end > mm->brk_start ? km_vma_find(mm, old_end - 1) : NULL;
 		if (prev != NULL && prev->kind == KM_VMA_BRK && prev->end == old_end &&

@@ -22,6 +22,7 @@
 
 #define KM_PAGE_SIZE 4096ul
 #define KM_HUGE_SIZE (2ul << 20)
+#define KM_SLOT_CHUNK (256ul << 20)
 #define KM_PAGE_UP(x) (((x) + KM_PAGE_SIZE - 1) & ~(KM_PAGE_SIZE - 1))
 #define KM_PAGE_DOWN(x) ((x) & ~(KM_PAGE_SIZE - 1))
 
@@ -71,6 +72,13 @@ typedef struct km_mm {
 	uint64_t stack_top;
 
 	uint64_t tlb_gen; /* bumped when a mapping is narrowed: each vCPU reloads CR3 when it lags */
+
+	/* Guest-physical memory is made known to KVM in KM_SLOT_CHUNK pieces as mappings first use
+	 * them: KVM's per-slot bookkeeping costs time in proportion to a slot's size, so one slot
+	 * for all of it made every start and exit pay for the whole memory limit. */
+	int (*register_slot)(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host);
+	void *slot_ctx;
+	uint8_t *slot_present; /* per chunk above user_gpa */
 } km_mm_t;
 
 /* Access kinds for checks. */
@@ -82,6 +90,11 @@ typedef struct km_mm {
  * pools (MAP_NORESERVE: untouched memory costs nothing). Fails if that needs guest-physical
  * addresses of `phys_bits` bits or more. */
 int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err);
+/* Registers guest-physical [0, user_gpa) (runtime and page tables) through `reg` and remembers
+ * `reg` for program memory, which is registered chunk by chunk as it is first mapped. */
+int km_mm_attach(km_mm_t *mm, int (*reg)(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host),
+		 void *ctx, km_err_t **err);
+
 /* Unmaps everything; safe on a zeroed or partly initialised mm. */
 void km_mm_fini(km_mm_t *mm);
 

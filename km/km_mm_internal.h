@@ -12,6 +12,8 @@ int km_phys_take(km_mm_t *mm, uint64_t gpa, uint64_t len);
 /* Returns a range to the allocator (except the heap window, which stays reserved) and resets its
  * host memory to fresh anonymous pages, dropping file mappings and freeing what was touched. */
 void km_phys_release(km_mm_t *mm, uint64_t gpa, uint64_t len);
+/* Makes sure KVM knows guest-physical [gpa, gpa+len). Returns 0 or -ENOMEM. */
+int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len);
 /* Resets host memory behind [gpa, gpa+len) to fresh zero pages. Returns 0 or -errno. */
 int km_phys_reset(km_mm_t *mm, uint64_t gpa, uint64_t len);
 

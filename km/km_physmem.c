@@ -44,9 +44,9 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 	pthread_mutex_init(&mm->lock, NULL);
 	mm->limit = ALIGN_UP(limit, KM_PAGE_SIZE);
 	uint64_t pool = pt_pool_size(limit);
-	mm->user_gpa = ALIGN_UP(KM_RT_SIZE + pool, GIB);
+	mm->user_gpa = ALIGN_UP(KM_RT_SIZE + pool, KM_SLOT_CHUNK);
 	/* Program mappings get twice the limit (alignment slack, fragmentation) plus the heap window. */
-	uint64_t user = ALIGN_UP(limit, GIB) * 3;
+	uint64_t user = ALIGN_UP(limit, KM_SLOT_CHUNK) * 3;
 	mm->gpa_size = mm->user_gpa + user;
 	if (phys_bits < 64 && mm->gpa_size > (1ull << phys_bits))
 		return km_err_set(err, 0, "guest memory limit %lu MiB needs more guest-physical space than this "
@@ -64,8 +64,40 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 	return 0;
 }
 
+int km_mm_attach(km_mm_t *mm, int (*reg)(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host),
+		 void *ctx, km_err_t **err)
+{
+	mm->register_slot = reg;
+	mm->slot_ctx = ctx;
+	mm->slot_present = calloc((mm->gpa_size - mm->user_gpa) / KM_SLOT_CHUNK + 1, 1);
+	if (mm->slot_present == NULL)
+		return km_err_set(err, ENOMEM, "allocating the memory slot map");
+	if (reg(ctx, 0, 0, mm->user_gpa, mm->host) < 0)
+		return km_err_set(err, errno, "registering km's runtime memory with KVM");
+	return 0;
+}
+
+int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	if (mm->register_slot == NULL || len == 0)
+		return 0;
+	uint64_t first = (gpa - mm->user_gpa) / KM_SLOT_CHUNK, last = (gpa + len - 1 - mm->user_gpa) / KM_SLOT_CHUNK;
+	for (uint64_t c = first; c <= last; c++) {
+		if (mm->slot_present[c])
+			continue;
+		uint64_t start = mm->user_gpa + c * KM_SLOT_CHUNK;
+		uint64_t size = start + KM_SLOT_CHUNK > mm->gpa_size ? mm->gpa_size - start : KM_SLOT_CHUNK;
+		if (mm->register_slot(mm->slot_ctx, (int)(1 + c), start, size, mm->host + start) < 0)
+			return -ENOMEM;
+		mm->slot_present[c] = 1;
+	}
+	return 0;
+}
+
 void km_mm_fini(km_mm_t *mm)
 {
+	free(mm->slot_present);
+	mm->slot_present = NULL;
 	if (mm->host != NULL)
 		munmap(mm->host, mm->gpa_size);
 	for (size_t i = 0; i < mm->nvmas; i++)

@@ -134,7 +134,7 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 		return km_err_set(err, ENOMEM, "allocating vCPU %d", id);
 	v->g = g;
 	v->id = id;
-	v->fd = ioctl(g->machine.vm_fd, KVM_CREATE_VCPU, id);
+	v->fd = km_fd_reserve(ioctl(g->machine.vm_fd, KVM_CREATE_VCPU, id));
 	if (v->fd < 0) {
 		km_err_set(err, errno, "creating vCPU %d (KVM_CREATE_VCPU)", id);
 		free(v);
