@@ -219,7 +219,7 @@ KM_SYSCALL(open)
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
-	return km_host_ret(syscall(SYS_open, exe_fix(v, path), a[1], a[2]));
+	return km_fd_new(km_host_ret(syscall(SYS_open, exe_fix(v, path), a[1], a[2])));
 }
 
 KM_SYSCALL(openat)
@@ -228,7 +228,7 @@ KM_SYSCALL(openat)
 	int rc = get_path(v, a[1], path);
 	if (rc < 0)
 		return rc;
-	return km_host_ret(syscall(SYS_openat, km_fd_at((int)a[0]), exe_fix(v, path), a[2], a[3]));
+	return km_fd_new(km_host_ret(syscall(SYS_openat, km_fd_at((int)a[0]), exe_fix(v, path), a[2], a[3])));
 }
 
 /* struct open_how may grow: the host checks that bytes it does not know are zero (E2BIG). */
@@ -245,7 +245,7 @@ KM_SYSCALL(openat2)
 		return rc;
 	if (km_copy_from_guest(MM(v), how, a[2], a[3]) < 0)
 		return -EFAULT;
-	return km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), exe_fix(v, path), how, a[3]));
+	return km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), exe_fix(v, path), how, a[3])));
 }
 
 KM_SYSCALL(creat)
@@ -254,7 +254,7 @@ KM_SYSCALL(creat)
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
-	return km_host_ret(syscall(SYS_creat, path, a[1]));
+	return km_fd_new(km_host_ret(syscall(SYS_creat, path, a[1])));
 }
 
 KM_SYSCALL(close)
@@ -668,32 +668,32 @@ KM_SYSCALL(inotify_rm_watch)
 
 KM_SYSCALL(epoll_create)
 {
-	return km_host_ret(syscall(SYS_epoll_create, (int)a[0]));
+	return km_fd_new(km_host_ret(syscall(SYS_epoll_create, (int)a[0])));
 }
 
 KM_SYSCALL(epoll_create1)
 {
-	return km_host_ret(syscall(SYS_epoll_create1, (int)a[0]));
+	return km_fd_new(km_host_ret(syscall(SYS_epoll_create1, (int)a[0])));
 }
 
 KM_SYSCALL(eventfd)
 {
-	return km_host_ret(syscall(SYS_eventfd, (unsigned int)a[0]));
+	return km_fd_new(km_host_ret(syscall(SYS_eventfd, (unsigned int)a[0])));
 }
 
 KM_SYSCALL(eventfd2)
 {
-	return km_host_ret(syscall(SYS_eventfd2, (unsigned int)a[0], (int)a[1]));
+	return km_fd_new(km_host_ret(syscall(SYS_eventfd2, (unsigned int)a[0], (int)a[1])));
 }
 
 KM_SYSCALL(inotify_init)
 {
-	return km_host_ret(syscall(SYS_inotify_init));
+	return km_fd_new(km_host_ret(syscall(SYS_inotify_init)));
 }
 
 KM_SYSCALL(inotify_init1)
 {
-	return km_host_ret(syscall(SYS_inotify_init1, (int)a[0]));
+	return km_fd_new(km_host_ret(syscall(SYS_inotify_init1, (int)a[0])));
 }
 
 KM_SYSCALL(sync)
@@ -713,7 +713,7 @@ KM_SYSCALL(memfd_create)
 	int rc = get_path(v, a[0], name);
 	if (rc < 0)
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
-	return km_host_ret(syscall(SYS_memfd_create, name, a[1]));
+	return km_fd_new(km_host_ret(syscall(SYS_memfd_create, name, a[1])));
 }
 
 KM_SYSCALL(name_to_handle_at)
@@ -792,7 +792,7 @@ KM_SYSCALL(pipe2)
 
 KM_SYSCALL(dup)
 {
-	return fd_call(SYS_dup, a);
+	return km_fd_new(fd_call(SYS_dup, a));
 }
 
 KM_SYSCALL(dup2)
@@ -893,7 +893,9 @@ KM_SYSCALL(fcntl)
 		return km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
 	case FA_DUP:
 		/* The lowest fd the guest may ask for is below km's, as under its RLIMIT_NOFILE. */
-		return a[2] >= KM_FD_RESERVED_BASE ? -EINVAL : km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
+		return a[2] >= KM_FD_RESERVED_BASE
+			   ? -EINVAL
+			   : km_fd_new(km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2])));
 	case FA_FD:
 		return km_fd_check((int)a[2]) < 0 ? -EBADF : km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
 	case FA_FLOCK_IN:

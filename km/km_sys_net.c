@@ -47,7 +47,7 @@ static long fd_call(long nr, const uint64_t *a)
 
 KM_SYSCALL(socket)
 {
-	return km_host_ret(syscall(SYS_socket, (int)a[0], (int)a[1], (int)a[2]));
+	return km_fd_new(km_host_ret(syscall(SYS_socket, (int)a[0], (int)a[1], (int)a[2])));
 }
 
 KM_SYSCALL(socketpair)
@@ -122,15 +122,17 @@ KM_SYSCALL(getpeername)
 static long do_accept(km_vcpu_t *v, const uint64_t *a, int flags)
 {
 	int fd = (int)a[0];
+	if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK))
+		return -EINVAL;
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
 	if (a[1] == 0)
-		return km_host_ret(syscall(SYS_accept4, fd, NULL, NULL, flags));
+		return km_fd_new(km_host_ret(syscall(SYS_accept4, fd, NULL, NULL, flags)));
 	km_sockaddr_out_t o;
 	int rc = km_sockaddr_out_prep(MM(v), a[1], a[2], &o);
 	if (rc < 0)
 		return km_sock_err_first(fd, rc);
-	long r = km_host_ret(syscall(SYS_accept4, fd, &o.ss, &o.len, flags));
+	long r = km_fd_new(km_host_ret(syscall(SYS_accept4, fd, &o.ss, &o.len, flags)));
 	if (r >= 0 && km_sockaddr_out_put(MM(v), &o) < 0) {
 		close((int)r);
 		return -EFAULT;

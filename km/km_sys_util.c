@@ -72,10 +72,13 @@ long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2])
 {
 	if (r < 0)
 		return r;
-	if (km_copy_to_guest(mm, gva, fds, 2 * sizeof(int)) < 0) {
+	if (km_fd_check(fds[0]) < 0 || km_fd_check(fds[1]) < 0)
+		r = -EMFILE;
+	else if (km_copy_to_guest(mm, gva, fds, 2 * sizeof(int)) < 0)
+		r = -EFAULT;
+	if (r < 0) {
 		close(fds[0]);
 		close(fds[1]);
-		return -EFAULT;
 	}
 	return r;
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "km_guest.h"
 #include "km_mm.h"
@@ -40,6 +41,17 @@ static inline int km_fd_check(int fd)
 static inline int km_fd_at(int fd)
 {
 	return fd >= KM_FD_RESERVED_BASE ? -1 : fd;
+}
+
+/* For calls that create an fd: one that landed among km's (RLIMIT_NOFILE not lowered yet) is
+ * closed again, and the guest sees its table as full. */
+static inline long km_fd_new(long r)
+{
+	if (r >= KM_FD_RESERVED_BASE) {
+		close((int)r);
+		return -EMFILE;
+	}
+	return r;
 }
 
 /* Turns a host call's result (-1 and errno on failure) into the syscall ABI's -errno. */

@@ -324,6 +324,13 @@ static void test_fd_guard(void **state)
 	assert_int_equal(km_fd_check(-1), 0); /* the host says EBADF itself */
 	assert_int_equal(km_fd_at(AT_FDCWD), AT_FDCWD);
 	assert_int_equal(km_fd_at(KM_FD_RESERVED_BASE + 1), -1);
+	/* A new fd among km's never reaches the guest. */
+	int high = KM_FD_RESERVED_BASE + 3;
+	assert_int_equal(dup2(0, high), high);
+	assert_int_equal(km_fd_new(high), -EMFILE);
+	assert_int_equal(fcntl(high, F_GETFD), -1);
+	assert_int_equal(km_fd_new(5), 5);
+	assert_int_equal(km_fd_new(-EINTR), -EINTR);
 }
 
 /* --- read and write ---------------------------------------------------------------------- */
