@@ -2,6 +2,7 @@
 #include "km_guest.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,10 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	g->machine.kvm_fd = g->machine.vm_fd = -1;
 	g->opts = *opts;
 	g->pid = getpid();
+	/* Ignored signals stay ignored across exec; the guest starts as if km had exec'd it. */
+	for (int sig = 1; sig <= KM_NSIG; sig++)
+		if (opts->ignored_signals & (1ull << (sig - 1)))
+			g->sigactions[sig - 1].handler = (uint64_t)(uintptr_t)SIG_IGN;
 	km_syscall_init();
 	if (km_machine_open(&g->machine, opts->kvm_dev, err) < 0)
 		return -1;

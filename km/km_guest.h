@@ -21,6 +21,7 @@ typedef struct km_guest_opts {
 	bool trace;         /* --trace */
 	int trace_fd;       /* where --trace writes (stderr) */
 	const char *kvm_dev;
+	uint64_t ignored_signals; /* signals km inherited as ignored (bit sig-1): so does the guest */
 } km_guest_opts_t;
 
 /* A signal disposition exactly as the x86-64 kernel ABI passes it to rt_sigaction. */

@@ -43,6 +43,10 @@ bool km_signal_raise(km_vcpu_t *v, int sig)
 	bool catchable = sig != SIGKILL && sig != SIGSTOP;
 	if (catchable && sa->handler == (uint64_t)(uintptr_t)SIG_IGN)
 		return false;
+	/* A blocked signal would stay pending until unblocked; pending sets come with the signals
+	 * work, so for now it is not delivered at all. */
+	if (catchable && (v->sigmask & (1ull << (sig - 1))))
+		return false;
 	enum km_sig_default act = km_sig_default_action(sig);
 	if (act == KM_SIG_IGNORE || act == KM_SIG_STOP)
 		return false; /* job control stops need a parent that can continue us: not yet */

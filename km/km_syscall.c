@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include "km_guest.h"
+#include "km_signal.h"
 #include "km_syscall_names.h" /* generated from <asm/unistd_64.h>: km_syscall_names[] */
 
 #define KM_NSYSCALLS 512
@@ -113,6 +117,31 @@ static void trace(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long ret, bool d
 		dprintf(v->g->opts.trace_fd, "%s) = %#lx\n", line, (unsigned long)ret);
 }
 
+/* Linux raises SIGPIPE when a write to a pipe or socket fails with EPIPE (sends unless
+ * MSG_NOSIGNAL); km's own SIGPIPE is ignored so the guest's disposition decides. */
+static bool raises_sigpipe(uint64_t nr, const uint64_t *a)
+{
+	switch (nr) {
+	case SYS_write:
+	case SYS_writev:
+	case SYS_pwrite64:
+	case SYS_pwritev:
+	case SYS_pwritev2:
+	case SYS_sendfile:
+	case SYS_splice:
+	case SYS_tee:
+	case SYS_vmsplice:
+		return true;
+	case SYS_sendto:
+		return !(a[3] & MSG_NOSIGNAL);
+	case SYS_sendmsg:
+	case SYS_sendmmsg:
+		return !(a[2] & MSG_NOSIGNAL);
+	default:
+		return false;
+	}
+}
+
 void km_syscall_handle(km_vcpu_t *v)
 {
 	struct kvm_regs *r = KM_REGS(v);
@@ -120,6 +149,8 @@ void km_syscall_handle(km_vcpu_t *v)
 	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
 	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
 	long ret = d != NULL ? d->fn(v, a) : -ENOSYS;
+	if (ret == -EPIPE && raises_sigpipe(nr, a))
+		km_signal_raise(v, SIGPIPE);
 	if (v->g->opts.trace)
 		trace(v, nr, a, ret, !v->g->exited);
 	r->rax = (uint64_t)ret;

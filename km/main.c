@@ -22,6 +22,18 @@ static int report_end(const km_guest_t *g, const char *prog)
 	return 128 + sig;
 }
 
+/* Signals km was started with ignored, as a mask (bit sig-1). */
+static uint64_t inherited_ignored(void)
+{
+	uint64_t mask = 0;
+	for (int sig = 1; sig < 64; sig++) {
+		struct sigaction sa;
+		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+			mask |= 1ull << (sig - 1);
+	}
+	return mask;
+}
+
 static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 {
 	(void)argc;
@@ -44,10 +56,13 @@ int main(int argc, char **argv)
 	km_err_t *err = NULL;
 	km_cli_t cli;
 	int status = 1;
+	uint64_t ignored = inherited_ignored();
 	/* A guest writing to a closed pipe must see EPIPE (and km decides about SIGPIPE), not kill km. */
 	signal(SIGPIPE, SIG_IGN);
-	if (km_cli_parse(&cli, argc, argv, &err) == 0)
+	if (km_cli_parse(&cli, argc, argv, &err) == 0) {
+		cli.guest.ignored_signals = ignored;
 		status = cli.done ? 0 : run(&cli, argc, argv, &err);
+	}
 	if (status < 0 || err != NULL) {
 		fprintf(stderr, "km: %s\n", err != NULL ? err->msg : "failed");
 		status = 1;

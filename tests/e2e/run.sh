@@ -483,6 +483,31 @@ run_trace() {
 	done
 }
 
+
+# --- signals km raises for the guest ---------------------------------------------------------
+
+# A write to a pipe whose reader is gone: SIGPIPE kills the writer (141), unless the guest
+# inherited SIGPIPE as ignored, when it sees EPIPE; both exactly as natively.
+run_signals() {
+	local test d mode
+	for mode in default ignored; do
+		test="km/sigpipe/$mode"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/sigpipe/$mode
+		mkdir -p "$d"
+		local trap_cmd=""
+		[ $mode = ignored ] && trap_cmd="trap '' PIPE;"
+		local nrc krc
+		nrc=$(bash -c "$trap_cmd $(quote "$BUSYBOX") seq 1 1000000 2>$(quote "$d/native.err") | head -1 >/dev/null; echo \${PIPESTATUS[0]}")
+		krc=$(bash -c "$trap_cmd $(quote "$KM") $(quote "$BUSYBOX") seq 1 1000000 2>$(quote "$d/km.err") | head -1 >/dev/null; echo \${PIPESTATUS[0]}")
+		[ "$krc" = "$nrc" ] || bad "km's exit status $krc, natively $nrc"
+		[ $mode = default ] && [ "$nrc" != 141 ] && bad "natively the writer was not killed by SIGPIPE ($nrc)"
+		cmp -s "$d/native.err" "$d/km.err" || bad "stderr differs: native '$(cat "$d/native.err")', km '$(cat "$d/km.err")'"
+		end
+	done
+}
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "e2e: km=$([ $NATIVE = 1 ] && echo "native (harness self-check)" || echo "$KM") guests=$GUESTS${PATTERN:+ pattern=$PATTERN}"
@@ -492,6 +517,8 @@ run_bad_input
 run_trace
 # shellcheck source=busybox.sh
 . "$ROOT/tests/e2e/busybox.sh"
+[ -n "${BUSYBOX:-}" ] || find_busybox || die "busybox-static is not installed (scripts/deps.sh installs it)"
+run_signals
 run_busybox
 
 echo
