@@ -117,7 +117,8 @@ KM_SYSCALL(prlimit64)
 		return -EFAULT;
 	if (a[3] != 0 && km_gva_to_hva(MM(v), a[3], sizeof(ol), KM_ACC_WRITE) == NULL)
 		return -EFAULT;
-	if (a[2] != 0 && a[1] == RLIMIT_NOFILE && (nl.rlim_cur > KM_FD_RESERVED_BASE || nl.rlim_max > KM_FD_RESERVED_BASE))
+	if (a[2] != 0 && a[1] == RLIMIT_NOFILE &&
+	    (nl.rlim_cur > KM_FD_RESERVED_BASE || nl.rlim_max > KM_FD_RESERVED_BASE))
 		return -EPERM; /* fds from KM_FD_RESERVED_BASE up are km's own */
 	if (prlimit(0, (int)a[1], a[2] && a[1] != RLIMIT_NOFILE ? &nl : NULL, &ol) < 0)
 		return -errno;
