@@ -508,6 +508,72 @@ run_signals() {
 	done
 }
 
+# --- km's own options and robustness ---------------------------------------------------------
+
+run_km_options() {
+	local flavour test d
+	for flavour in gcc musl; do
+		# --memory: the guest runs out of memory as ENOMEM, below the limit, and lives on.
+		test="km/memory-limit/$flavour"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/memlimit/$flavour
+			mkdir -p "$d/cwd"
+			run "$d" "$d/cwd" /dev/null -- "$KM" --memory=64M "$GUESTS/$flavour/memlimit" exhaust 256
+			[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+			local mib
+			mib=$(sed -nE 's/^mmap stopped after ([0-9]+) MiB: ENOMEM$/\1/p' "$d/out")
+			if [ -z "$mib" ]; then
+				bad "no 'mmap stopped after N MiB: ENOMEM' line"
+			elif [ "$mib" -ge 64 ] || [ "$mib" -lt 32 ]; then
+				bad "mmap stopped after $mib MiB with --memory=64M (expected 32..63)"
+			fi
+			grep -q '^malloc stopped after [0-9]* MiB: ENOMEM$' "$d/out" ||
+				bad "malloc did not end with ENOMEM"
+			[ -s "$d/err" ] && bad "km wrote to stderr"
+			[ -n "$T_DIAG" ] && { note "    command: $CMDLINE"; show_file stdout "$d/out"; show_file stderr "$d/err"; }
+			end
+		fi
+
+		# Garbage in every argument of every syscall: errno values, never a crashed km.
+		for mode in plain trace; do
+			test="km/garbage-syscalls/$flavour/$mode"
+			want "$test" && km_only "$test" || continue
+			begin "$test"
+			d=$WORK/garbage/$flavour/$mode
+			mkdir -p "$d/cwd"
+			local -a opt=()
+			[ $mode = trace ] && opt=(--trace)
+			run "$d" "$d/cwd" /dev/null -- "$KM" "${opt[@]}" "$GUESTS/$flavour/garbage" sweep
+			[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+			grep -q '^survived [0-9]* garbage syscalls$' "$d/out" || bad "the guest did not finish its sweep"
+			grep -q '^PASSED' "$d/out" || bad "the guest's memory or output broke"
+			[ -z "$(ls -A "$d/cwd")" ] || bad "the sweep left files behind: $(ls -A "$d/cwd")"
+			[ $mode = trace ] && ! grep -q '= -1 EFAULT' "$d/err" && bad "no EFAULT in the trace"
+			[ -n "$T_DIAG" ] && { note "    command: $CMDLINE"; show_file stdout "$d/out"; }
+			end
+		done
+	done
+
+	# --env / --clear-env shape the guest's environment; the program's own arguments are untouched.
+	test="km/env-options"
+	if want "$test" && km_only "$test"; then
+		begin "$test"
+		d=$WORK/env-options
+		mkdir -p "$d/cwd"
+		run "$d" "$d/cwd" /dev/null -- "$KM" --clear-env --env=A=1 --env=B=two --env=A=3 \
+			"$BUSYBOX" env
+		[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+		[ "$(cat "$d/out")" = $'A=3\nB=two' ] || bad "environment is '$(tr '\n' ' ' <"$d/out")', expected 'A=3 B=two'"
+		run "$d/2" "$d/cwd" /dev/null KM_E2E_EXTRA=x -- "$KM" --env=KM_E2E_EXTRA=y "$BUSYBOX" env
+		[ "$(grep -c '^KM_E2E_EXTRA=' "$d/2/out")" = 1 ] && grep -qx 'KM_E2E_EXTRA=y' "$d/2/out" ||
+			bad "--env did not replace the inherited KM_E2E_EXTRA=x: $(grep KM_E2E_EXTRA "$d/2/out" | tr '\n' ' ')"
+		run "$d/3" "$d/cwd" /dev/null -- "$KM" "$BUSYBOX" echo --trace --memory=1
+		[ "$(cat "$d/3/out")" = "--trace --memory=1" ] || bad "options after the program were not passed to it"
+		end
+	fi
+}
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "e2e: km=$([ $NATIVE = 1 ] && echo "native (harness self-check)" || echo "$KM") guests=$GUESTS${PATTERN:+ pattern=$PATTERN}"
@@ -519,6 +585,7 @@ run_trace
 . "$ROOT/tests/e2e/busybox.sh"
 [ -n "${BUSYBOX:-}" ] || find_busybox || die "busybox-static is not installed (scripts/deps.sh installs it)"
 run_signals
+run_km_options
 run_busybox
 
 echo
