@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/magic.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -213,13 +215,38 @@ KM_SYSCALL(pwritev2)
 
 /* --- open and close ---------------------------------------------------------------------- */
 
+/* The host's /proc/<km>/mem (and pagemap) is km's own memory: a guest opening it could rewrite
+ * the monitor. Whatever path led there (/proc/self, /proc/<pid>, /proc/thread-self, a symlink,
+ * a dirfd), the opened file says what it is; such an fd is closed and the guest gets EACCES. */
+static long proc_guard(long fd)
+{
+	struct statfs sfs;
+	if (fd < 0 || fstatfs((int)fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+		return fd;
+	char link[64], target[256];
+	snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return fd;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	char own[32];
+	snprintf(own, sizeof(own), "/proc/%d/", (int)getpid());
+	if (strncmp(target, own, strlen(own)) == 0 && base != NULL &&
+	    (strcmp(base, "/mem") == 0 || strcmp(base, "/pagemap") == 0)) {
+		close((int)fd);
+		return -EACCES;
+	}
+	return fd;
+}
+
 KM_SYSCALL(open)
 {
 	char path[KM_PATH_MAX];
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
-	return km_fd_new(km_host_ret(syscall(SYS_open, exe_fix(v, path), a[1], a[2])));
+	return proc_guard(km_fd_new(km_host_ret(syscall(SYS_open, exe_fix(v, path), a[1], a[2]))));
 }
 
 KM_SYSCALL(openat)
@@ -228,7 +255,8 @@ KM_SYSCALL(openat)
 	int rc = get_path(v, a[1], path);
 	if (rc < 0)
 		return rc;
-	return km_fd_new(km_host_ret(syscall(SYS_openat, km_fd_at((int)a[0]), exe_fix(v, path), a[2], a[3])));
+	return proc_guard(
+	    km_fd_new(km_host_ret(syscall(SYS_openat, km_fd_at((int)a[0]), exe_fix(v, path), a[2], a[3]))));
 }
 
 /* struct open_how may grow: the host checks that bytes it does not know are zero (E2BIG). */
@@ -245,7 +273,8 @@ KM_SYSCALL(openat2)
 		return rc;
 	if (km_copy_from_guest(MM(v), how, a[2], a[3]) < 0)
 		return -EFAULT;
-	return km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), exe_fix(v, path), how, a[3])));
+	return proc_guard(
+	    km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), exe_fix(v, path), how, a[3]))));
 }
 
 KM_SYSCALL(creat)

@@ -555,6 +555,20 @@ run_km_options() {
 		done
 	done
 
+	# /proc/self/mem is km's memory: the guest must not open it.
+	for flavour in gcc musl; do
+		test="km/proc-self-mem/$flavour"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/procmem/$flavour
+		mkdir -p "$d/cwd"
+		run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/procmem" denied
+		[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+		grep -q '^PASSED' "$d/out" || bad "the guest opened km's memory"
+		[ -n "$T_DIAG" ] && { note "    command: $CMDLINE"; show_file stdout "$d/out"; }
+		end
+	done
+
 	# --env / --clear-env shape the guest's environment; the program's own arguments are untouched.
 	test="km/env-options"
 	if want "$test" && km_only "$test"; then
