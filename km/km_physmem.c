@@ -111,6 +111,28 @@ void km_mm_fini(km_mm_t *mm)
 	mm->nvmas = mm->nfree = 0;
 }
 
+/* Removes [start, start+len) from free range i, which contains it. Returns 0 or -1 (no memory to
+ * split the range in two). */
+static int take_from(km_mm_t *mm, size_t i, uint64_t start, uint64_t len)
+{
+	km_phys_range_t *r = &mm->free[i];
+	uint64_t end = r->end;
+	if (start == r->start && start + len == end) {
+		free_remove(mm, i);
+	} else if (start == r->start) {
+		r->start += len;
+	} else if (start + len == end) {
+		r->end = start;
+	} else {
+		r->end = start;
+		if (free_insert(mm, i + 1, start + len, end) < 0) {
+			mm->free[i].end = end;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 uint64_t km_phys_alloc(km_mm_t *mm, uint64_t len, uint64_t gva)
 {
 	for (size_t i = 0; i < mm->nfree; i++) {
@@ -118,54 +140,22 @@ uint64_t km_phys_alloc(km_mm_t *mm, uint64_t len, uint64_t gva)
 		uint64_t start = r->start;
 		if (len >= KM_HUGE_SIZE) {
 			/* same offset inside a 2 MiB page as the virtual address */
-			uint64_t want = gva & (KM_HUGE_SIZE - 1);
-			start = (start & ~(KM_HUGE_SIZE - 1)) + want;
+			start = (start & ~(KM_HUGE_SIZE - 1)) + (gva & (KM_HUGE_SIZE - 1));
 			if (start < r->start)
 				start += KM_HUGE_SIZE;
 		}
 		if (start + len > r->end || start + len < start)
 			continue;
-		uint64_t end = r->end;
-		if (start == r->start && start + len == end) {
-			free_remove(mm, i);
-		} else if (start == r->start) {
-			r->start += len;
-		} else if (start + len == end) {
-			r->end = start;
-		} else {
-			r->end = start;
-			if (free_insert(mm, i + 1, start + len, end) < 0) {
-				r->end = end;
-				return 0;
-			}
-		}
-		return start;
+		return take_from(mm, i, start, len) == 0 ? start : 0;
 	}
 	return 0;
 }
 
 int km_phys_take(km_mm_t *mm, uint64_t gpa, uint64_t len)
 {
-	for (size_t i = 0; i < mm->nfree; i++) {
-		km_phys_range_t *r = &mm->free[i];
-		if (gpa < r->start || gpa + len > r->end)
-			continue;
-		uint64_t end = r->end;
-		if (gpa == r->start && gpa + len == end) {
-			free_remove(mm, i);
-		} else if (gpa == r->start) {
-			r->start += len;
-		} else if (gpa + len == end) {
-			r->end = gpa;
-		} else {
-			r->end = gpa;
-			if (free_insert(mm, i + 1, gpa + len, end) < 0) {
-				r->end = end;
-				return -1;
-			}
-		}
-		return 0;
-	}
+	for (size_t i = 0; i < mm->nfree; i++)
+		if (gpa >= mm->free[i].start && gpa + len <= mm->free[i].end)
+			return take_from(mm, i, gpa, len);
 	return -1;
 }
 

@@ -223,12 +223,9 @@ static long proc_guard(long fd)
 	struct statfs sfs;
 	if (fd < 0 || fstatfs((int)fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
 		return fd;
-	char link[64], target[256];
-	snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
-	ssize_t n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
+	char target[256];
+	if (km_fd_path((int)fd, target, sizeof(target)) < 0)
 		return fd;
-	target[n] = '\0';
 	const char *base = strrchr(target, '/');
 	char own[32];
 	snprintf(own, sizeof(own), "/proc/%d/", (int)getpid());

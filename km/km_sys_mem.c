@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_sys_util.h"
 #include "km_syscall.h"
 
 #define MM(v) (&(v)->g->mm)
@@ -22,13 +23,8 @@ KM_SYSCALL(brk)
 /* Resolves the path behind a host fd for the mapping's record (NT_FILE, --inspect). */
 static char *fd_path(int fd)
 {
-	char link[64], buf[4096];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return NULL;
-	buf[n] = '\0';
-	return strdup(buf);
+	char buf[4096];
+	return km_fd_path(fd, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
 }
 
 #define MAP_KNOWN                                                                                            \
@@ -52,8 +48,8 @@ KM_SYSCALL(mmap)
 	if (flags & MAP_ANONYMOUS)
 		return km_mm_map(MM(v), addr, len, prot, flags, -1, 0, KM_VMA_ANON, NULL);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return -EBADF;
+	if (fd < 0 || km_fd_check(fd) < 0 || fstat(fd, &st) < 0)
+		return -EBADF; /* km's own fds (the VM, vCPUs) are not the guest's to map */
 	int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
 	if (acc == O_WRONLY || ((flags & MAP_SHARED) && (prot & PROT_WRITE) && acc != O_RDWR))
 		return -EACCES;

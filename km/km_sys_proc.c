@@ -340,20 +340,15 @@ KM_SYSCALL(prctl)
 {
 	char name[16];
 	switch (a[0]) {
-	case PR_SET_NAME:
-		if (km_copy_from_guest(MM(v), name, a[1], 1) < 0)
+	case PR_SET_NAME: {
+		/* Linux copies 16 bytes and terminates them: a longer name is cut, not refused. */
+		size_t n = km_guest_prefix(MM(v), a[1], sizeof(name) - 1, KM_ACC_READ);
+		if (n == 0)
 			return -EFAULT;
-		{
-			const char *s;
-			int rc = km_guest_str(MM(v), a[1], sizeof(name), &s);
-			if (rc == -EFAULT)
-				return -EFAULT;
-			/* a longer name is truncated, as Linux does */
-			snprintf(name, sizeof(name), "%s", rc == 0 ? s : "");
-			if (rc != 0 && km_copy_from_guest(MM(v), name, a[1], sizeof(name) - 1) == 0)
-				name[sizeof(name) - 1] = '\0';
-		}
+		km_copy_from_guest(MM(v), name, a[1], n);
+		name[n] = '\0';
 		return prctl(PR_SET_NAME, name) < 0 ? -errno : 0;
+	}
 	case PR_GET_NAME:
 		if (prctl(PR_GET_NAME, name) < 0)
 			return -errno;

@@ -2,6 +2,7 @@
 #include "km_sys_util.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,6 +67,16 @@ long km_sock_err_first(int fd, long err)
 	if (fstat(fd, &st) < 0)
 		return -EBADF;
 	return S_ISSOCK(st.st_mode) ? err : -ENOTSOCK;
+}
+
+ssize_t km_fd_path(int fd, char *buf, size_t size)
+{
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, buf, size - 1);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
 }
 
 long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2])

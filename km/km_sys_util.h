@@ -54,6 +54,10 @@ static inline long km_fd_new(long r)
 	return r;
 }
 
+/* The path the host has for one of its fds (readlink of /proc/self/fd/N), NUL-terminated in buf.
+ * Returns its length or -1. */
+ssize_t km_fd_path(int fd, char *buf, size_t size);
+
 /* Turns a host call's result (-1 and errno on failure) into the syscall ABI's -errno. */
 static inline long km_host_ret(long r)
 {
