@@ -36,9 +36,11 @@ static const struct option options[] = {
 int km_parse_size(const char *s, unsigned long *out)
 {
 	char *end;
+	if (s[0] < '0' || s[0] > '9') /* strtoul would skip spaces and take "-1" as ULONG_MAX */
+		return -1;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || s[0] == '-')
+	if (errno != 0 || end == s)
 		return -1;
 	unsigned shift = 0;
 	switch (*end) {
@@ -92,8 +94,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	opterr = 0;
 	optind = 1;
 	int c;
-	/* '+': options end at the program name; everything after it belongs to the program. */
-	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+	/* '+': options end at the program name; everything after it belongs to the program.
+	 * ':': a missing value is reported as ':' rather than as an unknown option. */
+	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
 		unsigned long size;
 		switch (c) {
 		case OPT_MEMORY:
@@ -125,6 +128,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case ':':
 			return km_err_set(err, 0, "option '%s' needs a value (see km --help)", argv[optind - 1]);
 		default:
+			/* A short option has no argv entry of its own to name (it may sit in a cluster). */
+			if (optopt != 0)
+				return km_err_set(err, 0, "unknown option '-%c' (see km --help)", optopt);
 			return km_err_set(err, 0, "unknown option '%s' (see km --help)", argv[optind - 1]);
 		}
 	}
