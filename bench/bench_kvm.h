@@ -2,8 +2,11 @@
  * Minimal KVM VM for the floor benchmarks (vmexit_floor.c, vmcreate_floor.c): no km code, only the
  * steps km's own start-up has to do, each a separate function so vmcreate_floor can time them.
  *
+ * vmexit_floor.c uses only the generic helpers (open, VM, vCPU, close, timing) and builds its own
+ * CPL3 guest state in km's shape; the layout below is the CPL0 one vmcreate_floor.c uses.
+ *
  * Guest layout (guest-physical == guest-virtual in the lower half; the same physical pages are also
- * mapped at BK_HIGH_GVA in the upper half, where km keeps its runtime and its syscall entry):
+ * mapped at BK_HIGH_GVA in the upper half, where km kept its syscall entry when it ran programs at CPL0):
  *   0x1000 PML4   0x2000 PDPT   0x3000 PD (one 2 MiB page covering guest-physical 0..2 MiB)
  *   0x4000 GDT    0x8000 top of a stack (never used by the floor guests)
  *   0x10000 guest code (the loop)   0x11000 syscall entry (LSTAR) stub

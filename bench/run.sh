@@ -62,7 +62,7 @@ ratio() { if isnum "$1" && isnum "$2" && [ "$(calc %d 'b > 0' "$1" "$2")" = 1 ];
 # met KM LIMIT: yes if KM <= LIMIT, no if above, "-" if either is not a number
 met() { if isnum "$1" && isnum "$2"; then calc %s '(a <= b) ? "yes" : "no"' "$1" "$2"; else echo -; fi; }
 
-ROWFMT="%-46s %10s %10s %8s  %-32s %s\n"
+ROWFMT="%-70s %10s %10s %8s  %-32s %s\n"
 # shellcheck disable=SC2059 # the format is ours
 row() { printf "$ROWFMT" "$@"; }
 
@@ -125,11 +125,11 @@ vmc_phases=$(grep '^mode=fresh ' <<<"$vmc" | grep -v -e 'phase=total' -e 'phase=
 log "VM exit floor ($FLOOR_BATCHES x $FLOOR_PER_BATCH exits per variant)"
 vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH" 2>"$B/vmexit_floor.err") ||
 	fail "vmexit_floor failed: $(head -n2 "$B/vmexit_floor.err" | tr '\n' ' ')"
-floor_sync=$(grep '^variant=syscall_sync ' <<<"$vmx" | field median_ns)
-floor_sync_p90=$(grep '^variant=syscall_sync ' <<<"$vmx" | field p90_ns)
-floor_bare=$(grep '^variant=syscall_bare ' <<<"$vmx" | field median_ns)
-floor_out=$(grep '^variant=out_bare ' <<<"$vmx" | field median_ns)
-for v in floor_sync floor_sync_p90 floor_bare floor_out; do
+floor_km=$(grep '^variant=km_path ' <<<"$vmx" | field median_ns)
+floor_km_p90=$(grep '^variant=km_path ' <<<"$vmx" | field p90_ns)
+floor_int3=$(grep '^variant=int3_cpl3 ' <<<"$vmx" | field median_ns)
+floor_out=$(grep '^variant=out_cpl0 ' <<<"$vmx" | field median_ns)
+for v in floor_km floor_km_p90 floor_int3 floor_out; do
 	isnum "${!v}" || printf -v "$v" n/a
 done
 
@@ -177,13 +177,14 @@ once() {
 
 # compare LIBC GUEST ARG KEY RUNS WITH_FLOOR: runs the guest RUNS times natively and under km,
 # alternating (native, [exit floor,] km, native, ...) so that both see the same machine load.
-# NAT, KMV = medians of the KEY=value the guest printed (NAT_MIN, KMV_MIN: the smallest); FLR = median of the syscall_sync exit floor
-# measured between them when WITH_FLOOR=1 and km is runnable (else the floor measured at the start).
+# NAT, KMV = medians of the KEY=value the guest printed (NAT_MIN, KMV_MIN: the smallest); FLR = median
+# of the km_path exit floor measured between them when WITH_FLOOR=1 and km is runnable (else the
+# floor measured at the start).
 # A side that fails once is not run again and shows FAIL; km shows n/a when km is not runnable.
 compare() {
 	local libc=$1 guest=$2 arg=$3 key=$4 runs=$5 with_floor=$6 i f
 	local nv="" kv="" fv=""
-	NAT="" KMV="" FLR=$floor_sync
+	NAT="" KMV="" FLR=$floor_km
 	[ $KM_OK = 0 ] && KMV=n/a
 	for ((i = 0; i < runs; i++)); do
 		if [ "$NAT" != FAIL ]; then
@@ -192,7 +193,7 @@ compare() {
 		fi
 		[ $KM_OK = 0 ] || [ "$KMV" = FAIL ] && continue
 		if [ "$with_floor" = 1 ]; then
-			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" syscall_sync 2>/dev/null |
+			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" km_path 2>/dev/null |
 				field median_ns)
 			isnum "$f" && fv+="$f"$'\n'
 		fi
@@ -223,10 +224,10 @@ row "VM creation floor, ms (new process)" - "$(ms "$vmc_fresh_us")" - "create+me
 row "VM creation floor p90, ms (new process)" - "$(ms "$vmc_fresh_p90_us")" - - -
 row "VM creation floor, ms (warm, same process)" - "$(ms "$vmc_warm_us")" - - -
 row "VM teardown (close), ms" - "$(ms "$vmc_close_us")" - "not in the floor" -
-row "exit floor, ns: syscall->LSTAR out, sync regs" - "$floor_sync" - "km's path, monitor does nothing" -
-row "exit floor p90, ns: same" - "$floor_sync_p90" - - -
-row "exit floor, ns: syscall->LSTAR out, no sync" - "$floor_bare" - - -
-row "exit floor, ns: out only, no sync" - "$floor_out" - "no syscall instruction" -
+row "exit floor, ns: km's path (CPL3 syscall -> int3 -> CPL0 out -> iretq)" - "$floor_km" - "monitor: sync regs + frame edit" -
+row "exit floor p90, ns: km's path" - "$floor_km_p90" - - -
+row "exit floor, ns: plain exit (CPL3 int3 -> CPL0 out -> iretq)" - "$floor_int3" - "no syscall, no sync regs" -
+row "exit floor, ns: CPL0 out only (emulated on PVM)" - "$floor_out" - "km's old CPL0 path" -
 
 for libc in $LIBCS; do
 	log "hello ($libc): $HELLO_RUNS runs native, then under km$SKIPNOTE"
@@ -243,7 +244,7 @@ for libc in $LIBCS; do
 	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating$SKIPNOTE"
 	compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" 1
 	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
-	row "getppid, ns/call ($libc) vs exit floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
+	row "getppid, ns/call ($libc) vs km-path floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
 		"$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)"
 done
 
