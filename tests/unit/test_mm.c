@@ -507,6 +507,20 @@ static void test_remap_grow_in_place(void **state)
 	assert_null(km_vma_find(mm, x + 4 * P));
 	assert_int_equal(mm->committed, 5 * P);
 	expect_pages(mm, x, 2, 'g');
+	/* Blocked virtually while the guest-physical pages after it are free (the blocker was mapped
+	 * first, so its memory lies below): still ENOMEM, the blocker untouched. */
+	uint64_t y = 0x310000000ul;
+	assert_int_equal(map_anon(mm, y + 3 * P, P, RW, MAP_FIXED), y + 3 * P);
+	fill(mm, y + 3 * P, P, 0xb1);
+	assert_int_equal(map_anon(mm, y, 2 * P, RW, MAP_FIXED), y);
+	assert_int_equal(km_mm_remap(mm, y, 2 * P, 4 * P, 0, 0), -ENOMEM);
+	assert_int_equal(km_vma_find(mm, y)->end, y + 2 * P);
+	expect_vma(mm, 3, y + 3 * P, y + 4 * P, RW);
+	expect_bytes(mm, y + 3 * P, P, 0xb1);
+	/* Growing by one page up to it is fine. */
+	assert_int_equal(km_mm_remap(mm, y, 2 * P, 3 * P, 0, 0), y);
+	assert_int_equal(km_vma_find(mm, y)->end, y + 3 * P);
+	assert_int_equal(mm->committed, 9 * P);
 }
 
 static void test_remap_move(void **state)
@@ -781,6 +795,19 @@ static void test_guest_str(void **state)
 	strcpy(hy + P, "zz");
 	assert_int_equal(km_guest_str(mm, y + P - 3, 4096, &s), 0);
 	assert_string_equal(s, "yyyzz");
+	/* Across two adjacent VMAs whose memory is apart on the host (the higher one mapped first):
+	 * km may refuse (EFAULT), but must never hand back a pointer to bytes that are not the
+	 * guest's string. */
+	uint64_t z = 0x320000000ul;
+	assert_int_equal(map_anon(mm, z + P, P, RW, MAP_FIXED), z + P);
+	assert_int_equal(map_anon(mm, z, P, RW, MAP_FIXED), z);
+	assert_int_equal(km_copy_to_guest(mm, z + P - 4, "abcdefg", 8), 0);
+	s = NULL;
+	int rc = km_guest_str(mm, z + P - 4, 4096, &s);
+	if (rc == 0)
+		assert_string_equal(s, "abcdefg");
+	else
+		assert_int_equal(rc, -EFAULT);
 	/* Into a PROT_NONE page: EFAULT. */
 	assert_int_equal(km_mm_protect(mm, y + P, P, PROT_NONE), 0);
 	assert_int_equal(km_guest_str(mm, y + P - 3, 4096, &s), -EFAULT);
