@@ -194,10 +194,12 @@ static void expect_parse_error(int argc, char **argv, const char *want1, const c
 		fail_msg("km_cli_parse(%s ...) = %d, expected -1", argv[1] ? argv[1] : "", rc);
 	assert_non_null(err);
 	assert_non_null(err->msg);
-	if (strstr(err->msg, want1) == NULL || (want2 != NULL && strstr(err->msg, want2) == NULL))
-		fail_msg("message \"%s\" lacks \"%s\"%s%s", err->msg, want1, want2 ? " / " : "", want2 ? want2 : "");
-	km_err_free(&err);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	km_err_free(&err); /* before any failure, so nothing leaks */
 	assert_null(err);
+	if (strstr(msg, want1) == NULL || (want2 != NULL && strstr(msg, want2) == NULL))
+		fail_msg("message \"%s\" lacks \"%s\"%s%s", msg, want1, want2 ? " / " : "", want2 ? want2 : "");
 }
 
 static void test_errors(void **state)
@@ -361,12 +363,15 @@ static void test_unknown_option_in_cluster(void **state)
 	char *argv[] = {"km", "-it", "prog", NULL};
 	km_cli_t cli;
 	km_err_t *err = NULL;
-	assert_int_equal(km_cli_parse(&cli, ARGC(argv), argv, &err), -1);
-	assert_non_null(err);
-	if (strstr(err->msg, "-i") == NULL)
-		fail_msg("message \"%s\" does not name the unknown option -i", err->msg);
-	km_err_free(&err);
+	int rc = km_cli_parse(&cli, ARGC(argv), argv, &err);
 	km_cli_free(&cli);
+	assert_int_equal(rc, -1);
+	assert_non_null(err);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	km_err_free(&err);
+	if (strstr(msg, "-i") == NULL)
+		fail_msg("message \"%s\" does not name the unknown option -i", msg);
 }
 
 int main(void)

@@ -202,13 +202,15 @@ static void expect_load_error(km_mm_t *mm, const char *path, const char *want, b
 	if (rc != -1)
 		fail_msg("km_elf_load(%s) = %d, expected -1", path, rc);
 	assert_non_null(err);
-	if (strstr(err->msg, path) == NULL)
-		fail_msg("message \"%s\" does not name the file %s", err->msg, path);
-	if (strstr(err->msg, want) == NULL)
-		fail_msg("message \"%s\" lacks \"%s\"", err->msg, want);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	km_err_free(&err);
+	if (strstr(msg, path) == NULL)
+		fail_msg("message \"%s\" does not name the file %s", msg, path);
+	if (strstr(msg, want) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", msg, want);
 	if (maps_nothing && mm->nvmas != 0)
 		fail_msg("%s: %zu mappings left after a refused file", path, mm->nvmas);
-	km_err_free(&err);
 }
 
 /* --- refused files --- */

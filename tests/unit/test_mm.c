@@ -83,8 +83,9 @@ static void expect_bytes(km_mm_t *mm, uint64_t gva, uint64_t len, int byte)
 	assert_int_equal(km_copy_from_guest(mm, buf, gva, len), 0);
 	for (uint64_t i = 0; i < len; i++)
 		if (buf[i] != (uint8_t)byte) {
+			unsigned got = buf[i];
 			free(buf);
-			fail_msg("byte at %#lx is %#x, expected %#x", (unsigned long)(gva + i), buf[i], byte & 0xff);
+			fail_msg("byte at %#lx is %#x, expected %#x", (unsigned long)(gva + i), got, byte & 0xff);
 		}
 	free(buf);
 }
