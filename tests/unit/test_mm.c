@@ -1024,6 +1024,36 @@ static void test_attach_failure(void **state)
 	km_err_free(&err);
 }
 
+/* BUG: Linux checks MAP_FIXED_NOREPLACE whether or not MAP_FIXED is also set (it turns NOREPLACE
+ * into FIXED plus the overlap check), so MAP_FIXED | MAP_FIXED_NOREPLACE over an existing mapping
+ * fails with EEXIST. km_mm_map only checks when MAP_FIXED is absent and replaces the mapping. */
+static void test_map_fixed_and_noreplace(void **state)
+{
+	km_mm_t *mm = *state;
+	uint64_t x = 0x300000000ul;
+	assert_int_equal(map_anon(mm, x, 2 * P, RW, MAP_FIXED), x);
+	fill(mm, x, 2 * P, 0x6b);
+	assert_int_equal(map_anon(mm, x + P, 2 * P, PROT_READ, MAP_FIXED | MAP_FIXED_NOREPLACE), -EEXIST);
+	assert_int_equal(mm->nvmas, 1);
+	expect_vma(mm, 0, x, x + 2 * P, RW);
+	expect_bytes(mm, x, 2 * P, 0x6b);
+}
+
+/* BUG: Linux's mprotect rounds len up to a page first and fails with ENOMEM when start + len then
+ * wraps (end <= start). km_mm_protect checks for wrap-around before rounding: a len that wraps
+ * only once rounded (x + (~0 - x) is ~0; rounded up it is 0) makes fully_mapped() loop over
+ * nothing and the call "succeeds" with nothing changed; a len that wraps before rounding gives
+ * EINVAL instead of ENOMEM. */
+static void test_protect_wrapping_range(void **state)
+{
+	km_mm_t *mm = *state;
+	uint64_t x = 0x300000000ul;
+	assert_int_equal(map_anon(mm, x, P, RW, MAP_FIXED), x);
+	assert_int_equal(km_mm_protect(mm, x, ~0ul - x, PROT_READ), -ENOMEM);
+	assert_int_equal(mm->vmas[0].prot, RW);
+	assert_int_equal(km_mm_protect(mm, x, ~0ul, PROT_READ), -ENOMEM);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1057,6 +1087,8 @@ int main(void)
 	    T(test_slots),
 	    T(test_slot_failure),
 	    T(test_attach_failure),
+	    T(test_map_fixed_and_noreplace),
+	    T(test_protect_wrapping_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
