@@ -126,7 +126,8 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 	if (fixed) {
 		if ((addr & (KM_PAGE_SIZE - 1)) || !range_ok(addr, len))
 			return (addr & (KM_PAGE_SIZE - 1)) ? -EINVAL : -ENOMEM;
-		if ((flags & MAP_FIXED_NOREPLACE) && !(flags & MAP_FIXED) && !km_vma_range_free(mm, addr, addr + len))
+		/* As in Linux, NOREPLACE wins over a MAP_FIXED given with it. */
+		if ((flags & MAP_FIXED_NOREPLACE) && !km_vma_range_free(mm, addr, addr + len))
 			return -EEXIST;
 	} else {
 		addr = place(mm, addr, len, flags);
@@ -164,7 +165,7 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 
 int km_mm_unmap(km_mm_t *mm, uint64_t addr, uint64_t len)
 {
-	if ((addr & (KM_PAGE_SIZE - 1)) || len == 0 || addr + len < addr)
+	if ((addr & (KM_PAGE_SIZE - 1)) || len == 0 || KM_PAGE_UP(len) < len || addr + KM_PAGE_UP(len) < addr)
 		return -EINVAL;
 	len = KM_PAGE_UP(len);
 	if (addr >= KM_USER_TOP)
@@ -188,14 +189,15 @@ static bool fully_mapped(km_mm_t *mm, uint64_t addr, uint64_t len)
 
 int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot)
 {
-	if ((addr & (KM_PAGE_SIZE - 1)) || addr + len < addr)
-		return -EINVAL;
-	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP))
+	if ((addr & (KM_PAGE_SIZE - 1)) || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP)))
 		return -EINVAL;
 	prot &= PROT_READ | PROT_WRITE | PROT_EXEC;
-	len = KM_PAGE_UP(len);
 	if (len == 0)
 		return 0;
+	/* Linux: a range that wraps once rounded up to pages is ENOMEM (no such mapping). */
+	if (KM_PAGE_UP(len) < len || addr + KM_PAGE_UP(len) <= addr)
+		return -ENOMEM;
+	len = KM_PAGE_UP(len);
 	if (!fully_mapped(mm, addr, len))
 		return -ENOMEM;
 	/* A shared file mapping gains write access only if the file was opened for writing. */
@@ -225,7 +227,7 @@ int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot)
 
 int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len)
 {
-	if ((addr & (KM_PAGE_SIZE - 1)) || addr + len < addr)
+	if ((addr & (KM_PAGE_SIZE - 1)) || KM_PAGE_UP(len) < len || addr + KM_PAGE_UP(len) < addr)
 		return -EINVAL;
 	len = KM_PAGE_UP(len);
 	if (!fully_mapped(mm, addr, len))
