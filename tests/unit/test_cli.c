@@ -93,8 +93,8 @@ static void test_parse_size_overflow(void **state)
 	expect_bad_size("18446744073709551615k");
 }
 
-/* BUG: the '-' check looks only at s[0], but strtoul skips leading white space first and then
- * negates: " -1" parses as 18446744073709551615 (--memory=" -1" asks for 16 EiB). */
+/* Regression: strtoul skips leading white space and then negates, so a check of s[0] == '-'
+ * alone let " -1" through as 18446744073709551615 (--memory=" -1" asked for 16 EiB). */
 static void test_parse_size_negative_after_space(void **state)
 {
 	(void)state;
@@ -225,9 +225,9 @@ static void test_errors(void **state)
 	expect_parse_error(ARGC(bad_env2), bad_env2, "NAME=VALUE", "'=x'");
 }
 
-/* BUG: getopt_long reports a missing option argument as ':' only when the option string starts
- * with ':' (after '+'); km passes "+", so `km --env` and `km --memory` are reported as unknown
- * options and the "needs a value" branch is never taken. */
+/* Regression: getopt_long reports a missing option argument as ':' only when the option string
+ * starts with ':' (after '+'); with "+" alone `km --env` and `km --memory` were reported as
+ * unknown options. */
 static void test_missing_value(void **state)
 {
 	(void)state;
@@ -353,10 +353,37 @@ static void test_env_clear(void **state)
 	km_cli_free_env(env);
 }
 
-/* BUG: for an unknown option inside a cluster ("-it", as docker users type), getopt has not moved
- * optind past the argument yet, so argv[optind - 1] names the argument before it: the message
- * says "unknown option 'km'". Kept last: getopt's state is left inside "-it", and km_cli_parse
- * resets only optind (to 1, not 0), so a later parse in the same process would resume there. */
+/* BUG: a long option that takes no value given one ("--trace=1") makes getopt_long return '?'
+ * with optopt set to the option's val (OPT_TRACE = 259), not 0; the unknown-option branch then
+ * prints optopt as a short option: "unknown option '-\x03'", a control character that names
+ * nothing. The message must name --trace and be printable. */
+static void test_option_with_unwanted_value(void **state)
+{
+	(void)state;
+	char *argv[] = {"km", "--trace=1", "prog", NULL};
+	km_cli_t cli;
+	km_err_t *err = NULL;
+	int rc = km_cli_parse(&cli, ARGC(argv), argv, &err);
+	km_cli_free(&cli);
+	assert_int_equal(rc, -1);
+	assert_non_null(err);
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	km_err_free(&err);
+	for (char *p = msg; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+			unsigned bad = (unsigned char)*p;
+			*p = '?'; /* shown as '?' here */
+			fail_msg("message \"%s\" has the control character %#x", msg, bad);
+		}
+	if (strstr(msg, "--trace") == NULL)
+		fail_msg("message \"%s\" does not name --trace", msg);
+}
+
+/* Regression: for an unknown option inside a cluster ("-it", as docker users type), getopt has not
+ * moved optind past the argument yet, so argv[optind - 1] named the argument before it: "unknown
+ * option 'km'". Kept last: getopt's state is left inside "-it", and km_cli_parse resets only
+ * optind (to 1, not 0), so a later parse in the same process would resume there. */
 static void test_unknown_option_in_cluster(void **state)
 {
 	(void)state;
@@ -391,6 +418,7 @@ int main(void)
 	    cmocka_unit_test(test_env_set),
 	    cmocka_unit_test(test_env_set_twice),
 	    cmocka_unit_test(test_env_clear),
+	    cmocka_unit_test(test_option_with_unwanted_value),
 	    cmocka_unit_test(test_unknown_option_in_cluster),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

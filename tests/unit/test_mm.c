@@ -1024,9 +1024,9 @@ static void test_attach_failure(void **state)
 	km_err_free(&err);
 }
 
-/* BUG: Linux checks MAP_FIXED_NOREPLACE whether or not MAP_FIXED is also set (it turns NOREPLACE
- * into FIXED plus the overlap check), so MAP_FIXED | MAP_FIXED_NOREPLACE over an existing mapping
- * fails with EEXIST. km_mm_map only checks when MAP_FIXED is absent and replaces the mapping. */
+/* Regression: Linux checks MAP_FIXED_NOREPLACE whether or not MAP_FIXED is also set, so
+ * MAP_FIXED | MAP_FIXED_NOREPLACE over an existing mapping fails with EEXIST; km_mm_map used to
+ * check only when MAP_FIXED was absent and replaced the mapping. */
 static void test_map_fixed_and_noreplace(void **state)
 {
 	km_mm_t *mm = *state;
@@ -1039,11 +1039,11 @@ static void test_map_fixed_and_noreplace(void **state)
 	expect_bytes(mm, x, 2 * P, 0x6b);
 }
 
-/* BUG: Linux's mprotect rounds len up to a page first and fails with ENOMEM when start + len then
- * wraps (end <= start). km_mm_protect checks for wrap-around before rounding: a len that wraps
- * only once rounded (x + (~0 - x) is ~0; rounded up it is 0) makes fully_mapped() loop over
- * nothing and the call "succeeds" with nothing changed; a len that wraps before rounding gives
- * EINVAL instead of ENOMEM. */
+/* Regression: Linux's mprotect rounds len up to a page first and fails with ENOMEM when start +
+ * len then wraps (end <= start). km_mm_protect used to check for wrap-around before rounding: a
+ * len that wraps only once rounded (x + (~0 - x) is ~0; rounded up it is 0) made fully_mapped()
+ * loop over nothing and the call "succeeded" with nothing changed; a len that wraps before
+ * rounding gave EINVAL instead of ENOMEM. */
 static void test_protect_wrapping_range(void **state)
 {
 	km_mm_t *mm = *state;
