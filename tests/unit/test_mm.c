@@ -1092,6 +1092,24 @@ static void test_unmap_with_pool_exhausted(void **state)
 	}
 }
 
+/* BUG: km_mm_remap rounds old_len up to pages and then checks old + old_len > vma end, which a
+ * wrapping sum passes: mremap(x, ~0 - x, P) (old_len rounds to 2^64 - x, so old + old_len is 0)
+ * takes the shrink path with carve(x + P, 0), an empty range, and returns x: "shrunk", yet the
+ * second page is still mapped (and the VMA was split). Linux fails with EINVAL (it unmaps
+ * [x + P, x + old_len), which leaves user space). Same family as the mprotect/munmap/madvise
+ * wrap-arounds fixed in km_mm. */
+static void test_remap_wrapping_old_len(void **state)
+{
+	km_mm_t *mm = *state;
+	uint64_t x = 0x300000000ul;
+	assert_int_equal(map_anon(mm, x, 2 * P, RW, MAP_FIXED), x);
+	fill_pages(mm, x, 2, 'w');
+	assert_int_equal(km_mm_remap(mm, x, ~0ul - x, P, 0, 0), -EINVAL);
+	assert_int_equal(km_mm_remap(mm, x, ~0ul - x, P, MREMAP_MAYMOVE, 0), -EINVAL);
+	assert_int_equal(mm->committed, 2 * P);
+	expect_pages(mm, x, 2, 'w');
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1128,6 +1146,7 @@ int main(void)
 	    T(test_map_fixed_and_noreplace),
 	    T(test_protect_wrapping_range),
 	    T(test_unmap_with_pool_exhausted),
+	    T(test_remap_wrapping_old_len),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
