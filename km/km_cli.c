@@ -129,8 +129,13 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			return km_err_set(err, 0, "option '%s' needs a value (see km --help)", argv[optind - 1]);
 		default:
 			/* A short option has no argv entry of its own to name (it may sit in a cluster). */
-			if (optopt != 0)
+			if (optopt > 0 && optopt < 256)
 				return km_err_set(err, 0, "unknown option '-%c' (see km --help)", optopt);
+			/* glibc sets optopt to a long option's value when it was given an '=value' it
+			 * does not take */
+			if (optopt >= OPT_MEMORY)
+				return km_err_set(err, 0, "option '%s' takes no value (see km --help)",
+						  argv[optind - 1]);
 			return km_err_set(err, 0, "unknown option '%s' (see km --help)", argv[optind - 1]);
 		}
 	}

@@ -49,11 +49,14 @@ static int carve(km_mm_t *mm, uint64_t start, uint64_t end)
 {
 	if (km_vma_split_at(mm, start) < 0 || km_vma_split_at(mm, end) < 0)
 		return -ENOMEM;
+	/* Clear the translations first: splitting a 2 MiB page can need a table page, and if the
+	 * pool has none nothing may change (memory still translated must never be freed). */
+	if (km_pt_unmap(&mm->pt, start, end - start) < 0)
+		return -ENOMEM;
 	size_t i = km_vma_index(mm, start);
 	bool any = false;
 	while (i < mm->nvmas && mm->vmas[i].start < end) {
 		km_vma_t *v = &mm->vmas[i];
-		km_pt_unmap(&mm->pt, v->start, v->end - v->start);
 		km_phys_release(mm, v->gpa, v->end - v->start);
 		mm->committed -= v->end - v->start;
 		km_vma_remove(mm, i);
@@ -313,6 +316,8 @@ int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_le
 		return -EINVAL;
 	if (flags & MREMAP_DONTUNMAP)
 		return -EINVAL; /* not supported yet: rare, and only for private anonymous memory */
+	if (KM_PAGE_UP(old_len) < old_len || KM_PAGE_UP(new_len) < new_len || old + KM_PAGE_UP(old_len) < old)
+		return -EINVAL; /* lengths that wrap once rounded to pages */
 	old_len = KM_PAGE_UP(old_len);
 	new_len = KM_PAGE_UP(new_len);
 	if (new_len == 0 || old_len == 0)

@@ -20,6 +20,7 @@
 #define MSR_CSTAR 0xc0000083
 #define MSR_SFMASK 0xc0000084
 #define MSR_FS_BASE 0xc0000100
+#define MSR_GS_BASE 0xc0000101
 
 #define CR0_PE (1ull << 0)
 #define CR0_MP (1ull << 1)
@@ -38,6 +39,9 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #define EFER_NXE (1ull << 11)
+
+/* The vCPU this host thread runs, for the kick signal handler. */
+static __thread km_vcpu_t *current_vcpu;
 
 static void segment(struct kvm_segment *s, uint16_t sel, bool code)
 {
@@ -254,6 +258,8 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 
 int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 {
+	v->thread = pthread_self();
+	current_vcpu = v;
 	for (;;) {
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
@@ -271,6 +277,87 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 		if (rc <= 0)
 			return rc;
 	}
+}
+
+/* --- program state: capture and load ---------------------------------------------------- */
+
+static int get_msr_pair(km_vcpu_t *v, uint64_t *fs, uint64_t *gs)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[2];
+	} m = {.h.nmsrs = 2, .e = {{.index = MSR_FS_BASE}, {.index = MSR_GS_BASE}}};
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 2)
+		return -1;
+	*fs = m.e[0].data;
+	*gs = m.e[1].data;
+	return 0;
+}
+
+int km_vcpu_capture(km_vcpu_t *v, const struct kvm_regs *user, km_err_t **err)
+{
+	km_vcpu_state_t *s = &v->state;
+	s->regs = *user;
+	if (get_msr_pair(v, &s->fs_base, &s->gs_base) < 0)
+		return km_err_set(err, errno, "vCPU %d: reading FS/GS base", v->id);
+	struct kvm_xcrs x;
+	if (ioctl(v->fd, KVM_GET_XCRS, &x) < 0 || x.nr_xcrs < 1)
+		return km_err_set(err, errno, "vCPU %d: reading XCR0", v->id);
+	s->xcr0 = x.xcrs[0].value;
+	if (ioctl(v->fd, KVM_GET_XSAVE, &s->xsave) < 0)
+		return km_err_set(err, errno, "vCPU %d: reading the FPU/SSE/AVX state (KVM_GET_XSAVE)", v->id);
+	return 0;
+}
+
+int km_vcpu_load_state(km_vcpu_t *v, km_err_t **err)
+{
+	km_vcpu_state_t *s = &v->state;
+	struct kvm_xcrs x = {.nr_xcrs = 1, .xcrs[0] = {.xcr = 0, .value = s->xcr0}};
+	if ((s->xcr0 & ~v->g->machine.xcr0) != 0)
+		return km_err_set(err, 0, "the snapshot uses CPU state (XCR0 %#lx) this machine does not offer (%#lx)",
+				  (unsigned long)s->xcr0, (unsigned long)v->g->machine.xcr0);
+	if (ioctl(v->fd, KVM_SET_XCRS, &x) < 0)
+		return km_err_set(err, errno, "vCPU %d: setting XCR0 %#lx", v->id, (unsigned long)s->xcr0);
+	if (ioctl(v->fd, KVM_SET_XSAVE, &s->xsave) < 0)
+		return km_err_set(err, errno, "vCPU %d: loading the FPU/SSE/AVX state (KVM_SET_XSAVE)", v->id);
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[2];
+	} m = {.h.nmsrs = 2, .e = {{.index = MSR_FS_BASE, .data = s->fs_base}, {.index = MSR_GS_BASE, .data = s->gs_base}}};
+	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 2)
+		return km_err_set(err, errno, "vCPU %d: setting FS/GS base", v->id);
+	struct kvm_regs r = s->regs;
+	r.rflags = (r.rflags & 0x3c0dd5ull) | 0x202; /* only the bits a program may own, IF on */
+	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return km_err_set(err, errno, "vCPU %d: setting registers", v->id);
+	return 0;
+}
+
+/* --- kicks -------------------------------------------------------------------------------- */
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+	km_vcpu_t *v = current_vcpu;
+	if (v != NULL) {
+		v->run->immediate_exit = 1;
+		v->kicked = 1;
+	}
+}
+
+void km_vcpu_kick_init(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a host syscall the vCPU is blocked in must return EINTR */
+	sigaction(KM_SIG_KICK, &sa, NULL);
+}
+
+void km_vcpu_kick(km_vcpu_t *v)
+{
+	pthread_kill(v->thread, KM_SIG_KICK);
 }
 
 void km_vcpu_destroy(km_vcpu_t *v)

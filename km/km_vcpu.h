@@ -17,6 +17,15 @@
 
 struct km_guest;
 
+/* The program's view of a vCPU at a clean point: what a snapshot saves and a restore sets. */
+typedef struct km_vcpu_state {
+	struct kvm_regs regs;   /* as the program sees them (rip/rsp/rflags at CPL3) */
+	uint64_t fs_base, gs_base;
+	uint64_t xcr0;
+	uint64_t flags;         /* KM_CPU_* (km_coredump.h) */
+	struct kvm_xsave xsave; /* FPU/SSE/AVX/AVX-512 state, XSAVE layout */
+} km_vcpu_state_t;
+
 typedef struct km_vcpu {
 	struct km_guest *g;
 	int id;              /* index: selects the vCPU's runtime area */
@@ -31,6 +40,9 @@ typedef struct km_vcpu {
 	uint64_t tlb_gen;     /* the km_mm_t.tlb_gen this vCPU's TLB is known to match */
 	uint64_t last_pf_rip; /* to tell a stale-TLB fault (retried once) from a real one */
 	uint64_t last_pf_addr;
+	pthread_t thread;     /* the host thread running it (for kicks) */
+	volatile sig_atomic_t kicked; /* a kick arrived since km last looked */
+	km_vcpu_state_t state; /* filled by km_vcpu_capture for a snapshot or core */
 } km_vcpu_t;
 
 /* Creates vCPU `id` of guest g: KVM vCPU, CPUID, control registers, long mode segments, GDT/TSS
@@ -52,8 +64,25 @@ uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
  * Only valid while the vCPU is stopped in an exception stub, which is where every exit leaves it. */
 void km_vcpu_flush_tlb(km_vcpu_t *v);
 
+/* Fills v->state from the vCPU, with `user` as the program's general registers (the caller
+ * knows them: an exception frame, or the vCPU itself when it stopped in program code). */
+int km_vcpu_capture(km_vcpu_t *v, const struct kvm_regs *user, km_err_t **err);
+
+/* Loads v->state into the vCPU (restore): registers, FS/GS base, XCR0, XSAVE image. */
+int km_vcpu_load_state(km_vcpu_t *v, km_err_t **err);
+
+/* Makes the vCPU leave KVM_RUN, or a host syscall it is blocked in, soon (another thread calls
+ * this). The vCPU sees EINTR and v->kicked set. */
+void km_vcpu_kick(km_vcpu_t *v);
+
+/* Installs km's kick signal handler; once per process, before any vCPU runs. */
+void km_vcpu_kick_init(void);
+
 /* Releases the KVM vCPU and its mapping. */
 void km_vcpu_destroy(km_vcpu_t *v);
+
+/* The signal km sends a vCPU's thread to stop it (a real-time one, never the guest's). */
+#define KM_SIG_KICK (SIGRTMIN + 3)
 
 /* Shorthand for the vCPU's general registers as the last exit left them (sync regs). */
 #define KM_REGS(v) (&(v)->run->s.regs.regs)

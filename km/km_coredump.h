@@ -1,0 +1,94 @@
+/*
+ * The km snapshot (and core) file format: an ELF64 ET_CORE file for EM_X86_64. Field-by-field
+ * documentation in docs/snapshot-format.md; this header is the definition.
+ *
+ *   ELF header
+ *   program headers: PT_NOTE (first), then one PT_LOAD per guest mapping, in address order
+ *   notes: standard ones (owner "CORE"/"LINUX") so binutils and gdb read the file as a core,
+ *          then km's own (owner "KM")
+ *   segment data, each at a page-aligned offset; pages the guest never touched, and all-zero
+ *   pages, are holes in the file
+ *
+ * km's notes carry KM_SNAPSHOT_VERSION; a km refuses, with a clear message, a version it does
+ * not know. All km note structures are little-endian, naturally aligned, fixed size, padded to 8.
+ */
+#ifndef KM_COREDUMP_H
+#define KM_COREDUMP_H
+
+#include <stdint.h>
+
+#define KM_SNAPSHOT_VERSION 1
+#define KM_NOTE_OWNER "KM"
+
+/* km note types (owner "KM"). */
+#define NT_KM_PROC 0x4b4d0001      /* once: format version, process state (km_nt_proc_t) */
+#define NT_KM_CPU 0x4b4d0002       /* per vCPU: what NT_PRSTATUS lacks (km_nt_cpu_t) */
+#define NT_KM_GUEST 0x4b4d0003     /* once: the runtime layout the file was taken with */
+#define NT_KM_DYNLINKER 0x4b4d0004 /* once: dynamic linker state; empty for static programs */
+#define NT_KM_VMA 0x4b4d0005       /* per PT_LOAD, same order: km's view of the mapping */
+#define NT_KM_SIGACTIONS 0x4b4d0006 /* once: 64 km_sigaction_t, signal dispositions */
+#define NT_KM_STRINGS 0x4b4d0007   /* once: exe path, cwd, label, argv, km version (NUL-separated) */
+
+/* Why the file was written (km_nt_proc_t.reason). */
+#define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */
+#define KM_REASON_MGMT 2     /* a request on the management socket */
+#define KM_REASON_CORE 3     /* the program died of a signal that dumps core */
+
+typedef struct km_nt_proc {
+	uint32_t version;       /* KM_SNAPSHOT_VERSION */
+	uint32_t reason;        /* KM_REASON_* */
+	uint32_t nvcpus;        /* NT_KM_CPU notes that follow */
+	uint32_t pid;           /* the pid the program saw */
+	uint64_t created_ns;    /* CLOCK_REALTIME when written */
+	uint64_t memory_limit;  /* --memory of the km that wrote it */
+	uint64_t brk_start, brk_cur;
+	uint64_t mmap_base, stack_top;
+	uint64_t entry;         /* program entry point (informational) */
+	uint32_t umask;
+	uint32_t term_signal;   /* for cores: the signal the program died of */
+	uint64_t rlimits[16][2]; /* RLIMIT_* soft/hard at the time (index = resource) */
+	uint64_t nofile_guest[2]; /* RLIMIT_NOFILE as the guest set it (0,0: not set) */
+	uint64_t ignored_signals; /* signals km inherited as ignored */
+	uint64_t reserved[8];
+} km_nt_proc_t;
+
+/* Where a vCPU stood, beyond NT_PRSTATUS's general registers. */
+#define KM_CPU_RESTART_SYSCALL 1 /* stopped in a host syscall: rip points at the syscall insn */
+
+typedef struct km_nt_cpu {
+	uint32_t vcpu_id;
+	uint32_t tid;
+	uint64_t flags;          /* KM_CPU_* */
+	uint64_t fs_base, gs_base;
+	uint64_t sigmask;
+	uint64_t altstack_sp, altstack_size;
+	uint32_t altstack_flags, reserved0;
+	uint64_t clear_child_tid;
+	uint64_t robust_list, robust_list_len;
+	uint64_t xcr0;           /* XSAVE features the NT_X86_XSTATE image holds */
+	uint64_t regs[18];       /* rax rbx rcx rdx rsi rdi rsp rbp r8-r15 rip rflags (KVM order) */
+	uint64_t reserved[8];
+} km_nt_cpu_t;
+
+typedef struct km_nt_guest {
+	uint32_t runtime_version; /* layout version of runtime/ the file was taken with */
+	uint32_t reserved0;
+	uint64_t rt_gva, rt_size; /* the runtime region: never saved, rebuilt by the restoring km */
+	uint64_t user_top;        /* program mappings end here */
+	uint64_t reserved[4];
+} km_nt_guest_t;
+
+/* km_nt_vma_t.kind: as enum km_vma_kind in km_mm.h. */
+typedef struct km_nt_vma {
+	uint64_t start, end;
+	uint32_t prot;    /* PROT_* as the program asked (PT_LOAD p_flags cannot say PROT_NONE apart) */
+	uint32_t flags;   /* MAP_SHARED / MAP_PRIVATE / MAP_ANONYMOUS */
+	uint32_t kind;
+	uint32_t saved;   /* 1: contents are in the PT_LOAD; 0: shared file mapping, mapped from the file */
+	uint64_t offset;  /* file offset of start, for file mappings */
+	uint64_t dev, ino;
+	uint32_t path_len; /* bytes of path following this struct, NUL included, padded to 8 */
+	uint32_t reserved0;
+} km_nt_vma_t;
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * Snapshots: writing a running guest's whole state to one ELF core file (km_snapshot_write.c),
+ * reading one back (km_snapshot_read.c) and resuming it (km_snapshot_restore.c). The file format
+ * is defined in km_coredump.h and documented in docs/snapshot-format.md.
+ */
+#ifndef KM_SNAPSHOT_H
+#define KM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_coredump.h"
+#include "km_error.h"
+
+struct km_guest;
+struct km_vcpu;
+
+/* What a snapshot is asked to be. */
+typedef struct km_snapshot_req {
+	const char *path;  /* file to write (temporary file beside it, then renamed) */
+	const char *label; /* kept in the file; may be NULL */
+	int reason;        /* KM_REASON_* */
+	bool keep_running; /* the guest goes on afterwards (else km ends it, exit status 0) */
+} km_snapshot_req_t;
+
+/* What writing it took. */
+typedef struct km_snapshot_result {
+	uint64_t file_size;     /* st_size: the guest's address range laid out */
+	uint64_t disk_bytes;    /* st_blocks * 512: what it really uses */
+	uint64_t memory_bytes;  /* bytes of guest memory written (non-zero pages) */
+	uint64_t elapsed_ns;
+} km_snapshot_result_t;
+
+/* Writes the guest's state to req->path, atomically (temporary file in the same directory,
+ * fsync, rename; mode 0600). Every vCPU must be stopped at a clean point with its state
+ * captured (km_vcpu_capture). A failure leaves no file under the final name and never touches
+ * an older file of that name. */
+int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
+		      km_err_t **err);
+
+/* Asks a running guest, from another thread (the management socket), for a snapshot: the vCPUs
+ * are stopped at clean points (a vCPU blocked in a host syscall is interrupted; the syscall is
+ * restarted afterwards, invisibly to the program), the file written, and the guest either
+ * resumed or ended. Blocks until done. Returns 0 with *res filled, or -1 with *err. */
+int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
+			km_err_t **err);
+
+/* --- reading ------------------------------------------------------------------------------ */
+
+typedef struct km_snap_vma {
+	km_nt_vma_t nt;   /* km's record of the mapping */
+	const char *path; /* file mappings: the file; points into the snapshot's note data */
+	uint64_t file_off; /* where the PT_LOAD's bytes start in the snapshot file */
+	uint64_t file_len; /* p_filesz: bytes in the file (0 for shared file mappings) */
+} km_snap_vma_t;
+
+typedef struct km_snap_cpu {
+	km_nt_cpu_t km;           /* NT_KM_CPU */
+	const uint8_t *xsave;     /* NT_X86_XSTATE image */
+	size_t xsave_len;
+	uint64_t prstatus_rip;    /* from NT_PRSTATUS, checked against km's copy */
+} km_snap_cpu_t;
+
+#define KM_SNAP_MAX_VCPUS 256
+
+typedef struct km_snapshot {
+	int fd;                    /* the snapshot file, open read-only */
+	uint64_t file_size;
+	uint8_t *notes;            /* the PT_NOTE segment, read into memory */
+	size_t notes_len;
+	km_nt_proc_t proc;
+	km_nt_guest_t guest;
+	const uint64_t *sigactions; /* 64 x {handler, flags, restorer, mask} */
+	const uint64_t *auxv;      /* NT_AUXV, pairs ending with AT_NULL */
+	size_t auxv_len;           /* bytes */
+	const char *exe_path, *cwd, *label, *km_version;
+	const char *argv;          /* NUL-separated, argc strings */
+	uint32_t argc;
+	km_snap_cpu_t cpus[KM_SNAP_MAX_VCPUS];
+	uint32_t ncpus;
+	km_snap_vma_t *vmas;       /* in address order, one per PT_LOAD */
+	size_t nvmas;
+	uint64_t saved_bytes;      /* sum of p_filesz */
+} km_snapshot_t;
+
+/* True if `path` is an ELF core file with km's notes (what `km FILE` resumes rather than runs).
+ * Never fails: anything unreadable is "not a snapshot". */
+bool km_snapshot_is_snapshot(const char *path);
+
+/* Opens and checks a snapshot completely (header, notes, version, segments inside the file,
+ * in address order, not overlapping, inside the program's address space) without creating
+ * anything. Errors name the file and what is wrong. */
+int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err);
+
+/* Same on a file already open (the fuzz target uses a memfd). Takes ownership of fd. */
+int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **err);
+
+void km_snapshot_close(km_snapshot_t *s);
+
+/* Builds a guest from an opened snapshot: memory mapped lazily from the file (copy-on-write),
+ * fresh runtime, vCPUs with every register, process state. The guest is ready to run. */
+int km_snapshot_restore(struct km_guest *g, const km_snapshot_t *s, km_err_t **err);
+
+#endif
