@@ -10,7 +10,8 @@
 # Numbers never decide the exit status: targets are printed, not asserted.
 #
 # Knobs (environment): HELLO_RUNS, GETPPID_N, GETPPID_RUNS, CPU_N, CPU_RUNS, FLOOR_BATCHES,
-# FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run).
+# FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
+# SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD (see bench/README.md).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -31,8 +32,14 @@ FLOOR_BATCHES_INTERLEAVED=${FLOOR_BATCHES_INTERLEAVED:-8} # floor runs between k
 VMCREATE_REPS=${VMCREATE_REPS:-200}
 KM_TIMEOUT=${KM_TIMEOUT:-30}
 LIBCS="gcc musl"
+SNAP_SIZES=${SNAP_SIZES:-"16:5 256:3 1024:2"} # touched MiB:runs, for the snapshot rows
+SNAP_LIBC=${SNAP_LIBC:-gcc}                   # which build of snap_touch the snapshot rows use
+SNAP_DIR=${SNAP_DIR:-$B}                      # where snapshots, CRIU images and the floor file go
+SNAP_TIMEOUT=${SNAP_TIMEOUT:-120}             # seconds per snapshot/restore/dump command
+CRIU=${CRIU:-}                                # a criu binary; "none" to leave CRIU out
+CRIU_BUILD=${CRIU_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/criu/build.sh}
 
-for f in walltime vmexit_floor vmcreate_floor; do
+for f in walltime vmexit_floor vmcreate_floor snaptime; do
 	if [ ! -x "$B/$f" ]; then
 		echo "run.sh: $B/$f is missing: build with make -C bench" >&2
 		exit 2
@@ -67,7 +74,11 @@ ROWFMT="%-70s %10s %10s %8s  %-32s %s\n"
 row() { printf "$ROWFMT" "$@"; }
 
 FAILURES=()
-fail() { FAILURES+=("$1"); }
+fail() { # a message already listed (the same failure in another run) is not repeated
+	local f
+	for f in "${FAILURES[@]}"; do [ "$f" = "$1" ] && return; done
+	FAILURES+=("$1")
+}
 
 # ---------------------------------------------------------------------------------------------------
 # The machine and the run
@@ -83,6 +94,41 @@ echo "  cpu:     ${cpu:-unknown}"
 echo "  kernel:  $(uname -r) ($(uname -m)), nproc $(nproc), KVM module: $backend"
 echo "  source:  commit $commit"
 echo "  km:      $KM"
+
+# ---------------------------------------------------------------------------------------------------
+# CRIU, the peer of the snapshot rows. CRIU=<path> uses that binary, CRIU=none leaves it out;
+# otherwise CRIU_BUILD (../shared/tools/criu/build.sh beside the repository) builds CRIU 4.1.1 once
+# into /var/cache/km-peers and prints its path (instant once built). Without CRIU the criu columns
+# are n/a, km's are still measured, and the run ends with "CRIU NOT AVAILABLE: <why>".
+CRIU_OK=0
+CRIU_WHY=""
+if [ "$CRIU" = none ]; then
+	CRIU_WHY="left out (CRIU=none)"
+elif [ "$(id -u)" != 0 ]; then
+	CRIU_WHY="criu dump/restore need root (run make bench as root)"
+elif [ -z "$CRIU" ] && [ ! -f "$CRIU_BUILD" ]; then
+	CRIU_WHY="no CRIU: $CRIU_BUILD does not exist (set CRIU=/path/to/criu)"
+else
+	if [ -z "$CRIU" ]; then
+		log "CRIU: $CRIU_BUILD (the first time it installs packages and builds CRIU: minutes; cached after)"
+		CRIU=$(bash "$CRIU_BUILD" 2>"$B/criu-build.log" | tail -n1)
+		rc=$?
+		[ $rc -eq 0 ] && [ -n "$CRIU" ] ||
+			CRIU_WHY="$CRIU_BUILD failed (status $rc): $(tail -n1 "$B/criu-build.log"); log in $B/criu-build.log"
+	fi
+	if [ -z "$CRIU_WHY" ]; then
+		if criu_ver=$("$CRIU" --version 2>&1 | sed -n 's/^Version: //p') && [ -n "$criu_ver" ]; then
+			CRIU_OK=1
+		else
+			CRIU_WHY="'$CRIU --version' failed: $("$CRIU" --version 2>&1 | head -n1)"
+		fi
+	fi
+fi
+if [ $CRIU_OK = 1 ]; then
+	echo "  criu:    $CRIU (version $criu_ver)"
+else
+	echo "  criu:    not available: $CRIU_WHY"
+fi
 echo
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,8 +302,202 @@ for libc in $LIBCS; do
 	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
 done
 
+# ---------------------------------------------------------------------------------------------------
+# Snapshots: km beside CRIU on the same static program (guests/snap_touch), per touched-memory size.
+# Every run of a size does, in this order: the plain write floor, km snapshot + km restore, native
+# run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
+# directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
+# at exit.
+SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
+# shellcheck disable=SC2317 # called by the trap
+cleanup() { [ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"; }
+trap cleanup EXIT
+SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
+KM_SNAP_WHY="" # set when km has no snapshots at all: then later sizes are not tried
+
+declare -A ACC # per size: KEY -> newline-separated values, or FAIL
+acc() {        # acc KEY VALUE: a number is kept, FAIL sticks, anything else (n/a) is ignored
+	[ "${ACC[$1]:-}" = FAIL ] && return
+	if isnum "$2"; then ACC[$1]+="$2"$'\n'; elif [ "$2" = FAIL ]; then ACC[$1]=FAIL; fi
+}
+res() { # res KEY: median, FAIL, or n/a
+	local v=${ACC[$1]:-}
+	if [ "$v" = FAIL ]; then echo FAIL; elif [ -z "$v" ]; then echo n/a; else median <<<"$v"; fi
+}
+nsms() { calc "${2:-%.1f}" 'a / 1e6' "$1"; } # nanoseconds -> milliseconds
+mib() { calc %.1f 'a / 1048576' "$1"; }      # bytes -> MiB
+outline() { sed -n "s/^out: //p" <<<"$1" | sed -n "${2}p"; } # the guest's Nth output line
+# within KM REF PCT: yes if KM is within PCT % of REF
+within() {
+	if isnum "$1" && isnum "$2"; then
+		awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { print (a >= b * (1 - c / 100) && a <= b * (1 + c / 100)) ? "yes" : "no" }'
+	else echo -; fi
+}
+lt() { if isnum "$1" && isnum "$2"; then calc %s '(a < b) ? "yes" : "no"' "$1" "$2"; else echo -; fi; }
+# restored_ok OUTPUT: the restored program's first line is "resumed" and it verified its memory
+restored_ok() { [ "$(outline "$1" 1)" = resumed ] && grep -q '^out: verify=ok' <<<"$1"; }
+
+# snap_floor MIB: acc floor = ns to write MIB MiB + fsync on SNAP_DIR's filesystem
+snap_floor() {
+	local r v
+	r=$("$B/snaptime" write "$SNAPTMP/floor" "$1" 2>"$B/snap-floor.err")
+	v=$(field write_ns <<<"$r")
+	if ! isnum "$v"; then
+		v=FAIL
+		fail "write floor ($1 MiB) failed: $(head -n1 "$B/snap-floor.err")"
+	fi
+	acc floor "$v"
+}
+
+# snap_km MIB: km snapshots snap_touch (self), then restores it. acc: ksnap (ns, guest's timestamp
+# before the hypercall -> km's exit), ksize (bytes on disk), kentry (km-timing
+# restore_to_first_entry_ns), kout (ns, spawn of km -> first byte on stdout), kown (km-timing
+# snapshot_ns, when km prints one).
+snap_km() {
+	local m=$1 f="$SNAPTMP/snap.km" r l1 st v
+	local es="$B/km-snap-$1.err" er="$B/km-restore-$1.err"
+	[ $KM_OK = 0 ] && return
+	if [ -n "$KM_SNAP_WHY" ]; then
+		for v in ksnap ksize kentry kout; do acc $v FAIL; done
+		return
+	fi
+	rm -f "$f"
+	r=$(KM_TIMING=1 "$B/snaptime" self -t "$SNAP_TIMEOUT" -- "$KM" --snapshot="$f" "$SNAP_G" "$m" self 2>"$es")
+	l1=$(head -n1 <<<"$r")
+	st=$(field status <<<"$l1")
+	v=$(field snap_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v" || [ ! -s "$f" ]; then
+		for v in ksnap ksize kentry kout; do acc $v FAIL; done
+		if grep -q 'returned -38' <<<"$r"; then
+			KM_SNAP_WHY="km has no snapshots yet: in the guest, km_snapshot() returned -ENOSYS"
+			fail "km snapshot: $KM_SNAP_WHY (km run: status ${st:-?}; no further km snapshot runs)"
+		else
+			fail "km snapshot ($m MiB) failed: status ${st:-timed out}, $([ -s "$f" ] && echo "file written" || echo "no snapshot file"), guest said '$(sed -n 's/^out: //p' <<<"$r" | tail -n1)', km's stderr: $(head -n1 "$es") (all in $es)"
+		fi
+		rm -f "$f"
+		return
+	fi
+	acc ksnap "$v"
+	acc ksize "$(du -B1 "$f" | cut -f1)"
+	acc kown "$(sed -n 's/.*km-timing:.*snapshot_ns=\([0-9]*\).*/\1/p' "$es" | head -n1)"
+
+	r=$(KM_TIMING=1 "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -- "$KM" "$f" 2>"$er")
+	l1=$(head -n1 <<<"$r")
+	st=$(field status <<<"$l1")
+	v=$(field first_out_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v" || ! restored_ok "$r"; then
+		acc kentry FAIL
+		acc kout FAIL
+		fail "km restore ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')', km's stderr: $(grep -v '^km-timing:' "$er" | head -n1) (all in $er)"
+	else
+		acc kout "$v"
+		v=$(sed -n 's/^km-timing: .*restore_to_first_entry_ns=\([0-9]*\).*/\1/p' "$er" | head -n1)
+		if isnum "$v"; then
+			acc kentry "$v"
+		else
+			acc kentry FAIL
+			[ "${ACC[kentry_missing]:-}" ] || fail "km restore ($m MiB): no 'km-timing: restore_to_first_entry_ns=<n>' line on stderr with KM_TIMING=1 (stderr in $er)"
+			ACC[kentry_missing]=1
+		fi
+	fi
+	rm -f "$f"
+}
+
+# snap_criu MIB: snap_touch (wait) run natively, dumped by criu dump, restored by criu restore with
+# new stdin/stdout pipes in place of the old ones. acc: cdump (ns, criu dump), csnap (ns, criu dump +
+# fsync of the images), csize (bytes of the image directory on disk), centry (criu's own "Restore
+# time", ns), cout (ns, spawn of criu restore -> first byte on the program's stdout).
+snap_criu() {
+	local m=$1 img="$SNAPTMP/img" work="$SNAPTMP/work" r l1 st v gpid ino_in ino_out
+	local ed="$B/criu-dump-$1.err" er="$B/criu-restore-$1.err"
+	[ $CRIU_OK = 1 ] || return
+	rm -rf "$img" "$work"
+	mkdir -p "$img" "$work"
+	r=$("$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$SNAP_G" "$m" wait \
+		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job --display-stats 2>"$ed")
+	l1=$(head -n1 <<<"$r")
+	st=$(field checkpointer_status <<<"$l1")
+	v=$(field checkpoint_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v"; then
+		for v in cdump csnap csize centry cout; do acc $v FAIL; done
+		cp "$work/dump.log" "$B/criu-dump-$m.log" 2>/dev/null
+		fail "criu dump ($m MiB) failed: status ${st:-?}: $(grep -m1 -i error "$work/dump.log" 2>/dev/null || head -n1 "$ed") (log in $B/criu-dump-$m.log, $ed)"
+		rm -rf "$img" "$work"
+		return
+	fi
+	acc cdump "$v"
+	acc csnap "$(calc %d 'a + b' "$v" "$(field fsync_ns <<<"$l1")")"
+	acc csize "$(du -s -B1 "$img" | cut -f1)"
+	gpid=$(field guest_pid <<<"$l1")
+	ino_in=$(field stdin_ino <<<"$l1")
+	ino_out=$(field stdout_ino <<<"$l1")
+
+	r=$("$B/snaptime" firstout -t "$SNAP_TIMEOUT" -P -O "$work/restore.stats" -- "$CRIU" restore -D "$img" -W "$work" \
+		-o restore.log --shell-job --display-stats \
+		--inherit-fd "fd[3]:pipe:[$ino_in]" --inherit-fd "fd[4]:pipe:[$ino_out]" 2>"$er")
+	l1=$(head -n1 <<<"$r")
+	st=$(field status <<<"$l1")
+	v=$(field first_out_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v" || ! restored_ok "$r"; then
+		acc centry FAIL
+		acc cout FAIL
+		cp "$work/restore.log" "$B/criu-restore-$m.log" 2>/dev/null
+		fail "criu restore ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')': $(grep -m1 -i error "$work/restore.log" 2>/dev/null || head -n1 "$er") (log in $B/criu-restore-$m.log)"
+	else
+		acc cout "$v"
+		v=$(sed -n 's/^Restore time: \([0-9]*\) us.*/\1/p' "$work/restore.stats" | head -n1)
+		acc centry "$(calc %d 'a * 1000' "$v")"
+	fi
+	# A restored program left behind by a failed or timed-out restore (criu gives it its old pid).
+	if [ -n "$gpid" ] && [ "$(cat "/proc/$gpid/comm" 2>/dev/null)" = snap_touch ]; then
+		kill -KILL "$gpid" 2>/dev/null
+	fi
+	rm -rf "$img" "$work"
+}
+
+SNAPNOTES=()
+if [ -n "$SNAPTMP" ]; then
+	[ -x "$SNAP_G" ] || fail "$SNAP_G is missing: build with make -C bench"
+	for spec in $SNAP_SIZES; do
+		m=${spec%%:*} runs=${spec#*:}
+		if ! isnum "$m" || ! isnum "$runs"; then
+			fail "bad SNAP_SIZES entry '$spec' (want MIB:RUNS)"
+			continue
+		fi
+		log "snapshots, $m MiB touched ($SNAP_LIBC): $runs runs of write floor / km snapshot + restore / criu dump + restore$([ $KM_OK = 0 ] && echo "$SKIPNOTE")$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
+		ACC=()
+		for ((i = 0; i < runs; i++)); do
+			snap_floor "$m"
+			snap_km "$m"
+			snap_criu "$m"
+		done
+		floor=$(res floor) ksnap=$(res ksnap) ksize=$(res ksize) kentry=$(res kentry) kout=$(res kout)
+		cdump=$(res cdump) csnap=$(res csnap) csize=$(res csize) centry=$(res centry) cout=$(res cout)
+		kown=$(res kown)
+		touched=$((m * 1048576))
+		row "snapshot, ms ($m MiB): km, hypercall -> km exit, vs write+fsync" "$(nsms "$ksnap")" "$(nsms "$floor")" \
+			"$(ratio "$ksnap" "$floor")" "<= 2.00x the plain write" "$(met "$(calc %.4f 'a / b' "$ksnap" "$floor")" 2)"
+		row "snapshot, ms ($m MiB): km vs criu dump + fsync of the images" "$(nsms "$ksnap")" "$(nsms "$csnap")" \
+			"$(ratio "$ksnap" "$csnap")" - -
+		row "snapshot on disk, MiB ($m MiB touched): km vs touched memory" "$(mib "$ksize")" "$m.0" \
+			"$(ratio "$ksize" "$touched")" "within 5% of touched" "$(within "$ksize" "$touched" 5)"
+		row "snapshot on disk, MiB ($m MiB touched): km vs criu images" "$(mib "$ksize")" "$(mib "$csize")" \
+			"$(ratio "$ksize" "$csize")" - -
+		row "restore to first instruction, ms ($m MiB): km vs criu's 'Restore time'" "$(nsms "$kentry" %.3f)" \
+			"$(nsms "$centry" %.3f)" "$(ratio "$kentry" "$centry")" "< 5 ms" "$(lt "$(nsms "$kentry" %.3f)" 5)"
+		row "restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$kout")" "$(nsms "$cout")" \
+			"$(ratio "$kout" "$cout")" - -
+		SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (fsync of its images: the rest); km's own snapshot_ns $(nsms "$kown") ms")
+	done
+fi
+
 echo
 echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"
+if [ ${#SNAPNOTES[@]} -gt 0 ]; then
+	echo "Snapshot rows: km and criu take the same static snap_touch ($SNAP_LIBC); medians of the runs in SNAP_SIZES."
+	echo "  criu's 'Restore time' is its own stat (restore start to just before the tasks resume; not criu's exec)."
+	printf '  %s\n' "${SNAPNOTES[@]}"
+fi
 
 echo
 status=0
@@ -269,6 +509,11 @@ if [ $KM_OK = 0 ]; then
 	fi
 	echo "Only the floors and native runs were measured; the km column is n/a."
 	status=1
+fi
+if [ $CRIU_OK = 0 ]; then
+	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
+	echo "The criu columns of the snapshot rows are n/a; km's were measured."
+	[ "$CRIU" = none ] || status=1
 fi
 if [ ${#FAILURES[@]} -gt 0 ]; then
 	echo "FAILED MEASUREMENTS:"
