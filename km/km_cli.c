@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KM_VERSION "0.1.0"
 #define MIN_MEMORY (16ul << 20)
 
 static const char usage[] =
     "usage: km [options] <program> [args...]\n"
-    "Runs a static Linux x86-64 program in its own KVM virtual machine.\n"
+    "       km [options] <snapshot>\n"
+    "Runs a static Linux x86-64 program in its own KVM virtual machine, or resumes a snapshot.\n"
     "\n"
     "options:\n"
     "  --memory=SIZE       most memory the guest may map (e.g. 512M, 8G; default: host RAM + swap)\n"
@@ -21,16 +21,35 @@ static const char usage[] =
     "  --clear-env         start the guest with an empty environment (then --env applies)\n"
     "  --trace             print every guest syscall with its arguments and result to stderr\n"
     "  --kvm-device=PATH   KVM device to use (default /dev/kvm)\n"
+    "  --snapshot=FILE     where the program's snapshots go (default kmsnap)\n"
+    "  --coredump=FILE     write a core file here when the program dies of a signal that dumps\n"
+    "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
+    "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
+    "  --inspect           describe the snapshot given instead of running it\n"
     "  --help              this text\n"
     "  --version           km's version\n";
 
-enum { OPT_MEMORY = 256, OPT_ENV, OPT_CLEAR_ENV, OPT_TRACE, OPT_KVM_DEV, OPT_HELP, OPT_VERSION };
+enum {
+	OPT_MEMORY = 256,
+	OPT_ENV,
+	OPT_CLEAR_ENV,
+	OPT_TRACE,
+	OPT_KVM_DEV,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_SNAPSHOT,
+	OPT_COREDUMP,
+	OPT_MGMT,
+	OPT_INSPECT,
+};
 
 static const struct option options[] = {
     {"memory", required_argument, NULL, OPT_MEMORY}, {"env", required_argument, NULL, OPT_ENV},
     {"clear-env", no_argument, NULL, OPT_CLEAR_ENV}, {"trace", no_argument, NULL, OPT_TRACE},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEV}, {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},     {NULL, 0, NULL, 0},
+    {"version", no_argument, NULL, OPT_VERSION},     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"coredump", required_argument, NULL, OPT_COREDUMP}, {"mgmt", required_argument, NULL, OPT_MGMT},
+    {"inspect", no_argument, NULL, OPT_INSPECT},     {NULL, 0, NULL, 0},
 };
 
 int km_parse_size(const char *s, unsigned long *out)
@@ -91,6 +110,8 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.kvm_dev = "/dev/kvm";
 	cli->guest.trace_fd = STDERR_FILENO;
 	cli->guest.memory = default_memory();
+	cli->guest.snapshot_path = "kmsnap";
+	cli->guest.coredump_path = "kmcore";
 	opterr = 0;
 	optind = 1;
 	int c;
@@ -117,6 +138,21 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case OPT_KVM_DEV:
 			cli->guest.kvm_dev = optarg;
 			break;
+		case OPT_SNAPSHOT:
+		case OPT_COREDUMP:
+		case OPT_MGMT:
+			if (optarg[0] == '\0')
+				return km_err_set(err, 0, "option '%s' needs a file name", argv[optind - 1]);
+			if (c == OPT_SNAPSHOT)
+				cli->guest.snapshot_path = optarg;
+			else if (c == OPT_COREDUMP)
+				cli->guest.coredump_path = optarg, cli->guest.coredump_forced = true;
+			else
+				cli->guest.mgmt_path = optarg;
+			break;
+		case OPT_INSPECT:
+			cli->inspect = true;
+			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
 			cli->done = true;
@@ -140,7 +176,8 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		}
 	}
 	if (optind >= argc)
-		return km_err_set(err, 0, "no program given (usage: km [options] <program> [args...])");
+		return km_err_set(err, 0, cli->inspect ? "--inspect needs a snapshot file"
+						       : "no program given (usage: km [options] <program> [args...])");
 	cli->prog_index = optind;
 	return 0;
 }

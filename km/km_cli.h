@@ -8,6 +8,8 @@
 #include "km_error.h"
 #include "km_guest.h"
 
+#define KM_VERSION "0.1.0"
+
 typedef struct km_cli {
 	km_guest_opts_t guest;
 	bool clear_env;
@@ -15,6 +17,7 @@ typedef struct km_cli {
 	size_t nenv;
 	int prog_index;       /* argv index of the program; its arguments follow */
 	bool done;            /* --help or --version was answered: exit 0 */
+	bool inspect;         /* --inspect: describe the snapshot at prog_index */
 } km_cli_t;
 
 /* Parses argv. Returns 0 (check cli->done) or -1 with *err saying what is wrong. */

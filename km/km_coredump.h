@@ -49,7 +49,9 @@ typedef struct km_nt_proc {
 	uint64_t rlimits[16][2]; /* RLIMIT_* soft/hard at the time (index = resource) */
 	uint64_t nofile_guest[2]; /* RLIMIT_NOFILE as the guest set it (0,0: not set) */
 	uint64_t ignored_signals; /* signals km inherited as ignored */
-	uint64_t reserved[8];
+	uint64_t env_count;       /* environment the program started with: variables */
+	uint64_t env_bytes;       /* ... and their bytes, NULs included */
+	uint64_t reserved[6];
 } km_nt_proc_t;
 
 /* Where a vCPU stood, beyond NT_PRSTATUS's general registers. */

@@ -8,7 +8,10 @@
 
 #include "km_guest.h"
 #include "km_runtime.h"
+#include "km_signal.h"
+#include "km_snapshot.h"
 #include "km_syscall.h"
+#include <errno.h>
 
 #define PF_WRITE (1u << 1)
 #define PF_FETCH (1u << 4)
@@ -72,19 +75,66 @@ static bool page_fault_is_stale(km_vcpu_t *v, uint64_t cr2, uint64_t error, uint
 	return allowed && !repeat;
 }
 
+/* The program's registers as its syscall instruction left them, and as they will be when it
+ * returns (rip after it, rflags from r11, rsp from the frame). */
+static void syscall_user_regs(km_vcpu_t *v, const exc_frame_t *f)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	v->user = *r;
+	v->user.rip = r->rcx;
+	v->user.rsp = f->rsp;
+	v->user.rflags = (r->r11 & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+}
+
+/* The same registers rewound to re-execute the syscall (instruction `syscall` is 2 bytes). */
+static struct kvm_regs restart_regs(const km_vcpu_t *v, uint64_t nr)
+{
+	struct kvm_regs u = v->user;
+	u.rip -= 2;
+	u.rax = nr;
+	return u;
+}
+
 /* The program's `syscall` reached the runtime's entry, whose int3 brought us here: run it, then
- * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11). */
+ * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11).
+ * A snapshot asked for meanwhile records the program as about to make this syscall. A host
+ * syscall interrupted by km's kick is restarted, invisibly to the program. */
 static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 {
+	struct kvm_regs *r = KM_REGS(v);
+	uint64_t nr = r->rax;
+	syscall_user_regs(v, f);
+	if (km_snapshot_pending(v->g)) {
+		struct kvm_regs u = restart_regs(v, nr);
+		if (km_snapshot_serve(v, &u, KM_CPU_RESTART_SYSCALL))
+			return 0;
+	}
 	km_syscall_handle(v);
 	if (v->g->exited)
 		return 0;
-	struct kvm_regs *r = KM_REGS(v);
-	f->rip = r->rcx;
-	f->rflags = (r->r11 & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+	f->rip = v->user.rip;
+	f->rflags = v->user.rflags;
 	f->cs = KM_SEL_UCODE;
 	f->ss = KM_SEL_UDATA;
+	if ((long)r->rax == -EINTR && v->kicked) {
+		v->kicked = 0;
+		struct kvm_regs u = restart_regs(v, nr);
+		if (km_snapshot_serve(v, &u, KM_CPU_RESTART_SYSCALL))
+			return 0;
+		r->rax = nr;
+		f->rip = u.rip;
+		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	}
 	return 1;
+}
+
+/* The program's registers where an exception hit it. */
+static void fault_user_regs(km_vcpu_t *v, const exc_frame_t *f, struct kvm_regs *u)
+{
+	*u = *KM_REGS(v);
+	u->rip = f->rip;
+	u->rsp = f->rsp;
+	u->rflags = f->rflags;
 }
 
 int km_exception_handle(km_vcpu_t *v, int vector)
@@ -101,11 +151,20 @@ int km_exception_handle(km_vcpu_t *v, int vector)
 		struct kvm_sregs s;
 		addr = ioctl(v->fd, KVM_GET_SREGS, &s) == 0 ? s.cr2 : 0;
 		if (page_fault_is_stale(v, addr, f->error, f->rip)) {
+			struct kvm_regs u;
+			fault_user_regs(v, f, &u); /* retried: a clean point, the access happens on resume */
+			if (km_snapshot_pending(v->g) && km_snapshot_serve(v, &u, 0))
+				return 0;
 			km_vcpu_flush_tlb(v);
 			return 1;
 		}
 	}
 	/* Linux reports int3 at the instruction after it, and so does the frame. */
-	km_guest_kill(v, vector_signal(vector), f->rip, addr);
+	int sig = vector_signal(vector);
+	struct kvm_regs u;
+	fault_user_regs(v, f, &u);
+	km_guest_kill(v, sig, f->rip, addr);
+	if (km_sig_default_action(sig) == KM_SIG_CORE)
+		km_core_dump(v, &u, sig);
 	return 0;
 }

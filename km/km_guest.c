@@ -10,6 +10,7 @@
 #include "km_elf_load.h"
 #include "km_initstack.h"
 #include "km_runtime.h"
+#include "km_snapshot.h"
 #include "km_syscall.h"
 
 static int register_slot(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host)
@@ -26,6 +27,8 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	g->machine.kvm_fd = g->machine.vm_fd = -1;
 	g->opts = *opts;
 	g->pid = getpid();
+	pthread_mutex_init(&g->snap_lock, NULL);
+	pthread_cond_init(&g->snap_done_cond, NULL);
 	/* Ignored signals stay ignored across exec; the guest starts as if km had exec'd it. */
 	for (int sig = 1; sig <= KM_NSIG; sig++)
 		if (opts->ignored_signals & (1ull << (sig - 1)))
@@ -47,7 +50,11 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 	g->exe_path = realpath(path, NULL);
 	if (g->exe_path == NULL)
 		return km_err_set(err, errno, "%s", path);
-	if (km_elf_load(&g->mm, path, &elf, err) < 0)
+	if (km_guest_set_argv(g, argv, err) < 0)
+		return -1;
+	for (g->env_count = 0; envp[g->env_count] != NULL; g->env_count++)
+		g->env_bytes += strlen(envp[g->env_count]) + 1;
+	if (km_elf_load(&g->mm, g->exe_path, &elf, err) < 0)
 		return -1;
 	g->entry = elf.entry;
 	km_mm_set_brk_start(&g->mm, elf.image_end);
@@ -65,11 +72,33 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 
 int km_guest_run(km_guest_t *g, km_err_t **err)
 {
-	return km_vcpu_run(g->vcpus[0], err);
+	int rc = km_vcpu_run(g->vcpus[0], err);
+	km_snapshot_cancel(g);
+	return rc;
+}
+
+int km_guest_set_argv(km_guest_t *g, char *const argv[], km_err_t **err)
+{
+	int n = 0;
+	while (argv[n] != NULL)
+		n++;
+	g->argv = calloc((size_t)n + 1, sizeof(char *));
+	if (g->argv == NULL)
+		return km_err_set(err, ENOMEM, "copying the program's arguments");
+	for (g->argc = 0; g->argc < n; g->argc++)
+		if ((g->argv[g->argc] = strdup(argv[g->argc])) == NULL)
+			return km_err_set(err, ENOMEM, "copying the program's arguments");
+	return 0;
 }
 
 void km_guest_destroy(km_guest_t *g)
 {
+	for (int i = 0; g->argv != NULL && i < g->argc; i++)
+		free(g->argv[i]);
+	free(g->argv);
+	free(g->auxv);
+	g->argv = NULL;
+	g->auxv = NULL;
 	for (int i = 0; i < g->nvcpus; i++)
 		km_vcpu_destroy(g->vcpus[i]);
 	g->nvcpus = 0;

@@ -5,6 +5,7 @@
 #ifndef KM_GUEST_H
 #define KM_GUEST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -22,7 +23,17 @@ typedef struct km_guest_opts {
 	int trace_fd;       /* where --trace writes (stderr) */
 	const char *kvm_dev;
 	uint64_t ignored_signals; /* signals km inherited as ignored (bit sig-1): so does the guest */
+	const char *snapshot_path; /* --snapshot (default "kmsnap") */
+	const char *coredump_path; /* --coredump (default "kmcore") */
+	bool coredump_forced;      /* --coredump given: write cores even with RLIMIT_CORE 0 */
+	const char *mgmt_path;     /* --mgmt socket, or NULL */
+	bool timing;               /* KM_TIMING=1: print restore timing */
+	const char *snapshot_source; /* the snapshot being resumed (for messages), or NULL */
+	uint64_t start_ns;         /* CLOCK_MONOTONIC when km started */
 } km_guest_opts_t;
+
+struct km_snapshot_req;
+struct km_snapshot_result;
 
 /* A signal disposition exactly as the x86-64 kernel ABI passes it to rt_sigaction. */
 typedef struct km_sigaction {
@@ -44,8 +55,22 @@ typedef struct km_guest {
 	pid_t pid;            /* process id the guest sees */
 	char *exe_path;       /* absolute path of the program (readlink /proc/self/exe) */
 	uint64_t entry;       /* program entry point */
-	uint64_t auxv_gva;    /* where the auxiliary vector sits on the initial stack */
+	uint64_t *auxv;       /* the auxiliary vector the program started with (a copy) */
 	size_t auxv_len;      /* its size in bytes */
+	char **argv;          /* the program's arguments (a copy, for snapshots and cores) */
+	int argc;
+	uint64_t env_count, env_bytes; /* the environment the program started with */
+	uint64_t memory_limit_at_start;
+
+	/* A snapshot asked for by another thread (management socket), served by the vCPU at its
+	 * next clean point. */
+	pthread_mutex_t snap_lock;
+	pthread_cond_t snap_done_cond;
+	const struct km_snapshot_req *snap_req;
+	struct km_snapshot_result *snap_res;
+	km_err_t *snap_err;
+	bool snap_done;
+	int snap_rc;
 
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
@@ -55,6 +80,7 @@ typedef struct km_guest {
 	int exit_status;
 	int term_signal;
 	uint64_t fault_rip, fault_addr;
+	bool core_written;    /* a core file was written for the fatal signal */
 } km_guest_t;
 
 /* Creates the VM, guest memory and runtime for a new guest. */
@@ -64,6 +90,9 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err);
  * ready to enter it. */
 int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], char *const envp[],
 			  km_err_t **err);
+
+/* Keeps a copy of the program's arguments (snapshots and cores record them). */
+int km_guest_set_argv(km_guest_t *g, char *const argv[], km_err_t **err);
 
 /* Runs the guest until it ends. Returns 0 (see exited/exit_status/term_signal) or -1 with *err. */
 int km_guest_run(km_guest_t *g, km_err_t **err);

@@ -4,6 +4,7 @@
 #include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -127,7 +128,10 @@ int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, char *const argv
 		*p++ = str_envp[i];
 	*p++ = 0;
 	memcpy(p, auxv, auxv_bytes);
-	g->auxv_gva = sp + (1 + argc + 1 + envc + 1) * 8;
+	g->auxv = malloc(auxv_bytes);
+	if (g->auxv == NULL)
+		return km_err_set(err, ENOMEM, "copying the auxiliary vector");
+	memcpy(g->auxv, auxv, auxv_bytes);
 	g->auxv_len = auxv_bytes;
 	if (execfn == 0 || random == 0 || platform == 0)
 		return km_err_set(err, E2BIG, "arguments and environment do not fit the stack");

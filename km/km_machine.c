@@ -110,6 +110,13 @@ static int load_cpuid(km_machine_t *m, const char *dev, km_err_t **err)
 		xs->eax &= (uint32_t)m->xcr0;
 		xs->edx &= (uint32_t)(m->xcr0 >> 32);
 	}
+	/* The XSAVE image ends with the highest enabled component (CPUID 0xD: size, offset). */
+	m->xsave_size = 576;
+	for (int i = 2; i < 63; i++) {
+		struct kvm_cpuid_entry2 *c = cpuid_find(m->cpuid, 0xd, (uint32_t)i);
+		if ((m->xcr0 & (1ull << i)) && c != NULL && c->eax + c->ebx > m->xsave_size)
+			m->xsave_size = c->eax + c->ebx;
+	}
 	struct kvm_cpuid_entry2 *sz = cpuid_find(m->cpuid, 0x80000008, 0);
 	m->phys_bits = sz != NULL ? (int)(sz->eax & 0xff) : 36;
 	return 0;

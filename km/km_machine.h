@@ -17,6 +17,7 @@ typedef struct km_machine {
 	size_t run_size;          /* size of each vCPU's kvm_run mapping */
 	struct kvm_cpuid2 *cpuid; /* what vCPUs are given (KVM's supported set, trimmed) */
 	uint64_t xcr0;            /* XSAVE features enabled in the guest */
+	uint32_t xsave_size;      /* bytes of the XSAVE image for xcr0 (standard layout) */
 	int phys_bits;            /* guest-physical address width */
 } km_machine_t;
 

@@ -355,6 +355,42 @@ int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_le
 	return move_vma(mm, i, new_addr, new_len);
 }
 
+int km_mm_restore_vma(km_mm_t *mm, const km_vma_t *v, int fd, uint64_t off, int share)
+{
+	uint64_t len = v->end - v->start;
+	if (mm->committed + len > mm->limit)
+		return -ENOMEM;
+	if (!km_vma_range_free(mm, v->start, v->end))
+		return -EEXIST;
+	uint64_t gpa;
+	bool heap = v->kind == KM_VMA_BRK && mm->brk_gpa != 0 && v->start >= mm->brk_start &&
+		    v->end - mm->brk_start <= mm->brk_gpa_end - mm->brk_gpa;
+	if (heap)
+		gpa = mm->brk_gpa + (v->start - mm->brk_start);
+	else if ((gpa = km_phys_alloc(mm, len, v->start)) == 0)
+		return -ENOMEM;
+	int hprot = (share == MAP_SHARED) ? host_prot(v->prot, MAP_SHARED) : PROT_READ | PROT_WRITE;
+	int rc = 0;
+	if (mmap(mm->host + gpa, len, hprot, share | MAP_FIXED, fd, (off_t)off) == MAP_FAILED)
+		rc = -errno;
+	km_vma_t n = *v;
+	n.gpa = gpa;
+	n.path = NULL;
+	if (rc == 0 && v->path != NULL && (n.path = strdup(v->path)) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && map_pages(mm, v->start, gpa, len, v->prot) < 0)
+		rc = -ENOMEM;
+	if (rc == 0 && (rc = km_vma_insert(mm, &n)) < 0)
+		km_pt_unmap(&mm->pt, v->start, len);
+	if (rc < 0) {
+		free(n.path);
+		km_phys_release(mm, gpa, len);
+		return rc;
+	}
+	mm->committed += len;
+	return 0;
+}
+
 void km_mm_set_brk_start(km_mm_t *mm, uint64_t start)
 {
 	mm->brk_start = mm->brk_cur = KM_PAGE_UP(start);

@@ -135,6 +135,13 @@ int km_mm_protect(km_mm_t *mm, uint64_t addr, uint64_t len, int prot);
 int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags, uint64_t new_addr);
 /* madvise(MADV_DONTNEED) semantics: anonymous private pages read back as zero afterwards. */
 int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len);
+/* Recreates a mapping from a snapshot: *v describes it (start, end, prot, flags, kind, path,
+ * offset, dev, ino; gpa ignored), its memory is `fd` at `off` mapped with host flags
+ * `share` (MAP_PRIVATE for the snapshot file: copy-on-write and lazy; MAP_SHARED for the file of
+ * a shared mapping). Heap pieces go back into the heap window (km_mm_set_brk_start first).
+ * Returns 0 or -errno. */
+int km_mm_restore_vma(km_mm_t *mm, const km_vma_t *v, int fd, uint64_t off, int share);
+
 /* Sets the break as brk(2) does; returns the new (or unchanged) break. */
 uint64_t km_mm_brk(km_mm_t *mm, uint64_t want);
 /* Places the heap right after the program's last segment. */

@@ -5,6 +5,7 @@
 
 #include "km_exception.h"
 #include "km_guest.h"
+#include "km_snapshot.h"
 
 enum km_sig_default km_sig_default_action(int sig)
 {
@@ -52,6 +53,8 @@ bool km_signal_raise(km_vcpu_t *v, int sig)
 		return false; /* job control stops need a parent that can continue us: not yet */
 	/* A handler would run here once delivery exists (signals issue); until then the default
 	 * action is the honest outcome rather than silently dropping the signal. */
-	km_guest_kill(v, sig, KM_REGS(v)->rip, 0);
+	km_guest_kill(v, sig, v->user.rip, 0);
+	if (act == KM_SIG_CORE)
+		km_core_dump(v, &v->user, sig); /* raised by a syscall: where the program made it */
 	return true;
 }

@@ -13,6 +13,8 @@
 #include "km_coredump.h"
 #include "km_error.h"
 
+#include <linux/kvm.h>
+
 struct km_guest;
 struct km_vcpu;
 
@@ -46,6 +48,25 @@ int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snaps
 int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
 			km_err_t **err);
 
+/* The vCPU side: called by the vCPU's thread at a clean point with the program's registers there
+ * (cpu_flags: KM_CPU_*). Serves a pending request, if any. Returns true if the guest has now
+ * ended (a snapshot with keep_running false was written). */
+bool km_snapshot_serve(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cpu_flags);
+
+/* True if a request waits for the vCPU. */
+bool km_snapshot_pending(struct km_guest *g);
+
+/* The guest ended: fails a waiting request and refuses new ones. */
+void km_snapshot_cancel(struct km_guest *g);
+
+/* --- cores -------------------------------------------------------------------------------- */
+
+/* The program dies of `sig`, whose default action dumps core: writes the core file (--coredump,
+ * default "kmcore") if RLIMIT_CORE allows or --coredump was given. `user` holds the program's
+ * registers where it died. Sets g->core_written. Never fails the caller: a core that cannot be
+ * written is reported on stderr. */
+void km_core_dump(struct km_vcpu *v, const struct kvm_regs *user, int sig);
+
 /* --- reading ------------------------------------------------------------------------------ */
 
 typedef struct km_snap_vma {
@@ -71,8 +92,9 @@ typedef struct km_snapshot {
 	size_t notes_len;
 	km_nt_proc_t proc;
 	km_nt_guest_t guest;
-	const uint64_t *sigactions; /* 64 x {handler, flags, restorer, mask} */
-	const uint64_t *auxv;      /* NT_AUXV, pairs ending with AT_NULL */
+	/* Pointers into the notes, which are only 4-byte aligned: copy before use. */
+	const void *sigactions;    /* 64 x {handler, flags, restorer, mask} */
+	const void *auxv;          /* NT_AUXV, pairs ending with AT_NULL */
 	size_t auxv_len;           /* bytes */
 	const char *exe_path, *cwd, *label, *km_version;
 	const char *argv;          /* NUL-separated, argc strings */

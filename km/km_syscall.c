@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 
 #include "km_guest.h"
+#include "km_hypercall.h"
 #include "km_signal.h"
 #include "km_syscall_names.h" /* generated from <asm/unistd_64.h>: km_syscall_names[] */
 
@@ -84,6 +85,8 @@ static const char *name_of(uint64_t nr)
 {
 	if (nr < sizeof(km_syscall_names) / sizeof(km_syscall_names[0]) && km_syscall_names[nr] != NULL)
 		return km_syscall_names[nr];
+	if (nr == KM_HCALL_BASE + HC_snapshot)
+		return "km_hcall(HC_snapshot)";
 	return NULL;
 }
 
@@ -148,7 +151,11 @@ void km_syscall_handle(km_vcpu_t *v)
 	uint64_t nr = r->rax;
 	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
 	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
-	long ret = d != NULL ? d->fn(v, a) : -ENOSYS;
+	long ret;
+	if (km_is_hcall(nr))
+		ret = km_hcall_handle(v, nr - KM_HCALL_BASE, a[0]);
+	else
+		ret = d != NULL ? d->fn(v, a) : -ENOSYS;
 	if (ret == -EPIPE && raises_sigpipe(nr, a))
 		km_signal_raise(v, SIGPIPE);
 	if (v->g->opts.trace)

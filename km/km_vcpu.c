@@ -13,6 +13,7 @@
 #include "km_exception.h"
 #include "km_guest.h"
 #include "km_runtime.h"
+#include "km_snapshot.h"
 #include "km_syscall.h"
 
 #define MSR_STAR 0xc0000081
@@ -256,6 +257,24 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 	}
 }
 
+/* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3), that is a
+ * clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
+ * follows at once and is served then. Returns true if the guest ended. */
+static bool kicked_in_program(km_vcpu_t *v)
+{
+	v->run->immediate_exit = 0;
+	if (!v->kicked)
+		return false;
+	v->kicked = 0;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (!km_snapshot_pending(v->g) || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return false;
+	if ((s.cs.selector & 3) != 3)
+		return false;
+	return km_snapshot_serve(v, &r, 0);
+}
+
 int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 {
 	v->thread = pthread_self();
@@ -265,8 +284,11 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 			km_vcpu_flush_tlb(v);
 		v->started = true;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				if (kicked_in_program(v))
+					return 0;
 				continue;
+			}
 			if (errno == EFAULT) {
 				memory_fault(v);
 				return 0;

@@ -43,6 +43,9 @@ typedef struct km_vcpu {
 	pthread_t thread;     /* the host thread running it (for kicks) */
 	volatile sig_atomic_t kicked; /* a kick arrived since km last looked */
 	km_vcpu_state_t state; /* filled by km_vcpu_capture for a snapshot or core */
+	/* The program's registers at the syscall being handled, as they will be when it returns
+	 * (rip after the syscall instruction, rflags from r11, rsp from the exception frame). */
+	struct kvm_regs user;
 } km_vcpu_t;
 
 /* Creates vCPU `id` of guest g: KVM vCPU, CPUID, control registers, long mode segments, GDT/TSS

@@ -1,11 +1,17 @@
 /* km: run a static Linux x86-64 program in its own KVM virtual machine. */
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "km_cli.h"
 #include "km_guest.h"
+#include "km_inspect.h"
+#include "km_mgmt.h"
+#include "km_snapshot.h"
 
 extern char **environ;
 
@@ -16,9 +22,10 @@ static int report_end(const km_guest_t *g, const char *prog)
 		return g->exit_status & 0xff;
 	int sig = g->term_signal;
 	if (sig != SIGPIPE) /* shells stay quiet about broken pipes; so does km */
-		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx\n", prog,
+		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx%s%s%s\n", prog,
 			sigabbrev_np(sig) ?: "?", strsignal(sig), (unsigned long)g->fault_rip,
-			(unsigned long)g->fault_addr);
+			(unsigned long)g->fault_addr, g->core_written ? " (core dumped to " : "",
+			g->core_written ? g->opts.coredump_path : "", g->core_written ? ")" : "");
 	return 128 + sig;
 }
 
@@ -34,20 +41,83 @@ static uint64_t inherited_ignored(void)
 	return mask;
 }
 
+/* Paths the user gave are relative to where km started; a resumed program moves km into its
+ * own working directory, so they are made absolute first. */
+static char *absolute(const char *path)
+{
+	if (path == NULL || path[0] == '/')
+		return path != NULL ? strdup(path) : NULL;
+	char cwd[4096];
+	char *abs = NULL;
+	if (getcwd(cwd, sizeof(cwd)) == NULL || asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return abs;
+}
+
+typedef struct paths {
+	char *snapshot, *coredump, *mgmt;
+} paths_t;
+
+static int make_paths_absolute(km_guest_opts_t *o, paths_t *p, km_err_t **err)
+{
+	p->snapshot = absolute(o->snapshot_path);
+	p->coredump = absolute(o->coredump_path);
+	p->mgmt = absolute(o->mgmt_path);
+	if (p->snapshot == NULL || p->coredump == NULL || (o->mgmt_path != NULL && p->mgmt == NULL))
+		return km_err_set(err, errno, "resolving file names against the working directory");
+	o->snapshot_path = p->snapshot;
+	o->coredump_path = p->coredump;
+	o->mgmt_path = p->mgmt;
+	return 0;
+}
+
+/* Resumes the snapshot at `path`. */
+static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, km_err_t **err)
+{
+	km_snapshot_t s;
+	int rc = km_snapshot_open(path, &s, err);
+	if (rc == 0 && (rc = km_guest_create(g, opts, err)) == 0)
+		rc = km_snapshot_restore(g, &s, err);
+	km_snapshot_close(&s);
+	return rc;
+}
+
 static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 {
 	(void)argc;
 	const char *prog = argv[cli->prog_index];
+	if (cli->inspect)
+		return km_inspect(prog, stdout, err) == 0 ? 0 : -1;
+	paths_t paths = {0};
 	char **env = km_cli_guest_env(cli, environ, err);
-	if (env == NULL)
+	if (env == NULL || make_paths_absolute(&cli->guest, &paths, err) < 0) {
+		km_cli_free_env(env);
 		return -1;
+	}
 	km_guest_t g;
-	int status = -1;
-	if (km_guest_create(&g, &cli->guest, err) == 0 &&
-	    km_guest_load_program(&g, prog, &argv[cli->prog_index], env, err) == 0 && km_guest_run(&g, err) == 0)
+	memset(&g, 0, sizeof(g));
+	g.machine.kvm_fd = g.machine.vm_fd = -1;
+	int status = -1, rc;
+	if (km_snapshot_is_snapshot(prog)) {
+		cli->guest.snapshot_source = prog;
+		rc = resume(&g, &cli->guest, prog, err);
+	} else {
+		rc = km_guest_create(&g, &cli->guest, err);
+		if (rc == 0)
+			rc = km_guest_load_program(&g, prog, &argv[cli->prog_index], env, err);
+	}
+	km_mgmt_t *mgmt = NULL;
+	if (rc == 0 && cli->guest.mgmt_path != NULL)
+		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
+	if (rc == 0 && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
+	if (mgmt != NULL)
+		km_mgmt_stop(mgmt);
 	km_guest_destroy(&g);
 	km_cli_free_env(env);
+	free(paths.snapshot);
+	free(paths.coredump);
+	free(paths.mgmt);
 	return status;
 }
 
@@ -59,8 +129,14 @@ int main(int argc, char **argv)
 	uint64_t ignored = inherited_ignored();
 	/* A guest writing to a closed pipe must see EPIPE (and km decides about SIGPIPE), not kill km. */
 	signal(SIGPIPE, SIG_IGN);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	km_vcpu_kick_init();
 	if (km_cli_parse(&cli, argc, argv, &err) == 0) {
 		cli.guest.ignored_signals = ignored;
+		cli.guest.start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
+		const char *t = getenv("KM_TIMING");
+		cli.guest.timing = t != NULL && strcmp(t, "1") == 0;
 		status = cli.done ? 0 : run(&cli, argc, argv, &err);
 	}
 	if (status < 0 || err != NULL) {

@@ -1,0 +1,117 @@
+/* `km --inspect`: see km_inspect.h. */
+#include "km_inspect.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "km_mm.h"
+#include "km_snapshot.h"
+
+static const char *reason_name(uint32_t r)
+{
+	switch (r) {
+	case KM_REASON_SNAPSHOT:
+		return "the program asked (HC_snapshot)";
+	case KM_REASON_MGMT:
+		return "requested on the management socket";
+	case KM_REASON_CORE:
+		return "core file: the program died of a signal";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *kind_name(uint32_t k)
+{
+	static const char *names[] = {"anonymous", "file", "program", "heap", "stack"};
+	return k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
+static void human(uint64_t n, char *buf, size_t len)
+{
+	if (n >= (1ull << 30))
+		snprintf(buf, len, "%.1f GiB", (double)n / (1ull << 30));
+	else if (n >= (1ull << 20))
+		snprintf(buf, len, "%.1f MiB", (double)n / (1ull << 20));
+	else
+		snprintf(buf, len, "%.1f KiB", (double)n / 1024);
+}
+
+static void print_header(const km_snapshot_t *s, const char *path, FILE *out)
+{
+	time_t t = (time_t)(s->proc.created_ns / 1000000000ull);
+	struct tm tm;
+	char when[64];
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	fprintf(out, "snapshot:      %s\n", path);
+	fprintf(out, "format:        km snapshot version %u, written by km %s\n", s->proc.version, s->km_version);
+	fprintf(out, "written:       %s, %s\n", when, reason_name(s->proc.reason));
+	if (s->proc.reason == KM_REASON_CORE)
+		fprintf(out, "signal:        %u (SIG%s)\n", s->proc.term_signal,
+			sigabbrev_np((int)s->proc.term_signal) ?: "?");
+	if (s->label[0] != '\0')
+		fprintf(out, "label:         %s\n", s->label);
+	fprintf(out, "program:       %s\n", s->exe_path);
+	fprintf(out, "arguments:    ");
+	const char *a = s->argv;
+	for (uint32_t i = 0; i < s->argc; i++, a += strlen(a) + 1)
+		fprintf(out, " '%s'", a);
+	fprintf(out, "\nworking dir:   %s\n", s->cwd);
+	fprintf(out, "pid:           %u\n", s->proc.pid);
+}
+
+static void print_threads(const km_snapshot_t *s, FILE *out)
+{
+	fprintf(out, "threads:       %u\n", s->ncpus);
+	for (uint32_t i = 0; i < s->ncpus; i++) {
+		const km_nt_cpu_t *c = &s->cpus[i].km;
+		fprintf(out, "  vcpu %u tid %u: rip %#" PRIx64 " rsp %#" PRIx64 " fs_base %#" PRIx64 "%s\n", c->vcpu_id,
+			c->tid, c->regs[16], c->regs[6], c->fs_base,
+			(c->flags & KM_CPU_RESTART_SYSCALL) ? ", about to restart syscall" : "");
+	}
+}
+
+static void print_mappings(const km_snapshot_t *s, FILE *out)
+{
+	uint64_t mapped = 0;
+	fprintf(out, "mappings:      %zu\n", s->nvmas);
+	for (size_t i = 0; i < s->nvmas; i++) {
+		const km_snap_vma_t *v = &s->vmas[i];
+		uint64_t len = v->nt.end - v->nt.start;
+		char size[32];
+		human(len, size, sizeof(size));
+		mapped += len;
+		fprintf(out, "  %012" PRIx64 "-%012" PRIx64 " %c%c%c %-7s %10s %-9s %s%s\n", v->nt.start, v->nt.end,
+			(v->nt.prot & PROT_READ) ? 'r' : '-', (v->nt.prot & PROT_WRITE) ? 'w' : '-',
+			(v->nt.prot & PROT_EXEC) ? 'x' : '-', (v->nt.flags & MAP_SHARED) ? "shared" : "private", size,
+			kind_name(v->nt.kind), v->path != NULL ? v->path : "",
+			v->nt.saved ? "" : " (contents in the file, not the snapshot)");
+	}
+	char a[32], b[32], c[32];
+	human(mapped, a, sizeof(a));
+	human(s->saved_bytes, b, sizeof(b));
+	human(s->file_size, c, sizeof(c));
+	fprintf(out, "memory:        %s mapped, %s laid out in the file (untouched and zero pages are holes)\n", a, b);
+	fprintf(out, "file size:     %s\n", c);
+}
+
+int km_inspect(const char *path, FILE *out, km_err_t **err)
+{
+	km_snapshot_t s;
+	if (km_snapshot_open(path, &s, err) < 0) {
+		km_snapshot_close(&s);
+		return -1;
+	}
+	print_header(&s, path, out);
+	print_threads(&s, out);
+	print_mappings(&s, out);
+	fprintf(out, "heap:          %#" PRIx64 "-%#" PRIx64 "\n", s.proc.brk_start, s.proc.brk_cur);
+	fprintf(out, "environment:   %" PRIu64 " variables, %" PRIu64 " bytes at start\n", s.proc.env_count,
+		s.proc.env_bytes);
+	km_snapshot_close(&s);
+	return 0;
+}

@@ -1,0 +1,327 @@
+/*
+ * Reading a snapshot: every byte of the header, program headers and notes is checked before
+ * anything is created, so a truncated, corrupted or foreign file is one clear error. See
+ * km_snapshot.h; format in km_coredump.h.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "km_mm.h"
+#include "km_snapshot.h"
+
+#define MAX_NOTES_LEN (64ul << 20)
+#define SIGACTIONS_LEN (64 * 32)
+#define MIN_XSAVE 576
+#define MAX_XSAVE 4096
+
+static bool read_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n <= 0)
+			return false;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static int check_ehdr(const Elf64_Ehdr *eh, uint64_t size, const char *name, km_err_t **err)
+{
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
+		return km_err_set(err, 0, "%s: not an ELF file", name);
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_X86_64)
+		return km_err_set(err, 0, "%s: not an x86-64 ELF file", name);
+	if (eh->e_type != ET_CORE)
+		return km_err_set(err, 0, "%s: not a snapshot (ELF type %u, not a core file)", name, eh->e_type);
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum < 1)
+		return km_err_set(err, 0, "%s: corrupt snapshot: bad program header table", name);
+	if (eh->e_phoff > size || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff)
+		return km_err_set(err, 0, "%s: truncated snapshot: program headers past the end of the file", name);
+	return 0;
+}
+
+/* One note, bounds-checked. */
+typedef struct note {
+	const char *owner;
+	uint32_t type;
+	const uint8_t *desc;
+	size_t len;
+} note_t;
+
+#define ALIGN4(x) (((x) + 3) & ~(uint64_t)3)
+
+/* Steps to the note at *pos; false at the end. Sets *bad on a malformed note. */
+static bool next_note(const uint8_t *buf, size_t len, size_t *pos, note_t *n, bool *bad)
+{
+	if (*pos >= len)
+		return false;
+	if (len - *pos < sizeof(Elf64_Nhdr)) {
+		*bad = true;
+		return false;
+	}
+	Elf64_Nhdr h;
+	memcpy(&h, buf + *pos, sizeof(h));
+	uint64_t name_at = *pos + sizeof(h), desc_at = name_at + ALIGN4((uint64_t)h.n_namesz);
+	uint64_t end = desc_at + ALIGN4((uint64_t)h.n_descsz);
+	if (h.n_namesz == 0 || desc_at > len || end > len || desc_at + h.n_descsz > len ||
+	    buf[name_at + h.n_namesz - 1] != '\0') {
+		*bad = true;
+		return false;
+	}
+	n->owner = (const char *)buf + name_at;
+	n->type = h.n_type;
+	n->desc = buf + desc_at;
+	n->len = h.n_descsz;
+	*pos = (size_t)end;
+	return true;
+}
+
+/* NT_KM_STRINGS: exe, cwd, label, km version, argv... each NUL-terminated. */
+static int parse_strings(km_snapshot_t *s, const note_t *n)
+{
+	if (n->len == 0 || n->desc[n->len - 1] != '\0')
+		return -1;
+	const char *p = (const char *)n->desc, *end = p + n->len;
+	const char **fixed[4] = {&s->exe_path, &s->cwd, &s->label, &s->km_version};
+	int i = 0;
+	while (p < end) {
+		if (i < 4)
+			*fixed[i] = p;
+		else if (i == 4)
+			s->argv = p;
+		i++;
+		p += strlen(p) + 1;
+	}
+	if (i < 5 || s->exe_path[0] != '/')
+		return -1;
+	s->argc = (uint32_t)(i - 4);
+	return 0;
+}
+
+static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
+{
+	if (n->len < sizeof(km_nt_vma_t) || *nv >= cap)
+		return -1;
+	km_snap_vma_t *v = &s->vmas[(*nv)++];
+	memcpy(&v->nt, n->desc, sizeof(v->nt));
+	if (v->nt.path_len > n->len - sizeof(km_nt_vma_t))
+		return -1;
+	v->path = NULL;
+	if (v->nt.path_len > 0) {
+		const char *p = (const char *)n->desc + sizeof(km_nt_vma_t);
+		if (memchr(p, '\0', v->nt.path_len) == NULL)
+			return -1;
+		v->path = p;
+	}
+	if (v->nt.kind > KM_VMA_STACK || v->nt.saved > 1 || (v->nt.prot & ~7u) ||
+	    !(v->nt.flags & (MAP_SHARED | MAP_PRIVATE)))
+		return -1;
+	if (!v->nt.saved && (v->path == NULL || (v->nt.flags & MAP_ANONYMOUS) || !(v->nt.flags & MAP_SHARED)))
+		return -1; /* only shared file mappings live outside the snapshot */
+	return 0;
+}
+
+/* Walks all notes, filling s. Returns 0, or -1 with *why. */
+static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
+{
+	size_t pos = 0, nv = 0;
+	uint32_t nxsave = 0, nproc = 0;
+	bool bad = false;
+	note_t n;
+	while (next_note(s->notes, s->notes_len, &pos, &n, &bad)) {
+		bool km = strcmp(n.owner, KM_NOTE_OWNER) == 0;
+		if (km && n.type == NT_KM_PROC) {
+			if (n.len != sizeof(km_nt_proc_t) || nproc++)
+				return *why = "bad NT_KM_PROC note", -1;
+			memcpy(&s->proc, n.desc, sizeof(s->proc));
+		} else if (km && n.type == NT_KM_CPU) {
+			if (n.len != sizeof(km_nt_cpu_t) || s->ncpus >= KM_SNAP_MAX_VCPUS)
+				return *why = "bad NT_KM_CPU note", -1;
+			memcpy(&s->cpus[s->ncpus++].km, n.desc, sizeof(km_nt_cpu_t));
+		} else if (km && n.type == NT_KM_GUEST) {
+			if (n.len != sizeof(km_nt_guest_t))
+				return *why = "bad NT_KM_GUEST note", -1;
+			memcpy(&s->guest, n.desc, sizeof(s->guest));
+		} else if (km && n.type == NT_KM_SIGACTIONS) {
+			if (n.len != SIGACTIONS_LEN)
+				return *why = "bad NT_KM_SIGACTIONS note", -1;
+			s->sigactions = n.desc;
+		} else if (km && n.type == NT_KM_STRINGS) {
+			if (parse_strings(s, &n) < 0)
+				return *why = "bad NT_KM_STRINGS note", -1;
+		} else if (km && n.type == NT_KM_VMA) {
+			if (parse_vma(s, &n, &nv, vma_cap) < 0)
+				return *why = "bad NT_KM_VMA note", -1;
+		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
+			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
+				return *why = "bad NT_X86_XSTATE note", -1;
+			s->cpus[nxsave].xsave = n.desc;
+			s->cpus[nxsave++].xsave_len = n.len;
+		} else if (strcmp(n.owner, "CORE") == 0 && n.type == NT_AUXV) {
+			if ((n.len % 16) != 0 || n.len > 4096)
+				return *why = "bad NT_AUXV note", -1;
+			s->auxv = n.desc;
+			s->auxv_len = n.len;
+		}
+	}
+	if (bad)
+		return *why = "corrupt note", -1;
+	if (nproc == 0)
+		return *why = "no NT_KM_PROC note", -2;
+	s->nvmas = nv;
+	return 0;
+}
+
+static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (s->proc.version != KM_SNAPSHOT_VERSION)
+		return km_err_set(err, 0, "%s: snapshot format version %u; this km reads version %u", name,
+				  s->proc.version, KM_SNAPSHOT_VERSION);
+	if (s->ncpus == 0 || s->ncpus != s->proc.nvcpus)
+		return km_err_set(err, 0, "%s: corrupt snapshot: %u vCPU notes for %u vCPUs", name, s->ncpus,
+				  s->proc.nvcpus);
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (s->cpus[i].xsave == NULL)
+			return km_err_set(err, 0, "%s: corrupt snapshot: vCPU %u has no FPU state", name, i);
+	if (s->sigactions == NULL || s->exe_path == NULL || s->auxv == NULL || s->guest.user_top == 0)
+		return km_err_set(err, 0, "%s: corrupt snapshot: process notes missing", name);
+	return 0;
+}
+
+/* PT_LOADs: one per NT_KM_VMA, same order, page aligned, inside the file and the program's
+ * address space, ascending and not overlapping. */
+static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const char *name, km_err_t **err)
+{
+	size_t k = 0;
+	uint64_t prev_end = 0;
+	for (size_t i = 0; i < nph; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		if (k >= s->nvmas)
+			return km_err_set(err, 0, "%s: corrupt snapshot: more segments than mappings", name);
+		km_snap_vma_t *v = &s->vmas[k++];
+		uint64_t len = ph[i].p_memsz;
+		if (ph[i].p_vaddr != v->nt.start || v->nt.end <= v->nt.start || len != v->nt.end - v->nt.start ||
+		    (v->nt.start | len | ph[i].p_offset) & (KM_PAGE_SIZE - 1))
+			return km_err_set(err, 0, "%s: corrupt snapshot: segment %zu disagrees with its mapping", name, i);
+		if (v->nt.start < KM_PAGE_SIZE || v->nt.end > KM_USER_TOP)
+			return km_err_set(err, 0, "%s: segment at %#lx lies outside the program's address space", name,
+					  (unsigned long)v->nt.start);
+		if (v->nt.start < prev_end)
+			return km_err_set(err, 0, "%s: segments overlap at %#lx", name, (unsigned long)v->nt.start);
+		prev_end = v->nt.end;
+		if (ph[i].p_filesz != (v->nt.saved ? len : 0))
+			return km_err_set(err, 0, "%s: corrupt snapshot: segment %zu has %#lx bytes for %#lx", name, i,
+					  (unsigned long)ph[i].p_filesz, (unsigned long)len);
+		if (ph[i].p_offset > s->file_size || ph[i].p_filesz > s->file_size - ph[i].p_offset)
+			return km_err_set(err, 0, "%s: truncated snapshot: segment %zu ends past the end of the file", name,
+					  i);
+		v->file_off = ph[i].p_offset;
+		v->file_len = ph[i].p_filesz;
+		s->saved_bytes += ph[i].p_filesz;
+	}
+	if (k != s->nvmas)
+		return km_err_set(err, 0, "%s: corrupt snapshot: %zu mappings but %zu segments", name, s->nvmas, k);
+	return 0;
+}
+
+static int read_notes(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const char *name, km_err_t **err)
+{
+	const Elf64_Phdr *note = NULL;
+	size_t loads = 0;
+	for (size_t i = 0; i < nph; i++) {
+		if (ph[i].p_type == PT_NOTE && note == NULL)
+			note = &ph[i];
+		loads += ph[i].p_type == PT_LOAD;
+	}
+	if (note == NULL)
+		return km_err_set(err, 0, "%s: not a km snapshot: no notes", name);
+	if (note->p_filesz > MAX_NOTES_LEN || note->p_offset > s->file_size ||
+	    note->p_filesz > s->file_size - note->p_offset)
+		return km_err_set(err, 0, "%s: truncated snapshot: notes past the end of the file", name);
+	s->notes_len = note->p_filesz;
+	s->notes = malloc(s->notes_len + 1);
+	s->vmas = calloc(loads + 1, sizeof(*s->vmas));
+	if (s->notes == NULL || s->vmas == NULL)
+		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
+	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))
+		return km_err_set(err, errno, "%s: reading the notes", name);
+	const char *why = NULL;
+	int rc = parse_notes(s, loads, &why);
+	if (rc == -2)
+		return km_err_set(err, 0, "%s: an ELF core file, but not a km snapshot (no km notes)", name);
+	if (rc < 0)
+		return km_err_set(err, 0, "%s: corrupt snapshot: %s", name, why);
+	return 0;
+}
+
+int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **err)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return km_err_set(err, errno, "%s", name);
+	if (!S_ISREG(st.st_mode))
+		return km_err_set(err, 0, "%s: not a regular file", name);
+	s->file_size = (uint64_t)st.st_size;
+	Elf64_Ehdr eh;
+	if (!read_exact(fd, &eh, sizeof(eh), 0))
+		return km_err_set(err, 0, "%s: not an ELF file (too short)", name);
+	if (check_ehdr(&eh, s->file_size, name, err) < 0)
+		return -1;
+	Elf64_Phdr *ph = malloc(eh.e_phnum * sizeof(*ph));
+	if (ph == NULL)
+		return km_err_set(err, ENOMEM, "%s: program headers", name);
+	int rc = -1;
+	if (!read_exact(fd, ph, eh.e_phnum * sizeof(*ph), eh.e_phoff))
+		km_err_set(err, errno, "%s: reading program headers", name);
+	else if (read_notes(s, ph, eh.e_phnum, name, err) == 0 && check_complete(s, name, err) == 0 &&
+		 check_loads(s, ph, eh.e_phnum, name, err) == 0)
+		rc = 0;
+	free(ph);
+	return rc;
+}
+
+int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		memset(s, 0, sizeof(*s));
+		s->fd = -1;
+		return km_err_set(err, errno, "%s", path);
+	}
+	return km_snapshot_open_fd(fd, path, s, err);
+}
+
+void km_snapshot_close(km_snapshot_t *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->notes);
+	free(s->vmas);
+	s->fd = -1;
+	s->notes = NULL;
+	s->vmas = NULL;
+}
+
+bool km_snapshot_is_snapshot(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	Elf64_Ehdr eh;
+	bool core = read_exact(fd, &eh, sizeof(eh), 0) && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+		    eh.e_type == ET_CORE;
+	close(fd);
+	return core;
+}

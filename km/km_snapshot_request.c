@@ -1,0 +1,93 @@
+/*
+ * Snapshots asked for from outside the program (the management socket): the asking thread posts
+ * a request and kicks the vCPU; the vCPU serves it at its next clean point (see km_snapshot.h)
+ * and wakes the asker.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "km_guest.h"
+#include "km_snapshot.h"
+
+int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
+{
+	pthread_mutex_lock(&g->snap_lock);
+	if (g->exited || g->nvcpus == 0) {
+		pthread_mutex_unlock(&g->snap_lock);
+		return km_err_set(err, 0, "the program is not running");
+	}
+	if (g->snap_req != NULL) {
+		pthread_mutex_unlock(&g->snap_lock);
+		return km_err_set(err, EBUSY, "another snapshot is being taken");
+	}
+	g->snap_req = req;
+	g->snap_res = res;
+	g->snap_done = false;
+	g->snap_err = NULL;
+	for (int i = 0; i < g->nvcpus; i++)
+		km_vcpu_kick(g->vcpus[i]);
+	while (!g->snap_done)
+		pthread_cond_wait(&g->snap_done_cond, &g->snap_lock);
+	int rc = g->snap_rc;
+	if (rc < 0) {
+		km_err_free(err);
+		*err = g->snap_err;
+	}
+	g->snap_req = NULL;
+	g->snap_err = NULL;
+	pthread_mutex_unlock(&g->snap_lock);
+	return rc;
+}
+
+/* Wakes the asker with the outcome. Called with snap_lock held. */
+static void finish(km_guest_t *g, int rc, km_err_t *err)
+{
+	g->snap_rc = rc;
+	g->snap_err = err;
+	g->snap_done = true;
+	pthread_cond_broadcast(&g->snap_done_cond);
+}
+
+bool km_snapshot_serve(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags)
+{
+	km_guest_t *g = v->g;
+	pthread_mutex_lock(&g->snap_lock);
+	const km_snapshot_req_t *req = g->snap_req;
+	if (req == NULL || g->snap_done) {
+		pthread_mutex_unlock(&g->snap_lock);
+		return false;
+	}
+	km_err_t *err = NULL;
+	v->state.flags = cpu_flags;
+	int rc = km_vcpu_capture(v, user, &err);
+	if (rc == 0)
+		rc = km_snapshot_write(g, req, g->snap_res, &err);
+	bool ended = rc == 0 && !req->keep_running;
+	if (ended) {
+		g->exited = true;
+		g->exit_status = 0;
+	}
+	finish(g, rc, err);
+	pthread_mutex_unlock(&g->snap_lock);
+	return ended;
+}
+
+void km_snapshot_cancel(km_guest_t *g)
+{
+	pthread_mutex_lock(&g->snap_lock);
+	g->exited = true;
+	if (g->snap_req != NULL && !g->snap_done) {
+		km_err_t *err = NULL;
+		km_err_set(&err, 0, "the program ended before the snapshot was taken");
+		finish(g, -1, err);
+	}
+	pthread_mutex_unlock(&g->snap_lock);
+}
+
+bool km_snapshot_pending(km_guest_t *g)
+{
+	pthread_mutex_lock(&g->snap_lock);
+	bool p = g->snap_req != NULL && !g->snap_done;
+	pthread_mutex_unlock(&g->snap_lock);
+	return p;
+}

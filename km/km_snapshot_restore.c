@@ -1,0 +1,152 @@
+/*
+ * Resuming a snapshot: a fresh VM and runtime from this km, the program's memory mapped from the
+ * file (copy-on-write, loaded lazily: restore time does not grow with memory size, and the file
+ * is never written), every register and the process state put back. See km_snapshot.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "km_guest.h"
+#include "km_runtime_layout.h"
+#include "km_snapshot.h"
+
+/* A shared file mapping comes back from its file, which must still be the same file. */
+static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
+{
+	int mode = (sv->nt.prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+	int fd = open(sv->path, mode | O_CLOEXEC);
+	if (fd < 0)
+		return km_err_set(err, errno, "%s: the file of a shared mapping at %#lx, %s", name,
+				  (unsigned long)sv->nt.start, sv->path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_dev != sv->nt.dev || st.st_ino != sv->nt.ino) {
+		close(fd);
+		return km_err_set(err, 0, "%s: %s is no longer the file the program had mapped at %#lx", name,
+				  sv->path, (unsigned long)sv->nt.start);
+	}
+	return fd;
+}
+
+static int restore_memory(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	km_mm_t *mm = &g->mm;
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->nvmas; i++)
+		total += s->vmas[i].nt.end - s->vmas[i].nt.start;
+	if (total > mm->limit)
+		return km_err_set(err, 0, "%s: the snapshot's %lu MiB of mappings exceed the memory limit of %lu MiB",
+				  name, (unsigned long)(total >> 20), (unsigned long)(mm->limit >> 20));
+	km_mm_set_brk_start(mm, s->proc.brk_start);
+	mm->brk_cur = s->proc.brk_cur;
+	mm->mmap_base = s->proc.mmap_base;
+	mm->stack_top = s->proc.stack_top;
+	for (size_t i = 0; i < s->nvmas; i++) {
+		const km_snap_vma_t *sv = &s->vmas[i];
+		km_vma_t v = {.start = sv->nt.start, .end = sv->nt.end, .prot = (int)sv->nt.prot,
+			      .flags = (int)sv->nt.flags, .kind = (enum km_vma_kind)sv->nt.kind,
+			      .path = (char *)sv->path, .offset = sv->nt.offset, .dev = (dev_t)sv->nt.dev,
+			      .ino = (ino_t)sv->nt.ino};
+		int fd = s->fd, share = MAP_PRIVATE;
+		uint64_t off = sv->file_off;
+		if (!sv->nt.saved) {
+			if ((fd = open_shared_file(sv, name, err)) < 0)
+				return -1;
+			share = MAP_SHARED;
+			off = sv->nt.offset;
+		}
+		int rc = km_mm_restore_vma(mm, &v, fd, off, share);
+		if (fd != s->fd)
+			close(fd);
+		if (rc < 0)
+			return km_err_set(err, -rc, "%s: mapping %#lx-%#lx", name, (unsigned long)v.start,
+					  (unsigned long)v.end);
+	}
+	return 0;
+}
+
+static int restore_process(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	g->exe_path = strdup(s->exe_path);
+	g->auxv = malloc(s->auxv_len);
+	if (g->exe_path == NULL || g->auxv == NULL)
+		return km_err_set(err, ENOMEM, "%s", name);
+	memcpy(g->auxv, s->auxv, s->auxv_len);
+	g->auxv_len = s->auxv_len;
+	char **argv = calloc(s->argc + 1, sizeof(char *));
+	if (argv == NULL)
+		return km_err_set(err, ENOMEM, "%s", name);
+	const char *p = s->argv;
+	for (uint32_t i = 0; i < s->argc; i++, p += strlen(p) + 1)
+		argv[i] = (char *)p;
+	int rc = km_guest_set_argv(g, argv, err);
+	free(argv);
+	if (rc < 0)
+		return -1;
+	/* The program keeps the ids it had: libcs cache the tid (raise, mutex owners). */
+	g->pid = (pid_t)s->proc.pid;
+	g->entry = s->proc.entry;
+	g->env_count = s->proc.env_count;
+	g->env_bytes = s->proc.env_bytes;
+	memcpy(g->sigactions, s->sigactions, sizeof(g->sigactions));
+	g->nofile.rlim_cur = s->proc.nofile_guest[0];
+	g->nofile.rlim_max = s->proc.nofile_guest[1];
+	umask((mode_t)s->proc.umask);
+	if (s->cwd[0] != '\0' && chdir(s->cwd) < 0)
+		return km_err_set(err, errno, "%s: entering the program's working directory %s", name, s->cwd);
+	return 0;
+}
+
+static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name, km_err_t **err)
+{
+	km_vcpu_t *v;
+	if (km_vcpu_create(g, (int)c->km.vcpu_id, &v, err) < 0)
+		return -1;
+	g->vcpus[g->nvcpus++] = v;
+	v->tid = (pid_t)c->km.tid;
+	v->sigmask = c->km.sigmask;
+	v->altstack.ss_sp = (void *)(uintptr_t)c->km.altstack_sp;
+	v->altstack.ss_size = c->km.altstack_size;
+	v->altstack.ss_flags = (int)c->km.altstack_flags;
+	v->clear_child_tid = c->km.clear_child_tid;
+	v->robust_list = c->km.robust_list;
+	v->robust_list_len = c->km.robust_list_len;
+	km_vcpu_state_t *st = &v->state;
+	const uint64_t *r = c->km.regs;
+	memset(&st->regs, 0, sizeof(st->regs));
+	st->regs = (struct kvm_regs){.rax = r[0], .rbx = r[1], .rcx = r[2], .rdx = r[3], .rsi = r[4], .rdi = r[5],
+				     .rsp = r[6], .rbp = r[7], .r8 = r[8], .r9 = r[9], .r10 = r[10], .r11 = r[11],
+				     .r12 = r[12], .r13 = r[13], .r14 = r[14], .r15 = r[15], .rip = r[16],
+				     .rflags = r[17]};
+	if (st->regs.rip >= KM_USER_TOP)
+		return km_err_set(err, 0, "%s: vCPU %u stood outside the program (rip %#lx)", name, c->km.vcpu_id,
+				  (unsigned long)st->regs.rip);
+	st->fs_base = c->km.fs_base;
+	st->gs_base = c->km.gs_base;
+	st->xcr0 = c->km.xcr0;
+	st->flags = c->km.flags;
+	memset(&st->xsave, 0, sizeof(st->xsave));
+	memcpy(st->xsave.region, c->xsave, c->xsave_len);
+	memset((uint8_t *)st->xsave.region + 464, 0, 8); /* the XCR0 copy gdb wants is not XSAVE state */
+	if (km_vcpu_load_state(v, err) < 0)
+		return km_err_wrap(err, "%s", name);
+	return 0;
+}
+
+int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
+{
+	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
+	if (s->guest.user_top > KM_USER_TOP)
+		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
+				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
+	if (restore_memory(g, s, name, err) < 0 || restore_process(g, s, name, err) < 0)
+		return -1;
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,520 @@
+/*
+ * The snapshot (and core) writer: see km_snapshot.h for the contract, km_coredump.h for the
+ * format. Layout: ELF header, program headers (PT_NOTE, then one PT_LOAD per VMA), the notes,
+ * then each segment's bytes at a page-aligned offset. Only pages that may hold data are read
+ * (pagemap says which anonymous pages were ever touched), and only non-zero pages are written:
+ * the rest are holes, so the file's disk usage tracks what the program really used.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/procfs.h>
+#include <sys/stat.h>
+#include <sys/user.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "km_cli.h"
+#include "km_guest.h"
+#include "km_runtime_layout.h"
+#include "km_snapshot.h"
+
+#define PAGE KM_PAGE_SIZE
+#define KM_RUNTIME_VERSION 1
+
+/* --- notes -------------------------------------------------------------------------------- */
+
+typedef struct notebuf {
+	uint8_t *p;
+	size_t len, cap;
+	int failed;
+} notebuf_t;
+
+static void *nb_reserve(notebuf_t *nb, size_t n)
+{
+	if (nb->len + n > nb->cap) {
+		size_t cap = nb->cap ? nb->cap * 2 : 16384;
+		while (cap < nb->len + n)
+			cap *= 2;
+		uint8_t *p = realloc(nb->p, cap);
+		if (p == NULL) {
+			nb->failed = 1;
+			return NULL;
+		}
+		nb->p = p;
+		nb->cap = cap;
+	}
+	void *at = nb->p + nb->len;
+	memset(at, 0, n);
+	nb->len += n;
+	return at;
+}
+
+#define ALIGN4(x) (((x) + 3) & ~(size_t)3)
+
+/* Appends one note: header, owner name and descriptor, each padded to 4 bytes as in Linux cores.
+ * desc may be NULL (zeroed descriptor of desc_len bytes, filled by the caller through the
+ * returned pointer). */
+static void *note_add(notebuf_t *nb, const char *owner, uint32_t type, const void *desc, size_t desc_len)
+{
+	size_t name_len = strlen(owner) + 1;
+	Elf64_Nhdr *h = nb_reserve(nb, sizeof(*h));
+	char *name = nb_reserve(nb, ALIGN4(name_len));
+	uint8_t *d = nb_reserve(nb, ALIGN4(desc_len));
+	if (nb->failed)
+		return NULL;
+	/* nb_reserve may have moved the buffer: recompute from the end */
+	d = nb->p + nb->len - ALIGN4(desc_len);
+	name = (char *)d - ALIGN4(name_len);
+	h = (Elf64_Nhdr *)((uint8_t *)name - sizeof(*h));
+	h->n_namesz = (Elf64_Word)name_len;
+	h->n_descsz = (Elf64_Word)desc_len;
+	h->n_type = type;
+	memcpy(name, owner, name_len);
+	if (desc != NULL)
+		memcpy(d, desc, desc_len);
+	return d;
+}
+
+static void prstatus_regs(const km_vcpu_state_t *s, struct user_regs_struct *u)
+{
+	const struct kvm_regs *r = &s->regs;
+	memset(u, 0, sizeof(*u));
+	u->r15 = r->r15, u->r14 = r->r14, u->r13 = r->r13, u->r12 = r->r12;
+	u->rbp = r->rbp, u->rbx = r->rbx, u->r11 = r->r11, u->r10 = r->r10;
+	u->r9 = r->r9, u->r8 = r->r8, u->rax = r->rax, u->rcx = r->rcx;
+	u->rdx = r->rdx, u->rsi = r->rsi, u->rdi = r->rdi;
+	u->orig_rax = (unsigned long long)-1;
+	u->rip = r->rip, u->eflags = r->rflags, u->rsp = r->rsp;
+	u->cs = KM_SEL_UCODE, u->ss = KM_SEL_UDATA;
+	u->fs_base = s->fs_base, u->gs_base = s->gs_base;
+}
+
+static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
+{
+	const km_vcpu_state_t *s = &v->state;
+	struct elf_prstatus ps;
+	memset(&ps, 0, sizeof(ps));
+	ps.pr_cursig = (short)sig;
+	ps.pr_info.si_signo = sig;
+	ps.pr_sighold = v->sigmask;
+	ps.pr_pid = v->tid;
+	ps.pr_ppid = getppid();
+	ps.pr_pgrp = getpgrp();
+	ps.pr_sid = getsid(0);
+	prstatus_regs(s, (struct user_regs_struct *)&ps.pr_reg);
+	ps.pr_fpvalid = 1;
+	note_add(nb, "CORE", NT_PRSTATUS, &ps, sizeof(ps));
+	note_add(nb, "CORE", NT_FPREGSET, s->xsave.region, 512);
+	/* gdb reads XCR0 from the image's software-reserved bytes (464), as Linux stores it there. */
+	uint8_t *x = note_add(nb, "LINUX", NT_X86_XSTATE, s->xsave.region, g->machine.xsave_size);
+	if (x != NULL)
+		memcpy(x + 464, &s->xcr0, sizeof(s->xcr0));
+
+	km_nt_cpu_t c;
+	memset(&c, 0, sizeof(c));
+	c.vcpu_id = (uint32_t)v->id;
+	c.tid = (uint32_t)v->tid;
+	c.flags = s->flags;
+	c.fs_base = s->fs_base;
+	c.gs_base = s->gs_base;
+	c.sigmask = v->sigmask;
+	c.altstack_sp = (uint64_t)(uintptr_t)v->altstack.ss_sp;
+	c.altstack_size = v->altstack.ss_size;
+	c.altstack_flags = (uint32_t)v->altstack.ss_flags;
+	c.clear_child_tid = v->clear_child_tid;
+	c.robust_list = v->robust_list;
+	c.robust_list_len = v->robust_list_len;
+	c.xcr0 = s->xcr0;
+	const struct kvm_regs *r = &s->regs;
+	uint64_t regs[18] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp, r->r8,
+			     r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
+	memcpy(c.regs, regs, sizeof(regs));
+	note_add(nb, KM_NOTE_OWNER, NT_KM_CPU, &c, sizeof(c));
+}
+
+static void add_prpsinfo(notebuf_t *nb, km_guest_t *g)
+{
+	struct elf_prpsinfo pi;
+	memset(&pi, 0, sizeof(pi));
+	pi.pr_state = 0;
+	pi.pr_sname = 'R';
+	pi.pr_uid = getuid();
+	pi.pr_gid = getgid();
+	pi.pr_pid = g->pid;
+	pi.pr_ppid = getppid();
+	pi.pr_pgrp = getpgrp();
+	pi.pr_sid = getsid(0);
+	const char *base = strrchr(g->exe_path, '/');
+	snprintf(pi.pr_fname, sizeof(pi.pr_fname), "%s", base != NULL ? base + 1 : g->exe_path);
+	size_t n = 0;
+	for (int i = 0; i < g->argc && n + 1 < sizeof(pi.pr_psargs); i++)
+		n += (size_t)snprintf(pi.pr_psargs + n, sizeof(pi.pr_psargs) - n, "%s%s", i ? " " : "", g->argv[i]);
+	note_add(nb, "CORE", NT_PRPSINFO, &pi, sizeof(pi));
+}
+
+/* NT_FILE: which file each file-backed mapping comes from, as the kernel writes it. */
+static void add_nt_file(notebuf_t *nb, km_mm_t *mm)
+{
+	uint64_t count = 0;
+	size_t strings = 0;
+	for (size_t i = 0; i < mm->nvmas; i++)
+		if (mm->vmas[i].path != NULL) {
+			count++;
+			strings += strlen(mm->vmas[i].path) + 1;
+		}
+	size_t len = 16 + count * 24 + strings;
+	uint8_t *d = note_add(nb, "CORE", NT_FILE, NULL, len);
+	if (d == NULL)
+		return;
+	uint64_t *w = (uint64_t *)d;
+	w[0] = count;
+	w[1] = PAGE;
+	w += 2;
+	char *str = (char *)(d + 16 + count * 24);
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		if (v->path == NULL)
+			continue;
+		*w++ = v->start;
+		*w++ = v->end;
+		*w++ = v->offset / PAGE;
+		size_t n = strlen(v->path) + 1;
+		memcpy(str, v->path, n);
+		str += n;
+	}
+}
+
+static bool vma_saved(const km_vma_t *v)
+{
+	/* A shared file mapping's contents are the file's: restore maps the file again. */
+	return !((v->flags & MAP_SHARED) && !(v->flags & MAP_ANONYMOUS));
+}
+
+static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
+{
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		size_t plen = v->path != NULL ? strlen(v->path) + 1 : 0;
+		size_t padded = (plen + 7) & ~(size_t)7;
+		uint8_t *d = note_add(nb, KM_NOTE_OWNER, NT_KM_VMA, NULL, sizeof(km_nt_vma_t) + padded);
+		if (d == NULL)
+			return;
+		km_nt_vma_t *n = (km_nt_vma_t *)d;
+		n->start = v->start;
+		n->end = v->end;
+		n->prot = (uint32_t)v->prot;
+		n->flags = (uint32_t)v->flags;
+		n->kind = (uint32_t)v->kind;
+		n->saved = vma_saved(v);
+		n->offset = v->offset;
+		n->dev = v->dev;
+		n->ino = v->ino;
+		n->path_len = (uint32_t)padded;
+		if (plen)
+			memcpy(d + sizeof(*n), v->path, plen);
+	}
+}
+
+static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t *req, int sig)
+{
+	km_mm_t *mm = &g->mm;
+	km_nt_proc_t p;
+	memset(&p, 0, sizeof(p));
+	p.version = KM_SNAPSHOT_VERSION;
+	p.reason = (uint32_t)req->reason;
+	p.nvcpus = (uint32_t)g->nvcpus;
+	p.pid = (uint32_t)g->pid;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	p.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	p.memory_limit = mm->limit;
+	p.brk_start = mm->brk_start;
+	p.brk_cur = mm->brk_cur;
+	p.mmap_base = mm->mmap_base;
+	p.stack_top = mm->stack_top;
+	p.entry = g->entry;
+	mode_t um = umask(0);
+	umask(um);
+	p.umask = (uint32_t)um;
+	p.term_signal = (uint32_t)sig;
+	for (int r = 0; r < 16; r++) {
+		struct rlimit rl;
+		if (getrlimit(r, &rl) == 0) {
+			p.rlimits[r][0] = rl.rlim_cur;
+			p.rlimits[r][1] = rl.rlim_max;
+		}
+	}
+	p.nofile_guest[0] = g->nofile.rlim_cur;
+	p.nofile_guest[1] = g->nofile.rlim_max;
+	p.ignored_signals = g->opts.ignored_signals;
+	p.env_count = g->env_count;
+	p.env_bytes = g->env_bytes;
+	note_add(nb, KM_NOTE_OWNER, NT_KM_PROC, &p, sizeof(p));
+
+	km_nt_guest_t gn = {.runtime_version = KM_RUNTIME_VERSION, .rt_gva = KM_RT_GVA, .rt_size = KM_RT_SIZE,
+			    .user_top = KM_USER_TOP};
+	note_add(nb, KM_NOTE_OWNER, NT_KM_GUEST, &gn, sizeof(gn));
+	note_add(nb, KM_NOTE_OWNER, NT_KM_DYNLINKER, NULL, 0);
+	note_add(nb, KM_NOTE_OWNER, NT_KM_SIGACTIONS, g->sigactions, sizeof(g->sigactions));
+
+	/* exe, cwd, label, km version, then argv */
+	char cwd[4096];
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		cwd[0] = '\0';
+	const char *fixed[4] = {g->exe_path, cwd, req->label != NULL ? req->label : "", KM_VERSION};
+	size_t len = 0;
+	for (int i = 0; i < 4; i++)
+		len += strlen(fixed[i]) + 1;
+	for (int i = 0; i < g->argc; i++)
+		len += strlen(g->argv[i]) + 1;
+	char *d = note_add(nb, KM_NOTE_OWNER, NT_KM_STRINGS, NULL, len);
+	if (d == NULL)
+		return;
+	for (int i = 0; i < 4 + g->argc; i++) {
+		const char *s = i < 4 ? fixed[i] : g->argv[i - 4];
+		size_t n = strlen(s) + 1;
+		memcpy(d, s, n);
+		d += n;
+	}
+}
+
+static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
+{
+	add_prpsinfo(nb, g);
+	for (int i = 0; i < g->nvcpus; i++)
+		add_cpu_notes(nb, g, g->vcpus[i], sig);
+	note_add(nb, "CORE", NT_AUXV, g->auxv, g->auxv_len);
+	add_nt_file(nb, &g->mm);
+	add_proc_notes(nb, g, req, sig);
+	add_vma_notes(nb, &g->mm);
+	if (nb->failed)
+		return km_err_set(err, ENOMEM, "building the snapshot's notes");
+	return 0;
+}
+
+/* --- segments ----------------------------------------------------------------------------- */
+
+static uint32_t elf_flags(int prot)
+{
+	return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < PAGE / 8; i += 8)
+		if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
+			return false;
+	return true;
+}
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_BATCH 4096
+
+/* Writes the non-zero pages of [host, host+len) at `off` in fd. Anonymous memory never touched is
+ * skipped without reading it (pagemap: neither present nor swapped), so huge untouched
+ * reservations cost nothing. */
+static int write_range(int fd, int pagemap, const uint8_t *host, uint64_t len, uint64_t off, bool anon,
+		       uint64_t *written)
+{
+	uint64_t npages = len / PAGE;
+	uint64_t pm[PM_BATCH];
+	uint64_t run_start = 0, run_len = 0;
+	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
+		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
+		bool have_pm = false;
+		if (anon && pagemap >= 0) {
+			off_t at = (off_t)(((uintptr_t)host / PAGE + base) * 8);
+			have_pm = pread(pagemap, pm, n * 8, at) == (ssize_t)(n * 8);
+		}
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t pg = base + i;
+			bool data = (!have_pm || (pm[i] & (PM_PRESENT | PM_SWAPPED))) && !page_is_zero(host + pg * PAGE);
+			if (data && run_len > 0 && run_start + run_len == pg) {
+				run_len++;
+				continue;
+			}
+			if (run_len > 0) {
+				size_t bytes = run_len * PAGE;
+				if (pwrite(fd, host + run_start * PAGE, bytes, (off_t)(off + run_start * PAGE)) != (ssize_t)bytes)
+					return -1;
+				*written += bytes;
+				run_len = 0;
+			}
+			if (data) {
+				run_start = pg;
+				run_len = 1;
+			}
+		}
+	}
+	if (run_len > 0) {
+		size_t bytes = run_len * PAGE;
+		if (pwrite(fd, host + run_start * PAGE, bytes, (off_t)(off + run_start * PAGE)) != (ssize_t)bytes)
+			return -1;
+		*written += bytes;
+	}
+	return 0;
+}
+
+/* --- the file ----------------------------------------------------------------------------- */
+
+/* A file in dir that has no name until it is complete (O_TMPFILE), or a hidden temporary name
+ * where the filesystem cannot do that. */
+static int open_temp(const char *dir, char *tmpname, size_t size)
+{
+	tmpname[0] = '\0';
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	snprintf(tmpname, size, "%s/.kmsnap.tmp.XXXXXX", dir);
+	fd = mkostemp(tmpname, O_CLOEXEC);
+	if (fd < 0)
+		tmpname[0] = '\0';
+	return fd;
+}
+
+/* Gives the finished temporary file the final name, replacing an older file atomically. */
+static int publish(int fd, const char *tmpname, const char *dir, const char *path)
+{
+	char link[4096];
+	if (tmpname[0] == '\0') {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		for (int attempt = 0; attempt < 100; attempt++) {
+			snprintf(link, sizeof(link), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, link, AT_SYMLINK_FOLLOW) == 0)
+				break;
+			if (errno != EEXIST)
+				return -1;
+		}
+		tmpname = link;
+	}
+	if (rename(tmpname, path) < 0) {
+		int e = errno;
+		unlink(tmpname);
+		errno = e;
+		return -1;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd); /* the rename itself must survive a crash */
+		close(dfd);
+	}
+	return 0;
+}
+
+static int write_file(km_guest_t *g, int fd, const notebuf_t *nb, km_snapshot_result_t *res, km_err_t **err,
+		      const char *path)
+{
+	km_mm_t *mm = &g->mm;
+	size_t nph = 1 + mm->nvmas;
+	size_t hdrs = sizeof(Elf64_Ehdr) + nph * sizeof(Elf64_Phdr);
+	uint64_t data_off = KM_PAGE_UP(hdrs + nb->len);
+	Elf64_Ehdr eh;
+	memset(&eh, 0, sizeof(eh));
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
+	eh.e_type = ET_CORE;
+	eh.e_machine = EM_X86_64;
+	eh.e_version = EV_CURRENT;
+	eh.e_phoff = sizeof(Elf64_Ehdr);
+	eh.e_ehsize = sizeof(Elf64_Ehdr);
+	eh.e_phentsize = sizeof(Elf64_Phdr);
+	eh.e_phnum = (Elf64_Half)nph;
+	Elf64_Phdr *ph = calloc(nph, sizeof(*ph));
+	if (ph == NULL)
+		return km_err_set(err, ENOMEM, "%s: program headers", path);
+	ph[0] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = hdrs, .p_filesz = nb->len, .p_align = 4};
+	uint64_t off = data_off;
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		uint64_t size = v->end - v->start;
+		uint64_t fsz = vma_saved(v) ? size : 0;
+		ph[1 + i] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = elf_flags(v->prot), .p_offset = off,
+					 .p_vaddr = v->start, .p_memsz = size, .p_filesz = fsz, .p_align = PAGE};
+		off += fsz;
+	}
+	int rc = -1;
+	if (pwrite(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    pwrite(fd, ph, nph * sizeof(*ph), sizeof(eh)) != (ssize_t)(nph * sizeof(*ph)) ||
+	    pwrite(fd, nb->p, nb->len, (off_t)hdrs) != (ssize_t)nb->len) {
+		km_err_set(err, errno, "%s: writing headers", path);
+		goto out;
+	}
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		if (ph[1 + i].p_filesz == 0)
+			continue;
+		bool anon = v->kind != KM_VMA_ELF && v->kind != KM_VMA_FILE;
+		if (write_range(fd, pagemap, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset, anon,
+				&res->memory_bytes) < 0) {
+			km_err_set(err, errno, "%s: writing memory at %#lx", path, (unsigned long)v->start);
+			if (pagemap >= 0)
+				close(pagemap);
+			goto out;
+		}
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+	/* Holes at the end must still count: the file is as long as its last segment says. */
+	if (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0) {
+		km_err_set(err, errno, "%s: finishing the file", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ph);
+	return rc;
+}
+
+int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	int sig = req->reason == KM_REASON_CORE ? g->term_signal : 0;
+	notebuf_t nb = {0};
+	if (build_notes(g, req, sig, &nb, err) < 0) {
+		free(nb.p);
+		return km_err_wrap(err, "%s", req->path);
+	}
+	char *dcopy = strdup(req->path);
+	char tmpname[4096];
+	const char *dir = dcopy != NULL ? dirname(dcopy) : ".";
+	int fd = open_temp(dir, tmpname, sizeof(tmpname));
+	int rc = -1;
+	if (fd < 0) {
+		km_err_set(err, errno, "%s: creating the file in %s", req->path, dir);
+	} else if (write_file(g, fd, &nb, res, err, req->path) == 0) {
+		struct stat st;
+		if (fstat(fd, &st) == 0) {
+			res->file_size = (uint64_t)st.st_size;
+			res->disk_bytes = (uint64_t)st.st_blocks * 512;
+		}
+		if (publish(fd, tmpname, dir, req->path) < 0)
+			km_err_set(err, errno, "%s: giving the snapshot its name", req->path);
+		else
+			rc = 0;
+	}
+	if (fd >= 0) {
+		if (rc < 0 && tmpname[0] != '\0')
+			unlink(tmpname);
+		close(fd);
+	}
+	free(dcopy);
+	free(nb.p);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->elapsed_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+	return rc;
+}
