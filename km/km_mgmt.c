@@ -1,0 +1,671 @@
+/* The management socket: see km_mgmt.h and docs/mgmt-protocol.md. */
+#include "km_mgmt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "km_machine.h"
+
+struct km_mgmt {
+	km_guest_t *g;
+	km_mgmt_snapshot_fn *snapshot;
+	int idle_ms;
+	int send_ms;
+	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
+	char *path;       /* the socket file */
+	char *base;       /* km's working directory at start: where relative paths begin */
+	dev_t dev;        /* identity of the socket file km created, so stop removes only that */
+	ino_t ino;
+	int listen_fd;    /* in the listener's fd table (and km's until the listener is ready) */
+	int wake_fd;      /* eventfd in km's table: km_mgmt_stop wakes the listener with it */
+	pthread_t thread;
+	atomic_bool stopping;
+	bool ended;       /* the guest is ending (stop-mode snapshot done, or it ended): stop serving */
+
+	/* Listener start-up handshake. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready;
+	int setup_errno;
+
+	/* Connection state, used by the listener thread only. */
+	char buf[KM_MGMT_LINE_MAX + 1]; /* room for the longest request and its LF */
+	size_t len;
+	char reply[KM_MGMT_REPLY_MAX];
+	km_mgmt_request_t req;
+};
+
+/* ---- parsing ------------------------------------------------------------------------------ */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes a percent-encoded value into out (cap bytes, NUL included). Raw bytes must be visible
+ * ASCII, so a value never holds a space, a control character or a byte a terminal would mangle;
+ * %00 is refused because paths and labels are C strings. */
+static int decode_value(const char *key, const char *v, size_t n, char *out, size_t cap, km_err_t **err)
+{
+	if (n == 0)
+		return km_err_set(err, 0, "%s is empty", key);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '%') {
+			int hi = i + 2 < n ? hexval((unsigned char)v[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval((unsigned char)v[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return km_err_set(err, 0, "%s: '%%' at byte %zu is not followed by two hex digits", key, i);
+			c = (unsigned char)(hi << 4 | lo);
+			if (c == 0)
+				return km_err_set(err, 0, "%s: %%00 (a NUL byte) is not allowed", key);
+			i += 2;
+		} else if (c < 0x21 || c > 0x7e) {
+			return km_err_set(err, 0, "%s: byte 0x%02x at %zu must be percent-encoded", key, c, i);
+		}
+		if (o + 1 >= cap)
+			return km_err_set(err, 0, "%s is longer than %zu bytes", key, cap - 1);
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Copies at most 32 bytes of untrusted text into buf for an error message, control and non-ASCII
+ * bytes as '?', so a message never breaks the reply line. */
+static const char *shown(const char *s, size_t n, char buf[40])
+{
+	size_t k = n < 32 ? n : 32;
+	for (size_t i = 0; i < k; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	strcpy(buf + k, n > k ? "..." : "");
+	return buf;
+}
+
+static int parse_verb(const char *w, size_t n, km_mgmt_request_t *req, const char **code, km_err_t **err)
+{
+	static const struct {
+		const char *name;
+		km_mgmt_verb_t verb;
+	} verbs[] = {{"snapshot", KM_MGMT_SNAPSHOT}, {"status", KM_MGMT_STATUS}, {"version", KM_MGMT_VERSION}};
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strlen(verbs[i].name) == n && memcmp(verbs[i].name, w, n) == 0) {
+			req->verb = verbs[i].verb;
+			return 0;
+		}
+	}
+	char b[40];
+	*code = KM_MGMT_E_VERB;
+	return km_err_set(err, 0, "unknown request '%s' (known: snapshot, status, version)", shown(w, n, b));
+}
+
+/* One `key=value` word of a snapshot request. `seen` has a bit per key, to refuse repeats. */
+static int parse_snapshot_arg(const char *w, size_t n, km_mgmt_request_t *req, unsigned *seen, km_err_t **err)
+{
+	char b[40];
+	const char *eq = memchr(w, '=', n);
+	if (eq == NULL)
+		return km_err_set(err, 0, "'%s' is not key=value", shown(w, n, b));
+	size_t klen = (size_t)(eq - w);
+	const char *v = eq + 1;
+	size_t vlen = n - klen - 1;
+	unsigned bit;
+	int rc;
+	if (klen == 4 && memcmp(w, "path", 4) == 0) {
+		bit = 1;
+		rc = decode_value("path", v, vlen, req->path, sizeof(req->path), err);
+	} else if (klen == 4 && memcmp(w, "mode", 4) == 0) {
+		char mode[16];
+		bit = 2;
+		rc = decode_value("mode", v, vlen, mode, sizeof(mode), err);
+		if (rc == 0 && strcmp(mode, "stop") == 0)
+			req->keep_running = false;
+		else if (rc == 0 && strcmp(mode, "continue") == 0)
+			req->keep_running = true;
+		else if (rc == 0)
+			rc = km_err_set(err, 0, "mode must be stop or continue, not '%s'", shown(mode, strlen(mode), b));
+	} else if (klen == 5 && memcmp(w, "label", 5) == 0) {
+		bit = 4;
+		rc = decode_value("label", v, vlen, req->label, sizeof(req->label), err);
+		req->has_label = rc == 0;
+	} else {
+		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label)", shown(w, klen, b));
+	}
+	if (rc == 0 && (*seen & bit))
+		rc = km_err_set(err, 0, "'%s' given twice", shown(w, klen, b));
+	*seen |= bit;
+	return rc;
+}
+
+int km_mgmt_parse(const char *line, size_t len, km_mgmt_request_t *req, const char **code, km_err_t **err)
+{
+	memset(req, 0, sizeof(*req));
+	*code = KM_MGMT_E_REQUEST;
+	if (len > 0 && line[len - 1] == '\r') /* tolerate CRLF from interactive clients */
+		len--;
+	if (len == 0)
+		return km_err_set(err, 0, "empty request");
+	unsigned seen = 0;
+	size_t start = 0;
+	for (int word = 0; start <= len; word++) {
+		const char *sp = memchr(line + start, ' ', len - start);
+		size_t end = sp != NULL ? (size_t)(sp - line) : len;
+		const char *w = line + start;
+		size_t n = end - start;
+		if (n == 0)
+			return km_err_set(err, 0, "empty word at byte %zu (words are separated by one space, "
+						  "with none at either end)", start);
+		if (word == 0) {
+			if (parse_verb(w, n, req, code, err) < 0)
+				return -1;
+		} else if (req->verb != KM_MGMT_SNAPSHOT) {
+			return km_err_set(err, 0, "'%s' takes no arguments",
+					  req->verb == KM_MGMT_STATUS ? "status" : "version");
+		} else if (parse_snapshot_arg(w, n, req, &seen, err) < 0) {
+			return -1;
+		}
+		start = end + 1;
+	}
+	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 1))
+		return km_err_set(err, 0, "snapshot needs path=FILE");
+	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 2))
+		return km_err_set(err, 0, "snapshot needs mode=stop or mode=continue");
+	return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+int km_mgmt_encode(const char *s, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		bool raw = *p >= 0x21 && *p <= 0x7e && *p != '%';
+		if (o + (raw ? 1 : 3) >= size)
+			return -1;
+		if (raw) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	if (o >= size)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
+int km_mgmt_abs_path(const char *base, const char *path, char out[KM_MGMT_PATH_MAX], km_err_t **err)
+{
+	size_t plen = strlen(path);
+	if (plen == 0 || path[plen - 1] == '/')
+		return km_err_set(err, EISDIR, "%s", path);
+	size_t o = 0;
+	/* Two passes over the pieces: the base (for a relative path), then the path itself. */
+	const char *parts[2] = {path[0] == '/' ? "" : base, path};
+	for (int k = 0; k < 2; k++) {
+		const char *s = parts[k];
+		while (*s != '\0') {
+			while (*s == '/')
+				s++;
+			size_t n = strcspn(s, "/");
+			if (n == 0 || (n == 1 && s[0] == '.')) {
+				s += n;
+				continue;
+			}
+			if (o + 1 + n + 1 > KM_MGMT_PATH_MAX)
+				return km_err_set(err, ENAMETOOLONG, "%s", path);
+			out[o++] = '/';
+			memcpy(out + o, s, n);
+			o += n;
+			s += n;
+		}
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return 0;
+}
+
+/* Reply text may come from error messages that quote paths: control bytes become '?' so the
+ * reply stays one line. */
+static size_t finish_reply(char *r, size_t size, int n)
+{
+	size_t len = n < 0 ? 0 : (size_t)n;
+	if (len > size - 2)
+		len = size - 2; /* truncated message: still one line */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)r[i] < 0x20 || r[i] == 0x7f)
+			r[i] = '?';
+	r[len++] = '\n';
+	r[len] = '\0';
+	return len;
+}
+
+static size_t reply_error(km_mgmt_t *m, const char *code, const km_err_t *err)
+{
+	return finish_reply(m->reply, sizeof(m->reply),
+			    snprintf(m->reply, sizeof(m->reply), "error %s %s", code,
+				     err != NULL && err->msg != NULL ? err->msg : "failed"));
+}
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq)
+{
+	km_err_t *err = NULL;
+	char abs[KM_MGMT_PATH_MAX];
+	if (km_mgmt_abs_path(m->base, rq->path, abs, &err) < 0) {
+		size_t n = reply_error(m, KM_MGMT_E_REQUEST, err);
+		km_err_free(&err);
+		return n;
+	}
+	km_snapshot_req_t req = {
+		.path = abs,
+		.label = rq->has_label ? rq->label : NULL,
+		.reason = KM_REASON_MGMT,
+		.keep_running = rq->keep_running,
+	};
+	km_snapshot_result_t res = {0};
+	if (m->snapshot(m->g, &req, &res, &err) < 0) {
+		if (err == NULL)
+			km_err_set(&err, 0, "snapshot failed");
+		/* ESRCH: the guest ended before (or while) the request was served. */
+		bool gone = err != NULL && err->errnum == ESRCH;
+		m->ended = m->ended || gone;
+		size_t n = reply_error(m, gone ? KM_MGMT_E_ENDED : KM_MGMT_E_SNAPSHOT, err);
+		km_err_free(&err);
+		return n;
+	}
+	if (!rq->keep_running)
+		m->ended = true;
+	char enc[3 * KM_MGMT_PATH_MAX];
+	km_mgmt_encode(abs, enc, sizeof(enc)); /* fits: 3 bytes per byte at most */
+	unsigned long long ns = res.elapsed_ns;
+	return finish_reply(m->reply, sizeof(m->reply),
+			    snprintf(m->reply, sizeof(m->reply), "ok path=%s size=%llu disk=%llu memory=%llu ms=%llu.%03llu",
+				     enc, (unsigned long long)res.file_size, (unsigned long long)res.disk_bytes,
+				     (unsigned long long)res.memory_bytes, ns / 1000000, ns / 1000 % 1000));
+}
+
+/* Turns one request line into the reply in m->reply; returns the reply's length. */
+static size_t handle_line(km_mgmt_t *m, const char *line, size_t len)
+{
+	km_err_t *err = NULL;
+	const char *code = KM_MGMT_E_REQUEST;
+	if (km_mgmt_parse(line, len, &m->req, &code, &err) < 0) {
+		size_t n = reply_error(m, code, err);
+		km_err_free(&err);
+		return n;
+	}
+	switch (m->req.verb) {
+	case KM_MGMT_STATUS:
+		return finish_reply(m->reply, sizeof(m->reply),
+				    snprintf(m->reply, sizeof(m->reply), "ok state=running pid=%d", (int)m->g->pid));
+	case KM_MGMT_VERSION:
+		return finish_reply(m->reply, sizeof(m->reply),
+				    snprintf(m->reply, sizeof(m->reply), "ok protocol=%d", KM_MGMT_PROTOCOL));
+	case KM_MGMT_SNAPSHOT:
+		return do_snapshot(m, &m->req);
+	}
+	return 0;
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends the whole reply without ever raising SIGPIPE; a client that does not read it within
+ * timeout_ms is given up on (the stop path may be waiting for this thread). Deliberately
+ * ignores the wake fd: a reply to a stop-mode snapshot must go out while km is shutting down. */
+static int send_all(int fd, const char *p, size_t n, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		int64_t left = deadline - now_ms();
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
+			return -1;
+	}
+	return 0;
+}
+
+/* Waits for bytes from the client. Returns 1 when readable, 0 when km is stopping or the client
+ * stayed idle past the deadline. */
+static int wait_readable(km_mgmt_t *m, int fd, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0 || atomic_load(&m->stopping))
+			return 0;
+		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = m->wake_fd, .events = POLLIN}};
+		int r = poll(pfd, 2, (int)(left > 1000000 ? 1000000 : left));
+		if (r < 0 && errno != EINTR)
+			return 0;
+		if (r > 0 && pfd[1].revents != 0)
+			return 0;
+		if (r > 0 && pfd[0].revents != 0)
+			return 1; /* data, EOF or an error: recv tells which */
+	}
+}
+
+/* Serves one client until it closes, errs, idles out or km stops. Requests are answered in
+ * order, one at a time. */
+static void serve(km_mgmt_t *m, int fd)
+{
+	m->len = 0;
+	int64_t deadline = now_ms() + m->idle_ms;
+	for (;;) {
+		char *nl = memchr(m->buf, '\n', m->len);
+		if (nl != NULL) {
+			if (atomic_load(&m->stopping) || m->ended)
+				return;
+			size_t n = (size_t)(nl - m->buf);
+			size_t rlen = handle_line(m, m->buf, n);
+			m->len -= n + 1;
+			memmove(m->buf, nl + 1, m->len);
+			if (send_all(fd, m->reply, rlen, m->send_ms) < 0 || m->ended)
+				return;
+			deadline = now_ms() + m->idle_ms;
+			continue;
+		}
+		if (m->len == sizeof(m->buf)) {
+			/* No way to find where the next request starts: answer and hang up. */
+			km_err_t *err = NULL;
+			km_err_set(&err, 0, "request longer than %d bytes", KM_MGMT_LINE_MAX);
+			size_t rlen = reply_error(m, KM_MGMT_E_TOO_LONG, err);
+			km_err_free(&err);
+			send_all(fd, m->reply, rlen, m->send_ms);
+			return;
+		}
+		if (wait_readable(m, fd, deadline) == 0)
+			return;
+		ssize_t r = recv(fd, m->buf + m->len, sizeof(m->buf) - m->len, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return; /* closed or broken: a partial request is dropped unanswered */
+		if (r > 0)
+			m->len += (size_t)r;
+	}
+}
+
+/* Accepts and serves clients one after another until km stops or the guest ends. */
+static void listen_loop(km_mgmt_t *m)
+{
+	while (!atomic_load(&m->stopping) && !m->ended) {
+		struct pollfd pfd[2] = {{.fd = m->listen_fd, .events = POLLIN}, {.fd = m->wake_fd, .events = POLLIN}};
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents != 0)
+			break;
+		if (pfd[0].revents == 0)
+			continue;
+		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0 && m->shared_fds)
+			fd = km_fd_reserve(fd); /* out of the guest's fd range at once */
+		if (fd < 0) {
+			/* Out of fds or memory: back off instead of spinning on a readable listener. */
+			if (errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
+				poll(&pfd[1], 1, 100);
+			continue;
+		}
+		serve(m, fd);
+		close(fd);
+	}
+}
+
+/* ---- the listener thread ------------------------------------------------------------------ */
+
+/* Closes every fd but a and b (a < b) in the calling thread's own fd table. */
+static int close_all_but(int a, int b)
+{
+	if (a > 0 && close_range(0, (unsigned)a - 1, 0) < 0)
+		return -1;
+	if (b > a + 1 && close_range((unsigned)a + 1, (unsigned)b - 1, 0) < 0)
+		return -1;
+	return close_range((unsigned)b + 1, ~0u, 0);
+}
+
+/* Gives the thread a private fd table holding only the listener and wake fds: accepted
+ * connections then never take a number the guest could get, name, close or dup2 over, and the
+ * guest's fds are not held open by a copy here. A km whose seccomp profile refuses unshare falls
+ * back to km's table, moving each connection above the guest's range as soon as it is accepted. */
+static int private_fd_table(km_mgmt_t *m)
+{
+	if (unshare(CLONE_FILES) < 0) {
+		if (errno != EPERM && errno != ENOSYS)
+			return -1;
+		m->shared_fds = true;
+		return 0;
+	}
+	int a = m->listen_fd < m->wake_fd ? m->listen_fd : m->wake_fd;
+	int b = m->listen_fd < m->wake_fd ? m->wake_fd : m->listen_fd;
+	return close_all_but(a, b);
+}
+
+static void *listener_main(void *arg)
+{
+	km_mgmt_t *m = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* already so from km_mgmt_start; kept explicit */
+	int rc = m->shared_fds ? 0 : private_fd_table(m);
+	pthread_mutex_lock(&m->lock);
+	m->setup_errno = rc < 0 ? errno : 0;
+	m->ready = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	if (rc < 0)
+		return NULL; /* km_mgmt_start closes km's copy of the fds and reports the error */
+	listen_loop(m);
+	/* With a private table this closes the only listening fd: later connects are refused. */
+	close(m->listen_fd);
+	return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+static void set_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+}
+
+/* Makes room for the socket at path: nothing there is fine, a socket nobody listens on (left by a
+ * km that was killed) is removed, anything else is someone else's and refused. */
+static int clear_stale(const char *path, km_err_t **err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : km_err_set(err, errno, "%s", path);
+	if (!S_ISSOCK(st.st_mode))
+		return km_err_set(err, EEXIST, "%s exists and is not a socket; refusing to replace it", path);
+	struct sockaddr_un sa;
+	set_addr(&sa, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return km_err_set(err, errno, "%s: socket", path);
+	int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	close(fd);
+	/* EAGAIN: a listener with a full backlog is still a listener. */
+	if (rc == 0 || e == EAGAIN)
+		return km_err_set(err, EADDRINUSE, "%s: another process is listening on it", path);
+	if (e == ENOENT)
+		return 0;
+	if (e != ECONNREFUSED)
+		return km_err_set(err, e, "%s: cannot tell whether the socket is in use", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return km_err_set(err, errno, "%s: removing the stale socket", path);
+	return 0;
+}
+
+/* Creates the listening socket. It is made 0600 between bind and listen, so nobody can connect
+ * while it still has the umask's mode (a connect before listen() is refused). */
+static int create_socket(km_mgmt_t *m, km_err_t **err)
+{
+	struct sockaddr_un sa;
+	set_addr(&sa, m->path);
+	m->listen_fd = km_fd_reserve(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+	if (m->listen_fd < 0)
+		return km_err_set(err, errno, "%s: socket", m->path);
+	if (bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return km_err_set(err, errno, "%s: bind", m->path);
+	struct stat st;
+	if (chmod(m->path, 0600) < 0 || lstat(m->path, &st) < 0 || listen(m->listen_fd, 16) < 0) {
+		km_err_set(err, errno, "%s", m->path);
+		unlink(m->path);
+		return -1;
+	}
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	return 0;
+}
+
+/* Removes the socket file only if it is still the one km bound (not a file someone put there
+ * since). */
+static void remove_socket(km_mgmt_t *m)
+{
+	struct stat st;
+	if (lstat(m->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
+		unlink(m->path);
+}
+
+/* Starts the listener with every signal blocked from its first instruction, and waits until it
+ * has its own fd table. */
+static int start_thread(km_mgmt_t *m, km_err_t **err)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&m->thread, NULL, listener_main, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return km_err_set(err, rc, "starting the management thread");
+	pthread_mutex_lock(&m->lock);
+	while (!m->ready)
+		pthread_cond_wait(&m->cond, &m->lock);
+	int e = m->setup_errno;
+	pthread_mutex_unlock(&m->lock);
+	if (e != 0) {
+		pthread_join(m->thread, NULL);
+		return km_err_set(err, e, "giving the management thread its own fd table");
+	}
+	if (!m->shared_fds)
+		close(m->listen_fd); /* km's copy; the thread has its own */
+	return 0;
+}
+
+static void free_mgmt(km_mgmt_t *m)
+{
+	pthread_cond_destroy(&m->cond);
+	pthread_mutex_destroy(&m->lock);
+	free(m->path);
+	free(m->base);
+	free(m);
+}
+
+int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
+		       km_err_t **err)
+{
+	*out = NULL;
+	struct sockaddr_un sa;
+	if (sock_path[0] == '\0' || strlen(sock_path) >= sizeof(sa.sun_path))
+		return km_err_set(err, 0, "--mgmt: socket path '%s' must be 1 to %zu bytes long", sock_path,
+				  sizeof(sa.sun_path) - 1);
+	km_mgmt_t *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return km_err_set(err, ENOMEM, "management socket");
+	m->g = g;
+	m->snapshot = opts->snapshot != NULL ? opts->snapshot : km_snapshot_request;
+	m->idle_ms = opts->idle_ms > 0 ? opts->idle_ms : KM_MGMT_IDLE_MS;
+	m->send_ms = opts->send_ms > 0 ? opts->send_ms : KM_MGMT_SEND_MS;
+	m->shared_fds = opts->shared_fds;
+	m->listen_fd = m->wake_fd = -1;
+	atomic_init(&m->stopping, false);
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->path = strdup(sock_path);
+	m->base = getcwd(NULL, 0);
+	if (m->path == NULL || m->base == NULL) {
+		km_err_set(err, errno, "management socket: km's working directory");
+		free_mgmt(m);
+		return -1;
+	}
+	km_fd_limit_init(); /* room for km's fds above the guest's range */
+	bool bound = false;
+	if (clear_stale(m->path, err) == 0 && create_socket(m, err) == 0) {
+		bound = true;
+		m->wake_fd = km_fd_reserve(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+		if (m->wake_fd < 0)
+			km_err_set(err, errno, "%s: eventfd", m->path);
+		else if (start_thread(m, err) == 0) {
+			*out = m;
+			return 0;
+		}
+	}
+	if (m->wake_fd >= 0)
+		close(m->wake_fd);
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	if (bound)
+		remove_socket(m);
+	free_mgmt(m);
+	return km_err_wrap(err, "management socket");
+}
+
+int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err)
+{
+	km_mgmt_opts_t opts = {0};
+	return km_mgmt_start_opts(g, sock_path, &opts, out, err);
+}
+
+void km_mgmt_stop(km_mgmt_t *m)
+{
+	if (m == NULL)
+		return;
+	atomic_store(&m->stopping, true);
+	uint64_t one = 1;
+	while (write(m->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	pthread_join(m->thread, NULL);
+	close(m->wake_fd);
+	remove_socket(m);
+	free_mgmt(m);
+}
