@@ -18,7 +18,7 @@ if [ $# -ne 2 ]; then
 	echo "usage: $0 <bench-build-dir> <km>" >&2
 	exit 2
 fi
-B=$1
+B=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: no directory $1" >&2; exit 2; } # absolute: criu runs elsewhere
 KM=$2
 
 HELLO_RUNS=${HELLO_RUNS:-300}
@@ -35,7 +35,9 @@ LIBCS="gcc musl"
 SNAP_SIZES=${SNAP_SIZES:-"16:5 256:3 1024:2"} # touched MiB:runs, for the snapshot rows
 SNAP_LIBC=${SNAP_LIBC:-gcc}                   # which build of snap_touch the snapshot rows use
 SNAP_DIR=${SNAP_DIR:-$B}                      # where snapshots, CRIU images and the floor file go
+SNAP_DIR=$(cd "$SNAP_DIR" 2>/dev/null && pwd) || SNAP_DIR="$SNAP_DIR (no such directory)"
 SNAP_TIMEOUT=${SNAP_TIMEOUT:-120}             # seconds per snapshot/restore/dump command
+KM_MGMT=${KM_MGMT:-$B/../tests/tools/km-mgmt} # client for km --mgmt (tests/tools/km-mgmt.c)
 CRIU=${CRIU:-}                                # a criu binary; "none" to leave CRIU out
 CRIU_BUILD=${CRIU_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/criu/build.sh}
 
@@ -124,8 +126,58 @@ else
 		fi
 	fi
 fi
+# CRIU keeps what it learns about the kernel (kerndat) in /run/criu.kdat, but only if /run is a
+# tmpfs; without that cache every criu command spends some 30-40 ms probing the kernel again. Where
+# /run is not a tmpfs (as on these machines) the criu runs go into a private mount namespace with a
+# tmpfs on /run, held open by a sleeping process, so criu runs as it would on a usual host. The
+# guest runs in the same namespace, because criu dumps the mount namespace of a task whose namespace
+# differs from its own. CRIU_KDAT_CACHE=0 runs criu without the cache.
+CRIU_NS=()     # prefix for commands that run criu
+CRIU_NS_PID="" # the process that holds the namespace; killed at exit
+SNAPTMP=""     # the snapshot rows' temporary directory; removed at exit
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	[ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"
+	[ -n "$CRIU_NS_PID" ] && kill "$CRIU_NS_PID" 2>/dev/null
+}
+trap cleanup EXIT
+CRIU_NOTE=""
 if [ $CRIU_OK = 1 ]; then
-	echo "  criu:    $CRIU (version $criu_ver)"
+	if [ "$(stat -f -c %T /run 2>/dev/null)" = tmpfs ]; then
+		CRIU_NOTE="kerndat cache in /run (tmpfs)"
+	elif [ "${CRIU_KDAT_CACHE:-1}" = 0 ]; then
+		CRIU_NOTE="no kerndat cache: /run is not a tmpfs and CRIU_KDAT_CACHE=0"
+	else
+		ready="$B/criu-ns.ready"
+		rm -f "$ready"
+		# The holder ends by itself when this script does (tail --pid), even if the trap cannot run.
+		# shellcheck disable=SC2016 # $1 and $2 are the inner shell's
+		unshare --mount --propagation private -- sh -c \
+			'mount -t tmpfs -o size=4m,mode=0755 km-bench-criu-run /run && echo ok > "$1" && exec tail --pid="$2" -f /dev/null' \
+			sh "$ready" $$ </dev/null >/dev/null 2>"$B/criu-ns.err" &
+		CRIU_NS_PID=$!
+		for ((i = 0; i < 500; i++)); do
+			[ -s "$ready" ] && break
+			kill -0 "$CRIU_NS_PID" 2>/dev/null || break
+			sleep 0.01
+		done
+		if [ -s "$ready" ]; then
+			CRIU_NS=(nsenter --mount="/proc/$CRIU_NS_PID/ns/mnt" --) # only absolute paths after it
+			CRIU_NOTE="kerndat cache on a tmpfs /run in a private mount namespace"
+		else
+			kill "$CRIU_NS_PID" 2>/dev/null
+			CRIU_NS_PID=""
+			CRIU_NOTE="no kerndat cache: /run is not a tmpfs and the private namespace failed: $(head -n1 "$B/criu-ns.err")"
+		fi
+	fi
+	# criu check: does this criu work here? (it also fills the kerndat cache before any timing)
+	if ! "${CRIU_NS[@]}" "$CRIU" check >"$B/criu-check.log" 2>&1; then
+		CRIU_OK=0
+		CRIU_WHY="'criu check' failed: $(grep -m1 -i error "$B/criu-check.log" || tail -n1 "$B/criu-check.log") (all in $B/criu-check.log)"
+	fi
+fi
+if [ $CRIU_OK = 1 ]; then
+	echo "  criu:    $CRIU (version $criu_ver; $CRIU_NOTE)"
 else
 	echo "  criu:    not available: $CRIU_WHY"
 fi
@@ -309,11 +361,9 @@ done
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
 SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
-# shellcheck disable=SC2317 # called by the trap
-cleanup() { [ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"; }
-trap cleanup EXIT
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
 KM_SNAP_WHY="" # set when km has no snapshots at all: then later sizes are not tried
+KM_MGMT_WHY="" # set when the --mgmt rows cannot be measured (no client)
 
 declare -A ACC # per size: KEY -> newline-separated values, or FAIL
 acc() {        # acc KEY VALUE: a number is kept, FAIL sticks, anything else (n/a) is ignored
@@ -337,9 +387,14 @@ lt() { if isnum "$1" && isnum "$2"; then calc %s '(a < b) ? "yes" : "no"' "$1" "
 # restored_ok OUTPUT: the restored program's first line is "resumed" and it verified its memory
 restored_ok() { [ "$(outline "$1" 1)" = resumed ] && grep -q '^out: verify=ok' <<<"$1"; }
 
+# settle: flush what earlier steps left dirty on the snapshot filesystem, so that every timed write
+# starts from the same state instead of paying for its predecessor's writeback
+settle() { sync -f "$SNAPTMP" 2>/dev/null || sync; }
+
 # snap_floor MIB: acc floor = ns to write MIB MiB + fsync on SNAP_DIR's filesystem
 snap_floor() {
 	local r v
+	settle
 	r=$("$B/snaptime" write "$SNAPTMP/floor" "$1" 2>"$B/snap-floor.err")
 	v=$(field write_ns <<<"$r")
 	if ! isnum "$v"; then
@@ -362,6 +417,7 @@ snap_km() {
 		return
 	fi
 	rm -f "$f"
+	settle
 	r=$(KM_TIMING=1 "$B/snaptime" self -t "$SNAP_TIMEOUT" -- "$KM" --snapshot="$f" "$SNAP_G" "$m" self 2>"$es")
 	l1=$(head -n1 <<<"$r")
 	st=$(field status <<<"$l1")
@@ -403,6 +459,58 @@ snap_km() {
 	rm -f "$f"
 }
 
+# snap_mgmt MIB: km runs snap_touch (wait) with --mgmt; km-mgmt asks for a snapshot (stop mode) once
+# the program waits in read() on stdin, as criu dump does below; then km restores it with a new
+# stdin holding one byte. acc: mwall (ns, spawn of km-mgmt -> its exit with km's reply; the file is
+# written by then), mown (km's reply ms=), mout (ns, spawn of km -> first byte on stdout).
+snap_mgmt() {
+	local m=$1 f="$SNAPTMP/mgmt.km" sock="$SNAPTMP/mgmt.sock" r l1 st v
+	local es="$B/km-mgmt-snap-$1.err" er="$B/km-mgmt-restore-$1.err"
+	[ $KM_OK = 0 ] && return
+	if [ ! -x "$KM_MGMT" ]; then
+		[ -n "$KM_MGMT_WHY" ] || KM_MGMT_WHY="no management client $KM_MGMT (make builds it from tests/tools/km-mgmt.c)"
+		return
+	fi
+	if [ -n "$KM_SNAP_WHY" ]; then
+		for v in mwall mout; do acc $v FAIL; done
+		return
+	fi
+	rm -f "$f" "$sock"
+	settle
+	r=$(KM_TIMING=1 "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -O "$SNAPTMP/mgmt.reply" -- \
+		"$KM" --mgmt="$sock" --snapshot="$f" "$SNAP_G" "$m" wait \
+		--then "$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$sock" snapshot path="$f" mode=stop 2>"$es")
+	l1=$(head -n1 <<<"$r")
+	st=$(field checkpointer_status <<<"$l1")
+	v=$(field checkpoint_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v" || [ ! -s "$f" ]; then
+		for v in mwall mout; do acc $v FAIL; done
+		fail "km --mgmt snapshot ($m MiB) failed: km-mgmt status ${st:-?}, reply '$(head -c 200 "$SNAPTMP/mgmt.reply" 2>/dev/null)', km status $(field guest_status <<<"$l1"), stderr: $(head -n1 "$es") (all in $es)"
+		rm -f "$f" "$sock"
+		return
+	fi
+	acc mwall "$v"
+	acc mown "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/mgmt.reply" | awk 'NF { printf "%d", $1 * 1e6 }')"
+
+	r=$(KM_TIMING=1 "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -- "$KM" "$f" 2>"$er")
+	l1=$(head -n1 <<<"$r")
+	st=$(field status <<<"$l1")
+	v=$(field first_out_ns <<<"$l1")
+	if [ "$st" != 0 ] || ! isnum "$v" || ! restored_ok "$r"; then
+		acc mout FAIL
+		fail "km restore after a --mgmt snapshot ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')', km's stderr: $(grep -v '^km-timing:' "$er" | head -n1) (all in $er)"
+	else
+		acc mout "$v"
+	fi
+	rm -f "$f" "$sock"
+}
+
+# criu_error LOG ERRFILE: criu's first real error (not the RLIMIT_NOFILE one it logs every time here,
+# as root lacks CAP_SYS_RESOURCE), else the first line of ERRFILE
+criu_error() {
+	grep -i error "$1" 2>/dev/null | grep -v -m1 RLIMIT_NOFILE || head -n1 "$2"
+}
+
 # snap_criu MIB: snap_touch (wait) run natively, dumped by criu dump, restored by criu restore with
 # new stdin/stdout pipes in place of the old ones. acc: cdump (ns, criu dump), csnap (ns, criu dump +
 # fsync of the images), csize (bytes of the image directory on disk), centry (criu's own "Restore
@@ -413,7 +521,8 @@ snap_criu() {
 	[ $CRIU_OK = 1 ] || return
 	rm -rf "$img" "$work"
 	mkdir -p "$img" "$work"
-	r=$("$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$SNAP_G" "$m" wait \
+	settle
+	r=$("${CRIU_NS[@]}" "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$SNAP_G" "$m" wait \
 		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job --display-stats 2>"$ed")
 	l1=$(head -n1 <<<"$r")
 	st=$(field checkpointer_status <<<"$l1")
@@ -421,7 +530,7 @@ snap_criu() {
 	if [ "$st" != 0 ] || ! isnum "$v"; then
 		for v in cdump csnap csize centry cout; do acc $v FAIL; done
 		cp "$work/dump.log" "$B/criu-dump-$m.log" 2>/dev/null
-		fail "criu dump ($m MiB) failed: status ${st:-?}: $(grep -m1 -i error "$work/dump.log" 2>/dev/null || head -n1 "$ed") (log in $B/criu-dump-$m.log, $ed)"
+		fail "criu dump ($m MiB) failed: status ${st:-?}: $(criu_error "$work/dump.log" "$ed") (log in $B/criu-dump-$m.log, $ed)"
 		rm -rf "$img" "$work"
 		return
 	fi
@@ -432,7 +541,7 @@ snap_criu() {
 	ino_in=$(field stdin_ino <<<"$l1")
 	ino_out=$(field stdout_ino <<<"$l1")
 
-	r=$("$B/snaptime" firstout -t "$SNAP_TIMEOUT" -P -O "$work/restore.stats" -- "$CRIU" restore -D "$img" -W "$work" \
+	r=$("${CRIU_NS[@]}" "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -P -O "$work/restore.stats" -- "$CRIU" restore -D "$img" -W "$work" \
 		-o restore.log --shell-job --display-stats \
 		--inherit-fd "fd[3]:pipe:[$ino_in]" --inherit-fd "fd[4]:pipe:[$ino_out]" 2>"$er")
 	l1=$(head -n1 <<<"$r")
@@ -442,7 +551,7 @@ snap_criu() {
 		acc centry FAIL
 		acc cout FAIL
 		cp "$work/restore.log" "$B/criu-restore-$m.log" 2>/dev/null
-		fail "criu restore ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')': $(grep -m1 -i error "$work/restore.log" 2>/dev/null || head -n1 "$er") (log in $B/criu-restore-$m.log)"
+		fail "criu restore ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')': $(criu_error "$work/restore.log" "$er") (log in $B/criu-restore-$m.log)"
 	else
 		acc cout "$v"
 		v=$(sed -n 's/^Restore time: \([0-9]*\) us.*/\1/p' "$work/restore.stats" | head -n1)
@@ -469,11 +578,12 @@ if [ -n "$SNAPTMP" ]; then
 		for ((i = 0; i < runs; i++)); do
 			snap_floor "$m"
 			snap_km "$m"
+			snap_mgmt "$m"
 			snap_criu "$m"
 		done
 		floor=$(res floor) ksnap=$(res ksnap) ksize=$(res ksize) kentry=$(res kentry) kout=$(res kout)
 		cdump=$(res cdump) csnap=$(res csnap) csize=$(res csize) centry=$(res centry) cout=$(res cout)
-		kown=$(res kown)
+		kown=$(res kown) mwall=$(res mwall) mown=$(res mown) mout=$(res mout)
 		touched=$((m * 1048576))
 		row "snapshot, ms ($m MiB): km, hypercall -> km exit, vs write+fsync" "$(nsms "$ksnap")" "$(nsms "$floor")" \
 			"$(ratio "$ksnap" "$floor")" "<= 2.00x the plain write" "$(met "$(calc %.4f 'a / b' "$ksnap" "$floor")" 2)"
@@ -487,7 +597,11 @@ if [ -n "$SNAPTMP" ]; then
 			"$(nsms "$centry" %.3f)" "$(ratio "$kentry" "$centry")" "< 5 ms" "$(lt "$(nsms "$kentry" %.3f)" 5)"
 		row "restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$kout")" "$(nsms "$cout")" \
 			"$(ratio "$kout" "$cout")" - -
-		SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (fsync of its images: the rest); km's own snapshot_ns $(nsms "$kown") ms")
+		row "snapshot from outside, ms ($m MiB): km --mgmt vs criu dump + fsync" "$(nsms "$mwall")" "$(nsms "$csnap")" \
+			"$(ratio "$mwall" "$csnap")" - -
+		row "restore to first output after it, ms ($m MiB): km vs criu restore" "$(nsms "$mout")" "$(nsms "$cout")" \
+			"$(ratio "$mout" "$cout")" - -
+		SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (the rest is the fsync of its images); km's own times: snapshot_ns $(nsms "$kown") ms (KM_TIMING), --mgmt reply ms= $(nsms "$mown") ms")
 	done
 fi
 
@@ -514,6 +628,10 @@ if [ $CRIU_OK = 0 ]; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a; km's were measured."
 	[ "$CRIU" = none ] || status=1
+fi
+if [ -n "$KM_MGMT_WHY" ]; then
+	echo "KM --MGMT ROWS NOT MEASURED: $KM_MGMT_WHY"
+	status=1
 fi
 if [ ${#FAILURES[@]} -gt 0 ]; then
 	echo "FAILED MEASUREMENTS:"

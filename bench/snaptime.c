@@ -33,6 +33,7 @@
  *       CMD's own stdin is /dev/null and its stdout FILE (default /dev/null). Prints
  *       "first_out_ns=<n|n/a> total_ns=<n> status=<s>", then "out: <line>" for each line read.
  *
+ * Children get no other fds than those named here (snaptime's fds 3 and up are closed in them), and
  * stderr of CMD is snaptime's own. Exit status 0 when the commands ran (whatever their status: the
  * caller judges), 1 on a timeout (everything started is killed) or a setup error, 2 on bad usage.
  */
@@ -239,6 +240,7 @@ static int do_self(char **cmd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	kids[0] = spawn(cmd, &fa);
 	close(out[1]);
 	ssize_t n;
@@ -294,6 +296,7 @@ static int do_checkpoint(char **guest, char **ckpt, const char *dir, const char 
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	kids[0] = spawn(guest, &fa);
 	close(in[0]);
 	close(out[1]);
@@ -332,6 +335,7 @@ static int do_checkpoint(char **guest, char **ckpt, const char *dir, const char 
 	posix_spawn_file_actions_init(&fc);
 	posix_spawn_file_actions_addopen(&fc, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fc, 1, ofile ? ofile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addclosefrom_np(&fc, 3);
 	long long t0 = now_ns();
 	kids[1] = spawn(ckpt, &fc);
 	int cst = wait_for(kids[1]);
@@ -373,9 +377,11 @@ static int do_firstout(char **cmd, int inherit, const char *ofile)
 						 0600);
 		posix_spawn_file_actions_adddup2(&fa, in[0], 3);
 		posix_spawn_file_actions_adddup2(&fa, out[1], 4);
+		posix_spawn_file_actions_addclosefrom_np(&fa, 5);
 	} else {
 		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 		posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	}
 	long long t0 = now_ns(), t_first = -1;
 	kids[0] = spawn(cmd, &fa);
