@@ -26,7 +26,8 @@ struct km_mgmt {
 	int idle_ms;
 	int send_ms;
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
-	char *path;       /* the socket file */
+	char *path;       /* the socket file, as given: what bind and the stale check use */
+	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
 	dev_t dev;        /* identity of the socket file km created, so stop removes only that */
 	ino_t ino;
@@ -563,8 +564,8 @@ static int create_socket(km_mgmt_t *m, km_err_t **err)
 static void remove_socket(km_mgmt_t *m)
 {
 	struct stat st;
-	if (lstat(m->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
-		unlink(m->path);
+	if (lstat(m->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
+		unlink(m->abs_path);
 }
 
 /* Starts the listener with every signal blocked from its first instruction, and waits until it
@@ -597,6 +598,7 @@ static void free_mgmt(km_mgmt_t *m)
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m->path);
+	free(m->abs_path);
 	free(m->base);
 	free(m);
 }
@@ -623,10 +625,15 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	pthread_cond_init(&m->cond, NULL);
 	m->path = strdup(sock_path);
 	m->base = getcwd(NULL, 0);
-	if (m->path == NULL || m->base == NULL) {
+	m->abs_path = malloc(KM_MGMT_PATH_MAX);
+	if (m->path == NULL || m->base == NULL || m->abs_path == NULL) {
 		km_err_set(err, errno, "management socket: km's working directory");
 		free_mgmt(m);
 		return -1;
+	}
+	if (km_mgmt_abs_path(m->base, sock_path, m->abs_path, err) < 0) {
+		free_mgmt(m);
+		return km_err_wrap(err, "management socket");
 	}
 	km_fd_limit_init(); /* room for km's fds above the guest's range */
 	bool bound = false;

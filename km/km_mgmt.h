@@ -81,7 +81,8 @@ typedef struct km_mgmt_opts {
 typedef struct km_mgmt km_mgmt_t;
 
 /* Listens on unix socket `sock_path` (mode 0600) for requests about guest g and starts the
- * listener thread. A stale socket file there (one nobody listens on) is replaced; anything else
+ * listener thread. A relative sock_path is taken from the current directory now, and removed
+ * from there by km_mgmt_stop even if the guest has changed directory since. A stale socket file there (one nobody listens on) is replaced; anything else
  * (a live socket, a regular file, a directory) is refused. Call before the guest starts running:
  * the thread's fd table is copied from km's at that moment. */
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err);

@@ -550,6 +550,31 @@ static void test_snapshot_continue(void **state)
 	close(fd);
 }
 
+/* Relative names (socket and snapshot) mean km's directory when it started listening, whatever
+ * directory the guest (whose cwd is km's) has moved to since. */
+static void test_relative_paths(void **state)
+{
+	fx_t *f = *state;
+	char old[1024], want[256], buf[KM_MGMT_REPLY_MAX];
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_int_equal(chdir(f->dir), 0);
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_err_t *err = NULL;
+	assert_int_equal(km_mgmt_start_opts(&guest, "rel.sock", &opts, &f->m, &err), 0);
+	assert_int_equal(chdir("/"), 0);
+	snprintf(want, sizeof(want), "%s/rel.sock", f->dir);
+	int fd = try_connect(want);
+	assert_true(fd >= 0);
+	snprintf(want, sizeof(want), "ok path=%s/s size=1073741824 disk=16781312 memory=16777216 ms=12.345", f->dir);
+	assert_string_equal(ask(fd, "snapshot path=s mode=continue\n", buf, sizeof(buf)), want);
+	close(fd);
+	km_mgmt_stop(f->m);
+	f->m = NULL;
+	assert_int_equal(chdir(old), 0);
+	snprintf(want, sizeof(want), "%s/rel.sock", f->dir);
+	assert_int_equal(access(want, F_OK), -1);
+}
+
 static void test_snapshot_stop(void **state)
 {
 	fx_t *f = *state;
@@ -886,6 +911,7 @@ int main(void)
 		T(test_stale_and_live_sockets),
 		T(test_stop_leaves_a_replaced_file),
 		T(test_snapshot_continue),
+		T(test_relative_paths),
 		T(test_snapshot_stop),
 		T(test_snapshot_fails),
 		T(test_bad_requests),
