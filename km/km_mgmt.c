@@ -367,23 +367,34 @@ static int send_all(int fd, const char *p, size_t n, int timeout_ms)
 	return 0;
 }
 
-/* Waits for bytes from the client. Returns 1 when readable, 0 when km is stopping or the client
- * stayed idle past the deadline. */
+/* Waits for bytes from the client. Returns 1 when readable, 0 when the client stayed idle past
+ * the deadline (or poll failed), -1 when km is stopping. */
 static int wait_readable(km_mgmt_t *m, int fd, int64_t deadline)
 {
 	for (;;) {
+		if (atomic_load(&m->stopping))
+			return -1;
 		int64_t left = deadline - now_ms();
-		if (left <= 0 || atomic_load(&m->stopping))
+		if (left <= 0)
 			return 0;
 		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = m->wake_fd, .events = POLLIN}};
 		int r = poll(pfd, 2, (int)(left > 1000000 ? 1000000 : left));
 		if (r < 0 && errno != EINTR)
 			return 0;
 		if (r > 0 && pfd[1].revents != 0)
-			return 0;
+			return -1;
 		if (r > 0 && pfd[0].revents != 0)
 			return 1; /* data, EOF or an error: recv tells which */
 	}
+}
+
+/* km is stopping (the program has ended): a request that already arrived gets a definite answer
+ * instead of a silent hang-up. */
+static size_t reply_ended(km_mgmt_t *m)
+{
+	m->ended = true;
+	return finish_reply(m->reply, sizeof(m->reply),
+			    snprintf(m->reply, sizeof(m->reply), "error %s the program has ended", KM_MGMT_E_ENDED));
 }
 
 /* Serves one client until it closes, errs, idles out or km stops. Requests are answered in
@@ -395,10 +406,8 @@ static void serve(km_mgmt_t *m, int fd)
 	for (;;) {
 		char *nl = memchr(m->buf, '\n', m->len);
 		if (nl != NULL) {
-			if (atomic_load(&m->stopping) || m->ended)
-				return;
 			size_t n = (size_t)(nl - m->buf);
-			size_t rlen = handle_line(m, m->buf, n);
+			size_t rlen = atomic_load(&m->stopping) ? reply_ended(m) : handle_line(m, m->buf, n);
 			m->len -= n + 1;
 			memmove(m->buf, nl + 1, m->len);
 			if (send_all(fd, m->reply, rlen, m->send_ms) < 0 || m->ended)
@@ -415,13 +424,16 @@ static void serve(km_mgmt_t *m, int fd)
 			send_all(fd, m->reply, rlen, m->send_ms);
 			return;
 		}
-		if (wait_readable(m, fd, deadline) == 0)
+		int w = wait_readable(m, fd, deadline);
+		if (w == 0)
 			return;
 		ssize_t r = recv(fd, m->buf + m->len, sizeof(m->buf) - m->len, MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			return; /* closed or broken: a partial request is dropped unanswered */
 		if (r > 0)
 			m->len += (size_t)r;
+		if (w < 0 && memchr(m->buf, '\n', m->len) == NULL)
+			return; /* stopping, and no complete request to answer */
 	}
 }
 

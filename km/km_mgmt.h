@@ -89,8 +89,9 @@ int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_
 int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
 		       km_err_t **err);
 
-/* Stops listening: a request being served (a snapshot in progress) is finished and answered
- * first; an idle connection is closed. Joins the thread, removes the socket file if it is still
+/* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
+ * finished and answered first, one already received is answered "ended", and the connection is
+ * closed. Joins the thread, removes the socket file if it is still
  * the one km created, frees m. Call before the guest is destroyed. Safe on NULL. */
 void km_mgmt_stop(km_mgmt_t *m);
 

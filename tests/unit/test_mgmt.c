@@ -757,6 +757,27 @@ static void test_stop_waits_for_the_reply(void **state)
 	close(fd);
 }
 
+/* km_mgmt_stop while requests wait behind a snapshot: they get "ended", not a silent hang-up. */
+static void test_stop_answers_waiting_requests(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL);
+	fake.delay_ms = 300;
+	int fd = conn(f);
+	send_str(fd, "snapshot path=/s mode=continue\n", 31);
+	while (!atomic_load(&fake.entered))
+		usleep(1000);
+	send_str(fd, "status\nversion\n", 15);
+	km_mgmt_stop(f->m);
+	f->m = NULL;
+	char buf[KM_MGMT_REPLY_MAX];
+	assert_string_equal(read_line(fd, buf, sizeof(buf)),
+			    "ok path=/s size=1073741824 disk=16781312 memory=16777216 ms=12.345");
+	assert_string_equal(read_line(fd, buf, sizeof(buf)), "error ended the program has ended");
+	expect_eof(fd, 1000);
+	close(fd);
+}
+
 /* The lowest free fd in km's table: what the guest's next open() would get. */
 static int lowest_free_fd(void)
 {
@@ -918,6 +939,7 @@ int main(void)
 		T(test_clients_that_go_away),
 		T(test_idle_timeout),
 		T(test_stop_waits_for_the_reply),
+		T(test_stop_answers_waiting_requests),
 		T(test_fds_private),
 		T(test_fds_shared_fallback),
 		T(test_signals_blocked),
