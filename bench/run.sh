@@ -374,8 +374,9 @@ res() { # res KEY: median, FAIL, or n/a
 	local v=${ACC[$1]:-}
 	if [ "$v" = FAIL ]; then echo FAIL; elif [ -z "$v" ]; then echo n/a; else median <<<"$v"; fi
 }
-nsms() { calc "${2:-%.1f}" 'a / 1e6' "$1"; } # nanoseconds -> milliseconds
-mib() { calc %.1f 'a / 1048576' "$1"; }      # bytes -> MiB
+# nanoseconds -> milliseconds, bytes -> MiB; FAIL stays FAIL
+nsms() { if [ "$1" = FAIL ]; then echo FAIL; else calc "${2:-%.1f}" 'a / 1e6' "$1"; fi; }
+mib() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.1f 'a / 1048576' "$1"; fi; }
 outline() { sed -n "s/^out: //p" <<<"$1" | sed -n "${2}p"; } # the guest's Nth output line
 # within KM REF PCT: yes if KM is within PCT % of REF
 within() {
@@ -625,7 +626,7 @@ if [ $KM_OK = 0 ]; then
 fi
 if [ $CRIU_OK = 0 ]; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
-	echo "The criu columns of the snapshot rows are n/a; km's were measured."
+	echo "The criu columns of the snapshot rows are n/a."
 	[ "$CRIU" = none ] || status=1
 fi
 if [ -n "$KM_MGMT_WHY" ]; then
