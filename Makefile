@@ -26,11 +26,15 @@ GUEST_NAMES := $(GUEST_SRCS:tests/guests/%.c=%)
 GUESTS := $(GUEST_NAMES:%=$(GUEST_DIR)/gcc/%) $(GUEST_NAMES:%=$(GUEST_DIR)/musl/%)
 GUEST_CFLAGS := -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime/include
 
+# Small host-side programs the tests use (e.g. the management-socket client).
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
+
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km guests deps check test unit e2e demo asan bench clean
-all: km guests
+.PHONY: all km guests tools deps check test unit e2e demo asan bench clean
+all: km guests tools
 km: $(BUILD)/bin/km
 
 deps:
@@ -61,6 +65,11 @@ $(GUEST_DIR)/musl/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(GUEST_CFLAGS) -static -o $@ $< -lm
 
+tools: $(TOOLS)
+build/tests/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
 $(BUILD)/tests/unit/%: tests/unit/%.c $(KM_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
@@ -68,8 +77,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(KM_LIB_OBJS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: km guests
-	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) tests/e2e/run.sh
+e2e: km guests tools
+	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 
@@ -78,7 +87,7 @@ check: deps
 	@$(MAKE) --no-print-directory test
 
 asan: deps
-	@$(MAKE) --no-print-directory guests
+	@$(MAKE) --no-print-directory guests tools
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 

@@ -150,7 +150,7 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 	if (rc == 0 && fixed)
 		rc = carve(mm, addr, addr + len);
 	km_vma_t v = {.start = addr, .end = addr + len, .gpa = gpa, .prot = prot, .flags = flags, .kind = kind,
-		      .offset = off};
+		      .offset = off, .backing = fd >= 0 ? KM_BACK_FILE : KM_BACK_ANON};
 	if (rc == 0 && path != NULL && (v.path = strdup(path)) == NULL)
 		rc = -ENOMEM;
 	if (rc == 0 && map_pages(mm, addr, gpa, len, prot) < 0)
@@ -290,6 +290,10 @@ static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_l
 		return -e;
 	}
 	km_phys_reset(mm, v.gpa, old_len);
+	/* Grown memory that was a snapshot's (or anonymous) must read as zero, not as whatever
+	 * follows in the snapshot file. */
+	if (v.backing == KM_BACK_SNAPSHOT && new_len > old_len)
+		km_phys_reset(mm, gpa + old_len, new_len - old_len);
 	if (map_pages(mm, new_addr, gpa, new_len, v.prot) < 0)
 		return -ENOMEM;
 	km_pt_unmap(&mm->pt, v.start, old_len);
@@ -376,6 +380,8 @@ int km_mm_restore_vma(km_mm_t *mm, const km_vma_t *v, int fd, uint64_t off, int 
 	km_vma_t n = *v;
 	n.gpa = gpa;
 	n.path = NULL;
+	n.backing = share == MAP_SHARED ? KM_BACK_FILE : KM_BACK_SNAPSHOT;
+	n.backing_off = off;
 	if (rc == 0 && v->path != NULL && (n.path = strdup(v->path)) == NULL)
 		rc = -ENOMEM;
 	if (rc == 0 && map_pages(mm, v->start, gpa, len, v->prot) < 0)

@@ -43,6 +43,10 @@ typedef struct km_vma {
 	uint64_t offset;  /* file offset of start */
 	dev_t dev;        /* backing file identity, for NT_FILE and restore checks */
 	ino_t ino;
+	/* What the host memory behind it is, for the snapshot writer: anonymous memory that was
+	 * never touched reads as zero; file-backed memory holds the file's bytes until touched. */
+	enum km_backing { KM_BACK_ANON, KM_BACK_FILE, KM_BACK_SNAPSHOT } backing;
+	uint64_t backing_off; /* KM_BACK_SNAPSHOT: offset of start in mm->snapshot_fd */
 } km_vma_t;
 
 /* A free range of guest-physical space. */
@@ -72,6 +76,7 @@ typedef struct km_mm {
 	uint64_t stack_top;
 
 	uint64_t tlb_gen; /* bumped when a mapping is narrowed: each vCPU reloads CR3 when it lags */
+	int snapshot_fd;  /* the snapshot this guest was resumed from (memory still maps it), or -1 */
 
 	/* Guest-physical memory is made known to KVM in KM_SLOT_CHUNK pieces as mappings first use
 	 * them: KVM's per-slot bookkeeping costs time in proportion to a slot's size, so one slot

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "km_mm_internal.h"
 #include "km_runtime_layout.h"
@@ -41,6 +42,7 @@ static void free_remove(km_mm_t *mm, size_t at)
 int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 {
 	memset(mm, 0, sizeof(*mm));
+	mm->snapshot_fd = -1;
 	pthread_mutex_init(&mm->lock, NULL);
 	mm->limit = ALIGN_UP(limit, KM_PAGE_SIZE);
 	uint64_t pool = pt_pool_size(limit);
@@ -96,6 +98,9 @@ int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len)
 
 void km_mm_fini(km_mm_t *mm)
 {
+	if (mm->snapshot_fd >= 0)
+		close(mm->snapshot_fd);
+	mm->snapshot_fd = -1;
 	free(mm->slot_present);
 	mm->slot_present = NULL;
 	if (mm->host != NULL)

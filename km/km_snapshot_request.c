@@ -14,7 +14,7 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	pthread_mutex_lock(&g->snap_lock);
 	if (g->exited || g->nvcpus == 0) {
 		pthread_mutex_unlock(&g->snap_lock);
-		return km_err_set(err, 0, "the program is not running");
+		return km_err_set(err, ESRCH, "the program is not running");
 	}
 	if (g->snap_req != NULL) {
 		pthread_mutex_unlock(&g->snap_lock);
@@ -78,7 +78,7 @@ void km_snapshot_cancel(km_guest_t *g)
 	g->exited = true;
 	if (g->snap_req != NULL && !g->snap_done) {
 		km_err_t *err = NULL;
-		km_err_set(&err, 0, "the program ended before the snapshot was taken");
+		km_err_set(&err, ESRCH, "the program ended before the snapshot was taken");
 		finish(g, -1, err);
 	}
 	pthread_mutex_unlock(&g->snap_lock);

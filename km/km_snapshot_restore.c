@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_machine.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -143,6 +144,11 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	if (s->guest.user_top > KM_USER_TOP)
 		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
 				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
+	/* Memory not yet touched stays in the snapshot file: keep it open for the guest's lifetime
+	 * (the next snapshot reads what was never copied). */
+	g->mm.snapshot_fd = km_fd_reserve(dup(s->fd));
+	if (g->mm.snapshot_fd < 0)
+		return km_err_set(err, errno, "%s: keeping the snapshot open", name);
 	if (restore_memory(g, s, name, err) < 0 || restore_process(g, s, name, err) < 0)
 		return -1;
 	for (uint32_t i = 0; i < s->ncpus; i++)

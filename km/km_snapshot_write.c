@@ -318,25 +318,59 @@ static bool page_is_zero(const uint8_t *p)
 #define PM_SWAPPED (1ull << 62)
 #define PM_BATCH 4096
 
-/* Writes the non-zero pages of [host, host+len) at `off` in fd. Anonymous memory never touched is
- * skipped without reading it (pagemap: neither present nor swapped), so huge untouched
- * reservations cost nothing. */
-static int write_range(int fd, int pagemap, const uint8_t *host, uint64_t len, uint64_t off, bool anon,
+/* Where the bytes a page may hold come from, to know which pages need reading at all. */
+typedef struct source {
+	enum km_backing backing;
+	int pagemap;  /* /proc/self/pagemap, or -1 */
+	int old_fd;   /* KM_BACK_SNAPSHOT: the snapshot the memory still maps */
+	uint64_t old_off;
+} source_t;
+
+/* Marks in `maybe` the pages of [first, first+n) that may hold data: touched pages (pagemap:
+ * present or swapped), and for memory still mapping an older snapshot, the pages that file has
+ * data for. Untouched anonymous pages are zero; so are untouched pages over the old file's holes.
+ * File-backed memory is all "maybe". Where the kernel cannot say, everything is. */
+static void find_candidates(const source_t *src, const uint8_t *host, uint64_t first, uint64_t n, bool *maybe)
+{
+	uint64_t pm[PM_BATCH];
+	bool have_pm = false;
+	if (src->backing != KM_BACK_FILE && src->pagemap >= 0) {
+		off_t at = (off_t)(((uintptr_t)host / PAGE + first) * 8);
+		have_pm = pread(src->pagemap, pm, n * 8, at) == (ssize_t)(n * 8);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		maybe[i] = !have_pm || (pm[i] & (PM_PRESENT | PM_SWAPPED));
+	if (!have_pm || src->backing != KM_BACK_SNAPSHOT)
+		return;
+	off_t lo = (off_t)(src->old_off + first * PAGE), hi = lo + (off_t)(n * PAGE);
+	for (off_t at = lo; at < hi;) {
+		off_t data = lseek(src->old_fd, at, SEEK_DATA);
+		if (data < 0 || data >= hi)
+			break;
+		off_t hole = lseek(src->old_fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > hi)
+			hole = hi;
+		for (off_t p = data & ~(off_t)(PAGE - 1); p < hole; p += (off_t)PAGE)
+			maybe[(p - lo) / (off_t)PAGE] = true;
+		at = hole;
+	}
+}
+
+/* Writes the non-zero pages of [host, host+len) at `off` in fd, as runs of pages; pages that
+ * cannot hold data (find_candidates) are never read, so huge untouched reservations cost
+ * nothing. */
+static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_t len, uint64_t off,
 		       uint64_t *written)
 {
 	uint64_t npages = len / PAGE;
-	uint64_t pm[PM_BATCH];
+	bool maybe[PM_BATCH];
 	uint64_t run_start = 0, run_len = 0;
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
-		bool have_pm = false;
-		if (anon && pagemap >= 0) {
-			off_t at = (off_t)(((uintptr_t)host / PAGE + base) * 8);
-			have_pm = pread(pagemap, pm, n * 8, at) == (ssize_t)(n * 8);
-		}
+		find_candidates(src, host, base, n, maybe);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = base + i;
-			bool data = (!have_pm || (pm[i] & (PM_PRESENT | PM_SWAPPED))) && !page_is_zero(host + pg * PAGE);
+			bool data = maybe[i] && !page_is_zero(host + pg * PAGE);
 			if (data && run_len > 0 && run_start + run_len == pg) {
 				run_len++;
 				continue;
@@ -456,8 +490,11 @@ static int write_file(km_guest_t *g, int fd, const notebuf_t *nb, km_snapshot_re
 		km_vma_t *v = &mm->vmas[i];
 		if (ph[1 + i].p_filesz == 0)
 			continue;
-		bool anon = v->kind != KM_VMA_ELF && v->kind != KM_VMA_FILE;
-		if (write_range(fd, pagemap, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset, anon,
+		source_t src = {.backing = v->backing, .pagemap = pagemap, .old_fd = mm->snapshot_fd,
+				.old_off = v->backing_off};
+		if (src.backing == KM_BACK_SNAPSHOT && src.old_fd < 0)
+			src.backing = KM_BACK_FILE;
+		if (write_range(fd, &src, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset,
 				&res->memory_bytes) < 0) {
 			km_err_set(err, errno, "%s: writing memory at %#lx", path, (unsigned long)v->start);
 			if (pagemap >= 0)
@@ -516,5 +553,8 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 	free(nb.p);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->elapsed_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+	if (rc == 0 && g->opts.timing)
+		fprintf(stderr, "km-timing: snapshot_ns=%lu bytes=%lu\n", (unsigned long)res->elapsed_ns,
+			(unsigned long)res->memory_bytes);
 	return rc;
 }

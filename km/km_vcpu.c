@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_exception.h"
@@ -257,6 +258,15 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 	}
 }
 
+/* KM_TIMING=1: how long a restore took, from km's start to the first entry into the program. */
+static void print_restore_timing(km_guest_t *g)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t now = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+	fprintf(stderr, "km-timing: restore_to_first_entry_ns=%lu\n", (unsigned long)(now - g->opts.start_ns));
+}
+
 /* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3), that is a
  * clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
  * follows at once and is served then. Returns true if the guest ended. */
@@ -282,6 +292,8 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 	for (;;) {
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
+		if (!v->started && v->g->opts.timing && v->g->opts.snapshot_source != NULL)
+			print_restore_timing(v->g);
 		v->started = true;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -62,6 +62,7 @@ int km_vma_split_at(km_mm_t *mm, uint64_t at)
 	right.gpa += delta;
 	if (right.kind == KM_VMA_FILE || right.kind == KM_VMA_ELF)
 		right.offset += delta;
+	right.backing_off += delta;
 	right.path = v->path != NULL ? strdup(v->path) : NULL;
 	if (v->path != NULL && right.path == NULL)
 		return -ENOMEM;
