@@ -356,6 +356,23 @@ static void find_candidates(const source_t *src, const uint8_t *host, uint64_t f
 	}
 }
 
+/* A run of consecutive data pages waiting to be written with one pwrite. */
+typedef struct run {
+	uint64_t start, len; /* in pages */
+} run_t;
+
+static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64_t *written)
+{
+	if (r->len == 0)
+		return 0;
+	size_t bytes = r->len * PAGE;
+	if (pwrite(fd, host + r->start * PAGE, bytes, (off_t)(off + r->start * PAGE)) != (ssize_t)bytes)
+		return -1;
+	*written += bytes;
+	r->len = 0;
+	return 0;
+}
+
 /* Writes the non-zero pages of [host, host+len) at `off` in fd, as runs of pages; pages that
  * cannot hold data (find_candidates) are never read, so huge untouched reservations cost
  * nothing. */
@@ -364,37 +381,24 @@ static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_
 {
 	uint64_t npages = len / PAGE;
 	bool maybe[PM_BATCH];
-	uint64_t run_start = 0, run_len = 0;
+	run_t run = {0, 0};
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
 		find_candidates(src, host, base, n, maybe);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = base + i;
 			bool data = maybe[i] && !page_is_zero(host + pg * PAGE);
-			if (data && run_len > 0 && run_start + run_len == pg) {
-				run_len++;
+			if (data && run.len > 0 && run.start + run.len == pg) {
+				run.len++;
 				continue;
 			}
-			if (run_len > 0) {
-				size_t bytes = run_len * PAGE;
-				if (pwrite(fd, host + run_start * PAGE, bytes, (off_t)(off + run_start * PAGE)) != (ssize_t)bytes)
-					return -1;
-				*written += bytes;
-				run_len = 0;
-			}
-			if (data) {
-				run_start = pg;
-				run_len = 1;
-			}
+			if (flush_run(fd, host, off, &run, written) < 0)
+				return -1;
+			if (data)
+				run = (run_t){pg, 1};
 		}
 	}
-	if (run_len > 0) {
-		size_t bytes = run_len * PAGE;
-		if (pwrite(fd, host + run_start * PAGE, bytes, (off_t)(off + run_start * PAGE)) != (ssize_t)bytes)
-			return -1;
-		*written += bytes;
-	}
-	return 0;
+	return flush_run(fd, host, off, &run, written);
 }
 
 /* --- the file ----------------------------------------------------------------------------- */
