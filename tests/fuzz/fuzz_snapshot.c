@@ -1,0 +1,90 @@
+/*
+ * libFuzzer target for the snapshot loader, km_snapshot_open_fd() (km/km_snapshot_read.c).
+ *
+ * Every input is written to a memfd (a regular file, as the loader requires) and opened as a
+ * snapshot. Whatever the bytes, the loader must return 0 or -1 with an error object: never
+ * crash, hang, leak, read out of bounds or exit. On success the result is looked at a little
+ * (strings, vCPU and mapping records) so that ASan sees reads of everything the loader hands
+ * out; on failure the error must carry a message naming the file.
+ *
+ * Build: tests/fuzz/build.sh (clang, -fsanitize=fuzzer,address,undefined). Seeds are in
+ * tests/fuzz/corpus/ (made by tests/fuzz/make_corpus.sh); inputs that once crashed it are in
+ * tests/fuzz/regressions/, replayed by tests/unit/test_snapshot_read.c.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "km_snapshot.h"
+
+#define FUZZ_NAME "fuzz"
+
+/* Reads every byte of a string the loader points at (it must be inside the notes). */
+static size_t touch_str(const char *p)
+{
+	return p != NULL ? strlen(p) : 0;
+}
+
+static void look_at(const km_snapshot_t *s)
+{
+	volatile size_t sum = 0;
+	sum += touch_str(s->exe_path) + touch_str(s->cwd) + touch_str(s->label) + touch_str(s->km_version);
+	const char *a = s->argv;
+	for (uint32_t i = 0; a != NULL && i < s->argc; i++) {
+		size_t n = touch_str(a);
+		sum += n;
+		a += n + 1;
+	}
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (s->cpus[i].xsave != NULL && s->cpus[i].xsave_len > 0)
+			sum += s->cpus[i].xsave[0] + s->cpus[i].xsave[s->cpus[i].xsave_len - 1];
+	for (size_t i = 0; i < s->nvmas; i++) {
+		sum += touch_str(s->vmas[i].path);
+		if (s->vmas[i].file_len > s->file_size || s->vmas[i].file_off > s->file_size - s->vmas[i].file_len)
+			abort(); /* the loader promised every segment lies inside the file */
+	}
+	if (s->auxv != NULL && s->auxv_len > 0)
+		sum += ((const uint8_t *)s->auxv)[0] + ((const uint8_t *)s->auxv)[s->auxv_len - 1];
+	if (s->sigactions != NULL)
+		sum += ((const uint8_t *)s->sigactions)[0] + ((const uint8_t *)s->sigactions)[64 * 32 - 1];
+	(void)sum;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
+	if (fd < 0) {
+		perror("memfd_create");
+		abort();
+	}
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = write(fd, data + done, size - done);
+		if (n <= 0) {
+			perror("write to memfd");
+			abort();
+		}
+		done += (size_t)n;
+	}
+	/* The loader reads with pread: the file position does not matter. */
+	static km_snapshot_t s; /* ~60 KiB: not on the stack */
+	km_err_t *err = NULL;
+	int rc = km_snapshot_open_fd(fd, FUZZ_NAME, &s, &err);
+	if (rc == 0) {
+		if (err != NULL)
+			abort(); /* success with an error object */
+		look_at(&s);
+	} else {
+		/* Every rejection is an error object with a message that names the file. */
+		if (rc != -1 || err == NULL || err->msg == NULL || strstr(err->msg, FUZZ_NAME) == NULL)
+			abort();
+	}
+	km_snapshot_close(&s);
+	km_err_free(&err);
+	return 0;
+}

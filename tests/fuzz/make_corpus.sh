@@ -1,0 +1,37 @@
+#!/bin/sh
+# Makes the seed corpus of the snapshot-loader fuzz target, tests/fuzz/corpus/, from real files:
+# snapshots km writes of tests/fuzz/snap_seed.c (with and without file mappings), a core file km
+# writes (tests/guests/snap_segv), and a core file the Linux kernel writes of the same program.
+# Each is cut down to its headers and notes (tests/fuzz/make_seeds.c) so the seeds stay a few
+# KiB. Needs build/bin/km and the guests (make km guests) and a usable /dev/kvm.
+#   tests/fuzz/make_corpus.sh [OUTDIR]     (default tests/fuzz/corpus; run from anywhere)
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$(mkdir -p "${1:-$ROOT/tests/fuzz/corpus}" && cd "${1:-$ROOT/tests/fuzz/corpus}" && pwd)
+KM=$ROOT/build/bin/km
+B=$ROOT/build/fuzz
+mkdir -p "$B"
+musl-gcc -static -O1 -Wall -Wextra -Werror -I"$ROOT/runtime/include" -o "$B/snap_seed" "$ROOT/tests/fuzz/snap_seed.c"
+gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I"$ROOT/km" -o "$B/make_seeds" "$ROOT/tests/fuzz/make_seeds.c"
+
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+cd "$W"
+echo "a file the seed guest maps" > mapped.txt
+"$KM" --snapshot="$W/plain.snap" "$B/snap_seed"
+"$KM" --snapshot="$W/file.snap" "$B/snap_seed" "$W/mapped.txt"
+"$KM" --coredump="$W/km.core" "$ROOT/build/tests/guests/musl/snap_segv" >/dev/null 2>&1 || true
+test -s km.core
+# The kernel's own core of the same program (core_pattern permitting: skipped if none appears).
+(ulimit -c unlimited; "$ROOT/build/tests/guests/musl/snap_segv" >/dev/null 2>&1) || true
+
+"$B/make_seeds" compact plain.snap "$OUT/snapshot-compact"
+"$B/make_seeds" compact file.snap "$OUT/snapshot-filemaps-compact"
+"$B/make_seeds" compact km.core "$OUT/kmcore-compact"
+"$B/make_seeds" notes file.snap "$OUT/snapshot-notes-only"
+"$B/make_seeds" nokm file.snap "$OUT/snapshot-km-notes-renamed"
+if [ -s core ]; then
+	"$B/make_seeds" notes core "$OUT/linux-core-notes-only"
+fi
+head -c 64 plain.snap > "$OUT/elf-header-only"
+ls -l "$OUT"

@@ -1,0 +1,107 @@
+/*
+ * Turns a real snapshot (or core file) into small seed inputs for the snapshot-loader fuzz
+ * target. A real snapshot is sparse but its PT_LOADs span megabytes (the 8 MiB stack), far past
+ * the fuzzer's -max_len, so the seeds keep the headers and notes and drop the memory:
+ *
+ *   make_seeds compact IN OUT   every mapping shrunk to one page (the stack keeps its top page,
+ *                               others their first) and every saved PT_LOAD pointed at file
+ *                               offset 0: a file of headers + notes that the loader accepts
+ *   make_seeds notes IN OUT     the file cut right after its notes: every check but the last
+ *                               (segments inside the file) passes
+ *   make_seeds nokm IN OUT      the file cut after its notes, with every note of owner "KM"
+ *                               renamed to owner "XX": an ELF core file with no km notes
+ *
+ * Host tool, built by tests/fuzz/make_corpus.sh. Only for files km wrote: it trusts its input.
+ */
+#include <elf.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_coredump.h"
+
+#define PAGE 4096ul
+#define KIND_STACK 4 /* KM_VMA_STACK in km/km_mm.h */
+
+static void die(const char *what)
+{
+	fprintf(stderr, "make_seeds: %s\n", what);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4)
+		die("usage: make_seeds compact|notes|nokm IN OUT");
+	const char *mode = argv[1];
+	FILE *in = fopen(argv[2], "rb");
+	if (in == NULL)
+		die("cannot open input");
+	Elf64_Ehdr eh;
+	if (fread(&eh, sizeof(eh), 1, in) != 1 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_phnum == 0)
+		die("input is not an ELF file with program headers");
+	Elf64_Phdr *ph = calloc(eh.e_phnum, sizeof(*ph));
+	if (fseek(in, (long)eh.e_phoff, SEEK_SET) != 0 || fread(ph, sizeof(*ph), eh.e_phnum, in) != eh.e_phnum)
+		die("cannot read program headers");
+	Elf64_Phdr *note = NULL;
+	for (int i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_NOTE && note == NULL)
+			note = &ph[i];
+	if (note == NULL)
+		die("no PT_NOTE");
+	size_t end = (size_t)(note->p_offset + note->p_filesz);
+	uint8_t *buf = calloc(1, end < PAGE ? PAGE : end);
+	if (fseek(in, 0, SEEK_SET) != 0 || fread(buf, 1, end, in) != end)
+		die("cannot read headers and notes");
+	fclose(in);
+	size_t out_len = end;
+
+	/* Walk the notes: rename or shrink km's. */
+	size_t pos = (size_t)note->p_offset, k = 0;
+	while (pos + sizeof(Elf64_Nhdr) <= end) {
+		Elf64_Nhdr nh;
+		memcpy(&nh, buf + pos, sizeof(nh));
+		char *owner = (char *)buf + pos + sizeof(nh);
+		uint8_t *desc = (uint8_t *)owner + ((nh.n_namesz + 3) & ~3u);
+		bool km = nh.n_namesz == 3 && strcmp(owner, KM_NOTE_OWNER) == 0;
+		if (km && strcmp(mode, "nokm") == 0)
+			memcpy(owner, "XX", 2);
+		if (km && nh.n_type == NT_KM_VMA && strcmp(mode, "compact") == 0) {
+			km_nt_vma_t v;
+			memcpy(&v, desc, sizeof(v));
+			/* The k-th PT_LOAD belongs to the k-th NT_KM_VMA. */
+			Elf64_Phdr *load = NULL;
+			for (int i = 0, seen = 0; i < eh.e_phnum; i++)
+				if (ph[i].p_type == PT_LOAD && seen++ == (int)k)
+					load = &ph[i];
+			if (load == NULL)
+				die("fewer PT_LOADs than NT_KM_VMA notes");
+			if (v.kind == KIND_STACK)
+				v.start = v.end - PAGE;
+			else
+				v.end = v.start + PAGE;
+			memcpy(desc, &v, sizeof(v));
+			load->p_vaddr = v.start;
+			load->p_memsz = PAGE;
+			load->p_offset = 0;
+			load->p_filesz = v.saved ? PAGE : 0;
+			k++;
+		}
+		pos += sizeof(nh) + ((nh.n_namesz + 3) & ~3u) + ((nh.n_descsz + 3) & ~3u);
+	}
+	if (strcmp(mode, "compact") == 0) {
+		memcpy(buf + eh.e_phoff, ph, eh.e_phnum * sizeof(*ph));
+		if (out_len < PAGE)
+			out_len = PAGE; /* PT_LOADs at offset 0 need a page of file */
+	} else if (strcmp(mode, "notes") != 0 && strcmp(mode, "nokm") != 0) {
+		die("unknown mode");
+	}
+	FILE *out = fopen(argv[3], "wb");
+	if (out == NULL || fwrite(buf, 1, out_len, out) != out_len || fclose(out) != 0)
+		die("cannot write output");
+	free(buf);
+	free(ph);
+	return 0;
+}
