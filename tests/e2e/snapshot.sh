@@ -11,11 +11,12 @@
 #
 # Knobs: SNAP_CYCLES=50 (snapshot/resume cycles in a row), SNAP_CPU_ITERATIONS=250000000 (about
 # 2 s of snap_cpu here; it must outlast the 0.3 s before the snapshot request),
-# KM_MGMT=build/tests/tools/km-mgmt (the management socket's client).
+# KM_MGMT=$TOOLS/km-mgmt (the management socket's client; TOOLS defaults to build/tests/tools).
 
 SNAP_CYCLES=${SNAP_CYCLES:-50}
 SNAP_CPU_ITERATIONS=${SNAP_CPU_ITERATIONS:-250000000}
-SNAP_MGMT=${KM_MGMT:-$ROOT/build/tests/tools/km-mgmt}
+SNAP_MGMT=${KM_MGMT:-${TOOLS:-$ROOT/build/tests/tools}/km-mgmt}
+case $SNAP_MGMT in /*) ;; *) SNAP_MGMT=$PWD/$SNAP_MGMT ;; esac
 SNAP_FLAVOURS=(gcc musl)
 SNAP_NOT_KM_LINE="snapshot hypercall returned ENOSYS: not running under km"
 
@@ -78,6 +79,11 @@ snap_wait_line() {
 		sleep 0.05
 	done
 	return 1
+}
+
+# snap_verbose: true if the current test failed so far, or VERBOSE=1: then show its runs.
+snap_verbose() {
+	[ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]
 }
 
 # snap_show DIR...: command, stdout and stderr of runs, into the diagnostics.
@@ -224,7 +230,7 @@ snap_native() {
 			grep -q '^FAIL' "$d/run/out" && bad "FAIL lines before the hypercall"
 			[ -s "$d/run/err" ] && bad "stderr is not empty"
 			snap_expect_files "$d/cwd" ""
-			[ -n "$T_DIAG" ] && snap_show "$d/run"
+			snap_verbose && snap_show "$d/run"
 			end
 		done
 	done
@@ -289,8 +295,43 @@ snap_roundtrip() {
 			snap_expect_run "$d/resume2" "second resume (same file)" 0 "resumed from the snapshot+PASSED"
 			cmp -s "$d/state.snap" "$d/ref/state.snap" || bad "resuming changed the snapshot file"
 			cmp -s "$d/tmp/private.dat" "$d/ref/private.dat" || bad "private.dat changed on disk (a MAP_PRIVATE mapping of it was written)"
-			[ -n "$T_DIAG" ] && snap_show "$d/take" "$d/resume1" "$d/resume2"
+			snap_verbose && snap_show "$d/take" "$d/resume1" "$d/resume2"
 		fi
+		end
+	done
+}
+
+# --- resuming refused: what the snapshot refers to outside itself is gone ----------------------
+
+# A shared file mapping is mapped again from its file, which must be the same file (dev/ino); the
+# working directory must still exist. Otherwise: exit 1, one line naming what is missing, and
+# no guest output.
+snap_refused() {
+	local what test d
+	for what in shared-file-replaced cwd-removed; do
+		test="snapshot/resume-refused/$what"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/snap/refused/$what
+		mkdir -p "$d/tmp" "$d/cwd"
+		srun "$d/take" "$d/cwd" /dev/null "KM_E2E_SNAPENV=snapshot-time value" -- \
+			"$KM" --snapshot="$d/s.snap" "$GUESTS/musl/snap_state" snap "$d/tmp" 'two words' $'tab\there' ''
+		snap_expect_run "$d/take" "snapshot run" 0 $'state built\ntaking the snapshot'
+		local mention
+		if [ "$what" = shared-file-replaced ]; then
+			cp "$d/tmp/shared.dat" "$d/tmp/new" && mv "$d/tmp/new" "$d/tmp/shared.dat"
+			mention=shared.dat
+		else
+			mv "$d/tmp/cwd dir" "$d/tmp/moved"
+			mention="cwd dir"
+		fi
+		srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/s.snap"
+		[ "$RC" = 1 ] || bad "resume: exit status $(status_text "$RC"), expected 1"
+		[ "$(wc -l <"$d/resume/err")" = 1 ] || bad "resume: stderr has $(wc -l <"$d/resume/err") lines, expected one"
+		grep -qF "$mention" "$d/resume/err" || bad "resume: stderr does not mention '$mention'"
+		[ -s "$d/resume/out" ] && bad "resume: the guest ran (stdout is not empty)"
+		snap_expect_files "$d/cwd" ""
+		snap_verbose && snap_show "$d/take" "$d/resume"
 		end
 	done
 }
@@ -316,7 +357,7 @@ snap_keep() {
 		srun "$d/resume2" "$d/cwd" /dev/null -- "$KM" second.snap
 		snap_expect_run "$d/resume2" "resumed from second.snap" 0 "resumed from snapshot 2+PASSED"
 		snap_expect_files "$d/cwd" "keep.snap second.snap"
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume1" "$d/resume2"
+		snap_verbose && snap_show "$d/run" "$d/resume1" "$d/resume2"
 		end
 
 		test="snapshot/inspect/$flavour"
@@ -331,7 +372,7 @@ snap_keep() {
 			grep -qw keep "$d/inspect/out" || bad "the output does not show the argument 'keep'"
 			grep -qw first "$d/inspect/out" || bad "the output does not show the label 'first'"
 			cmp -s "$d/cwd/keep.snap" "$d/keep.ref" || bad "km --inspect changed the file"
-			[ -n "$T_DIAG" ] && snap_show "$d/inspect"
+			snap_verbose && snap_show "$d/inspect"
 		else
 			bad "no keep.snap from snapshot/keep-running/$flavour"
 		fi
@@ -364,7 +405,7 @@ snap_naming() {
 		snap_expect_files "$d/cwd" "kmsnap"
 		snap_resume_ok "$d/resume" kmsnap
 		snap_expect_files "$d/cwd" "kmsnap"
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume"
+		snap_verbose && snap_show "$d/run" "$d/resume"
 		end
 	fi
 
@@ -376,7 +417,7 @@ snap_naming() {
 		snap_expect_files "$d/cwd" "sub"
 		snap_expect_files "$d/cwd/sub" "my.snap"
 		snap_resume_ok "$d/resume" sub/my.snap
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume"
+		snap_verbose && snap_show "$d/run" "$d/resume"
 		end
 	fi
 
@@ -389,7 +430,7 @@ snap_naming() {
 		snap_expect_files "$d/other" "abs.snap"
 		snap_expect_files "$d/cwd" ""
 		snap_resume_ok "$d/resume" "$d/other/abs.snap"
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume"
+		snap_verbose && snap_show "$d/run" "$d/resume"
 		end
 	fi
 
@@ -404,7 +445,7 @@ snap_naming() {
 		[ "$(cat "$d/cwd/old.link")" = "an older file" ] || bad "the older file was overwritten in place"
 		snap_expect_files "$d/cwd" "old.link old.snap"
 		snap_resume_ok "$d/resume" old.snap
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume"
+		snap_verbose && snap_show "$d/run" "$d/resume"
 		end
 	fi
 
@@ -415,7 +456,7 @@ snap_naming() {
 		snap_expect_snapshot "$d/cwd/named.snap"
 		snap_expect_files "$d/cwd" "named.snap"
 		snap_resume_ok "$d/resume" named.snap
-		[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/resume"
+		snap_verbose && snap_show "$d/run" "$d/resume"
 		end
 	fi
 
@@ -427,7 +468,7 @@ snap_naming() {
 		[ -e "$d/no-such-dir" ] && bad "$d/no-such-dir was created"
 		snap_expect_files "$d" "cwd run"
 		snap_expect_files "$d/cwd" ""
-		[ -n "$T_DIAG" ] && snap_show "$d/run"
+		snap_verbose && snap_show "$d/run"
 		end
 	fi
 }
@@ -455,7 +496,7 @@ snap_cycles() {
 			snap_expect_files "$d/cwd" "cycle.snap"
 			[ "$(stat -c %a "$d/cwd/cycle.snap" 2>/dev/null)" = 600 ] || bad "after resume $i: cycle.snap is missing or not mode 600"
 		done
-		[ -n "$T_DIAG" ] && snap_show "$d/take" "$d/resume"
+		snap_verbose && snap_show "$d/take" "$d/resume"
 		end
 	done
 }
@@ -617,7 +658,7 @@ snap_cores() {
 			snap_check_core "$d/cwd/cores/segv.core" "$bin" "$d/gdb.out"
 			snap_expect_files "$d/cwd" "cores"
 			snap_expect_files "$d/cwd/cores" "segv.core"
-			[ -n "$T_DIAG" ] && snap_show "$d/run"
+			snap_verbose && snap_show "$d/run"
 			end
 		fi
 
@@ -638,7 +679,7 @@ snap_cores() {
 			srun "$d/run0" "$d/cwd0" /dev/null -- bash -c 'ulimit -S -c 0 && exec "$@"' core "$KM" "$bin"
 			snap_crash_run "$d/run0"
 			snap_expect_files "$d/cwd0" ""
-			[ -n "$T_DIAG" ] && snap_show "$d/run" "$d/run0"
+			snap_verbose && snap_show "$d/run" "$d/run0"
 			end
 		fi
 	done
@@ -701,7 +742,7 @@ snap_mgmt_tests() {
 				snap_expect_run "$d/stop-resume" "resumed run" 0 "$result"
 			fi
 			snap_expect_files "$d/cwd" ""
-			[ -n "$T_DIAG" ] && snap_show "$d/native" "$d/stop" "$d/stop-resume"
+			snap_verbose && snap_show "$d/native" "$d/stop" "$d/stop-resume"
 			end
 		fi
 
@@ -737,7 +778,7 @@ snap_mgmt_tests() {
 				snap_expect_run "$d/cont-resume" "resumed copy" 0 "$result"
 			fi
 			snap_expect_files "$d/cwd" ""
-			[ -n "$T_DIAG" ] && snap_show "$d/native" "$d/cont" "$d/cont-resume"
+			snap_verbose && snap_show "$d/native" "$d/cont" "$d/cont-resume"
 			end
 		fi
 
@@ -768,7 +809,7 @@ snap_mgmt_tests() {
 				snap_expect_run "$d/rstop-resume" "resumed run" 0 "got: hello from the resumed run"
 			fi
 			rm -f "$d/in.fifo"
-			[ -n "$T_DIAG" ] && snap_show "$d/rstop" "$d/rstop-resume"
+			snap_verbose && snap_show "$d/rstop" "$d/rstop-resume"
 			end
 		fi
 
@@ -799,7 +840,7 @@ snap_mgmt_tests() {
 				snap_expect_run "$d/rcont-resume" "resumed copy" 0 "got: a line for the copy"
 			fi
 			rm -f "$d/in.fifo"
-			[ -n "$T_DIAG" ] && snap_show "$d/rcont" "$d/rcont-resume"
+			snap_verbose && snap_show "$d/rcont" "$d/rcont-resume"
 			end
 		fi
 	done
@@ -1000,6 +1041,7 @@ snap_bad_input() {
 run_snapshot() {
 	snap_native
 	snap_roundtrip
+	snap_refused
 	snap_keep
 	snap_naming
 	snap_cycles
