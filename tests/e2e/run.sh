@@ -600,6 +600,8 @@ run_trace
 [ -n "${BUSYBOX:-}" ] || find_busybox || die "busybox-static is not installed (scripts/deps.sh installs it)"
 run_signals
 run_km_options
+. "$ROOT/tests/e2e/snapshot.sh"
+run_snapshot
 run_busybox
 
 echo
