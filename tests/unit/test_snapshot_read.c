@@ -1,0 +1,384 @@
+/*
+ * Unit tests for km_snapshot_read.c, the snapshot loader, on bad input.
+ *
+ * - Replays every file in tests/fuzz/regressions/ (inputs that once made the loader crash, hang
+ *   or leak, found by tests/fuzz/fuzz_snapshot.c) and tests/fuzz/corpus/ (the fuzzer's seeds:
+ *   real km snapshots and cores cut down to headers and notes, a kernel core file, ...): each
+ *   must be accepted, or refused with an error object whose message names the file.
+ * - Targeted corruptions of a real snapshot's headers and notes (the corpus seed
+ *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, format version
+ *   changed, km's notes renamed, two segments overlapping.
+ *
+ * The tests find tests/fuzz/ through $KM_SRC (the source tree) or, without it, by walking up
+ * from the working directory (make check runs from the repository root). No KVM is needed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "km_snapshot.h"
+
+#define SEED "snapshot-compact"
+#define PAGE 4096ul
+
+/* --- finding and reading files ----------------------------------------------------------- */
+
+/* The directory holding tests/fuzz/corpus: $KM_SRC, or the working directory or a parent. */
+static const char *src_root(void)
+{
+	static char root[PATH_MAX];
+	if (root[0] != '\0')
+		return root;
+	char probe[PATH_MAX + 32];
+	const char *env = getenv("KM_SRC");
+	if (env != NULL && env[0] != '\0') {
+		snprintf(root, sizeof(root), "%s", env);
+		return root;
+	}
+#ifdef KM_SRC_DIR
+	snprintf(probe, sizeof(probe), "%s/tests/fuzz/corpus", KM_SRC_DIR);
+	if (access(probe, R_OK) == 0) {
+		snprintf(root, sizeof(root), "%s", KM_SRC_DIR);
+		return root;
+	}
+#endif
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return NULL;
+	for (;;) {
+		snprintf(probe, sizeof(probe), "%s/tests/fuzz/corpus", cwd);
+		if (access(probe, R_OK) == 0) {
+			snprintf(root, sizeof(root), "%s", cwd);
+			return root;
+		}
+		char *slash = strrchr(cwd, '/');
+		if (slash == NULL || slash == cwd)
+			return NULL;
+		*slash = '\0';
+	}
+}
+
+/* tests/fuzz/<sub> under the source tree; fails the test if the tree cannot be found. */
+static const char *fuzz_dir(const char *sub)
+{
+	static char p[PATH_MAX + 64];
+	const char *root = src_root();
+	if (root == NULL)
+		fail_msg("cannot find tests/fuzz/corpus: set KM_SRC to the source tree");
+	snprintf(p, sizeof(p), "%s/tests/fuzz/%s", root, sub);
+	return p;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	uint8_t *buf = malloc((size_t)st.st_size + 1);
+	assert_non_null(buf);
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		assert_true(n > 0);
+		done += (size_t)n;
+	}
+	close(fd);
+	*len = done;
+	return buf;
+}
+
+/* tests/fuzz/corpus/<name> (to free). */
+static char *corpus_file(const char *name)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/%s", fuzz_dir("corpus"), name) < 0)
+		fail_msg("out of memory");
+	return p;
+}
+
+/* --- opening ----------------------------------------------------------------------------- */
+
+/* Opens `len` bytes as a snapshot called `name` (through a memfd, as the fuzz target does).
+ * Checks the error contract: 0 and no error, or -1 and an error whose message names the file.
+ * Returns rc; the message, if any, is copied to msg. */
+static int open_bytes(const void *bytes, size_t len, const char *name, char *msg, size_t msg_size)
+{
+	int fd = memfd_create("snapshot-test", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	km_snapshot_t *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	km_err_t *err = NULL;
+	int rc = km_snapshot_open_fd(fd, name, s, &err);
+	if (msg_size > 0)
+		msg[0] = '\0';
+	if (rc == 0) {
+		assert_null(err);
+		assert_true(s->nvmas > 0 && s->ncpus > 0);
+	} else {
+		assert_int_equal(rc, -1);
+		assert_non_null(err);
+		assert_non_null(err->msg);
+		if (strstr(err->msg, name) == NULL)
+			fail_msg("%s: message does not name the file: %s", name, err->msg);
+		if (msg_size > 0)
+			snprintf(msg, msg_size, "%s", err->msg);
+	}
+	km_snapshot_close(s);
+	free(s);
+	km_err_free(&err);
+	return rc;
+}
+
+/* Expects `bytes` refused with a message containing `part`. */
+static void expect_refused(const void *bytes, size_t len, const char *name, const char *part)
+{
+	char msg[1024];
+	if (open_bytes(bytes, len, name, msg, sizeof(msg)) == 0)
+		fail_msg("%s: accepted, expected an error containing '%s'", name, part);
+	if (strstr(msg, part) == NULL)
+		fail_msg("%s: expected '%s' in: %s", name, part, msg);
+}
+
+/* Replays every file of tests/fuzz/<sub>, by path (km_snapshot_open) and through a memfd.
+ * Returns how many there were. */
+static int replay_dir(const char *sub, bool must_exist)
+{
+	char dirpath[PATH_MAX + 64];
+	snprintf(dirpath, sizeof(dirpath), "%s", fuzz_dir(sub));
+	DIR *d = opendir(dirpath);
+	if (d == NULL) {
+		if (must_exist)
+			fail_msg("%s: %s", dirpath, strerror(errno));
+		return 0;
+	}
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[PATH_MAX + 320];
+		snprintf(path, sizeof(path), "%s/%s", dirpath, e->d_name);
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		print_message("  %s/%s\n", sub, e->d_name);
+
+		km_snapshot_t *s = calloc(1, sizeof(*s));
+		assert_non_null(s);
+		km_err_t *err = NULL;
+		int rc = km_snapshot_open(path, s, &err);
+		if (rc == 0) {
+			assert_null(err);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_non_null(err);
+			if (strstr(err->msg, path) == NULL)
+				fail_msg("%s: message does not name the file: %s", path, err->msg);
+		}
+		km_snapshot_close(s);
+		free(s);
+		km_err_free(&err);
+
+		size_t len;
+		uint8_t *bytes = read_file(path, &len);
+		assert_int_equal(open_bytes(bytes, len, e->d_name, NULL, 0), rc);
+		free(bytes);
+		count++;
+	}
+	closedir(d);
+	return count;
+}
+
+/* --- finding fields in a snapshot's bytes -------------------------------------------------- */
+
+static Elf64_Phdr *phdr(uint8_t *buf, size_t len, uint32_t type, int nth)
+{
+	Elf64_Ehdr eh;
+	assert_true(len >= sizeof(eh));
+	memcpy(&eh, buf, sizeof(eh));
+	assert_true(eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) <= len);
+	assert_true(eh.e_phoff % 8 == 0);
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + eh.e_phoff);
+	for (int i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == type && nth-- == 0)
+			return &ph[i];
+	return NULL;
+}
+
+/* The nth note of `owner` and `type` (type 0: any type): its header. *desc: its descriptor. */
+static Elf64_Nhdr *find_note(uint8_t *buf, size_t len, const char *owner, uint32_t type, int nth,
+			     uint8_t **desc)
+{
+	Elf64_Phdr *note = phdr(buf, len, PT_NOTE, 0);
+	assert_non_null(note);
+	assert_true(note->p_offset + note->p_filesz <= len);
+	size_t pos = note->p_offset, end = note->p_offset + note->p_filesz;
+	while (pos + sizeof(Elf64_Nhdr) <= end) {
+		Elf64_Nhdr *nh = (Elf64_Nhdr *)(buf + pos);
+		const char *name = (const char *)(nh + 1);
+		uint8_t *d = (uint8_t *)name + ((nh->n_namesz + 3) & ~3u);
+		if (strcmp(name, owner) == 0 && (type == 0 || nh->n_type == type) && nth-- == 0) {
+			*desc = d;
+			return nh;
+		}
+		pos = (size_t)(d - buf) + ((nh->n_descsz + 3) & ~3u);
+	}
+	return NULL;
+}
+
+static uint8_t *seed;
+static size_t seed_len;
+
+static int setup(void **state)
+{
+	(void)state;
+	char *path = corpus_file(SEED);
+	seed = read_file(path, &seed_len);
+	free(path);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(seed);
+	seed = NULL;
+	return 0;
+}
+
+/* --- tests ------------------------------------------------------------------------------ */
+
+static void test_replay_regressions(void **state)
+{
+	(void)state;
+	int n = replay_dir("regressions", false);
+	print_message("  %d regression inputs\n", n);
+}
+
+static void test_replay_corpus(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("corpus", true) > 0);
+}
+
+/* The seed the targeted tests corrupt is itself a snapshot the loader accepts. */
+static void test_seed_accepted(void **state)
+{
+	(void)state;
+	char msg[1024];
+	if (open_bytes(seed, seed_len, SEED, msg, sizeof(msg)) != 0)
+		fail_msg("%s refused: %s", SEED, msg);
+}
+
+static void test_truncated(void **state)
+{
+	(void)state;
+	static const char *const seeds[] = {SEED, "snapshot-filemaps-compact", "kmcore-compact"};
+	for (size_t k = 0; k < sizeof(seeds) / sizeof(seeds[0]); k++) {
+		char *path = corpus_file(seeds[k]);
+		size_t len;
+		uint8_t *bytes = read_file(path, &len);
+		free(path);
+		for (size_t cut = 0; cut < len; cut += 64) {
+			char name[128];
+			snprintf(name, sizeof(name), "%s-cut-at-%zu", seeds[k], cut);
+			char msg[1024];
+			if (open_bytes(bytes, cut, name, msg, sizeof(msg)) == 0)
+				fail_msg("%s accepted", name);
+		}
+		free(bytes);
+	}
+}
+
+static void test_version(void **state)
+{
+	(void)state;
+	uint8_t *desc;
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
+	uint32_t v = KM_SNAPSHOT_VERSION + 41;
+	memcpy(desc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
+	expect_refused(seed, seed_len, "future-version", "version 42");
+	v = 0;
+	memcpy(desc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
+	expect_refused(seed, seed_len, "version-zero", "version 0");
+}
+
+static void test_not_km(void **state)
+{
+	(void)state;
+	uint8_t *desc;
+	Elf64_Nhdr *nh;
+	int renamed = 0;
+	while ((nh = find_note(seed, seed_len, KM_NOTE_OWNER, 0, 0, &desc)) != NULL) {
+		memcpy((char *)(nh + 1), "XX", 2);
+		renamed++;
+	}
+	assert_true(renamed >= 5);
+	expect_refused(seed, seed_len, "no-km-notes", "not a km snapshot");
+}
+
+/* Two PT_LOADs (and their NT_KM_VMA notes) made to overlap: the first grows to two pages, the
+ * second starts in its second page. */
+static void test_overlap(void **state)
+{
+	(void)state;
+	uint8_t *d0, *d1;
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_VMA, 0, &d0));
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_VMA, 1, &d1));
+	Elf64_Phdr *p0 = phdr(seed, seed_len, PT_LOAD, 0), *p1 = phdr(seed, seed_len, PT_LOAD, 1);
+	assert_non_null(p0);
+	assert_non_null(p1);
+	km_nt_vma_t v0, v1;
+	memcpy(&v0, d0, sizeof(v0));
+	memcpy(&v1, d1, sizeof(v1));
+	assert_true(seed_len >= 2 * PAGE);
+	v0.end = v0.start + 2 * PAGE;
+	p0->p_memsz = 2 * PAGE;
+	p0->p_filesz = v0.saved ? 2 * PAGE : 0;
+	v1.start = v0.start + PAGE;
+	v1.end = v1.start + PAGE;
+	p1->p_vaddr = v1.start;
+	p1->p_memsz = PAGE;
+	memcpy(d0, &v0, sizeof(v0));
+	memcpy(d1, &v1, sizeof(v1));
+	expect_refused(seed, seed_len, "overlapping-segments", "overlap");
+
+	/* The same start twice. */
+	v1.start = v0.start;
+	v1.end = v1.start + PAGE;
+	p1->p_vaddr = v1.start;
+	memcpy(d1, &v1, sizeof(v1));
+	expect_refused(seed, seed_len, "same-start", "overlap");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replay_regressions),
+		cmocka_unit_test(test_replay_corpus),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_seed_accepted),
+		T(test_truncated),
+		T(test_version),
+		T(test_not_km),
+		T(test_overlap),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
