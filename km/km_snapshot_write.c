@@ -172,18 +172,17 @@ static void add_nt_file(notebuf_t *nb, km_mm_t *mm)
 	uint8_t *d = note_add(nb, "CORE", NT_FILE, NULL, len);
 	if (d == NULL)
 		return;
-	uint64_t *w = (uint64_t *)d;
-	w[0] = count;
-	w[1] = PAGE;
-	w += 2;
+	uint64_t head[2] = {count, PAGE};
+	memcpy(d, head, sizeof(head)); /* descriptors are only 4-byte aligned */
+	uint8_t *w = d + sizeof(head);
 	char *str = (char *)(d + 16 + count * 24);
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
 		if (v->path == NULL)
 			continue;
-		*w++ = v->start;
-		*w++ = v->end;
-		*w++ = v->offset / PAGE;
+		uint64_t entry[3] = {v->start, v->end, v->offset / PAGE};
+		memcpy(w, entry, sizeof(entry));
+		w += sizeof(entry);
 		size_t n = strlen(v->path) + 1;
 		memcpy(str, v->path, n);
 		str += n;
@@ -205,19 +204,13 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 		uint8_t *d = note_add(nb, KM_NOTE_OWNER, NT_KM_VMA, NULL, sizeof(km_nt_vma_t) + padded);
 		if (d == NULL)
 			return;
-		km_nt_vma_t *n = (km_nt_vma_t *)d;
-		n->start = v->start;
-		n->end = v->end;
-		n->prot = (uint32_t)v->prot;
-		n->flags = (uint32_t)v->flags;
-		n->kind = (uint32_t)v->kind;
-		n->saved = vma_saved(v);
-		n->offset = v->offset;
-		n->dev = v->dev;
-		n->ino = v->ino;
-		n->path_len = (uint32_t)padded;
+		/* descriptors are only 4-byte aligned: build the record aside, then copy it in */
+		km_nt_vma_t n = {.start = v->start, .end = v->end, .prot = (uint32_t)v->prot,
+				 .flags = (uint32_t)v->flags, .kind = (uint32_t)v->kind, .saved = vma_saved(v),
+				 .offset = v->offset, .dev = v->dev, .ino = v->ino, .path_len = (uint32_t)padded};
+		memcpy(d, &n, sizeof(n));
 		if (plen)
-			memcpy(d + sizeof(*n), v->path, plen);
+			memcpy(d + sizeof(n), v->path, plen);
 	}
 }
 
