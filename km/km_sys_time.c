@@ -49,7 +49,41 @@ KM_SYSCALL(time)
 	return t;
 }
 
-/* Sleeps with the request copied in first, so a bad pointer fails before any sleeping. */
+static struct timespec ts_add(struct timespec a, struct timespec b)
+{
+	a.tv_sec += b.tv_sec;
+	a.tv_nsec += b.tv_nsec;
+	if (a.tv_nsec >= 1000000000) {
+		a.tv_sec++;
+		a.tv_nsec -= 1000000000;
+	}
+	return a;
+}
+
+static struct timespec ts_until(struct timespec deadline, struct timespec now)
+{
+	struct timespec r = {deadline.tv_sec - now.tv_sec, deadline.tv_nsec - now.tv_nsec};
+	if (r.tv_nsec < 0) {
+		r.tv_sec--;
+		r.tv_nsec += 1000000000;
+	}
+	return r.tv_sec < 0 ? (struct timespec){0, 0} : r;
+}
+
+/* The deadline of a relative sleep: a fresh one, or the one a kick interrupted when the program
+ * makes the same call again (restarted by km after a snapshot). */
+static struct timespec sleep_deadline(km_vcpu_t *v, clockid_t clk, uint64_t req_gva, struct timespec req)
+{
+	struct timespec now;
+	clock_gettime(clk, &now);
+	bool same = v->sleep_restart.valid && v->sleep_restart.rip == v->user.rip &&
+		    v->sleep_restart.req_gva == req_gva && v->sleep_restart.clk == clk;
+	v->sleep_restart.valid = false;
+	return same ? v->sleep_restart.deadline : ts_add(now, req);
+}
+
+/* Sleeps with the request copied in first, so a bad pointer fails before any sleeping. Relative
+ * sleeps run to an absolute deadline, which survives km restarting the call. */
 static long do_sleep(km_vcpu_t *v, clockid_t clk, int flags, uint64_t req_gva, uint64_t rem_gva)
 {
 	struct timespec req, rem;
@@ -57,10 +91,22 @@ static long do_sleep(km_vcpu_t *v, clockid_t clk, int flags, uint64_t req_gva, u
 		return -EFAULT;
 	if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0)
 		return -EINVAL;
-	int rc = clock_nanosleep(clk, flags, &req, &rem);
-	if (rc == EINTR && rem_gva != 0 && !(flags & TIMER_ABSTIME) &&
-	    km_copy_to_guest(MM(v), rem_gva, &rem, sizeof(rem)) < 0)
-		return -EFAULT;
+	struct timespec deadline = req;
+	if (!(flags & TIMER_ABSTIME))
+		deadline = sleep_deadline(v, clk, req_gva, req);
+	int rc = clock_nanosleep(clk, TIMER_ABSTIME, &deadline, NULL);
+	if (rc == EINTR && !(flags & TIMER_ABSTIME)) {
+		v->sleep_restart.valid = true;
+		v->sleep_restart.rip = v->user.rip;
+		v->sleep_restart.req_gva = req_gva;
+		v->sleep_restart.clk = clk;
+		v->sleep_restart.deadline = deadline;
+		struct timespec now;
+		clock_gettime(clk, &now);
+		rem = ts_until(deadline, now);
+		if (rem_gva != 0 && km_copy_to_guest(MM(v), rem_gva, &rem, sizeof(rem)) < 0)
+			return -EFAULT;
+	}
 	return -rc;
 }
 

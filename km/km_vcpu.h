@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "km_error.h"
 
@@ -46,6 +47,14 @@ typedef struct km_vcpu {
 	/* The program's registers at the syscall being handled, as they will be when it returns
 	 * (rip after the syscall instruction, rflags from r11, rsp from the exception frame). */
 	struct kvm_regs user;
+	/* A relative sleep km interrupted (kick) and the program will make again: it ends at the
+	 * same deadline, not a full interval later. */
+	struct {
+		bool valid;
+		uint64_t rip, req_gva;
+		clockid_t clk;
+		struct timespec deadline;
+	} sleep_restart;
 } km_vcpu_t;
 
 /* Creates vCPU `id` of guest g: KVM vCPU, CPUID, control registers, long mode segments, GDT/TSS

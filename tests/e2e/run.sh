@@ -48,7 +48,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/km-e2e.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
-ulimit -c 0 # crash tests must not litter core files
+ulimit -S -c 0 # crash tests must not litter core files (soft only: root here cannot raise a hard limit again)
 # Native stack overflow needs a finite stack limit to end in SIGSEGV rather than eat memory.
 if [ "$(ulimit -s)" = unlimited ] || [ "$(ulimit -s)" -gt 65536 ]; then
 	ulimit -s 8192
