@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "km_mm.h"
+#include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
 #define MAX_NOTES_LEN (64ul << 20)
@@ -189,9 +190,14 @@ static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 	if (s->ncpus == 0 || s->ncpus != s->proc.nvcpus)
 		return km_err_set(err, 0, "%s: corrupt snapshot: %u vCPU notes for %u vCPUs", name, s->ncpus,
 				  s->proc.nvcpus);
-	for (uint32_t i = 0; i < s->ncpus; i++)
+	uint8_t seen[KM_MAX_VCPUS] = {0};
+	for (uint32_t i = 0; i < s->ncpus; i++) {
+		uint32_t id = s->cpus[i].km.vcpu_id;
 		if (s->cpus[i].xsave == NULL)
 			return km_err_set(err, 0, "%s: corrupt snapshot: vCPU %u has no FPU state", name, i);
+		if (id >= KM_MAX_VCPUS || seen[id]++)
+			return km_err_set(err, 0, "%s: corrupt snapshot: bad or repeated vCPU id %u", name, id);
+	}
 	if (s->sigactions == NULL || s->exe_path == NULL || s->auxv == NULL || s->guest.user_top == 0)
 		return km_err_set(err, 0, "%s: corrupt snapshot: process notes missing", name);
 	return 0;
