@@ -200,6 +200,10 @@ static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 	}
 	if (s->sigactions == NULL || s->exe_path == NULL || s->auxv == NULL || s->guest.user_top == 0)
 		return km_err_set(err, 0, "%s: corrupt snapshot: process notes missing", name);
+	const km_nt_proc_t *p = &s->proc;
+	if ((p->brk_start & (KM_PAGE_SIZE - 1)) || p->brk_start > p->brk_cur || p->brk_cur > KM_USER_TOP ||
+	    p->mmap_base > KM_USER_TOP || p->stack_top > KM_USER_TOP || (p->umask & ~0777u))
+		return km_err_set(err, 0, "%s: corrupt snapshot: process layout out of range", name);
 	return 0;
 }
 
