@@ -71,6 +71,7 @@ typedef struct km_guest {
 	km_err_t *snap_err;
 	bool snap_done;
 	int snap_rc;
+	bool snap_posted; /* a request waits: read without the lock on every syscall (atomics) */
 
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */

@@ -24,6 +24,7 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	g->snap_res = res;
 	g->snap_done = false;
 	g->snap_err = NULL;
+	__atomic_store_n(&g->snap_posted, true, __ATOMIC_RELEASE);
 	for (int i = 0; i < g->nvcpus; i++)
 		km_vcpu_kick(g->vcpus[i]);
 	while (!g->snap_done)
@@ -45,6 +46,7 @@ static void finish(km_guest_t *g, int rc, km_err_t *err)
 	g->snap_rc = rc;
 	g->snap_err = err;
 	g->snap_done = true;
+	__atomic_store_n(&g->snap_posted, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&g->snap_done_cond);
 }
 
@@ -86,8 +88,6 @@ void km_snapshot_cancel(km_guest_t *g)
 
 bool km_snapshot_pending(km_guest_t *g)
 {
-	pthread_mutex_lock(&g->snap_lock);
-	bool p = g->snap_req != NULL && !g->snap_done;
-	pthread_mutex_unlock(&g->snap_lock);
-	return p;
+	/* On every syscall: a plain atomic load; km_snapshot_serve re-checks under the lock. */
+	return __atomic_load_n(&g->snap_posted, __ATOMIC_ACQUIRE);
 }
