@@ -7,7 +7,7 @@
  *   must be accepted, or refused with an error object whose message names the file.
  * - Targeted corruptions of a real snapshot's headers and notes (the corpus seed
  *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, format version
- *   changed, km's notes renamed, two segments overlapping.
+ *   changed, km's notes renamed, two segments overlapping, vCPU ids out of range.
  *
  * The tests find tests/fuzz/ through $KM_SRC (the source tree) or, without it, by walking up
  * from the working directory (make check runs from the repository root). No KVM is needed.
@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
 #define SEED "snapshot-compact"
@@ -368,6 +369,28 @@ static void test_overlap(void **state)
 	expect_refused(seed, seed_len, "same-start", "overlap");
 }
 
+/* A vCPU id indexes the runtime region (per-vCPU GDT, TSS, stacks): before the loader checked
+ * it, ids 256..4095 were accepted, KVM created the vCPU and km wrote its GDT/TSS past the
+ * runtime's vCPU area; the guest triple-faulted. */
+static void test_vcpu_id(void **state)
+{
+	(void)state;
+	uint8_t *desc;
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_CPU, 0, &desc));
+	static const uint32_t bad[] = {KM_MAX_VCPUS, 600, 4095, 0xffffffffu};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(desc + offsetof(km_nt_cpu_t, vcpu_id), &bad[i], sizeof(bad[i]));
+		char name[64];
+		snprintf(name, sizeof(name), "vcpu-id-%u", bad[i]);
+		expect_refused(seed, seed_len, name, "vCPU id");
+	}
+	uint32_t last = KM_MAX_VCPUS - 1;
+	memcpy(desc + offsetof(km_nt_cpu_t, vcpu_id), &last, sizeof(last));
+	char msg[1024];
+	if (open_bytes(seed, seed_len, "vcpu-id-255", msg, sizeof(msg)) != 0)
+		fail_msg("vCPU id %u refused: %s", last, msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +402,7 @@ int main(void)
 		T(test_version),
 		T(test_not_km),
 		T(test_overlap),
+		T(test_vcpu_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
