@@ -33,7 +33,7 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km guests tools deps check test unit e2e demo asan bench clean
+.PHONY: all km guests tools deps check test unit e2e demo asan bench fuzz clean
 all: km guests tools
 km: $(BUILD)/bin/km
 
@@ -98,6 +98,15 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD)) KM=$(abspath $(BUILD)/bin/km)
+
+# make fuzz [FUZZ_SECONDS=600]: libFuzzer on the snapshot loader (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 300
+fuzz: $(BUILD)/gen/km_syscall_names.h
+	@tests/fuzz/build.sh build/fuzz/fuzz_snapshot
+	@mkdir -p build/fuzz/work build/fuzz/artifacts
+	build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -use_value_profile=1 \
+		-dict=tests/fuzz/snapshot.dict -artifact_prefix=build/fuzz/artifacts/ \
+		-max_total_time=$(FUZZ_SECONDS) build/fuzz/work tests/fuzz/corpus
 
 clean:
 	rm -rf build
