@@ -7,7 +7,8 @@
  *   must be accepted, or refused with an error object whose message names the file.
  * - Targeted corruptions of a real snapshot's headers and notes (the corpus seed
  *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, format version
- *   changed, km's notes renamed, two segments overlapping, vCPU ids out of range.
+ *   changed, km's notes renamed, two segments overlapping, vCPU ids out of range or repeated,
+ *   the most vCPU and XSAVE notes the loader takes and one more, an oversized NT_AUXV.
  *
  * The tests find tests/fuzz/ through $KM_SRC (the source tree) or, without it, by walking up
  * from the working directory (make check runs from the repository root). No KVM is needed.
@@ -391,6 +392,118 @@ static void test_vcpu_id(void **state)
 		fail_msg("vCPU id %u refused: %s", last, msg);
 }
 
+/* Appends a note (owner, type, desc) to `*buf`, whose notes must end the file (true of the
+ * compacted corpus seeds), and grows PT_NOTE to take it. */
+static void append_note(uint8_t **buf, size_t *len, const char *owner, uint32_t type, const void *desc,
+			size_t desc_len)
+{
+	Elf64_Phdr *note = phdr(*buf, *len, PT_NOTE, 0);
+	assert_non_null(note);
+	assert_int_equal(note->p_offset + note->p_filesz, *len);
+	Elf64_Nhdr nh = {.n_namesz = (uint32_t)strlen(owner) + 1, .n_descsz = (uint32_t)desc_len, .n_type = type};
+	size_t name_pad = (nh.n_namesz + 3) & ~3u, desc_pad = (desc_len + 3) & ~(size_t)3;
+	size_t add = sizeof(nh) + name_pad + desc_pad;
+	uint8_t *b = realloc(*buf, *len + add);
+	assert_non_null(b);
+	memset(b + *len, 0, add);
+	memcpy(b + *len, &nh, sizeof(nh));
+	memcpy(b + *len + sizeof(nh), owner, nh.n_namesz);
+	memcpy(b + *len + sizeof(nh) + name_pad, desc, desc_len);
+	*buf = b;
+	*len += add;
+	note = phdr(*buf, *len, PT_NOTE, 0);
+	note->p_filesz += add;
+}
+
+/* The seed with `ncpu` NT_KM_CPU notes (ids from ids[], or 0, 1, 2, ... when NULL), `nxsave`
+ * NT_X86_XSTATE notes and NT_KM_PROC.nvcpus = ncpu. */
+static uint8_t *with_cpus(uint32_t ncpu, uint32_t nxsave, const uint32_t *ids, size_t *len)
+{
+	uint8_t *buf = malloc(seed_len), *desc;
+	assert_non_null(buf);
+	memcpy(buf, seed, seed_len);
+	*len = seed_len;
+	Elf64_Nhdr *xh = find_note(buf, *len, "LINUX", NT_X86_XSTATE, 0, &desc);
+	assert_non_null(xh);
+	size_t xlen = xh->n_descsz;
+	uint8_t *xsave = malloc(xlen);
+	assert_non_null(xsave);
+	memcpy(xsave, desc, xlen);
+	assert_non_null(find_note(buf, *len, KM_NOTE_OWNER, NT_KM_CPU, 0, &desc));
+	km_nt_cpu_t cpu;
+	memcpy(&cpu, desc, sizeof(cpu));
+	cpu.vcpu_id = ids != NULL ? ids[0] : 0;
+	memcpy(desc, &cpu, sizeof(cpu));
+	for (uint32_t i = 1; i < ncpu; i++) {
+		cpu.vcpu_id = ids != NULL ? ids[i] : i;
+		append_note(&buf, len, KM_NOTE_OWNER, NT_KM_CPU, &cpu, sizeof(cpu));
+	}
+	for (uint32_t i = 1; i < nxsave; i++)
+		append_note(&buf, len, "LINUX", NT_X86_XSTATE, xsave, xlen);
+	free(xsave);
+	assert_non_null(find_note(buf, *len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
+	memcpy(desc + offsetof(km_nt_proc_t, nvcpus), &ncpu, sizeof(ncpu));
+	return buf;
+}
+
+/* The edges of the loader's fixed arrays: KM_SNAP_MAX_VCPUS vCPU and XSAVE notes fit, one more
+ * of either is refused; a vCPU without FPU state and a repeated id are refused. */
+static void test_many_cpus(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *b = with_cpus(KM_SNAP_MAX_VCPUS, KM_SNAP_MAX_VCPUS, NULL, &len);
+	char msg[1024];
+	if (open_bytes(b, len, "256-vcpus", msg, sizeof(msg)) != 0)
+		fail_msg("256 vCPUs refused: %s", msg);
+	free(b);
+
+	b = with_cpus(KM_SNAP_MAX_VCPUS + 1, KM_SNAP_MAX_VCPUS + 1, NULL, &len);
+	expect_refused(b, len, "257-vcpus", "bad NT_KM_CPU note");
+	free(b);
+
+	b = with_cpus(1, KM_SNAP_MAX_VCPUS + 1, NULL, &len);
+	expect_refused(b, len, "257-xsave-notes", "bad NT_X86_XSTATE note");
+	free(b);
+
+	b = with_cpus(2, 1, NULL, &len);
+	expect_refused(b, len, "2-vcpus-1-xsave", "no FPU state");
+	free(b);
+
+	static const uint32_t twice[] = {7, 7};
+	b = with_cpus(2, 2, twice, &len);
+	expect_refused(b, len, "repeated-vcpu-id", "repeated vCPU id 7");
+	free(b);
+
+	static const uint32_t two[] = {0, 1};
+	b = with_cpus(2, 2, two, &len);
+	if (open_bytes(b, len, "2-vcpus", msg, sizeof(msg)) != 0)
+		fail_msg("2 vCPUs refused: %s", msg);
+	free(b);
+}
+
+/* A second NT_AUXV of 4112 bytes (past the loader's 4096) and one of odd size. */
+static void test_auxv(void **state)
+{
+	(void)state;
+	size_t len = seed_len;
+	uint8_t *b = malloc(len);
+	assert_non_null(b);
+	memcpy(b, seed, len);
+	static uint8_t big[4112];
+	append_note(&b, &len, "CORE", NT_AUXV, big, sizeof(big));
+	expect_refused(b, len, "big-auxv", "bad NT_AUXV note");
+	free(b);
+
+	len = seed_len;
+	b = malloc(len);
+	assert_non_null(b);
+	memcpy(b, seed, len);
+	append_note(&b, &len, "CORE", NT_AUXV, big, 24);
+	expect_refused(b, len, "odd-auxv", "bad NT_AUXV note");
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +516,8 @@ int main(void)
 		T(test_not_km),
 		T(test_overlap),
 		T(test_vcpu_id),
+		T(test_many_cpus),
+		T(test_auxv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
