@@ -6,6 +6,8 @@
  *   make_seeds compact IN OUT   every mapping shrunk to one page (the stack keeps its top page,
  *                               others their first) and every saved PT_LOAD pointed at file
  *                               offset 0: a file of headers + notes that the loader accepts
+ *   make_seeds compact2 IN OUT  the same with a second vCPU (copies of the NT_KM_CPU and
+ *                               NT_X86_XSTATE notes, vCPU id 1, NT_KM_PROC.nvcpus = 2)
  *   make_seeds notes IN OUT     the file cut right after its notes: every check but the last
  *                               (segments inside the file) passes
  *   make_seeds nokm IN OUT      the file cut after its notes, with every note of owner "KM"
@@ -15,6 +17,7 @@
  */
 #include <elf.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +60,12 @@ int main(int argc, char **argv)
 		die("cannot read headers and notes");
 	fclose(in);
 	size_t out_len = end;
+	bool two = strcmp(mode, "compact2") == 0;
+	if (two)
+		mode = "compact";
+	const uint8_t *cpu = NULL, *xsave = NULL; /* notes to copy, whole (header, owner, desc) */
+	size_t cpu_len = 0, xsave_len = 0;
+	uint8_t *proc = NULL;
 
 	/* Walk the notes: rename or shrink km's. */
 	size_t pos = (size_t)note->p_offset, k = 0;
@@ -89,7 +98,30 @@ int main(int argc, char **argv)
 			load->p_filesz = v.saved ? PAGE : 0;
 			k++;
 		}
-		pos += sizeof(nh) + ((nh.n_namesz + 3) & ~3u) + ((nh.n_descsz + 3) & ~3u);
+		size_t whole = sizeof(nh) + ((nh.n_namesz + 3) & ~3u) + ((nh.n_descsz + 3) & ~3u);
+		if (km && nh.n_type == NT_KM_CPU && cpu == NULL)
+			cpu = buf + pos, cpu_len = whole;
+		if (km && nh.n_type == NT_KM_PROC)
+			proc = desc;
+		if (nh.n_namesz == 6 && strcmp(owner, "LINUX") == 0 && nh.n_type == NT_X86_XSTATE && xsave == NULL)
+			xsave = buf + pos, xsave_len = whole;
+		pos += whole;
+	}
+	if (two) {
+		if (cpu == NULL || xsave == NULL || proc == NULL || end != out_len)
+			die("compact2: no NT_KM_CPU, NT_X86_XSTATE or NT_KM_PROC note, or notes not at the end");
+		uint8_t *nb = calloc(1, (out_len < PAGE ? PAGE : out_len) + cpu_len + xsave_len);
+		memcpy(nb, buf, out_len);
+		memcpy(nb + out_len, cpu, cpu_len);
+		memcpy(nb + out_len + cpu_len, xsave, xsave_len);
+		uint32_t id = 1, n = 2;
+		/* The copy's descriptor follows its header and the owner "KM\0" padded to 4. */
+		memcpy(nb + out_len + sizeof(Elf64_Nhdr) + 4 + offsetof(km_nt_cpu_t, vcpu_id), &id, sizeof(id));
+		memcpy(nb + (proc - buf) + offsetof(km_nt_proc_t, nvcpus), &n, sizeof(n));
+		out_len += cpu_len + xsave_len;
+		note->p_filesz += cpu_len + xsave_len;
+		free(buf);
+		buf = nb;
 	}
 	if (strcmp(mode, "compact") == 0) {
 		memcpy(buf + eh.e_phoff, ph, eh.e_phnum * sizeof(*ph));
