@@ -3,6 +3,7 @@
 set -euo pipefail
 KM=${1:-build/bin/km}
 cd "$(dirname "$0")/.."
+KM=$(realpath "$KM")
 GUESTS=build/tests/guests
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
@@ -45,7 +46,25 @@ show "$KM README.md"
 "$KM" README.md 2>&1 | sed 's/^/    /'
 set -e
 
-step "7. Start-up cost: 20 runs of hello, native then under km"
+step "7. Snapshot a running program from outside, resume it later, elsewhere"
+DEMO=$(mktemp -d)
+trap 'rm -rf "$DEMO"' EXIT
+show "$KM --mgmt=\$DEMO/km.sock $GUESTS/gcc/snap_cpu 250000000 &     # CPU-bound, a few seconds"
+"$KM" --mgmt="$DEMO/km.sock" "$GUESTS/gcc/snap_cpu" 250000000 > "$DEMO/original.out" &
+kmpid=$!
+build/tests/tools/km-mgmt --wait-socket 5 "$DEMO/km.sock" status > /dev/null
+sleep 0.5
+show "km-mgmt \$DEMO/km.sock snapshot path=\$DEMO/warm.snap mode=continue"
+build/tests/tools/km-mgmt "$DEMO/km.sock" snapshot "path=$DEMO/warm.snap" mode=continue | sed 's/^/    /'
+wait $kmpid
+echo "    the original run finished: $(tail -1 "$DEMO/original.out")"
+show "$KM --inspect \$DEMO/warm.snap"
+"$KM" --inspect "$DEMO/warm.snap" | sed -n '1,4p;/^threads/,/^  vcpu/p' | sed 's/^/    /'
+show "cd / && KM_TIMING=1 $KM \$DEMO/warm.snap      # resume: same answer"
+(cd / && KM_TIMING=1 "$KM" "$DEMO/warm.snap") 2>&1 | sed 's/^/    /'
+echo "    disk use of the snapshot: $(du -h "$DEMO/warm.snap" | cut -f1) (untouched memory is holes)"
+
+step "8. Start-up cost: 20 runs of hello, native then under km"
 t0=$(date +%s%N); for _ in $(seq 20); do "$GUESTS/musl/hello" >/dev/null; done; t1=$(date +%s%N)
 for _ in $(seq 20); do "$KM" "$GUESTS/musl/hello" >/dev/null; done; t2=$(date +%s%N)
 awk -v a="$t0" -v b="$t1" -v c="$t2" \
