@@ -15,6 +15,16 @@
 
 extern char **environ;
 
+#if defined(__SANITIZE_ADDRESS__)
+/* ASan zeroes RLIMIT_CORE in the processes it runs, which would silence km's own core files
+ * (kmcore) in the sanitizer build; km never dumps its own core, so let the limit be. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "disable_coredump=0";
+}
+#endif
+
 /* Tells how the guest ended, as a shell would, and gives km's exit status. */
 static int report_end(const km_guest_t *g, const char *prog)
 {
