@@ -28,6 +28,7 @@ test -s km.core
 "$B/make_seeds" compact plain.snap "$OUT/snapshot-compact"
 "$B/make_seeds" compact file.snap "$OUT/snapshot-filemaps-compact"
 "$B/make_seeds" compact2 plain.snap "$OUT/snapshot-2vcpus-compact"
+"$B/make_seeds" compact-strings-last file.snap "$OUT/snapshot-strings-last-compact"
 "$B/make_seeds" compact km.core "$OUT/kmcore-compact"
 "$B/make_seeds" notes file.snap "$OUT/snapshot-notes-only"
 "$B/make_seeds" nokm file.snap "$OUT/snapshot-km-notes-renamed"

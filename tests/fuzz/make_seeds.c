@@ -8,6 +8,10 @@
  *                               offset 0: a file of headers + notes that the loader accepts
  *   make_seeds compact2 IN OUT  the same with a second vCPU (copies of the NT_KM_CPU and
  *                               NT_X86_XSTATE notes, vCPU id 1, NT_KM_PROC.nvcpus = 2)
+ *   make_seeds compact-strings-last IN OUT
+ *                               compact, with NT_KM_STRINGS moved to the end of the notes: a
+ *                               string read that misses its end runs off the loader's buffer
+ *                               (where ASan sees it) instead of into the next note
  *   make_seeds notes IN OUT     the file cut right after its notes: every check but the last
  *                               (segments inside the file) passes
  *   make_seeds nokm IN OUT      the file cut after its notes, with every note of owner "KM"
@@ -61,8 +65,10 @@ int main(int argc, char **argv)
 	fclose(in);
 	size_t out_len = end;
 	bool two = strcmp(mode, "compact2") == 0;
-	if (two)
+	bool strings_last = strcmp(mode, "compact-strings-last") == 0;
+	if (two || strings_last)
 		mode = "compact";
+	size_t strings_at = 0, strings_len = 0;
 	const uint8_t *cpu = NULL, *xsave = NULL; /* notes to copy, whole (header, owner, desc) */
 	size_t cpu_len = 0, xsave_len = 0;
 	uint8_t *proc = NULL;
@@ -103,6 +109,8 @@ int main(int argc, char **argv)
 			cpu = buf + pos, cpu_len = whole;
 		if (km && nh.n_type == NT_KM_PROC)
 			proc = desc;
+		if (km && nh.n_type == NT_KM_STRINGS)
+			strings_at = pos, strings_len = whole;
 		if (nh.n_namesz == 6 && strcmp(owner, "LINUX") == 0 && nh.n_type == NT_X86_XSTATE && xsave == NULL)
 			xsave = buf + pos, xsave_len = whole;
 		pos += whole;
@@ -122,6 +130,15 @@ int main(int argc, char **argv)
 		note->p_filesz += cpu_len + xsave_len;
 		free(buf);
 		buf = nb;
+	}
+	if (strings_last) {
+		if (strings_len == 0 || strings_at + strings_len > end)
+			die("compact-strings-last: no NT_KM_STRINGS note");
+		uint8_t *tmp = malloc(strings_len);
+		memcpy(tmp, buf + strings_at, strings_len);
+		memmove(buf + strings_at, buf + strings_at + strings_len, end - strings_at - strings_len);
+		memcpy(buf + end - strings_len, tmp, strings_len);
+		free(tmp);
 	}
 	if (strcmp(mode, "compact") == 0) {
 		memcpy(buf + eh.e_phoff, ph, eh.e_phnum * sizeof(*ph));
