@@ -131,9 +131,24 @@ static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
 	return 0;
 }
 
-/* Walks all notes, filling s. Returns 0, or -1 with *why. */
+/* True if the notes hold km's process note: a core km did not write is "not a km snapshot",
+ * whatever its own notes look like (a kernel core's XSAVE note is larger than km accepts). */
+static bool has_km_proc(const km_snapshot_t *s)
+{
+	size_t pos = 0;
+	bool bad = false;
+	note_t n;
+	while (next_note(s->notes, s->notes_len, &pos, &n, &bad))
+		if (strcmp(n.owner, KM_NOTE_OWNER) == 0 && n.type == NT_KM_PROC)
+			return true;
+	return false;
+}
+
+/* Walks all notes, filling s. Returns 0, -1 with *why, or -2 if the file has no km notes. */
 static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 {
+	if (!has_km_proc(s))
+		return *why = "no NT_KM_PROC note", -2;
 	size_t pos = 0, nv = 0;
 	uint32_t nxsave = 0, nproc = 0;
 	bool bad = false;

@@ -15,6 +15,8 @@ packages=(
 	gdb                  # snapshot/core tests read files with gdb
 	hyperfine            # benchmarks
 	strace               # comparing --trace with the real thing while debugging
+	clang                # make fuzz: libFuzzer ...
+	libclang-rt-14-dev   # ... and its runtimes (fuzzer, ASan, UBSan)
 )
 
 missing=()
