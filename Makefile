@@ -103,7 +103,8 @@ bench: deps
 FUZZ_SECONDS ?= 300
 # One process, not -jobs: -jobs writes fuzz-N.log into the working directory and hides crashes
 # from the exit status (77 crash or leak, 70 timeout; the input lands in build/fuzz/artifacts/).
-fuzz: deps $(BUILD)/gen/km_syscall_names.h
+fuzz: $(BUILD)/gen/km_syscall_names.h
+	@scripts/deps.sh --fuzz
 	@tests/fuzz/build.sh build/fuzz/fuzz_snapshot
 	@mkdir -p build/fuzz/work build/fuzz/artifacts
 	build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -rss_limit_mb=2048 -use_value_profile=1 \

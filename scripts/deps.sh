@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages km needs to build, test and benchmark, if any are missing.
+# Installs the Debian packages km needs to build, test and benchmark, if any are missing
+# (with --fuzz, also what `make fuzz` needs).
 # The one place where packages get installed: Makefile targets call it, nothing else does.
 set -euo pipefail
 
@@ -15,9 +16,11 @@ packages=(
 	gdb                  # snapshot/core tests read files with gdb
 	hyperfine            # benchmarks
 	strace               # comparing --trace with the real thing while debugging
-	clang                # make fuzz: libFuzzer ...
-	libclang-rt-14-dev   # ... and its runtimes (fuzzer, ASan, UBSan)
 )
+# `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
+if [ "${1:-}" = --fuzz ]; then
+	packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
