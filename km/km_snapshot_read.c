@@ -26,6 +26,8 @@ static bool read_exact(int fd, void *buf, size_t len, uint64_t off)
 	uint8_t *p = buf;
 	while (len > 0) {
 		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n == 0)
+			errno = 0; /* the file ended: the caller's message says so, no stale strerror */
 		if (n <= 0)
 			return false;
 		p += n;
@@ -110,8 +112,10 @@ static int parse_strings(km_snapshot_t *s, const note_t *n)
 
 static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
 {
-	if (n->len < sizeof(km_nt_vma_t) || *nv >= cap)
+	if (n->len < sizeof(km_nt_vma_t))
 		return -1;
+	if (*nv >= cap)
+		return -3; /* more mappings than segments */
 	km_snap_vma_t *v = &s->vmas[(*nv)++];
 	memcpy(&v->nt, n->desc, sizeof(v->nt));
 	if (v->nt.path_len > n->len - sizeof(km_nt_vma_t))
@@ -175,8 +179,9 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 			if (parse_strings(s, &n) < 0)
 				return *why = "bad NT_KM_STRINGS note", -1;
 		} else if (km && n.type == NT_KM_VMA) {
-			if (parse_vma(s, &n, &nv, vma_cap) < 0)
-				return *why = "bad NT_KM_VMA note", -1;
+			int rc = parse_vma(s, &n, &nv, vma_cap);
+			if (rc < 0)
+				return *why = rc == -3 ? "more mapping notes than segments" : "bad NT_KM_VMA note", -1;
 		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
 			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
 				return *why = "bad NT_X86_XSTATE note", -1;
