@@ -60,7 +60,6 @@ typedef struct km_guest {
 	char **argv;          /* the program's arguments (a copy, for snapshots and cores) */
 	int argc;
 	uint64_t env_count, env_bytes; /* the environment the program started with */
-	uint64_t memory_limit_at_start;
 
 	/* A snapshot asked for by another thread (management socket), served by the vCPU at its
 	 * next clean point. */

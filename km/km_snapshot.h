@@ -12,6 +12,7 @@
 
 #include "km_coredump.h"
 #include "km_error.h"
+#include "km_runtime_layout.h"
 
 #include <linux/kvm.h>
 
@@ -83,7 +84,7 @@ typedef struct km_snap_cpu {
 	uint64_t prstatus_rip;    /* from NT_PRSTATUS, checked against km's copy */
 } km_snap_cpu_t;
 
-#define KM_SNAP_MAX_VCPUS 256
+#define KM_SNAP_MAX_VCPUS KM_MAX_VCPUS /* a snapshot holds at most what a guest can have */
 
 typedef struct km_snapshot {
 	int fd;                    /* the snapshot file, open read-only */

@@ -75,8 +75,7 @@ static bool next_note(const uint8_t *buf, size_t len, size_t *pos, note_t *n, bo
 	memcpy(&h, buf + *pos, sizeof(h));
 	uint64_t name_at = *pos + sizeof(h), desc_at = name_at + ALIGN4((uint64_t)h.n_namesz);
 	uint64_t end = desc_at + ALIGN4((uint64_t)h.n_descsz);
-	if (h.n_namesz == 0 || desc_at > len || end > len || desc_at + h.n_descsz > len ||
-	    buf[name_at + h.n_namesz - 1] != '\0') {
+	if (h.n_namesz == 0 || end > len || buf[name_at + h.n_namesz - 1] != '\0') {
 		*bad = true;
 		return false;
 	}
@@ -259,8 +258,7 @@ static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const
 		v->file_len = ph[i].p_filesz;
 		s->saved_bytes += ph[i].p_filesz;
 	}
-	if (k != s->nvmas)
-		return km_err_set(err, 0, "%s: corrupt snapshot: %zu mappings but %zu segments", name, s->nvmas, k);
+	/* k == nvmas here: parse_vma refuses more mapping notes than segments, the loop fewer */
 	return 0;
 }
 
@@ -279,8 +277,9 @@ static int read_notes(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const 
 	    note->p_filesz > s->file_size - note->p_offset)
 		return km_err_set(err, 0, "%s: truncated snapshot: notes past the end of the file", name);
 	s->notes_len = note->p_filesz;
-	s->notes = malloc(s->notes_len + 1);
-	s->vmas = calloc(loads + 1, sizeof(*s->vmas));
+	/* Exact sizes (no slack byte) so ASan sees an off-by-one read in the parsers. */
+	s->notes = malloc(s->notes_len > 0 ? s->notes_len : 1);
+	s->vmas = calloc(loads > 0 ? loads : 1, sizeof(*s->vmas));
 	if (s->notes == NULL || s->vmas == NULL)
 		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
 	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))

@@ -418,12 +418,17 @@ static int publish(int fd, const char *tmpname, const char *dir, const char *pat
 	if (tmpname[0] == '\0') {
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		for (int attempt = 0; attempt < 100; attempt++) {
+		bool linked = false;
+		for (int attempt = 0; attempt < 100 && !linked; attempt++) {
 			snprintf(link, sizeof(link), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);
-			if (linkat(AT_FDCWD, proc, AT_FDCWD, link, AT_SYMLINK_FOLLOW) == 0)
-				break;
-			if (errno != EEXIST)
+			linked = linkat(AT_FDCWD, proc, AT_FDCWD, link, AT_SYMLINK_FOLLOW) == 0;
+			if (!linked && errno != EEXIST)
 				return -1;
+		}
+		/* Every name taken: renaming the last one tried would publish somebody else's file. */
+		if (!linked) {
+			errno = EEXIST;
+			return -1;
 		}
 		tmpname = link;
 	}
@@ -524,8 +529,12 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		return km_err_wrap(err, "%s", req->path);
 	}
 	char *dcopy = strdup(req->path);
+	if (dcopy == NULL) {
+		free(nb.p);
+		return km_err_set(err, ENOMEM, "%s", req->path);
+	}
 	char tmpname[4096];
-	const char *dir = dcopy != NULL ? dirname(dcopy) : ".";
+	const char *dir = dirname(dcopy);
 	int fd = open_temp(dir, tmpname, sizeof(tmpname));
 	int rc = -1;
 	if (fd < 0) {
