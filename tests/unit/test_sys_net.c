@@ -29,82 +29,18 @@
 #include "km_sys_util.h"
 #include "km_syscall.h"
 
-#define PG 4096ul
-#define A 0x10000000ul
-#define B 0x20000000ul
-#define B_SPACER 0x28000000ul
-#define RO 0x30000000ul
-#define HOLE 0x40000000ul
+#include "guest_fixture.h"
 
-typedef struct fx {
-	km_guest_t g;
-	km_vcpu_t v;
-} fx_t;
-
-static int map_at(fx_t *f, uint64_t at, size_t len, int prot)
-{
-	int64_t r = km_mm_map(&f->g.mm, at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0,
-			      KM_VMA_ANON, NULL);
-	return r == (int64_t)at ? 0 : -1;
-}
 
 static int setup(void **state)
 {
-	fx_t *f = calloc(1, sizeof(*f));
-	km_err_t *err = NULL;
-	if (f == NULL || km_mm_init(&f->g.mm, 64ul << 20, 46, &err) < 0)
-		return -1;
-	f->g.pid = getpid();
-	f->v.g = &f->g;
-	if (map_at(f, A, 16 * PG, PROT_READ | PROT_WRITE) < 0 ||
-	    map_at(f, B, PG, PROT_READ | PROT_WRITE) < 0 ||
-	    map_at(f, B_SPACER, PG, PROT_READ | PROT_WRITE) < 0 ||
-	    map_at(f, B + PG, PG, PROT_READ | PROT_WRITE) < 0 || map_at(f, RO, PG, PROT_READ) < 0)
-		return -1;
-	*state = f;
-	return 0;
+	return fx_setup(state, km_sys_net_defs);
 }
 
 static int teardown(void **state)
 {
-	fx_t *f = *state;
-	km_mm_fini(&f->g.mm);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
-
-static void *hva(fx_t *f, uint64_t gva)
-{
-	return km_gva_to_hva(&f->g.mm, gva, 0, KM_ACC_READ);
-}
-
-static void gput(fx_t *f, uint64_t gva, const void *p, size_t n)
-{
-	assert_int_equal(km_copy_to_guest(&f->g.mm, gva, p, n), 0);
-}
-
-static void gget(fx_t *f, uint64_t gva, void *p, size_t n)
-{
-	assert_int_equal(km_copy_from_guest(&f->g.mm, p, gva, n), 0);
-}
-
-static int gint(fx_t *f, uint64_t gva)
-{
-	int x;
-	gget(f, gva, &x, sizeof(x));
-	return x;
-}
-
-static long sys(fx_t *f, int nr, const uint64_t *a)
-{
-	for (const km_sys_def_t *d = km_sys_net_defs; d->name != NULL; d++)
-		if (d->nr == nr)
-			return d->fn(&f->v, a);
-	fail_msg("no handler for syscall %d", nr);
-	return 0;
-}
-
-#define SYS(nr, ...) sys(f, nr, (const uint64_t[6]){__VA_ARGS__})
 
 /* A socketpair made through the handler. */
 static void gpair(fx_t *f, int type, int s[2])
