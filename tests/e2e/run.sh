@@ -121,19 +121,26 @@ quote() {
 # run DIR CWD STDIN VAR=VALUE... -- CMD ARGS...
 # Runs CMD with the fixed environment (plus the VAR=VALUEs) in CWD, stdin from STDIN, stdout and
 # stderr to DIR/out and DIR/err; sets RC (128+n when killed by signal n) and CMDLINE.
-run() {
-	local dir=$1 cwd=$2 stdin=$3
-	shift 3
-	local -a extra=()
+# split_run_args VAR=VALUE... -- CMD ARGS...: the environment additions into RUN_EXTRA, the
+# command into RUN_CMD (what run and snapshot.sh's snap_start take after DIR CWD STDIN).
+split_run_args() {
+	RUN_EXTRA=()
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		extra+=("$1")
+		RUN_EXTRA+=("$1")
 		shift
 	done
 	shift
+	RUN_CMD=("$@")
+}
+
+run() {
+	local dir=$1 cwd=$2 stdin=$3
+	shift 3
+	split_run_args "$@"
 	mkdir -p "$dir"
-	CMDLINE="(cd $(quote "$cwd") && $(quote "$@") < $(quote "$stdin"))"
+	CMDLINE="(cd $(quote "$cwd") && $(quote "${RUN_CMD[@]}") < $(quote "$stdin"))"
 	# The braces with 2>/dev/null keep bash's own "Segmentation fault" report out of our output.
-	{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${extra[@]}" "$@") \
+	{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${RUN_EXTRA[@]}" "${RUN_CMD[@]}") \
 		>"$dir/out" 2>"$dir/err" <"$stdin"; } 2>/dev/null
 	RC=$?
 }

@@ -53,19 +53,14 @@ srun() {
 snap_start() {
 	local dir=$1 cwd=$2 stdin=$3
 	shift 3
-	local -a extra=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		extra+=("$1")
-		shift
-	done
-	shift
+	split_run_args "$@"
 	mkdir -p "$dir"
-	echo "(cd $(quote "$cwd") && $(quote "$@") < $(quote "$stdin")) &" >"$dir/cmd"
+	echo "(cd $(quote "$cwd") && $(quote "${RUN_CMD[@]}") < $(quote "$stdin")) &" >"$dir/cmd"
 	if [ -p "$stdin" ]; then
-		{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${extra[@]}" "$@") \
+		{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${RUN_EXTRA[@]}" "${RUN_CMD[@]}") \
 			>"$dir/out" 2>"$dir/err" 0<>"$stdin" & } 2>/dev/null
 	else
-		{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${extra[@]}" "$@") \
+		{ (cd "$cwd" && exec timeout -k 5 "$TIMEOUT" "${BASE_ENV[@]}" "${RUN_EXTRA[@]}" "${RUN_CMD[@]}") \
 			>"$dir/out" 2>"$dir/err" <"$stdin" & } 2>/dev/null
 	fi
 	BG_PID=$!
