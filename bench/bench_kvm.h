@@ -122,10 +122,12 @@ static inline int bk_create_vcpu(bk_vm_t *v)
 	return 0;
 }
 
+/* A flat 64-bit code or data segment; its privilege is the selector's RPL. */
 static inline void bk_seg(struct kvm_segment *s, uint16_t sel, int code)
 {
 	memset(s, 0, sizeof *s);
 	s->selector = sel;
+	s->dpl = sel & 3;
 	s->limit = 0xffffffff;
 	s->present = 1;
 	s->s = 1;

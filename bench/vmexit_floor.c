@@ -215,22 +215,6 @@ static void build_memory(bk_vm_t *v)
 		bk_die(prog, "KVM_SET_USER_MEMORY_REGION");
 }
 
-static void segment(struct kvm_segment *s, uint16_t sel, int code)
-{
-	memset(s, 0, sizeof *s);
-	s->selector = sel;
-	s->dpl = sel & 3;
-	s->limit = 0xffffffff;
-	s->present = 1;
-	s->s = 1;
-	s->g = 1;
-	if (code) {
-		s->type = 11; /* execute/read, accessed */
-		s->l = 1;
-	} else {
-		s->type = 3; /* read/write, accessed */
-		s->db = 1;
-	}
 }
 
 /* CPUID and XCR0 as a monitor gives a program (KVM's supported set, all XSAVE features but AMX,
@@ -267,8 +251,8 @@ static void setup_vcpu(bk_vm_t *v, int cpl0, uint64_t rip)
 	s.cr3 = 0x1000;
 	s.cr4 = (1u << 5) | (1u << 7) | (1u << 9) | (1u << 10) | (1u << 18);
 	s.efer = 0xd01;
-	segment(&s.cs, cpl0 ? SEL_KCODE : SEL_UCODE, 1);
-	segment(&s.ds, cpl0 ? SEL_KDATA : SEL_UDATA, 0);
+	bk_seg(&s.cs, cpl0 ? SEL_KCODE : SEL_UCODE, 1);
+	bk_seg(&s.ds, cpl0 ? SEL_KDATA : SEL_UDATA, 0);
 	s.es = s.ss = s.fs = s.gs = s.ds;
 	s.gdt.base = RT_GVA + RT_GDT;
 	s.gdt.limit = GDT_ENTRIES * 8 - 1;
