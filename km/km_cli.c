@@ -143,12 +143,14 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case OPT_MGMT:
 			if (optarg[0] == '\0')
 				return km_err_set(err, 0, "option '%s' needs a file name", argv[optind - 1]);
-			if (c == OPT_SNAPSHOT)
+			if (c == OPT_SNAPSHOT) {
 				cli->guest.snapshot_path = optarg;
-			else if (c == OPT_COREDUMP)
-				cli->guest.coredump_path = optarg, cli->guest.coredump_forced = true;
-			else
+			} else if (c == OPT_COREDUMP) {
+				cli->guest.coredump_path = optarg;
+				cli->guest.coredump_forced = true;
+			} else {
 				cli->guest.mgmt_path = optarg;
+			}
 			break;
 		case OPT_INSPECT:
 			cli->inspect = true;
