@@ -124,9 +124,6 @@ int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iove
 int km_copy_from_guest(km_mm_t *mm, void *dst, uint64_t gva, size_t len);
 int km_copy_to_guest(km_mm_t *mm, uint64_t gva, const void *src, size_t len);
 
-/* Validates a NUL-terminated guest string of at most `max` bytes (including the NUL) and returns
- * a host pointer to it in *out. Returns 0, -EFAULT (unmapped before the NUL) or -ENAMETOOLONG. */
-int km_guest_str(km_mm_t *mm, uint64_t gva, size_t max, const char **out);
 
 /* --- mapping operations: return 0 / a guest address, or -errno as the syscall would --- */
 

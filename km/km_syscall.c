@@ -12,6 +12,7 @@
 #include "km_guest.h"
 #include "km_hypercall.h"
 #include "km_signal.h"
+#include "km_sys_util.h"
 #include "km_syscall_names.h" /* generated from <asm/unistd_64.h>: km_syscall_names[] */
 
 #define KM_NSYSCALLS 512
@@ -63,11 +64,16 @@ static void trace_arg(km_vcpu_t *v, char f, uint64_t a, char *buf, size_t len)
 		snprintf(buf, len, "%#lo", (unsigned long)a);
 		break;
 	case 's': {
-		const char *s;
-		if (km_guest_str(&v->g->mm, a, 4096, &s) == 0)
-			snprintf(buf, len, "\"%.*s\"%s", 60, s, strlen(s) > 60 ? "..." : "");
-		else
+		/* Copied, not pointed at: a string may cross mappings that are apart on the host. */
+		char str[64];
+		size_t n = km_guest_prefix(&v->g->mm, a, sizeof(str) - 1, KM_ACC_READ);
+		if (n == 0 || km_copy_from_guest(&v->g->mm, str, a, n) < 0) {
 			snprintf(buf, len, "%#lx", (unsigned long)a);
+			break;
+		}
+		str[n] = '\0';
+		bool cut = strlen(str) == sizeof(str) - 1;
+		snprintf(buf, len, "\"%s\"%s", str, cut ? "..." : "");
 		break;
 	}
 	case 'p':

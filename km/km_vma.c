@@ -185,32 +185,3 @@ int km_copy_to_guest(km_mm_t *mm, uint64_t gva, const void *src, size_t len)
 {
 	return copy_guest(mm, gva, (void *)src, len, KM_ACC_WRITE);
 }
-
-int km_guest_str(km_mm_t *mm, uint64_t gva, size_t max, const char **out)
-{
-	size_t i = km_vma_index(mm, gva);
-	uint64_t at = gva;
-	const char *start = NULL;
-	uint8_t *expect = NULL;
-	while (at - gva < max) {
-		if (i >= mm->nvmas || mm->vmas[i].start > at || mm->vmas[i].prot == PROT_NONE)
-			return -EFAULT;
-		km_vma_t *v = &mm->vmas[i];
-		uint8_t *h = mm->host + v->gpa + (at - v->start);
-		if (start == NULL)
-			start = (const char *)h;
-		else if (h != expect)
-			return -EFAULT; /* a string split across non-adjacent host memory: never seen in practice */
-		uint64_t n = v->end - at;
-		if (n > max - (at - gva))
-			n = max - (at - gva);
-		if (memchr(h, 0, n) != NULL) {
-			*out = start;
-			return 0;
-		}
-		at += n;
-		expect = h + n;
-		i++;
-	}
-	return -ENAMETOOLONG;
-}

@@ -762,61 +762,6 @@ static void test_copy(void **state)
 	assert_non_null(km_gva_to_hva(mm, x + P, 0, KM_ACC_READ));
 }
 
-static void test_guest_str(void **state)
-{
-	km_mm_t *mm = *state;
-	uint64_t x = 0x300000000ul;
-	const char *s = NULL;
-	assert_int_equal(map_anon(mm, x, P, RW, MAP_FIXED), x);
-	char *h = km_gva_to_hva(mm, x, P, 0);
-	strcpy(h, "hello");
-	assert_int_equal(km_guest_str(mm, x, 4096, &s), 0);
-	assert_ptr_equal(s, h);
-	assert_string_equal(s, "hello");
-	/* max counts the NUL: "hello" needs 6. */
-	s = NULL;
-	assert_int_equal(km_guest_str(mm, x, 6, &s), 0);
-	assert_ptr_equal(s, h);
-	assert_int_equal(km_guest_str(mm, x, 5, &s), -ENAMETOOLONG);
-	/* The empty string. */
-	assert_int_equal(km_guest_str(mm, x + 5, 1, &s), 0);
-	assert_ptr_equal(s, h + 5);
-	/* Unterminated up to the end of the mapping (nothing after it): EFAULT. */
-	memset(h + P - 10, 'x', 10);
-	assert_int_equal(km_guest_str(mm, x + P - 10, 4096, &s), -EFAULT);
-	/* ...but too long before that matters: ENAMETOOLONG. */
-	assert_int_equal(km_guest_str(mm, x + P - 10, 10, &s), -ENAMETOOLONG);
-	/* Continuing into an adjacent read-only VMA (same host memory run: split by mprotect). */
-	uint64_t y = 0x310000000ul;
-	assert_int_equal(map_anon(mm, y, 2 * P, RW, MAP_FIXED), y);
-	assert_int_equal(km_mm_protect(mm, y + P, P, PROT_READ), 0);
-	char *hy = km_gva_to_hva(mm, y, 2 * P, 0);
-	assert_non_null(hy);
-	memset(hy + P - 3, 'y', 3);
-	strcpy(hy + P, "zz");
-	assert_int_equal(km_guest_str(mm, y + P - 3, 4096, &s), 0);
-	assert_string_equal(s, "yyyzz");
-	/* Across two adjacent VMAs whose memory is apart on the host (the higher one mapped first):
-	 * km may refuse (EFAULT), but must never hand back a pointer to bytes that are not the
-	 * guest's string. */
-	uint64_t z = 0x320000000ul;
-	assert_int_equal(map_anon(mm, z + P, P, RW, MAP_FIXED), z + P);
-	assert_int_equal(map_anon(mm, z, P, RW, MAP_FIXED), z);
-	assert_int_equal(km_copy_to_guest(mm, z + P - 4, "abcdefg", 8), 0);
-	s = NULL;
-	int rc = km_guest_str(mm, z + P - 4, 4096, &s);
-	if (rc == 0)
-		assert_string_equal(s, "abcdefg");
-	else
-		assert_int_equal(rc, -EFAULT);
-	/* Into a PROT_NONE page: EFAULT. */
-	assert_int_equal(km_mm_protect(mm, y + P, P, PROT_NONE), 0);
-	assert_int_equal(km_guest_str(mm, y + P - 3, 4096, &s), -EFAULT);
-	assert_int_equal(km_guest_str(mm, y + P, 4096, &s), -EFAULT);
-	/* Not mapped at all. */
-	assert_int_equal(km_guest_str(mm, 0x100000000ul, 4096, &s), -EFAULT);
-}
-
 /* --- madvise(MADV_DONTNEED) --- */
 
 static void test_dontneed(void **state)
@@ -1136,7 +1081,6 @@ int main(void)
 	    T(test_brk_without_start),
 	    T(test_gva_to_iov),
 	    T(test_copy),
-	    T(test_guest_str),
 	    T(test_dontneed),
 	    T(test_file_private),
 	    T(test_file_shared),
