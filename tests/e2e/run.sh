@@ -301,6 +301,7 @@ run_guests() {
 	for flavour in gcc musl; do
 		for src in "$ROOT"/tests/guests/*.c; do
 			name=$(basename "$src" .c)
+			[[ $name == hostile_* ]] && continue # km-only: tests/e2e/hostile.sh
 			found=0
 			while IFS= read -r line; do
 				[[ $line =~ ^//\ E2E:\ +([A-Za-z0-9_.-]+)\ +([A-Z0-9]+)(\ +(.*))?$ ]] || continue
@@ -610,6 +611,8 @@ run_km_options
 . "$ROOT/tests/e2e/snapshot.sh"
 run_snapshot
 run_busybox
+. "$ROOT/tests/e2e/hostile.sh"
+run_hostile
 
 echo
 if [ ${#FAILED_NAMES[@]} -gt 0 ]; then
