@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "km_elf_load.h"
@@ -72,6 +73,10 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 
 int km_guest_run(km_guest_t *g, km_err_t **err)
 {
+	/* As exec does: the process's name (comm, ps, /proc/<pid>/status) is the program's. */
+	const char *base = g->exe_path != NULL ? strrchr(g->exe_path, '/') : NULL;
+	if (base != NULL)
+		prctl(PR_SET_NAME, base + 1);
 	int rc = km_vcpu_run(g->vcpus[0], err);
 	km_snapshot_cancel(g);
 	return rc;

@@ -60,6 +60,10 @@ typedef struct km_guest {
 	char **argv;          /* the program's arguments (a copy, for snapshots and cores) */
 	int argc;
 	uint64_t env_count, env_bytes; /* the environment the program started with */
+	/* Where the argument and environment strings lie on the initial stack (what Linux's
+	 * /proc/<pid>/cmdline and environ read); 0 when unknown (a resumed snapshot). */
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t start_stack; /* the initial stack pointer (at argc), as /proc/<pid>/stat shows */
 
 	/* A snapshot asked for by another thread (management socket), served by the vCPU at its
 	 * next clean point. */

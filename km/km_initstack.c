@@ -82,6 +82,10 @@ int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, char *const argv
 		str_envp[i] = push_str(&w, envp[i]);
 	for (size_t i = argc; i-- > 0;)
 		str_argv[i] = push_str(&w, argv[i]);
+	g->arg_start = argc > 0 ? str_argv[0] : 0;
+	g->arg_end = argc > 0 ? str_argv[argc - 1] + strlen(argv[argc - 1]) + 1 : 0;
+	g->env_start = envc > 0 ? str_envp[0] : 0;
+	g->env_end = envc > 0 ? str_envp[envc - 1] + strlen(envp[envc - 1]) + 1 : 0;
 	uint64_t platform = push_str(&w, "x86_64");
 	uint8_t rnd[16];
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
@@ -136,5 +140,6 @@ int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, char *const argv
 	if (execfn == 0 || random == 0 || platform == 0)
 		return km_err_set(err, E2BIG, "arguments and environment do not fit the stack");
 	*rsp = sp;
+	g->start_stack = sp;
 	return 0;
 }

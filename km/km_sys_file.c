@@ -26,7 +26,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "km_fd_admit.h"
 #include "km_guest.h"
+#include "km_procview.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
 #include "km_vcpu.h"
@@ -215,26 +217,28 @@ KM_SYSCALL(pwritev2)
 
 /* --- open and close ---------------------------------------------------------------------- */
 
-/* The host's /proc/<km>/mem (and pagemap) is km's own memory: a guest opening it could rewrite
- * the monitor. Whatever path led there (/proc/self, /proc/<pid>, /proc/thread-self, a symlink,
- * a dirfd), the opened file says what it is; such an fd is closed and the guest gets EACCES. */
-static long proc_guard(long fd)
+/* Whether the guest may name (dirfd, path): km's own /proc entries are not there for it
+ * (km_fd_admit.h). 0 or -errno. */
+static long path_ok(km_vcpu_t *v, int dirfd, const char *path, bool follow)
 {
-	struct statfs sfs;
-	if (fd < 0 || fstatfs((int)fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
-		return fd;
-	char target[256];
-	if (km_fd_path((int)fd, target, sizeof(target)) < 0)
-		return fd;
-	const char *base = strrchr(target, '/');
-	char own[32];
-	snprintf(own, sizeof(own), "/proc/%d/", (int)getpid());
-	if (strncmp(target, own, strlen(own)) == 0 && base != NULL &&
-	    (strcmp(base, "/mem") == 0 || strcmp(base, "/pagemap") == 0)) {
-		close((int)fd);
-		return -EACCES;
-	}
-	return fd;
+	return km_path_admit(v->g, km_fd_at(dirfd), path, follow);
+}
+
+/* An open by path: the name is judged first (a link to one of km's fds is not there), then the
+ * file it opened (whatever route led there). */
+static long open_admit(km_vcpu_t *v, int dirfd, const char *path, long nr, uint64_t a2, uint64_t a3)
+{
+	long rc = path_ok(v, dirfd, path, false);
+	if (rc < 0)
+		return rc;
+	long fd;
+	if (nr == SYS_open)
+		fd = syscall(SYS_open, path, a2, a3);
+	else if (nr == SYS_creat)
+		fd = syscall(SYS_creat, path, a2);
+	else
+		fd = syscall(SYS_openat, km_fd_at(dirfd), path, a2, a3);
+	return km_fd_admit(v->g, km_fd_new(km_host_ret(fd)));
 }
 
 KM_SYSCALL(open)
@@ -243,7 +247,7 @@ KM_SYSCALL(open)
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
-	return proc_guard(km_fd_new(km_host_ret(syscall(SYS_open, exe_fix(v, path), a[1], a[2]))));
+	return open_admit(v, AT_FDCWD, exe_fix(v, path), SYS_open, a[1], a[2]);
 }
 
 KM_SYSCALL(openat)
@@ -252,8 +256,7 @@ KM_SYSCALL(openat)
 	int rc = get_path(v, a[1], path);
 	if (rc < 0)
 		return rc;
-	return proc_guard(
-	    km_fd_new(km_host_ret(syscall(SYS_openat, km_fd_at((int)a[0]), exe_fix(v, path), a[2], a[3]))));
+	return open_admit(v, (int)a[0], exe_fix(v, path), SYS_openat, a[2], a[3]);
 }
 
 /* struct open_how may grow: the host checks that bytes it does not know are zero (E2BIG). */
@@ -270,8 +273,11 @@ KM_SYSCALL(openat2)
 		return rc;
 	if (km_copy_from_guest(MM(v), how, a[2], a[3]) < 0)
 		return -EFAULT;
-	return proc_guard(
-	    km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), exe_fix(v, path), how, a[3]))));
+	const char *p = exe_fix(v, path);
+	long r = path_ok(v, (int)a[0], p, false);
+	if (r < 0)
+		return r;
+	return km_fd_admit(v->g, km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), p, how, a[3]))));
 }
 
 KM_SYSCALL(creat)
@@ -280,7 +286,7 @@ KM_SYSCALL(creat)
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
-	return km_fd_new(km_host_ret(syscall(SYS_creat, path, a[1])));
+	return open_admit(v, AT_FDCWD, path, SYS_creat, a[1], 0);
 }
 
 KM_SYSCALL(close)
@@ -323,8 +329,12 @@ static long path_stat(km_vcpu_t *v, long nr, uint64_t path_gva, uint64_t buf, bo
 	int rc = get_path(v, path_gva, path);
 	if (rc < 0)
 		return rc;
+	const char *p = follow ? exe_fix(v, path) : path;
+	long r = path_ok(v, AT_FDCWD, p, follow);
+	if (r < 0)
+		return r;
 	struct stat st;
-	long r = km_host_ret(syscall(nr, follow ? exe_fix(v, path) : path, &st));
+	r = km_host_ret(syscall(nr, p, &st));
 	return out_struct(v, r, buf, &st, sizeof(st));
 }
 
@@ -356,8 +366,11 @@ KM_SYSCALL(newfstatat)
 		return rc;
 	if (!(a[3] & AT_SYMLINK_NOFOLLOW))
 		path = exe_fix(v, path);
+	long r = path_ok(v, (int)a[0], path, !(a[3] & AT_SYMLINK_NOFOLLOW));
+	if (r < 0)
+		return r;
 	struct stat st;
-	long r = km_host_ret(syscall(SYS_newfstatat, km_fd_at((int)a[0]), path, &st, a[3]));
+	r = km_host_ret(syscall(SYS_newfstatat, km_fd_at((int)a[0]), path, &st, a[3]));
 	return out_struct(v, r, a[2], &st, sizeof(st));
 }
 
@@ -370,8 +383,11 @@ KM_SYSCALL(statx)
 		return rc;
 	if (!(a[2] & AT_SYMLINK_NOFOLLOW))
 		path = exe_fix(v, path);
+	long r = path_ok(v, (int)a[0], path, !(a[2] & AT_SYMLINK_NOFOLLOW));
+	if (r < 0)
+		return r;
 	uint64_t stx[STATX_BYTES / sizeof(uint64_t)];
-	long r = km_host_ret(syscall(SYS_statx, km_fd_at((int)a[0]), path, a[2], a[3], stx));
+	r = km_host_ret(syscall(SYS_statx, km_fd_at((int)a[0]), path, a[2], a[3], stx));
 	return out_struct(v, r, a[4], stx, sizeof(stx));
 }
 
@@ -381,6 +397,9 @@ KM_SYSCALL(statfs)
 	int rc = get_path(v, a[0], path);
 	if (rc < 0)
 		return rc;
+	long r = path_ok(v, AT_FDCWD, path, true);
+	if (r < 0)
+		return r;
 	struct statfs sf;
 	return out_struct(v, km_host_ret(syscall(SYS_statfs, path, &sf)), a[1], &sf, sizeof(sf));
 }
@@ -394,6 +413,24 @@ KM_SYSCALL(fstatfs)
 	return out_struct(v, km_host_ret(syscall(SYS_fstatfs, fd, &sf)), a[1], &sf, sizeof(sf));
 }
 
+/* The host's getdents into buf; in km's own /proc directories the entries of km's threads and
+ * fds are taken out (reading on while a whole batch was km's, so 0 still means the end). */
+static long proc_dents(km_vcpu_t *v, int fd, long nr, void *buf, size_t len)
+{
+	char dir[512];
+	const char *rel;
+	bool proc = km_procview_rel(fd, dir, sizeof(dir), &rel);
+	for (;;) {
+		long r = km_host_ret(syscall(nr, fd, buf, len));
+		if (r <= 0 || !proc)
+			return r;
+		size_t n = nr == SYS_getdents64 ? km_procview_filter_dents64(v->g, rel, buf, (size_t)r)
+						: km_procview_filter_dents(v->g, rel, buf, (size_t)r);
+		if (n > 0)
+			return (long)n;
+	}
+}
+
 /* getdents and getdents64: the host writes whole records into the guest's buffer directly, or
  * into a bounce buffer when that is not contiguous on the host (fewer records is allowed). */
 static long dents(km_vcpu_t *v, const uint64_t *a, long nr)
@@ -405,7 +442,7 @@ static long dents(km_vcpu_t *v, const uint64_t *a, long nr)
 	int rc = km_obuf_get(MM(v), a[1], (unsigned int)a[2], BOUNCE_MAX, &ob);
 	if (rc < 0)
 		return km_fd_err_first(fd, 0, false, rc);
-	long r = km_host_ret(syscall(nr, fd, ob.p, ob.len));
+	long r = proc_dents(v, fd, nr, ob.p, ob.len);
 	rc = km_obuf_put(MM(v), &ob, r > 0 ? (size_t)r : 0);
 	return r > 0 && rc < 0 ? rc : r;
 }
@@ -430,6 +467,10 @@ static long path_call(km_vcpu_t *v, long nr, const uint64_t *a, int dfd, int idx
 	if (rc < 0)
 		return rc;
 	const char *p = fix ? exe_fix(v, path) : path;
+	/* Judged as followed (a superset): these calls either follow or fail on procfs anyway. */
+	long r = path_ok(v, dfd < 0 || nr == SYS_inotify_add_watch ? AT_FDCWD : (int)a[dfd], p, true);
+	if (r < 0)
+		return r;
 	if (dfd < 0)
 		return km_host_ret(syscall(nr, p, a[idx + 1], a[idx + 2], a[idx + 3]));
 	return km_host_ret(syscall(nr, km_fd_at((int)a[dfd]), p, a[idx + 1], a[idx + 2], a[idx + 3]));
@@ -547,6 +588,13 @@ static long path2_call(km_vcpu_t *v, long nr, const uint64_t *a, bool d1, int i1
 	if (rc < 0)
 		return rc;
 	uint64_t flags = flags_idx >= 0 ? a[flags_idx] : 0;
+	/* symlink's first path is the link's text, never resolved here. */
+	bool p1_is_name = nr != SYS_symlink && nr != SYS_symlinkat;
+	long r = p1_is_name ? path_ok(v, d1 ? (int)a[i1 - 1] : AT_FDCWD, p1, true) : 0;
+	if (r == 0)
+		r = path_ok(v, d2 ? (int)a[i2 - 1] : AT_FDCWD, p2, false);
+	if (r < 0)
+		return r;
 	if (d1 && d2)
 		return km_host_ret(
 		    syscall(nr, km_fd_at((int)a[i1 - 1]), p1, km_fd_at((int)a[i2 - 1]), p2, flags));
@@ -603,6 +651,9 @@ static long do_readlink(km_vcpu_t *v, int dirfd, uint64_t path_gva, uint64_t buf
 		n = n < (size_t)size ? n : (size_t)size;
 		return km_copy_to_guest(MM(v), buf, v->g->exe_path, n) < 0 ? -EFAULT : (long)n;
 	}
+	long ok = path_ok(v, dirfd, path, false);
+	if (ok < 0)
+		return ok;
 	/* A link's text never exceeds PATH_MAX, so a bigger guest buffer gains nothing. */
 	char out[KM_PATH_MAX];
 	size_t cap = (size_t)size < sizeof(out) ? (size_t)size : sizeof(out);
@@ -762,6 +813,9 @@ static long times_call(km_vcpu_t *v, long nr, bool at, uint64_t dirfd, uint64_t 
 	uint64_t times[4];
 	if (times_gva != 0 && km_copy_from_guest(MM(v), times, times_gva, tlen) < 0)
 		return -EFAULT;
+	long ok = path_ok(v, at ? (int)dirfd : AT_FDCWD, path, true);
+	if (ok < 0)
+		return ok;
 	void *tp = times_gva != 0 ? times : NULL;
 	if (at)
 		return km_host_ret(syscall(nr, km_fd_at((int)dirfd), path, tp, flags));

@@ -288,6 +288,7 @@ static bool kicked_in_program(km_vcpu_t *v)
 int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 {
 	v->thread = pthread_self();
+	__atomic_store_n(&v->host_tid, gettid(), __ATOMIC_RELEASE);
 	current_vcpu = v;
 	for (;;) {
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)

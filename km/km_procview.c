@@ -1,0 +1,568 @@
+/* The guest's view of /proc: see km_procview.h. */
+#include "km_procview.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "km_sys_util.h"
+
+/* /proc/<pid>/cmdline and environ are capped as Linux caps a single read of them would be if the
+ * guest asked for more: the answer is built whole, so bound what one open can cost km. */
+#define ARGS_MAX (1ul << 20)
+#define PROC_ROOT_INO 1
+
+/* Entries of km's process (or of a guest thread) that describe the guest as well as km and name
+ * nothing of km's memory, registers or threads: the host's file is the answer. */
+static const char *const pass_entries[] = {
+    "statm",	 "limits",    "comm",	    "cgroup",	    "mounts",	 "mountinfo", "mountstats",
+    "io",	 "oom_score", "oom_score_adj", "oom_adj",	"loginuid",	 "sessionid", "sched",
+    "schedstat", "cpuset",    "wchan",	    "uid_map",	    "gid_map",	 "setgroups", "projid_map",
+    "cwd",	 "root",      "exe",	    "personality", "timers",	 "children",  "arch_status",
+    "autogroup", "net",	      "ns",	    "fd",	    "fdinfo",	 "task",      NULL,
+};
+
+static const struct {
+	const char *name;
+	km_pv_file_t file;
+} synth_entries[] = {
+    {"cmdline", KM_PV_CMDLINE}, {"environ", KM_PV_ENVIRON}, {"auxv", KM_PV_AUXV},
+    {"maps", KM_PV_MAPS},	{"stat", KM_PV_STAT},	    {"status", KM_PV_STATUS},
+};
+
+static km_pv_t verdict(km_pv_verdict_t v)
+{
+	return (km_pv_t){.verdict = v};
+}
+
+/* A pid, tid or fd number as procfs spells it (digits, no sign, no leading zero); -1 if the
+ * component at s is not one. *end is set past it. */
+static long number(const char *s, const char **end)
+{
+	long n = 0;
+	const char *p = s;
+	if (*p == '0' && p[1] != '/' && p[1] != '\0')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (*p - '0');
+		if (n > 0x7fffffff)
+			return -1;
+	}
+	if (p == s || (*p != '/' && *p != '\0'))
+		return -1;
+	*end = *p == '/' ? p + 1 : p;
+	return n;
+}
+
+bool km_procview_guest_tid(km_guest_t *g, pid_t tid)
+{
+	for (int i = 0; i < g->nvcpus; i++)
+		if (g->vcpus[i] != NULL && __atomic_load_n(&g->vcpus[i]->host_tid, __ATOMIC_ACQUIRE) == tid)
+			return true;
+	return false;
+}
+
+/* A thread of km's own process (its task/ has it): km's threads are /proc/<tid> too. */
+static bool km_thread(pid_t tid)
+{
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/task/%d", (int)getpid(), (int)tid);
+	return stat(p, &st) == 0;
+}
+
+/* The first component of `rest` is `name` exactly (followed by '/' or the end). */
+static bool comp_is(const char *rest, const char *name, const char **after)
+{
+	size_t n = strlen(name);
+	if (strncmp(rest, name, n) != 0 || (rest[n] != '/' && rest[n] != '\0'))
+		return false;
+	*after = rest[n] == '/' ? rest + n + 1 : rest + n;
+	return true;
+}
+
+/* An entry inside km's process directory (process: tid 0) or a guest thread's directory. */
+static km_pv_t classify_entry(km_guest_t *g, const char *rest, pid_t tid)
+{
+	const char *sub;
+	if (*rest == '\0')
+		return verdict(KM_PV_PASS);
+	if (tid == 0 && comp_is(rest, "task", &sub)) {
+		const char *after;
+		if (*sub == '\0')
+			return verdict(KM_PV_PASS);
+		long t = number(sub, &after);
+		if (t < 0)
+			return verdict(KM_PV_HIDE);
+		if (!km_procview_guest_tid(g, (pid_t)t))
+			return verdict(KM_PV_HIDE);
+		return classify_entry(g, after, (pid_t)t);
+	}
+	if (comp_is(rest, "fd", &sub) || comp_is(rest, "fdinfo", &sub)) {
+		const char *after;
+		long fd = *sub == '\0' ? 0 : number(sub, &after);
+		if (fd >= KM_FD_RESERVED_BASE)
+			return verdict(KM_PV_HIDE);
+		return verdict(KM_PV_PASS);
+	}
+	if (comp_is(rest, "net", &sub) || comp_is(rest, "ns", &sub))
+		return verdict(KM_PV_PASS);
+	for (size_t i = 0; i < sizeof(synth_entries) / sizeof(synth_entries[0]); i++)
+		if (strcmp(rest, synth_entries[i].name) == 0)
+			return (km_pv_t){.verdict = KM_PV_SYNTH, .file = synth_entries[i].file, .tid = tid};
+	for (size_t i = 0; pass_entries[i] != NULL; i++)
+		if (strcmp(rest, pass_entries[i]) == 0)
+			return verdict(KM_PV_PASS);
+	/* Not on the list: mem, pagemap, map_files, syscall, stack, smaps, clear_refs, attr, ...
+	 * and whatever a newer kernel adds. */
+	return verdict(KM_PV_DENY);
+}
+
+km_pv_t km_procview_classify(km_guest_t *g, const char *rel)
+{
+	const char *rest;
+	long pid = number(rel, &rest);
+	if (pid < 0)
+		return verdict(KM_PV_PASS); /* meminfo, sys/..., self (the link itself), ... */
+	if (pid == getpid())
+		return classify_entry(g, rest, 0);
+	if (!km_thread((pid_t)pid))
+		return verdict(KM_PV_PASS); /* another process: the host's view, as natively */
+	if (!km_procview_guest_tid(g, (pid_t)pid))
+		return verdict(KM_PV_HIDE);
+	return classify_entry(g, rest, (pid_t)pid);
+}
+
+/* True if `dir` is the root of a procfs mount. */
+static bool proc_root(const char *dir)
+{
+	struct statfs sfs;
+	struct stat st;
+	return statfs(dir, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC && stat(dir, &st) == 0 &&
+	       st.st_ino == PROC_ROOT_INO;
+}
+
+bool km_procview_rel(int fd, char *buf, size_t size, const char **rel)
+{
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+		return false;
+	if (km_fd_path(fd, buf, size) < 0 || buf[0] != '/')
+		return false;
+	if (strncmp(buf, "/proc/", 6) == 0 && proc_root("/proc")) {
+		*rel = buf + 6;
+		return true;
+	}
+	if (strcmp(buf, "/proc") == 0) {
+		*rel = buf + 5;
+		return true;
+	}
+	/* procfs mounted elsewhere: the longest prefix that is a procfs root is the mount point. */
+	for (char *s = buf + strlen(buf); s > buf; s--) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		bool root = proc_root(buf);
+		*s = '/';
+		if (root) {
+			*rel = s + 1;
+			return true;
+		}
+	}
+	/* A procfs file whose mount point km cannot find: treat it as km's, the safe side. */
+	snprintf(buf, size, "%d/unknown", (int)getpid());
+	*rel = buf;
+	return true;
+}
+
+/* --- km's answers -------------------------------------------------------------------------- */
+
+typedef struct text {
+	char *p;
+	size_t len, cap;
+	bool failed;
+} text_t;
+
+static void put(text_t *t, const void *s, size_t n)
+{
+	if (t->failed)
+		return;
+	if (t->len + n > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		while (cap < t->len + n)
+			cap *= 2;
+		char *p = realloc(t->p, cap);
+		if (p == NULL) {
+			t->failed = true;
+			return;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+}
+
+__attribute__((format(printf, 2, 3))) static void putf(text_t *t, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		put(t, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* Guest bytes [start, end) as Linux reads cmdline/environ from the process's memory; false if
+ * the range is unknown or no longer readable. */
+static bool guest_range(km_guest_t *g, uint64_t start, uint64_t end, text_t *t)
+{
+	if (start == 0 || end <= start || end - start > ARGS_MAX)
+		return false;
+	size_t n = end - start;
+	char *buf = malloc(n);
+	if (buf == NULL)
+		return false;
+	bool ok = km_copy_from_guest(&g->mm, buf, start, n) == 0;
+	if (ok)
+		put(t, buf, n);
+	free(buf);
+	return ok;
+}
+
+static void gen_cmdline(km_guest_t *g, text_t *t)
+{
+	if (guest_range(g, g->arg_start, g->arg_end, t))
+		return;
+	for (int i = 0; i < g->argc && g->argv[i] != NULL; i++)
+		put(t, g->argv[i], strlen(g->argv[i]) + 1);
+}
+
+static void gen_environ(km_guest_t *g, text_t *t)
+{
+	guest_range(g, g->env_start, g->env_end, t);
+}
+
+static const char *vma_name(km_guest_t *g, const km_vma_t *v)
+{
+	switch (v->kind) {
+	case KM_VMA_BRK:
+		return "[heap]";
+	case KM_VMA_STACK:
+		return "[stack]";
+	case KM_VMA_ELF:
+		return v->path != NULL ? v->path : g->exe_path;
+	default:
+		return v->path;
+	}
+}
+
+static void gen_maps(km_guest_t *g, text_t *t)
+{
+	km_mm_t *mm = &g->mm;
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		const km_vma_t *v = &mm->vmas[i];
+		const char *name = vma_name(g, v);
+		bool file = v->kind == KM_VMA_FILE || v->kind == KM_VMA_ELF;
+		char head[160];
+		int n = snprintf(head, sizeof(head), "%08" PRIx64 "-%08" PRIx64 " %c%c%c%c %08" PRIx64 " %02x:%02x %lu",
+				 v->start, v->end, v->prot & PROT_READ ? 'r' : '-', v->prot & PROT_WRITE ? 'w' : '-',
+				 v->prot & PROT_EXEC ? 'x' : '-', v->flags & MAP_SHARED ? 's' : 'p',
+				 file ? v->offset : 0, file ? major(v->dev) : 0, file ? minor(v->dev) : 0,
+				 file ? (unsigned long)v->ino : 0ul);
+		if (name != NULL)
+			putf(t, "%-72s %s\n", head, name);
+		else
+			putf(t, "%.*s\n", n, head);
+	}
+	/* The one runtime page the program can reach (the syscall entry), as Linux lists [vdso]. */
+	putf(t, "%08" PRIx64 "-%08" PRIx64 " r-xp 00000000 00:00 0%*s[km]\n", (uint64_t)KM_RT_GVA,
+	     (uint64_t)KM_RT_GVA + KM_PAGE_SIZE, 51, "");
+}
+
+static uint64_t guest_vsize(km_guest_t *g)
+{
+	uint64_t total = KM_PAGE_SIZE; /* the runtime page of maps */
+	for (size_t i = 0; i < g->mm.nvmas; i++)
+		total += g->mm.vmas[i].end - g->mm.vmas[i].start;
+	return total;
+}
+
+/* The host's file for km's process or one of its threads, read whole into t. */
+static int read_host(pid_t tid, const char *name, text_t *t)
+{
+	char path[96];
+	if (tid == 0)
+		snprintf(path, sizeof(path), "/proc/self/%s", name);
+	else
+		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		put(t, buf, (size_t)n);
+	int e = n < 0 ? -errno : 0;
+	close(fd);
+	return e;
+}
+
+/* The guest's id for host thread `tid` (0: the process). */
+static pid_t guest_id(km_guest_t *g, pid_t tid)
+{
+	for (int i = 0; tid != 0 && i < g->nvcpus; i++)
+		if (g->vcpus[i] != NULL && g->vcpus[i]->host_tid == tid)
+			return g->vcpus[i]->tid;
+	return g->pid;
+}
+
+typedef struct code_range {
+	uint64_t code_start, code_end, data_start, data_end;
+} code_range_t;
+
+static code_range_t program_ranges(km_guest_t *g)
+{
+	code_range_t r = {0};
+	for (size_t i = 0; i < g->mm.nvmas; i++) {
+		const km_vma_t *v = &g->mm.vmas[i];
+		if (v->kind != KM_VMA_ELF)
+			continue;
+		uint64_t *lo = v->prot & PROT_EXEC ? &r.code_start : &r.data_start;
+		uint64_t *hi = v->prot & PROT_EXEC ? &r.code_end : &r.data_end;
+		if (*lo == 0 || v->start < *lo)
+			*lo = v->start;
+		if (v->end > *hi)
+			*hi = v->end;
+	}
+	return r;
+}
+
+/* /proc/<pid>/stat: the host's line with the ids, sizes and addresses (which would be km's) set
+ * from the guest. Field numbers as proc(5) counts them. */
+static int gen_stat(km_guest_t *g, pid_t tid, text_t *t)
+{
+	text_t host = {0};
+	int rc = read_host(tid, "stat", &host);
+	put(&host, "", 1);
+	if (rc < 0 || host.failed) {
+		free(host.p);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	char *comm_end = strrchr(host.p, ')');
+	char *open = strchr(host.p, '(');
+	if (comm_end == NULL || open == NULL || comm_end < open) {
+		free(host.p);
+		return -EIO;
+	}
+	code_range_t cr = program_ranges(g);
+	putf(t, "%d ", (int)guest_id(g, tid));
+	put(t, open, (size_t)(comm_end - open) + 1);
+	int field = 2;
+	char *save = NULL;
+	for (char *f = strtok_r(comm_end + 1, " \n", &save); f != NULL; f = strtok_r(NULL, " \n", &save)) {
+		field++;
+		uint64_t val;
+		bool set = true;
+		switch (field) {
+		case 23: val = guest_vsize(g); break;
+		case 26: val = cr.code_start; break;
+		case 27: val = cr.code_end; break;
+		case 28: val = g->start_stack; break;
+		case 29: case 30: val = 0; break; /* kstkesp, kstkeip: 0 as Linux shows them */
+		case 45: val = cr.data_start; break;
+		case 46: val = cr.data_end; break;
+		case 47: val = g->mm.brk_start; break;
+		case 48: val = g->arg_start; break;
+		case 49: val = g->arg_end; break;
+		case 50: val = g->env_start; break;
+		case 51: val = g->env_end; break;
+		default: set = false; val = 0; break;
+		}
+		if (set)
+			putf(t, " %" PRIu64, val);
+		else
+			putf(t, " %s", f);
+	}
+	put(t, "\n", 1);
+	free(host.p);
+	return 0;
+}
+
+/* /proc/<pid>/status: the host's lines with the ids and the address-space size set from the
+ * guest (the host's would count km's whole guest-physical reservation). */
+static int gen_status(km_guest_t *g, pid_t tid, text_t *t)
+{
+	text_t host = {0};
+	int rc = read_host(tid, "status", &host);
+	put(&host, "", 1);
+	if (rc < 0 || host.failed) {
+		free(host.p);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	uint64_t kb = guest_vsize(g) >> 10;
+	char *save = NULL;
+	for (char *l = strtok_r(host.p, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "Pid:", 4) == 0)
+			putf(t, "Pid:\t%d\n", (int)guest_id(g, tid));
+		else if (strncmp(l, "Tgid:", 5) == 0)
+			putf(t, "Tgid:\t%d\n", (int)g->pid);
+		else if (strncmp(l, "VmPeak:", 7) == 0)
+			putf(t, "VmPeak:\t%8" PRIu64 " kB\n", kb);
+		else if (strncmp(l, "VmSize:", 7) == 0)
+			putf(t, "VmSize:\t%8" PRIu64 " kB\n", kb);
+		else if (strncmp(l, "Threads:", 8) == 0)
+			putf(t, "Threads:\t%d\n", g->nvcpus);
+		else
+			putf(t, "%s\n", l);
+	}
+	free(host.p);
+	return 0;
+}
+
+static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
+{
+	switch (pv->file) {
+	case KM_PV_CMDLINE:
+		gen_cmdline(g, t);
+		return 0;
+	case KM_PV_ENVIRON:
+		gen_environ(g, t);
+		return 0;
+	case KM_PV_AUXV:
+		if (g->auxv != NULL)
+			put(t, g->auxv, g->auxv_len);
+		return 0;
+	case KM_PV_MAPS:
+		gen_maps(g, t);
+		return 0;
+	case KM_PV_STAT:
+		return gen_stat(g, pv->tid, t);
+	case KM_PV_STATUS:
+		return gen_status(g, pv->tid, t);
+	default:
+		return -EACCES;
+	}
+}
+
+int km_procview_open(km_guest_t *g, const km_pv_t *pv)
+{
+	text_t t = {0};
+	int rc = generate(g, pv, &t);
+	if (rc == 0 && t.failed)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(t.p);
+		return rc;
+	}
+	int fd = memfd_create("km-proc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		free(t.p);
+		return -errno;
+	}
+	size_t off = 0;
+	while (off < t.len) {
+		ssize_t n = write(fd, t.p + off, t.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	free(t.p);
+	/* Sealed as procfs files are unwritable; the guest reads it from the start. */
+	if (rc == 0 && (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
+			lseek(fd, 0, SEEK_SET) < 0))
+		rc = -errno;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* --- directory listings ---------------------------------------------------------------------- */
+
+typedef enum dir_kind { DIR_OTHER, DIR_TASK, DIR_FDS } dir_kind_t;
+
+/* Which of km's directories `dir` (procfs-relative) is, if any. */
+static dir_kind_t dir_kind(km_guest_t *g, const char *dir)
+{
+	const char *rest, *sub;
+	long pid = number(dir, &rest);
+	if (pid < 0)
+		return DIR_OTHER;
+	bool process = pid == getpid();
+	if (!process && !(km_thread((pid_t)pid) && km_procview_guest_tid(g, (pid_t)pid)))
+		return DIR_OTHER;
+	if (process && comp_is(rest, "task", &sub)) {
+		if (*sub == '\0')
+			return DIR_TASK;
+		long t = number(sub, &rest);
+		if (t < 0)
+			return DIR_OTHER;
+	}
+	if ((comp_is(rest, "fd", &sub) || comp_is(rest, "fdinfo", &sub)) && *sub == '\0')
+		return DIR_FDS;
+	return DIR_OTHER;
+}
+
+/* Whether an entry called `name` in a directory of kind k is km's own. */
+static bool hidden_name(km_guest_t *g, dir_kind_t k, const char *name)
+{
+	const char *end;
+	long n = number(name, &end);
+	if (n < 0)
+		return false;
+	if (k == DIR_TASK)
+		return !km_procview_guest_tid(g, (pid_t)n);
+	return k == DIR_FDS && n >= KM_FD_RESERVED_BASE;
+}
+
+/* Both layouts start with d_ino (8) and d_off (8), then d_reclen (2); the name follows at
+ * name_off. */
+static size_t filter(km_guest_t *g, const char *dir, void *buf, size_t n, size_t name_off)
+{
+	dir_kind_t k = dir_kind(g, dir);
+	if (k == DIR_OTHER)
+		return n;
+	char *p = buf, *out = buf;
+	size_t off = 0;
+	while (off + name_off < n) {
+		unsigned short reclen;
+		memcpy(&reclen, p + off + 16, sizeof(reclen));
+		if (reclen == 0 || off + reclen > n)
+			break;
+		if (!hidden_name(g, k, p + off + name_off)) {
+			if (out != p + off)
+				memmove(out, p + off, reclen);
+			out += reclen;
+		}
+		off += reclen;
+	}
+	return (size_t)(out - (char *)buf);
+}
+
+size_t km_procview_filter_dents64(km_guest_t *g, const char *dir, void *buf, size_t n)
+{
+	return filter(g, dir, buf, n, 19); /* d_ino, d_off, d_reclen, d_type, d_name */
+}
+
+size_t km_procview_filter_dents(km_guest_t *g, const char *dir, void *buf, size_t n)
+{
+	return filter(g, dir, buf, n, 18); /* d_ino, d_off, d_reclen, d_name */
+}
