@@ -10,7 +10,12 @@
 # built with glibc and musl, as `km [KM_ARGS] GUEST km TMPDIR`; it must exit 0 with its last line
 # "PASSED ..." and no "FAIL" line (tests/guests/check.h), and km's stderr must hold no line but
 # the ones the guest's source declares with "// HOSTILE-STDERR: REGEX" (bash regex, one per line).
-# A source may give km options with "// HOSTILE-KM-ARGS: ARGS" (shell words; "@TMP" = the temp dir).
+# A source may give km options with "// HOSTILE-KM-ARGS: ARGS" (shell words; "@TMP" = the temp dir)
+# and an accomplice with "// HOSTILE-HELPER: CMD ARGS" (shell words; "@TMP", and "@TOOLS" = the
+# tests' tools directory): started before km, it must exit 0 by the time km has ended.
+
+HOSTILE_TOOLS=${TOOLS:-$ROOT/build/tests/tools}
+case $HOSTILE_TOOLS in /*) ;; *) HOSTILE_TOOLS=$PWD/$HOSTILE_TOOLS ;; esac
 
 run_hostile() {
 	local flavour src name test d tmp line rc
@@ -23,17 +28,33 @@ run_hostile() {
 			d=$WORK/hostile/$flavour/$name
 			tmp=$d/tmp
 			rm -rf "$d" && mkdir -p "$d/cwd" "$tmp"
-			local -a kmargs=() allowed=()
+			local -a kmargs=() allowed=() helper=()
 			while IFS= read -r line; do
 				if [[ $line =~ ^//\ HOSTILE-KM-ARGS:\ +(.*)$ ]]; then
 					eval "kmargs=(${BASH_REMATCH[1]})" # trusted: our own test sources
+				elif [[ $line =~ ^//\ HOSTILE-HELPER:\ +(.*)$ ]]; then
+					eval "helper=(${BASH_REMATCH[1]})"
 				elif [[ $line =~ ^//\ HOSTILE-STDERR:\ +(.*)$ ]]; then
 					allowed+=("${BASH_REMATCH[1]}")
 				fi
 			done <"$src"
 			kmargs=("${kmargs[@]//@TMP/$tmp}")
+			local hpid=""
+			if [ ${#helper[@]} -gt 0 ]; then
+				helper=("${helper[@]//@TMP/$tmp}")
+				helper=("${helper[@]//@TOOLS/$HOSTILE_TOOLS}")
+				"${helper[@]}" >"$d/helper.out" 2>&1 &
+				hpid=$!
+			fi
 			run "$d" "$d/cwd" /dev/null "TMPDIR=$tmp" -- "$KM" "${kmargs[@]}" "$GUESTS/$flavour/$name" km "$tmp"
 			rc=$RC
+			if [ -n "$hpid" ]; then
+				local hrc=0 i
+				for i in $(seq 50); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+				kill "$hpid" 2>/dev/null
+				wait "$hpid" || hrc=$?
+				[ "$hrc" = 0 ] || bad "the accomplice ${helper[0]##*/} failed ($(status_text "$hrc")): $(head -c 300 "$d/helper.out")"
+			fi
 			[ "$rc" = 0 ] || bad "exit status $(status_text "$rc"), expected 0"
 			grep -q '^PASSED' "$d/out" || bad "no PASSED line: the guest did not finish its checks"
 			if grep -q '^FAIL' "$d/out"; then
