@@ -80,10 +80,11 @@ long km_path_admit(km_guest_t *g, int dirfd, const char *path, bool follow)
 	if (path == NULL || path[0] == '\0')
 		return 0; /* AT_EMPTY_PATH: the call is about dirfd, which is already the guest's */
 	struct stat st;
-	/* Files on block devices are never procfs: one lstat decides for most paths. */
+	/* Files on block devices are never procfs: one lstat decides for most paths (not for a
+	 * symlink the call follows: it may lead into /proc). */
 	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0)
 		return 0; /* the real call reports its own error */
-	if (major(st.st_dev) != 0)
+	if (major(st.st_dev) != 0 && !(follow && S_ISLNK(st.st_mode)))
 		return 0;
 	int o = openat(dirfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (o < 0)
