@@ -99,6 +99,17 @@ static void mem_routes(void)
 	close(opath);
 	close(dir);
 
+	/* The working directory as the route: chdir into km's process directory, then relative. */
+	char cwd[512];
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+	CHECK_SYS(chdir("/proc/self/task"), "chdir(/proc/self/task)");
+	snprintf(p, sizeof(p), "%d/mem", my_pid);
+	must_fail(p, O_RDWR, EACCES);
+	CHECK_SYS(chdir(".."), "chdir(..) back to /proc/<pid>");
+	must_fail("mem", O_RDWR, EACCES);
+	must_fail("./task/../pagemap", O_RDONLY, EACCES);
+	CHECK_SYS(chdir(cwd), "chdir back");
+
 	/* A symlink the guest makes to km's memory. */
 	char link[600];
 	snprintf(link, sizeof(link), "%s/mem-link", tmp);
@@ -124,6 +135,8 @@ static void mem_routes(void)
  * it is. Any tid near ours that is km's must be ENOENT by every route. */
 static void thread_routes(void)
 {
+	char cwd[512];
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
 	int visible = 0, probed = 0;
 	for (int t = my_pid + 1; t < my_pid + 2048; t++) {
 		char p[128], line[256];
@@ -143,6 +156,12 @@ static void thread_routes(void)
 		}
 		/* Not readable: either no such task, or km's. Neither may open its memory. */
 		probed++;
+		snprintf(p, sizeof(p), "/proc/self/task/%d", t);
+		if (chdir(p) == 0) {
+			visible++;
+			CHECK(0, "chdir(%s) worked", p);
+			CHECK_SYS(chdir(cwd), "chdir back");
+		}
 		const char *fmt[] = {"/proc/%d/mem", "/proc/self/task/%d/mem", "/proc/self/task/%d/status"};
 		for (size_t i = 0; i < 3; i++) {
 			snprintf(p, sizeof(p), fmt[i], t);
