@@ -29,6 +29,8 @@
 #include "check.h"
 
 #define PG 4096
+#define FUTEX_WAIT 0 /* <linux/futex.h>, which musl-gcc cannot see */
+#define FUTEX_WAKE 1
 
 static char *lead, *p;
 
@@ -94,6 +96,9 @@ static void outputs(void)
 	CHECK_ERR(syscall(SYS_getrandom, p, 16, 0), EFAULT, "getrandom(into EOF)");
 	CHECK_ERR(syscall(SYS_sched_getaffinity, 0, 128, p), EFAULT, "sched_getaffinity(into EOF)");
 	CHECK_ERR(syscall(SYS_prctl, PR_SET_NAME, p, 0, 0, 0), EFAULT, "prctl(PR_SET_NAME past EOF)");
+	CHECK_ERR(syscall(SYS_futex, p, FUTEX_WAKE, 1, NULL, NULL, 0), EFAULT, "futex(FUTEX_WAKE on a word past EOF)");
+	CHECK_ERR(syscall(SYS_futex, p, FUTEX_WAIT, 0, NULL, NULL, 0), EFAULT, "futex(FUTEX_WAIT on a word past EOF)");
+	CHECK_ERR(syscall(SYS_mincore, lead, PG, p), EFAULT, "mincore(vector into EOF)");
 	/* A struct that starts in good memory and ends in the bad page. */
 	CHECK_ERR(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, lead + PG - 8), EFAULT,
 		  "clock_gettime(into a struct running past EOF)");
