@@ -120,7 +120,8 @@ void *km_gva_to_hva(km_mm_t *mm, uint64_t gva, size_t len, int access);
  * iovecs, or -EFAULT if any byte lacks `access`, or -EINVAL if more than `max` would be needed. */
 int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max);
 
-/* Copies between km and guest memory with checks; return 0 or -EFAULT. */
+/* Copies between km and guest memory with checks; return 0 or -EFAULT (also for memory the host
+ * cannot provide, such as a file mapping past the end of its file: see km_guest_fault.h). */
 int km_copy_from_guest(km_mm_t *mm, void *dst, uint64_t gva, size_t len);
 int km_copy_to_guest(km_mm_t *mm, uint64_t gva, const void *src, size_t len);
 

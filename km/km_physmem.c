@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "km_guest_fault.h"
 #include "km_mm_internal.h"
 #include "km_runtime_layout.h"
 
@@ -60,6 +61,9 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 		return km_err_set(err, errno, "reserving %lu GiB of address space for guest memory",
 				  (unsigned long)(mm->gpa_size >> 30));
 	mm->host = host;
+	/* km's own copies to and from guest memory turn the host's faults on it into EFAULT. */
+	if (km_guest_fault_init(err) < 0)
+		return -1;
 	if (km_pt_init(&mm->pt, mm->host, KM_RT_SIZE, pool) < 0 ||
 	    free_insert(mm, 0, mm->user_gpa, mm->gpa_size) < 0)
 		return km_err_set(err, ENOMEM, "setting up guest page tables");

@@ -21,6 +21,7 @@
 
 #include "km_cli.h"
 #include "km_guest.h"
+#include "km_guest_fault.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -298,13 +299,13 @@ static uint32_t elf_flags(int prot)
 	return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
 }
 
+/* A page the host cannot provide (a private file mapping past the end of its file, where the
+ * guest would get SIGBUS) counts as zero: it becomes a hole in the file, and reads as zero after
+ * a resume (docs/snapshot-format.md). */
 static bool page_is_zero(const uint8_t *p)
 {
-	const uint64_t *w = (const uint64_t *)p;
-	for (size_t i = 0; i < PAGE / 8; i += 8)
-		if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
-			return false;
-	return true;
+	bool zero;
+	return km_guest_is_zero(p, PAGE, &zero) < 0 || zero;
 }
 
 #define PM_PRESENT (1ull << 63)

@@ -27,21 +27,30 @@ static char *fd_path(int fd)
 	return km_fd_path(fd, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
 }
 
-#define MAP_KNOWN                                                                                            \
-	(MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE | MAP_FIXED | MAP_ANONYMOUS | MAP_32BIT |            \
-	 MAP_GROWSDOWN | MAP_DENYWRITE | MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |        \
-	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_SYNC | MAP_FIXED_NOREPLACE | (0x3f << MAP_HUGE_SHIFT))
+#ifndef MAP_UNINITIALIZED
+#define MAP_UNINITIALIZED 0x4000000
+#endif
+#ifndef MAP_ABOVE4G
+#define MAP_ABOVE4G 0x80
+#endif
+
+/* What Linux accepts with MAP_SHARED_VALIDATE (its LEGACY_MAP_MASK): anything else, including
+ * MAP_SYNC (DAX files only, none of which km maps) and MAP_FIXED_NOREPLACE, is EOPNOTSUPP.
+ * 64 bits wide because the guest's flags are: a high bit is unknown too. */
+#define MAP_VALIDATE_KNOWN                                                                                   \
+	((uint64_t)(MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |  \
+		    MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |          \
+		    MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT | MAP_ABOVE4G) |                      \
+	 (21ull << MAP_HUGE_SHIFT) | (30ull << MAP_HUGE_SHIFT)) /* MAP_HUGE_2MB, MAP_HUGE_1GB */
 
 KM_SYSCALL(mmap)
 {
 	uint64_t addr = a[0], len = a[1], off = a[5];
 	int prot = (int)a[2], flags = (int)a[3], fd = (int)a[4];
-	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE) {
-		if (flags & ~MAP_KNOWN)
-			return -EOPNOTSUPP;
-		flags = (flags & ~MAP_TYPE) | MAP_SHARED;
-	}
-	if ((flags & MAP_TYPE) != MAP_SHARED && (flags & MAP_TYPE) != MAP_PRIVATE)
+	int type = flags & MAP_TYPE;
+	/* Linux checks MAP_SHARED_VALIDATE for file mappings only; to anonymous ones it is an
+	 * unknown type. */
+	if (type != MAP_SHARED && type != MAP_PRIVATE && (type != MAP_SHARED_VALIDATE || (flags & MAP_ANONYMOUS)))
 		return -EINVAL;
 	if (flags & MAP_HUGETLB)
 		return -EINVAL; /* no hugetlbfs behind guest memory */
@@ -50,11 +59,18 @@ KM_SYSCALL(mmap)
 	struct stat st;
 	if (fd < 0 || km_fd_check(fd) < 0 || fstat(fd, &st) < 0)
 		return -EBADF; /* km's own fds (the VM, vCPUs) are not the guest's to map */
+	if (type == MAP_SHARED_VALIDATE) {
+		if (a[3] & ~MAP_VALIDATE_KNOWN)
+			return -EOPNOTSUPP;
+		flags = (flags & ~MAP_TYPE) | MAP_SHARED;
+	}
 	int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
 	if (acc == O_WRONLY || ((flags & MAP_SHARED) && (prot & PROT_WRITE) && acc != O_RDWR))
 		return -EACCES;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode))
 		return -ENODEV;
+	if (flags & MAP_GROWSDOWN)
+		return -EINVAL; /* as in Linux: only anonymous memory grows down */
 	char *path = fd_path(fd);
 	int64_t rc = km_mm_map(MM(v), addr, len, prot, flags, fd, off, KM_VMA_FILE, path);
 	if (rc >= 0) {

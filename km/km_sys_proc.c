@@ -135,9 +135,8 @@ KM_SYSCALL(prlimit64)
 				ol.rlim_max = KM_FD_RESERVED_BASE;
 		}
 	}
-	if (a[3] != 0)
-		km_copy_to_guest(MM(v), a[3], &ol, sizeof(ol));
-	return 0;
+	/* As in Linux, a new limit is set even when the old one cannot be handed back. */
+	return a[3] != 0 ? km_copy_to_guest(MM(v), a[3], &ol, sizeof(ol)) : 0;
 }
 
 KM_SYSCALL(getrlimit)
@@ -345,7 +344,8 @@ KM_SYSCALL(prctl)
 		size_t n = km_guest_prefix(MM(v), a[1], sizeof(name) - 1, KM_ACC_READ);
 		if (n == 0)
 			return -EFAULT;
-		km_copy_from_guest(MM(v), name, a[1], n);
+		if (km_copy_from_guest(MM(v), name, a[1], n) < 0)
+			return -EFAULT; /* mapped, but the host could not provide it */
 		name[n] = '\0';
 		return prctl(PR_SET_NAME, name) < 0 ? -errno : 0;
 	}

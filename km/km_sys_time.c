@@ -13,10 +13,12 @@
 
 KM_SYSCALL(clock_gettime)
 {
-	struct timespec *ts = km_gva_to_hva(MM(v), a[1], sizeof(*ts), KM_ACC_WRITE);
-	if (ts == NULL)
-		return -EFAULT;
-	return clock_gettime((clockid_t)a[0], ts) < 0 ? -errno : 0;
+	/* Into km's memory first: the vDSO would write the guest's page from km's own code, where
+	 * a page the host cannot provide (a file past its end) would be a host SIGBUS. */
+	struct timespec ts;
+	if (clock_gettime((clockid_t)a[0], &ts) < 0)
+		return -errno;
+	return km_copy_to_guest(MM(v), a[1], &ts, sizeof(ts));
 }
 
 KM_SYSCALL(clock_getres)

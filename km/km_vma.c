@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "km_guest_fault.h"
 #include "km_mm_internal.h"
 
 size_t km_vma_index(km_mm_t *mm, uint64_t gva)
@@ -165,11 +166,11 @@ static int copy_guest(km_mm_t *mm, uint64_t gva, void *buf, size_t len, int acce
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t stop = v->end < end ? v->end : end;
 		uint8_t *h = mm->host + v->gpa + (at - v->start);
-		if (access & KM_ACC_WRITE)
-			memcpy(h, b, stop - at);
-		else
-			memcpy(b, h, stop - at);
-		b += stop - at;
+		size_t n = stop - at;
+		/* The host may fail to provide the page (a file mapping past its end): EFAULT. */
+		if (km_guest_memcpy(access & KM_ACC_WRITE ? h : b, access & KM_ACC_WRITE ? b : h, n, h, n) < 0)
+			return -EFAULT;
+		b += n;
 		at = stop;
 		i++;
 	}

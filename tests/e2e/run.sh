@@ -611,6 +611,9 @@ run_km_options
 . "$ROOT/tests/e2e/snapshot.sh"
 run_snapshot
 run_busybox
+. "$ROOT/tests/e2e/guestmem.sh"
+run_guestmem
+
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
