@@ -78,6 +78,8 @@ typedef struct km_guest {
 
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
+	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
+	uint32_t rlim_set;                  /* which of them the guest set (bit res) */
 
 	/* How the guest ended: exit_group status, or a fatal signal. */
 	bool exited;

@@ -1,7 +1,16 @@
 /* Guest signal dispositions and default actions: see km_signal.h. */
 #include "km_signal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "km_exception.h"
 #include "km_guest.h"
@@ -57,4 +66,114 @@ bool km_signal_raise(km_vcpu_t *v, int sig)
 	if (act == KM_SIG_CORE)
 		km_core_dump(v, &v->user, sig); /* raised by a syscall: where the program made it */
 	return true;
+}
+
+km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid)
+{
+	for (int i = 0; i < g->nvcpus; i++)
+		if (g->vcpus[i] != NULL && g->vcpus[i]->tid == tid)
+			return g->vcpus[i];
+	return NULL;
+}
+
+pid_t km_signal_host_tgid(pid_t tid)
+{
+	char path[64], buf[512];
+	if (tid <= 0)
+		return -ESRCH;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ESRCH;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ESRCH;
+	buf[n] = '\0';
+	const char *t = strstr(buf, "\nTgid:");
+	return t != NULL ? (pid_t)strtol(t + 6, NULL, 10) : -ESRCH;
+}
+
+long km_signal_host_process(pid_t tgid, int sig, siginfo_t *info)
+{
+	/* A pidfd names one process for good: unlike kill(), it cannot reach a thread of km that
+	 * took the number after it was looked up. */
+	int pfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+	if (pfd < 0)
+		return errno == EPERM ? -EPERM : -ESRCH;
+	if (info != NULL)
+		info->si_signo = sig;
+	long r = syscall(SYS_pidfd_send_signal, pfd, sig, info, 0);
+	r = r < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
+/* --- signals the kernel sends km about limits applied on the host ------------------------ */
+
+static volatile sig_atomic_t xcpu_pending;	 /* SIGXCPU: the process is past RLIMIT_CPU */
+static __thread volatile sig_atomic_t xfsz_seen; /* SIGXFSZ: this thread wrote past RLIMIT_FSIZE */
+
+static void host_limit_handler(int sig)
+{
+	if (sig == SIGXFSZ) {
+		xfsz_seen = 1;
+		return;
+	}
+	xcpu_pending = 1;
+	/* Makes the vCPU leave KVM_RUN even if the signal came between two entries. */
+	int saved = errno;
+	raise(KM_SIG_KICK);
+	errno = saved;
+}
+
+void km_signal_host_init(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = host_limit_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART; /* the kernel restarts what it interrupted; the kick decides */
+	sigaction(SIGXCPU, &sa, NULL);
+	sigaction(SIGXFSZ, &sa, NULL);
+}
+
+void km_signal_host_block(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGXCPU);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void km_signal_syscall_begin(void)
+{
+	xfsz_seen = 0;
+}
+
+bool km_signal_syscall_end(km_vcpu_t *v, long ret)
+{
+	bool xfsz = xfsz_seen && ret == -EFBIG;
+	xfsz_seen = 0;
+	if (xfsz && km_signal_raise(v, SIGXFSZ))
+		return true;
+	if (xcpu_pending) {
+		xcpu_pending = 0;
+		return km_signal_raise(v, SIGXCPU);
+	}
+	return false;
+}
+
+bool km_signal_host_deliver(km_vcpu_t *v)
+{
+	if (!xcpu_pending)
+		return false;
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	/* Only where the program itself stopped; in km's stubs the next syscall exit takes it. */
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 || (s.cs.selector & 3) != 3 || ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+		return false;
+	xcpu_pending = 0;
+	v->user = r;
+	return km_signal_raise(v, SIGXCPU);
 }

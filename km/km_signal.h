@@ -7,8 +7,11 @@
 #ifndef KM_SIGNAL_H
 #define KM_SIGNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
+#include "km_guest.h"
 #include "km_vcpu.h"
 
 /* What a signal does when nothing handles it. */
@@ -18,5 +21,34 @@ enum km_sig_default km_sig_default_action(int sig);
 /* Delivers `sig` to the guest running on v: ignored signals vanish, others end the guest.
  * Returns true if the guest ended. */
 bool km_signal_raise(km_vcpu_t *v, int sig);
+
+/* The guest thread (vCPU) whose thread id, as the guest sees it, is tid; NULL if none. Any other
+ * thread of km is not the guest's to name. */
+km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid);
+
+/* The host process (thread group) that thread `tid` belongs to, or -ESRCH. */
+pid_t km_signal_host_tgid(pid_t tid);
+
+/* Sends sig (with info, or as kill() when NULL) to host process tgid, which must not be km:
+ * through a pidfd, so a reused number cannot reach anything else. 0 or -errno. */
+long km_signal_host_process(pid_t tgid, int sig, siginfo_t *info);
+
+/* Installs km's handlers for SIGXCPU and SIGXFSZ, which the kernel sends about RLIMIT_CPU and
+ * RLIMIT_FSIZE (applied on the host): they become the guest's signals, and km's own writes get
+ * EFBIG instead of dying. Once, in main, before any thread starts. */
+void km_signal_host_init(void);
+
+/* Blocks SIGXCPU in the calling thread (old mask in *old): threads of km that are not vCPUs are
+ * created with it blocked, so the kernel hands it to a vCPU thread. */
+void km_signal_host_block(sigset_t *old);
+
+/* Around one guest syscall km runs on the host: a SIGXFSZ the host sent for it (the call failed
+ * with EFBIG) or a pending SIGXCPU becomes the guest's. end returns true if the guest ended. */
+void km_signal_syscall_begin(void);
+bool km_signal_syscall_end(km_vcpu_t *v, long ret);
+
+/* After KVM_RUN was interrupted: delivers a pending SIGXCPU if the vCPU stopped in program code.
+ * Returns true if the guest ended. */
+bool km_signal_host_deliver(km_vcpu_t *v);
 
 #endif

@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "km_fd_admit.h"
 #include "km_guest.h"
+#include "km_rlimit.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
 #include "km_vcpu.h"
@@ -31,6 +33,14 @@
 #define EBT_SO_SET_ENTRIES 128
 #define EBT_SO_GET_ENTRIES 129
 #define EBT_SO_GET_INIT_ENTRIES 131
+
+/* <asm-generic/socket.h> of Linux 6.5; older headers lack them. */
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
 
 #define MM(v) (&(v)->g->mm)
 
@@ -245,14 +255,113 @@ static long do_sendmsg(km_vcpu_t *v, int fd, uint64_t gva, int flags, bool *all)
 	return r;
 }
 
+/* --- fds received with a message ------------------------------------------------------- */
+
+/* The host installed received fds at its lowest free numbers, which may lie past the guest's
+ * RLIMIT_NOFILE or among km's own. As Linux's scm_detach_fds does, the guest gets them in order
+ * up to the first that it cannot take (past its limit, or refused by km_fd_admit); that one and
+ * the rest are closed. Returns how many the guest got, their numbers moved to the front. */
+static size_t admit_fds(km_guest_t *g, uint8_t *p, size_t n, int limit)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		int fd;
+		memcpy(&fd, p + i * sizeof(int), sizeof(int));
+		if (kept < i) {
+			close(fd);
+			continue;
+		}
+		long r = -EMFILE;
+		if (fd < limit)
+			r = km_fd_admit(g, fd); /* closes fd when it refuses */
+		else
+			close(fd);
+		if (r >= limit) { /* a replacement km made for the guest: it must fit too */
+			close((int)r);
+			r = -EMFILE;
+		}
+		if (r < 0)
+			continue;
+		int got = (int)r;
+		memcpy(p + kept * sizeof(int), &got, sizeof(int));
+		kept++;
+	}
+	return kept;
+}
+
+static bool carries_fds(const struct cmsghdr *c)
+{
+	return c->cmsg_level == SOL_SOCKET && (c->cmsg_type == SCM_RIGHTS || c->cmsg_type == SCM_PIDFD);
+}
+
+/* Cuts the fds the guest could not take out of the ancillary data the host wrote: an SCM_RIGHTS
+ * message keeps the fds that were installed (cmsg_len shrinks, as Linux writes it) or goes
+ * when none was, later messages move up, msg_controllen shrinks and MSG_CTRUNC is set. An
+ * SCM_PIDFD that cannot be installed goes without MSG_CTRUNC, as in Linux. */
+static void admit_received(km_guest_t *g, struct msghdr *h)
+{
+	uint8_t *base = h->msg_control;
+	size_t len = base != NULL ? h->msg_controllen : 0, off = 0;
+	int limit = km_rlimit_fd_limit(g);
+	while (len - off >= sizeof(struct cmsghdr)) {
+		struct cmsghdr c;
+		memcpy(&c, base + off, sizeof(c));
+		if (c.cmsg_len < sizeof(c) || c.cmsg_len > len - off)
+			break;
+		size_t space = CMSG_ALIGN(c.cmsg_len) < len - off ? CMSG_ALIGN(c.cmsg_len) : len - off;
+		if (carries_fds(&c)) {
+			size_t n = (c.cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			size_t kept = admit_fds(g, base + off + CMSG_LEN(0), n, limit);
+			if (kept < n) {
+				size_t cut = kept > 0 ? CMSG_SPACE(kept * sizeof(int)) : 0;
+				if (c.cmsg_type == SCM_RIGHTS)
+					h->msg_flags |= MSG_CTRUNC;
+				if (kept > 0) {
+					c.cmsg_len = CMSG_LEN(kept * sizeof(int));
+					memcpy(base + off, &c, sizeof(c));
+				}
+				memmove(base + off + cut, base + off + space, len - off - space);
+				len -= space - cut;
+				space = cut;
+			}
+		}
+		off += space;
+	}
+	if (base != NULL)
+		h->msg_controllen = len;
+}
+
+/* The guest never learnt of these fds (its msghdr could not be written): close them. */
+static void close_received(struct msghdr *h)
+{
+	uint8_t *base = h->msg_control;
+	size_t len = base != NULL ? h->msg_controllen : 0, off = 0;
+	while (len - off >= sizeof(struct cmsghdr)) {
+		struct cmsghdr c;
+		memcpy(&c, base + off, sizeof(c));
+		if (c.cmsg_len < sizeof(c) || c.cmsg_len > len - off)
+			break;
+		for (size_t i = 0; carries_fds(&c) && i < (c.cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+			memcpy(&fd, base + off + CMSG_LEN(0) + i * sizeof(int), sizeof(int));
+			close(fd);
+		}
+		off += CMSG_ALIGN(c.cmsg_len) < len - off ? CMSG_ALIGN(c.cmsg_len) : len - off;
+	}
+}
+
 /* One recvmsg; *mflags gets the message's msg_flags (recvmmsg stops after MSG_OOB). */
 static long do_recvmsg(km_vcpu_t *v, int fd, uint64_t gva, int flags, int *mflags)
 {
 	km_msg_t m;
 	int rc = km_msg_in(MM(v), gva, false, &m);
 	long r = rc < 0 ? km_sock_err_first(fd, rc) : km_host_ret(syscall(SYS_recvmsg, fd, &m.h, flags));
-	if (r >= 0 && km_msg_out(MM(v), gva, &m) < 0)
+	if (r >= 0)
+		admit_received(v->g, &m.h);
+	if (r >= 0 && km_msg_out(MM(v), gva, &m) < 0) {
+		close_received(&m.h);
 		r = -EFAULT;
+	}
 	*mflags = m.h.msg_flags;
 	km_msg_free(&m);
 	return r;
@@ -478,6 +587,28 @@ KM_SYSCALL(setsockopt)
 	return r;
 }
 
+/* SO_PEERPIDFD installs a new fd as the option's value: it must fit the guest's table and pass
+ * km_fd_admit like any other, or the call fails as Linux's does when the table is full. */
+static long peer_pidfd(km_vcpu_t *v, void *buf)
+{
+	int fd, limit = km_rlimit_fd_limit(v->g);
+	memcpy(&fd, buf, sizeof(fd));
+	long r = -EMFILE;
+	if (fd < limit)
+		r = km_fd_admit(v->g, fd);
+	else
+		close(fd);
+	if (r >= limit) {
+		close((int)r);
+		r = -EMFILE;
+	}
+	if (r < 0)
+		return r;
+	fd = (int)r;
+	memcpy(buf, &fd, sizeof(fd));
+	return 0;
+}
+
 /* Some options read their value before answering (IP_MSFILTER, SCTP, ...), so the buffer goes
  * in as well as out. The length goes back even on error: ERANGE answers carry the size needed. */
 KM_SYSCALL(getsockopt)
@@ -500,8 +631,14 @@ KM_SYSCALL(getsockopt)
 	socklen_t hlen = blen;
 	if (rc == 0)
 		r = km_host_ret(syscall(SYS_getsockopt, fd, level, name, buf, &hlen));
-	if (r >= 0 && km_copy_to_guest(MM(v), a[3], buf, hlen < blen ? hlen : blen) < 0)
+	bool pidfd = r >= 0 && level == SOL_SOCKET && name == SO_PEERPIDFD && hlen == sizeof(int);
+	if (pidfd)
+		r = peer_pidfd(v, buf);
+	if (r >= 0 && km_copy_to_guest(MM(v), a[3], buf, hlen < blen ? hlen : blen) < 0) {
+		if (pidfd)
+			close(*(int *)buf);
 		r = -EFAULT;
+	}
 	len = (int32_t)hlen;
 	if ((r >= 0 || (rc == 0 && hlen != blen)) && km_copy_to_guest(MM(v), a[4], &len, sizeof(len)) < 0)
 		r = -EFAULT;

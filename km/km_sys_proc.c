@@ -1,6 +1,7 @@
 /* Process and thread syscalls: exit, ids, arch_prctl, limits, signal dispositions, futex. */
 #include <asm/prctl.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_rlimit.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
@@ -108,35 +110,32 @@ KM_SYSCALL(arch_prctl)
 	}
 }
 
+/* Each limit is applied on the host or kept for the guest (km_rlimit.h). As in Linux, a new
+ * limit is in force even when the old one cannot be written back. */
 KM_SYSCALL(prlimit64)
 {
-	if (a[0] != 0 && (pid_t)a[0] != v->g->pid)
-		return -ESRCH; /* other processes' limits are not the guest's to see */
+	int res = (int)a[1];
 	struct rlimit nl, ol;
 	if (a[2] != 0 && km_copy_from_guest(MM(v), &nl, a[2], sizeof(nl)) < 0)
 		return -EFAULT;
-	if (a[3] != 0 && km_gva_to_hva(MM(v), a[3], sizeof(ol), KM_ACC_WRITE) == NULL)
-		return -EFAULT;
-	if (a[2] != 0 && a[1] == RLIMIT_NOFILE &&
-	    (nl.rlim_cur > KM_FD_RESERVED_BASE || nl.rlim_max > KM_FD_RESERVED_BASE))
-		return -EPERM; /* fds from KM_FD_RESERVED_BASE up are km's own */
-	if (prlimit(0, (int)a[1], a[2] && a[1] != RLIMIT_NOFILE ? &nl : NULL, &ol) < 0)
-		return -errno;
-	if (a[1] == RLIMIT_NOFILE) {
-		/* The guest's fds stop below km's reserved ones. */
-		if (a[2] != 0)
-			v->g->nofile = nl;
-		else if (v->g->nofile.rlim_max != 0)
-			ol = v->g->nofile;
-		else {
-			if (ol.rlim_cur > KM_FD_RESERVED_BASE)
-				ol.rlim_cur = KM_FD_RESERVED_BASE;
-			if (ol.rlim_max > KM_FD_RESERVED_BASE)
-				ol.rlim_max = KM_FD_RESERVED_BASE;
-		}
+	if (a[0] != 0 && (pid_t)a[0] != v->g->pid)
+		return -ESRCH; /* other processes' limits are not the guest's to see */
+	if (res < 0 || res >= RLIM_NLIMITS)
+		return -EINVAL;
+	if (a[2] != 0 && !km_rlimit_emulated(res)) {
+		if (nl.rlim_cur > nl.rlim_max)
+			return -EINVAL;
+		if (prlimit(0, res, &nl, &ol) < 0) /* atomic exchange, as the guest asked */
+			return -errno;
+	} else {
+		km_rlimit_get(v->g, res, &ol);
+		int rc = a[2] != 0 ? km_rlimit_set(v->g, res, &nl) : 0;
+		if (rc < 0)
+			return rc;
 	}
-	/* As in Linux, a new limit is set even when the old one cannot be handed back. */
-	return a[3] != 0 ? km_copy_to_guest(MM(v), a[3], &ol, sizeof(ol)) : 0;
+	if (a[3] != 0 && km_copy_to_guest(MM(v), a[3], &ol, sizeof(ol)) < 0)
+		return -EFAULT;
+	return 0;
 }
 
 KM_SYSCALL(getrlimit)
@@ -242,41 +241,120 @@ KM_SYSCALL(sigaltstack)
 	return 0;
 }
 
-/* Signals to the guest itself take their default action (km_signal.h); others go to the host. */
-static long send_signal(km_vcpu_t *v, pid_t pid, int sig)
+/* --- sending signals ----------------------------------------------------------------------
+ * A signal for the guest itself takes its default action through km's emulation (km_signal.h);
+ * one for another process goes to the host, by a route that cannot reach km: no id the guest
+ * names ever becomes a host signal at km's own process or threads. */
+
+static bool sig_valid(int sig)
 {
-	if (sig < 0 || sig > KM_NSIG)
-		return -EINVAL;
-	if (pid == v->g->pid || pid == 0 || pid == -1 * (pid_t)getpgrp()) {
-		if (sig != 0)
-			km_signal_raise(v, sig);
-		if (pid == v->g->pid)
-			return 0;
-	}
-	if (pid == 0)
-		return 0; /* the rest of the process group is not the guest's business yet */
-	if (pid == -1)
-		return -EPERM; /* never let a guest signal every process km may reach */
-	return kill(pid, sig) < 0 ? -errno : 0;
+	return sig >= 0 && sig <= KM_NSIG;
 }
 
+static long signal_guest(km_vcpu_t *t, int sig)
+{
+	if (!sig_valid(sig))
+		return -EINVAL;
+	if (sig != 0)
+		km_signal_raise(t, sig);
+	return 0;
+}
+
+/* kill() and rt_sigqueueinfo() with pid > 0, which may name any thread of a process. */
+static long signal_process(km_vcpu_t *v, pid_t pid, int sig, siginfo_t *info)
+{
+	if (pid == v->g->pid || km_signal_guest_thread(v->g, pid) != NULL)
+		return signal_guest(v, sig);
+	pid_t tgid = km_signal_host_tgid(pid);
+	if (tgid < 0 || tgid == getpid())
+		return -ESRCH; /* km itself, or one of its threads: not in the guest's world */
+	return km_signal_host_process(tgid, sig, info);
+}
+
+/* tgkill() and rt_tgsigqueueinfo(): the kernel checks that tid is in tgid, so a tgid that is
+ * not km's can never reach km. */
+static long signal_thread(km_vcpu_t *v, pid_t tgid, pid_t tid, int sig, siginfo_t *info)
+{
+	if (tgid == v->g->pid) {
+		km_vcpu_t *t = km_signal_guest_thread(v->g, tid);
+		return t != NULL ? signal_guest(t, sig) : -ESRCH;
+	}
+	if (tgid == getpid())
+		return -ESRCH;
+	long r = info != NULL ? syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, info)
+			      : syscall(SYS_tgkill, tgid, tid, sig);
+	return r < 0 ? -errno : 0;
+}
+
+/* kill(0) and kill(-km's group) reach only the guest: the kernel has no way to signal a group
+ * but one member, and signalling the members one by one would race with the group changing. */
 KM_SYSCALL(kill)
 {
-	return send_signal(v, (pid_t)a[0], (int)a[1]);
+	pid_t pid = (pid_t)a[0];
+	int sig = (int)a[1];
+	if (pid > 0)
+		return signal_process(v, pid, sig, NULL);
+	if (!sig_valid(sig))
+		return -EINVAL;
+	if (pid == -1)
+		return -EPERM; /* never let a guest signal every process km may reach */
+	if (pid == INT_MIN)
+		return -ESRCH;
+	if (pid == 0 || -pid == getpgrp())
+		return signal_guest(v, sig);
+	return kill(pid, sig) < 0 ? -errno : 0; /* another group: km is not in it */
 }
 
 KM_SYSCALL(tgkill)
 {
-	if ((pid_t)a[0] != v->g->pid || (pid_t)a[1] != v->tid)
-		return -ESRCH;
-	return send_signal(v, v->g->pid, (int)a[2]);
+	if ((pid_t)a[0] <= 0 || (pid_t)a[1] <= 0)
+		return -EINVAL;
+	return signal_thread(v, (pid_t)a[0], (pid_t)a[1], (int)a[2], NULL);
 }
 
 KM_SYSCALL(tkill)
 {
-	if ((pid_t)a[0] != v->tid)
+	pid_t tid = (pid_t)a[0];
+	if (tid <= 0)
+		return -EINVAL;
+	km_vcpu_t *t = km_signal_guest_thread(v->g, tid);
+	if (t != NULL)
+		return signal_guest(t, (int)a[1]);
+	pid_t tgid = km_signal_host_tgid(tid);
+	if (tgid < 0 || tgid == getpid())
 		return -ESRCH;
-	return send_signal(v, v->g->pid, (int)a[1]);
+	return signal_thread(v, tgid, tid, (int)a[1], NULL);
+}
+
+/* Linux lets a process make up its own siginfo only with a negative si_code other than SI_TKILL,
+ * unless it signals itself (the target is compared with the caller's thread id). */
+static bool impersonates(const siginfo_t *info, km_vcpu_t *v, pid_t target)
+{
+	return (info->si_code >= 0 || info->si_code == SI_TKILL) && target != v->tid;
+}
+
+KM_SYSCALL(rt_sigqueueinfo)
+{
+	siginfo_t info;
+	if (km_copy_from_guest(MM(v), &info, a[2], sizeof(info)) < 0)
+		return -EFAULT;
+	if (impersonates(&info, v, (pid_t)a[0]))
+		return -EPERM;
+	if ((pid_t)a[0] <= 0)
+		return -ESRCH;
+	return signal_process(v, (pid_t)a[0], (int)a[1], &info);
+}
+
+KM_SYSCALL(rt_tgsigqueueinfo)
+{
+	siginfo_t info;
+	if (km_copy_from_guest(MM(v), &info, a[3], sizeof(info)) < 0)
+		return -EFAULT;
+	if ((pid_t)a[0] <= 0 || (pid_t)a[1] <= 0)
+		return -EINVAL;
+	if (impersonates(&info, v, (pid_t)a[1]))
+		return -EPERM;
+	return signal_thread(v, (pid_t)a[0], (pid_t)a[1], (int)a[2], &info);
 }
 
 KM_SYSCALL(futex)
@@ -486,6 +564,8 @@ const km_sys_def_t km_sys_proc_defs[] = {
     {SYS_kill, "kill", sys_kill, "dd"},
     {SYS_tgkill, "tgkill", sys_tgkill, "ddd"},
     {SYS_tkill, "tkill", sys_tkill, "dd"},
+    {SYS_rt_sigqueueinfo, "rt_sigqueueinfo", sys_rt_sigqueueinfo, "ddp"},
+    {SYS_rt_tgsigqueueinfo, "rt_tgsigqueueinfo", sys_rt_tgsigqueueinfo, "dddp"},
     {SYS_futex, "futex", sys_futex, "pddppd"},
     {SYS_sched_yield, "sched_yield", sys_sched_yield, ""},
     {SYS_sched_getaffinity, "sched_getaffinity", sys_sched_getaffinity, "dup"},

@@ -160,8 +160,11 @@ void km_syscall_handle(km_vcpu_t *v)
 	long ret;
 	if (km_is_hcall(nr))
 		ret = km_hcall_handle(v, nr - KM_HCALL_BASE, a[0]);
-	else
+	else {
+		km_signal_syscall_begin();
 		ret = d != NULL ? d->fn(v, a) : -ENOSYS;
+		km_signal_syscall_end(v, ret);
+	}
 	if (ret == -EPIPE && raises_sigpipe(nr, a))
 		km_signal_raise(v, SIGPIPE);
 	if (v->g->opts.trace)

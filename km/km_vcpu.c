@@ -14,6 +14,7 @@
 #include "km_exception.h"
 #include "km_guest.h"
 #include "km_runtime.h"
+#include "km_signal.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
 
@@ -298,7 +299,7 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 		v->started = true;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				if (kicked_in_program(v))
+				if (kicked_in_program(v) || km_signal_host_deliver(v))
 					return 0;
 				continue;
 			}

@@ -1,5 +1,6 @@
 /* km: run a static Linux x86-64 program in its own KVM virtual machine. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "km_guest.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
+#include "km_signal.h"
 #include "km_snapshot.h"
 
 extern char **environ;
@@ -117,8 +119,12 @@ static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			rc = km_guest_load_program(&g, prog, &argv[cli->prog_index], env, err);
 	}
 	km_mgmt_t *mgmt = NULL;
-	if (rc == 0 && cli->guest.mgmt_path != NULL)
+	if (rc == 0 && cli->guest.mgmt_path != NULL) {
+		sigset_t mask; /* the listener never takes the guest's SIGXCPU */
+		km_signal_host_block(&mask);
 		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
+		pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	}
 	if (rc == 0 && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
 	if (mgmt != NULL)
@@ -139,6 +145,7 @@ int main(int argc, char **argv)
 	uint64_t ignored = inherited_ignored();
 	/* A guest writing to a closed pipe must see EPIPE (and km decides about SIGPIPE), not kill km. */
 	signal(SIGPIPE, SIG_IGN);
+	km_signal_host_init();
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	km_vcpu_kick_init();

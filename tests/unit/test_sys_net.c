@@ -174,6 +174,65 @@ static void test_scm_rights(void **state)
 	close(s[1]);
 }
 
+/* Sends `n` copies of fd in one SCM_RIGHTS message through the handler. */
+static void send_rights(fx_t *f, int sock, int fd, int n)
+{
+	char buf[CMSG_SPACE(3 * sizeof(int))] = {0};
+	struct cmsghdr *c = (struct cmsghdr *)buf;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	for (int i = 0; i < n; i++)
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(fd));
+	gput(f, A + 10 * PG, buf, sizeof(buf));
+	gput(f, A + 8 * PG, "x", 1);
+	gmsg(f, A, A + 8 * PG, 1, 0, 0, A + 10 * PG, CMSG_SPACE(n * sizeof(int)));
+	assert_int_equal(SYS(SYS_sendmsg, sock, A, 0), 1);
+}
+
+/* Defect 7 of issue 6: fds past the guest's RLIMIT_NOFILE are not installed; the message is cut
+ * to those that were and MSG_CTRUNC is set, as in Linux's scm_detach_fds. */
+static void test_scm_rights_past_limit(void **state)
+{
+	fx_t *f = *state;
+	int s[2], p[2];
+	gpair(f, SOCK_DGRAM, s);
+	assert_int_equal(pipe(p), 0);
+	int lowest = dup(0);
+	close(lowest);
+	f->g.nofile = (struct rlimit){lowest + 1, lowest + 1}; /* room for one */
+	send_rights(f, s[0], p[0], 3);
+	gmsg(f, A + PG, A + 9 * PG, 16, 0, 0, A + 12 * PG, 64);
+	assert_int_equal(SYS(SYS_recvmsg, s[1], A + PG, 0), 1);
+	km_guest_msghdr_t m;
+	gget(f, A + PG, &m, sizeof(m));
+	assert_true(m.flags & MSG_CTRUNC);
+	assert_int_equal(m.controllen, CMSG_SPACE(sizeof(int)));
+	struct cmsghdr c;
+	gget(f, A + 12 * PG, &c, sizeof(c));
+	assert_int_equal(c.cmsg_type, SCM_RIGHTS);
+	assert_int_equal(c.cmsg_len, CMSG_LEN(sizeof(int)));
+	int got;
+	gget(f, A + 12 * PG + CMSG_LEN(0), &got, sizeof(got));
+	assert_int_equal(got, lowest);
+	/* The two that did not fit were closed on the host. */
+	assert_int_equal(fcntl(lowest + 1, F_GETFD), -1);
+	assert_int_equal(fcntl(lowest + 2, F_GETFD), -1);
+	/* A full table: nothing installed, no control message at all. */
+	send_rights(f, s[0], p[0], 2);
+	gmsg(f, A + PG, A + 9 * PG, 16, 0, 0, A + 12 * PG, 64);
+	assert_int_equal(SYS(SYS_recvmsg, s[1], A + PG, 0), 1);
+	gget(f, A + PG, &m, sizeof(m));
+	assert_true(m.flags & MSG_CTRUNC);
+	assert_int_equal(m.controllen, 0);
+	assert_int_equal(fcntl(lowest + 1, F_GETFD), -1);
+	close(got);
+	close(p[0]);
+	close(p[1]);
+	close(s[0]);
+	close(s[1]);
+}
+
 static uint64_t put_sin(fx_t *f, uint64_t gva, uint16_t port)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -348,6 +407,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_sendmsg_recvmsg),
 	    T(test_recvmsg_checks_first),
+	    T(test_scm_rights_past_limit),
 	    T(test_scm_rights),
 	    T(test_udp_addresses),
 	    T(test_accept),

@@ -1,0 +1,96 @@
+/* The guest's resource limits: see km_rlimit.h. */
+#include "km_rlimit.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "km_sys_util.h"
+
+bool km_rlimit_emulated(int res)
+{
+	switch (res) {
+	case RLIMIT_DATA:	/* km's mallocs and mappings are data too */
+	case RLIMIT_STACK:	/* the vCPU runs on km's main thread; the guest's stack is sized at start */
+	case RLIMIT_NPROC:	/* km's own threads (management listener) */
+	case RLIMIT_NOFILE:	/* km's fds live above the guest's (KM_FD_RESERVED_BASE) */
+	case RLIMIT_MEMLOCK:	/* mlock is accepted without pinning anything */
+	case RLIMIT_AS:		/* km's reservation of guest memory is larger than any guest limit */
+	case RLIMIT_SIGPENDING: /* km's kicks are queued real-time signals */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool capable_sys_resource(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return false;
+	return d[CAP_SYS_RESOURCE / 32].effective & (1u << (CAP_SYS_RESOURCE % 32));
+}
+
+/* What the guest inherited: the host's limit, and for RLIMIT_NOFILE never km's own fds. */
+static void inherited(int res, struct rlimit *rl)
+{
+	if (getrlimit(res, rl) < 0)
+		*rl = (struct rlimit){RLIM_INFINITY, RLIM_INFINITY};
+	if (res == RLIMIT_NOFILE) {
+		if (rl->rlim_cur > KM_FD_RESERVED_BASE)
+			rl->rlim_cur = KM_FD_RESERVED_BASE;
+		if (rl->rlim_max > KM_FD_RESERVED_BASE)
+			rl->rlim_max = KM_FD_RESERVED_BASE;
+	}
+}
+
+int km_rlimit_get(km_guest_t *g, int res, struct rlimit *rl)
+{
+	if (res < 0 || res >= RLIM_NLIMITS)
+		return -EINVAL;
+	if (res == RLIMIT_NOFILE && (g->nofile.rlim_cur != 0 || g->nofile.rlim_max != 0))
+		*rl = g->nofile; /* kept apart: snapshots record it */
+	else if (res != RLIMIT_NOFILE && (g->rlim_set & (1u << res)))
+		*rl = g->rlim[res];
+	else
+		inherited(res, rl);
+	return 0;
+}
+
+int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl)
+{
+	if (res < 0 || res >= RLIM_NLIMITS || rl->rlim_cur > rl->rlim_max)
+		return -EINVAL;
+	if (!km_rlimit_emulated(res))
+		return setrlimit(res, rl) < 0 ? -errno : 0;
+	struct rlimit old;
+	km_rlimit_get(g, res, &old);
+	if (rl->rlim_max > old.rlim_max && !capable_sys_resource())
+		return -EPERM;
+	if (res == RLIMIT_NOFILE) {
+		if (rl->rlim_max > KM_FD_RESERVED_BASE)
+			return -EPERM; /* fds from KM_FD_RESERVED_BASE up are km's own */
+		g->nofile = *rl;
+		return 0;
+	}
+	g->rlim[res] = *rl;
+	g->rlim_set |= 1u << res;
+	return 0;
+}
+
+int km_rlimit_fd_limit(km_guest_t *g)
+{
+	struct rlimit rl;
+	km_rlimit_get(g, RLIMIT_NOFILE, &rl);
+	return rl.rlim_cur < KM_FD_RESERVED_BASE ? (int)rl.rlim_cur : KM_FD_RESERVED_BASE;
+}
+
+int km_rlimit_as_check(km_guest_t *g, uint64_t grow)
+{
+	if (!(g->rlim_set & (1u << RLIMIT_AS)) || g->rlim[RLIMIT_AS].rlim_cur == RLIM_INFINITY)
+		return 0;
+	uint64_t have = g->mm.committed;
+	return grow > g->rlim[RLIMIT_AS].rlim_cur || have > g->rlim[RLIMIT_AS].rlim_cur - grow ? -ENOMEM : 0;
+}
