@@ -22,6 +22,7 @@
 #include "km_cli.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
+#include "km_io.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -361,32 +362,12 @@ typedef struct run {
 	uint64_t start, len; /* in pages */
 } run_t;
 
-/* Writes all of buf at off: a write may be short (one pwrite moves at most 0x7ffff000 bytes; a
- * filling disk writes what fits first) or interrupted. Returns 0 or -errno. */
-static int write_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* no progress and no reason given: do not loop forever */
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64_t *written)
 {
 	if (r->len == 0)
 		return 0;
 	size_t bytes = r->len * PAGE;
-	int rc = write_all(fd, host + r->start * PAGE, bytes, off + r->start * PAGE);
+	int rc = km_pwrite_all(fd, host + r->start * PAGE, bytes, off + r->start * PAGE);
 	if (rc < 0)
 		return rc;
 	*written += bytes;
@@ -589,7 +570,7 @@ static int write_headers(int fd, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, siz
 	size_t field = hdrs + nb->sum_at + offsetof(km_nt_checksum_t, header_crc);
 	uint32_t crc = km_snapshot_header_crc_buf(img, covered, field);
 	memcpy(img + field, &crc, sizeof(crc));
-	int rc = write_all(fd, img, covered, 0);
+	int rc = km_pwrite_all(fd, img, covered, 0);
 	free(img);
 	if (rc < 0)
 		return km_err_set(err, -rc, "%s: writing the ELF header, program headers and notes (%zu bytes)", path,
