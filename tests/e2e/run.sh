@@ -611,6 +611,9 @@ run_km_options
 . "$ROOT/tests/e2e/snapshot.sh"
 run_snapshot
 run_busybox
+. "$ROOT/tests/e2e/snapfile.sh"
+run_snapfile
+
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
