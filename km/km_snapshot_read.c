@@ -279,6 +279,8 @@ static int no_checksum(const km_snapshot_t *s, const char *name, km_err_t **err)
 						  version, KM_SNAPSHOT_VERSION);
 			return km_err_set(err, 0, "%s: corrupt snapshot: the notes do not start with NT_KM_CHECKSUM", name);
 		}
+	if (bad) /* a malformed note hides whatever follows it: do not call the file foreign */
+		return km_err_set(err, 0, "%s: corrupt snapshot: corrupt note", name);
 	return km_err_set(err, 0, "%s: an ELF core file, but not a km snapshot (no km notes)", name);
 }
 
