@@ -255,6 +255,12 @@ sf_integrity() {
 	end
 }
 
+# --verify without --inspect is a usage error, not a resume.
+sf_verify_usage() {
+	[ -f "$WORK/snapfile/integrity/base.snap" ] || return 0
+	km_rejects snapshot-verify-without-inspect "--verify goes with --inspect" --verify "$WORK/snapfile/integrity/base.snap"
+}
+
 # --- defect 3: more than 2 GiB in one run of pages (opt-in) -------------------------------------
 
 sf_big() {
@@ -294,5 +300,6 @@ run_snapfile() {
 	sf_regular_replaced
 	sf_enospc
 	sf_integrity
+	sf_verify_usage
 	sf_big
 }
