@@ -26,6 +26,8 @@ static const char usage[] =
     "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
     "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
     "  --inspect           describe the snapshot given instead of running it\n"
+    "  --verify            with --inspect: also check every saved memory page against the\n"
+    "                      snapshot's checksums (exit status 1 if one differs)\n"
     "  --help              this text\n"
     "  --version           km's version\n";
 
@@ -41,6 +43,7 @@ enum {
 	OPT_COREDUMP,
 	OPT_MGMT,
 	OPT_INSPECT,
+	OPT_VERIFY,
 };
 
 static const struct option options[] = {
@@ -49,7 +52,8 @@ static const struct option options[] = {
     {"kvm-device", required_argument, NULL, OPT_KVM_DEV}, {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"coredump", required_argument, NULL, OPT_COREDUMP}, {"mgmt", required_argument, NULL, OPT_MGMT},
-    {"inspect", no_argument, NULL, OPT_INSPECT},     {NULL, 0, NULL, 0},
+    {"inspect", no_argument, NULL, OPT_INSPECT},     {"verify", no_argument, NULL, OPT_VERIFY},
+    {NULL, 0, NULL, 0},
 };
 
 int km_parse_size(const char *s, unsigned long *out)
@@ -155,6 +159,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case OPT_INSPECT:
 			cli->inspect = true;
 			break;
+		case OPT_VERIFY:
+			cli->verify = true;
+			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
 			cli->done = true;
@@ -177,6 +184,8 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			return km_err_set(err, 0, "unknown option '%s' (see km --help)", argv[optind - 1]);
 		}
 	}
+	if (cli->verify && !cli->inspect)
+		return km_err_set(err, 0, "--verify goes with --inspect (km --inspect --verify SNAPSHOT)");
 	if (optind >= argc)
 		return km_err_set(err, 0, cli->inspect ? "--inspect needs a snapshot file"
 						       : "no program given (usage: km [options] <program> [args...])");

@@ -9,6 +9,9 @@
  *   segment data, each at a page-aligned offset; pages the guest never touched, and all-zero
  *   pages, are holes in the file
  *
+ * NT_KM_CHECKSUM, the first note, holds a CRC32C of the ELF header, program headers and notes
+ * (checked at every resume) and one of each PT_LOAD's bytes (checked by km --inspect --verify).
+ *
  * km's notes carry KM_SNAPSHOT_VERSION; a km refuses, with a clear message, a version it does
  * not know. All km note structures are little-endian, naturally aligned, fixed size, padded to 8.
  */
@@ -17,7 +20,7 @@
 
 #include <stdint.h>
 
-#define KM_SNAPSHOT_VERSION 1
+#define KM_SNAPSHOT_VERSION 2
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -28,6 +31,7 @@
 #define NT_KM_VMA 0x4b4d0005       /* per PT_LOAD, same order: km's view of the mapping */
 #define NT_KM_SIGACTIONS 0x4b4d0006 /* once: 64 km_sigaction_t, signal dispositions */
 #define NT_KM_STRINGS 0x4b4d0007   /* once: exe path, cwd, label, argv, km version (NUL-separated) */
+#define NT_KM_CHECKSUM 0x4b4d0008  /* once, the first note: checksums (km_nt_checksum_t) */
 
 /* Why the file was written (km_nt_proc_t.reason). */
 #define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */
@@ -92,5 +96,20 @@ typedef struct km_nt_vma {
 	uint32_t path_len; /* bytes of path following this struct, NUL included, padded to 8 */
 	uint32_t reserved0;
 } km_nt_vma_t;
+
+/* NT_KM_CHECKSUM: CRC32C (km_crc32c.h) of the file's bytes [0, covered), where covered is the end
+ * of the PT_NOTE segment (so: ELF header, program headers, every note), with the four bytes of
+ * header_crc read as zero; then segment_crc[i] (nsegments of them, uint32_t each, after the
+ * structure) is the CRC32C of the i-th PT_LOAD's p_filesz bytes in the file, holes read as zero
+ * (0 for p_filesz 0). */
+#define KM_CHECKSUM_CRC32C 1
+
+typedef struct km_nt_checksum {
+	uint32_t algorithm;  /* KM_CHECKSUM_CRC32C */
+	uint32_t header_crc; /* over [0, covered), this field as zero */
+	uint64_t covered;    /* bytes from the file's start: the end of the PT_NOTE segment */
+	uint32_t nsegments;  /* segment_crc entries that follow: one per PT_LOAD, in order */
+	uint32_t reserved0;
+} km_nt_checksum_t;
 
 #endif

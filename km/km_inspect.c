@@ -99,7 +99,7 @@ static void print_mappings(const km_snapshot_t *s, FILE *out)
 	fprintf(out, "file size:     %s\n", c);
 }
 
-int km_inspect(const char *path, FILE *out, km_err_t **err)
+int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 {
 	km_snapshot_t s;
 	if (km_snapshot_open(path, &s, err) < 0) {
@@ -112,6 +112,19 @@ int km_inspect(const char *path, FILE *out, km_err_t **err)
 	fprintf(out, "heap:          %#" PRIx64 "-%#" PRIx64 "\n", s.proc.brk_start, s.proc.brk_cur);
 	fprintf(out, "environment:   %" PRIu64 " variables, %" PRIu64 " bytes at start\n", s.proc.env_count,
 		s.proc.env_bytes);
+	fprintf(out, "checksums:     headers and notes ok (CRC32C)%s\n",
+		verify ? "" : "; memory not checked (--verify)");
+	int rc = 0;
+	if (verify) {
+		uint64_t bytes = 0;
+		fflush(out); /* the description first, then any error line from main */
+		rc = km_snapshot_verify(&s, path, &bytes, err);
+		if (rc == 0) {
+			char b[32];
+			human(bytes, b, sizeof(b));
+			fprintf(out, "verified:      memory of all %zu segments ok (%s laid out in the file)\n", s.nvmas, b);
+		}
+	}
 	km_snapshot_close(&s);
-	return 0;
+	return rc;
 }

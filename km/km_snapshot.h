@@ -75,6 +75,7 @@ typedef struct km_snap_vma {
 	const char *path; /* file mappings: the file; points into the snapshot's note data */
 	uint64_t file_off; /* where the PT_LOAD's bytes start in the snapshot file */
 	uint64_t file_len; /* p_filesz: bytes in the file (0 for shared file mappings) */
+	uint32_t crc;      /* NT_KM_CHECKSUM's CRC32C of those bytes (checked by km_snapshot_verify) */
 } km_snap_vma_t;
 
 typedef struct km_snap_cpu {
@@ -105,21 +106,47 @@ typedef struct km_snapshot {
 	km_snap_vma_t *vmas;       /* in address order, one per PT_LOAD */
 	size_t nvmas;
 	uint64_t saved_bytes;      /* sum of p_filesz */
+	const uint8_t *segment_crcs; /* NT_KM_CHECKSUM's, in the notes (4-byte aligned) */
+	uint32_t nsegment_crcs;
 } km_snapshot_t;
 
 /* True if `path` is an ELF core file with km's notes (what `km FILE` resumes rather than runs).
  * Never fails: anything unreadable is "not a snapshot". */
 bool km_snapshot_is_snapshot(const char *path);
 
-/* Opens and checks a snapshot completely (header, notes, version, segments inside the file,
- * in address order, not overlapping, inside the program's address space) without creating
- * anything. Errors name the file and what is wrong. */
+/* Opens and checks a snapshot completely (the checksum of its headers and notes first, then
+ * header, notes, version, segments inside the file, in address order, not overlapping, inside
+ * the program's address space) without creating anything. Memory is not read (resume maps it
+ * lazily): km_snapshot_verify checks it. Errors name the file and what is wrong. */
 int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err);
 
 /* Same on a file already open (the fuzz target uses a memfd). Takes ownership of fd. */
 int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **err);
 
 void km_snapshot_close(km_snapshot_t *s);
+
+/* Reads every saved segment of an opened snapshot and compares its CRC32C with the one
+ * NT_KM_CHECKSUM holds. Returns 0, or -1 with *err naming the file and the first segment (its
+ * index and addresses) whose bytes differ. Sets *bytes (if not NULL) to the bytes checked. */
+int km_snapshot_verify(const km_snapshot_t *s, const char *name, uint64_t *bytes, km_err_t **err);
+
+/* --- checksums (km_snapshot_checksum.c) -------------------------------------------------- */
+
+/* NT_KM_CHECKSUM's header_crc of an image in memory: CRC32C of img[0, covered) with the four
+ * bytes at field_off (header_crc itself) taken as zero. field_off + 4 <= covered. */
+uint32_t km_snapshot_header_crc_buf(const uint8_t *img, uint64_t covered, uint64_t field_off);
+
+/* The same, read from a file. Returns 0, or -1 with errno (ENODATA: the file ends first). */
+int km_snapshot_header_crc_fd(int fd, uint64_t covered, uint64_t field_off, uint32_t *crc);
+
+/* CRC32C of the file's bytes [off, off+len), holes folded in as zeros without reading them.
+ * Returns 0, or -1 with errno. */
+int km_snapshot_segment_crc(int fd, uint64_t off, uint64_t len, uint32_t *crc);
+
+/* For tools that edit a snapshot image in memory on purpose (tests, the fuzzer's mutator, seed
+ * makers): sets NT_KM_CHECKSUM's covered and header_crc to match the image. False (nothing
+ * changed) if the image has no PT_NOTE starting with that note. Trusts nothing in buf. */
+bool km_snapshot_reseal(uint8_t *buf, size_t len);
 
 /* Builds a guest from an opened snapshot: memory mapped lazily from the file (copy-on-write),
  * fresh runtime, vCPUs with every register, process state. The guest is ready to run. */

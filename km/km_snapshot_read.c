@@ -256,13 +256,75 @@ static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const
 					  i);
 		v->file_off = ph[i].p_offset;
 		v->file_len = ph[i].p_filesz;
+		memcpy(&v->crc, s->segment_crcs + 4 * (k - 1), sizeof(v->crc));
 		s->saved_bytes += ph[i].p_filesz;
 	}
 	/* k == nvmas here: parse_vma refuses more mapping notes than segments, the loop fewer */
 	return 0;
 }
 
-static int read_notes(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const char *name, km_err_t **err)
+/* The first note is not NT_KM_CHECKSUM: a core km did not write, a km snapshot of another
+ * format version, or a damaged one, in that order of likelihood. */
+static int no_checksum(const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	size_t pos = 0;
+	bool bad = false;
+	note_t n;
+	while (next_note(s->notes, s->notes_len, &pos, &n, &bad))
+		if (strcmp(n.owner, KM_NOTE_OWNER) == 0 && n.type == NT_KM_PROC && n.len >= sizeof(uint32_t)) {
+			uint32_t version;
+			memcpy(&version, n.desc, sizeof(version));
+			if (version != KM_SNAPSHOT_VERSION)
+				return km_err_set(err, 0, "%s: snapshot format version %u; this km reads version %u", name,
+						  version, KM_SNAPSHOT_VERSION);
+			return km_err_set(err, 0, "%s: corrupt snapshot: the notes do not start with NT_KM_CHECKSUM", name);
+		}
+	if (bad) /* a malformed note hides whatever follows it: do not call the file foreign */
+		return km_err_set(err, 0, "%s: corrupt snapshot: corrupt note", name);
+	return km_err_set(err, 0, "%s: an ELF core file, but not a km snapshot (no km notes)", name);
+}
+
+/* NT_KM_CHECKSUM, the first note: its header_crc must match the bytes from the file's start to
+ * the end of the notes (read again from the file: the ELF header and program headers are in
+ * that range too) before anything in them is trusted. Keeps the segment checksums. */
+static int check_header_sum(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *note, const char *name,
+			    km_err_t **err)
+{
+	size_t pos = 0;
+	bool bad = false;
+	note_t n;
+	if (!next_note(s->notes, s->notes_len, &pos, &n, &bad) || strcmp(n.owner, KM_NOTE_OWNER) != 0 ||
+	    n.type != NT_KM_CHECKSUM)
+		return no_checksum(s, name, err);
+	km_nt_checksum_t c;
+	if (n.len < sizeof(c))
+		return km_err_set(err, 0, "%s: corrupt snapshot: bad NT_KM_CHECKSUM note", name);
+	memcpy(&c, n.desc, sizeof(c));
+	uint64_t covered = note->p_offset + note->p_filesz;
+	if (c.algorithm != KM_CHECKSUM_CRC32C || c.covered != covered || (n.len - sizeof(c)) % 4 != 0 ||
+	    (n.len - sizeof(c)) / 4 != c.nsegments)
+		return km_err_set(err, 0, "%s: corrupt snapshot: bad NT_KM_CHECKSUM note", name);
+	/* So that the checksum covers them: the program headers lie between the ELF header and
+	 * the notes, as km writes them. */
+	if (eh->e_phoff < sizeof(*eh) || eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > note->p_offset)
+		return km_err_set(err, 0, "%s: corrupt snapshot: program headers not between the ELF header and the notes",
+				  name);
+	uint64_t field = note->p_offset + (uint64_t)(n.desc - s->notes) + offsetof(km_nt_checksum_t, header_crc);
+	uint32_t crc;
+	if (km_snapshot_header_crc_fd(s->fd, covered, field, &crc) < 0)
+		return km_err_set(err, errno, "%s: reading the headers and notes", name);
+	if (crc != c.header_crc)
+		return km_err_set(err, 0,
+				  "%s: corrupt snapshot: its ELF header, program headers or notes changed since it was "
+				  "written (checksum %#010x, expected %#010x)",
+				  name, crc, c.header_crc);
+	s->segment_crcs = n.desc + sizeof(c);
+	s->nsegment_crcs = c.nsegments;
+	return 0;
+}
+
+static int read_notes(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, size_t nph, const char *name,
+		      km_err_t **err)
 {
 	const Elf64_Phdr *note = NULL;
 	size_t loads = 0;
@@ -284,6 +346,11 @@ static int read_notes(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const 
 		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
 	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))
 		return km_err_set(err, errno, "%s: reading the notes", name);
+	if (check_header_sum(s, eh, note, name, err) < 0)
+		return -1;
+	if (s->nsegment_crcs != loads)
+		return km_err_set(err, 0, "%s: corrupt snapshot: %u segment checksums for %zu segments", name,
+				  s->nsegment_crcs, loads);
 	const char *why = NULL;
 	int rc = parse_notes(s, loads, &why);
 	if (rc == -2)
@@ -314,7 +381,7 @@ int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **e
 	int rc = -1;
 	if (!read_exact(fd, ph, eh.e_phnum * sizeof(*ph), eh.e_phoff))
 		km_err_set(err, errno, "%s: reading program headers", name);
-	else if (read_notes(s, ph, eh.e_phnum, name, err) == 0 && check_complete(s, name, err) == 0 &&
+	else if (read_notes(s, &eh, ph, eh.e_phnum, name, err) == 0 && check_complete(s, name, err) == 0 &&
 		 check_loads(s, ph, eh.e_phnum, name, err) == 0)
 		rc = 0;
 	free(ph);
@@ -330,6 +397,27 @@ int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err)
 		return km_err_set(err, errno, "%s", path);
 	}
 	return km_snapshot_open_fd(fd, path, s, err);
+}
+
+int km_snapshot_verify(const km_snapshot_t *s, const char *name, uint64_t *bytes, km_err_t **err)
+{
+	uint64_t done = 0;
+	for (size_t i = 0; i < s->nvmas; i++) {
+		const km_snap_vma_t *v = &s->vmas[i];
+		uint32_t crc;
+		if (km_snapshot_segment_crc(s->fd, v->file_off, v->file_len, &crc) < 0)
+			return km_err_set(err, errno, "%s: reading the segment at %#lx", name, (unsigned long)v->nt.start);
+		if (crc != v->crc)
+			return km_err_set(err, 0,
+					  "%s: corrupt snapshot: memory of segment %zu (%#lx-%#lx, file offset %#lx) "
+					  "changed since it was written (checksum %#010x, expected %#010x)",
+					  name, i + 1, (unsigned long)v->nt.start, (unsigned long)v->nt.end,
+					  (unsigned long)v->file_off, crc, v->crc);
+		done += v->file_len;
+	}
+	if (bytes != NULL)
+		*bytes = done;
+	return 0;
 }
 
 void km_snapshot_close(km_snapshot_t *s)

@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "km_cli.h"
+#include "km_crc32c.h"
 #include "km_guest.h"
 #include "km_guest_fault.h"
+#include "km_io.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -34,6 +36,7 @@ typedef struct notebuf {
 	uint8_t *p;
 	size_t len, cap;
 	int failed;
+	size_t sum_at; /* NT_KM_CHECKSUM's descriptor, filled in last */
 } notebuf_t;
 
 static void *nb_reserve(notebuf_t *nb, size_t n)
@@ -280,6 +283,11 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 
 static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
 {
+	/* First, so a reader finds it before it must trust any other note; filled in last. */
+	uint8_t *sum = note_add(nb, KM_NOTE_OWNER, NT_KM_CHECKSUM, NULL,
+				sizeof(km_nt_checksum_t) + g->mm.nvmas * sizeof(uint32_t));
+	if (sum != NULL)
+		nb->sum_at = (size_t)(sum - nb->p);
 	add_prpsinfo(nb, g);
 	for (int i = 0; i < g->nvcpus; i++)
 		add_cpu_notes(nb, g, g->vcpus[i], sig);
@@ -306,6 +314,28 @@ static bool page_is_zero(const uint8_t *p)
 {
 	bool zero;
 	return km_guest_is_zero(p, PAGE, &zero) < 0 || zero;
+}
+
+typedef struct crc_arg {
+	const uint8_t *p;
+	uint32_t crc;
+} crc_arg_t;
+
+static void crc_fn(void *arg)
+{
+	crc_arg_t *c = arg;
+	c->crc = km_crc32c(c->crc, c->p, PAGE);
+}
+
+/* *crc = the CRC32C of the page at p continuing from `from`: 0, or -EFAULT if the page vanished
+ * since page_is_zero read it (a file truncated meanwhile): then it is a hole like the others. */
+static int crc_page(const uint8_t *p, uint32_t from, uint32_t *crc)
+{
+	crc_arg_t c = {p, from};
+	int rc = km_guest_fault_run(p, PAGE, crc_fn, &c);
+	if (rc == 0)
+		*crc = c.crc;
+	return rc;
 }
 
 #define PM_PRESENT (1ull << 63)
@@ -360,8 +390,9 @@ static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64
 	if (r->len == 0)
 		return 0;
 	size_t bytes = r->len * PAGE;
-	if (pwrite(fd, host + r->start * PAGE, bytes, (off_t)(off + r->start * PAGE)) != (ssize_t)bytes)
-		return -1;
+	int rc = km_pwrite_all(fd, host + r->start * PAGE, bytes, off + r->start * PAGE);
+	if (rc < 0)
+		return rc;
 	*written += bytes;
 	r->len = 0;
 	return 0;
@@ -369,29 +400,38 @@ static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64
 
 /* Writes the non-zero pages of [host, host+len) at `off` in fd, as runs of pages; pages that
  * cannot hold data (find_candidates) are never read, so huge untouched reservations cost
- * nothing. */
+ * nothing. *crc gets the CRC32C of the range as the file will hold it: data pages hashed right
+ * after the zero check looked at them, holes folded in as zeros (no extra pass over memory).
+ * Returns 0 or -errno. */
 static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_t len, uint64_t off,
-		       uint64_t *written)
+		       uint64_t *written, uint32_t *crc)
 {
-	uint64_t npages = len / PAGE;
+	uint64_t npages = len / PAGE, zeros = 0;
 	bool maybe[PM_BATCH];
 	run_t run = {0, 0};
+	*crc = 0;
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
 		find_candidates(src, host, base, n, maybe);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = base + i;
 			bool data = maybe[i] && !page_is_zero(host + pg * PAGE);
+			if (data && crc_page(host + pg * PAGE, km_crc32c_zeros(*crc, zeros), crc) == 0)
+				zeros = 0;
+			else
+				data = false, zeros += PAGE;
 			if (data && run.len > 0 && run.start + run.len == pg) {
 				run.len++;
 				continue;
 			}
-			if (flush_run(fd, host, off, &run, written) < 0)
-				return -1;
+			int rc = flush_run(fd, host, off, &run, written);
+			if (rc < 0)
+				return rc;
 			if (data)
 				run = (run_t){pg, 1};
 		}
 	}
+	*crc = km_crc32c_zeros(*crc, zeros);
 	return flush_run(fd, host, off, &run, written);
 }
 
@@ -412,31 +452,88 @@ static int open_temp(const char *dir, char *tmpname, size_t size)
 	return fd;
 }
 
-/* Gives the finished temporary file the final name, replacing an older file atomically. */
-static int publish(int fd, const char *tmpname, const char *dir, const char *path)
+/* What is at the snapshot's final name. Only a regular file or nothing may be replaced: rename
+ * would put the snapshot over a socket (km's own management socket), a device node, a FIFO or an
+ * empty directory. A symbolic link is refused too: rename would replace the link itself, not
+ * the file it names, which is rarely what the user meant. */
+typedef enum target { TARGET_NONE, TARGET_REGULAR } target_t;
+
+static const char *kind_name(mode_t m)
 {
-	char link[4096];
+	if (S_ISSOCK(m))
+		return "a unix socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	return "not a regular file";
+}
+
+static int check_target(const char *path, target_t *t, km_err_t **err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return km_err_set(err, errno, "%s", path);
+		*t = TARGET_NONE;
+		return 0;
+	}
+	if (S_ISREG(st.st_mode)) {
+		*t = TARGET_REGULAR;
+		return 0;
+	}
+	km_err_set(err, 0, "%s: %s is there; a snapshot replaces only a regular file%s", path, kind_name(st.st_mode),
+		   S_ISLNK(st.st_mode) ? " (km does not replace or follow a link at the snapshot's name)" : "");
+	(*err)->errnum = S_ISDIR(st.st_mode) ? EISDIR : EEXIST; /* what the program's hypercall returns */
+	return -1;
+}
+
+/* Gives the finished temporary file the final name. Over nothing: renameat2(RENAME_NOREPLACE),
+ * so a file that appeared meanwhile is never replaced; over a regular file: checked again
+ * right before the rename, which replaces it atomically. */
+static int publish(int fd, const char *tmpname, const char *dir, const char *path, target_t was, km_err_t **err)
+{
+	char linkname[4096];
 	if (tmpname[0] == '\0') {
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 		bool linked = false;
 		for (int attempt = 0; attempt < 100 && !linked; attempt++) {
-			snprintf(link, sizeof(link), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);
-			linked = linkat(AT_FDCWD, proc, AT_FDCWD, link, AT_SYMLINK_FOLLOW) == 0;
+			snprintf(linkname, sizeof(linkname), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);
+			linked = linkat(AT_FDCWD, proc, AT_FDCWD, linkname, AT_SYMLINK_FOLLOW) == 0;
 			if (!linked && errno != EEXIST)
-				return -1;
+				return km_err_set(err, errno, "%s: giving the snapshot a name in %s", path, dir);
 		}
 		/* Every name taken: renaming the last one tried would publish somebody else's file. */
-		if (!linked) {
-			errno = EEXIST;
-			return -1;
-		}
-		tmpname = link;
+		if (!linked)
+			return km_err_set(err, EEXIST, "%s: giving the snapshot a name in %s", path, dir);
+		tmpname = linkname;
 	}
-	if (rename(tmpname, path) < 0) {
-		int e = errno;
+	target_t now;
+	int rc = check_target(path, &now, err);
+	if (rc == 0 && was == TARGET_NONE) {
+		rc = renameat2(AT_FDCWD, tmpname, AT_FDCWD, path, RENAME_NOREPLACE);
+		if (rc < 0 && errno == EINVAL) { /* a filesystem without it: link(2) never replaces either */
+			rc = link(tmpname, path);
+			if (rc == 0)
+				unlink(tmpname);
+		}
+		if (rc < 0)
+			km_err_set(err, errno, errno == EEXIST ? "%s: a file appeared at the snapshot's name while it was "
+								"being written; not replaced"
+							      : "%s: giving the snapshot its name",
+				   path);
+	} else if (rc == 0 && rename(tmpname, path) < 0) {
+		rc = km_err_set(err, errno, "%s: giving the snapshot its name", path);
+	}
+	if (rc < 0) {
 		unlink(tmpname);
-		errno = e;
 		return -1;
 	}
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -447,7 +544,68 @@ static int publish(int fd, const char *tmpname, const char *dir, const char *pat
 	return 0;
 }
 
-static int write_file(km_guest_t *g, int fd, const notebuf_t *nb, km_snapshot_result_t *res, km_err_t **err,
+/* Each saved segment's bytes, at ph[1 + i].p_offset; their checksums into crcs[i]. */
+static int write_memory(km_guest_t *g, int fd, const Elf64_Phdr *ph, uint32_t *crcs, km_snapshot_result_t *res,
+			const char *path, km_err_t **err)
+{
+	km_mm_t *mm = &g->mm;
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+	for (size_t i = 0; i < mm->nvmas && rc == 0; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		crcs[i] = 0;
+		if (ph[1 + i].p_filesz == 0)
+			continue;
+		source_t src = {.backing = v->backing, .pagemap = pagemap, .old_fd = mm->snapshot_fd,
+				.old_off = v->backing_off};
+		if (src.backing == KM_BACK_SNAPSHOT && src.old_fd < 0)
+			src.backing = KM_BACK_FILE;
+		rc = write_range(fd, &src, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset, &res->memory_bytes,
+				 &crcs[i]);
+		if (rc < 0)
+			km_err_set(err, -rc, "%s: writing the memory mapped at %#lx-%#lx (%#lx bytes at file offset %#lx)",
+				   path, (unsigned long)v->start, (unsigned long)v->end, (unsigned long)(v->end - v->start),
+				   (unsigned long)ph[1 + i].p_offset);
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Fills NT_KM_CHECKSUM (segment checksums, then the one over [0, end of notes)) and writes the
+ * ELF header, program headers and notes, which lie contiguously from offset 0. */
+static int write_headers(int fd, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, size_t nph, notebuf_t *nb,
+			 const uint32_t *crcs, size_t ncrcs, const char *path, km_err_t **err)
+{
+	size_t hdrs = sizeof(*eh) + nph * sizeof(*ph);
+	size_t covered = hdrs + nb->len;
+	uint8_t *img = malloc(covered);
+	if (img == NULL)
+		return km_err_set(err, ENOMEM, "%s: headers", path);
+	km_nt_checksum_t c = {.algorithm = KM_CHECKSUM_CRC32C, .covered = covered, .nsegments = (uint32_t)ncrcs};
+	memcpy(nb->p + nb->sum_at, &c, sizeof(c));
+	memcpy(nb->p + nb->sum_at + sizeof(c), crcs, ncrcs * sizeof(*crcs));
+	memcpy(img, eh, sizeof(*eh));
+	memcpy(img + sizeof(*eh), ph, nph * sizeof(*ph));
+	memcpy(img + hdrs, nb->p, nb->len);
+	size_t field = hdrs + nb->sum_at + offsetof(km_nt_checksum_t, header_crc);
+	uint32_t crc = km_snapshot_header_crc_buf(img, covered, field);
+	memcpy(img + field, &crc, sizeof(crc));
+	int rc = km_pwrite_all(fd, img, covered, 0);
+	free(img);
+	if (rc < 0)
+		return km_err_set(err, -rc, "%s: writing the ELF header, program headers and notes (%zu bytes)", path,
+				  covered);
+	return 0;
+}
+
+static int retry_eintr(int rc)
+{
+	return rc < 0 && errno == EINTR;
+}
+
+/* The whole file: memory first, then the headers and notes that describe and checksum it. */
+static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t *res, km_err_t **err,
 		      const char *path)
 {
 	km_mm_t *mm = &g->mm;
@@ -469,8 +627,12 @@ static int write_file(km_guest_t *g, int fd, const notebuf_t *nb, km_snapshot_re
 	eh.e_phentsize = sizeof(Elf64_Phdr);
 	eh.e_phnum = (Elf64_Half)nph;
 	Elf64_Phdr *ph = calloc(nph, sizeof(*ph));
-	if (ph == NULL)
-		return km_err_set(err, ENOMEM, "%s: program headers", path);
+	uint32_t *crcs = calloc(mm->nvmas + 1, sizeof(*crcs));
+	int rc = -1;
+	if (ph == NULL || crcs == NULL) {
+		km_err_set(err, ENOMEM, "%s: program headers", path);
+		goto out;
+	}
 	ph[0] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = hdrs, .p_filesz = nb->len, .p_align = 4};
 	uint64_t off = data_off;
 	for (size_t i = 0; i < mm->nvmas; i++) {
@@ -481,40 +643,24 @@ static int write_file(km_guest_t *g, int fd, const notebuf_t *nb, km_snapshot_re
 					 .p_vaddr = v->start, .p_memsz = size, .p_filesz = fsz, .p_align = PAGE};
 		off += fsz;
 	}
-	int rc = -1;
-	if (pwrite(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
-	    pwrite(fd, ph, nph * sizeof(*ph), sizeof(eh)) != (ssize_t)(nph * sizeof(*ph)) ||
-	    pwrite(fd, nb->p, nb->len, (off_t)hdrs) != (ssize_t)nb->len) {
-		km_err_set(err, errno, "%s: writing headers", path);
+	if (write_memory(g, fd, ph, crcs, res, path, err) < 0 ||
+	    write_headers(fd, &eh, ph, nph, nb, crcs, mm->nvmas, path, err) < 0)
 		goto out;
-	}
-	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	for (size_t i = 0; i < mm->nvmas; i++) {
-		km_vma_t *v = &mm->vmas[i];
-		if (ph[1 + i].p_filesz == 0)
-			continue;
-		source_t src = {.backing = v->backing, .pagemap = pagemap, .old_fd = mm->snapshot_fd,
-				.old_off = v->backing_off};
-		if (src.backing == KM_BACK_SNAPSHOT && src.old_fd < 0)
-			src.backing = KM_BACK_FILE;
-		if (write_range(fd, &src, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset,
-				&res->memory_bytes) < 0) {
-			km_err_set(err, errno, "%s: writing memory at %#lx", path, (unsigned long)v->start);
-			if (pagemap >= 0)
-				close(pagemap);
-			goto out;
-		}
-	}
-	if (pagemap >= 0)
-		close(pagemap);
 	/* Holes at the end must still count: the file is as long as its last segment says. */
-	if (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0) {
-		km_err_set(err, errno, "%s: finishing the file", path);
+	int r;
+	while (retry_eintr(r = ftruncate(fd, (off_t)off)))
+		;
+	if (r == 0)
+		while (retry_eintr(r = fsync(fd)))
+			;
+	if (r < 0) {
+		km_err_set(err, errno, "%s: finishing the file (%#lx bytes)", path, (unsigned long)off);
 		goto out;
 	}
 	rc = 0;
 out:
 	free(ph);
+	free(crcs);
 	return rc;
 }
 
@@ -535,21 +681,21 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		return km_err_set(err, ENOMEM, "%s", req->path);
 	}
 	char tmpname[4096];
+	tmpname[0] = '\0';
 	const char *dir = dirname(dcopy);
-	int fd = open_temp(dir, tmpname, sizeof(tmpname));
-	int rc = -1;
-	if (fd < 0) {
+	target_t was;
+	int fd = -1, rc = -1;
+	if (check_target(req->path, &was, err) < 0)
+		; /* refused before anything is written */
+	else if ((fd = open_temp(dir, tmpname, sizeof(tmpname))) < 0)
 		km_err_set(err, errno, "%s: creating the file in %s", req->path, dir);
-	} else if (write_file(g, fd, &nb, res, err, req->path) == 0) {
+	else if (write_file(g, fd, &nb, res, err, req->path) == 0) {
 		struct stat st;
 		if (fstat(fd, &st) == 0) {
 			res->file_size = (uint64_t)st.st_size;
 			res->disk_bytes = (uint64_t)st.st_blocks * 512;
 		}
-		if (publish(fd, tmpname, dir, req->path) < 0)
-			km_err_set(err, errno, "%s: giving the snapshot its name", req->path);
-		else
-			rc = 0;
+		rc = publish(fd, tmpname, dir, req->path, was, err);
 	}
 	if (fd >= 0) {
 		if (rc < 0 && tmpname[0] != '\0')

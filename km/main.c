@@ -99,7 +99,7 @@ static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	(void)argc;
 	const char *prog = argv[cli->prog_index];
 	if (cli->inspect)
-		return km_inspect(prog, stdout, err) == 0 ? 0 : -1;
+		return km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
 	paths_t paths = {0};
 	char **env = km_cli_guest_env(cli, environ, err);
 	if (env == NULL || make_paths_absolute(&cli->guest, &paths, err) < 0) {

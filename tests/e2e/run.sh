@@ -613,6 +613,8 @@ run_snapshot
 run_busybox
 . "$ROOT/tests/e2e/guestmem.sh"
 run_guestmem
+. "$ROOT/tests/e2e/snapfile.sh"
+run_snapfile
 
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile

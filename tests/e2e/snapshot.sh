@@ -155,6 +155,15 @@ snap_put() { # FILE OFFSET SIZE VALUE
 	printf "$hex" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# snap_seal FILE: recomputes the header checksum (NT_KM_CHECKSUM) of a snapshot a test damaged
+# on purpose, so that km's check for that damage sees it rather than the checksum
+# (tests/tools/km-snapseal). Files it cannot seal (no checksum note left) stay as they are.
+SNAP_SEAL=${TOOLS:-$ROOT/build/tests/tools}/km-snapseal
+case $SNAP_SEAL in /*) ;; *) SNAP_SEAL=$PWD/$SNAP_SEAL ;; esac
+snap_seal() {
+	"$SNAP_SEAL" "$1" 2>/dev/null || true
+}
+
 # snap_parse FILE: reads the ELF program headers and the notes of a snapshot into
 # PH_TYPE/PH_OFF/PH_VADDR/PH_FILESZ/PH_ADDR (header offset) and NT_OFF (note header offset)/
 # NT_NAME/NT_TYPE/NT_DESC (descriptor offset)/NT_DESCSZ. False if it is not a well-formed file.
@@ -908,26 +917,32 @@ snap_bad_input() {
 	# Corrupted notes and headers.
 	if snap_bad note-descsz-huge; then
 		snap_put "$SB_FILE" $((NT_OFF[SB_PROC] + 4)) 4 $((0x7ffffff0))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-note-descsz-huge "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad note-namesz-huge; then
 		snap_put "$SB_FILE" "${NT_OFF[0]}" 4 $((0xfffffff0))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-note-namesz-huge "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad note-segment-past-eof; then
 		snap_put "$SB_FILE" $((PH_ADDR[0] + 32)) 8 $((SB_SIZE + 65536))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-note-segment-past-eof "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad no-proc-note; then
 		snap_put "$SB_FILE" $((NT_OFF[SB_PROC] + 8)) 4 $((0x4b4d00ff))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-no-proc-note "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad nvcpus-mismatch; then
 		snap_put "$SB_FILE" $((NT_DESC[SB_PROC] + 8)) 4 7
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-nvcpus-mismatch "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad phoff-past-eof; then
 		snap_put "$SB_FILE" 32 8 $((SB_SIZE + 4096))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-phoff-past-eof "$SB_FILE" "$SB_FILE"
 	fi
 
@@ -937,10 +952,12 @@ snap_bad_input() {
 	for i in 0 $((version + 1)) 9999; do
 		snap_bad "version-$i" || continue
 		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 "$i"
+		snap_seal "$SB_FILE"
 		km_rejects "snapshot-version-$i" "$SB_FILE" "$SB_FILE"
 	done
 	if snap_bad inspect-version-9999; then
 		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 9999
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-inspect-version-9999 "$SB_FILE" --inspect "$SB_FILE"
 	fi
 
@@ -948,11 +965,13 @@ snap_bad_input() {
 	if snap_bad overlapping-loads; then
 		first_load=${SB_LOADS[0]} second_load=${SB_LOADS[1]}
 		snap_put "$SB_FILE" $((PH_ADDR[second_load] + 16)) 8 "${PH_VADDR[first_load]}"
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-overlapping-loads "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad load-at-kernel-address; then
 		last=${SB_LOADS[-1]}
 		snap_put "$SB_FILE" $((PH_ADDR[last] + 16)) 8 $((0xffff800000000000))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-load-at-kernel-address "$SB_FILE" "$SB_FILE"
 	fi
 	# The same two, with km's own record of the mappings (NT_KM_VMA, one per PT_LOAD in the same
@@ -974,6 +993,7 @@ snap_bad_input() {
 			snap_put "$SB_FILE" $((PH_ADDR[second_load] + 16)) 8 "${PH_VADDR[first_load]}"
 			snap_put "$SB_FILE" "${NT_DESC[vmas[1]]}" 8 "${PH_VADDR[first_load]}"
 			snap_put "$SB_FILE" $((NT_DESC[vmas[1]] + 8)) 8 $((PH_VADDR[first_load] + size))
+			snap_seal "$SB_FILE"
 			km_rejects snapshot-overlapping-mappings "$SB_FILE" "$SB_FILE"
 		fi
 	fi
@@ -985,11 +1005,13 @@ snap_bad_input() {
 		snap_put "$SB_FILE" $((PH_ADDR[last] + 16)) 8 $((0xffff800000000000))
 		snap_put "$SB_FILE" "${NT_DESC[vmas[-1]]}" 8 $((0xffff800000000000))
 		snap_put "$SB_FILE" $((NT_DESC[vmas[-1]] + 8)) 8 $((0xffff800000000000 + size))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-mapping-at-kernel-address "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad load-data-past-eof; then
 		last=${SB_LOADS[-1]}
 		snap_put "$SB_FILE" $((PH_ADDR[last] + 8)) 8 $((SB_SIZE + 4096))
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-load-data-past-eof "$SB_FILE" "$SB_FILE"
 	fi
 
@@ -1015,6 +1037,7 @@ snap_bad_input() {
 		for i in "${!NT_NAME[@]}"; do
 			[ "${NT_NAME[$i]}" = KM ] && printf XX | dd of="$SB_FILE" bs=1 seek=$((NT_OFF[i] + 12)) conv=notrunc status=none
 		done
+		snap_seal "$SB_FILE"
 		km_rejects snapshot-core-without-km-notes "$SB_FILE" "$SB_FILE"
 	fi
 	if snap_bad linux-core; then

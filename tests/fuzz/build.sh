@@ -12,5 +12,6 @@ mkdir -p "$(dirname "$OUT")"
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Ikm -Iruntime -Iruntime/include -Ibuild/gen \
-	-o "$OUT" tests/fuzz/fuzz_snapshot.c km/km_snapshot_read.c km/km_error.c
+	-o "$OUT" tests/fuzz/fuzz_snapshot.c km/km_snapshot_read.c km/km_snapshot_checksum.c \
+	km/km_crc32c.c km/km_error.c
 echo "built $OUT"

@@ -11,7 +11,10 @@
  * every PT_LOAD must agree with its NT_KM_VMA note (address, size, file size). After libFuzzer's
  * own mutation, three times in four, each PT_LOAD is rewritten to match its note (and to point
  * at file offset 0), so that mutations of a mapping's addresses reach the checks behind it
- * (address space bounds, order, overlap). The loader under test is the same either way.
+ * (address space bounds, order, overlap). Then, seven times in eight, the NT_KM_CHECKSUM header
+ * checksum is recomputed (km_snapshot_reseal): the loader refuses anything whose checksum does
+ * not match before it looks further, so without this almost every mutation would stop there.
+ * The loader under test is the same either way, checksum check included.
  *
  * Build: tests/fuzz/build.sh (clang, -fsanitize=fuzzer,address,undefined). Seeds are in
  * tests/fuzz/corpus/ (made by tests/fuzz/make_corpus.sh); inputs that once crashed it are in
@@ -120,6 +123,8 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	size = LLVMFuzzerMutate(data, size, max_size);
 	if ((seed & 3) != 0)
 		sync_loads(data, size);
+	if (((seed >> 2) & 7) != 0)
+		km_snapshot_reseal(data, size);
 	return size;
 }
 

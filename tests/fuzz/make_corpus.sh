@@ -12,7 +12,8 @@ KM=$ROOT/build/bin/km
 B=$ROOT/build/fuzz
 mkdir -p "$B"
 musl-gcc -static -O1 -Wall -Wextra -Werror -I"$ROOT/runtime/include" -o "$B/snap_seed" "$ROOT/tests/fuzz/snap_seed.c"
-gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I"$ROOT/km" -o "$B/make_seeds" "$ROOT/tests/fuzz/make_seeds.c"
+gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -I"$ROOT/km" -I"$ROOT/runtime" \
+	-o "$B/make_seeds" "$ROOT/tests/fuzz/make_seeds.c" "$ROOT/km/km_snapshot_checksum.c" "$ROOT/km/km_crc32c.c"
 
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

@@ -17,6 +17,10 @@
  *   make_seeds nokm IN OUT      the file cut after its notes, with every note of owner "KM"
  *                               renamed to owner "XX": an ELF core file with no km notes
  *
+ * Every output of a km file but nokm's gets its NT_KM_CHECKSUM header checksum recomputed
+ * (km_snapshot_reseal), so the loader checks what lies behind it; segment checksums are left as
+ * they were (the loader does not read memory; the compact seeds' segments are not real).
+ *
  * Host tool, built by tests/fuzz/make_corpus.sh. Only for files km wrote: it trusts its input.
  */
 #include <elf.h>
@@ -27,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "km_coredump.h"
+#include "km_snapshot.h"
 
 #define PAGE 4096ul
 #define KIND_STACK 4 /* KM_VMA_STACK in km/km_mm.h */
@@ -147,6 +151,11 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "notes") != 0 && strcmp(mode, "nokm") != 0) {
 		die("unknown mode");
 	}
+	/* nokm's checksum note is renamed and a kernel core has none: nothing to reseal there. */
+	if (strcmp(mode, "compact") == 0 && !km_snapshot_reseal(buf, out_len))
+		die("no NT_KM_CHECKSUM note first in the notes");
+	if (strcmp(mode, "notes") == 0)
+		km_snapshot_reseal(buf, out_len);
 	FILE *out = fopen(argv[3], "wb");
 	if (out == NULL || fwrite(buf, 1, out_len, out) != out_len || fclose(out) != 0)
 		die("cannot write output");

@@ -8,7 +8,11 @@
  * - Targeted corruptions of a real snapshot's headers and notes (the corpus seed
  *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, format version
  *   changed, km's notes renamed, two segments overlapping, vCPU ids out of range or repeated,
- *   the most vCPU and XSAVE notes the loader takes and one more, an oversized NT_AUXV.
+ *   the most vCPU and XSAVE notes the loader takes and one more, an oversized NT_AUXV. These
+ *   are resealed (km_snapshot_reseal) before opening, so that the checksum does not hide them.
+ * - The checksums (NT_KM_CHECKSUM): every changed bit in the headers and notes refused, the
+ *   message of a change only the checksum sees, a missing checksum note, format 1;
+ *   km_snapshot_verify on segments with a hole, then with a changed byte.
  *
  * The tests find tests/fuzz/ through $KM_SRC (the source tree) or, without it, by walking up
  * from the working directory (make check runs from the repository root). No KVM is needed.
@@ -31,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "km_crc32c.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -116,10 +121,10 @@ static char *corpus_file(const char *name)
 
 /* --- opening ----------------------------------------------------------------------------- */
 
-/* Opens `len` bytes as a snapshot called `name` (through a memfd, as the fuzz target does).
- * Checks the error contract: 0 and no error, or -1 and an error whose message names the file.
- * Returns rc; the message, if any, is copied to msg. */
-static int open_bytes(const void *bytes, size_t len, const char *name, char *msg, size_t msg_size)
+/* Opens `len` bytes as a snapshot called `name` (through a memfd, as the fuzz target does),
+ * exactly as they are. Checks the error contract: 0 and no error, or -1 and an error whose
+ * message names the file. Returns rc; the message, if any, is copied to msg. */
+static int open_raw(const void *bytes, size_t len, const char *name, char *msg, size_t msg_size)
 {
 	int fd = memfd_create("snapshot-test", MFD_CLOEXEC);
 	assert_true(fd >= 0);
@@ -148,11 +153,34 @@ static int open_bytes(const void *bytes, size_t len, const char *name, char *msg
 	return rc;
 }
 
+/* open_raw on a copy whose header checksum is recomputed first (when it has an NT_KM_CHECKSUM
+ * note): a test that damages a field on purpose reaches the check for that field. */
+static int open_bytes(const void *bytes, size_t len, const char *name, char *msg, size_t msg_size)
+{
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+	assert_non_null(copy);
+	memcpy(copy, bytes, len);
+	km_snapshot_reseal(copy, len);
+	int rc = open_raw(copy, len, name, msg, msg_size);
+	free(copy);
+	return rc;
+}
+
 /* Expects `bytes` refused with a message containing `part`. */
 static void expect_refused(const void *bytes, size_t len, const char *name, const char *part)
 {
 	char msg[1024];
 	if (open_bytes(bytes, len, name, msg, sizeof(msg)) == 0)
+		fail_msg("%s: accepted, expected an error containing '%s'", name, part);
+	if (strstr(msg, part) == NULL)
+		fail_msg("%s: expected '%s' in: %s", name, part, msg);
+}
+
+/* Expects `bytes`, exactly as they are, refused with a message containing `part`. */
+static void expect_refused_raw(const void *bytes, size_t len, const char *name, const char *part)
+{
+	char msg[1024];
+	if (open_raw(bytes, len, name, msg, sizeof(msg)) == 0)
 		fail_msg("%s: accepted, expected an error containing '%s'", name, part);
 	if (strstr(msg, part) == NULL)
 		fail_msg("%s: expected '%s' in: %s", name, part, msg);
@@ -200,7 +228,7 @@ static int replay_dir(const char *sub, bool must_exist)
 
 		size_t len;
 		uint8_t *bytes = read_file(path, &len);
-		assert_int_equal(open_bytes(bytes, len, e->d_name, NULL, 0), rc);
+		assert_int_equal(open_raw(bytes, len, e->d_name, NULL, 0), rc);
 		free(bytes);
 		count++;
 	}
@@ -285,7 +313,7 @@ static void test_seed_accepted(void **state)
 {
 	(void)state;
 	char msg[1024];
-	if (open_bytes(seed, seed_len, SEED, msg, sizeof(msg)) != 0)
+	if (open_raw(seed, seed_len, SEED, msg, sizeof(msg)) != 0)
 		fail_msg("%s refused: %s", SEED, msg);
 }
 
@@ -302,7 +330,7 @@ static void test_truncated(void **state)
 			char name[128];
 			snprintf(name, sizeof(name), "%s-cut-at-%zu", seeds[k], cut);
 			char msg[1024];
-			if (open_bytes(bytes, cut, name, msg, sizeof(msg)) == 0)
+			if (open_raw(bytes, cut, name, msg, sizeof(msg)) == 0)
 				fail_msg("%s accepted", name);
 		}
 		free(bytes);
@@ -314,7 +342,7 @@ static void test_version(void **state)
 	(void)state;
 	uint8_t *desc;
 	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
-	uint32_t v = KM_SNAPSHOT_VERSION + 41;
+	uint32_t v = 42;
 	memcpy(desc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
 	expect_refused(seed, seed_len, "future-version", "version 42");
 	v = 0;
@@ -504,6 +532,134 @@ static void test_auxv(void **state)
 	free(b);
 }
 
+
+/* --- checksums ---------------------------------------------------------------------------- */
+
+/* End of the notes: what NT_KM_CHECKSUM's header checksum covers. */
+static size_t covered_len(uint8_t *buf, size_t len)
+{
+	Elf64_Phdr *note = phdr(buf, len, PT_NOTE, 0);
+	assert_non_null(note);
+	return (size_t)(note->p_offset + note->p_filesz);
+}
+
+/* Every single-bit change anywhere in the ELF header, program headers or notes is refused (a
+ * CRC catches every one), whatever check sees it first. */
+static void test_checksum_every_byte(void **state)
+{
+	(void)state;
+	size_t covered = covered_len(seed, seed_len);
+	for (size_t i = 0; i < covered; i++) {
+		uint8_t bit = (uint8_t)(1u << (i % 8));
+		seed[i] ^= bit;
+		char name[64], msg[1024];
+		snprintf(name, sizeof(name), "flip-at-%zu", i);
+		if (open_raw(seed, seed_len, name, msg, sizeof(msg)) == 0)
+			fail_msg("%s: a changed bit at offset %zu was accepted", name, i);
+		seed[i] ^= bit;
+	}
+	char msg[1024];
+	assert_int_equal(open_raw(seed, seed_len, SEED, msg, sizeof(msg)), 0);
+}
+
+/* A change no other check notices (e_flags, a PT_LOAD's p_align, a byte of the label) is
+ * refused by the checksum, with a message saying so. */
+static void test_checksum_message(void **state)
+{
+	(void)state;
+	seed[offsetof(Elf64_Ehdr, e_flags)] ^= 1;
+	expect_refused_raw(seed, seed_len, "ehdr-flags", "changed since it was written");
+	seed[offsetof(Elf64_Ehdr, e_flags)] ^= 1;
+	Elf64_Phdr *load = phdr(seed, seed_len, PT_LOAD, 0);
+	assert_non_null(load);
+	load->p_align ^= 0x100000;
+	expect_refused_raw(seed, seed_len, "phdr-align", "changed since it was written");
+	load->p_align ^= 0x100000;
+	uint8_t *desc;
+	Elf64_Nhdr *nh = find_note(seed, seed_len, "CORE", NT_PRPSINFO, 0, &desc);
+	assert_non_null(nh);
+	desc[nh->n_descsz - 1] ^= 0x20;
+	expect_refused_raw(seed, seed_len, "note-prpsinfo", "changed since it was written");
+	desc[nh->n_descsz - 1] ^= 0x20;
+}
+
+/* A file of format 1 (no NT_KM_CHECKSUM note) is refused for its version, not as corrupt; a
+ * format-2 file whose checksum note is gone is corrupt. */
+static void test_checksum_missing(void **state)
+{
+	(void)state;
+	uint8_t *desc, *pdesc;
+	Elf64_Nhdr *nh = find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_CHECKSUM, 0, &desc);
+	assert_non_null(nh);
+	nh->n_type = 0x4b4d00fe;
+	expect_refused_raw(seed, seed_len, "no-checksum-note", "do not start with NT_KM_CHECKSUM");
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_PROC, 0, &pdesc));
+	uint32_t v = 1;
+	memcpy(pdesc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
+	expect_refused_raw(seed, seed_len, "version-1", "version 1; this km reads version 2");
+}
+
+/* km_snapshot_verify: the seed with every segment's page moved to its own page after the notes
+ * (the first left a hole), the segment checksums set to match: verified; then a byte of the
+ * second segment's data changed: refused, naming that segment and its address. */
+static void test_verify(void **state)
+{
+	(void)state;
+	size_t base = (seed_len + PAGE - 1) & ~(PAGE - 1);
+	int nloads = 0;
+	while (phdr(seed, seed_len, PT_LOAD, nloads) != NULL)
+		nloads++;
+	assert_true(nloads >= 2);
+	size_t len = base + (size_t)nloads * PAGE;
+	uint8_t *b = calloc(1, len);
+	assert_non_null(b);
+	memcpy(b, seed, seed_len);
+	uint8_t *desc;
+	assert_non_null(find_note(b, len, KM_NOTE_OWNER, NT_KM_CHECKSUM, 0, &desc));
+	uint8_t *crcs = desc + sizeof(km_nt_checksum_t);
+	for (int k = 0; k < nloads; k++) {
+		Elf64_Phdr *ph = phdr(b, len, PT_LOAD, k);
+		ph->p_offset = base + (size_t)k * PAGE;
+		uint8_t *page = b + ph->p_offset;
+		if (k > 0)
+			for (size_t i = 0; i < PAGE; i++)
+				page[i] = (uint8_t)(i * 7 + (size_t)k);
+		uint32_t crc = ph->p_filesz ? km_crc32c(0, page, PAGE) : 0;
+		memcpy(crcs + 4 * k, &crc, sizeof(crc));
+	}
+	assert_true(km_snapshot_reseal(b, len));
+
+	/* A real file, so the hole is a hole (SEEK_DATA). */
+	int fd = memfd_create("verify", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	assert_int_equal(pwrite(fd, b, base, 0), (ssize_t)base);
+	assert_int_equal(pwrite(fd, b + base + PAGE, len - base - PAGE, (off_t)(base + PAGE)),
+			 (ssize_t)(len - base - PAGE));
+	km_snapshot_t *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	km_err_t *err = NULL;
+	if (km_snapshot_open_fd(fd, "verify", s, &err) < 0)
+		fail_msg("%s", err->msg);
+	uint64_t bytes = 0;
+	if (km_snapshot_verify(s, "verify", &bytes, &err) < 0)
+		fail_msg("%s", err->msg);
+	assert_true(bytes > 0);
+
+	Elf64_Phdr *second = phdr(b, len, PT_LOAD, 1);
+	uint8_t x = 0xff;
+	assert_int_equal(pwrite(s->fd, &x, 1, (off_t)(second->p_offset + 100)), 1);
+	assert_int_equal(km_snapshot_verify(s, "verify", &bytes, &err), -1);
+	char where[64];
+	snprintf(where, sizeof(where), "segment 2 (%#lx-", (unsigned long)second->p_vaddr);
+	if (strstr(err->msg, where) == NULL || strstr(err->msg, "verify") == NULL)
+		fail_msg("expected '%s' in: %s", where, err->msg);
+	km_err_free(&err);
+	km_snapshot_close(s);
+	free(s);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +674,10 @@ int main(void)
 		T(test_vcpu_id),
 		T(test_many_cpus),
 		T(test_auxv),
+		T(test_checksum_every_byte),
+		T(test_checksum_message),
+		T(test_checksum_missing),
+		T(test_verify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

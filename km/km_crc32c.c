@@ -1,0 +1,104 @@
+/* CRC32C: see km_crc32c.h. */
+#include "km_crc32c.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define POLY 0x82f63b78u
+
+/* Software fallback, one byte at a time: for CPUs without SSE4.2 only. */
+static uint32_t sw_table[256];
+
+static void sw_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ POLY : c >> 1;
+		sw_table[i] = c;
+	}
+}
+
+static uint32_t sw_update(uint32_t reg, const uint8_t *p, size_t len)
+{
+	while (len--)
+		reg = (reg >> 8) ^ sw_table[(reg ^ *p++) & 0xff];
+	return reg;
+}
+
+__attribute__((target("sse4.2"))) static uint32_t hw_update(uint32_t reg, const uint8_t *p, size_t len)
+{
+	uint64_t r = reg;
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		r = __builtin_ia32_crc32di(r, w);
+	}
+	uint32_t r32 = (uint32_t)r;
+	for (; len > 0; p++, len--)
+		r32 = __builtin_ia32_crc32qi(r32, *p);
+	return r32;
+}
+
+static bool have_sse42;
+static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
+
+static void hw_init(void)
+{
+	__builtin_cpu_init();
+	have_sse42 = __builtin_cpu_supports("sse4.2");
+	if (!have_sse42)
+		sw_init();
+}
+
+uint32_t km_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&hw_once, hw_init);
+	uint32_t reg = ~crc;
+	reg = have_sse42 ? hw_update(reg, buf, len) : sw_update(reg, buf, len);
+	return ~reg;
+}
+
+/* Appending a zero byte to the CRC register is linear over GF(2): a 32x32 bit matrix, kept as
+ * 32 columns. Appending 2^k zero bytes is that matrix squared k times. */
+static uint32_t mat_times(const uint32_t m[32], uint32_t v)
+{
+	uint32_t r = 0;
+	for (int i = 0; v != 0; i++, v >>= 1)
+		if (v & 1)
+			r ^= m[i];
+	return r;
+}
+
+static void mat_square(uint32_t dst[32], const uint32_t src[32])
+{
+	for (int i = 0; i < 32; i++)
+		dst[i] = mat_times(src, src[i]);
+}
+
+static uint32_t zero_pow[64][32]; /* [k]: the operator for 2^k zero bytes */
+static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
+
+static void zero_pow_init(void)
+{
+	uint32_t bit[32], two[32], four[32];
+	bit[0] = POLY; /* one zero bit: shift right, fold in the polynomial when bit 0 was set */
+	for (int i = 1; i < 32; i++)
+		bit[i] = 1u << (i - 1);
+	mat_square(two, bit);
+	mat_square(four, two);
+	mat_square(zero_pow[0], four); /* 8 bits: one byte */
+	for (int k = 1; k < 64; k++)
+		mat_square(zero_pow[k], zero_pow[k - 1]);
+}
+
+uint32_t km_crc32c_zeros(uint32_t crc, uint64_t n)
+{
+	pthread_once(&zero_once, zero_pow_init);
+	uint32_t reg = ~crc;
+	for (int k = 0; n != 0; k++, n >>= 1)
+		if (n & 1)
+			reg = mat_times(zero_pow[k], reg);
+	return ~reg;
+}
