@@ -26,6 +26,8 @@ static const char usage[] =
     "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
     "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
     "  --inspect           describe the snapshot given instead of running it\n"
+    "  --no-seccomp        run km without its syscall filter (debugging km only: a guest that\n"
+    "                      breaks out of the VM then meets no second wall)\n"
     "  --help              this text\n"
     "  --version           km's version\n";
 
@@ -41,6 +43,7 @@ enum {
 	OPT_COREDUMP,
 	OPT_MGMT,
 	OPT_INSPECT,
+	OPT_NO_SECCOMP,
 };
 
 static const struct option options[] = {
@@ -49,7 +52,8 @@ static const struct option options[] = {
     {"kvm-device", required_argument, NULL, OPT_KVM_DEV}, {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"coredump", required_argument, NULL, OPT_COREDUMP}, {"mgmt", required_argument, NULL, OPT_MGMT},
-    {"inspect", no_argument, NULL, OPT_INSPECT},     {NULL, 0, NULL, 0},
+    {"inspect", no_argument, NULL, OPT_INSPECT},     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {NULL, 0, NULL, 0},
 };
 
 int km_parse_size(const char *s, unsigned long *out)
@@ -154,6 +158,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			break;
 		case OPT_INSPECT:
 			cli->inspect = true;
+			break;
+		case OPT_NO_SECCOMP:
+			cli->no_seccomp = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

@@ -11,6 +11,7 @@
 #include "km_guest.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
+#include "km_seccomp.h"
 #include "km_snapshot.h"
 
 extern char **environ;
@@ -119,6 +120,11 @@ static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	km_mgmt_t *mgmt = NULL;
 	if (rc == 0 && cli->guest.mgmt_path != NULL)
 		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
+	/* Confined from here on, before the guest's first instruction, in every mode. */
+	if (rc == 0 && !cli->no_seccomp)
+		rc = km_seccomp_install(err);
+	if (rc == 0)
+		rc = km_seccomp_probe(getenv("KM_TEST_SECCOMP_PROBE"), err);
 	if (rc == 0 && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
 	if (mgmt != NULL)
