@@ -86,10 +86,13 @@ static const unsigned int ioctl_allowed[] = {
 #if defined(__SANITIZE_ADDRESS__)
 /*
  * The sanitizer build only: LeakSanitizer's check at exit stops km's threads from a helper task
- * (clone without CLONE_THREAD), which attaches to each with ptrace and waits for it; the
- * runtime lets that task trace it with PR_SET_PTRACER and checks PR_GET_DUMPABLE.
+ * (clone without CLONE_THREAD) that attaches to each with ptrace, reads its registers, detaches
+ * and is waited for; the runtime lets that task trace km with PR_SET_PTRACER and checks
+ * PR_GET_DUMPABLE. Only those ptrace requests: reading or writing km's memory stays forbidden.
  */
-static const int san_allowed[] = {SYS_clone, SYS_ptrace, SYS_wait4};
+static const int san_allowed[] = {SYS_clone, SYS_wait4};
+static const int san_ptrace_allowed[] = {PTRACE_ATTACH, PTRACE_DETACH, PTRACE_CONT, PTRACE_KILL,
+					  PTRACE_GETREGS, PTRACE_GETREGSET};
 static const int san_prctl_allowed[] = {PR_SET_PTRACER, PR_GET_DUMPABLE, PR_SET_DUMPABLE};
 #endif
 
@@ -202,6 +205,7 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	}
 #if defined(__SANITIZE_ADDRESS__)
 	if (add_list(ctx, san_allowed, N(san_allowed), err) < 0 ||
+	    add_arg_values(ctx, SYS_ptrace, 0, san_ptrace_allowed, N(san_ptrace_allowed), err) < 0 ||
 	    add_arg_values(ctx, SYS_prctl, 0, san_prctl_allowed, N(san_prctl_allowed), err) < 0)
 		return -1;
 #endif

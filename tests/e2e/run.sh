@@ -611,6 +611,8 @@ run_km_options
 . "$ROOT/tests/e2e/snapshot.sh"
 run_snapshot
 run_busybox
+. "$ROOT/tests/e2e/seccomp.sh"
+run_seccomp
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
