@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/audit.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -287,6 +288,22 @@ static void probe_mmap_exec(void)
 		munmap(p, 4096);
 }
 
+static void *probe_thread_main(void *arg)
+{
+	(void)arg;
+	probe_ptrace();
+	return NULL;
+}
+
+/* From a new thread: clone (after clone3's ENOSYS) is allowed for threads, and a violation in a
+ * thread other than the one that installed the filter is reported the same way. */
+static void probe_thread_ptrace(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, probe_thread_main, NULL) == 0)
+		pthread_join(t, NULL);
+}
+
 static const struct probe {
 	const char *name;
 	void (*fn)(void);
@@ -296,6 +313,7 @@ static const struct probe {
     {"process_vm_readv", probe_process_vm_readv},
     {"mprotect-exec", probe_mprotect_exec},
     {"mmap-exec", probe_mmap_exec},
+    {"thread-ptrace", probe_thread_ptrace},
 };
 
 int km_seccomp_probe(const char *probe, km_err_t **err)
@@ -309,5 +327,5 @@ int km_seccomp_probe(const char *probe, km_err_t **err)
 		}
 	}
 	return km_err_set(err, 0, "KM_TEST_SECCOMP_PROBE: unknown probe '%s' (ptrace, execve, process_vm_readv, "
-			  "mprotect-exec, mmap-exec)", probe);
+			  "mprotect-exec, mmap-exec, thread-ptrace)", probe);
 }

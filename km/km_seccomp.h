@@ -16,12 +16,13 @@
 
 /* Installs the SIGSYS reporter and the filter on every thread of km (TSYNC). Call once, after the
  * guest is loaded or restored and km's own threads are started, before the guest's first
- * instruction. Returns 0, or -1 with *err. */
+ * instruction. Every km thread must leave SIGSYS unblocked: the kernel kills a process whose
+ * thread blocks it silently, without the line. Returns 0, or -1 with *err. */
 int km_seccomp_install(km_err_t **err);
 
 /* Test hook (KM_TEST_SECCOMP_PROBE): makes km itself call the forbidden host syscall `probe`
- * names ("ptrace", "execve", "process_vm_readv", "mprotect-exec", "mmap-exec"), in a way that is
- * harmless when no filter is installed. NULL does nothing. Returns 0, or -1 with *err for an
+ * names ("ptrace", "execve", "process_vm_readv", "mprotect-exec", "mmap-exec", "thread-ptrace":
+ * ptrace from a new thread), in a way that is harmless when no filter is installed. NULL does nothing. Returns 0, or -1 with *err for an
  * unknown name. */
 int km_seccomp_probe(const char *probe, km_err_t **err);
 

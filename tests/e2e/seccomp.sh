@@ -13,6 +13,7 @@ declare -A SECCOMP_PROBES=(
 	[process_vm_readv]="process_vm_readv (310)"
 	[mprotect-exec]="mprotect (10)"
 	[mmap-exec]="mmap (9)"
+	[thread-ptrace]="ptrace (101)"
 )
 
 # seccomp_expect_kill DIR WHAT SYSCALL: the run in DIR ended with 159, its stderr is exactly the
