@@ -219,6 +219,7 @@ static int build(scmp_filter_ctx ctx, km_err_t **err)
 	/* TSYNC: every thread km already has (the management listener) gets the filter too.
 	 * BADARCH: an i386 or x32 syscall is reported like any other forbidden one. */
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0 ||
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0 ||
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP)) < 0)
 		return km_err_set(err, -rc, "seccomp: filter attributes");
 	if (add_list(ctx, allowed, N(allowed), err) < 0 || add_filtered(ctx, err) < 0)
