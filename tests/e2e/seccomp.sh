@@ -76,6 +76,12 @@ seccomp_probe_resume() {
 		run "$d/off" "$d/cwd" /dev/null KM_TEST_SECCOMP_PROBE=ptrace -- "$KM" --no-seccomp "$d/once.snap"
 		[ "$RC" = 0 ] || bad "resumed with --no-seccomp: exit status $(status_text "$RC"), expected 0"
 		grep -q '^PASSED' "$d/off/out" || bad "resumed with --no-seccomp: no PASSED line"
+		# --inspect reads a file that may be hostile: under the filter too.
+		run "$d/inspect" "$d/cwd" /dev/null KM_TEST_SECCOMP_PROBE=ptrace -- "$KM" --inspect "$d/once.snap"
+		seccomp_expect_kill "$d/inspect" "--inspect with the filter" "ptrace (101)"
+		run "$d/inspect2" "$d/cwd" /dev/null -- "$KM" --inspect "$d/once.snap"
+		[ "$RC" = 0 ] && [ -s "$d/inspect2/out" ] && [ ! -s "$d/inspect2/err" ] ||
+			bad "--inspect under the filter: exit status $(status_text "$RC"), $(head -c 300 "$d/inspect2/err")"
 		run "$d/plain" "$d/cwd" /dev/null -- "$KM" "$d/once.snap"
 		[ "$RC" = 0 ] && grep -q '^PASSED' "$d/plain/out" && [ ! -s "$d/plain/err" ] ||
 			bad "resumed with the filter and no probe: exit status $(status_text "$RC"), $(head -c 300 "$d/plain/err")"
