@@ -57,8 +57,8 @@ static const int allowed[] = {
     SYS_getsockopt,
     /* Guest memory (km_mm.c, km_physmem.c) and km's heap; mmap and mprotect are below. */
     SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_msync, SYS_mincore,
-    /* Threads, the vCPU kick signal, futexes on guest memory, sleeps and clocks. rt_sigaction,
-     * clone and clone3 are below. */
+    /* Threads (glibc registers rseq and the robust list in each new one), the vCPU kick signal,
+     * futexes on guest memory, sleeps and clocks. rt_sigaction, clone and clone3 are below. */
     SYS_futex, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigtimedwait, SYS_rt_sigpending,
     SYS_sigaltstack, SYS_tgkill, SYS_kill, SYS_getpid, SYS_gettid, SYS_sched_yield,
     SYS_sched_getaffinity, SYS_set_robust_list, SYS_rseq, SYS_exit, SYS_exit_group, SYS_nanosleep,
@@ -71,8 +71,8 @@ static const int allowed[] = {
     SYS_sysinfo, SYS_getcpu, SYS_times,
 };
 
-/* prctl options: the guest's (km_sys_proc.c forwards exactly these) and km's thread names. Not
- * PR_SET_PTRACER, PR_SET_MM, PR_SET_SECCOMP, ... */
+/* prctl options: exactly those the guest's handler forwards (km_sys_proc.c). Not PR_SET_PTRACER,
+ * PR_SET_MM, PR_SET_SECCOMP, ... */
 static const int prctl_allowed[] = {
     PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS,
 };
