@@ -12,7 +12,7 @@ SAN ?=
 OPT ?= -O2
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  -Ikm -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
-LDLIBS := -lelf -lpthread
+LDLIBS := -lelf -lseccomp -lpthread
 
 KM_SRCS := $(sort $(wildcard km/*.c))
 KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -120,4 +120,4 @@ $(BUILD)/gen/km_syscall_names.h: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 	awk 'BEGIN { print "/* generated from <asm/unistd_64.h> */"; print "static const char *const km_syscall_names[] = {" } \
 	     $$1 == "#define" && $$2 ~ /^__NR_/ { sub("__NR_", "", $$2); printf "\t[%d] = \"%s\",\n", $$3, $$2 } \
 	     END { print "};" }' $< > $@
-$(BUILD)/obj/km/km_syscall.o: $(BUILD)/gen/km_syscall_names.h
+$(BUILD)/obj/km/km_syscall.o $(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_syscall_names.h

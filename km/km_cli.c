@@ -28,6 +28,8 @@ static const char usage[] =
     "  --inspect           describe the snapshot given instead of running it\n"
     "  --verify            with --inspect: also check every saved memory page against the\n"
     "                      snapshot's checksums (exit status 1 if one differs)\n"
+    "  --no-seccomp        run km without its syscall filter (debugging km only: a guest that\n"
+    "                      breaks out of the VM then meets no second wall)\n"
     "  --help              this text\n"
     "  --version           km's version\n";
 
@@ -44,6 +46,7 @@ enum {
 	OPT_MGMT,
 	OPT_INSPECT,
 	OPT_VERIFY,
+	OPT_NO_SECCOMP,
 };
 
 static const struct option options[] = {
@@ -53,6 +56,7 @@ static const struct option options[] = {
     {"version", no_argument, NULL, OPT_VERSION},     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"coredump", required_argument, NULL, OPT_COREDUMP}, {"mgmt", required_argument, NULL, OPT_MGMT},
     {"inspect", no_argument, NULL, OPT_INSPECT},     {"verify", no_argument, NULL, OPT_VERIFY},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {NULL, 0, NULL, 0},
 };
 
@@ -161,6 +165,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			break;
 		case OPT_VERIFY:
 			cli->verify = true;
+			break;
+		case OPT_NO_SECCOMP:
+			cli->no_seccomp = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

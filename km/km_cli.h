@@ -19,6 +19,7 @@ typedef struct km_cli {
 	bool done;            /* --help or --version was answered: exit 0 */
 	bool inspect;         /* --inspect: describe the snapshot at prog_index */
 	bool verify;          /* --verify (with --inspect): check every memory page's checksum too */
+	bool no_seccomp;      /* --no-seccomp: km runs without its syscall filter (debugging only) */
 } km_cli_t;
 
 /* Parses argv. Returns 0 (check cli->done) or -1 with *err saying what is wrong. */

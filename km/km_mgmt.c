@@ -496,6 +496,7 @@ static void *listener_main(void *arg)
 	km_mgmt_t *m = arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGSYS); /* km_seccomp.h: a blocked SIGSYS would end km without its line */
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* already so from km_mgmt_start; kept explicit */
 	int rc = m->shared_fds ? 0 : private_fd_table(m);
 	pthread_mutex_lock(&m->lock);
@@ -586,6 +587,7 @@ static int start_thread(km_mgmt_t *m, km_err_t **err)
 {
 	sigset_t all, old;
 	sigfillset(&all);
+	sigdelset(&all, SIGSYS);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&m->thread, NULL, listener_main, m);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

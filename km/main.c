@@ -12,6 +12,7 @@
 #include "km_guest.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
+#include "km_seccomp.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
 
@@ -94,12 +95,21 @@ static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, 
 	return rc;
 }
 
+/* km's seccomp filter from here on (unless --no-seccomp); then the test hook, if asked for. */
+static int confine(const km_cli_t *cli, km_err_t **err)
+{
+	if (!cli->no_seccomp && km_seccomp_install(err) < 0)
+		return -1;
+	return km_seccomp_probe(getenv("KM_TEST_SECCOMP_PROBE"), err);
+}
+
 static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 {
 	(void)argc;
 	const char *prog = argv[cli->prog_index];
+	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
-		return km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
+		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
 	paths_t paths = {0};
 	char **env = km_cli_guest_env(cli, environ, err);
 	if (env == NULL || make_paths_absolute(&cli->guest, &paths, err) < 0) {
@@ -125,6 +135,9 @@ static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
 		pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	}
+	/* Confined from here on, before the guest's first instruction, in every mode. */
+	if (rc == 0)
+		rc = confine(cli, err);
 	if (rc == 0 && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
 	if (mgmt != NULL)

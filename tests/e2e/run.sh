@@ -616,6 +616,8 @@ run_guestmem
 . "$ROOT/tests/e2e/snapfile.sh"
 run_snapfile
 
+. "$ROOT/tests/e2e/seccomp.sh"
+run_seccomp
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
