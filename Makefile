@@ -82,8 +82,10 @@ e2e: km guests tools
 
 test: unit e2e
 
+# check also builds the benchmarks (not run: make bench), so they cannot rot unseen.
 check: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C bench build BUILD=$(abspath $(BUILD)) KM=$(abspath $(BUILD)/bin/km)
 	@$(MAKE) --no-print-directory test
 
 asan: deps

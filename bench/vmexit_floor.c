@@ -215,8 +215,6 @@ static void build_memory(bk_vm_t *v)
 		bk_die(prog, "KVM_SET_USER_MEMORY_REGION");
 }
 
-}
-
 /* CPUID and XCR0 as a monitor gives a program (KVM's supported set, all XSAVE features but AMX,
  * so the vCPU carries the same FPU state a real program's does), long mode with the GDT, IDT and
  * TSS above, the syscall MSRs, and the entry point at CPL3 (or at CPL0 for out_cpl0). */
