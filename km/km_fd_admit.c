@@ -30,14 +30,14 @@ static long substitute(km_guest_t *g, long fd, const km_pv_t *pv)
 		return nfd;
 	if (!(fdflags & FD_CLOEXEC))
 		fcntl(nfd, F_SETFD, 0);
-	return km_fd_new(nfd);
+	return km_fd_new(g, nfd);
 }
 
 long km_fd_admit(km_guest_t *g, long fd)
 {
 	if (fd < 0)
 		return fd;
-	if (fd >= KM_FD_RESERVED_BASE)
+	if (fd >= km_fd_limit(g))
 		return refuse(fd, -EMFILE);
 	char buf[REL_MAX];
 	const char *rel;

@@ -80,13 +80,6 @@ int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl)
 	return 0;
 }
 
-int km_rlimit_fd_limit(km_guest_t *g)
-{
-	struct rlimit rl;
-	km_rlimit_get(g, RLIMIT_NOFILE, &rl);
-	return rl.rlim_cur < KM_FD_RESERVED_BASE ? (int)rl.rlim_cur : KM_FD_RESERVED_BASE;
-}
-
 int km_rlimit_as_check(km_guest_t *g, uint64_t grow)
 {
 	if (!(g->rlim_set & (1u << RLIMIT_AS)) || g->rlim[RLIMIT_AS].rlim_cur == RLIM_INFINITY)

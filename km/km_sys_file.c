@@ -238,7 +238,7 @@ static long open_admit(km_vcpu_t *v, int dirfd, const char *path, long nr, uint6
 		fd = syscall(SYS_creat, path, a2);
 	else
 		fd = syscall(SYS_openat, km_fd_at(dirfd), path, a2, a3);
-	return km_fd_admit(v->g, km_fd_new(km_host_ret(fd)));
+	return km_fd_admit(v->g, km_fd_new(v->g, km_host_ret(fd)));
 }
 
 KM_SYSCALL(open)
@@ -277,7 +277,7 @@ KM_SYSCALL(openat2)
 	long r = path_ok(v, (int)a[0], p, false);
 	if (r < 0)
 		return r;
-	return km_fd_admit(v->g, km_fd_new(km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), p, how, a[3]))));
+	return km_fd_admit(v->g, km_fd_new(v->g, km_host_ret(syscall(SYS_openat2, km_fd_at((int)a[0]), p, how, a[3]))));
 }
 
 KM_SYSCALL(creat)
@@ -745,32 +745,32 @@ KM_SYSCALL(inotify_rm_watch)
 
 KM_SYSCALL(epoll_create)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_epoll_create, (int)a[0])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_epoll_create, (int)a[0])));
 }
 
 KM_SYSCALL(epoll_create1)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_epoll_create1, (int)a[0])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_epoll_create1, (int)a[0])));
 }
 
 KM_SYSCALL(eventfd)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_eventfd, (unsigned int)a[0])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_eventfd, (unsigned int)a[0])));
 }
 
 KM_SYSCALL(eventfd2)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_eventfd2, (unsigned int)a[0], (int)a[1])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_eventfd2, (unsigned int)a[0], (int)a[1])));
 }
 
 KM_SYSCALL(inotify_init)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_inotify_init)));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_inotify_init)));
 }
 
 KM_SYSCALL(inotify_init1)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_inotify_init1, (int)a[0])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_inotify_init1, (int)a[0])));
 }
 
 KM_SYSCALL(sync)
@@ -790,7 +790,7 @@ KM_SYSCALL(memfd_create)
 	int rc = get_path(v, a[0], name);
 	if (rc < 0)
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
-	return km_fd_new(km_host_ret(syscall(SYS_memfd_create, name, a[1])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_memfd_create, name, a[1])));
 }
 
 KM_SYSCALL(name_to_handle_at)
@@ -861,30 +861,30 @@ KM_SYSCALL(getcwd)
 KM_SYSCALL(pipe)
 {
 	int fds[2];
-	return km_fd_pair_out(MM(v), km_host_ret(syscall(SYS_pipe2, fds, 0)), a[0], fds);
+	return km_fd_pair_out(v->g, km_host_ret(syscall(SYS_pipe2, fds, 0)), a[0], fds);
 }
 
 KM_SYSCALL(pipe2)
 {
 	int fds[2];
-	return km_fd_pair_out(MM(v), km_host_ret(syscall(SYS_pipe2, fds, a[1])), a[0], fds);
+	return km_fd_pair_out(v->g, km_host_ret(syscall(SYS_pipe2, fds, a[1])), a[0], fds);
 }
 
 KM_SYSCALL(dup)
 {
-	return km_fd_new(fd_call(SYS_dup, a));
+	return km_fd_new(v->g, fd_call(SYS_dup, a));
 }
 
 KM_SYSCALL(dup2)
 {
-	if (km_fd_check((int)a[0]) < 0 || km_fd_check((int)a[1]) < 0)
+	if (km_fd_check((int)a[0]) < 0 || (int)a[1] < 0 || (int)a[1] >= km_fd_limit(v->g))
 		return -EBADF;
 	return km_host_ret(syscall(SYS_dup2, (int)a[0], (int)a[1]));
 }
 
 KM_SYSCALL(dup3)
 {
-	if (km_fd_check((int)a[0]) < 0 || km_fd_check((int)a[1]) < 0)
+	if (km_fd_check((int)a[0]) < 0 || (int)a[1] < 0 || (int)a[1] >= km_fd_limit(v->g))
 		return -EBADF;
 	return km_host_ret(syscall(SYS_dup3, (int)a[0], (int)a[1], (int)a[2]));
 }
@@ -972,10 +972,10 @@ KM_SYSCALL(fcntl)
 	case FA_INT:
 		return km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
 	case FA_DUP:
-		/* The lowest fd the guest may ask for is below km's, as under its RLIMIT_NOFILE. */
-		return a[2] >= KM_FD_RESERVED_BASE
+		/* The lowest fd the guest may ask for is below its RLIMIT_NOFILE (and so below km's). */
+		return a[2] >= (uint64_t)km_fd_limit(v->g)
 			   ? -EINVAL
-			   : km_fd_new(km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2])));
+			   : km_fd_new(v->g, km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2])));
 	case FA_FD:
 		return km_fd_check((int)a[2]) < 0 ? -EBADF : km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
 	case FA_FLOCK_IN:

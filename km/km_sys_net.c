@@ -57,14 +57,14 @@ static long fd_call(long nr, const uint64_t *a)
 
 KM_SYSCALL(socket)
 {
-	return km_fd_new(km_host_ret(syscall(SYS_socket, (int)a[0], (int)a[1], (int)a[2])));
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_socket, (int)a[0], (int)a[1], (int)a[2])));
 }
 
 KM_SYSCALL(socketpair)
 {
 	int fds[2];
 	long r = km_host_ret(syscall(SYS_socketpair, (int)a[0], (int)a[1], (int)a[2], fds));
-	return km_fd_pair_out(MM(v), r, a[3], fds);
+	return km_fd_pair_out(v->g, r, a[3], fds);
 }
 
 KM_SYSCALL(listen)
@@ -137,12 +137,12 @@ static long do_accept(km_vcpu_t *v, const uint64_t *a, int flags)
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
 	if (a[1] == 0)
-		return km_fd_new(km_host_ret(syscall(SYS_accept4, fd, NULL, NULL, flags)));
+		return km_fd_new(v->g, km_host_ret(syscall(SYS_accept4, fd, NULL, NULL, flags)));
 	km_sockaddr_out_t o;
 	int rc = km_sockaddr_out_prep(MM(v), a[1], a[2], &o);
 	if (rc < 0)
 		return km_sock_err_first(fd, rc);
-	long r = km_fd_new(km_host_ret(syscall(SYS_accept4, fd, &o.ss, &o.len, flags)));
+	long r = km_fd_new(v->g, km_host_ret(syscall(SYS_accept4, fd, &o.ss, &o.len, flags)));
 	if (r >= 0 && km_sockaddr_out_put(MM(v), &o) < 0) {
 		close((int)r);
 		return -EFAULT;
@@ -302,7 +302,7 @@ static void admit_received(km_guest_t *g, struct msghdr *h)
 {
 	uint8_t *base = h->msg_control;
 	size_t len = base != NULL ? h->msg_controllen : 0, off = 0;
-	int limit = km_rlimit_fd_limit(g);
+	int limit = km_fd_limit(g);
 	while (len - off >= sizeof(struct cmsghdr)) {
 		struct cmsghdr c;
 		memcpy(&c, base + off, sizeof(c));
@@ -591,7 +591,7 @@ KM_SYSCALL(setsockopt)
  * km_fd_admit like any other, or the call fails as Linux's does when the table is full. */
 static long peer_pidfd(km_vcpu_t *v, void *buf)
 {
-	int fd, limit = km_rlimit_fd_limit(v->g);
+	int fd, limit = km_fd_limit(v->g);
 	memcpy(&fd, buf, sizeof(fd));
 	long r = -EMFILE;
 	if (fd < limit)

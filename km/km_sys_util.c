@@ -79,13 +79,14 @@ ssize_t km_fd_path(int fd, char *buf, size_t size)
 	return n;
 }
 
-long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2])
+long km_fd_pair_out(km_guest_t *g, long r, uint64_t gva, const int fds[2])
 {
 	if (r < 0)
 		return r;
-	if (km_fd_check(fds[0]) < 0 || km_fd_check(fds[1]) < 0)
+	int lim = km_fd_limit(g);
+	if (fds[0] >= lim || fds[1] >= lim)
 		r = -EMFILE;
-	else if (km_copy_to_guest(mm, gva, fds, 2 * sizeof(int)) < 0)
+	else if (km_copy_to_guest(&g->mm, gva, fds, 2 * sizeof(int)) < 0)
 		r = -EFAULT;
 	if (r < 0) {
 		close(fds[0]);

@@ -43,11 +43,21 @@ static inline int km_fd_at(int fd)
 	return fd >= KM_FD_RESERVED_BASE ? -1 : fd;
 }
 
-/* For calls that create an fd: one that landed among km's (RLIMIT_NOFILE not lowered yet) is
- * closed again, and the guest sees its table as full. */
-static inline long km_fd_new(long r)
+/* The lowest fd number the guest may not hold: its RLIMIT_NOFILE as it set it (km keeps that
+ * limit: km_rlimit.c), never above km's own fds. */
+static inline int km_fd_limit(const km_guest_t *g)
 {
-	if (r >= KM_FD_RESERVED_BASE) {
+	if ((g->nofile.rlim_cur != 0 || g->nofile.rlim_max != 0) && g->nofile.rlim_cur < KM_FD_RESERVED_BASE)
+		return (int)g->nofile.rlim_cur;
+	return KM_FD_RESERVED_BASE;
+}
+
+/* For calls that create an fd: one at or past the guest's limit (among km's, or past a limit
+ * the guest lowered) is closed again, and the guest sees its table as full, as under Linux's
+ * RLIMIT_NOFILE. */
+static inline long km_fd_new(const km_guest_t *g, long r)
+{
+	if (r >= km_fd_limit(g)) {
 		close((int)r);
 		return -EMFILE;
 	}
@@ -66,7 +76,7 @@ static inline long km_host_ret(long r)
 
 /* Hands two new fds (pipe, socketpair) to the guest at gva when r >= 0. If the guest cannot take
  * them they are closed again, as Linux installs them only after the copy. Returns r or -errno. */
-long km_fd_pair_out(km_mm_t *mm, long r, uint64_t gva, const int fds[2]);
+long km_fd_pair_out(km_guest_t *g, long r, uint64_t gva, const int fds[2]);
 
 /* Linux looks at the fd before the buffer, so when a buffer is bad (err), the fd's own error
  * wins: EBADF for a bad fd or one not open for `access` (KM_ACC_READ/WRITE, 0: any), ESPIPE for

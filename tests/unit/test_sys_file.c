@@ -237,7 +237,7 @@ static void test_is_self_exe(void **state)
 
 static void test_fd_guard(void **state)
 {
-	(void)state;
+	fx_t *f = *state;
 	assert_int_equal(km_fd_check(KM_FD_RESERVED_BASE - 1), 0);
 	assert_int_equal(km_fd_check(KM_FD_RESERVED_BASE), -EBADF);
 	assert_int_equal(km_fd_check(-1), 0); /* the host says EBADF itself */
@@ -246,10 +246,24 @@ static void test_fd_guard(void **state)
 	/* A new fd among km's never reaches the guest. */
 	int high = KM_FD_RESERVED_BASE + 3;
 	assert_int_equal(dup2(0, high), high);
-	assert_int_equal(km_fd_new(high), -EMFILE);
+	assert_int_equal(km_fd_new(&f->g, high), -EMFILE);
 	assert_int_equal(fcntl(high, F_GETFD), -1);
-	assert_int_equal(km_fd_new(5), 5);
-	assert_int_equal(km_fd_new(-EINTR), -EINTR);
+	assert_int_equal(km_fd_new(&f->g, 5), 5);
+	assert_int_equal(km_fd_new(&f->g, -EINTR), -EINTR);
+	/* A limit the guest lowered holds for every new fd, as Linux's RLIMIT_NOFILE. */
+	f->g.nofile = (struct rlimit){8, 8};
+	int seven = dup2(0, 7), eight = dup2(0, 8);
+	assert_int_equal(km_fd_new(&f->g, seven), 7);
+	assert_int_equal(km_fd_new(&f->g, eight), -EMFILE);
+	assert_int_equal(fcntl(8, F_GETFD), -1);
+	assert_int_equal(SYS(SYS_dup2, 0, 8), -EBADF);
+	assert_int_equal(SYS(SYS_fcntl, 0, F_DUPFD, 8), -EINVAL);
+	long d = SYS(SYS_dup, 0);
+	assert_true(d < 8 || d == -EMFILE);
+	if (d >= 0)
+		close((int)d);
+	close(7);
+	f->g.nofile = (struct rlimit){0, 0};
 }
 
 /* --- read and write ---------------------------------------------------------------------- */
