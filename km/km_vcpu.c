@@ -140,6 +140,7 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 		return km_err_set(err, ENOMEM, "allocating vCPU %d", id);
 	v->g = g;
 	v->id = id;
+	pthread_mutex_init(&v->kick_lock, NULL);
 	v->fd = km_fd_reserve(ioctl(g->machine.vm_fd, KVM_CREATE_VCPU, id));
 	if (v->fd < 0) {
 		km_err_set(err, errno, "creating vCPU %d (KVM_CREATE_VCPU)", id);
@@ -272,10 +273,9 @@ static void print_restore_timing(km_guest_t *g)
  * follows at once and is served then. Returns true if the guest ended. */
 static bool kicked_in_program(km_vcpu_t *v)
 {
-	v->run->immediate_exit = 0;
-	if (!v->kicked)
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (!atomic_exchange(&v->kicked, 0))
 		return false;
-	v->kicked = 0;
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	if (!km_snapshot_pending(v->g) || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
@@ -285,10 +285,8 @@ static bool kicked_in_program(km_vcpu_t *v)
 	return km_snapshot_serve(v, &r, 0);
 }
 
-int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
+static int run_loop(km_vcpu_t *v, km_err_t **err)
 {
-	v->thread = pthread_self();
-	current_vcpu = v;
 	for (;;) {
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
@@ -311,6 +309,34 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 		if (rc <= 0)
 			return rc;
 	}
+}
+
+/* From here on kicks reach this thread as signals. A kick that came before (the vCPU not started
+ * yet) has left immediate_exit set, so the first KVM_RUN returns at once and serves it. */
+static void thread_enter(km_vcpu_t *v)
+{
+	current_vcpu = v; /* before thread_live: the handler must find the vCPU */
+	pthread_mutex_lock(&v->kick_lock);
+	v->thread = pthread_self();
+	v->thread_live = true;
+	pthread_mutex_unlock(&v->kick_lock);
+}
+
+/* No kick signals after this: the thread may go on to other work, or end. */
+static void thread_leave(km_vcpu_t *v)
+{
+	pthread_mutex_lock(&v->kick_lock);
+	v->thread_live = false;
+	pthread_mutex_unlock(&v->kick_lock);
+	current_vcpu = NULL;
+}
+
+int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
+{
+	thread_enter(v);
+	int rc = run_loop(v, err);
+	thread_leave(v);
+	return rc;
 }
 
 /* --- program state: capture and load ---------------------------------------------------- */
@@ -374,8 +400,8 @@ static void kick_handler(int sig)
 	(void)sig;
 	km_vcpu_t *v = current_vcpu;
 	if (v != NULL) {
-		v->run->immediate_exit = 1;
-		v->kicked = 1;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		atomic_store(&v->kicked, 1);
 	}
 }
 
@@ -391,7 +417,14 @@ void km_vcpu_kick_init(void)
 
 void km_vcpu_kick(km_vcpu_t *v)
 {
-	pthread_kill(v->thread, KM_SIG_KICK);
+	/* Set from here first: they are what a vCPU not yet in its run loop sees (KVM reads
+	 * immediate_exit on entry to KVM_RUN); the signal is for a vCPU already inside. */
+	atomic_store(&v->kicked, 1);
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&v->kick_lock);
+	if (v->thread_live)
+		pthread_kill(v->thread, KM_SIG_KICK);
+	pthread_mutex_unlock(&v->kick_lock);
 }
 
 void km_vcpu_destroy(km_vcpu_t *v)
@@ -402,5 +435,6 @@ void km_vcpu_destroy(km_vcpu_t *v)
 		munmap(v->run, v->g->machine.run_size);
 	if (v->fd >= 0)
 		close(v->fd);
+	pthread_mutex_destroy(&v->kick_lock);
 	free(v);
 }
