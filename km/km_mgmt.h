@@ -4,7 +4,8 @@
  * uses). The protocol is one text line per request and per reply; docs/mgmt-protocol.md is its
  * definition and this file implements it.
  *
- * One listener thread serves one connection at a time. It has its own file descriptor table
+ * One listener thread serves up to KM_MGMT_CONN_MAX connections at once (poll), each with its own
+ * buffers and deadlines, so an idle or slow client never holds up another. It has its own file descriptor table
  * (unshare(CLONE_FILES)) holding only the socket's fds, so the connections it accepts never take
  * or disturb one of the guest's fd numbers, and all signals are blocked in it so that kicks and
  * signals meant for the guest go to vCPU threads.
@@ -25,8 +26,9 @@
 #define KM_MGMT_PATH_MAX 4096  /* decoded path, NUL included (PATH_MAX) */
 #define KM_MGMT_LABEL_MAX 255  /* decoded label bytes, as HC_snapshot's label */
 #define KM_MGMT_REPLY_MAX (3 * KM_MGMT_PATH_MAX + 256)
-#define KM_MGMT_IDLE_MS 30000  /* a connection that sends no complete request for this long is closed */
+#define KM_MGMT_IDLE_MS 10000  /* a connection that sends no complete request for this long is closed */
 #define KM_MGMT_SEND_MS 5000   /* a client that does not take its reply within this is dropped */
+#define KM_MGMT_CONN_MAX 8     /* connections open at once; a new one replaces the longest idle */
 
 /* Error codes: the word after "error" in a reply. */
 #define KM_MGMT_E_REQUEST "bad-request"     /* malformed request, bad or missing field */
@@ -34,6 +36,8 @@
 #define KM_MGMT_E_TOO_LONG "too-long"       /* longer than KM_MGMT_LINE_MAX; connection closed */
 #define KM_MGMT_E_SNAPSHOT "snapshot-failed" /* km could not write the snapshot */
 #define KM_MGMT_E_ENDED "ended"             /* the guest ended; there is nothing to snapshot */
+#define KM_MGMT_E_BUSY "busy"               /* closed to make room, or no room; connection closed */
+#define KM_MGMT_E_DENIED "denied"           /* the peer is neither km's user nor root; closed */
 
 typedef enum km_mgmt_verb {
 	KM_MGMT_SNAPSHOT = 1,
