@@ -268,8 +268,8 @@ static void print_restore_timing(km_guest_t *g)
 	fprintf(stderr, "km-timing: restore_to_first_entry_ns=%lu\n", (unsigned long)(now - g->opts.start_ns));
 }
 
-/* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3), that is a
- * clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
+/* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3, below the
+ * runtime), that is a clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
  * follows at once and is served then. Returns true if the guest ended. */
 static bool kicked_in_program(km_vcpu_t *v)
 {
@@ -280,7 +280,10 @@ static bool kicked_in_program(km_vcpu_t *v)
 	struct kvm_sregs s;
 	if (!km_snapshot_pending(v->g) || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return false;
-	if ((s.cs.selector & 3) != 3)
+	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
+	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
+	 * and the syscall exit serves the request. */
+	if ((s.cs.selector & 3) != 3 || r.rip >= KM_RT_GVA)
 		return false;
 	return km_snapshot_serve(v, &r, 0);
 }
