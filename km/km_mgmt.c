@@ -41,6 +41,7 @@ struct km_mgmt {
 	int idle_ms;
 	int send_ms;
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
+	bool serve_own_process; /* tests only: see km_mgmt_opts_t */
 	char *path;       /* the socket file, as given: what bind and the stale check use */
 	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
@@ -519,20 +520,27 @@ static int free_slot(km_mgmt_t *m)
 	return best;
 }
 
-/* Only km's own user and root may talk to km, whatever the socket file's mode has become. */
-static bool peer_allowed(km_mgmt_t *m, int fd)
+/* Only km's own user and root may talk to km, whatever the socket file's mode has become; and
+ * never the guest: its sockets are km's, so a connection from km's own pid is the guest's, which
+ * must not get km to write files for it (snapshot path=...). Returns NULL or why not. */
+static const char *peer_refused(km_mgmt_t *m, int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return false;
-	return cr.uid == 0 || cr.uid == m->uid;
+		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting\n";
+	if (cr.pid == m->host_pid && !m->serve_own_process)
+		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
+	if (cr.uid != 0 && cr.uid != m->uid)
+		return "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n";
+	return NULL;
 }
 
 static void add_conn(km_mgmt_t *m, int fd)
 {
-	if (!peer_allowed(m, fd)) {
-		send_once(fd, "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n");
+	const char *why = peer_refused(m, fd);
+	if (why != NULL) {
+		send_once(fd, why);
 		close(fd);
 		return;
 	}
@@ -852,6 +860,7 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	m->idle_ms = opts->idle_ms > 0 ? opts->idle_ms : KM_MGMT_IDLE_MS;
 	m->send_ms = opts->send_ms > 0 ? opts->send_ms : KM_MGMT_SEND_MS;
 	m->shared_fds = opts->shared_fds;
+	m->serve_own_process = opts->serve_own_process;
 	m->listen_fd = m->wake_fd = -1;
 	atomic_init(&m->stopping, false);
 	pthread_mutex_init(&m->lock, NULL);

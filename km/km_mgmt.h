@@ -80,6 +80,7 @@ typedef struct km_mgmt_opts {
 	int idle_ms;                   /* 0: KM_MGMT_IDLE_MS */
 	int send_ms;                   /* 0: KM_MGMT_SEND_MS */
 	bool shared_fds;               /* tests: skip the private fd table (the fallback path) */
+	bool serve_own_process;        /* tests: serve clients in km's own process (else: denied) */
 } km_mgmt_opts_t;
 
 typedef struct km_mgmt km_mgmt_t;

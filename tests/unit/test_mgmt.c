@@ -323,7 +323,7 @@ static int teardown(void **state)
 static void start(fx_t *f, const km_mgmt_opts_t *opts)
 {
 	km_err_t *err = NULL;
-	km_mgmt_opts_t dflt = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t dflt = {.snapshot = fake_snapshot, .serve_own_process = true};
 	if (km_mgmt_start_opts(&guest, f->sock, opts ? opts : &dflt, &f->m, &err) != 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -408,15 +408,33 @@ static void test_lifecycle(void **state)
 	assert_int_equal(lstat(f->sock, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600);
+	/* This process is km's: its connections are the guest's, and refused. */
 	int fd = conn(f);
 	char buf[256];
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
-	assert_string_equal(ask(fd, "version\n", buf, sizeof(buf)), "ok protocol=1");
-	assert_string_equal(ask(fd, "status\r\n", buf, sizeof(buf)), status_ok());
-	km_mgmt_stop(f->m);
-	f->m = NULL;
+	assert_string_equal(read_line(fd, buf, sizeof(buf)),
+			    "error denied the program km runs may not use km's management socket");
 	expect_eof(fd, 2000);
 	close(fd);
+	/* Another process is served. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char want[96];
+		snprintf(want, sizeof(want), "ok state=running pid=%d guest-pid=4242", (int)getppid());
+		int c = try_connect(f->sock);
+		if (c < 0 || send(c, "status\n", 7, MSG_NOSIGNAL) != 7)
+			_exit(2);
+		struct pollfd p = {.fd = c, .events = POLLIN};
+		ssize_t r = poll(&p, 1, 5000) == 1 ? recv(c, buf, sizeof(buf) - 1, 0) : -1;
+		buf[r > 0 ? r : 0] = '\0';
+		_exit(r > 0 && buf[r - 1] == '\n' && strncmp(buf, want, strlen(want)) == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	km_mgmt_stop(f->m);
+	f->m = NULL;
 	assert_int_equal(lstat(f->sock, &st), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(try_connect(f->sock), -1);
@@ -426,7 +444,7 @@ static void test_lifecycle(void **state)
 static void expect_start_fails(fx_t *f, const char *part)
 {
 	km_err_t *err = NULL;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	int rc = km_mgmt_start_opts(&guest, f->sock, &opts, &f->m, &err);
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "(no error)");
@@ -465,7 +483,7 @@ static void test_refuses_foreign_files(void **state)
 	char path[256];
 	snprintf(path, sizeof(path), "%s/no/such/dir", f->dir);
 	km_err_t *err = NULL;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	assert_int_equal(km_mgmt_start_opts(&guest, path, &opts, &f->m, &err), -1);
 	assert_int_equal(err->errnum, ENOENT);
 	km_err_free(&err);
@@ -567,7 +585,7 @@ static void test_relative_paths(void **state)
 	char old[1024], want[256], buf[KM_MGMT_REPLY_MAX];
 	assert_non_null(getcwd(old, sizeof(old)));
 	assert_int_equal(chdir(f->dir), 0);
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	km_err_t *err = NULL;
 	assert_int_equal(km_mgmt_start_opts(&guest, "rel.sock", &opts, &f->m, &err), 0);
 	assert_int_equal(chdir("/"), 0);
@@ -672,7 +690,7 @@ static void test_bad_requests(void **state)
 static void test_clients_that_go_away(void **state)
 {
 	fx_t *f = *state;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .send_ms = 300};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .send_ms = 300};
 	start(f, &opts);
 	char buf[KM_MGMT_REPLY_MAX];
 	/* Half a request, then gone. */
@@ -734,7 +752,7 @@ static void test_clients_that_go_away(void **state)
 static void test_idle_timeout(void **state)
 {
 	fx_t *f = *state;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .idle_ms = 200, .send_ms = 200};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .idle_ms = 200, .send_ms = 200};
 	start(f, &opts);
 	char buf[256];
 	int fd = conn(f);
@@ -814,7 +832,7 @@ static int count_fds(int below)
 static void check_fds(fx_t *f, bool shared, int extra_listening, int extra_serving)
 {
 	int low = lowest_free_fd(), n_low = count_fds(1000), n_all = count_fds(1 << 30);
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .shared_fds = shared};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .shared_fds = shared};
 	start(f, &opts);
 	assert_int_equal(lowest_free_fd(), low);
 	assert_int_equal(count_fds(1000), n_low);
