@@ -268,6 +268,19 @@ static void print_restore_timing(km_guest_t *g)
 	fprintf(stderr, "km-timing: restore_to_first_entry_ns=%lu\n", (unsigned long)(now - g->opts.start_ns));
 }
 
+/* An exception or interrupt KVM has yet to deliver (e.g. the #BP of an int3 just executed, or a
+ * fault): the registers are not a point the program can continue from, since a snapshot does
+ * not record the event. Its delivery exits to km at once, and that exit is a clean point. A vCPU
+ * whose events cannot be read is taken as having none. */
+static bool event_in_flight(km_vcpu_t *v)
+{
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	return ev.exception.injected || ev.exception.pending || ev.interrupt.injected || ev.nmi.injected;
+}
+
 /* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3, below the
  * runtime), that is a clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
  * follows at once and is served then. Returns true if the guest ended. */
@@ -283,7 +296,7 @@ static bool kicked_in_program(km_vcpu_t *v)
 	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
 	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
 	 * and the syscall exit serves the request. */
-	if ((s.cs.selector & 3) != 3 || r.rip >= KM_RT_GVA)
+	if ((s.cs.selector & 3) != 3 || r.rip >= KM_RT_GVA || event_in_flight(v))
 		return false;
 	return km_snapshot_serve(v, &r, 0);
 }
