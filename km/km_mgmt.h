@@ -85,19 +85,23 @@ typedef struct km_mgmt_opts {
 
 typedef struct km_mgmt km_mgmt_t;
 
-/* Listens on unix socket `sock_path` (mode 0600) for requests about guest g and starts the
- * listener thread. A relative sock_path is taken from the current directory now, and removed
- * from there by km_mgmt_stop even if the guest has changed directory since. A stale socket file there (one nobody listens on) is replaced; anything else
- * (a live socket, a regular file, a directory) is refused. Call before the guest starts running:
- * the thread's fd table is copied from km's at that moment. */
+/* Listens on unix socket `sock_path` (created 0600) for requests about guest g and starts the
+ * listener thread. Only km's user and root are served, never km's own process (the guest). A
+ * relative sock_path is taken from the current directory now, and removed from there by
+ * km_mgmt_stop even if the guest has changed directory since. A stale socket file there (one
+ * nobody listens on) is replaced; anything else (a live socket, a regular file, a directory) is
+ * refused. Call before the guest starts running and while km has no other thread: the thread's
+ * fd table is copied from km's at that moment, and the socket is created under a temporary
+ * umask. */
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err);
 int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
 		       km_err_t **err);
 
 /* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
- * finished and answered first, one already received is answered "ended", and the connection is
- * closed. Joins the thread, removes the socket file if it is still
- * the one km created, frees m. Call before the guest is destroyed. Safe on NULL. */
+ * finished and answered first, a request already received on any connection is answered
+ * "ended", and every connection is closed (within KM_MGMT_SEND_MS for clients to take those
+ * replies). Joins the thread, removes the socket file if it is still the one km created, frees
+ * m. Call before the guest is destroyed. Safe on NULL. */
 void km_mgmt_stop(km_mgmt_t *m);
 
 #endif
