@@ -20,12 +20,28 @@
 
 #include "km_machine.h"
 
+/* One client connection: its own buffers and clocks. */
+typedef struct km_mgmt_conn {
+	int fd;                          /* -1: the slot is free */
+	int64_t since;                   /* connected, or its last reply sent: the idle clock */
+	int64_t send_deadline;           /* while a reply is pending */
+	bool close_after;                /* hang up once the pending reply is out */
+	bool eof;                        /* the client shut its side: answer what is complete, close */
+	size_t in_len;
+	char in[KM_MGMT_LINE_MAX + 1];   /* room for the longest request and its LF */
+	size_t out_off, out_len;
+	char out[KM_MGMT_REPLY_MAX + 128]; /* a reply, and an `ended` line behind it */
+} km_mgmt_conn_t;
+
 struct km_mgmt {
 	km_guest_t *g;
+	pid_t host_pid;   /* km's own pid: the process a supervisor signals */
+	uid_t uid;        /* km's effective uid: with root, the only peers served */
 	km_mgmt_snapshot_fn *snapshot;
 	int idle_ms;
 	int send_ms;
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
+	bool serve_own_process; /* tests only: see km_mgmt_opts_t */
 	char *path;       /* the socket file, as given: what bind and the stale check use */
 	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
@@ -43,9 +59,9 @@ struct km_mgmt {
 	bool ready;
 	int setup_errno;
 
-	/* Connection state, used by the listener thread only. */
-	char buf[KM_MGMT_LINE_MAX + 1]; /* room for the longest request and its LF */
-	size_t len;
+	/* Used by the listener thread only. */
+	km_mgmt_conn_t conns[KM_MGMT_CONN_MAX];
+	int64_t accept_after; /* accepting paused until then (out of fds or memory) */
 	char reply[KM_MGMT_REPLY_MAX];
 	km_mgmt_request_t req;
 };
@@ -325,7 +341,8 @@ static size_t handle_line(km_mgmt_t *m, const char *line, size_t len)
 	switch (m->req.verb) {
 	case KM_MGMT_STATUS:
 		return finish_reply(m->reply, sizeof(m->reply),
-				    snprintf(m->reply, sizeof(m->reply), "ok state=running pid=%d", (int)m->g->pid));
+				    snprintf(m->reply, sizeof(m->reply), "ok state=running pid=%d guest-pid=%d",
+					     (int)m->host_pid, (int)m->g->pid));
 	case KM_MGMT_VERSION:
 		return finish_reply(m->reply, sizeof(m->reply),
 				    snprintf(m->reply, sizeof(m->reply), "ok protocol=%d", KM_MGMT_PROTOCOL));
@@ -337,6 +354,11 @@ static size_t handle_line(km_mgmt_t *m, const char *line, size_t len)
 
 /* ---- connections -------------------------------------------------------------------------- */
 
+/* Every connection is served by the one listener thread through poll(): each has its own
+ * buffers and deadlines, so an idle or slow client holds only its own slot, never the others.
+ * Requests are handled one at a time (a snapshot holds the loop while it is written), at most
+ * one per connection per round, in turn. */
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -344,48 +366,85 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sends the whole reply without ever raising SIGPIPE; a client that does not read it within
- * timeout_ms is given up on (the stop path may be waiting for this thread). Deliberately
- * ignores the wake fd: a reply to a stop-mode snapshot must go out while km is shutting down. */
-static int send_all(int fd, const char *p, size_t n, int timeout_ms)
+static bool conn_open(const km_mgmt_conn_t *c)
 {
-	int64_t deadline = now_ms() + timeout_ms;
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno != EAGAIN && errno != EINTR)
-			return -1;
-		int64_t left = deadline - now_ms();
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
-			return -1;
-	}
-	return 0;
+	return c->fd >= 0;
 }
 
-/* Waits for bytes from the client. Returns 1 when readable, 0 when the client stayed idle past
- * the deadline (or poll failed), -1 when km is stopping. */
-static int wait_readable(km_mgmt_t *m, int fd, int64_t deadline)
+static bool conn_sending(const km_mgmt_conn_t *c)
 {
-	for (;;) {
-		if (atomic_load(&m->stopping))
-			return -1;
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = m->wake_fd, .events = POLLIN}};
-		int r = poll(pfd, 2, (int)(left > 1000000 ? 1000000 : left));
-		if (r < 0 && errno != EINTR)
-			return 0;
-		if (r > 0 && pfd[1].revents != 0)
-			return -1;
-		if (r > 0 && pfd[0].revents != 0)
-			return 1; /* data, EOF or an error: recv tells which */
+	return c->out_off < c->out_len;
+}
+
+static bool conn_has_request(const km_mgmt_conn_t *c)
+{
+	return memchr(c->in, '\n', c->in_len) != NULL;
+}
+
+static void conn_close(km_mgmt_conn_t *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+/* One line for a client km is about to hang up on, if its buffer takes it; never waits. */
+static void send_once(int fd, const char *line)
+{
+	ssize_t r = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r;
+}
+
+/* Queues a reply behind any still unsent one (the buffer holds a full reply and an `ended`
+ * line after it) and starts its send deadline if nothing was pending. */
+static void conn_queue(km_mgmt_t *m, km_mgmt_conn_t *c, const char *r, size_t n)
+{
+	if (!conn_sending(c)) {
+		c->out_off = c->out_len = 0;
+		c->send_deadline = now_ms() + m->send_ms;
 	}
+	if (c->out_len + n > sizeof(c->out)) {
+		c->out_off = c->out_len; /* cannot happen: replies are bounded; drop rather than overflow */
+		c->close_after = true;
+		return;
+	}
+	memcpy(c->out + c->out_len, r, n);
+	c->out_len += n;
+}
+
+/* Sends what the socket takes now. A reply completely sent restarts the idle clock (or hangs up
+ * when that was the last one). */
+static void conn_flush(km_mgmt_conn_t *c)
+{
+	while (conn_sending(c)) {
+		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (w <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)w;
+	}
+	c->out_off = c->out_len = 0;
+	c->since = now_ms();
+	if (c->close_after)
+		conn_close(c);
+}
+
+/* Takes what the client has sent, up to a full request buffer. */
+static void conn_read(km_mgmt_conn_t *c)
+{
+	if (c->in_len == sizeof(c->in) || c->eof)
+		return;
+	ssize_t r = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	if (r > 0)
+		c->in_len += (size_t)r;
+	else if (r == 0)
+		c->eof = true;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		conn_close(c); /* broken: a partial request is dropped unanswered */
 }
 
 /* km is stopping (the program has ended): a request that already arrived gets a definite answer
@@ -397,69 +456,228 @@ static size_t reply_ended(km_mgmt_t *m)
 			    snprintf(m->reply, sizeof(m->reply), "error %s the program has ended", KM_MGMT_E_ENDED));
 }
 
-/* Serves one client until it closes, errs, idles out or km stops. Requests are answered in
- * order, one at a time. */
-static void serve(km_mgmt_t *m, int fd)
+/* Serves the connection's next complete request, if it has one and no reply is pending. */
+static void conn_step(km_mgmt_t *m, km_mgmt_conn_t *c)
 {
-	m->len = 0;
-	int64_t deadline = now_ms() + m->idle_ms;
-	for (;;) {
-		char *nl = memchr(m->buf, '\n', m->len);
-		if (nl != NULL) {
-			size_t n = (size_t)(nl - m->buf);
-			size_t rlen = atomic_load(&m->stopping) ? reply_ended(m) : handle_line(m, m->buf, n);
-			m->len -= n + 1;
-			memmove(m->buf, nl + 1, m->len);
-			if (send_all(fd, m->reply, rlen, m->send_ms) < 0 || m->ended)
-				return;
-			deadline = now_ms() + m->idle_ms;
-			continue;
-		}
-		if (m->len == sizeof(m->buf)) {
-			/* No way to find where the next request starts: answer and hang up. */
-			km_err_t *err = NULL;
-			km_err_set(&err, 0, "request longer than %d bytes", KM_MGMT_LINE_MAX);
-			size_t rlen = reply_error(m, KM_MGMT_E_TOO_LONG, err);
-			km_err_free(&err);
-			send_all(fd, m->reply, rlen, m->send_ms);
-			return;
-		}
-		int w = wait_readable(m, fd, deadline);
-		if (w == 0)
-			return;
-		ssize_t r = recv(fd, m->buf + m->len, sizeof(m->buf) - m->len, MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-			return; /* closed or broken: a partial request is dropped unanswered */
-		if (r > 0)
-			m->len += (size_t)r;
-		if (w < 0 && memchr(m->buf, '\n', m->len) == NULL)
-			return; /* stopping, and no complete request to answer */
+	if (!conn_open(c) || conn_sending(c))
+		return;
+	char *nl = memchr(c->in, '\n', c->in_len);
+	if (nl != NULL) {
+		size_t n = (size_t)(nl - c->in);
+		size_t rlen = atomic_load(&m->stopping) ? reply_ended(m) : handle_line(m, c->in, n);
+		c->in_len -= n + 1;
+		memmove(c->in, nl + 1, c->in_len);
+		c->close_after = c->close_after || m->ended;
+		conn_queue(m, c, m->reply, rlen);
+		conn_flush(c);
+	} else if (c->in_len == sizeof(c->in)) {
+		/* No way to find where the next request starts: answer and hang up. */
+		km_err_t *err = NULL;
+		km_err_set(&err, 0, "request longer than %d bytes", KM_MGMT_LINE_MAX);
+		size_t rlen = reply_error(m, KM_MGMT_E_TOO_LONG, err);
+		km_err_free(&err);
+		c->in_len = 0;
+		c->close_after = true;
+		conn_queue(m, c, m->reply, rlen);
+		conn_flush(c);
+	} else if (c->eof) {
+		conn_close(c); /* the client is done; a request without its LF is dropped */
 	}
 }
 
-/* Accepts and serves clients one after another until km stops or the guest ends. */
-static void listen_loop(km_mgmt_t *m)
+/* Drops clients past their deadline: one that does not take its reply within send_ms, one that
+ * sends no complete request within idle_ms of connecting or of its last reply. */
+static void expire(km_mgmt_t *m, int64_t now)
 {
-	while (!atomic_load(&m->stopping) && !m->ended) {
-		struct pollfd pfd[2] = {{.fd = m->listen_fd, .events = POLLIN}, {.fd = m->wake_fd, .events = POLLIN}};
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents != 0)
-			break;
-		if (pfd[0].revents == 0)
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+		km_mgmt_conn_t *c = &m->conns[i];
+		if (!conn_open(c))
 			continue;
+		if (conn_sending(c) ? now >= c->send_deadline
+				    : !conn_has_request(c) && !c->eof && now >= c->since + m->idle_ms)
+			conn_close(c);
+	}
+}
+
+/* A slot for a new connection: a free one, else the one idle longest (no request waiting, no
+ * reply pending), whose client is told why it is dropped. -1 if every slot has work. */
+static int free_slot(km_mgmt_t *m)
+{
+	int best = -1;
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+		km_mgmt_conn_t *c = &m->conns[i];
+		if (!conn_open(c))
+			return i;
+		if (conn_sending(c) || conn_has_request(c) || c->eof)
+			continue;
+		if (best < 0 || c->since < m->conns[best].since)
+			best = i;
+	}
+	if (best >= 0) {
+		send_once(m->conns[best].fd, "error " KM_MGMT_E_BUSY " idle connection closed to make room for a new one\n");
+		conn_close(&m->conns[best]);
+	}
+	return best;
+}
+
+/* Only km's own user and root may talk to km, whatever the socket file's mode has become; and
+ * never the guest: its sockets are km's, so a connection from km's own pid is the guest's, which
+ * must not get km to write files for it (snapshot path=...). Returns NULL or why not. */
+static const char *peer_refused(km_mgmt_t *m, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting\n";
+	if (cr.pid == m->host_pid && !m->serve_own_process)
+		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
+	if (cr.uid != 0 && cr.uid != m->uid)
+		return "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n";
+	return NULL;
+}
+
+static void add_conn(km_mgmt_t *m, int fd)
+{
+	const char *why = peer_refused(m, fd);
+	if (why != NULL) {
+		send_once(fd, why);
+		close(fd);
+		return;
+	}
+	int i = free_slot(m);
+	if (i < 0) {
+		send_once(fd, "error " KM_MGMT_E_BUSY " too many connections with requests in progress\n");
+		close(fd);
+		return;
+	}
+	km_mgmt_conn_t *c = &m->conns[i];
+	c->fd = fd;
+	c->since = now_ms();
+	c->in_len = c->out_len = c->out_off = 0;
+	c->close_after = c->eof = false;
+}
+
+/* Accepts the connections waiting, a bounded number per round so the others get their turn. */
+static void accept_some(km_mgmt_t *m)
+{
+	for (int k = 0; k < KM_MGMT_CONN_MAX; k++) {
 		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0 && m->shared_fds)
 			fd = km_fd_reserve(fd); /* out of the guest's fd range at once */
-		if (fd < 0) {
-			/* Out of fds or memory: back off instead of spinning on a readable listener. */
-			if (errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
-				poll(&pfd[1], 1, 100);
+		if (fd >= 0) {
+			add_conn(m, fd);
 			continue;
 		}
-		serve(m, fd);
-		close(fd);
+		/* Out of fds or memory: pause accepting instead of spinning on a readable listener. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+			m->accept_after = now_ms() + 100;
+		return;
 	}
+}
+
+/* One round's poll set: the wake fd, the listener, and every connection that waits for bytes
+ * (or for room to send). Returns how long poll may sleep: 0 when a request is ready to serve. */
+static int build_poll(km_mgmt_t *m, struct pollfd *pfd, int64_t now)
+{
+	int64_t next = now + 60000;
+	bool ready = false;
+	pfd[0] = (struct pollfd){.fd = m->wake_fd, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = now >= m->accept_after ? m->listen_fd : -1, .events = POLLIN};
+	if (now < m->accept_after && m->accept_after < next)
+		next = m->accept_after;
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+		km_mgmt_conn_t *c = &m->conns[i];
+		pfd[2 + i] = (struct pollfd){.fd = -1};
+		if (!conn_open(c))
+			continue;
+		int64_t deadline;
+		if (conn_sending(c)) {
+			pfd[2 + i] = (struct pollfd){.fd = c->fd, .events = POLLOUT};
+			deadline = c->send_deadline;
+		} else if (conn_has_request(c) || c->eof || c->in_len == sizeof(c->in)) {
+			ready = true;
+			continue;
+		} else {
+			pfd[2 + i] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+			deadline = c->since + m->idle_ms;
+		}
+		if (deadline < next)
+			next = deadline;
+	}
+	if (ready || next <= now)
+		return 0;
+	return (int)(next - now);
+}
+
+/* Serves every client until km stops or the guest ends. */
+static void serve_loop(km_mgmt_t *m)
+{
+	struct pollfd pfd[2 + KM_MGMT_CONN_MAX];
+	while (!atomic_load(&m->stopping) && !m->ended) {
+		int timeout = build_poll(m, pfd, now_ms());
+		if (poll(pfd, 2 + KM_MGMT_CONN_MAX, timeout) < 0) {
+			if (errno != EINTR && errno != ENOMEM)
+				break;
+			continue;
+		}
+		if (pfd[0].revents != 0)
+			break; /* km_mgmt_stop */
+		for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+			km_mgmt_conn_t *c = &m->conns[i];
+			if (pfd[2 + i].fd < 0 || pfd[2 + i].revents == 0 || !conn_open(c))
+				continue;
+			if (conn_sending(c))
+				conn_flush(c);
+			else
+				conn_read(c);
+		}
+		/* Before serving: a long snapshot must not make the clients that waited meanwhile look
+		 * idle (their bytes were read just now). */
+		expire(m, now_ms());
+		for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
+			conn_step(m, &m->conns[i]);
+		if (pfd[1].fd >= 0 && pfd[1].revents != 0)
+			accept_some(m);
+	}
+}
+
+/* Winding down (km stops, or the guest ended): each client with a complete request already sent
+ * gets `ended` (behind a reply still being sent), then every connection is closed, within
+ * send_ms in all. */
+static void finish_conns(km_mgmt_t *m)
+{
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+		km_mgmt_conn_t *c = &m->conns[i];
+		if (!conn_open(c))
+			continue;
+		conn_read(c);
+		if (conn_open(c) && !c->close_after && conn_has_request(c))
+			conn_queue(m, c, m->reply, reply_ended(m));
+		if (conn_open(c))
+			c->close_after = true;
+		if (conn_open(c))
+			conn_flush(c);
+	}
+	int64_t deadline = now_ms() + m->send_ms;
+	for (;;) {
+		struct pollfd pfd[KM_MGMT_CONN_MAX];
+		int n = 0;
+		for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+			pfd[i] = (struct pollfd){.fd = conn_open(&m->conns[i]) ? m->conns[i].fd : -1, .events = POLLOUT};
+			n += conn_open(&m->conns[i]);
+		}
+		int64_t left = deadline - now_ms();
+		if (n == 0 || left <= 0)
+			break;
+		if (poll(pfd, KM_MGMT_CONN_MAX, (int)left) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
+			if (pfd[i].fd >= 0 && pfd[i].revents != 0 && conn_open(&m->conns[i]))
+				conn_flush(&m->conns[i]);
+	}
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
+		if (conn_open(&m->conns[i]))
+			conn_close(&m->conns[i]);
 }
 
 /* ---- the listener thread ------------------------------------------------------------------ */
@@ -506,7 +724,8 @@ static void *listener_main(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	if (rc < 0)
 		return NULL; /* km_mgmt_start closes km's copy of the fds and reports the error */
-	listen_loop(m);
+	serve_loop(m);
+	finish_conns(m);
 	/* With a private table this closes the only listening fd: later connects are refused. */
 	close(m->listen_fd);
 	return NULL;
@@ -550,8 +769,10 @@ static int clear_stale(const char *path, km_err_t **err)
 	return 0;
 }
 
-/* Creates the listening socket. It is made 0600 between bind and listen, so nobody can connect
- * while it still has the umask's mode (a connect before listen() is refused). */
+/* Creates the listening socket, 0600 from the start: bind creates the file under a umask that
+ * leaves only the owner's bits, so there is no moment when others could connect, and no chmod
+ * by name afterwards (which would follow a symlink put there meanwhile). umask is per process:
+ * this runs before the guest and any other km thread. */
 static int create_socket(km_mgmt_t *m, km_err_t **err)
 {
 	struct sockaddr_un sa;
@@ -559,10 +780,14 @@ static int create_socket(km_mgmt_t *m, km_err_t **err)
 	m->listen_fd = km_fd_reserve(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (m->listen_fd < 0)
 		return km_err_set(err, errno, "%s: socket", m->path);
-	if (bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return km_err_set(err, errno, "%s: bind", m->path);
+	mode_t old = umask(0177);
+	int rc = bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	umask(old);
+	if (rc < 0)
+		return km_err_set(err, e, "%s: bind", m->path);
 	struct stat st;
-	if (chmod(m->path, 0600) < 0 || lstat(m->path, &st) < 0 || listen(m->listen_fd, 16) < 0) {
+	if (lstat(m->path, &st) < 0 || listen(m->listen_fd, 64) < 0) {
 		km_err_set(err, errno, "%s", m->path);
 		unlink(m->path);
 		return -1;
@@ -629,10 +854,15 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	if (m == NULL)
 		return km_err_set(err, ENOMEM, "management socket");
 	m->g = g;
+	m->host_pid = getpid();
+	m->uid = geteuid();
+	for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
+		m->conns[i].fd = -1;
 	m->snapshot = opts->snapshot != NULL ? opts->snapshot : km_snapshot_request;
 	m->idle_ms = opts->idle_ms > 0 ? opts->idle_ms : KM_MGMT_IDLE_MS;
 	m->send_ms = opts->send_ms > 0 ? opts->send_ms : KM_MGMT_SEND_MS;
 	m->shared_fds = opts->shared_fds;
+	m->serve_own_process = opts->serve_own_process;
 	m->listen_fd = m->wake_fd = -1;
 	atomic_init(&m->stopping, false);
 	pthread_mutex_init(&m->lock, NULL);

@@ -4,7 +4,8 @@
  * uses). The protocol is one text line per request and per reply; docs/mgmt-protocol.md is its
  * definition and this file implements it.
  *
- * One listener thread serves one connection at a time. It has its own file descriptor table
+ * One listener thread serves up to KM_MGMT_CONN_MAX connections at once (poll), each with its own
+ * buffers and deadlines, so an idle or slow client never holds up another. It has its own file descriptor table
  * (unshare(CLONE_FILES)) holding only the socket's fds, so the connections it accepts never take
  * or disturb one of the guest's fd numbers, and all signals are blocked in it so that kicks and
  * signals meant for the guest go to vCPU threads.
@@ -25,8 +26,9 @@
 #define KM_MGMT_PATH_MAX 4096  /* decoded path, NUL included (PATH_MAX) */
 #define KM_MGMT_LABEL_MAX 255  /* decoded label bytes, as HC_snapshot's label */
 #define KM_MGMT_REPLY_MAX (3 * KM_MGMT_PATH_MAX + 256)
-#define KM_MGMT_IDLE_MS 30000  /* a connection that sends no complete request for this long is closed */
+#define KM_MGMT_IDLE_MS 10000  /* a connection that sends no complete request for this long is closed */
 #define KM_MGMT_SEND_MS 5000   /* a client that does not take its reply within this is dropped */
+#define KM_MGMT_CONN_MAX 8     /* connections open at once; a new one replaces the longest idle */
 
 /* Error codes: the word after "error" in a reply. */
 #define KM_MGMT_E_REQUEST "bad-request"     /* malformed request, bad or missing field */
@@ -34,6 +36,8 @@
 #define KM_MGMT_E_TOO_LONG "too-long"       /* longer than KM_MGMT_LINE_MAX; connection closed */
 #define KM_MGMT_E_SNAPSHOT "snapshot-failed" /* km could not write the snapshot */
 #define KM_MGMT_E_ENDED "ended"             /* the guest ended; there is nothing to snapshot */
+#define KM_MGMT_E_BUSY "busy"               /* closed to make room, or no room; connection closed */
+#define KM_MGMT_E_DENIED "denied"           /* the peer is neither km's user nor root; closed */
 
 typedef enum km_mgmt_verb {
 	KM_MGMT_SNAPSHOT = 1,
@@ -76,23 +80,28 @@ typedef struct km_mgmt_opts {
 	int idle_ms;                   /* 0: KM_MGMT_IDLE_MS */
 	int send_ms;                   /* 0: KM_MGMT_SEND_MS */
 	bool shared_fds;               /* tests: skip the private fd table (the fallback path) */
+	bool serve_own_process;        /* tests: serve clients in km's own process (else: denied) */
 } km_mgmt_opts_t;
 
 typedef struct km_mgmt km_mgmt_t;
 
-/* Listens on unix socket `sock_path` (mode 0600) for requests about guest g and starts the
- * listener thread. A relative sock_path is taken from the current directory now, and removed
- * from there by km_mgmt_stop even if the guest has changed directory since. A stale socket file there (one nobody listens on) is replaced; anything else
- * (a live socket, a regular file, a directory) is refused. Call before the guest starts running:
- * the thread's fd table is copied from km's at that moment. */
+/* Listens on unix socket `sock_path` (created 0600) for requests about guest g and starts the
+ * listener thread. Only km's user and root are served, never km's own process (the guest). A
+ * relative sock_path is taken from the current directory now, and removed from there by
+ * km_mgmt_stop even if the guest has changed directory since. A stale socket file there (one
+ * nobody listens on) is replaced; anything else (a live socket, a regular file, a directory) is
+ * refused. Call before the guest starts running and while km has no other thread: the thread's
+ * fd table is copied from km's at that moment, and the socket is created under a temporary
+ * umask. */
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err);
 int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
 		       km_err_t **err);
 
 /* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
- * finished and answered first, one already received is answered "ended", and the connection is
- * closed. Joins the thread, removes the socket file if it is still
- * the one km created, frees m. Call before the guest is destroyed. Safe on NULL. */
+ * finished and answered first, a request already received on any connection is answered
+ * "ended", and every connection is closed (within KM_MGMT_SEND_MS for clients to take those
+ * replies). Joins the thread, removes the socket file if it is still the one km created, frees
+ * m. Call before the guest is destroyed. Safe on NULL. */
 void km_mgmt_stop(km_mgmt_t *m);
 
 #endif

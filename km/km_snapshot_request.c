@@ -1,13 +1,23 @@
 /*
  * Snapshots asked for from outside the program (the management socket): the asking thread posts
- * a request and kicks the vCPU; the vCPU serves it at its next clean point (see km_snapshot.h)
- * and wakes the asker.
+ * a request and kicks every vCPU; a vCPU serves it at its next clean point (see km_snapshot.h)
+ * and wakes the asker. A request may come at any moment of km's life: before a vCPU's thread
+ * runs (the kick waits for its first KVM_RUN, see km_vcpu_kick), while it runs, while the guest
+ * is ending (km_snapshot_cancel answers it) and after (refused at once).
  */
 #include <errno.h>
 #include <string.h>
 
 #include "km_guest.h"
 #include "km_snapshot.h"
+
+/* Gets every vCPU out of KVM_RUN (or its host syscall) soon, started or not. */
+static void kick_all(km_guest_t *g)
+{
+	for (int i = 0; i < g->nvcpus; i++)
+		if (g->vcpus[i] != NULL)
+			km_vcpu_kick(g->vcpus[i]);
+}
 
 int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
 {
@@ -24,9 +34,9 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	g->snap_res = res;
 	g->snap_done = false;
 	g->snap_err = NULL;
+	/* Posted before the kicks, so a vCPU that sees its kick sees the request. */
 	__atomic_store_n(&g->snap_posted, true, __ATOMIC_RELEASE);
-	for (int i = 0; i < g->nvcpus; i++)
-		km_vcpu_kick(g->vcpus[i]);
+	kick_all(g);
 	while (!g->snap_done)
 		pthread_cond_wait(&g->snap_done_cond, &g->snap_lock);
 	int rc = g->snap_rc;

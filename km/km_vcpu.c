@@ -141,6 +141,7 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 		return km_err_set(err, ENOMEM, "allocating vCPU %d", id);
 	v->g = g;
 	v->id = id;
+	pthread_mutex_init(&v->kick_lock, NULL);
 	v->fd = km_fd_reserve(ioctl(g->machine.vm_fd, KVM_CREATE_VCPU, id));
 	if (v->fd < 0) {
 		km_err_set(err, errno, "creating vCPU %d (KVM_CREATE_VCPU)", id);
@@ -268,29 +269,41 @@ static void print_restore_timing(km_guest_t *g)
 	fprintf(stderr, "km-timing: restore_to_first_entry_ns=%lu\n", (unsigned long)(now - g->opts.start_ns));
 }
 
-/* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3), that is a
- * clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
+/* An exception or interrupt KVM has yet to deliver (e.g. the #BP of an int3 just executed, or a
+ * fault): the registers are not a point the program can continue from, since a snapshot does
+ * not record the event. Its delivery exits to km at once, and that exit is a clean point. A vCPU
+ * whose events cannot be read is taken as having none. */
+static bool event_in_flight(km_vcpu_t *v)
+{
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	return ev.exception.injected || ev.exception.pending || ev.interrupt.injected || ev.nmi.injected;
+}
+
+/* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3, below the
+ * runtime), that is a clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
  * follows at once and is served then. Returns true if the guest ended. */
 static bool kicked_in_program(km_vcpu_t *v)
 {
-	v->run->immediate_exit = 0;
-	if (!v->kicked)
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (!atomic_exchange(&v->kicked, 0))
 		return false;
-	v->kicked = 0;
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	if (!km_snapshot_pending(v->g) || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return false;
-	if ((s.cs.selector & 3) != 3)
+	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
+	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
+	 * and the syscall exit serves the request. */
+	if ((s.cs.selector & 3) != 3 || r.rip >= KM_RT_GVA || event_in_flight(v))
 		return false;
 	return km_snapshot_serve(v, &r, 0);
 }
 
-int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
+static int run_loop(km_vcpu_t *v, km_err_t **err)
 {
-	v->thread = pthread_self();
-	__atomic_store_n(&v->host_tid, gettid(), __ATOMIC_RELEASE);
-	current_vcpu = v;
 	for (;;) {
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
@@ -313,6 +326,35 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 		if (rc <= 0)
 			return rc;
 	}
+}
+
+/* From here on kicks reach this thread as signals. A kick that came before (the vCPU not started
+ * yet) has left immediate_exit set, so the first KVM_RUN returns at once and serves it. */
+static void thread_enter(km_vcpu_t *v)
+{
+	current_vcpu = v; /* before thread_live: the handler must find the vCPU */
+	pthread_mutex_lock(&v->kick_lock);
+	v->thread = pthread_self();
+	__atomic_store_n(&v->host_tid, gettid(), __ATOMIC_RELEASE);
+	v->thread_live = true;
+	pthread_mutex_unlock(&v->kick_lock);
+}
+
+/* No kick signals after this: the thread may go on to other work, or end. */
+static void thread_leave(km_vcpu_t *v)
+{
+	pthread_mutex_lock(&v->kick_lock);
+	v->thread_live = false;
+	pthread_mutex_unlock(&v->kick_lock);
+	current_vcpu = NULL;
+}
+
+int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
+{
+	thread_enter(v);
+	int rc = run_loop(v, err);
+	thread_leave(v);
+	return rc;
 }
 
 /* --- program state: capture and load ---------------------------------------------------- */
@@ -376,8 +418,8 @@ static void kick_handler(int sig)
 	(void)sig;
 	km_vcpu_t *v = current_vcpu;
 	if (v != NULL) {
-		v->run->immediate_exit = 1;
-		v->kicked = 1;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		atomic_store(&v->kicked, 1);
 	}
 }
 
@@ -393,7 +435,14 @@ void km_vcpu_kick_init(void)
 
 void km_vcpu_kick(km_vcpu_t *v)
 {
-	pthread_kill(v->thread, KM_SIG_KICK);
+	/* Set from here first: they are what a vCPU not yet in its run loop sees (KVM reads
+	 * immediate_exit on entry to KVM_RUN); the signal is for a vCPU already inside. */
+	atomic_store(&v->kicked, 1);
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&v->kick_lock);
+	if (v->thread_live)
+		pthread_kill(v->thread, KM_SIG_KICK);
+	pthread_mutex_unlock(&v->kick_lock);
 }
 
 void km_vcpu_destroy(km_vcpu_t *v)
@@ -404,5 +453,6 @@ void km_vcpu_destroy(km_vcpu_t *v)
 		munmap(v->run, v->g->machine.run_size);
 	if (v->fd >= 0)
 		close(v->fd);
+	pthread_mutex_destroy(&v->kick_lock);
 	free(v);
 }

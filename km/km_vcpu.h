@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,8 +43,11 @@ typedef struct km_vcpu {
 	uint64_t tlb_gen;     /* the km_mm_t.tlb_gen this vCPU's TLB is known to match */
 	uint64_t last_pf_rip; /* to tell a stale-TLB fault (retried once) from a real one */
 	uint64_t last_pf_addr;
-	pthread_t thread;     /* the host thread running it (for kicks) */
-	volatile sig_atomic_t kicked; /* a kick arrived since km last looked */
+	/* Kicks may come from any thread at any moment of the vCPU's life (km_vcpu_kick). */
+	pthread_mutex_t kick_lock; /* orders a kick against the run loop's start and end */
+	pthread_t thread;     /* the host thread running it; valid while thread_live */
+	bool thread_live;     /* in km_vcpu_run: a kick signals `thread` (under kick_lock) */
+	atomic_int kicked;    /* a kick arrived since km last looked (lock-free: the handler sets it) */
 	km_vcpu_state_t state; /* filled by km_vcpu_capture for a snapshot or core */
 	/* The program's registers at the syscall being handled, as they will be when it returns
 	 * (rip after the syscall instruction, rflags from r11, rsp from the exception frame). */
@@ -85,7 +89,11 @@ int km_vcpu_capture(km_vcpu_t *v, const struct kvm_regs *user, km_err_t **err);
 int km_vcpu_load_state(km_vcpu_t *v, km_err_t **err);
 
 /* Makes the vCPU leave KVM_RUN, or a host syscall it is blocked in, soon (another thread calls
- * this). The vCPU sees EINTR and v->kicked set. */
+ * this). The vCPU sees EINTR and v->kicked set. Safe at any moment between km_vcpu_create and
+ * km_vcpu_destroy: a vCPU whose run loop has not started yet sees the kick before its first
+ * KVM_RUN (which returns at once, at the entry point: a clean point), one whose loop has ended
+ * ignores it. The stop-all of several vCPUs is this, applied to each after posting the request
+ * they must see (km_snapshot_request). */
 void km_vcpu_kick(km_vcpu_t *v);
 
 /* Installs km's kick signal handler; once per process, before any vCPU runs. */

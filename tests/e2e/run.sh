@@ -618,6 +618,8 @@ run_snapfile
 
 . "$ROOT/tests/e2e/seccomp.sh"
 run_seccomp
+. "$ROOT/tests/e2e/mgmt.sh"
+run_mgmt
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

@@ -1,7 +1,7 @@
 /*
  * km-mgmt: a client for km's management socket (docs/mgmt-protocol.md), for tests and by hand.
  *
- *   km-mgmt [--wait-socket SECONDS] [--timeout SECONDS] [--raw] SOCKET REQUEST...
+ *   km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] SOCKET REQUEST...
  *
  * Sends one request and prints km's reply line on stdout. REQUEST is the verb followed by
  * key=value words with plain values, which km-mgmt percent-encodes:
@@ -11,6 +11,8 @@
  *
  * --raw sends the words joined by single spaces exactly as given (to test malformed requests).
  * --wait-socket retries the connection until km listens, for at most SECONDS.
+ * --spin retries without pausing, so the request reaches km in its first moments (start-up
+ * races); started before km, it is connected as soon as km listens.
  * --timeout gives up if no reply arrives within SECONDS (default: wait as long as it takes).
  *
  * Exit status: 0 for an `ok` reply, 1 for an `error` reply, 2 when there is no valid reply
@@ -36,7 +38,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: km-mgmt [--wait-socket SECONDS] [--timeout SECONDS] [--raw] SOCKET REQUEST...\n");
+	fprintf(stderr, "usage: km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] SOCKET REQUEST...\n");
 	return 2;
 }
 
@@ -102,7 +104,7 @@ static bool build_request(char **words, int n, bool raw, char *buf, size_t *len)
 
 /* Connects, retrying while the socket is missing or not listening yet until wait_ms has
  * passed. Returns the fd or -1 (message printed). */
-static int connect_socket(const char *path, int64_t wait_ms)
+static int connect_socket(const char *path, int64_t wait_ms, bool spin)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -125,7 +127,8 @@ static int connect_socket(const char *path, int64_t wait_ms)
 			fprintf(stderr, "km-mgmt: %s: %s\n", path, strerror(e));
 			return -1;
 		}
-		usleep(20000);
+		if (!spin)
+			usleep(20000);
 	}
 }
 
@@ -197,11 +200,13 @@ static int classify(const char *line, size_t len)
 int main(int argc, char **argv)
 {
 	int64_t wait_ms = 0, timeout_ms = -1;
-	bool raw = false;
+	bool raw = false, spin = false;
 	int i = 1;
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--raw") == 0) {
 			raw = true;
+		} else if (strcmp(argv[i], "--spin") == 0) {
+			spin = true;
 		} else if (strcmp(argv[i], "--wait-socket") == 0 && i + 1 < argc) {
 			if ((wait_ms = parse_seconds(argv[++i])) < 0)
 				return usage();
@@ -220,7 +225,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "km-mgmt: request longer than %d bytes\n", REQUEST_MAX);
 		return 2;
 	}
-	int fd = connect_socket(argv[i], wait_ms);
+	int fd = connect_socket(argv[i], wait_ms, spin);
 	if (fd < 0)
 		return 2;
 	if (!send_all(fd, req, req_len)) {

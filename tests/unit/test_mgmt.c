@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,6 +246,14 @@ static void test_abs_path(void **state)
 
 static km_guest_t guest = {.pid = 4242};
 
+/* The status reply: the pid to signal is this process (km's), the guest's own pid beside it. */
+static const char *status_ok(void)
+{
+	static char buf[96];
+	snprintf(buf, sizeof(buf), "ok state=running pid=%d guest-pid=4242", (int)getpid());
+	return buf;
+}
+
 /* The snapshot stand-in: records what it was asked, optionally waits, answers as told. */
 static struct {
 	char path[KM_MGMT_PATH_MAX];
@@ -314,7 +323,7 @@ static int teardown(void **state)
 static void start(fx_t *f, const km_mgmt_opts_t *opts)
 {
 	km_err_t *err = NULL;
-	km_mgmt_opts_t dflt = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t dflt = {.snapshot = fake_snapshot, .serve_own_process = true};
 	if (km_mgmt_start_opts(&guest, f->sock, opts ? opts : &dflt, &f->m, &err) != 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -399,15 +408,33 @@ static void test_lifecycle(void **state)
 	assert_int_equal(lstat(f->sock, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600);
+	/* This process is km's: its connections are the guest's, and refused. */
 	int fd = conn(f);
 	char buf[256];
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
-	assert_string_equal(ask(fd, "version\n", buf, sizeof(buf)), "ok protocol=1");
-	assert_string_equal(ask(fd, "status\r\n", buf, sizeof(buf)), "ok state=running pid=4242");
-	km_mgmt_stop(f->m);
-	f->m = NULL;
+	assert_string_equal(read_line(fd, buf, sizeof(buf)),
+			    "error denied the program km runs may not use km's management socket");
 	expect_eof(fd, 2000);
 	close(fd);
+	/* Another process is served. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char want[96];
+		snprintf(want, sizeof(want), "ok state=running pid=%d guest-pid=4242", (int)getppid());
+		int c = try_connect(f->sock);
+		if (c < 0 || send(c, "status\n", 7, MSG_NOSIGNAL) != 7)
+			_exit(2);
+		struct pollfd p = {.fd = c, .events = POLLIN};
+		ssize_t r = poll(&p, 1, 5000) == 1 ? recv(c, buf, sizeof(buf) - 1, 0) : -1;
+		buf[r > 0 ? r : 0] = '\0';
+		_exit(r > 0 && buf[r - 1] == '\n' && strncmp(buf, want, strlen(want)) == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	km_mgmt_stop(f->m);
+	f->m = NULL;
 	assert_int_equal(lstat(f->sock, &st), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(try_connect(f->sock), -1);
@@ -417,7 +444,7 @@ static void test_lifecycle(void **state)
 static void expect_start_fails(fx_t *f, const char *part)
 {
 	km_err_t *err = NULL;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	int rc = km_mgmt_start_opts(&guest, f->sock, &opts, &f->m, &err);
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "(no error)");
@@ -456,7 +483,7 @@ static void test_refuses_foreign_files(void **state)
 	char path[256];
 	snprintf(path, sizeof(path), "%s/no/such/dir", f->dir);
 	km_err_t *err = NULL;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	assert_int_equal(km_mgmt_start_opts(&guest, path, &opts, &f->m, &err), -1);
 	assert_int_equal(err->errnum, ENOENT);
 	km_err_free(&err);
@@ -493,7 +520,7 @@ static void test_stale_and_live_sockets(void **state)
 	start(f, NULL);
 	char buf[256];
 	c = conn(f);
-	assert_string_equal(ask(c, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(c, "status\n", buf, sizeof(buf)), status_ok());
 	close(c);
 	/* Bound but never listened on: stale too. */
 	km_mgmt_stop(f->m);
@@ -541,7 +568,7 @@ static void test_snapshot_continue(void **state)
 	assert_string_equal(ask(fd, "snapshot path=/abs/s mode=continue\n", buf, sizeof(buf)),
 			    "ok path=/abs/s size=1073741824 disk=16781312 memory=16777216 ms=12.345");
 	assert_false(fake.has_label);
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\r\n", buf, sizeof(buf)), status_ok()); /* CRLF is fine */
 	assert_int_equal(fake.calls, 2);
 	/* A path that names a directory never reaches the writer. */
 	assert_string_equal(ask(fd, "snapshot path=d/ mode=continue\n", buf, sizeof(buf)),
@@ -558,7 +585,7 @@ static void test_relative_paths(void **state)
 	char old[1024], want[256], buf[KM_MGMT_REPLY_MAX];
 	assert_non_null(getcwd(old, sizeof(old)));
 	assert_int_equal(chdir(f->dir), 0);
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true};
 	km_err_t *err = NULL;
 	assert_int_equal(km_mgmt_start_opts(&guest, "rel.sock", &opts, &f->m, &err), 0);
 	assert_int_equal(chdir("/"), 0);
@@ -609,7 +636,7 @@ static void test_snapshot_fails(void **state)
 	assert_string_equal(ask(fd, "snapshot path=/full/s mode=stop\n", buf, sizeof(buf)),
 			    "error snapshot-failed writing '/full/s'?failed: No space left on device");
 	/* A failed stop-mode snapshot leaves the guest running: the connection goes on. */
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	fake.fail_errno = ESRCH; /* the guest ended */
 	assert_string_equal(ask(fd, "snapshot path=/s mode=continue\n", buf, sizeof(buf)),
 			    "error ended writing '/s'?failed: No such process");
@@ -634,14 +661,14 @@ static void test_bad_requests(void **state)
 	assert_int_equal(fake.calls, 0);
 	/* Several requests in one write, answered in order. */
 	send_str(fd, "status\nversion\nbogus\n", 21);
-	assert_string_equal(read_line(fd, buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(read_line(fd, buf, sizeof(buf)), status_ok());
 	assert_string_equal(read_line(fd, buf, sizeof(buf)), "ok protocol=1");
 	assert_string_equal(read_line(fd, buf, sizeof(buf)),
 			    "error unknown-request unknown request 'bogus' (known: snapshot, status, version)");
 	/* A request split across writes. */
 	send_str(fd, "sta", 3);
 	usleep(50000);
-	assert_string_equal(ask(fd, "tus\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "tus\n", buf, sizeof(buf)), status_ok());
 	/* The longest request is served; one byte more is refused and the connection closed. */
 	static char line[KM_MGMT_LINE_MAX + 2];
 	memset(line, 'x', sizeof(line));
@@ -656,14 +683,14 @@ static void test_bad_requests(void **state)
 	close(fd);
 	/* km is fine: the next client is served. */
 	fd = conn(f);
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	close(fd);
 }
 
 static void test_clients_that_go_away(void **state)
 {
 	fx_t *f = *state;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .send_ms = 300};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .send_ms = 300};
 	start(f, &opts);
 	char buf[KM_MGMT_REPLY_MAX];
 	/* Half a request, then gone. */
@@ -684,7 +711,7 @@ static void test_clients_that_go_away(void **state)
 	fd = conn(f);
 	send_str(fd, "status\n", 7);
 	shutdown(fd, SHUT_WR);
-	assert_string_equal(read_line(fd, buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(read_line(fd, buf, sizeof(buf)), status_ok());
 	expect_eof(fd, 2000);
 	close(fd);
 	/* A client that never reads its replies cannot wedge km: it is dropped within the send
@@ -709,13 +736,13 @@ static void test_clients_that_go_away(void **state)
 	struct pollfd p = {.fd = c, .events = POLLIN};
 	send_str(c, "status\n", 7);
 	assert_int_equal(poll(&p, 1, 3000), 1);
-	assert_string_equal(read_line(c, buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(read_line(c, buf, sizeof(buf)), status_ok());
 	close(c);
 	close(fd);
 	assert_int_equal(fake.calls, 1);
 	/* Stopping with a client connected: it sees EOF, stop does not hang. */
 	fd = conn(f);
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	km_mgmt_stop(f->m);
 	f->m = NULL;
 	expect_eof(fd, 100);
@@ -725,16 +752,16 @@ static void test_clients_that_go_away(void **state)
 static void test_idle_timeout(void **state)
 {
 	fx_t *f = *state;
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .idle_ms = 200, .send_ms = 200};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .idle_ms = 200, .send_ms = 200};
 	start(f, &opts);
 	char buf[256];
 	int fd = conn(f);
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	send_str(fd, "stat", 4); /* a partial request does not keep the connection alive */
 	expect_eof(fd, 2000);
 	close(fd);
 	fd = conn(f);
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	close(fd);
 }
 
@@ -805,14 +832,14 @@ static int count_fds(int below)
 static void check_fds(fx_t *f, bool shared, int extra_listening, int extra_serving)
 {
 	int low = lowest_free_fd(), n_low = count_fds(1000), n_all = count_fds(1 << 30);
-	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .shared_fds = shared};
+	km_mgmt_opts_t opts = {.snapshot = fake_snapshot, .serve_own_process = true, .shared_fds = shared};
 	start(f, &opts);
 	assert_int_equal(lowest_free_fd(), low);
 	assert_int_equal(count_fds(1000), n_low);
 	assert_int_equal(count_fds(1 << 30), n_all + extra_listening);
 	int fd = conn(f);
 	char buf[256];
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	/* Being served now: only our client fd is new below 1000. */
 	assert_int_equal(count_fds(1000), n_low + 1);
 	assert_int_equal(count_fds(1 << 30), n_all + 1 + extra_serving);
@@ -846,6 +873,16 @@ static int listener_fds(void)
 	return n;
 }
 
+static int wait_listener_fds(int n)
+{
+	int have = listener_fds();
+	for (int i = 0; i < 500 && have != n; i++) {
+		usleep(10000);
+		have = listener_fds();
+	}
+	return have;
+}
+
 static void test_fds_private(void **state)
 {
 	fx_t *f = *state;
@@ -860,12 +897,182 @@ static void test_fds_private(void **state)
 	assert_int_equal(listener_fds(), 2);
 	int fd = conn(f);
 	char buf[64];
-	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), "ok state=running pid=4242");
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	assert_int_equal(listener_fds(), 3);
 	close(p[1]);
 	close(high);
 	assert_int_equal(read(p[0], buf, 1), 0); /* EOF: no copy of the write end anywhere */
 	close(p[0]);
+	close(fd);
+}
+
+/* Idle clients hold only their own connection: a request from another is answered at once (the
+ * old listener served one connection at a time and waited out each idle one). */
+static void test_idle_clients_block_nobody(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL); /* the default idle deadline, far beyond read_line's 5 s */
+	char buf[KM_MGMT_REPLY_MAX];
+	int idle[3];
+	for (int i = 0; i < 3; i++)
+		idle[i] = conn(f);
+	send_str(idle[2], "snapshot path=/half", 19); /* a request begun and never finished */
+	int fd = conn(f);
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
+	assert_string_equal(ask(fd, "snapshot path=/s mode=continue\n", buf, sizeof(buf)),
+			    "ok path=/s size=1073741824 disk=16781312 memory=16777216 ms=12.345");
+	close(fd);
+	/* The idle ones are still served when they speak. */
+	assert_string_equal(ask(idle[0], "version\n", buf, sizeof(buf)), "ok protocol=1");
+	assert_string_equal(ask(idle[2], " mode=continue\n", buf, sizeof(buf)),
+			    "ok path=/half size=1073741824 disk=16781312 memory=16777216 ms=12.345");
+	for (int i = 0; i < 3; i++)
+		close(idle[i]);
+}
+
+/* Two snapshot requests at the same moment from two clients: one after the other, both answered. */
+static void test_two_snapshots_at_once(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL);
+	fake.delay_ms = 200;
+	int a = conn(f), b = conn(f);
+	send_str(a, "snapshot path=/a mode=continue\n", 31);
+	send_str(b, "snapshot path=/b mode=continue\n", 31);
+	char buf[KM_MGMT_REPLY_MAX];
+	assert_string_equal(read_line(a, buf, sizeof(buf)),
+			    "ok path=/a size=1073741824 disk=16781312 memory=16777216 ms=12.345");
+	assert_string_equal(read_line(b, buf, sizeof(buf)),
+			    "ok path=/b size=1073741824 disk=16781312 memory=16777216 ms=12.345");
+	assert_int_equal(fake.calls, 2);
+	close(a);
+	close(b);
+}
+
+/* Waits (at most 5 s) until the listener's fd table holds n fds; returns what it holds then. */
+static int wait_listener_fds(int n);
+
+/* More connections than the cap: the longest idle ones are told and closed, km's fds stay
+ * bounded, and a request on the newest is answered. */
+static void test_connection_cap(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL);
+	enum { N = KM_MGMT_CONN_MAX + 24 };
+	int fds[N];
+	for (int i = 0; i < N; i++)
+		fds[i] = conn(f);
+	char buf[KM_MGMT_REPLY_MAX];
+	assert_string_equal(read_line(fds[0], buf, sizeof(buf)),
+			    "error busy idle connection closed to make room for a new one");
+	expect_eof(fds[0], 2000);
+	assert_string_equal(ask(fds[N - 1], "status\n", buf, sizeof(buf)), status_ok());
+	assert_true(listener_fds() <= 2 + KM_MGMT_CONN_MAX);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	assert_int_equal(wait_listener_fds(2), 2);
+	int fd = conn(f);
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
+	close(fd);
+}
+
+/* A client that never ends its line is answered too-long and dropped; others go on. */
+static void test_endless_line(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL);
+	int fd = conn(f), other = conn(f);
+	static char junk[4096];
+	memset(junk, 'y', sizeof(junk));
+	size_t sent = 0;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			break; /* km answered (or hung up) */
+		ssize_t w = send(fd, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EPIPE)
+			break;
+		sent += w > 0 ? (size_t)w : 0;
+		assert_true(sent < 64u << 20);
+	}
+	char buf[KM_MGMT_REPLY_MAX];
+	assert_string_equal(read_line(fd, buf, sizeof(buf)), "error too-long request longer than 16384 bytes");
+	expect_eof(fd, 2000);
+	close(fd);
+	assert_string_equal(ask(other, "status\n", buf, sizeof(buf)), status_ok());
+	close(other);
+}
+
+/* Connections leave nothing behind in the listener: fds passed in with SCM_RIGHTS are never
+ * installed, and each closed connection's fd is closed. */
+static void test_no_fd_leaks(void **state)
+{
+	fx_t *f = *state;
+	start(f, NULL);
+	assert_int_equal(listener_fds(), 2);
+	char buf[KM_MGMT_REPLY_MAX];
+	for (int i = 0; i < 40; i++) {
+		int fd = conn(f);
+		int pass = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		char data[] = "status\n";
+		struct iovec iov = {.iov_base = data, .iov_len = 7};
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} ctl;
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+		assert_int_equal(sendmsg(fd, &msg, MSG_NOSIGNAL), 7);
+		close(pass);
+		assert_string_equal(read_line(fd, buf, sizeof(buf)), status_ok());
+		if (i % 2 == 0)
+			send_str(fd, "stat", 4); /* and some leave half a request behind */
+		close(fd);
+	}
+	assert_int_equal(wait_listener_fds(2), 2);
+}
+
+/* Whatever the socket file's mode has become, only km's user and root are served. */
+static void test_other_users_refused(void **state)
+{
+	fx_t *f = *state;
+	if (geteuid() != 0)
+		skip(); /* needs root to connect as another user */
+	mode_t old = umask(0);
+	start(f, NULL);
+	umask(old);
+	struct stat st;
+	assert_int_equal(lstat(f->sock, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600); /* created so, whatever the umask */
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(chmod(f->sock, 0666), 0); /* someone loosened it */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(3);
+		int fd = try_connect(f->sock);
+		if (fd < 0)
+			_exit(4);
+		char buf[256] = {0};
+		(void)!send(fd, "status\n", 7, MSG_NOSIGNAL); /* km may have hung up already */
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 5000) != 1 || recv(fd, buf, sizeof(buf) - 1, 0) <= 0)
+			_exit(6);
+		_exit(strncmp(buf, "error denied ", 13) == 0 ? 0 : 7);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	int fd = conn(f);
+	char buf[256];
+	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	close(fd);
 }
 
@@ -940,6 +1147,12 @@ int main(void)
 		T(test_idle_timeout),
 		T(test_stop_waits_for_the_reply),
 		T(test_stop_answers_waiting_requests),
+		T(test_idle_clients_block_nobody),
+		T(test_two_snapshots_at_once),
+		T(test_connection_cap),
+		T(test_endless_line),
+		T(test_no_fd_leaks),
+		T(test_other_users_refused),
 		T(test_fds_private),
 		T(test_fds_shared_fallback),
 		T(test_signals_blocked),
