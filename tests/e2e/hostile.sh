@@ -13,9 +13,31 @@
 # A source may give km options with "// HOSTILE-KM-ARGS: ARGS" (shell words; "@TMP" = the temp dir)
 # and an accomplice with "// HOSTILE-HELPER: CMD ARGS" (shell words; "@TMP", and "@TOOLS" = the
 # tests' tools directory): started before km, it must exit 0 by the time km has ended.
+# "// HOSTILE-STDIN: km-tids" (with --mgmt=@TMP/mgmt.sock among the km options) writes one line on
+# the guest's stdin: the tids of every thread of km's process, read from outside once km answers
+# `status` (the guest cannot see km's threads itself).
 
 HOSTILE_TOOLS=${TOOLS:-$ROOT/build/tests/tools}
 case $HOSTILE_TOOLS in /*) ;; *) HOSTILE_TOOLS=$PWD/$HOSTILE_TOOLS ;; esac
+
+# hostile_feed_tids FIFO SOCKET: opens FIFO for writing (km's stdin), asks km's management socket
+# for km's pid, and writes the tids of km's threads as one line.
+hostile_feed_tids() {
+	exec 3>"$1"
+	local reply pid
+	reply=$("$HOSTILE_TOOLS/km-mgmt" --wait-socket 20 --timeout 20 "$2" status) || {
+		echo "no status from $2: $reply"
+		return 1
+	}
+	pid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' <<<"$reply")
+	[ -n "$pid" ] && [ -d "/proc/$pid/task" ] || {
+		echo "no pid in '$reply'"
+		return 1
+	}
+	ls "/proc/$pid/task" | tr '\n' ' ' >&3
+	echo >&3
+	exec 3>&-
+}
 
 run_hostile() {
 	local flavour src name test d tmp line rc
@@ -29,9 +51,12 @@ run_hostile() {
 			tmp=$d/tmp
 			rm -rf "$d" && mkdir -p "$d/cwd" "$tmp"
 			local -a kmargs=() allowed=() helper=()
+			local feed=""
 			while IFS= read -r line; do
 				if [[ $line =~ ^//\ HOSTILE-KM-ARGS:\ +(.*)$ ]]; then
 					eval "kmargs=(${BASH_REMATCH[1]})" # trusted: our own test sources
+				elif [[ $line =~ ^//\ HOSTILE-STDIN:\ +km-tids$ ]]; then
+					feed=km-tids
 				elif [[ $line =~ ^//\ HOSTILE-HELPER:\ +(.*)$ ]]; then
 					eval "helper=(${BASH_REMATCH[1]})"
 				elif [[ $line =~ ^//\ HOSTILE-STDERR:\ +(.*)$ ]]; then
@@ -46,8 +71,18 @@ run_hostile() {
 				"${helper[@]}" >"$d/helper.out" 2>&1 &
 				hpid=$!
 			fi
-			run "$d" "$d/cwd" /dev/null "TMPDIR=$tmp" -- "$KM" "${kmargs[@]}" "$GUESTS/$flavour/$name" km "$tmp"
+			local stdin=/dev/null fpid=""
+			if [ "$feed" = km-tids ]; then
+				stdin=$d/feed
+				mkfifo "$stdin"
+				hostile_feed_tids "$stdin" "$tmp/mgmt.sock" >"$d/feed.log" 2>&1 &
+				fpid=$!
+			fi
+			run "$d" "$d/cwd" "$stdin" "TMPDIR=$tmp" -- "$KM" "${kmargs[@]}" "$GUESTS/$flavour/$name" km "$tmp"
 			rc=$RC
+			if [ -n "$fpid" ]; then
+				wait "$fpid" || bad "could not name km's threads to the guest: $(head -c 300 "$d/feed.log")"
+			fi
 			if [ -n "$hpid" ]; then
 				local hrc=0 i
 				for i in $(seq 50); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done

@@ -1,14 +1,15 @@
 /*
  * Hostile guest: signals at km's own threads and process (issue 6). km's threads (the vCPU
- * thread is the guest's; the management listener and KVM's worker are km's) are listed in
- * /proc/self/task; every way of naming one that is not the guest's thread (kill, tgkill, tkill,
+ * thread is the guest's; the management listener and KVM's worker are km's) are hidden from the
+ * guest's /proc, so the harness reads them from outside and writes their tids on stdin
+ * (HOSTILE-STDIN below); every way of naming one that is not the guest's thread (kill, tgkill, tkill,
  * rt_sigqueueinfo, rt_tgsigqueueinfo) must be ESRCH, with SIGSEGV, SIGUSR1, SIGKILL, SIGSTOP or
  * 0, and never reach km as a host signal. Signals to the guest's own process group reach the
  * guest alone (ignored here, so it goes on); signals to another process (km's parent, with 0)
  * still work. km must keep running: the program ends normally.
  */
 // HOSTILE-KM-ARGS: --mgmt=@TMP/mgmt.sock
-#include <dirent.h>
+// HOSTILE-STDIN: km-tids
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
@@ -49,22 +50,26 @@ int main(void)
 {
 	pid_t self = (pid_t)syscall(SYS_gettid);
 	int others = 0;
-	DIR *d = opendir("/proc/self/task");
-	CHECK(d != NULL, "opendir /proc/self/task");
 	pid_t tids[64];
 	int n = 0;
-	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL && n < 64;)
-		if (e->d_name[0] != '.')
-			tids[n++] = (pid_t)atoi(e->d_name);
-	if (d != NULL)
-		closedir(d);
+	char line[1024];
+	if (fgets(line, sizeof(line), stdin) != NULL)
+		for (char *t = strtok(line, " \n"); t != NULL && n < 64; t = strtok(NULL, " \n"))
+			tids[n++] = (pid_t)atoi(t);
 	for (int i = 0; i < n; i++) {
 		if (tids[i] == self)
 			continue;
 		others++;
 		at_thread(tids[i]);
 	}
-	CHECK(others >= 1, "km's own threads are listed (the management listener at least)");
+	/* Unnamed, by number: any thread of this process near ours (km's are made at its start).
+	 * tgkill names the thread group too, so no other process can be hit. */
+	int reached = 0;
+	for (pid_t t = getpid() + 1; t < getpid() + 512; t++)
+		if (syscall(SYS_tgkill, getpid(), t, SIGKILL) == 0 || errno != ESRCH)
+			reached++;
+	CHECK(reached == 0, "tgkill(pid, pid+1..pid+511, SIGKILL) reaches no thread (%d did)", reached);
+	CHECK(others >= 1, "the harness named km's own threads (the management listener at least)");
 	printf("(%d threads of km's besides the guest's)\n", others);
 
 	/* The guest's own thread and process: signal 0 checks they exist. */
