@@ -15,6 +15,7 @@
 #include "km_guest.h"
 #include "km_runtime.h"
 #include "km_snapshot.h"
+#include "km_snapshot_lease.h"
 #include "km_syscall.h"
 
 #define MSR_STAR 0xc0000081
@@ -290,6 +291,8 @@ int km_vcpu_run(km_vcpu_t *v, km_err_t **err)
 	v->thread = pthread_self();
 	current_vcpu = v;
 	for (;;) {
+		if (km_snapshot_lease_broken(v->g) && km_snapshot_detach(v->g, err) < 0)
+			return -1;
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
 		if (!v->started && v->g->opts.timing && v->g->opts.snapshot_source != NULL)

@@ -611,6 +611,8 @@ run_km_options
 . "$ROOT/tests/e2e/snapshot.sh"
 run_snapshot
 run_busybox
+. "$ROOT/tests/e2e/snaplease.sh"
+run_snaplease
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
