@@ -9,6 +9,9 @@
 # run_snaplease. The writers' measured waits are printed as notes (VERBOSE=1); nothing is timed.
 
 SNAPLEASE_SCRIBBLE=${TOOLS:-$ROOT/build/tests/tools}/snap-scribble
+# Passes over the guest's memory in snaplease/truncate-running (about 1 s here: it must outlast
+# the 0.3 s before the truncation).
+SNAPLEASE_SPIN=${SNAPLEASE_SPIN:-100}
 
 # lease_readies FILE: how many "ready" lines the guest printed.
 lease_readies() {
@@ -30,11 +33,34 @@ lease_send() {
 	return 1
 }
 
-# lease_scribble MODE FILE: changes FILE from outside; the wait becomes a note.
+# lease_wait_line TEXT: waits for a line TEXT from the running guest (30 s at most, less if km
+# ends).
+lease_wait_line() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		grep -qxF -- "$1" "$LEASE_DIR/out" 2>/dev/null && return 0
+		kill -0 "$LEASE_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# lease_scribble MODE FILE [OFFSET LEN]: changes FILE from outside; the wait becomes a note.
 lease_scribble() {
 	local out
-	out=$("$SNAPLEASE_SCRIBBLE" "$1" "$2" 2>&1) || bad "snap-scribble $1 failed: $out"
+	out=$("$SNAPLEASE_SCRIBBLE" "$@" 2>&1) || bad "snap-scribble $1 failed: $out"
 	note "    snap-scribble $1: $out"
+}
+
+# lease_biggest_load FILE: "OFFSET FILESZ" of the largest PT_LOAD (snap_lease's anonymous
+# mapping): overwriting only that leaves the program's code alone, so that without the lease
+# the guest lives to report its changed memory.
+lease_biggest_load() {
+	local type off vaddr paddr filesz rest best=0 at=""
+	while read -r type off vaddr paddr filesz rest; do
+		[ "$type" = LOAD ] && [ $((filesz)) -gt $best ] && best=$((filesz)) at=$((off))
+	done < <(readelf -lW "$1")
+	[ -n "$at" ] && echo "$at $best"
 }
 
 # lease_resume DIR SNAP [FD_HELD]: resumes SNAP in the background with a fifo as stdin
@@ -101,6 +127,25 @@ run_snaplease() {
 			end
 		fi
 
+		# Only the anonymous mapping's bytes overwritten (before the guest touched them): the
+		# guest must still see its own.
+		test="snaplease/pwrite-data/$flavour"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/snaplease/$flavour/pwrite-data
+			if lease_make "$flavour" "$d"; then
+				local load
+				load=$(lease_biggest_load "$d/lease.snap") || bad "no PT_LOAD in the snapshot (readelf)"
+				note "    largest PT_LOAD (offset, bytes): $load"
+				lease_resume "$d/r" "$d/lease.snap"
+				# shellcheck disable=SC2086 # two words
+				lease_scribble pwrite "$d/lease.snap" $load
+				lease_send check
+				lease_finish "$R1"
+			fi
+			end
+		fi
+
 		# Through a MAP_SHARED mapping, after the guest wrote every other page (those are its
 		# own copies already; the rest are still the file's).
 		test="snaplease/mmap/$flavour"
@@ -127,6 +172,23 @@ run_snaplease() {
 				lease_scribble truncate "$d/lease.snap"
 				lease_send check
 				lease_finish "$R1"
+			fi
+			end
+		fi
+
+		# Truncated while the guest computes (no syscall: km has to take the vCPU out of the
+		# guest to detach its memory).
+		test="snaplease/truncate-running/$flavour"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/snaplease/$flavour/truncate-running
+			if lease_make "$flavour" "$d"; then
+				lease_resume "$d/r" "$d/lease.snap"
+				echo "spin $SNAPLEASE_SPIN" >&"$LEASE_FD"
+				sleep 0.3
+				lease_scribble truncate "$d/lease.snap"
+				lease_wait_line "spin: ok" || bad "the guest did not print 'spin: ok'"
+				lease_finish $'resumed\nready\nspin: ok\nready'
 			fi
 			end
 		fi

@@ -4,6 +4,8 @@
  * mmap of MIB MiB and a read-only mmap - then, given "snap FILE [MIB]", snapshots itself into
  * FILE and, once resumed, reads commands on stdin, one per line:
  *   check       every region still holds its pattern: prints "check N: ok", or FAIL lines
+ *   spin N      checks N times in a row without a syscall (the vCPU stays in the guest): prints
+ *               "spin: ok", or FAIL lines
  *   touch       rewrites the same bytes into every other page of the writable regions (those
  *               pages become the program's own copies, the others stay the file's)
  *   snap FILE   another snapshot into FILE, going on: prints "snapshot taken" (or "resumed")
@@ -117,6 +119,12 @@ static void serve(void)
 			n++;
 			if (check() == 0)
 				printf("check %d: ok\n", n);
+		} else if (strncmp(line, "spin ", 5) == 0) {
+			long passes = strtol(line + 5, NULL, 0), bad = 0;
+			for (long i = 0; i < passes && bad == 0; i++)
+				bad = check();
+			if (bad == 0)
+				printf("spin: ok\n");
 		} else if (strcmp(line, "touch") == 0) {
 			touch();
 			printf("touched\n");

@@ -1,7 +1,7 @@
 /*
- * snap-scribble MODE FILE: changes FILE in place from outside, as a careless user or tool might
- * change a snapshot a km is running from (tests/e2e/snaplease.sh):
- *   pwrite    open O_WRONLY, overwrite every byte with 0xa5 (pwrite)
+ * snap-scribble MODE FILE [OFFSET LEN]: changes FILE in place from outside, as a careless user or
+ * tool might change a snapshot a km is running from (tests/e2e/snaplease.sh):
+ *   pwrite    open O_WRONLY, overwrite every byte (or LEN bytes at OFFSET) with 0xa5 (pwrite)
  *   mmap      open O_RDWR, overwrite every byte with 0x5a through a MAP_SHARED mapping, msync
  *   truncate  truncate(2) to zero bytes
  * Prints "waited N ms" - how long the open (or truncate) took, i.e. how long km's lease made it
@@ -30,12 +30,12 @@ static int fail(const char *what)
 	return 1;
 }
 
-static int overwrite(int fd, off_t size)
+static int overwrite(int fd, off_t from, off_t size)
 {
 	char buf[65536];
 	memset(buf, 0xa5, sizeof(buf));
-	for (off_t at = 0; at < size;) {
-		size_t n = size - at < (off_t)sizeof(buf) ? (size_t)(size - at) : sizeof(buf);
+	for (off_t at = from; at < from + size;) {
+		size_t n = from + size - at < (off_t)sizeof(buf) ? (size_t)(from + size - at) : sizeof(buf);
 		ssize_t w = pwrite(fd, buf, n, at);
 		if (w <= 0)
 			return fail("pwrite");
@@ -60,8 +60,8 @@ static int scribble_mapped(int fd, off_t size)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: snap-scribble pwrite|mmap|truncate FILE\n");
+	if (argc != 3 && argc != 5) {
+		fprintf(stderr, "usage: snap-scribble pwrite|mmap|truncate FILE [OFFSET LEN]\n");
 		return 2;
 	}
 	const char *mode = argv[1], *path = argv[2];
@@ -81,7 +81,9 @@ int main(int argc, char **argv)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return fail("fstat");
-	rc = mapped ? scribble_mapped(fd, st.st_size) : overwrite(fd, st.st_size);
+	off_t from = argc == 5 ? (off_t)strtoll(argv[3], NULL, 0) : 0;
+	off_t len = argc == 5 ? (off_t)strtoll(argv[4], NULL, 0) : st.st_size;
+	rc = mapped ? scribble_mapped(fd, st.st_size) : overwrite(fd, from, len);
 	close(fd);
 	return rc;
 }
