@@ -193,6 +193,22 @@ run_snaplease() {
 			end
 		fi
 
+		# The program itself opens its snapshot for writing: its own open() waits for km, on
+		# the very thread that has to detach the memory.
+		test="snaplease/self-overwrite/$flavour"
+		if want "$test" && km_only "$test"; then
+			begin "$test"
+			d=$WORK/snaplease/$flavour/self
+			if lease_make "$flavour" "$d"; then
+				lease_resume "$d/r" "$d/lease.snap"
+				lease_send check
+				lease_send "overwrite $d/lease.snap"
+				lease_send check
+				lease_finish "$R1"$'\noverwritten\nready\ncheck 2: ok\nready'
+			fi
+			end
+		fi
+
 		# Snapshotted again to the same name: the rename replaces the name, the old file (here
 		# still reachable through a hard link) stays leased. Both survive a truncation of it.
 		test="snaplease/resnap-same-path/$flavour"

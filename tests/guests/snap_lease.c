@@ -8,6 +8,8 @@
  *               "spin: ok", or FAIL lines
  *   touch       rewrites the same bytes into every other page of the writable regions (those
  *               pages become the program's own copies, the others stay the file's)
+ *   overwrite FILE  opens FILE for writing and overwrites its first MiB with 0xa5 (the program
+ *               itself breaking km's lease on its own snapshot): prints "overwritten"
  *   snap FILE   another snapshot into FILE, going on: prints "snapshot taken" (or "resumed")
  *   quit        exits 0
  * and prints "ready" before each read. Without arguments it fills and checks once (natively
@@ -15,6 +17,7 @@
  */
 // E2E: run 0
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +128,16 @@ static void serve(void)
 				bad = check();
 			if (bad == 0)
 				printf("spin: ok\n");
+		} else if (strncmp(line, "overwrite ", 10) == 0) {
+			static char junk[1 << 20];
+			memset(junk, 0xa5, sizeof(junk));
+			int fd = open(line + 10, O_WRONLY);
+			if (fd < 0 || pwrite(fd, junk, sizeof(junk), 0) != (ssize_t)sizeof(junk))
+				printf("FAIL overwriting %s: %s\n", line + 10, strerror(errno));
+			else
+				printf("overwritten\n");
+			if (fd >= 0)
+				close(fd);
 		} else if (strcmp(line, "touch") == 0) {
 			touch();
 			printf("touched\n");
