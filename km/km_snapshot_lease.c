@@ -65,7 +65,12 @@ int km_snapshot_lease_take(km_guest_t *g, uint64_t need, const char *name, km_er
 	}
 	/* The file was checked before the lease: it must not have shrunk in between. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < need) {
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+		return km_err_set(err, e, "%s", name);
+	}
+	if ((uint64_t)st.st_size < need) {
 		fcntl(fd, F_SETLEASE, F_UNLCK);
 		return km_err_set(err, 0, "%s: the file changed (shrank to %ld bytes) while being resumed", name,
 				  (long)st.st_size);
@@ -212,6 +217,7 @@ static int64_t detach_all(km_mm_t *mm, int fd)
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	uintptr_t gmin = (uintptr_t)mm->host, gmax = gmin + mm->gpa_size;
 	int64_t bytes = 0;
+	int e = 0;
 	for (char *line = maps; line != NULL && *line != '\0' && bytes >= 0;) {
 		char *next = strchr(line, '\n');
 		if (next != NULL)
@@ -222,9 +228,10 @@ static int64_t detach_all(km_mm_t *mm, int fd)
 		if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &lo, &hi, perms, &off, &maj, &min, &ino) == 7 &&
 		    perms[3] == 'p' && ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev) &&
 		    lo >= gmin && hi <= gmax) {
-			if (detach_range(fd, pagemap, (uint8_t *)lo, (uint8_t *)hi, off) < 0)
+			if (detach_range(fd, pagemap, (uint8_t *)lo, (uint8_t *)hi, off) < 0) {
+				e = errno;
 				bytes = -1;
-			else
+			} else
 				bytes += (int64_t)(hi - lo);
 		}
 		line = next;
@@ -232,6 +239,7 @@ static int64_t detach_all(km_mm_t *mm, int fd)
 	if (pagemap >= 0)
 		close(pagemap);
 	free(maps);
+	errno = e;
 	return bytes;
 }
 

@@ -56,8 +56,8 @@ lease_scribble() {
 # mapping): overwriting only that leaves the program's code alone, so that without the lease
 # the guest lives to report its changed memory.
 lease_biggest_load() {
-	local type off vaddr paddr filesz rest best=0 at=""
-	while read -r type off vaddr paddr filesz rest; do
+	local type off filesz rest best=0 at=""
+	while read -r type off _ _ filesz rest; do
 		[ "$type" = LOAD ] && [ $((filesz)) -gt $best ] && best=$((filesz)) at=$((off))
 	done < <(readelf -lW "$1")
 	[ -n "$at" ] && echo "$at $best"
