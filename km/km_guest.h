@@ -76,6 +76,11 @@ typedef struct km_guest {
 	int snap_rc;
 	bool snap_posted; /* a request waits: read without the lock on every syscall (atomics) */
 
+	/* The snapshot file a resumed guest's memory still maps (km_snapshot_lease.h): leased, and
+	 * the lease broken by another process (set from a signal handler, atomics). */
+	bool snap_leased;
+	bool snap_lease_broken;
+
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */

@@ -1,7 +1,8 @@
 /*
  * Resuming a snapshot: a fresh VM and runtime from this km, the program's memory mapped from the
  * file (copy-on-write, loaded lazily: restore time does not grow with memory size, and the file
- * is never written), every register and the process state put back. See km_snapshot.h.
+ * is never written; a lease keeps others from writing it, km_snapshot_lease.h), every register
+ * and the process state put back. See km_snapshot.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include "km_machine.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
+#include "km_snapshot_lease.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
 static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
@@ -138,6 +140,16 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 	return 0;
 }
 
+/* Where the last saved segment ends in the file: it must stay at least this long. */
+static uint64_t saved_end(const km_snapshot_t *s)
+{
+	uint64_t end = 0;
+	for (size_t i = 0; i < s->nvmas; i++)
+		if (s->vmas[i].file_len > 0 && s->vmas[i].file_off + s->vmas[i].file_len > end)
+			end = s->vmas[i].file_off + s->vmas[i].file_len;
+	return end;
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
@@ -145,11 +157,18 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
 				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
 	/* Memory not yet touched stays in the snapshot file: keep it open for the guest's lifetime
-	 * (the next snapshot reads what was never copied). */
+	 * (the next snapshot reads what was never copied), leased so that nobody changes it under
+	 * the guest (km_snapshot_lease.h). */
 	g->mm.snapshot_fd = km_fd_reserve(dup(s->fd));
 	if (g->mm.snapshot_fd < 0)
 		return km_err_set(err, errno, "%s: keeping the snapshot open", name);
-	if (restore_memory(g, s, name, err) < 0 || restore_process(g, s, name, err) < 0)
+	int leased = km_snapshot_lease_take(g, saved_end(s), name, err);
+	if (leased < 0 || restore_memory(g, s, name, err) < 0)
+		return -1;
+	/* Without a lease the file could change under the guest at any time: copy it all now. */
+	if (!leased && km_snapshot_detach(g, err) < 0)
+		return km_err_wrap(err, "%s", name);
+	if (restore_process(g, s, name, err) < 0)
 		return -1;
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)

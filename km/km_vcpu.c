@@ -16,6 +16,7 @@
 #include "km_runtime.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
+#include "km_snapshot_lease.h"
 #include "km_syscall.h"
 
 #define MSR_STAR 0xc0000081
@@ -305,6 +306,8 @@ static bool kicked_in_program(km_vcpu_t *v)
 static int run_loop(km_vcpu_t *v, km_err_t **err)
 {
 	for (;;) {
+		if (km_snapshot_lease_broken(v->g) && km_snapshot_detach(v->g, err) < 0)
+			return -1;
 		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
 			km_vcpu_flush_tlb(v);
 		if (!v->started && v->g->opts.timing && v->g->opts.snapshot_source != NULL)

@@ -615,11 +615,12 @@ run_busybox
 run_guestmem
 . "$ROOT/tests/e2e/snapfile.sh"
 run_snapfile
-
 . "$ROOT/tests/e2e/seccomp.sh"
 run_seccomp
 . "$ROOT/tests/e2e/mgmt.sh"
 run_mgmt
+. "$ROOT/tests/e2e/snaplease.sh"
+run_snaplease
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
