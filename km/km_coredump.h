@@ -55,7 +55,10 @@ typedef struct km_nt_proc {
 	uint64_t ignored_signals; /* signals km inherited as ignored */
 	uint64_t env_count;       /* environment the program started with: variables */
 	uint64_t env_bytes;       /* ... and their bytes, NULs included */
-	uint64_t reserved[6];
+	/* Where the argument and environment strings lie on the initial stack, and the initial
+	 * stack pointer: what /proc/<pid>/cmdline, environ and stat show (0: unknown). */
+	uint64_t arg_start, arg_end, env_start, env_end, start_stack;
+	uint64_t reserved[1];
 } km_nt_proc_t;
 
 /* Where a vCPU stood, beyond NT_PRSTATUS's general registers. */

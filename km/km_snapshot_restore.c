@@ -95,6 +95,12 @@ static int restore_process(km_guest_t *g, const km_snapshot_t *s, const char *na
 	g->entry = s->proc.entry;
 	g->env_count = s->proc.env_count;
 	g->env_bytes = s->proc.env_bytes;
+	/* Only ever read through checked guest-memory copies (km_procview.c): any value is safe. */
+	g->arg_start = s->proc.arg_start;
+	g->arg_end = s->proc.arg_end;
+	g->env_start = s->proc.env_start;
+	g->env_end = s->proc.env_end;
+	g->start_stack = s->proc.start_stack;
 	memcpy(g->sigactions, s->sigactions, sizeof(g->sigactions));
 	g->nofile.rlim_cur = s->proc.nofile_guest[0];
 	g->nofile.rlim_max = s->proc.nofile_guest[1];

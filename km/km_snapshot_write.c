@@ -252,6 +252,11 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	p.ignored_signals = g->opts.ignored_signals;
 	p.env_count = g->env_count;
 	p.env_bytes = g->env_bytes;
+	p.arg_start = g->arg_start;
+	p.arg_end = g->arg_end;
+	p.env_start = g->env_start;
+	p.env_end = g->env_end;
+	p.start_stack = g->start_stack;
 	note_add(nb, KM_NOTE_OWNER, NT_KM_PROC, &p, sizeof(p));
 
 	km_nt_guest_t gn = {.runtime_version = KM_RUNTIME_VERSION, .rt_gva = KM_RT_GVA, .rt_size = KM_RT_SIZE,

@@ -398,6 +398,36 @@ static void check_mappings(void)
 	free(file);
 }
 
+/* /proc/self/cmdline and environ read the program's own argument and environment strings (as
+ * Linux reads them from its memory), also after a resume elsewhere. */
+static void check_proc_args(void)
+{
+	static char buf[1 << 16];
+	int fd = open("/proc/self/cmdline", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	size_t want = 0;
+	int bad = n < 0;
+	for (int i = 0; i < st.argc && !bad; i++) {
+		size_t l = strlen(st.argv_copy[i]) + 1;
+		bad = want + l > (size_t)n || memcmp(buf + want, st.argv_copy[i], l) != 0;
+		want += l;
+	}
+	CHECK(!bad && (size_t)n == want, "/proc/self/cmdline is the program's arguments");
+	fd = open("/proc/self/environ", O_RDONLY);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	int greeting = 0, resume_only = 0;
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(buf + off) + 1) {
+		buf[n] = '\0';
+		greeting += strcmp(buf + off, "KM_E2E_GREETING=hello from the environment") == 0;
+		resume_only += strncmp(buf + off, "KM_E2E_RESUME_ONLY=", 19) == 0;
+	}
+	CHECK(greeting == 1 && resume_only == 0, "/proc/self/environ is the program's starting environment");
+}
+
 static void check_process(void)
 {
 	char buf[4200];
@@ -428,6 +458,7 @@ static void check_process(void)
 						       : st.snapenv && strcmp(getenv("KM_E2E_SNAPENV"), st.snapenv) == 0,
 		      "KM_E2E_SNAPENV unchanged");
 	CHECK(getenv("KM_E2E_RESUME_ONLY") == NULL, "the resuming km's environment is not the program's");
+	check_proc_args();
 
 	CHECK_STR(getcwd(buf, sizeof(buf)), st.cwd, "getcwd");
 	fd = CHECK_SYS(open("relative.txt", O_RDONLY), "open relative.txt by a relative path");
