@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# The guest-syscall fuzzer in make check (issue 6): tests/guests/sysfuzz.c, built with glibc and
+# musl, makes SYSFUZZ_COUNT (2000) random system calls for each seed of SYSFUZZ_SEEDS ("1 2 3 4")
+# under km, as `km sysfuzz SEED COUNT TMPDIR`. km must never die of a signal itself nor print a
+# sanitizer report (under make asan KM is the ASan build), and a run ends with the guest's own
+# "sysfuzz: done" line and exit status 0 with nothing on km's stderr, or, if the guest killed
+# itself by a fault it caused, exactly one "km: ... killed by SIG..." line. A hang is a failure.
+# Sourced by run.sh after its helpers (want, begin, bad, note, end, run, km_only, status_text,
+# show_file); defines run_sysfuzz. tests/fuzz/sysfuzz.sh (long runs) sources it for
+# sysfuzz_verdict.
+
+# sysfuzz_verdict DIR RC SEED COUNT: one line per problem with a sysfuzz run whose stdout and
+# stderr are DIR/out and DIR/err and whose temp dir is DIR/tmp; nothing if the run was fine.
+sysfuzz_verdict() {
+	local d=$1 rc=$2 seed=$3 count=$4 last
+	last=$(grep -a '^#' "$d/tmp/sysfuzz.log" 2>/dev/null | tail -n 1)
+	last="last call: ${last:-none} (#INDEX NR ARGS...; replay: sysfuzz -v $seed INDEX+1 DIR)"
+	if grep -aqE 'Sanitizer|runtime error:' "$d/err"; then
+		echo "sanitizer report on km's stderr; $last"
+	fi
+	if grep -aqx "sysfuzz: done $seed $count" "$d/out"; then
+		[ "$rc" = 0 ] || echo "the guest finished but km exited with status $rc"
+		[ ! -s "$d/err" ] || echo "km wrote to stderr although the guest finished: $(head -c 300 "$d/err")"
+	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "timed out: km or the guest hung; $last"
+	elif [ "$rc" != 0 ] && [ "$(wc -l <"$d/err")" = 1 ] && grep -aq '^km: .*killed by SIG' "$d/err"; then
+		: # the guest ended by a fault it caused itself, reported in one line
+	else
+		echo "km ended with status $rc before the guest finished, stderr: $(head -c 300 "$d/err" | tr '\n' ' '); $last"
+	fi
+}
+
+run_sysfuzz() {
+	local flavour seed test d count=${SYSFUZZ_COUNT:-2000} line
+	for flavour in gcc musl; do
+		for seed in ${SYSFUZZ_SEEDS:-1 2 3 4}; do
+			test="sysfuzz/$flavour/seed-$seed"
+			want "$test" && km_only "$test" || continue
+			begin "$test"
+			d=$WORK/sysfuzz/$flavour/$seed
+			rm -rf "$d" && mkdir -p "$d/cwd" "$d/tmp"
+			run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/sysfuzz" "$seed" "$count" "$d/tmp"
+			while IFS= read -r line; do
+				bad "$line"
+			done < <(sysfuzz_verdict "$d" "$RC" "$seed" "$count")
+			if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+				note "    command: $CMDLINE"
+				show_file stdout "$d/out"
+				show_file stderr "$d/err"
+				note "    the log's last lines:"
+				note "$(tail -n 6 "$d/tmp/sysfuzz.log" 2>/dev/null | sed 's/^/      | /')"
+			fi
+			chmod -R u+rwX "$d" 2>/dev/null # the fuzzer chmods its files at random
+			end
+		done
+	done
+}
