@@ -12,21 +12,24 @@
 # sysfuzz_verdict DIR RC SEED COUNT: one line per problem with a sysfuzz run whose stdout and
 # stderr are DIR/out and DIR/err and whose temp dir is DIR/tmp; nothing if the run was fine.
 sysfuzz_verdict() {
-	local d=$1 rc=$2 seed=$3 count=$4 last
+	local d=$1 rc=$2 seed=$3 count=$4 last msgs
 	last=$(grep -a '^#' "$d/tmp/sysfuzz.log" 2>/dev/null | tail -n 1)
 	last="last call: ${last:-none} (#INDEX NR ARGS...; replay: sysfuzz -v $seed INDEX+1 DIR)"
-	if grep -aqE 'Sanitizer|runtime error:' "$d/err"; then
-		echo "sanitizer report on km's stderr; $last"
+	# The guest's fd 2 is km's: once the guest has put a file of its temp dir there (it does),
+	# km's own messages and sanitizer reports land in that file, DIR/tmp/stdio.
+	msgs=$(cat "$d/err"; grep -a -E '^km: |Sanitizer|runtime error:' "$d/tmp/stdio" 2>/dev/null)
+	if grep -aqE 'Sanitizer|runtime error:' <<<"$msgs"; then
+		echo "sanitizer report: $(grep -a -m1 -E 'Sanitizer|runtime error:' <<<"$msgs" | cut -c1-300); $last"
 	fi
 	if grep -aqx "sysfuzz: done $seed $count" "$d/out"; then
 		[ "$rc" = 0 ] || echo "the guest finished but km exited with status $rc"
-		[ ! -s "$d/err" ] || echo "km wrote to stderr although the guest finished: $(head -c 300 "$d/err")"
+		[ -z "$msgs" ] || echo "km wrote to stderr although the guest finished: $(head -c 300 <<<"$msgs")"
 	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		echo "timed out: km or the guest hung; $last"
-	elif [ "$rc" != 0 ] && [ "$(wc -l <"$d/err")" = 1 ] && grep -aq '^km: .*killed by SIG' "$d/err"; then
+	elif [ "$rc" != 0 ] && [ "$(wc -l <<<"$msgs")" = 1 ] && grep -aq '^km: .*killed by SIG' <<<"$msgs"; then
 		: # the guest ended by a fault it caused itself, reported in one line
 	else
-		echo "km ended with status $rc before the guest finished, stderr: $(head -c 300 "$d/err" | tr '\n' ' '); $last"
+		echo "km ended with status $rc before the guest finished, saying: $(head -c 300 <<<"$msgs" | tr '\n' ' '); $last"
 	fi
 }
 
