@@ -5,6 +5,7 @@
 # sanitizer report (under make asan KM is the ASan build), and a run ends with the guest's own
 # "sysfuzz: done" line and exit status 0 with nothing on km's stderr, or, if the guest killed
 # itself by a fault it caused, exactly one "km: ... killed by SIG..." line. A hang is a failure.
+# Then the regressions: runs that once found a defect, each replayed up to just past its call.
 # Sourced by run.sh after its helpers (want, begin, bad, note, end, run, km_only, status_text,
 # show_file); defines run_sysfuzz. tests/fuzz/sysfuzz.sh (long runs) sources it for
 # sysfuzz_verdict.
@@ -33,28 +34,44 @@ sysfuzz_verdict() {
 	fi
 }
 
+# Runs that once found a defect: "FLAVOUR SEED COUNT  what (where fixed)". A seed stands for the
+# calls sysfuzz.c draws from it: a change to its generators makes these stale (re-find them).
+SYSFUZZ_REGRESSIONS=(
+	"gcc 1000 60  mmap(MAP_SHARED_VALIDATE) flags check shifted into an int's sign bit: UBSan abort in km_sys_mem.c (fixed on branch guestmem, 5a846b5)"
+)
+
+# sysfuzz_case FLAVOUR SEED COUNT TEST: one run of sysfuzz under km, judged by sysfuzz_verdict.
+sysfuzz_case() {
+	local flavour=$1 seed=$2 count=$3 test=$4 d line
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	d=$WORK/sysfuzz/$flavour/$seed-$count
+	rm -rf "$d" && mkdir -p "$d/cwd" "$d/tmp"
+	run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/sysfuzz" "$seed" "$count" "$d/tmp"
+	while IFS= read -r line; do
+		bad "$line"
+	done < <(sysfuzz_verdict "$d" "$RC" "$seed" "$count")
+	if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+		note "    command: $CMDLINE"
+		show_file stdout "$d/out"
+		show_file stderr "$d/err"
+		note "    the log's last lines:"
+		note "$(tail -n 6 "$d/tmp/sysfuzz.log" 2>/dev/null | sed 's/^/      | /')"
+	fi
+	chmod -R u+rwX "$d" 2>/dev/null # the fuzzer chmods its files at random
+	end
+}
+
 run_sysfuzz() {
-	local flavour seed test d count=${SYSFUZZ_COUNT:-2000} line
+	local flavour seed r
+	local -a f
 	for flavour in gcc musl; do
 		for seed in ${SYSFUZZ_SEEDS:-1 2 3 4}; do
-			test="sysfuzz/$flavour/seed-$seed"
-			want "$test" && km_only "$test" || continue
-			begin "$test"
-			d=$WORK/sysfuzz/$flavour/$seed
-			rm -rf "$d" && mkdir -p "$d/cwd" "$d/tmp"
-			run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/sysfuzz" "$seed" "$count" "$d/tmp"
-			while IFS= read -r line; do
-				bad "$line"
-			done < <(sysfuzz_verdict "$d" "$RC" "$seed" "$count")
-			if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
-				note "    command: $CMDLINE"
-				show_file stdout "$d/out"
-				show_file stderr "$d/err"
-				note "    the log's last lines:"
-				note "$(tail -n 6 "$d/tmp/sysfuzz.log" 2>/dev/null | sed 's/^/      | /')"
-			fi
-			chmod -R u+rwX "$d" 2>/dev/null # the fuzzer chmods its files at random
-			end
+			sysfuzz_case "$flavour" "$seed" "${SYSFUZZ_COUNT:-2000}" "sysfuzz/$flavour/seed-$seed"
 		done
+	done
+	for r in "${SYSFUZZ_REGRESSIONS[@]}"; do
+		read -r -a f <<<"$r"
+		sysfuzz_case "${f[0]}" "${f[1]}" "${f[2]}" "sysfuzz/${f[0]}/regression-${f[1]}"
 	done
 }

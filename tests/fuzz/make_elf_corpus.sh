@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Makes the seed corpus of the ELF-loader fuzz target, tests/fuzz/elf-corpus/: real static
 # programs (the hello test guest built with glibc as ET_EXEC and static-pie, with musl as ET_EXEC
 # (musl-gcc makes no working static-pie here), and busybox) cut down to a few KiB each by
@@ -14,10 +14,10 @@ gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/make_elf_seeds"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 HELLO=$ROOT/tests/guests/hello.c
-CF="-O1 -Wall -Wextra -Werror -D_GNU_SOURCE -I$ROOT/runtime/include"
-gcc $CF -static -o "$W/glibc-static" "$HELLO"
-gcc $CF -static-pie -o "$W/glibc-static-pie" "$HELLO"
-musl-gcc $CF -static -o "$W/musl-static" "$HELLO"
+CF=(-O1 -Wall -Wextra -Werror -D_GNU_SOURCE "-I$ROOT/runtime/include")
+gcc "${CF[@]}" -static -o "$W/glibc-static" "$HELLO"
+gcc "${CF[@]}" -static-pie -o "$W/glibc-static-pie" "$HELLO"
+musl-gcc "${CF[@]}" -static -o "$W/musl-static" "$HELLO"
 for p in glibc-static glibc-static-pie musl-static; do
 	"$B/make_elf_seeds" compact "$W/$p" "$OUT/$p"
 done
