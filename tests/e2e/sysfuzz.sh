@@ -16,9 +16,8 @@ sysfuzz_verdict() {
 	local d=$1 rc=$2 seed=$3 count=$4 last msgs
 	last=$(grep -a '^#' "$d/tmp/sysfuzz.log" 2>/dev/null | tail -n 1)
 	last="last call: ${last:-none} (#INDEX NR ARGS...; replay: sysfuzz -v $seed INDEX+1 DIR)"
-	# The guest's fd 2 is km's: once the guest has put a file of its temp dir there (it does),
-	# km's own messages and sanitizer reports land in that file, DIR/tmp/stdio.
-	msgs=$(cat "$d/err"; grep -a -E '^km: |Sanitizer|runtime error:' "$d/tmp/stdio" 2>/dev/null)
+	# The guest's fd 2 is km's, where km reports: sysfuzz never names it in a call.
+	msgs=$(cat "$d/err")
 	if grep -aqE 'Sanitizer|runtime error:' <<<"$msgs"; then
 		echo "sanitizer report: $(grep -a -m1 -E 'Sanitizer|runtime error:' <<<"$msgs" | cut -c1-300); $last"
 	fi

@@ -20,8 +20,9 @@
  *   before a call that takes it, flock gets LOCK_NB, F_SETLKW becomes F_SETLK, open gets
  *   O_NONBLOCK (a FIFO), recv gets MSG_DONTWAIT; calls that block whatever (pause, wait4,
  *   sigsuspend, ...) are not made;
- * - never changes the world outside DIR: a path argument is one of a few short relative names
- *   (no "/" first, no "..") or an invalid pointer, and the cwd is checked to stay inside DIR;
+ * - never changes the world outside DIR, nor fd 2 (where km reports): a path argument is one
+ *   of a few short relative names (no "/" first, no "..") or an invalid pointer, and the cwd is
+ *   checked to stay inside DIR;
  *   no credentials, mounts, reboots, modules, namespaces, clocks, ptrace, SysV IPC, io_uring;
  *   sockets only AF_UNIX/INET/INET6 without protocols or raw types (no module autoload), bound
  *   and connected only to a relative unix name or loopback port 0; ioctl only from a list of
@@ -54,7 +55,8 @@
 #define PAGE 4096ul
 #define ARENA_PAGES 64
 #define KM_RT 0x7fffff000000ul /* km's runtime region (km_runtime_layout.h) */
-#define FD_LOG 900             /* never generated as an fd argument */
+#define FD_ERR 2               /* km's stderr too: never generated as an fd argument */
+#define FD_LOG 900             /* nor these */
 #define FD_OUT 901
 #define MAX_LEN (1ul << 20)
 #define NPOOL 16
@@ -191,7 +193,7 @@ static uint64_t gen_len(void)
 static uint64_t gen_fd(void)
 {
 	switch (rnd() % 10) {
-	case 0: return rnd() % 3;
+	case 0: return rnd() % 2; /* not FD_ERR */
 	case 1: case 2: case 3: return nfds ? fds[rnd() % nfds] : 3;
 	case 4: case 5: return 3 + rnd() % 61;
 	case 6: return 1000 + rnd() % 11; /* km's own fds */
@@ -458,7 +460,7 @@ static void build_msgs(void)
 static int own_file(uint64_t fd)
 {
 	struct stat st;
-	if ((uint32_t)fd == FD_LOG || (uint32_t)fd == FD_OUT || (uint32_t)fd >= 1000)
+	if ((uint32_t)fd == FD_ERR || (uint32_t)fd == FD_LOG || (uint32_t)fd == FD_OUT || (uint32_t)fd >= 1000)
 		return 0;
 	if (SC2(SYS_fstat, fd, &st) < 0)
 		return 1; /* EBADF either way */
@@ -584,6 +586,8 @@ static int make_safe(uint64_t nr, uint64_t *a)
 	case SYS_sendmmsg: build_msgs(); a[1] = safe_ptr_or((uint64_t)msgs); a[2] %= 4; a[3] |= MSG_DONTWAIT; break;
 	case SYS_setsockopt: a[1] = PICK(SOL_SOCKET, IPPROTO_TCP, 9999); break;
 	case SYS_close_range:
+		if ((uint32_t)a[0] <= FD_ERR && (uint32_t)a[1] >= FD_ERR)
+			a[0] = FD_ERR + 1;
 		if (a[0] <= FD_OUT && a[1] >= FD_LOG) {
 			if (rnd() & 1)
 				a[1] = FD_LOG - 1;
@@ -637,7 +641,7 @@ static void remember(uint64_t nr, long ret)
 	case SYS_dup3: case SYS_socket: case SYS_accept: case SYS_accept4: case SYS_eventfd:
 	case SYS_eventfd2: case SYS_epoll_create: case SYS_epoll_create1: case SYS_inotify_init:
 	case SYS_inotify_init1: case SYS_memfd_create:
-		if (ret < FD_LOG)
+		if (ret < FD_LOG && ret != FD_ERR)
 			fds[nfds < NPOOL ? nfds++ : rnd() % NPOOL] = ret;
 		break;
 	case SYS_mmap: case SYS_mremap:
@@ -724,14 +728,15 @@ static void setup(uint64_t seed, const char *d)
 	pid = getpid();
 	SC2(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &fs_base);
 
-	/* stdin, stdout and stderr become a file in DIR; the log and the closing line keep theirs. */
+	/* stdin and stdout become a file in DIR; the log and the closing line keep stdout's file.
+	 * fd 2 is left alone and never named by a call: it is km's too, where km reports. */
 	if (dup2(1, FD_OUT) < 0)
 		exit(2);
 	int lf = verbose ? FD_OUT : open("sysfuzz.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 	if (lf < 0 || dup2(lf, FD_LOG) < 0)
 		exit(2);
 	int sf = open("stdio", O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (sf < 0 || dup2(sf, 0) < 0 || dup2(sf, 1) < 0 || dup2(sf, 2) < 0)
+	if (sf < 0 || dup2(sf, 0) < 0 || dup2(sf, 1) < 0)
 		exit(2);
 	if (lf != FD_OUT)
 		close(lf);
