@@ -33,7 +33,7 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km guests tools deps check test unit e2e demo asan bench fuzz clean
+.PHONY: all km guests tools deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
 all: km guests tools
 km: $(BUILD)/bin/km
 
@@ -101,17 +101,35 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD)) KM=$(abspath $(BUILD)/bin/km)
 
-# make fuzz [FUZZ_SECONDS=600]: libFuzzer on the snapshot loader (tests/fuzz/README.md).
+# The ELF fuzz target's own check is compiled into its replay test, so make check builds it too.
+$(BUILD)/tests/unit/test_elf_fuzz_replay: tests/fuzz/fuzz_elf.c tests/fuzz/fuzz_elf.h
+
+# Fuzzing (tests/fuzz/README.md), each for FUZZ_SECONDS:
+#   make fuzz            both loader fuzzers (libFuzzer, clang): fuzz-snapshot, then fuzz-elf
+#   make fuzz-syscalls   the guest-syscall fuzzer (tests/guests/sysfuzz.c) under the ASan km
 FUZZ_SECONDS ?= 300
+fuzz: fuzz-snapshot fuzz-elf
 # One process, not -jobs: -jobs writes fuzz-N.log into the working directory and hides crashes
 # from the exit status (77 crash or leak, 70 timeout; the input lands in build/fuzz/artifacts/).
-fuzz: $(BUILD)/gen/km_syscall_names.h
+fuzz-snapshot: $(BUILD)/gen/km_syscall_names.h
 	@scripts/deps.sh --fuzz
 	@tests/fuzz/build.sh build/fuzz/fuzz_snapshot
 	@mkdir -p build/fuzz/work build/fuzz/artifacts
 	build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -rss_limit_mb=2048 -use_value_profile=1 \
 		-dict=tests/fuzz/snapshot.dict -artifact_prefix=build/fuzz/artifacts/ \
 		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/work tests/fuzz/corpus
+fuzz-elf: $(BUILD)/gen/km_syscall_names.h
+	@scripts/deps.sh --fuzz
+	@tests/fuzz/build.sh elf build/fuzz/fuzz_elf
+	@mkdir -p build/fuzz/elf-work build/fuzz/elf-artifacts
+	build/fuzz/fuzz_elf -max_len=16384 -timeout=5 -rss_limit_mb=2048 -use_value_profile=1 \
+		-dict=tests/fuzz/elf.dict -artifact_prefix=build/fuzz/elf-artifacts/ \
+		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/elf-work tests/fuzz/elf-corpus
+fuzz-syscalls: deps
+	@$(MAKE) --no-print-directory guests
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" km
+	tests/fuzz/sysfuzz.sh build/asan/bin/km $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build

@@ -302,6 +302,7 @@ run_guests() {
 		for src in "$ROOT"/tests/guests/*.c; do
 			name=$(basename "$src" .c)
 			[[ $name == hostile_* ]] && continue # km-only: tests/e2e/hostile.sh
+			[[ $name == sysfuzz ]] && continue   # km-only: tests/e2e/sysfuzz.sh
 			found=0
 			while IFS= read -r line; do
 				[[ $line =~ ^//\ E2E:\ +([A-Za-z0-9_.-]+)\ +([A-Z0-9]+)(\ +(.*))?$ ]] || continue
@@ -621,6 +622,8 @@ run_seccomp
 run_mgmt
 . "$ROOT/tests/e2e/snaplease.sh"
 run_snaplease
+. "$ROOT/tests/e2e/sysfuzz.sh"
+run_sysfuzz
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

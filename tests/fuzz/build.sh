@@ -1,14 +1,29 @@
 #!/bin/sh
-# Builds the snapshot-loader fuzz target with clang's libFuzzer, ASan and UBSan:
-#   tests/fuzz/build.sh [OUT]      (default OUT: build/fuzz/fuzz_snapshot; run from the repo root)
+# Builds a fuzz target with clang's libFuzzer, ASan and UBSan (run from anywhere):
+#   tests/fuzz/build.sh [snapshot] [OUT]   the snapshot loader (default OUT: build/fuzz/fuzz_snapshot)
+#   tests/fuzz/build.sh elf [OUT]          the ELF loader      (default OUT: build/fuzz/fuzz_elf)
 # then, e.g.:
 #   build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -jobs=1 build/fuzz/work tests/fuzz/corpus
-# Only the loader and the error objects are linked: km_snapshot_read.c uses nothing else of km.
+# Only the code under test is linked: km_snapshot_read.c uses nothing else of km but the error
+# objects; the ELF loader needs the address space (km_mm, km_vma, km_physmem, km_pagetable), and
+# the initial stack it is followed by, all host memory (no KVM).
 set -eu
 cd "$(dirname "$0")/../.."
-OUT=${1:-build/fuzz/fuzz_snapshot}
+TARGET=snapshot
+case ${1:-} in snapshot | elf) TARGET=$1 && shift ;; esac
+OUT=${1:-build/fuzz/fuzz_$TARGET}
 CLANG=${CLANG:-$(command -v clang-14 || command -v clang)}
 mkdir -p "$(dirname "$OUT")"
+FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+	-std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE
+	-Ikm -Iruntime -Iruntime/include -Ibuild/gen"
+if [ "$TARGET" = elf ]; then
+	# shellcheck disable=SC2086
+	"$CLANG" $FLAGS -o "$OUT" tests/fuzz/fuzz_elf.c km/km_elf_load.c km/km_initstack.c km/km_mm.c \
+		km/km_vma.c km/km_physmem.c km/km_pagetable.c km/km_error.c -lelf -lpthread
+	echo "built $OUT"
+	exit 0
+fi
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Ikm -Iruntime -Iruntime/include -Ibuild/gen \
