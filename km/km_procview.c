@@ -26,7 +26,7 @@
 /* Entries of km's process (or of a guest thread) that describe the guest as well as km and name
  * nothing of km's memory, registers or threads: the host's file is the answer. */
 static const char *const pass_entries[] = {
-    "statm",	 "limits",    "comm",	    "cgroup",	    "mounts",	 "mountinfo", "mountstats",
+    "limits",    "comm",	    "cgroup",	    "mounts",	 "mountinfo", "mountstats",
     "io",	 "oom_score", "oom_score_adj", "oom_adj",	"loginuid",	 "sessionid", "sched",
     "schedstat", "cpuset",    "wchan",	    "uid_map",	    "gid_map",	 "setgroups", "projid_map",
     "cwd",	 "root",      "exe",	    "personality", "timers",	 "children",  "arch_status",
@@ -39,6 +39,7 @@ static const struct {
 } synth_entries[] = {
     {"cmdline", KM_PV_CMDLINE}, {"environ", KM_PV_ENVIRON}, {"auxv", KM_PV_AUXV},
     {"maps", KM_PV_MAPS},	{"stat", KM_PV_STAT},	    {"status", KM_PV_STATUS},
+    {"statm", KM_PV_STATM},
 };
 
 static km_pv_t verdict(km_pv_verdict_t v)
@@ -432,6 +433,23 @@ static int gen_status(km_guest_t *g, pid_t tid, text_t *t)
 	return 0;
 }
 
+/* /proc/<pid>/statm: the host's page counts, with the first (the address space's size, which
+ * would be km's whole reservation) the guest's. */
+static int gen_statm(km_guest_t *g, pid_t tid, text_t *t)
+{
+	text_t host = {0};
+	int rc = read_host(tid, "statm", &host);
+	put(&host, "", 1);
+	if (rc < 0 || host.failed) {
+		free(host.p);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	const char *rest = strchr(host.p, ' ');
+	putf(t, "%" PRIu64 "%s", guest_vsize(g) / KM_PAGE_SIZE, rest != NULL ? rest : "\n");
+	free(host.p);
+	return 0;
+}
+
 static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
 {
 	switch (pv->file) {
@@ -452,6 +470,8 @@ static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
 		return gen_stat(g, pv->tid, t);
 	case KM_PV_STATUS:
 		return gen_status(g, pv->tid, t);
+	case KM_PV_STATM:
+		return gen_statm(g, pv->tid, t);
 	default:
 		return -EACCES;
 	}

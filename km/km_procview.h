@@ -7,7 +7,7 @@
  *
  * This is an allow-list over what an entry IS (its path inside procfs, as the kernel names the
  * opened file), not over the path the guest wrote: entries of km's process that describe the
- * guest harmlessly pass through; cmdline, environ, auxv, maps, stat and status are answered by km
+ * guest harmlessly pass through; cmdline, environ, auxv, maps, stat, statm and status are answered by km
  * from the guest's own state; km's other threads and fds do not exist (ENOENT); everything else
  * under km's pid is EACCES. Entries of other processes and the rest of /proc pass through: they
  * are the host's view, exactly what a native program sees.
@@ -36,6 +36,7 @@ typedef enum km_pv_file {
 	KM_PV_MAPS,
 	KM_PV_STAT,
 	KM_PV_STATUS,
+	KM_PV_STATM,
 } km_pv_file_t;
 
 typedef struct km_pv {

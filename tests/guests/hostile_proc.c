@@ -292,6 +292,9 @@ static void guest_view(int argc, char **argv)
 	CHECK(vmsize > 0 && (uint64_t)vmsize * 1024 == total, "status: VmSize %ld kB is the maps total %lu kB", vmsize,
 	      (unsigned long)(total >> 10));
 	CHECK_STR(name, "hostile_proc", "status: Name is the program's");
+	n = slurp("/proc/self/statm", buf, sizeof(buf));
+	unsigned long pages = 0;
+	CHECK(sscanf(buf, "%lu", &pages) == 1 && pages * 4096 == total, "statm: size %lu pages is the maps total", pages);
 
 	n = slurp("/proc/self/stat", buf, sizeof(buf));
 	long spid = -1;
