@@ -116,7 +116,7 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 {
 	memset(cli, 0, sizeof(*cli));
 	cli->guest.kvm_dev = "/dev/kvm";
-	cli->guest.trace_fd = STDERR_FILENO;
+	cli->guest.trace_fd = km_error_fd(); /* km's stderr, not the guest's fd 2 */
 	cli->guest.memory = default_memory();
 	cli->guest.snapshot_path = "kmsnap";
 	cli->guest.coredump_path = "kmcore";

@@ -2,6 +2,7 @@
 #include "km_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +81,29 @@ void km_cleanup_closep(int *fd)
 		close(*fd);
 		errno = saved;
 	}
+}
+
+static int err_fd = 2;
+
+void km_error_keep_stderr(int min_fd)
+{
+	if (err_fd != 2)
+		return;
+	int fd = fcntl(2, F_DUPFD_CLOEXEC, min_fd);
+	if (fd < 0)
+		return; /* no stderr to keep: messages go where fd 2 goes, as before */
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL) {
+		close(fd);
+		return;
+	}
+	setvbuf(f, NULL, _IONBF, 0);
+	fflush(stderr);
+	stderr = f;
+	err_fd = fd;
+}
+
+int km_error_fd(void)
+{
+	return err_fd;
 }

@@ -25,6 +25,13 @@ int km_err_wrap(km_err_t **err, const char *fmt, ...) __attribute__((format(prin
 /* Frees an error and sets *err to NULL; safe on NULL. */
 void km_err_free(km_err_t **err);
 
+/* km's own messages go to a copy of the stderr km was started with, kept above the guest's fds:
+ * the guest owns fd 2 and may close it and open a file there, which must not receive km's lines.
+ * km_error_keep_stderr() makes that copy (once, before the guest runs) and points `stderr` at it;
+ * km_error_fd() is the fd to write to (2 until then, or if fd 2 was not open). */
+void km_error_keep_stderr(int min_fd);
+int km_error_fd(void);
+
 /* Cleanup attribute helpers: free a pointer / close an fd when the variable leaves scope. */
 void km_cleanup_freep(void *p);
 void km_cleanup_closep(int *fd);

@@ -142,7 +142,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	n = put_str(line, n, sizeof(line), " (");
 	n = put_uint(line, n, sizeof(line), nr);
 	n = put_str(line, n, sizeof(line), "), which its filter forbids; stopping\n");
-	ssize_t w = write(STDERR_FILENO, line, n);
+	ssize_t w = write(km_error_fd(), line, n);
 	(void)w;
 	syscall(SYS_exit_group, KM_SECCOMP_EXIT);
 }

@@ -15,6 +15,7 @@
 #include "km_seccomp.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
+#include "km_sys_util.h" /* KM_FD_RESERVED_BASE */
 
 extern char **environ;
 
@@ -162,6 +163,8 @@ int main(int argc, char **argv)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	km_vcpu_kick_init();
+	km_fd_limit_init();
+	km_error_keep_stderr(KM_FD_RESERVED_BASE);
 	if (km_cli_parse(&cli, argc, argv, &err) == 0) {
 		cli.guest.ignored_signals = ignored;
 		cli.guest.start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
