@@ -309,7 +309,7 @@ static int read_host(pid_t tid, const char *name, text_t *t)
 		snprintf(path, sizeof(path), "/proc/self/%s", name);
 	else
 		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return -errno;
 	char buf[4096];

@@ -82,7 +82,7 @@ pid_t km_signal_host_tgid(pid_t tid)
 	if (tid <= 0)
 		return -ESRCH;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return -ESRCH;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);

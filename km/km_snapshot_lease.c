@@ -172,7 +172,7 @@ static int detach_range(int fd, int pagemap, uint8_t *lo, uint8_t *hi, uint64_t 
 /* /proc/self/maps, whole, NUL-terminated; NULL on failure. */
 static char *read_maps(void)
 {
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int fd = km_fd_reserve(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return NULL;
 	size_t cap = 1 << 16, len = 0;
@@ -214,7 +214,7 @@ static int64_t detach_all(km_mm_t *mm, int fd)
 		free(maps);
 		return -1;
 	}
-	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int pagemap = km_fd_reserve(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
 	uintptr_t gmin = (uintptr_t)mm->host, gmax = gmin + mm->gpa_size;
 	int64_t bytes = 0;
 	int e = 0;

@@ -447,11 +447,11 @@ static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_
 static int open_temp(const char *dir, char *tmpname, size_t size)
 {
 	tmpname[0] = '\0';
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = km_fd_reserve(open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
 	if (fd >= 0)
 		return fd;
 	snprintf(tmpname, size, "%s/.kmsnap.tmp.XXXXXX", dir);
-	fd = mkostemp(tmpname, O_CLOEXEC);
+	fd = km_fd_reserve(mkostemp(tmpname, O_CLOEXEC));
 	if (fd < 0)
 		tmpname[0] = '\0';
 	return fd;
@@ -541,7 +541,7 @@ static int publish(int fd, const char *tmpname, const char *dir, const char *pat
 		unlink(tmpname);
 		return -1;
 	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = km_fd_reserve(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (dfd >= 0) {
 		fsync(dfd); /* the rename itself must survive a crash */
 		close(dfd);
@@ -554,7 +554,7 @@ static int write_memory(km_guest_t *g, int fd, const Elf64_Phdr *ph, uint32_t *c
 			const char *path, km_err_t **err)
 {
 	km_mm_t *mm = &g->mm;
-	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int pagemap = km_fd_reserve(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
 	int rc = 0;
 	for (size_t i = 0; i < mm->nvmas && rc == 0; i++) {
 		km_vma_t *v = &mm->vmas[i];
