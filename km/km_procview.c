@@ -321,6 +321,18 @@ static int read_host(pid_t tid, const char *name, text_t *t)
 	return e;
 }
 
+/* The host's file, whole and NUL-terminated, in *host (to free). 0 or -errno (nothing to free). */
+static int host_text(pid_t tid, const char *name, text_t *host)
+{
+	int rc = read_host(tid, name, host);
+	put(host, "", 1);
+	if (rc < 0 || host->failed) {
+		free(host->p);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	return 0;
+}
+
 /* The guest's id for host thread `tid` (0: the process). */
 static pid_t guest_id(km_guest_t *g, pid_t tid)
 {
@@ -356,12 +368,9 @@ static code_range_t program_ranges(km_guest_t *g)
 static int gen_stat(km_guest_t *g, pid_t tid, text_t *t)
 {
 	text_t host = {0};
-	int rc = read_host(tid, "stat", &host);
-	put(&host, "", 1);
-	if (rc < 0 || host.failed) {
-		free(host.p);
-		return rc < 0 ? rc : -ENOMEM;
-	}
+	int rc = host_text(tid, "stat", &host);
+	if (rc < 0)
+		return rc;
 	char *comm_end = strrchr(host.p, ')');
 	char *open = strchr(host.p, '(');
 	if (comm_end == NULL || open == NULL || comm_end < open) {
@@ -407,12 +416,9 @@ static int gen_stat(km_guest_t *g, pid_t tid, text_t *t)
 static int gen_status(km_guest_t *g, pid_t tid, text_t *t)
 {
 	text_t host = {0};
-	int rc = read_host(tid, "status", &host);
-	put(&host, "", 1);
-	if (rc < 0 || host.failed) {
-		free(host.p);
-		return rc < 0 ? rc : -ENOMEM;
-	}
+	int rc = host_text(tid, "status", &host);
+	if (rc < 0)
+		return rc;
 	uint64_t kb = guest_vsize(g) >> 10;
 	char *save = NULL;
 	for (char *l = strtok_r(host.p, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
@@ -438,12 +444,9 @@ static int gen_status(km_guest_t *g, pid_t tid, text_t *t)
 static int gen_statm(km_guest_t *g, pid_t tid, text_t *t)
 {
 	text_t host = {0};
-	int rc = read_host(tid, "statm", &host);
-	put(&host, "", 1);
-	if (rc < 0 || host.failed) {
-		free(host.p);
-		return rc < 0 ? rc : -ENOMEM;
-	}
+	int rc = host_text(tid, "statm", &host);
+	if (rc < 0)
+		return rc;
 	const char *rest = strchr(host.p, ' ');
 	putf(t, "%" PRIu64 "%s", guest_vsize(g) / KM_PAGE_SIZE, rest != NULL ? rest : "\n");
 	free(host.p);
