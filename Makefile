@@ -10,13 +10,15 @@ CC := gcc
 MUSLCC := musl-gcc
 SAN ?=
 OPT ?= -O2
+# km/ holds the program and its glue; its layers are folders, each on the include path.
+KM_DIRS := km km/vm km/mm km/load km/sys km/snapshot
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
-	  -Ikm -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
+	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lseccomp -lpthread
 
-KM_SRCS := $(sort $(wildcard km/*.c))
+KM_SRCS := $(sort $(wildcard $(KM_DIRS:%=%/*.c)))
 KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
-KM_LIB_OBJS := $(filter-out $(BUILD)/obj/km/main.o,$(KM_OBJS)) $(BUILD)/obj/km/runtime_blob.o
+KM_LIB_OBJS := $(filter-out $(BUILD)/obj/km/main.o,$(KM_OBJS)) $(BUILD)/obj/km/vm/runtime_blob.o
 RT_BIN := $(BUILD)/runtime/km_runtime.bin
 
 # Test guests are ordinary static programs, built twice (glibc and musl); never sanitized.
@@ -40,7 +42,7 @@ km: $(BUILD)/bin/km
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c $(wildcard km/*.h runtime/*.h runtime/include/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard $(KM_DIRS:%=%/*.h) runtime/*.h runtime/include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -49,11 +51,11 @@ $(RT_BIN): runtime/km_runtime.S runtime/km_runtime_layout.h
 	$(CC) -Iruntime -c $< -o $(BUILD)/runtime/km_runtime.o
 	objcopy -O binary -j .text $(BUILD)/runtime/km_runtime.o $@
 
-$(BUILD)/obj/km/runtime_blob.o: km/runtime_blob.S $(RT_BIN)
+$(BUILD)/obj/km/vm/runtime_blob.o: km/vm/runtime_blob.S $(RT_BIN)
 	@mkdir -p $(dir $@)
 	$(CC) -c -DKM_RUNTIME_BIN='"$(RT_BIN)"' $< -o $@
 
-$(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/runtime_blob.o
+$(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/vm/runtime_blob.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -140,4 +142,4 @@ $(BUILD)/gen/km_syscall_names.h: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 	awk 'BEGIN { print "/* generated from <asm/unistd_64.h> */"; print "static const char *const km_syscall_names[] = {" } \
 	     $$1 == "#define" && $$2 ~ /^__NR_/ { sub("__NR_", "", $$2); printf "\t[%d] = \"%s\",\n", $$3, $$2 } \
 	     END { print "};" }' $< > $@
-$(BUILD)/obj/km/km_syscall.o $(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_syscall_names.h
+$(BUILD)/obj/km/sys/km_syscall.o $(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_syscall_names.h

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # A resumed program's memory must not change under it (issue 6, defect 5): its memory is the
 # snapshot file until it writes each page, so km leases the file and detaches the memory when
-# another process opens it for writing or truncates it (km/km_snapshot_lease.h). Each test
+# another process opens it for writing or truncates it (km/snapshot/km_snapshot_lease.h). Each test
 # resumes a snapshot of tests/guests/snap_lease.c (a pattern in data, bss, heap, anonymous and
 # read-only memory), changes the file from outside with tests/tools/snap-scribble.c, and has
 # the guest check its memory and go on. Sourced by run.sh after snapshot.sh, whose helpers

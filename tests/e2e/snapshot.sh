@@ -565,9 +565,9 @@ snap_readelf() {
 				*) want_n=1 ;;
 				esac
 				[ "$n" = "$want_n" ] || bad "$n $name ($hex) notes of owner KM, expected $want_n"
-			done < <(sed -nE 's/^#define (NT_KM_[A-Z_]+) +(0x[0-9a-fA-F]+).*/\1 \2/p' "$ROOT/km/km_coredump.h" |
+			done < <(sed -nE 's/^#define (NT_KM_[A-Z_]+) +(0x[0-9a-fA-F]+).*/\1 \2/p' "$ROOT/km/snapshot/km_coredump.h" |
 				awk '{ print $1, tolower($2) }')
-			[ "$got" -ge 5 ] || bad "km/km_coredump.h defines only $got NT_KM_* types (expected NT_KM_PROC..NT_KM_VMA at least)"
+			[ "$got" -ge 5 ] || bad "km/snapshot/km_coredump.h defines only $got NT_KM_* types (expected NT_KM_PROC..NT_KM_VMA at least)"
 			grep -qE '^ +KM +0x0+[[:space:]]+Unknown note type: \(0x4b4d0004\)' "$d/out" ||
 				bad "NT_KM_DYNLINKER is not empty (a static program has no dynamic linker)"
 			if [ -n "$T_DIAG" ]; then
@@ -948,7 +948,7 @@ snap_bad_input() {
 
 	# Format versions km does not know (the first 4 bytes of NT_KM_PROC's descriptor).
 	local version
-	version=$(sed -nE 's/^#define KM_SNAPSHOT_VERSION ([0-9]+).*/\1/p' "$ROOT/km/km_coredump.h")
+	version=$(sed -nE 's/^#define KM_SNAPSHOT_VERSION ([0-9]+).*/\1/p' "$ROOT/km/snapshot/km_coredump.h")
 	for i in 0 $((version + 1)) 9999; do
 		snap_bad "version-$i" || continue
 		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 "$i"

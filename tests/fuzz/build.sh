@@ -5,8 +5,9 @@
 # then, e.g.:
 #   build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -jobs=1 build/fuzz/work tests/fuzz/corpus
 # Only the code under test is linked: km_snapshot_read.c uses nothing else of km but the error
-# objects; the ELF loader needs the address space (km_mm, km_vma, km_physmem, km_pagetable), and
-# the initial stack it is followed by, all host memory (no KVM).
+# objects; the ELF loader needs the address space (km_mm, km_vma, km_physmem, km_pagetable, and
+# km_guest_fault, which km_physmem sets up), and the initial stack it is followed by, all host
+# memory (no KVM).
 set -eu
 cd "$(dirname "$0")/../.."
 TARGET=snapshot
@@ -16,17 +17,18 @@ CLANG=${CLANG:-$(command -v clang-14 || command -v clang)}
 mkdir -p "$(dirname "$OUT")"
 FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 	-std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE
-	-Ikm -Iruntime -Iruntime/include -Ibuild/gen"
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen"
 if [ "$TARGET" = elf ]; then
 	# shellcheck disable=SC2086
-	"$CLANG" $FLAGS -o "$OUT" tests/fuzz/fuzz_elf.c km/km_elf_load.c km/km_initstack.c km/km_mm.c \
-		km/km_vma.c km/km_physmem.c km/km_pagetable.c km/km_error.c -lelf -lpthread
+	"$CLANG" $FLAGS -o "$OUT" tests/fuzz/fuzz_elf.c km/load/km_elf_load.c km/load/km_initstack.c \
+		km/mm/km_mm.c km/mm/km_vma.c km/mm/km_physmem.c km/mm/km_pagetable.c km/mm/km_guest_fault.c \
+		km/km_error.c -lelf -lpthread
 	echo "built $OUT"
 	exit 0
 fi
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
-	-Ikm -Iruntime -Iruntime/include -Ibuild/gen \
-	-o "$OUT" tests/fuzz/fuzz_snapshot.c km/km_snapshot_read.c km/km_snapshot_checksum.c \
-	km/km_crc32c.c km/km_error.c
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
+	-o "$OUT" tests/fuzz/fuzz_snapshot.c km/snapshot/km_snapshot_read.c \
+	km/snapshot/km_snapshot_checksum.c km/snapshot/km_crc32c.c km/km_error.c
 echo "built $OUT"

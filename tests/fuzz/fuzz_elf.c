@@ -1,6 +1,6 @@
 /*
- * libFuzzer target for the ELF loader, km_elf_load() (km/km_elf_load.c), and what km does next
- * with what it returns: the initial stack (km_initstack_build, km/km_initstack.c).
+ * libFuzzer target for the ELF loader, km_elf_load() (km/load/km_elf_load.c), and what km does next
+ * with what it returns: the initial stack (km_initstack_build, km/load/km_initstack.c).
  *
  * Every input is written to a memfd and loaded through its /proc/self/fd path into a fresh
  * km_mm_t (host memory only: no KVM). Whatever the bytes, the loader must return 0, or -1 with an

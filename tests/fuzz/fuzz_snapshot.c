@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the snapshot loader, km_snapshot_open_fd() (km/km_snapshot_read.c).
+ * libFuzzer target for the snapshot loader, km_snapshot_open_fd() (km/snapshot/km_snapshot_read.c).
  *
  * Every input is written to a memfd (a regular file, as the loader requires) and opened as a
  * snapshot. Whatever the bytes, the loader must return 0 or -1 with an error object: never

@@ -12,8 +12,10 @@ KM=$ROOT/build/bin/km
 B=$ROOT/build/fuzz
 mkdir -p "$B"
 musl-gcc -static -O1 -Wall -Wextra -Werror -I"$ROOT/runtime/include" -o "$B/snap_seed" "$ROOT/tests/fuzz/snap_seed.c"
-gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -I"$ROOT/km" -I"$ROOT/runtime" \
-	-o "$B/make_seeds" "$ROOT/tests/fuzz/make_seeds.c" "$ROOT/km/km_snapshot_checksum.c" "$ROOT/km/km_crc32c.c"
+gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -I"$ROOT/km" -I"$ROOT/km/vm" \
+	-I"$ROOT/km/mm" -I"$ROOT/km/load" -I"$ROOT/km/sys" -I"$ROOT/km/snapshot" -I"$ROOT/runtime" \
+	-o "$B/make_seeds" "$ROOT/tests/fuzz/make_seeds.c" "$ROOT/km/snapshot/km_snapshot_checksum.c" \
+	"$ROOT/km/snapshot/km_crc32c.c"
 
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

@@ -34,7 +34,7 @@
 #include "km_snapshot.h"
 
 #define PAGE 4096ul
-#define KIND_STACK 4 /* KM_VMA_STACK in km/km_mm.h */
+#define KIND_STACK 4 /* KM_VMA_STACK in km/mm/km_mm.h */
 
 static void die(const char *what)
 {

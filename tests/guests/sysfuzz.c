@@ -315,7 +315,7 @@ static int is_denied(uint64_t nr)
 	return 0;
 }
 
-/* km's handlers and their argument kinds (km/km_sys_*.c): f fd, p pointer, s path, x flags,
+/* km's handlers and their argument kinds (km/sys/km_sys_*.c): f fd, p pointer, s path, x flags,
  * d integer, u size, o mode. Calls not listed get arguments of any kind. */
 static const struct sig {
 	int nr;
