@@ -6,10 +6,13 @@
  * is ending (km_snapshot_cancel answers it) and after (refused at once).
  */
 #include <errno.h>
+#include <time.h>
 #include <string.h>
 
 #include "km_guest.h"
 #include "km_snapshot.h"
+
+#define KICK_AGAIN_NS 100000000l /* 100 ms */
 
 /* Gets every vCPU out of KVM_RUN (or its host syscall) soon, started or not. */
 static void kick_all(km_guest_t *g)
@@ -37,8 +40,20 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	/* Posted before the kicks, so a vCPU that sees its kick sees the request. */
 	__atomic_store_n(&g->snap_posted, true, __ATOMIC_RELEASE);
 	kick_all(g);
-	while (!g->snap_done)
-		pthread_cond_wait(&g->snap_done_cond, &g->snap_lock);
+	/* A kick can be lost: one that lands after the vCPU thread looked for requests and before
+	 * its host syscall started blocking leaves it blocked. So kick again while nobody serves
+	 * (serving holds snap_lock, so no kick lands in the middle of writing the file). */
+	while (!g->snap_done) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += KICK_AGAIN_NS;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		if (pthread_cond_timedwait(&g->snap_done_cond, &g->snap_lock, &t) == ETIMEDOUT && !g->snap_done)
+			kick_all(g);
+	}
 	int rc = g->snap_rc;
 	if (rc < 0) {
 		km_err_free(err);
