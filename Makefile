@@ -14,7 +14,7 @@ OPT ?= -O2
 KM_DIRS := km km/vm km/mm km/load km/sys km/snapshot
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
-LDLIBS := -lelf -lseccomp -lpthread
+LDLIBS := -lelf -lpthread
 
 KM_SRCS := $(sort $(wildcard $(KM_DIRS:%=%/*.c)))
 KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -143,3 +143,12 @@ $(BUILD)/gen/km_syscall_names.h: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 	     $$1 == "#define" && $$2 ~ /^__NR_/ { sub("__NR_", "", $$2); printf "\t[%d] = \"%s\",\n", $$3, $$2 } \
 	     END { print "};" }' $< > $@
 $(BUILD)/obj/km/sys/km_syscall.o $(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_syscall_names.h
+
+# km's seccomp filter, compiled to BPF at build time (km/gen/km_seccomp_gen.c, with km's flags:
+# a sanitizer build gets the sanitizer's rules); km itself does not link libseccomp.
+$(BUILD)/gen/km_seccomp_gen: km/gen/km_seccomp_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lseccomp
+$(BUILD)/gen/km_seccomp_bpf.h: $(BUILD)/gen/km_seccomp_gen
+	$< $@
+$(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_seccomp_bpf.h

@@ -1,5 +1,5 @@
 /*
- * km confines itself with a seccomp allow-list (libseccomp) of the host syscalls it needs: its
+ * km confines itself with a seccomp allow-list (km/gen/km_seccomp_gen.c, BPF made at build time) of the host syscalls it needs: its
  * own work (KVM, memory, threads and kicks, snapshots, cores, the management socket, messages)
  * and the host calls the guest-syscall handlers forward. Anything else makes the kernel send
  * SIGSYS, and km stops with one line
