@@ -1,7 +1,8 @@
 /*
  * Unit tests for km_mgmt.c, the management socket: request parsing, reply encoding, paths, and
  * the socket's life (creation, stale and foreign files, requests, misbehaving clients, stop).
- * Snapshots are taken by a stand-in passed through km_mgmt_opts_t, so no guest runs here.
+ * Snapshots are taken by a stand-in passed through km_mgmt_opts_t, so no guest runs here; the
+ * last test drives the real km_snapshot_request against a vCPU that is only a struct.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1124,6 +1125,84 @@ static void test_signals_blocked(void **state)
 	assert_false(sigismember(&cur, SIGUSR1));
 }
 
+/* --- km_snapshot_request and a lost kick ----------------------------------------------------- */
+
+/* A vCPU that is only a struct, and a thread standing in for its run loop. A kick sets
+ * v->kicked (no signal: the thread is not live), which the stand-in takes as the kick reaching it. */
+typedef struct lossy_vcpu {
+	km_guest_t *g;
+	km_vcpu_t *v;
+	bool kicked_again;
+} lossy_vcpu_t;
+
+/* Takes a kick; gives up after about 30 s (a bound on a hang, not a timing check: the re-kick
+ * comes every 100 ms). */
+static bool take_kick(km_vcpu_t *v)
+{
+	for (int i = 0; i < 30000; i++) {
+		if (atomic_exchange(&v->kicked, 0))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void *lossy_vcpu_main(void *arg)
+{
+	lossy_vcpu_t *l = arg;
+	/* The first kick lands after the vCPU looked for requests and just before its host syscall
+	 * (the program's read of an empty pipe) starts blocking: the handler runs, the syscall still
+	 * blocks. Only a later kick gets the vCPU to the request. */
+	take_kick(l->v);
+	l->kicked_again = take_kick(l->v);
+	/* Serves (or, without a second kick, releases the asker so the test fails, not hangs). */
+	pthread_mutex_lock(&l->g->snap_lock);
+	l->g->snap_rc = 0;
+	l->g->snap_done = true;
+	__atomic_store_n(&l->g->snap_posted, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&l->g->snap_done_cond);
+	pthread_mutex_unlock(&l->g->snap_lock);
+	return NULL;
+}
+
+/* Two snapshot requests at once left the first unanswered under load (mgmt/idle-clients): the
+ * vCPU, back from serving the second, re-entered its blocking read as the first one's only kick
+ * landed, and the listener waited for it forever. The asker must kick until a vCPU serves. */
+static void test_request_survives_a_lost_kick(void **state)
+{
+	(void)state;
+	km_guest_t *g = calloc(1, sizeof(*g));
+	km_vcpu_t *v = calloc(1, sizeof(*v));
+	struct kvm_run *run = calloc(1, sizeof(*run));
+	assert_non_null(g);
+	assert_non_null(v);
+	assert_non_null(run);
+	pthread_mutex_init(&g->snap_lock, NULL);
+	pthread_cond_init(&g->snap_done_cond, NULL);
+	pthread_mutex_init(&v->kick_lock, NULL);
+	v->g = g;
+	v->run = run;
+	atomic_init(&v->kicked, 0);
+	g->vcpus[0] = v;
+	g->nvcpus = 1;
+	lossy_vcpu_t l = {.g = g, .v = v};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, lossy_vcpu_main, &l), 0);
+	km_snapshot_req_t req = {.path = "/nonexistent/s", .reason = KM_REASON_MGMT, .keep_running = true};
+	km_snapshot_result_t res = {0};
+	km_err_t *err = NULL;
+	assert_int_equal(km_snapshot_request(g, &req, &res, &err), 0);
+	pthread_join(t, NULL);
+	assert_true(l.kicked_again);
+	assert_null(g->snap_req); /* the next request may come */
+	pthread_mutex_destroy(&v->kick_lock);
+	pthread_cond_destroy(&g->snap_done_cond);
+	pthread_mutex_destroy(&g->snap_lock);
+	free(run);
+	free(v);
+	free(g);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -1156,6 +1235,7 @@ int main(void)
 		T(test_fds_private),
 		T(test_fds_shared_fallback),
 		T(test_signals_blocked),
+		cmocka_unit_test(test_request_survives_a_lost_kick),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
