@@ -963,6 +963,15 @@ static long fcntl_struct(km_vcpu_t *v, int fd, int cmd, uint64_t gva, size_t len
 
 /* Commands are allowed by name: an unknown one might take a pointer km would not translate, and
  * Linux answers EINVAL to unknown commands anyway. */
+/* Requests that make the kernel signal the fd's owner (O_ASYNC's SIGIO, a lease break, dnotify)
+ * would signal km's own process: the guest's fds are km's. Until km delivers signals to the guest
+ * (threads and signals issue) they are refused, so no host signal the guest arranges reaches km. */
+static bool signals_owner(int cmd, uint64_t arg)
+{
+	return (cmd == F_SETFL && (arg & O_ASYNC)) || cmd == F_NOTIFY ||
+	       (cmd == F_SETLEASE && (int)arg != F_UNLCK);
+}
+
 KM_SYSCALL(fcntl)
 {
 	int fd = (int)a[0], cmd = (int)a[1];
@@ -970,6 +979,8 @@ KM_SYSCALL(fcntl)
 		return -EBADF;
 	switch (fcntl_kind(cmd)) {
 	case FA_INT:
+		if (signals_owner(cmd, a[2]))
+			return fcntl(fd, F_GETFD) < 0 ? -EBADF : -EINVAL;
 		return km_host_ret(syscall(SYS_fcntl, fd, cmd, a[2]));
 	case FA_DUP:
 		/* The lowest fd the guest may ask for is below its RLIMIT_NOFILE (and so below km's). */

@@ -37,6 +37,7 @@ sysfuzz_verdict() {
 # calls sysfuzz.c draws from it: a change to its generators makes these stale (re-find them).
 SYSFUZZ_REGRESSIONS=(
 	"gcc 1000 60  mmap(MAP_SHARED_VALIDATE) flags check shifted into an int's sign bit: UBSan abort in km_sys_mem.c (fixed on branch guestmem, 5a846b5)"
+	"musl 1796034921 4366  fcntl(F_NOTIFY) on a directory, then an rmdir in it: the kernel's SIGIO went to km's own process and killed it silently (status 157; fixed: fcntl refuses F_NOTIFY, F_SETLEASE and O_ASYNC)"
 )
 
 # sysfuzz_case FLAVOUR SEED COUNT TEST: one run of sysfuzz under km, judged by sysfuzz_verdict.
