@@ -624,11 +624,13 @@ static int make_safe(uint64_t nr, uint64_t *a)
 static void nonblock(const char *args, const uint64_t *a)
 {
 	for (int i = 0; args != NULL && args[i]; i++) {
-		if (args[i] != 'f' || a[i] >= FD_LOG)
+		/* The kernel takes an fd as a 32-bit int: 0x100000000 is fd 0. */
+		uint32_t fd = (uint32_t)a[i];
+		if (args[i] != 'f' || fd >= FD_LOG)
 			continue;
-		long fl = SC3(SYS_fcntl, a[i], F_GETFL, 0);
+		long fl = SC3(SYS_fcntl, fd, F_GETFL, 0);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
-			SC3(SYS_fcntl, a[i], F_SETFL, fl | O_NONBLOCK);
+			SC3(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK);
 	}
 }
 
