@@ -1,5 +1,6 @@
 /* ELF program loading: see km_elf_load.h. */
 #include "km_elf_load.h"
+#include "km_guest_fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,9 +89,13 @@ static int map_segment(km_mm_t *mm, int fd, const char *path, const GElf_Phdr *p
 			return km_err_set(err, (int)-rc, "%s: mapping segment at %#lx", path, (unsigned long)page);
 		/* The rest of the last file page belongs to .bss: it must read as zero. */
 		if (file_end < file_map_end) {
-			void *h = km_gva_to_hva(mm, file_end, file_map_end - file_end, 0);
-			if (h != NULL)
-				memset(h, 0, file_map_end - file_end);
+			/* Through the file's page: guarded, so a file cut short meanwhile is an error,
+			 * not a SIGBUS in km. */
+			static const char zeros[KM_PAGE_SIZE];
+			size_t n = file_map_end - file_end;
+			void *h = km_gva_to_hva(mm, file_end, n, 0);
+			if (h != NULL && km_guest_memcpy(h, zeros, n, h, n) < 0)
+				return km_err_set(err, EIO, "%s: the file changed while it was being loaded", path);
 		}
 	} else {
 		file_map_end = page;
