@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "km_cli.h"
+#include "km_buf.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
 #include "km_guest_fault.h"
@@ -33,31 +34,9 @@
 /* --- notes -------------------------------------------------------------------------------- */
 
 typedef struct notebuf {
-	uint8_t *p;
-	size_t len, cap;
-	int failed;
+	km_buf_t b;
 	size_t sum_at; /* NT_KM_CHECKSUM's descriptor, filled in last */
 } notebuf_t;
-
-static void *nb_reserve(notebuf_t *nb, size_t n)
-{
-	if (nb->len + n > nb->cap) {
-		size_t cap = nb->cap ? nb->cap * 2 : 16384;
-		while (cap < nb->len + n)
-			cap *= 2;
-		uint8_t *p = realloc(nb->p, cap);
-		if (p == NULL) {
-			nb->failed = 1;
-			return NULL;
-		}
-		nb->p = p;
-		nb->cap = cap;
-	}
-	void *at = nb->p + nb->len;
-	memset(at, 0, n);
-	nb->len += n;
-	return at;
-}
 
 #define ALIGN4(x) (((x) + 3) & ~(size_t)3)
 
@@ -67,13 +46,13 @@ static void *nb_reserve(notebuf_t *nb, size_t n)
 static void *note_add(notebuf_t *nb, const char *owner, uint32_t type, const void *desc, size_t desc_len)
 {
 	size_t name_len = strlen(owner) + 1;
-	Elf64_Nhdr *h = nb_reserve(nb, sizeof(*h));
-	char *name = nb_reserve(nb, ALIGN4(name_len));
-	uint8_t *d = nb_reserve(nb, ALIGN4(desc_len));
-	if (nb->failed)
+	Elf64_Nhdr *h = km_buf_reserve(&nb->b, sizeof(*h));
+	char *name = km_buf_reserve(&nb->b, ALIGN4(name_len));
+	uint8_t *d = km_buf_reserve(&nb->b, ALIGN4(desc_len));
+	if (nb->b.failed)
 		return NULL;
-	/* nb_reserve may have moved the buffer: recompute from the end */
-	d = nb->p + nb->len - ALIGN4(desc_len);
+	/* an append may have moved the buffer: recompute from the end */
+	d = nb->b.p + nb->b.len - ALIGN4(desc_len);
 	name = (char *)d - ALIGN4(name_len);
 	h = (Elf64_Nhdr *)((uint8_t *)name - sizeof(*h));
 	h->n_namesz = (Elf64_Word)name_len;
@@ -292,7 +271,7 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 	uint8_t *sum = note_add(nb, KM_NOTE_OWNER, NT_KM_CHECKSUM, NULL,
 				sizeof(km_nt_checksum_t) + g->mm.nvmas * sizeof(uint32_t));
 	if (sum != NULL)
-		nb->sum_at = (size_t)(sum - nb->p);
+		nb->sum_at = (size_t)(sum - nb->b.p);
 	add_prpsinfo(nb, g);
 	for (int i = 0; i < g->nvcpus; i++)
 		add_cpu_notes(nb, g, g->vcpus[i], sig);
@@ -300,7 +279,7 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 	add_nt_file(nb, &g->mm);
 	add_proc_notes(nb, g, req, sig);
 	add_vma_notes(nb, &g->mm);
-	if (nb->failed)
+	if (nb->b.failed)
 		return km_err_set(err, ENOMEM, "building the snapshot's notes");
 	return 0;
 }
@@ -583,16 +562,16 @@ static int write_headers(int fd, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, siz
 			 const uint32_t *crcs, size_t ncrcs, const char *path, km_err_t **err)
 {
 	size_t hdrs = sizeof(*eh) + nph * sizeof(*ph);
-	size_t covered = hdrs + nb->len;
+	size_t covered = hdrs + nb->b.len;
 	uint8_t *img = malloc(covered);
 	if (img == NULL)
 		return km_err_set(err, ENOMEM, "%s: headers", path);
 	km_nt_checksum_t c = {.algorithm = KM_CHECKSUM_CRC32C, .covered = covered, .nsegments = (uint32_t)ncrcs};
-	memcpy(nb->p + nb->sum_at, &c, sizeof(c));
-	memcpy(nb->p + nb->sum_at + sizeof(c), crcs, ncrcs * sizeof(*crcs));
+	memcpy(nb->b.p + nb->sum_at, &c, sizeof(c));
+	memcpy(nb->b.p + nb->sum_at + sizeof(c), crcs, ncrcs * sizeof(*crcs));
 	memcpy(img, eh, sizeof(*eh));
 	memcpy(img + sizeof(*eh), ph, nph * sizeof(*ph));
-	memcpy(img + hdrs, nb->p, nb->len);
+	memcpy(img + hdrs, nb->b.p, nb->b.len);
 	size_t field = hdrs + nb->sum_at + offsetof(km_nt_checksum_t, header_crc);
 	uint32_t crc = km_snapshot_header_crc_buf(img, covered, field);
 	memcpy(img + field, &crc, sizeof(crc));
@@ -616,7 +595,7 @@ static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t
 	km_mm_t *mm = &g->mm;
 	size_t nph = 1 + mm->nvmas;
 	size_t hdrs = sizeof(Elf64_Ehdr) + nph * sizeof(Elf64_Phdr);
-	uint64_t data_off = KM_PAGE_UP(hdrs + nb->len);
+	uint64_t data_off = KM_PAGE_UP(hdrs + nb->b.len);
 	Elf64_Ehdr eh;
 	memset(&eh, 0, sizeof(eh));
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -638,7 +617,7 @@ static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t
 		km_err_set(err, ENOMEM, "%s: program headers", path);
 		goto out;
 	}
-	ph[0] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = hdrs, .p_filesz = nb->len, .p_align = 4};
+	ph[0] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = hdrs, .p_filesz = nb->b.len, .p_align = 4};
 	uint64_t off = data_off;
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
@@ -677,12 +656,12 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 	int sig = req->reason == KM_REASON_CORE ? g->term_signal : 0;
 	notebuf_t nb = {0};
 	if (build_notes(g, req, sig, &nb, err) < 0) {
-		free(nb.p);
+		km_buf_free(&nb.b);
 		return km_err_wrap(err, "%s", req->path);
 	}
 	char *dcopy = strdup(req->path);
 	if (dcopy == NULL) {
-		free(nb.p);
+		km_buf_free(&nb.b);
 		return km_err_set(err, ENOMEM, "%s", req->path);
 	}
 	char tmpname[4096];
@@ -708,7 +687,7 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		close(fd);
 	}
 	free(dcopy);
-	free(nb.p);
+	km_buf_free(&nb.b);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->elapsed_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
 	if (rc == 0 && g->opts.timing)

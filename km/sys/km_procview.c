@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "km_buf.h"
+#include "km_io.h"
 #include "km_sys_util.h"
 
 /* /proc/<pid>/cmdline and environ are capped as Linux caps a single read of them would be if the
@@ -189,69 +190,29 @@ bool km_procview_rel(int fd, char *buf, size_t size, const char **rel)
 
 /* --- km's answers -------------------------------------------------------------------------- */
 
-typedef struct text {
-	char *p;
-	size_t len, cap;
-	bool failed;
-} text_t;
-
-static void put(text_t *t, const void *s, size_t n)
-{
-	if (t->failed)
-		return;
-	if (t->len + n > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 4096;
-		while (cap < t->len + n)
-			cap *= 2;
-		char *p = realloc(t->p, cap);
-		if (p == NULL) {
-			t->failed = true;
-			return;
-		}
-		t->p = p;
-		t->cap = cap;
-	}
-	memcpy(t->p + t->len, s, n);
-	t->len += n;
-}
-
-__attribute__((format(printf, 2, 3))) static void putf(text_t *t, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		put(t, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* Guest bytes [start, end) as Linux reads cmdline/environ from the process's memory; false if
  * the range is unknown or no longer readable. */
-static bool guest_range(km_guest_t *g, uint64_t start, uint64_t end, text_t *t)
+static bool guest_range(km_guest_t *g, uint64_t start, uint64_t end, km_buf_t *t)
 {
 	if (start == 0 || end <= start || end - start > ARGS_MAX)
 		return false;
-	size_t n = end - start;
-	char *buf = malloc(n);
-	if (buf == NULL)
-		return false;
-	bool ok = km_copy_from_guest(&g->mm, buf, start, n) == 0;
-	if (ok)
-		put(t, buf, n);
-	free(buf);
-	return ok;
+	size_t at = t->len;
+	void *d = km_buf_reserve(t, end - start);
+	if (d != NULL && km_copy_from_guest(&g->mm, d, start, end - start) == 0)
+		return true;
+	t->len = at; /* nothing of a range that could not be read */
+	return false;
 }
 
-static void gen_cmdline(km_guest_t *g, text_t *t)
+static void gen_cmdline(km_guest_t *g, km_buf_t *t)
 {
 	if (guest_range(g, g->arg_start, g->arg_end, t))
 		return;
 	for (int i = 0; i < g->argc && g->argv[i] != NULL; i++)
-		put(t, g->argv[i], strlen(g->argv[i]) + 1);
+		km_buf_put(t, g->argv[i], strlen(g->argv[i]) + 1);
 }
 
-static void gen_environ(km_guest_t *g, text_t *t)
+static void gen_environ(km_guest_t *g, km_buf_t *t)
 {
 	guest_range(g, g->env_start, g->env_end, t);
 }
@@ -270,7 +231,7 @@ static const char *vma_name(km_guest_t *g, const km_vma_t *v)
 	}
 }
 
-static void gen_maps(km_guest_t *g, text_t *t)
+static void gen_maps(km_guest_t *g, km_buf_t *t)
 {
 	km_mm_t *mm = &g->mm;
 	for (size_t i = 0; i < mm->nvmas; i++) {
@@ -284,12 +245,12 @@ static void gen_maps(km_guest_t *g, text_t *t)
 				 file ? v->offset : 0, file ? major(v->dev) : 0, file ? minor(v->dev) : 0,
 				 file ? (unsigned long)v->ino : 0ul);
 		if (name != NULL)
-			putf(t, "%-72s %s\n", head, name);
+			km_buf_printf(t, "%-72s %s\n", head, name);
 		else
-			putf(t, "%.*s\n", n, head);
+			km_buf_printf(t, "%.*s\n", n, head);
 	}
 	/* The one runtime page the program can reach (the syscall entry), as Linux lists [vdso]. */
-	putf(t, "%08" PRIx64 "-%08" PRIx64 " r-xp 00000000 00:00 0%*s[km]\n", (uint64_t)KM_RT_GVA,
+	km_buf_printf(t, "%08" PRIx64 "-%08" PRIx64 " r-xp 00000000 00:00 0%*s[km]\n", (uint64_t)KM_RT_GVA,
 	     (uint64_t)KM_RT_GVA + KM_PAGE_SIZE, 51, "");
 }
 
@@ -301,8 +262,9 @@ static uint64_t guest_vsize(km_guest_t *g)
 	return total;
 }
 
-/* The host's file for km's process or one of its threads, read whole into t. */
-static int read_host(pid_t tid, const char *name, text_t *t)
+/* The host's file for km's process (tid 0) or one of its threads, whole and NUL-terminated
+ * (to free), or NULL with *rc = -errno. */
+static char *host_text(pid_t tid, const char *name, int *rc)
 {
 	char path[96];
 	if (tid == 0)
@@ -310,27 +272,25 @@ static int read_host(pid_t tid, const char *name, text_t *t)
 	else
 		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
 	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
-	if (fd < 0)
-		return -errno;
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		put(t, buf, (size_t)n);
-	int e = n < 0 ? -errno : 0;
-	close(fd);
-	return e;
-}
-
-/* The host's file, whole and NUL-terminated, in *host (to free). 0 or -errno (nothing to free). */
-static int host_text(pid_t tid, const char *name, text_t *host)
-{
-	int rc = read_host(tid, name, host);
-	put(host, "", 1);
-	if (rc < 0 || host->failed) {
-		free(host->p);
-		return rc < 0 ? rc : -ENOMEM;
+	if (fd < 0) {
+		*rc = -errno;
+		return NULL;
 	}
-	return 0;
+	km_buf_t b = {0};
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		km_buf_put(&b, chunk, (size_t)n);
+	*rc = n < 0 ? -errno : 0;
+	close(fd);
+	km_buf_put(&b, "", 1);
+	if (*rc == 0 && b.failed)
+		*rc = -ENOMEM;
+	if (*rc < 0) {
+		km_buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.p;
 }
 
 /* The guest's id for host thread `tid` (0: the process). */
@@ -365,21 +325,21 @@ static code_range_t program_ranges(km_guest_t *g)
 
 /* /proc/<pid>/stat: the host's line with the ids, sizes and addresses (which would be km's) set
  * from the guest. Field numbers as proc(5) counts them. */
-static int gen_stat(km_guest_t *g, pid_t tid, text_t *t)
+static int gen_stat(km_guest_t *g, pid_t tid, km_buf_t *t)
 {
-	text_t host = {0};
-	int rc = host_text(tid, "stat", &host);
-	if (rc < 0)
+	int rc;
+	char *host = host_text(tid, "stat", &rc);
+	if (host == NULL)
 		return rc;
-	char *comm_end = strrchr(host.p, ')');
-	char *open = strchr(host.p, '(');
+	char *comm_end = strrchr(host, ')');
+	char *open = strchr(host, '(');
 	if (comm_end == NULL || open == NULL || comm_end < open) {
-		free(host.p);
+		free(host);
 		return -EIO;
 	}
 	code_range_t cr = program_ranges(g);
-	putf(t, "%d ", (int)guest_id(g, tid));
-	put(t, open, (size_t)(comm_end - open) + 1);
+	km_buf_printf(t, "%d ", (int)guest_id(g, tid));
+	km_buf_put(t, open, (size_t)(comm_end - open) + 1);
 	int field = 2;
 	char *save = NULL;
 	for (char *f = strtok_r(comm_end + 1, " \n", &save); f != NULL; f = strtok_r(NULL, " \n", &save)) {
@@ -402,58 +362,58 @@ static int gen_stat(km_guest_t *g, pid_t tid, text_t *t)
 		default: set = false; val = 0; break;
 		}
 		if (set)
-			putf(t, " %" PRIu64, val);
+			km_buf_printf(t, " %" PRIu64, val);
 		else
-			putf(t, " %s", f);
+			km_buf_printf(t, " %s", f);
 	}
-	put(t, "\n", 1);
-	free(host.p);
+	km_buf_put(t, "\n", 1);
+	free(host);
 	return 0;
 }
 
 /* /proc/<pid>/status: the host's lines with the ids and the address-space size set from the
  * guest (the host's would count km's whole guest-physical reservation). */
-static int gen_status(km_guest_t *g, pid_t tid, text_t *t)
+static int gen_status(km_guest_t *g, pid_t tid, km_buf_t *t)
 {
-	text_t host = {0};
-	int rc = host_text(tid, "status", &host);
-	if (rc < 0)
+	int rc;
+	char *host = host_text(tid, "status", &rc);
+	if (host == NULL)
 		return rc;
 	uint64_t kb = guest_vsize(g) >> 10;
 	char *save = NULL;
-	for (char *l = strtok_r(host.p, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+	for (char *l = strtok_r(host, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(l, "Pid:", 4) == 0)
-			putf(t, "Pid:\t%d\n", (int)guest_id(g, tid));
+			km_buf_printf(t, "Pid:\t%d\n", (int)guest_id(g, tid));
 		else if (strncmp(l, "Tgid:", 5) == 0)
-			putf(t, "Tgid:\t%d\n", (int)g->pid);
+			km_buf_printf(t, "Tgid:\t%d\n", (int)g->pid);
 		else if (strncmp(l, "VmPeak:", 7) == 0)
-			putf(t, "VmPeak:\t%8" PRIu64 " kB\n", kb);
+			km_buf_printf(t, "VmPeak:\t%8" PRIu64 " kB\n", kb);
 		else if (strncmp(l, "VmSize:", 7) == 0)
-			putf(t, "VmSize:\t%8" PRIu64 " kB\n", kb);
+			km_buf_printf(t, "VmSize:\t%8" PRIu64 " kB\n", kb);
 		else if (strncmp(l, "Threads:", 8) == 0)
-			putf(t, "Threads:\t%d\n", g->nvcpus);
+			km_buf_printf(t, "Threads:\t%d\n", g->nvcpus);
 		else
-			putf(t, "%s\n", l);
+			km_buf_printf(t, "%s\n", l);
 	}
-	free(host.p);
+	free(host);
 	return 0;
 }
 
 /* /proc/<pid>/statm: the host's page counts, with the first (the address space's size, which
  * would be km's whole reservation) the guest's. */
-static int gen_statm(km_guest_t *g, pid_t tid, text_t *t)
+static int gen_statm(km_guest_t *g, pid_t tid, km_buf_t *t)
 {
-	text_t host = {0};
-	int rc = host_text(tid, "statm", &host);
-	if (rc < 0)
+	int rc;
+	char *host = host_text(tid, "statm", &rc);
+	if (host == NULL)
 		return rc;
-	const char *rest = strchr(host.p, ' ');
-	putf(t, "%" PRIu64 "%s", guest_vsize(g) / KM_PAGE_SIZE, rest != NULL ? rest : "\n");
-	free(host.p);
+	const char *rest = strchr(host, ' ');
+	km_buf_printf(t, "%" PRIu64 "%s", guest_vsize(g) / KM_PAGE_SIZE, rest != NULL ? rest : "\n");
+	free(host);
 	return 0;
 }
 
-static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
+static int generate(km_guest_t *g, const km_pv_t *pv, km_buf_t *t)
 {
 	switch (pv->file) {
 	case KM_PV_CMDLINE:
@@ -464,7 +424,7 @@ static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
 		return 0;
 	case KM_PV_AUXV:
 		if (g->auxv != NULL)
-			put(t, g->auxv, g->auxv_len);
+			km_buf_put(t, g->auxv, g->auxv_len);
 		return 0;
 	case KM_PV_MAPS:
 		gen_maps(g, t);
@@ -482,37 +442,23 @@ static int generate(km_guest_t *g, const km_pv_t *pv, text_t *t)
 
 int km_procview_open(km_guest_t *g, const km_pv_t *pv)
 {
-	text_t t = {0};
+	km_buf_t t = {0};
 	int rc = generate(g, pv, &t);
 	if (rc == 0 && t.failed)
 		rc = -ENOMEM;
-	if (rc < 0) {
-		free(t.p);
-		return rc;
-	}
-	int fd = memfd_create("km-proc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0) {
-		free(t.p);
-		return -errno;
-	}
-	size_t off = 0;
-	while (off < t.len) {
-		ssize_t n = write(fd, t.p + off, t.len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			break;
-		}
-		off += (size_t)n;
-	}
-	free(t.p);
-	/* Sealed as procfs files are unwritable; the guest reads it from the start. */
-	if (rc == 0 && (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
-			lseek(fd, 0, SEEK_SET) < 0))
+	int fd = rc < 0 ? -1 : memfd_create("km-proc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (rc == 0 && fd < 0)
 		rc = -errno;
+	if (rc == 0)
+		rc = km_pwrite_all(fd, t.p, t.len, 0);
+	/* Sealed as procfs files are unwritable; the guest reads it from the start (pwrite left the
+	 * offset there). */
+	if (rc == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		rc = -errno;
+	km_buf_free(&t);
 	if (rc < 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return rc;
 	}
 	return fd;

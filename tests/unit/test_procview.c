@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -241,6 +243,41 @@ static void test_listings(void **state)
 	close(hi);
 }
 
+/* maps names a file mapping by its whole path, however long (km's answer used to be cut at 511
+ * bytes of a line, losing its end and newline). */
+static void test_maps_long_path(void **state)
+{
+	fx_t *f = *state;
+	char path[1200];
+	int n = snprintf(path, sizeof(path), "%s/", f->dir);
+	for (int i = 0; i < 14; i++) {
+		n += snprintf(path + n, sizeof(path) - n, "a-directory-name-long-enough-to-matter-%d/", i);
+		assert_true(mkdir(path, 0700) == 0);
+	}
+	snprintf(path + n, sizeof(path) - n, "mapped-file");
+	assert_true(strlen(path) > 520); /* past the old 511-byte line */
+	int fd = open(path, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, PG), 0);
+	assert_int_equal(km_mm_map(&f->g.mm, 0x50000000ul, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0, KM_VMA_FILE,
+				   path),
+			 0x50000000l);
+	close(fd);
+	km_pv_t pv = {.verdict = KM_PV_SYNTH, .file = KM_PV_MAPS};
+	int m = km_procview_open(&f->g, &pv);
+	assert_true(m >= 0);
+	static char buf[16384];
+	ssize_t got = read(m, buf, sizeof(buf) - 1);
+	close(m);
+	assert_true(got > 0);
+	buf[got] = '\0';
+	char want[1300];
+	snprintf(want, sizeof(want), " %s\n", path);
+	assert_non_null(strstr(buf, "50000000-50001000 r--p"));
+	assert_non_null(strstr(buf, want));
+	assert_int_equal(buf[got - 1], '\n');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +285,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_open_handlers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_path_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maps_long_path, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
