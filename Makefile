@@ -150,5 +150,5 @@ $(BUILD)/gen/km_seccomp_gen: km/gen/km_seccomp_gen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lseccomp
 $(BUILD)/gen/km_seccomp_bpf.h: $(BUILD)/gen/km_seccomp_gen
-	$< $@
+	$< $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/km/km_seccomp.o: $(BUILD)/gen/km_seccomp_bpf.h

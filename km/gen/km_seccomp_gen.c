@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,10 +35,16 @@ typedef struct km_err km_err_t;
 struct km_err {
 	int errnum;
 };
-static int km_err_set(km_err_t **err, int errnum, const char *fmt, ...)
+__attribute__((format(printf, 3, 4), noreturn)) static int km_err_set(km_err_t **err, int errnum,
+									 const char *fmt, ...)
 {
 	(void)err;
-	fprintf(stderr, "km_seccomp_gen: %s: %s\n", fmt, strerror(errnum));
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("km_seccomp_gen: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", strerror(errnum));
 	exit(1);
 }
 
