@@ -155,6 +155,19 @@ static bool proc_root(const char *dir)
 	       st.st_ino == PROC_ROOT_INO;
 }
 
+/* Whether procfs is mounted at /proc, asked once: the guest cannot mount, and every opened procfs
+ * file would otherwise pay two more host syscalls to ask again. */
+static bool proc_at_proc(void)
+{
+	static int known = -1; /* -1 unknown, 0 no, 1 yes; a race only asks twice */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (k < 0) {
+		k = proc_root("/proc");
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}
+
 bool km_procview_rel(int fd, char *buf, size_t size, const char **rel)
 {
 	struct statfs sfs;
@@ -162,7 +175,7 @@ bool km_procview_rel(int fd, char *buf, size_t size, const char **rel)
 		return false;
 	if (km_fd_path(fd, buf, size) < 0 || buf[0] != '/')
 		return false;
-	if (strncmp(buf, "/proc/", 6) == 0 && proc_root("/proc")) {
+	if (strncmp(buf, "/proc/", 6) == 0 && proc_at_proc()) {
 		*rel = buf + 6;
 		return true;
 	}
