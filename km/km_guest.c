@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_elf_load.h"
@@ -29,7 +30,12 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	g->opts = *opts;
 	g->pid = getpid();
 	pthread_mutex_init(&g->snap_lock, NULL);
-	pthread_cond_init(&g->snap_done_cond, NULL);
+	/* Monotonic: the snapshot asker's re-kick deadline must not move when the wall clock does. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->snap_done_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	/* Ignored signals stay ignored across exec; the guest starts as if km had exec'd it. */
 	for (int sig = 1; sig <= KM_NSIG; sig++)
 		if (opts->ignored_signals & (1ull << (sig - 1)))

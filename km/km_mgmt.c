@@ -528,7 +528,7 @@ static const char *peer_refused(km_mgmt_t *m, int fd)
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting\n";
+		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting (SO_PEERCRED failed)\n";
 	if (cr.pid == m->host_pid && !m->serve_own_process)
 		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
 	if (cr.uid != 0 && cr.uid != m->uid)
@@ -618,6 +618,8 @@ static void serve_loop(km_mgmt_t *m)
 		if (poll(pfd, 2 + KM_MGMT_CONN_MAX, timeout) < 0) {
 			if (errno != EINTR && errno != ENOMEM)
 				break;
+			if (errno == ENOMEM)
+				poll(NULL, 0, 100); /* a pause, not a spin, until memory comes back */
 			continue;
 		}
 		if (pfd[0].revents != 0)
@@ -788,7 +790,7 @@ static int create_socket(km_mgmt_t *m, km_err_t **err)
 		return km_err_set(err, e, "%s: bind", m->path);
 	struct stat st;
 	if (lstat(m->path, &st) < 0 || listen(m->listen_fd, 64) < 0) {
-		km_err_set(err, errno, "%s", m->path);
+		km_err_set(err, errno, "%s: listening on the socket just bound", m->path);
 		unlink(m->path);
 		return -1;
 	}

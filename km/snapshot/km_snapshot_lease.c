@@ -260,7 +260,8 @@ int km_snapshot_detach(km_guest_t *g, km_err_t **err)
 	uint64_t t0 = now_ns();
 	int64_t bytes = detach_all(mm, fd);
 	if (bytes < 0)
-		return km_err_set(err, errno, "detaching the program's memory from its snapshot file");
+		return km_err_set(err, errno, "%s: copying the program's memory out of the snapshot file it was "
+				  "resumed from", g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot");
 	/* Anonymous now, for the next snapshot (pagemap says which pages hold data) and for mremap
 	 * (growing must not reveal file bytes any more). */
 	for (size_t i = 0; i < mm->nvmas; i++)

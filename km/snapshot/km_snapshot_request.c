@@ -45,7 +45,7 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	 * (serving holds snap_lock, so no kick lands in the middle of writing the file). */
 	while (!g->snap_done) {
 		struct timespec t;
-		clock_gettime(CLOCK_REALTIME, &t);
+		clock_gettime(CLOCK_MONOTONIC, &t); /* snap_done_cond's clock (km_guest.c) */
 		t.tv_nsec += KICK_AGAIN_NS;
 		if (t.tv_nsec >= 1000000000) {
 			t.tv_sec++;

@@ -474,7 +474,8 @@ static int check_target(const char *path, target_t *t, km_err_t **err)
 	}
 	km_err_set(err, 0, "%s: %s is there; a snapshot replaces only a regular file%s", path, kind_name(st.st_mode),
 		   S_ISLNK(st.st_mode) ? " (km does not replace or follow a link at the snapshot's name)" : "");
-	(*err)->errnum = S_ISDIR(st.st_mode) ? EISDIR : EEXIST; /* what the program's hypercall returns */
+	if (err != NULL && *err != NULL) /* km_err_set leaves it NULL when it cannot allocate */
+		(*err)->errnum = S_ISDIR(st.st_mode) ? EISDIR : EEXIST; /* what the hypercall returns */
 	return -1;
 }
 

@@ -168,10 +168,9 @@ bool km_signal_host_deliver(km_vcpu_t *v)
 {
 	if (!xcpu_pending)
 		return false;
-	struct kvm_sregs s;
 	struct kvm_regs r;
 	/* Only where the program itself stopped; in km's stubs the next syscall exit takes it. */
-	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 || (s.cs.selector & 3) != 3 || ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+	if (!km_vcpu_stopped_in_program(v, &r))
 		return false;
 	xcpu_pending = 0;
 	v->user = r;

@@ -1070,12 +1070,15 @@ KM_SYSCALL(ioctl)
 /* --- poll and select --------------------------------------------------------------------- */
 
 /* Linux refuses more entries than RLIMIT_NOFILE; the guest's limit is below km's fds. */
-static uint64_t nofile_limit(void)
+/* The guest's RLIMIT_NOFILE as poll judges nfds by it: a limit it lowered (km keeps it), else the
+ * host's, never past km's own fds. */
+static uint64_t nofile_limit(km_guest_t *g)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > KM_FD_RESERVED_BASE)
-		return KM_FD_RESERVED_BASE;
-	return rl.rlim_cur;
+	uint64_t lim = (uint64_t)km_fd_limit(g);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < lim)
+		lim = rl.rlim_cur;
+	return lim;
 }
 
 typedef struct pollset {
@@ -1088,7 +1091,7 @@ typedef struct pollset {
 static int poll_load(km_vcpu_t *v, uint64_t gva, uint64_t n, pollset_t *ps)
 {
 	memset(ps, 0, sizeof(*ps));
-	if (n > nofile_limit())
+	if (n > nofile_limit(v->g))
 		return -EINVAL;
 	ps->n = n;
 	if (n == 0)

@@ -283,6 +283,18 @@ static bool event_in_flight(km_vcpu_t *v)
 	return ev.exception.injected || ev.exception.pending || ev.interrupt.injected || ev.nmi.injected;
 }
 
+bool km_vcpu_stopped_in_program(km_vcpu_t *v, struct kvm_regs *r)
+{
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_REGS, r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return false;
+	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
+	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
+	 * and the syscall exit is the clean point. An exception or interrupt KVM has yet to deliver
+	 * would be lost with registers taken now. */
+	return (s.cs.selector & 3) == 3 && r->rip < KM_RT_GVA && !event_in_flight(v);
+}
+
 /* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3, below the
  * runtime), that is a clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
  * follows at once and is served then. Returns true if the guest ended. */
@@ -292,13 +304,7 @@ static bool kicked_in_program(km_vcpu_t *v)
 	if (!atomic_exchange(&v->kicked, 0))
 		return false;
 	struct kvm_regs r;
-	struct kvm_sregs s;
-	if (!km_snapshot_pending(v->g) || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
-		return false;
-	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
-	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
-	 * and the syscall exit serves the request. */
-	if ((s.cs.selector & 3) != 3 || r.rip >= KM_RT_GVA || event_in_flight(v))
+	if (!km_snapshot_pending(v->g) || !km_vcpu_stopped_in_program(v, &r))
 		return false;
 	return km_snapshot_serve(v, &r, 0);
 }

@@ -73,6 +73,11 @@ int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err);
  * Returns 0 when the guest ended (see km_guest_t for how), -1 with *err when km failed. */
 int km_vcpu_run(km_vcpu_t *v, km_err_t **err);
 
+/* After KVM_RUN came back early (a kick): true, with the program's registers in *r, if the vCPU
+ * stopped in the program's own code where its state is whole (CPL3, outside km's runtime, no
+ * exception or interrupt pending delivery): a clean point. */
+bool km_vcpu_stopped_in_program(km_vcpu_t *v, struct kvm_regs *r);
+
 /* Sets the FS base (arch_prctl ARCH_SET_FS). Returns 0 or -errno. */
 int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base);
 uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
