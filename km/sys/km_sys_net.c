@@ -261,7 +261,7 @@ static long do_sendmsg(km_vcpu_t *v, int fd, uint64_t gva, int flags, bool *all)
  * RLIMIT_NOFILE or among km's own. As Linux's scm_detach_fds does, the guest gets them in order
  * up to the first that it cannot take (past its limit, or refused by km_fd_admit); that one and
  * the rest are closed. Returns how many the guest got, their numbers moved to the front. */
-static size_t admit_fds(km_guest_t *g, uint8_t *p, size_t n, int limit)
+static size_t admit_fds(km_guest_t *g, uint8_t *p, size_t n)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -271,15 +271,9 @@ static size_t admit_fds(km_guest_t *g, uint8_t *p, size_t n, int limit)
 			close(fd);
 			continue;
 		}
-		long r = -EMFILE;
-		if (fd < limit)
-			r = km_fd_admit(g, fd); /* closes fd when it refuses */
-		else
-			close(fd);
-		if (r >= limit) { /* a replacement km made for the guest: it must fit too */
-			close((int)r);
-			r = -EMFILE;
-		}
+		/* km_fd_admit judges the limit too (and any replacement it makes); it closes what it
+		 * refuses. */
+		long r = km_fd_admit(g, fd);
 		if (r < 0)
 			continue;
 		int got = (int)r;
@@ -302,7 +296,6 @@ static void admit_received(km_guest_t *g, struct msghdr *h)
 {
 	uint8_t *base = h->msg_control;
 	size_t len = base != NULL ? h->msg_controllen : 0, off = 0;
-	int limit = km_fd_limit(g);
 	while (len - off >= sizeof(struct cmsghdr)) {
 		struct cmsghdr c;
 		memcpy(&c, base + off, sizeof(c));
@@ -311,7 +304,7 @@ static void admit_received(km_guest_t *g, struct msghdr *h)
 		size_t space = CMSG_ALIGN(c.cmsg_len) < len - off ? CMSG_ALIGN(c.cmsg_len) : len - off;
 		if (carries_fds(&c)) {
 			size_t n = (c.cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			size_t kept = admit_fds(g, base + off + CMSG_LEN(0), n, limit);
+			size_t kept = admit_fds(g, base + off + CMSG_LEN(0), n);
 			if (kept < n) {
 				size_t cut = kept > 0 ? CMSG_SPACE(kept * sizeof(int)) : 0;
 				if (c.cmsg_type == SCM_RIGHTS)
@@ -591,17 +584,9 @@ KM_SYSCALL(setsockopt)
  * km_fd_admit like any other, or the call fails as Linux's does when the table is full. */
 static long peer_pidfd(km_vcpu_t *v, void *buf)
 {
-	int fd, limit = km_fd_limit(v->g);
+	int fd;
 	memcpy(&fd, buf, sizeof(fd));
-	long r = -EMFILE;
-	if (fd < limit)
-		r = km_fd_admit(v->g, fd);
-	else
-		close(fd);
-	if (r >= limit) {
-		close((int)r);
-		r = -EMFILE;
-	}
+	long r = km_fd_admit(v->g, fd); /* the limit included; closes what it refuses */
 	if (r < 0)
 		return r;
 	fd = (int)r;
