@@ -117,6 +117,13 @@ static int back_with_shared_anon(km_mm_t *mm, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
+/* Whether holding `bytes` of mappings passes the guest's bounds: km's --memory and the guest's
+ * own RLIMIT_AS, both counted over what km has mapped for it. */
+static bool over_limit(const km_mm_t *mm, uint64_t bytes)
+{
+	return bytes > mm->limit || bytes > mm->as_limit;
+}
+
 int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off,
 		  enum km_vma_kind kind, const char *path)
 {
@@ -137,7 +144,7 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 		if (addr == 0)
 			return -ENOMEM;
 	}
-	if (mm->committed - (fixed ? mapped_bytes(mm, addr, addr + len) : 0) + len > mm->limit)
+	if (over_limit(mm, mm->committed - (fixed ? mapped_bytes(mm, addr, addr + len) : 0) + len))
 		return -ENOMEM;
 	uint64_t gpa = km_phys_alloc(mm, len, addr);
 	if (gpa == 0)
@@ -329,7 +336,7 @@ int64_t km_mm_remap(km_mm_t *mm, uint64_t old, uint64_t old_len, uint64_t new_le
 	km_vma_t *v = km_vma_find(mm, old);
 	if (v == NULL || old + old_len > v->end)
 		return -EFAULT;
-	if (mm->committed + (new_len > old_len ? new_len - old_len : 0) > mm->limit)
+	if (over_limit(mm, mm->committed + (new_len > old_len ? new_len - old_len : 0)))
 		return -ENOMEM;
 	if (flags & MREMAP_FIXED) {
 		if ((new_addr & (KM_PAGE_SIZE - 1)) || !range_ok(new_addr, new_len))
@@ -419,7 +426,7 @@ uint64_t km_mm_brk(km_mm_t *mm, uint64_t want)
 		return mm->brk_cur;
 	if (new_end > old_end) {
 		uint64_t gpa = mm->brk_gpa + (old_end - mm->brk_start);
-		if (!km_vma_range_free(mm, old_end, new_end) || mm->committed + (new_end - old_end) > mm->limit)
+		if (!km_vma_range_free(mm, old_end, new_end) || over_limit(mm, mm->committed + (new_end - old_end)))
 			return mm->brk_cur;
 		if (map_pages(mm, old_end, gpa, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
 			return mm->brk_cur;

@@ -68,6 +68,7 @@ typedef struct km_mm {
 	size_t nvmas, vma_cap;
 
 	uint64_t limit;     /* --memory: most bytes of mappings the guest may hold */
+	uint64_t as_limit;  /* the guest's RLIMIT_AS (km keeps it: km_rlimit.c); UINT64_MAX if none */
 	uint64_t committed; /* bytes of mappings held now */
 
 	uint64_t brk_start, brk_cur; /* program break: heap VMA is [brk_start, PAGE_UP(brk_cur)) */

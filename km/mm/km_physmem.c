@@ -46,6 +46,7 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 	mm->snapshot_fd = -1;
 	pthread_mutex_init(&mm->lock, NULL);
 	mm->limit = ALIGN_UP(limit, KM_PAGE_SIZE);
+	mm->as_limit = UINT64_MAX;
 	uint64_t pool = pt_pool_size(limit);
 	mm->user_gpa = ALIGN_UP(KM_RT_SIZE + pool, KM_SLOT_CHUNK);
 	/* Program mappings get twice the limit (alignment slack, fragmentation) plus the heap window. */

@@ -77,13 +77,7 @@ int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl)
 	}
 	g->rlim[res] = *rl;
 	g->rlim_set |= 1u << res;
+	if (res == RLIMIT_AS) /* enforced where km maps memory for the guest (km_mm.c) */
+		g->mm.as_limit = rl->rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl->rlim_cur;
 	return 0;
-}
-
-int km_rlimit_as_check(km_guest_t *g, uint64_t grow)
-{
-	if (!(g->rlim_set & (1u << RLIMIT_AS)) || g->rlim[RLIMIT_AS].rlim_cur == RLIM_INFINITY)
-		return 0;
-	uint64_t have = g->mm.committed;
-	return grow > g->rlim[RLIMIT_AS].rlim_cur || have > g->rlim[RLIMIT_AS].rlim_cur - grow ? -ENOMEM : 0;
 }

@@ -25,8 +25,4 @@ int km_rlimit_get(km_guest_t *g, int res, struct rlimit *rl);
  * the hard limit without CAP_SYS_RESOURCE); applied on the host or kept. 0 or -errno. */
 int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl);
 
-/* -ENOMEM if `grow` more bytes of mappings would take the guest past its RLIMIT_AS, else 0.
- * Counts what km has mapped for the guest (mm->committed), stack as reserved. */
-int km_rlimit_as_check(km_guest_t *g, uint64_t grow);
-
 #endif

@@ -16,12 +16,9 @@
 
 #define MM(v) (&(v)->g->mm)
 
-/* RLIMIT_AS is kept by km (km_rlimit.h): a brk past it leaves the break where it was. */
+/* Past --memory or RLIMIT_AS (km_mm's limits) the break stays where it was. */
 KM_SYSCALL(brk)
 {
-	uint64_t cur = MM(v)->brk_cur;
-	if (a[0] > cur && km_rlimit_as_check(v->g, KM_PAGE_UP(a[0]) - KM_PAGE_UP(cur)) < 0)
-		return (long)cur;
 	return (long)km_mm_brk(MM(v), a[0]);
 }
 
@@ -59,8 +56,6 @@ KM_SYSCALL(mmap)
 		return -EINVAL;
 	if (flags & MAP_HUGETLB)
 		return -EINVAL; /* no hugetlbfs behind guest memory */
-	if (len != 0 && km_rlimit_as_check(v->g, KM_PAGE_UP(len)) < 0)
-		return -ENOMEM;
 	if (flags & MAP_ANONYMOUS)
 		return km_mm_map(MM(v), addr, len, prot, flags, -1, 0, KM_VMA_ANON, NULL);
 	struct stat st;
@@ -101,8 +96,6 @@ KM_SYSCALL(mprotect)
 
 KM_SYSCALL(mremap)
 {
-	if (a[2] > a[1] && km_rlimit_as_check(v->g, KM_PAGE_UP(a[2]) - KM_PAGE_UP(a[1])) < 0)
-		return -ENOMEM;
 	return km_mm_remap(MM(v), a[0], a[1], a[2], (int)a[3], a[4]);
 }
 

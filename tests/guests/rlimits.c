@@ -99,6 +99,14 @@ static int as(void)
 	CHECK(p != MAP_FAILED, "a 1 MiB mmap still fits");
 	void *q = p != MAP_FAILED ? mremap(p, 1ul << 20, 1ul << 30, MREMAP_MAYMOVE) : MAP_FAILED;
 	CHECK(q == MAP_FAILED && errno == ENOMEM, "mremap growing past RLIMIT_AS is ENOMEM");
+	/* A reservation and MAP_FIXED mappings inside it (Go's runtime and JITs do this) count once:
+	 * 150 MiB reserved, then all of it mapped again, stays within 256 MiB. */
+	void *res = mmap(NULL, 150ul << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(res != MAP_FAILED, "a 150 MiB reservation fits");
+	void *in = res != MAP_FAILED ? mmap(res, 150ul << 20, PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+				     : MAP_FAILED;
+	CHECK(in == res, "MAP_FIXED over the whole reservation fits (it adds nothing)");
 	void *brk0 = sbrk(0);
 	CHECK(sbrk(1l << 30) == (void *)-1, "brk growing past RLIMIT_AS fails");
 	CHECK(sbrk(0) == brk0, "the break stays");
