@@ -101,21 +101,27 @@ typedef struct zero_scan {
 	bool zero;
 } zero_scan_t;
 
+bool km_mem_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i = 0;
+	/* Eight words at a time: the snapshot writer scans every touched page of the guest. */
+	for (; i + 64 <= n; i += 64) {
+		uint64_t w[8];
+		memcpy(w, b + i, sizeof(w));
+		if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
+			return false;
+	}
+	for (; i < n; i++)
+		if (b[i] != 0)
+			return false;
+	return true;
+}
+
 static void do_scan(void *arg)
 {
 	zero_scan_t *z = arg;
-	size_t i = 0;
-	/* Eight words at a time: the snapshot writer scans every touched page of the guest. */
-	for (; i + 64 <= z->n; i += 64) {
-		uint64_t w[8];
-		memcpy(w, z->p + i, sizeof(w));
-		if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
-			return;
-	}
-	for (; i < z->n; i++)
-		if (z->p[i] != 0)
-			return;
-	z->zero = true;
+	z->zero = km_mem_is_zero(z->p, z->n);
 }
 
 int km_guest_is_zero(const void *p, size_t n, bool *zero)

@@ -31,6 +31,9 @@ int km_guest_fault_run(const void *lo, size_t len, void (*fn)(void *), void *arg
  * -EFAULT when the host could not provide a page of it (the bytes before it are copied). */
 int km_guest_memcpy(void *dst, const void *src, size_t n, const void *lo, size_t len);
 
+/* Whether the n bytes at p are all zero, unguarded: for use inside km_guest_fault_run. */
+bool km_mem_is_zero(const void *p, size_t n);
+
 /* Sets *zero to whether the n bytes at p (guest memory) are all zero: 0, or -EFAULT when the host
  * could not provide them (*zero untouched). */
 int km_guest_is_zero(const void *p, size_t n, bool *zero);

@@ -291,35 +291,32 @@ static uint32_t elf_flags(int prot)
 	return ((prot & PROT_READ) ? PF_R : 0) | ((prot & PROT_WRITE) ? PF_W : 0) | ((prot & PROT_EXEC) ? PF_X : 0);
 }
 
-/* A page the host cannot provide (a private file mapping past the end of its file, where the
- * guest would get SIGBUS) counts as zero: it becomes a hole in the file, and reads as zero after
- * a resume (docs/snapshot-format.md). */
-static bool page_is_zero(const uint8_t *p)
-{
-	bool zero;
-	return km_guest_is_zero(p, PAGE, &zero) < 0 || zero;
-}
-
-typedef struct crc_arg {
+typedef struct page_scan {
 	const uint8_t *p;
-	uint32_t crc;
-} crc_arg_t;
+	uint32_t crc;   /* in: the CRC so far; out: through this page, if it holds data */
+	uint64_t zeros; /* zero bytes since the CRC so far, folded in only before a data page */
+	bool data;
+} page_scan_t;
 
-static void crc_fn(void *arg)
+static void scan_fn(void *arg)
 {
-	crc_arg_t *c = arg;
-	c->crc = km_crc32c(c->crc, c->p, PAGE);
+	page_scan_t *s = arg;
+	s->data = !km_mem_is_zero(s->p, PAGE);
+	if (s->data)
+		s->crc = km_crc32c(km_crc32c_zeros(s->crc, s->zeros), s->p, PAGE);
 }
 
-/* *crc = the CRC32C of the page at p continuing from `from`: 0, or -EFAULT if the page vanished
- * since page_is_zero read it (a file truncated meanwhile): then it is a hole like the others. */
-static int crc_page(const uint8_t *p, uint32_t from, uint32_t *crc)
+/* One guarded pass over a page that may hold data: whether it does, and if so *crc continued
+ * through the `zeros` bytes of holes before it and through it. A page the host cannot provide (a private file mapping past the
+ * end of its file, where the guest would get SIGBUS) counts as zero: it becomes a hole in the
+ * file, and reads as zero after a resume (docs/snapshot-format.md). */
+static bool page_has_data(const uint8_t *p, uint64_t zeros, uint32_t *crc)
 {
-	crc_arg_t c = {p, from};
-	int rc = km_guest_fault_run(p, PAGE, crc_fn, &c);
-	if (rc == 0)
-		*crc = c.crc;
-	return rc;
+	page_scan_t s = {p, *crc, zeros, false};
+	if (km_guest_fault_run(p, PAGE, scan_fn, &s) < 0 || !s.data)
+		return false;
+	*crc = s.crc;
+	return true;
 }
 
 #define PM_PRESENT (1ull << 63)
@@ -399,11 +396,8 @@ static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_
 		find_candidates(src, host, base, n, maybe);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = base + i;
-			bool data = maybe[i] && !page_is_zero(host + pg * PAGE);
-			if (data && crc_page(host + pg * PAGE, km_crc32c_zeros(*crc, zeros), crc) == 0)
-				zeros = 0;
-			else
-				data = false, zeros += PAGE;
+			bool data = maybe[i] && page_has_data(host + pg * PAGE, zeros, crc);
+			zeros = data ? 0 : zeros + PAGE;
 			if (data && run.len > 0 && run.start + run.len == pg) {
 				run.len++;
 				continue;
