@@ -6,6 +6,7 @@
 #ifndef KM_SNAPSHOT_H
 #define KM_SNAPSHOT_H
 
+#include <elf.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,8 +137,11 @@ int km_snapshot_verify(const km_snapshot_t *s, const char *name, uint64_t *bytes
  * bytes at field_off (header_crc itself) taken as zero. field_off + 4 <= covered. */
 uint32_t km_snapshot_header_crc_buf(const uint8_t *img, uint64_t covered, uint64_t field_off);
 
-/* The same, read from a file. Returns 0, or -1 with errno (ENODATA: the file ends first). */
-int km_snapshot_header_crc_fd(int fd, uint64_t covered, uint64_t field_off, uint32_t *crc);
+/* The same for a file laid out as km writes it (program headers right after the ELF header,
+ * the notes right after them), from the three pieces in memory: field_off is header_crc's
+ * offset in `notes`. */
+uint32_t km_snapshot_header_crc(const Elf64_Ehdr *eh, const Elf64_Phdr *ph, size_t nph, const uint8_t *notes,
+				size_t notes_len, size_t field_off);
 
 /* CRC32C of the file's bytes [off, off+len), holes folded in as zeros without reading them.
  * Returns 0, or -1 with errno. */

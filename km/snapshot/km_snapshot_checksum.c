@@ -22,6 +22,17 @@ uint32_t km_snapshot_header_crc_buf(const uint8_t *img, uint64_t covered, uint64
 	return km_crc32c(crc, img + field_off + 4, covered - field_off - 4);
 }
 
+uint32_t km_snapshot_header_crc(const Elf64_Ehdr *eh, const Elf64_Phdr *ph, size_t nph, const uint8_t *notes,
+				size_t notes_len, size_t field_off)
+{
+	static const uint8_t zero[4];
+	uint32_t crc = km_crc32c(0, eh, sizeof(*eh));
+	crc = km_crc32c(crc, ph, nph * sizeof(*ph));
+	crc = km_crc32c(crc, notes, field_off);
+	crc = km_crc32c(crc, zero, sizeof(zero));
+	return km_crc32c(crc, notes + field_off + 4, notes_len - field_off - 4);
+}
+
 /* pread until len bytes are in or the file ends (ENODATA then, so no stale errno). */
 static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
@@ -41,33 +52,18 @@ static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* CRC of the file's bytes [off, off+len), continuing crc; bytes in [skip, skip+4) count as
- * zero (skip outside the range: none). */
-static int crc_range(int fd, uint64_t off, uint64_t len, uint64_t skip, uint8_t *buf, uint32_t *crc)
+/* CRC of the file's bytes [off, off+len), continuing crc. */
+static int crc_range(int fd, uint64_t off, uint64_t len, uint8_t *buf, uint32_t *crc)
 {
 	while (len > 0) {
 		size_t n = len < CHUNK ? (size_t)len : CHUNK;
 		if (read_full(fd, buf, n, off) < 0)
 			return -1;
-		for (uint64_t z = skip; z < skip + 4; z++)
-			if (z >= off && z < off + n)
-				buf[z - off] = 0;
 		*crc = km_crc32c(*crc, buf, n);
 		off += n;
 		len -= n;
 	}
 	return 0;
-}
-
-int km_snapshot_header_crc_fd(int fd, uint64_t covered, uint64_t field_off, uint32_t *crc)
-{
-	uint8_t *buf = malloc(CHUNK);
-	if (buf == NULL)
-		return -1;
-	*crc = 0;
-	int rc = crc_range(fd, 0, covered, field_off, buf, crc);
-	free(buf);
-	return rc;
 }
 
 int km_snapshot_segment_crc(int fd, uint64_t off, uint64_t len, uint32_t *crc)
@@ -93,7 +89,7 @@ int km_snapshot_segment_crc(int fd, uint64_t off, uint64_t len, uint32_t *crc)
 		off_t hole = lseek(fd, (off_t)at, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > end || (uint64_t)hole <= at)
 			hole = (off_t)end;
-		rc = crc_range(fd, at, (uint64_t)hole - at, UINT64_MAX - 8, buf, crc);
+		rc = crc_range(fd, at, (uint64_t)hole - at, buf, crc);
 		at = (uint64_t)hole;
 	}
 	free(buf);

@@ -287,8 +287,8 @@ static int no_checksum(const km_snapshot_t *s, const char *name, km_err_t **err)
 /* NT_KM_CHECKSUM, the first note: its header_crc must match the bytes from the file's start to
  * the end of the notes (read again from the file: the ELF header and program headers are in
  * that range too) before anything in them is trusted. Keeps the segment checksums. */
-static int check_header_sum(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *note, const char *name,
-			    km_err_t **err)
+static int check_header_sum(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, const Elf64_Phdr *note,
+			    const char *name, km_err_t **err)
 {
 	size_t pos = 0;
 	bool bad = false;
@@ -304,15 +304,14 @@ static int check_header_sum(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_
 	if (c.algorithm != KM_CHECKSUM_CRC32C || c.covered != covered || (n.len - sizeof(c)) % 4 != 0 ||
 	    (n.len - sizeof(c)) / 4 != c.nsegments)
 		return km_err_set(err, 0, "%s: corrupt snapshot: bad NT_KM_CHECKSUM note", name);
-	/* So that the checksum covers them: the program headers lie between the ELF header and
-	 * the notes, as km writes them. */
-	if (eh->e_phoff < sizeof(*eh) || eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > note->p_offset)
-		return km_err_set(err, 0, "%s: corrupt snapshot: program headers not between the ELF header and the notes",
+	/* Laid out as km writes it, so that the checksum covers exactly the bytes parsed, as they
+	 * were read once: the program headers right after the ELF header, the notes right after
+	 * them. */
+	if (eh->e_phoff != sizeof(*eh) || note->p_offset != sizeof(*eh) + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr))
+		return km_err_set(err, 0, "%s: corrupt snapshot: the program headers and notes do not follow the ELF header",
 				  name);
-	uint64_t field = note->p_offset + (uint64_t)(n.desc - s->notes) + offsetof(km_nt_checksum_t, header_crc);
-	uint32_t crc;
-	if (km_snapshot_header_crc_fd(s->fd, covered, field, &crc) < 0)
-		return km_err_set(err, errno, "%s: reading the headers and notes", name);
+	size_t field = (size_t)(n.desc - s->notes) + offsetof(km_nt_checksum_t, header_crc);
+	uint32_t crc = km_snapshot_header_crc(eh, ph, eh->e_phnum, s->notes, s->notes_len, field);
 	if (crc != c.header_crc)
 		return km_err_set(err, 0,
 				  "%s: corrupt snapshot: its ELF header, program headers or notes changed since it was "
@@ -346,7 +345,7 @@ static int read_notes(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *
 		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
 	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))
 		return km_err_set(err, errno, "%s: reading the notes", name);
-	if (check_header_sum(s, eh, note, name, err) < 0)
+	if (check_header_sum(s, eh, ph, note, name, err) < 0)
 		return -1;
 	if (s->nsegment_crcs != loads)
 		return km_err_set(err, 0, "%s: corrupt snapshot: %u segment checksums for %zu segments", name,

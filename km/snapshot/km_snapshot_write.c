@@ -558,20 +558,17 @@ static int write_headers(int fd, const Elf64_Ehdr *eh, const Elf64_Phdr *ph, siz
 {
 	size_t hdrs = sizeof(*eh) + nph * sizeof(*ph);
 	size_t covered = hdrs + nb->b.len;
-	uint8_t *img = malloc(covered);
-	if (img == NULL)
-		return km_err_set(err, ENOMEM, "%s: headers", path);
 	km_nt_checksum_t c = {.algorithm = KM_CHECKSUM_CRC32C, .covered = covered, .nsegments = (uint32_t)ncrcs};
 	memcpy(nb->b.p + nb->sum_at, &c, sizeof(c));
 	memcpy(nb->b.p + nb->sum_at + sizeof(c), crcs, ncrcs * sizeof(*crcs));
-	memcpy(img, eh, sizeof(*eh));
-	memcpy(img + sizeof(*eh), ph, nph * sizeof(*ph));
-	memcpy(img + hdrs, nb->b.p, nb->b.len);
-	size_t field = hdrs + nb->sum_at + offsetof(km_nt_checksum_t, header_crc);
-	uint32_t crc = km_snapshot_header_crc_buf(img, covered, field);
-	memcpy(img + field, &crc, sizeof(crc));
-	int rc = km_pwrite_all(fd, img, covered, 0);
-	free(img);
+	size_t field = nb->sum_at + offsetof(km_nt_checksum_t, header_crc);
+	uint32_t crc = km_snapshot_header_crc(eh, ph, nph, nb->b.p, nb->b.len, field);
+	memcpy(nb->b.p + field, &crc, sizeof(crc));
+	int rc = km_pwrite_all(fd, eh, sizeof(*eh), 0);
+	if (rc == 0)
+		rc = km_pwrite_all(fd, ph, nph * sizeof(*ph), sizeof(*eh));
+	if (rc == 0)
+		rc = km_pwrite_all(fd, nb->b.p, nb->b.len, hdrs);
 	if (rc < 0)
 		return km_err_set(err, -rc, "%s: writing the ELF header, program headers and notes (%zu bytes)", path,
 				  covered);
