@@ -84,7 +84,7 @@ pid_t km_signal_host_tgid(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
-		return -ESRCH;
+		return errno == EACCES ? -EPERM : -ESRCH; /* hidepid: someone else's, as kill would say */
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
@@ -94,17 +94,36 @@ pid_t km_signal_host_tgid(pid_t tid)
 	return t != NULL ? (pid_t)strtol(t + 6, NULL, 10) : -ESRCH;
 }
 
-long km_signal_host_process(pid_t tgid, int sig, siginfo_t *info)
+/* A pidfd for the process that pid (a process or any of its threads) belongs to, or -errno. */
+static int process_pidfd(pid_t pid, pid_t *tgid)
+{
+	*tgid = pid;
+	int pfd = km_fd_reserve((int)syscall(SYS_pidfd_open, pid, 0));
+	if (pfd >= 0 || (errno != EINVAL && errno != ENOENT))
+		return pfd >= 0 ? pfd : -errno;
+	/* A thread that does not lead its process (EINVAL before Linux 6.9, ENOENT since), or no
+	 * such task: only then is /proc read. */
+	*tgid = km_signal_host_tgid(pid);
+	if (*tgid < 0)
+		return *tgid;
+	pfd = km_fd_reserve((int)syscall(SYS_pidfd_open, *tgid, 0));
+	return pfd >= 0 ? pfd : -errno;
+}
+
+long km_signal_host_process(pid_t pid, int sig, siginfo_t *info)
 {
 	/* A pidfd names one process for good: unlike kill(), it cannot reach a thread of km that
 	 * took the number after it was looked up. */
-	int pfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+	pid_t tgid;
+	int pfd = process_pidfd(pid, &tgid);
 	if (pfd < 0)
-		return errno == EPERM ? -EPERM : -ESRCH;
-	if (info != NULL)
-		info->si_signo = sig;
-	long r = syscall(SYS_pidfd_send_signal, pfd, sig, info, 0);
-	r = r < 0 ? -errno : 0;
+		return pfd;
+	long r = -ESRCH; /* km itself, or one of its threads: not in the guest's world */
+	if (tgid != getpid()) {
+		if (info != NULL)
+			info->si_signo = sig;
+		r = syscall(SYS_pidfd_send_signal, pfd, sig, info, 0) < 0 ? -errno : 0;
+	}
 	close(pfd);
 	return r;
 }

@@ -26,12 +26,14 @@ bool km_signal_raise(km_vcpu_t *v, int sig);
  * thread of km is not the guest's to name. */
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid);
 
-/* The host process (thread group) that thread `tid` belongs to, or -ESRCH. */
+/* The host process (thread group) that thread `tid` belongs to, or -ESRCH (-EPERM: not ours to
+ * see). */
 pid_t km_signal_host_tgid(pid_t tid);
 
-/* Sends sig (with info, or as kill() when NULL) to host process tgid, which must not be km:
- * through a pidfd, so a reused number cannot reach anything else. 0 or -errno. */
-long km_signal_host_process(pid_t tgid, int sig, siginfo_t *info);
+/* Sends sig (with info, or as kill() when NULL) to the host process that pid (a process or any
+ * of its threads) belongs to, through a pidfd, so a reused number cannot reach anything else;
+ * km's own process is -ESRCH. 0 or -errno (the host's: ESRCH, EPERM, ...). */
+long km_signal_host_process(pid_t pid, int sig, siginfo_t *info);
 
 /* Installs km's handlers for SIGXCPU and SIGXFSZ, which the kernel sends about RLIMIT_CPU and
  * RLIMIT_FSIZE (applied on the host): they become the guest's signals, and km's own writes get

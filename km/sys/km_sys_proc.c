@@ -265,10 +265,7 @@ static long signal_process(km_vcpu_t *v, pid_t pid, int sig, siginfo_t *info)
 {
 	if (pid == v->g->pid || km_signal_guest_thread(v->g, pid) != NULL)
 		return signal_guest(v, sig);
-	pid_t tgid = km_signal_host_tgid(pid);
-	if (tgid < 0 || tgid == getpid())
-		return -ESRCH; /* km itself, or one of its threads: not in the guest's world */
-	return km_signal_host_process(tgid, sig, info);
+	return km_signal_host_process(pid, sig, info);
 }
 
 /* tgkill() and rt_tgsigqueueinfo(): the kernel checks that tid is in tgid, so a tgid that is
