@@ -116,14 +116,21 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 	f->rflags = v->user.rflags;
 	f->cs = KM_SEL_UCODE;
 	f->ss = KM_SEL_UDATA;
-	if ((long)r->rax == -EINTR && v->kicked) {
-		v->kicked = 0;
+	if ((long)r->rax == -EINTR && atomic_exchange(&v->kicked, 0)) {
 		struct kvm_regs u = restart_regs(v, nr);
 		if (km_snapshot_serve(v, &u, KM_CPU_RESTART_SYSCALL))
 			return 0;
 		r->rax = nr;
 		f->rip = u.rip;
 		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	} else if (km_snapshot_pending(v->g)) {
+		/* Asked for while a call that does not block ran (its kick is spent on the way back
+		 * through the stub): the program just after the call, with its result, is a clean
+		 * point too; waiting for its next syscall could take long. */
+		struct kvm_regs u = v->user;
+		u.rax = r->rax;
+		if (km_snapshot_serve(v, &u, 0))
+			return 0;
 	}
 	return 1;
 }
