@@ -16,12 +16,10 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_pagemap.h"
 #include "km_snapshot_lease.h"
 
 #define PAGE KM_PAGE_SIZE
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
-#define PM_FILE (1ull << 61)
 #define PM_BATCH 512
 
 /* One guest per km process: the signal handler finds it here. */
@@ -134,13 +132,12 @@ static void copy_written_pages(int pagemap, const uint8_t *from, uint8_t *to, ui
 	uint64_t e[PM_BATCH];
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
-		off_t at = (off_t)(((uintptr_t)from / PAGE + base) * 8);
-		if (pagemap < 0 || pread(pagemap, e, n * 8, at) != (ssize_t)(n * 8)) {
+		if (!km_pagemap_read(pagemap, from + base * PAGE, n, e)) {
 			memcpy(to + base * PAGE, from + base * PAGE, n * PAGE);
 			continue;
 		}
 		for (uint64_t i = 0; i < n; i++)
-			if ((e[i] & PM_SWAPPED) || (e[i] & (PM_PRESENT | PM_FILE)) == PM_PRESENT)
+			if ((e[i] & KM_PM_SWAPPED) || (e[i] & (KM_PM_PRESENT | KM_PM_FILE)) == KM_PM_PRESENT)
 				memcpy(to + (base + i) * PAGE, from + (base + i) * PAGE, PAGE);
 	}
 }

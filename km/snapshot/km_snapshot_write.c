@@ -25,6 +25,7 @@
 #include "km_guest.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
+#include "km_pagemap.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -319,8 +320,6 @@ static bool page_has_data(const uint8_t *p, uint64_t zeros, uint32_t *crc)
 	return true;
 }
 
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
 #define PM_BATCH 4096
 
 /* Where the bytes a page may hold come from, to know which pages need reading at all. */
@@ -338,13 +337,9 @@ typedef struct source {
 static void find_candidates(const source_t *src, const uint8_t *host, uint64_t first, uint64_t n, bool *maybe)
 {
 	uint64_t pm[PM_BATCH];
-	bool have_pm = false;
-	if (src->backing != KM_BACK_FILE && src->pagemap >= 0) {
-		off_t at = (off_t)(((uintptr_t)host / PAGE + first) * 8);
-		have_pm = pread(src->pagemap, pm, n * 8, at) == (ssize_t)(n * 8);
-	}
+	bool have_pm = src->backing != KM_BACK_FILE && km_pagemap_read(src->pagemap, host + first * PAGE, n, pm);
 	for (uint64_t i = 0; i < n; i++)
-		maybe[i] = !have_pm || (pm[i] & (PM_PRESENT | PM_SWAPPED));
+		maybe[i] = !have_pm || (pm[i] & (KM_PM_PRESENT | KM_PM_SWAPPED));
 	if (!have_pm || src->backing != KM_BACK_SNAPSHOT)
 		return;
 	off_t lo = (off_t)(src->old_off + first * PAGE), hi = lo + (off_t)(n * PAGE);
