@@ -650,13 +650,13 @@ static void finish_conns(km_mgmt_t *m)
 {
 	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
 		km_mgmt_conn_t *c = &m->conns[i];
+		if (conn_open(c))
+			conn_read(c);
 		if (!conn_open(c))
 			continue;
-		conn_read(c);
-		if (conn_open(c) && !c->close_after && conn_has_request(c))
+		if (!c->close_after && conn_has_request(c))
 			conn_queue(m, c, m->reply, reply_ended(m));
-		if (conn_open(c))
-			c->close_after = true;
+		c->close_after = true;
 		if (conn_open(c))
 			conn_flush(c);
 	}
