@@ -14,6 +14,7 @@
 #include "km_runtime.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
+#include "km_threads.h"
 
 static int register_slot(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host)
 {
@@ -23,19 +24,46 @@ static int register_slot(void *ctx, int slot, uint64_t gpa, uint64_t size, void 
 	return rc;
 }
 
+/* The oldest mapping epoch a syscall in flight started in (km_mm.h: freed guest memory is not
+ * reused while a host syscall may still use it). Called with the mapping lock written. */
+static uint64_t oldest_busy(void *ctx)
+{
+	km_guest_t *g = ctx;
+	uint64_t oldest = UINT64_MAX;
+	for (int i = 0; i < KM_MAX_VCPUS; i++) {
+		km_vcpu_t *v = __atomic_load_n(&g->vcpus[i], __ATOMIC_ACQUIRE);
+		uint64_t ep = v != NULL ? __atomic_load_n(&v->sys_epoch, __ATOMIC_ACQUIRE) : 0;
+		if (ep != 0 && ep < oldest)
+			oldest = ep;
+	}
+	return oldest;
+}
+
+bool km_guest_end(km_guest_t *g, int exit_status, int term_signal)
+{
+	pthread_mutex_lock(&g->threads.lock);
+	bool first = !g->exited;
+	if (first) {
+		g->exit_status = exit_status;
+		g->term_signal = term_signal;
+		__atomic_store_n(&g->exited, true, __ATOMIC_SEQ_CST);
+		pthread_cond_broadcast(&g->threads.cond);
+	}
+	pthread_mutex_unlock(&g->threads.lock);
+	if (first)
+		km_threads_kick_all(g); /* every thread leaves at its next look */
+	return first;
+}
+
 int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 {
 	memset(g, 0, sizeof(*g));
 	g->machine.kvm_fd = g->machine.vm_fd = -1;
 	g->opts = *opts;
 	g->pid = getpid();
-	pthread_mutex_init(&g->snap_lock, NULL);
-	/* Monotonic: the snapshot asker's re-kick deadline must not move when the wall clock does. */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->snap_done_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	km_threads_init(&g->threads);
+	g->threads_inited = true;
+	g->threads.next_tid = g->pid + 1;
 	/* Ignored signals stay ignored across exec; the guest starts as if km had exec'd it. */
 	for (int sig = 1; sig <= KM_NSIG; sig++)
 		if (opts->ignored_signals & (1ull << (sig - 1)))
@@ -47,6 +75,8 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 		return -1;
 	if (km_mm_attach(&g->mm, register_slot, &g->machine, err) < 0)
 		return -1;
+	g->mm.oldest_busy = oldest_busy;
+	g->mm.busy_ctx = g;
 	return km_runtime_load(&g->mm, err);
 }
 
@@ -71,9 +101,8 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 	km_vcpu_t *v;
 	if (km_vcpu_create(g, 0, &v, err) < 0)
 		return -1;
-	g->vcpus[0] = v;
-	g->nvcpus = 1;
 	v->tid = g->pid;
+	km_threads_add_initial(g, v);
 	return km_vcpu_set_entry(v, elf.entry, rsp, err);
 }
 
@@ -83,9 +112,7 @@ int km_guest_run(km_guest_t *g, km_err_t **err)
 	const char *base = g->exe_path != NULL ? strrchr(g->exe_path, '/') : NULL;
 	if (base != NULL)
 		prctl(PR_SET_NAME, base + 1);
-	int rc = km_vcpu_run(g->vcpus[0], err);
-	km_snapshot_cancel(g);
-	return rc;
+	return km_threads_run(g, err);
 }
 
 int km_guest_set_argv(km_guest_t *g, char *const argv[], km_err_t **err)
@@ -110,9 +137,14 @@ void km_guest_destroy(km_guest_t *g)
 	free(g->auxv);
 	g->argv = NULL;
 	g->auxv = NULL;
-	for (int i = 0; i < g->nvcpus; i++)
+	for (int i = 0; i < KM_MAX_VCPUS; i++) {
 		km_vcpu_destroy(g->vcpus[i]);
+		g->vcpus[i] = NULL;
+	}
 	g->nvcpus = 0;
+	if (g->threads_inited)
+		km_threads_fini(&g->threads);
+	g->threads_inited = false;
 	km_mm_fini(&g->mm);
 	km_machine_close(&g->machine);
 	free(g->exe_path);

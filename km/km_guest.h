@@ -15,6 +15,7 @@
 #include "km_machine.h"
 #include "km_mm.h"
 #include "km_runtime_layout.h"
+#include "km_stopall.h"
 #include "km_vcpu.h"
 
 typedef struct km_guest_opts {
@@ -49,8 +50,8 @@ typedef struct km_guest {
 	km_guest_opts_t opts;
 	km_machine_t machine;
 	km_mm_t mm;
-	km_vcpu_t *vcpus[KM_MAX_VCPUS];
-	int nvcpus;
+	km_vcpu_t *vcpus[KM_MAX_VCPUS]; /* by vCPU id; a slot stays allocated once used (km_threads.h) */
+	int nvcpus;                     /* slots used so far (high-water mark) */
 
 	pid_t pid;            /* process id the guest sees */
 	char *exe_path;       /* absolute path of the program (readlink /proc/self/exe) */
@@ -65,16 +66,10 @@ typedef struct km_guest {
 	uint64_t arg_start, arg_end, env_start, env_end;
 	uint64_t start_stack; /* the initial stack pointer (at argc), as /proc/<pid>/stat shows */
 
-	/* A snapshot asked for by another thread (management socket), served by the vCPU at its
-	 * next clean point. */
-	pthread_mutex_t snap_lock;
-	pthread_cond_t snap_done_cond;
-	const struct km_snapshot_req *snap_req;
-	struct km_snapshot_result *snap_res;
-	km_err_t *snap_err;
-	bool snap_done;
-	int snap_rc;
-	bool snap_posted; /* a request waits: read without the lock on every syscall (atomics) */
+	/* The guest's threads (one per vCPU) and the stop-all primitive (km_stopall.h). */
+	km_threads_t threads;
+	bool threads_inited;
+	km_err_t *thread_err; /* the first failure of km on a thread other than the main one */
 
 	/* The snapshot file a resumed guest's memory still maps (km_snapshot_lease.h): leased, and
 	 * the lease broken by another process (set from a signal handler, atomics). */
@@ -86,13 +81,23 @@ typedef struct km_guest {
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */
 
-	/* How the guest ended: exit_group status, or a fatal signal. */
+	/* How the guest ended: exit_group status, or a fatal signal. Once exited is set (atomics:
+	 * km_guest_ended) every thread leaves at its next look. */
 	bool exited;
 	int exit_status;
 	int term_signal;
 	uint64_t fault_rip, fault_addr;
 	bool core_written;    /* a core file was written for the fatal signal */
 } km_guest_t;
+
+/* True once the guest has ended (exit_group, a fatal signal, a snapshot that stops it). */
+static inline bool km_guest_ended(const km_guest_t *g)
+{
+	return __atomic_load_n(&g->exited, __ATOMIC_ACQUIRE);
+}
+
+/* Marks the guest ended; the first caller's status wins. Returns true for that first caller. */
+bool km_guest_end(km_guest_t *g, int exit_status, int term_signal);
 
 /* Creates the VM, guest memory and runtime for a new guest. */
 int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err);

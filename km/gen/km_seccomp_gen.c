@@ -84,6 +84,10 @@ static const int allowed[] = {
     SYS_sched_getaffinity, SYS_set_robust_list, SYS_rseq, SYS_exit, SYS_exit_group, SYS_nanosleep,
     SYS_clock_nanosleep, SYS_clock_gettime, SYS_clock_getres, SYS_gettimeofday, SYS_time,
     SYS_getrandom,
+    /* Guest threads' affinity and barriers (km_sys_thread.c); the guest's timers, which the host
+     * runs and whose signals km's signal thread takes (km_signal.c). */
+    SYS_sched_setaffinity, SYS_membarrier, SYS_setitimer, SYS_getitimer, SYS_alarm, SYS_timer_create,
+    SYS_timer_settime, SYS_timer_gettime, SYS_timer_getoverrun, SYS_timer_delete,
     /* Process information and limits the guest sees as its own (km_sys_proc.c, km_sys_misc.c). */
     SYS_getppid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getgroups, SYS_getresuid,
     SYS_getresgid, SYS_getpgrp, SYS_getpgid, SYS_getsid, SYS_setsid, SYS_setpgid, SYS_getpriority,

@@ -54,8 +54,18 @@ typedef struct km_phys_range {
 	uint64_t start, end;
 } km_phys_range_t;
 
+/* A freed guest-physical range that a host syscall in flight may still be reading or writing
+ * (a guest thread blocked in read() into memory another thread has since unmapped): not reused
+ * until every syscall that was in flight when it was freed has ended. */
+typedef struct km_phys_deferred {
+	uint64_t start, end;
+	uint64_t epoch; /* the release's epoch */
+} km_phys_deferred_t;
+
 typedef struct km_mm {
-	pthread_mutex_t lock;
+	/* Guards the VMAs, the page tables and the allocator: readers translate and copy, writers
+	 * (km_mm_wrlock) change mappings. See km_mm_rdlock. */
+	pthread_rwlock_t lock;
 	uint8_t *host;      /* host mapping of guest-physical [0, gpa_size) */
 	uint64_t gpa_size;
 	km_pt_t pt;         /* page tables (in their own guest-physical pool) */
@@ -75,6 +85,15 @@ typedef struct km_mm {
 	uint64_t brk_gpa, brk_gpa_end; /* guest-physical window reserved for heap growth */
 	uint64_t mmap_base;          /* top-down search for new mappings starts below this */
 	uint64_t stack_top;
+
+	/* Freed ranges waiting for the syscalls in flight at their release (km_phys_deferred_t):
+	 * epoch counts releases; oldest_busy(busy_ctx) gives the smallest epoch a syscall in flight
+	 * started in (UINT64_MAX: none). NULL oldest_busy: one thread, reuse at once. */
+	km_phys_deferred_t *deferred;
+	size_t ndeferred, deferred_cap;
+	uint64_t epoch;
+	uint64_t (*oldest_busy)(void *ctx);
+	void *busy_ctx;
 
 	uint64_t tlb_gen; /* bumped when a mapping is narrowed: each vCPU reloads CR3 when it lags */
 	int snapshot_fd;  /* the snapshot this guest was resumed from (memory still maps it), or -1 */
@@ -110,7 +129,22 @@ static inline void *km_gpa_to_hva(km_mm_t *mm, uint64_t gpa)
 	return mm->host + gpa;
 }
 
-/* Finds the VMA containing `gva`, or NULL. */
+/* The mapping lock. Read side: translating and copying (km_gva_to_*, km_copy_*) take it
+ * themselves; code that walks mm->vmas or keeps a km_vma_t pointer takes it around that. Write
+ * side: every change of mappings. A thread holding the write side may call the read-side
+ * functions (they see it and do not lock again); the read side nests. */
+void km_mm_rdlock(km_mm_t *mm);
+void km_mm_rdunlock(km_mm_t *mm);
+void km_mm_wrlock(km_mm_t *mm);
+void km_mm_wrunlock(km_mm_t *mm);
+
+/* The epoch a syscall starting now is in (see km_phys_deferred_t). */
+static inline uint64_t km_mm_epoch(km_mm_t *mm)
+{
+	return __atomic_load_n(&mm->epoch, __ATOMIC_ACQUIRE);
+}
+
+/* Finds the VMA containing `gva`, or NULL. The caller holds the lock (either side). */
 km_vma_t *km_vma_find(km_mm_t *mm, uint64_t gva);
 
 /* Host pointer for guest range [gva, gva+len) if all of it is mapped with `access` and contiguous

@@ -44,7 +44,8 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err)
 {
 	memset(mm, 0, sizeof(*mm));
 	mm->snapshot_fd = -1;
-	pthread_mutex_init(&mm->lock, NULL);
+	pthread_rwlock_init(&mm->lock, NULL);
+	mm->epoch = 1;
 	mm->limit = ALIGN_UP(limit, KM_PAGE_SIZE);
 	mm->as_limit = UINT64_MAX;
 	uint64_t pool = pt_pool_size(limit);
@@ -114,6 +115,9 @@ void km_mm_fini(km_mm_t *mm)
 		free(mm->vmas[i].path);
 	free(mm->vmas);
 	free(mm->free);
+	free(mm->deferred);
+	mm->deferred = NULL;
+	mm->ndeferred = 0;
 	free(mm->pt.free_pages);
 	mm->host = NULL;
 	mm->vmas = NULL;
@@ -143,8 +147,47 @@ static int take_from(km_mm_t *mm, size_t i, uint64_t start, uint64_t len)
 	return 0;
 }
 
+static void release_now(km_mm_t *mm, uint64_t gpa, uint64_t len);
+
+/* Puts back the deferred ranges no syscall in flight can still hold. */
+static void reclaim(km_mm_t *mm)
+{
+	if (mm->ndeferred == 0)
+		return;
+	uint64_t oldest = mm->oldest_busy != NULL ? mm->oldest_busy(mm->busy_ctx) : UINT64_MAX;
+	size_t kept = 0;
+	for (size_t i = 0; i < mm->ndeferred; i++) {
+		km_phys_deferred_t d = mm->deferred[i];
+		if (oldest > d.epoch)
+			release_now(mm, d.start, d.end - d.start); /* resets again: a late write is gone */
+		else
+			mm->deferred[kept++] = d;
+	}
+	mm->ndeferred = kept;
+}
+
+/* Holds a freed range back while syscalls that started before its release are in flight.
+ * Returns false (release it now) when none is, or when there is no memory to remember it. */
+static bool defer(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	uint64_t ep = __atomic_add_fetch(&mm->epoch, 1, __ATOMIC_ACQ_REL);
+	if (mm->oldest_busy == NULL || mm->oldest_busy(mm->busy_ctx) >= ep)
+		return false;
+	if (mm->ndeferred == mm->deferred_cap) {
+		size_t cap = mm->deferred_cap ? mm->deferred_cap * 2 : 16;
+		km_phys_deferred_t *d = realloc(mm->deferred, cap * sizeof(*d));
+		if (d == NULL)
+			return false;
+		mm->deferred = d;
+		mm->deferred_cap = cap;
+	}
+	mm->deferred[mm->ndeferred++] = (km_phys_deferred_t){gpa, gpa + len, ep};
+	return true;
+}
+
 uint64_t km_phys_alloc(km_mm_t *mm, uint64_t len, uint64_t gva)
 {
+	reclaim(mm);
 	for (size_t i = 0; i < mm->nfree; i++) {
 		km_phys_range_t *r = &mm->free[i];
 		uint64_t start = r->start;
@@ -163,6 +206,7 @@ uint64_t km_phys_alloc(km_mm_t *mm, uint64_t len, uint64_t gva)
 
 int km_phys_take(km_mm_t *mm, uint64_t gpa, uint64_t len)
 {
+	reclaim(mm);
 	for (size_t i = 0; i < mm->nfree; i++)
 		if (gpa >= mm->free[i].start && gpa + len <= mm->free[i].end)
 			return take_from(mm, i, gpa, len);
@@ -179,9 +223,20 @@ int km_phys_reset(km_mm_t *mm, uint64_t gpa, uint64_t len)
 
 void km_phys_release(km_mm_t *mm, uint64_t gpa, uint64_t len)
 {
-	km_phys_reset(mm, gpa, len);
-	if (gpa >= mm->brk_gpa && gpa < mm->brk_gpa_end)
+	if (gpa >= mm->brk_gpa && gpa < mm->brk_gpa_end) {
+		km_phys_reset(mm, gpa, len);
 		return; /* the heap window stays reserved for brk */
+	}
+	if (defer(mm, gpa, len)) {
+		km_phys_reset(mm, gpa, len);
+		return;
+	}
+	release_now(mm, gpa, len);
+}
+
+static void release_now(km_mm_t *mm, uint64_t gpa, uint64_t len)
+{
+	km_phys_reset(mm, gpa, len);
 	size_t i = 0;
 	while (i < mm->nfree && mm->free[i].start < gpa)
 		i++;

@@ -7,6 +7,35 @@
 #include "km_guest_fault.h"
 #include "km_mm_internal.h"
 
+/* How deep this thread is in the lock: writers count as deep (KM_WR), so that the read side
+ * taken inside a write (a copy to the guest while mapping) does not lock again. */
+#define KM_WR 0x40000000
+static __thread int lock_depth;
+
+void km_mm_rdlock(km_mm_t *mm)
+{
+	if (lock_depth++ == 0)
+		pthread_rwlock_rdlock(&mm->lock);
+}
+
+void km_mm_rdunlock(km_mm_t *mm)
+{
+	if (--lock_depth == 0)
+		pthread_rwlock_unlock(&mm->lock);
+}
+
+void km_mm_wrlock(km_mm_t *mm)
+{
+	pthread_rwlock_wrlock(&mm->lock);
+	lock_depth += KM_WR;
+}
+
+void km_mm_wrunlock(km_mm_t *mm)
+{
+	lock_depth -= KM_WR;
+	pthread_rwlock_unlock(&mm->lock);
+}
+
 size_t km_vma_index(km_mm_t *mm, uint64_t gva)
 {
 	size_t lo = 0, hi = mm->nvmas;
@@ -114,7 +143,7 @@ static bool prot_allows(int prot, int access)
 	return true;
 }
 
-int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max)
+static int gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max)
 {
 	if (gva + len < gva)
 		return -EFAULT;
@@ -142,14 +171,27 @@ int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iove
 	return n;
 }
 
+int km_gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct iovec *iov, int max)
+{
+	km_mm_rdlock(mm);
+	int n = gva_to_iov(mm, gva, len, access, iov, max);
+	km_mm_rdunlock(mm);
+	return n;
+}
+
 void *km_gva_to_hva(km_mm_t *mm, uint64_t gva, size_t len, int access)
 {
 	struct iovec iov;
+	void *h = NULL;
+	km_mm_rdlock(mm);
 	if (len == 0) {
 		km_vma_t *v = km_vma_find(mm, gva);
-		return v != NULL && prot_allows(v->prot, access) ? mm->host + v->gpa + (gva - v->start) : NULL;
+		h = v != NULL && prot_allows(v->prot, access) ? mm->host + v->gpa + (gva - v->start) : NULL;
+	} else if (gva_to_iov(mm, gva, len, access, &iov, 1) == 1) {
+		h = iov.iov_base;
 	}
-	return km_gva_to_iov(mm, gva, len, access, &iov, 1) == 1 ? iov.iov_base : NULL;
+	km_mm_rdunlock(mm);
+	return h;
 }
 
 /* Copies in pieces so that buffers crossing several mappings work. */
@@ -179,10 +221,16 @@ static int copy_guest(km_mm_t *mm, uint64_t gva, void *buf, size_t len, int acce
 
 int km_copy_from_guest(km_mm_t *mm, void *dst, uint64_t gva, size_t len)
 {
-	return copy_guest(mm, gva, dst, len, KM_ACC_READ);
+	km_mm_rdlock(mm);
+	int rc = copy_guest(mm, gva, dst, len, KM_ACC_READ);
+	km_mm_rdunlock(mm);
+	return rc;
 }
 
 int km_copy_to_guest(km_mm_t *mm, uint64_t gva, const void *src, size_t len)
 {
-	return copy_guest(mm, gva, (void *)src, len, KM_ACC_WRITE);
+	km_mm_rdlock(mm);
+	int rc = copy_guest(mm, gva, (void *)src, len, KM_ACC_WRITE);
+	km_mm_rdunlock(mm);
+	return rc;
 }

@@ -14,10 +14,15 @@ void km_core_dump(km_vcpu_t *v, const struct kvm_regs *user, int sig)
 		return;
 	km_err_t *err = NULL;
 	km_snapshot_result_t res;
-	km_snapshot_req_t req = {.path = g->opts.coredump_path, .reason = KM_REASON_CORE, .keep_running = true};
+	/* The dying thread only: the others run on until they see the guest has ended. */
+	km_snapshot_req_t req = {.path = g->opts.coredump_path, .reason = KM_REASON_CORE, .keep_running = true,
+				 .only = v};
 	g->term_signal = sig;
 	v->state.flags = 0;
-	if (km_vcpu_capture(v, user, &err) < 0 || km_snapshot_write(g, &req, &res, &err) < 0) {
+	km_mm_rdlock(&g->mm);
+	int rc = km_vcpu_capture(v, user, &err) < 0 ? -1 : km_snapshot_write(g, &req, &res, &err);
+	km_mm_rdunlock(&g->mm);
+	if (rc < 0) {
 		fprintf(stderr, "km: no core file: %s\n", err->msg);
 		km_err_free(&err);
 		return;

@@ -26,6 +26,7 @@ typedef struct km_snapshot_req {
 	const char *label; /* kept in the file; may be NULL */
 	int reason;        /* KM_REASON_* */
 	bool keep_running; /* the guest goes on afterwards (else km ends it, exit status 0) */
+	const struct km_vcpu *only; /* a core: only this thread's state was captured; NULL: all */
 } km_snapshot_req_t;
 
 /* What writing it took. */
@@ -37,8 +38,8 @@ typedef struct km_snapshot_result {
 } km_snapshot_result_t;
 
 /* Writes the guest's state to req->path, atomically (temporary file in the same directory,
- * fsync, rename; mode 0600). Every vCPU must be stopped at a clean point with its state
- * captured (km_vcpu_capture). A failure leaves no file under the final name and never touches
+ * fsync, rename; mode 0600). Every live vCPU must be stopped at a clean point with its state
+ * captured (km_vcpu_capture; km_stopall_begin with KM_STOP_CLEAN does both). A failure leaves no file under the final name and never touches
  * an older file of that name. */
 int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
 		      km_err_t **err);
@@ -50,16 +51,11 @@ int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snaps
 int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
 			km_err_t **err);
 
-/* The vCPU side: called by the vCPU's thread at a clean point with the program's registers there
- * (cpu_flags: KM_CPU_*). Serves a pending request, if any. Returns true if the guest has now
- * ended (a snapshot with keep_running false was written). */
-bool km_snapshot_serve(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cpu_flags);
-
-/* True if a request waits for the vCPU. */
-bool km_snapshot_pending(struct km_guest *g);
-
-/* The guest ended: fails a waiting request and refuses new ones. */
-void km_snapshot_cancel(struct km_guest *g);
+/* The same from one of the guest's own threads (HC_snapshot): v stands at a clean point with
+ * registers *user (which the file records for it); the other threads are stopped around the
+ * write. */
+int km_snapshot_take(struct km_vcpu *v, const struct kvm_regs *user, const km_snapshot_req_t *req,
+		     km_snapshot_result_t *res, km_err_t **err);
 
 /* --- cores -------------------------------------------------------------------------------- */
 

@@ -1,118 +1,71 @@
 /*
- * Snapshots asked for from outside the program (the management socket): the asking thread posts
- * a request and kicks every vCPU; a vCPU serves it at its next clean point (see km_snapshot.h)
- * and wakes the asker. A request may come at any moment of km's life: before a vCPU's thread
- * runs (the kick waits for its first KVM_RUN, see km_vcpu_kick), while it runs, while the guest
- * is ending (km_snapshot_cancel answers it) and after (refused at once).
+ * Snapshots of a running guest, on top of stop-all (km_stopall.h): every thread parks at a clean
+ * point with its state captured, the file is written, and the threads go on or the guest ends.
+ * Asked for from outside the program (the management socket, km_snapshot_request) or by one of
+ * its threads (HC_snapshot, km_snapshot_take). A request may come at any moment of km's life:
+ * before a vCPU's thread runs (its first KVM_RUN returns at once, at the entry point: a clean
+ * point), while threads are created or end (stops and clone exclude each other), while the
+ * guest is ending and after (refused).
  */
 #include <errno.h>
-#include <time.h>
 #include <string.h>
 
 #include "km_guest.h"
 #include "km_snapshot.h"
+#include "km_stopall.h"
 
-#define KICK_AGAIN_NS 100000000l /* 100 ms */
-
-/* Gets every vCPU out of KVM_RUN (or its host syscall) soon, started or not. */
-static void kick_all(km_guest_t *g)
+/* Every recorded thread must have been captured. */
+static int check_captured(km_guest_t *g, const km_vcpu_t *self, km_err_t **err)
 {
-	for (int i = 0; i < g->nvcpus; i++)
-		if (g->vcpus[i] != NULL)
-			km_vcpu_kick(g->vcpus[i]);
+	for (int i = 0; i < g->nvcpus; i++) {
+		km_vcpu_t *v = g->vcpus[i];
+		if (v != NULL && v->live && v != self && v->capture_rc != 0)
+			return km_err_set(err, EIO, "reading the state of the program's thread %d (vCPU %d)", v->tid,
+					  v->id);
+	}
+	return 0;
+}
+
+/* With every other thread stopped: writes, then ends the guest if asked to. */
+static int write_stopped(km_guest_t *g, const km_vcpu_t *self, const km_snapshot_req_t *req,
+			 km_snapshot_result_t *res, km_err_t **err)
+{
+	int rc = check_captured(g, self, err);
+	if (rc == 0) {
+		km_mm_rdlock(&g->mm);
+		rc = km_snapshot_write(g, req, res, err);
+		km_mm_rdunlock(&g->mm);
+	}
+	if (rc == 0 && !req->keep_running)
+		km_guest_end(g, 0, 0);
+	return rc;
 }
 
 int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
 {
-	pthread_mutex_lock(&g->snap_lock);
-	if (g->exited || g->nvcpus == 0) {
-		pthread_mutex_unlock(&g->snap_lock);
+	if (km_guest_ended(g) || km_threads_live(g) == 0 ||
+	    km_stopall_begin(g, NULL, KM_STOP_CLEAN, NULL, 0) < 0)
 		return km_err_set(err, ESRCH, "the program is not running");
-	}
-	if (g->snap_req != NULL) {
-		pthread_mutex_unlock(&g->snap_lock);
-		return km_err_set(err, EBUSY, "another snapshot is being taken");
-	}
-	g->snap_req = req;
-	g->snap_res = res;
-	g->snap_done = false;
-	g->snap_err = NULL;
-	/* Posted before the kicks, so a vCPU that sees its kick sees the request. */
-	__atomic_store_n(&g->snap_posted, true, __ATOMIC_RELEASE);
-	kick_all(g);
-	/* A kick can be lost: one that lands after the vCPU thread looked for requests and before
-	 * its host syscall started blocking leaves it blocked. So kick again while nobody serves
-	 * (serving holds snap_lock, so no kick lands in the middle of writing the file). */
-	while (!g->snap_done) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t); /* snap_done_cond's clock (km_guest.c) */
-		t.tv_nsec += KICK_AGAIN_NS;
-		if (t.tv_nsec >= 1000000000) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000;
-		}
-		if (pthread_cond_timedwait(&g->snap_done_cond, &g->snap_lock, &t) == ETIMEDOUT && !g->snap_done)
-			kick_all(g);
-	}
-	int rc = g->snap_rc;
-	if (rc < 0) {
-		km_err_free(err);
-		*err = g->snap_err;
-	}
-	g->snap_req = NULL;
-	g->snap_err = NULL;
-	pthread_mutex_unlock(&g->snap_lock);
+	int rc = write_stopped(g, NULL, req, res, err);
+	km_stopall_end(g);
 	return rc;
 }
 
-/* Wakes the asker with the outcome. Called with snap_lock held. */
-static void finish(km_guest_t *g, int rc, km_err_t *err)
-{
-	g->snap_rc = rc;
-	g->snap_err = err;
-	g->snap_done = true;
-	__atomic_store_n(&g->snap_posted, false, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&g->snap_done_cond);
-}
-
-bool km_snapshot_serve(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags)
+int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, const km_snapshot_req_t *req,
+		     km_snapshot_result_t *res, km_err_t **err)
 {
 	km_guest_t *g = v->g;
-	pthread_mutex_lock(&g->snap_lock);
-	const km_snapshot_req_t *req = g->snap_req;
-	if (req == NULL || g->snap_done) {
-		pthread_mutex_unlock(&g->snap_lock);
-		return false;
-	}
-	km_err_t *err = NULL;
-	v->state.flags = cpu_flags;
-	int rc = km_vcpu_capture(v, user, &err);
+	/* Our own state first: if another stop is in progress we park in it with these registers. */
+	v->state.flags = 0;
+	if (km_vcpu_capture(v, user, err) < 0)
+		return -1;
+	if (km_stopall_begin(g, v, KM_STOP_CLEAN, user, 0) < 0)
+		return km_err_set(err, ESRCH, "the program is ending");
+	/* Parking in another stop may have captured us again, as we are: the same registers. */
+	v->state.flags = 0;
+	int rc = km_vcpu_capture(v, user, err);
 	if (rc == 0)
-		rc = km_snapshot_write(g, req, g->snap_res, &err);
-	bool ended = rc == 0 && !req->keep_running;
-	if (ended) {
-		g->exited = true;
-		g->exit_status = 0;
-	}
-	finish(g, rc, err);
-	pthread_mutex_unlock(&g->snap_lock);
-	return ended;
-}
-
-void km_snapshot_cancel(km_guest_t *g)
-{
-	pthread_mutex_lock(&g->snap_lock);
-	g->exited = true;
-	if (g->snap_req != NULL && !g->snap_done) {
-		km_err_t *err = NULL;
-		km_err_set(&err, ESRCH, "the program ended before the snapshot was taken");
-		finish(g, -1, err);
-	}
-	pthread_mutex_unlock(&g->snap_lock);
-}
-
-bool km_snapshot_pending(km_guest_t *g)
-{
-	/* On every syscall: a plain atomic load; km_snapshot_serve re-checks under the lock. */
-	return __atomic_load_n(&g->snap_posted, __ATOMIC_ACQUIRE);
+		rc = write_stopped(g, v, req, res, err);
+	km_stopall_end(g);
+	return rc;
 }

@@ -17,6 +17,7 @@
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_snapshot_lease.h"
+#include "km_threads.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
 static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
@@ -115,8 +116,8 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 	km_vcpu_t *v;
 	if (km_vcpu_create(g, (int)c->km.vcpu_id, &v, err) < 0)
 		return -1;
-	g->vcpus[g->nvcpus++] = v;
 	v->tid = (pid_t)c->km.tid;
+	km_threads_add_initial(g, v);
 	v->sigmask = c->km.sigmask;
 	v->altstack.ss_sp = (void *)(uintptr_t)c->km.altstack_sp;
 	v->altstack.ss_size = c->km.altstack_size;

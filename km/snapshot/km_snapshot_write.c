@@ -198,6 +198,22 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 	}
 }
 
+/* The threads a file records: every live one, or only the one a core is for. */
+static bool recorded(const km_snapshot_req_t *req, const km_vcpu_t *v)
+{
+	if (v == NULL)
+		return false;
+	return req->only != NULL ? v == req->only : v->live;
+}
+
+static uint32_t recorded_count(km_guest_t *g, const km_snapshot_req_t *req)
+{
+	uint32_t n = 0;
+	for (int i = 0; i < g->nvcpus; i++)
+		n += recorded(req, g->vcpus[i]);
+	return n;
+}
+
 static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t *req, int sig)
 {
 	km_mm_t *mm = &g->mm;
@@ -205,7 +221,7 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	memset(&p, 0, sizeof(p));
 	p.version = KM_SNAPSHOT_VERSION;
 	p.reason = (uint32_t)req->reason;
-	p.nvcpus = (uint32_t)g->nvcpus;
+	p.nvcpus = recorded_count(g, req);
 	p.pid = (uint32_t)g->pid;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -275,7 +291,8 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 		nb->sum_at = (size_t)(sum - nb->b.p);
 	add_prpsinfo(nb, g);
 	for (int i = 0; i < g->nvcpus; i++)
-		add_cpu_notes(nb, g, g->vcpus[i], sig);
+		if (recorded(req, g->vcpus[i]))
+			add_cpu_notes(nb, g, g->vcpus[i], sig);
 	note_add(nb, "CORE", NT_AUXV, g->auxv, g->auxv_len);
 	add_nt_file(nb, &g->mm);
 	add_proc_notes(nb, g, req, sig);
@@ -476,7 +493,7 @@ static int publish(int fd, const char *tmpname, const char *dir, const char *pat
 	char linkname[4096];
 	if (tmpname[0] == '\0') {
 		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd); /* the writer may be the listener, which has an fd table of its own */
 		bool linked = false;
 		for (int attempt = 0; attempt < 100 && !linked; attempt++) {
 			snprintf(linkname, sizeof(linkname), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);

@@ -42,17 +42,12 @@ static long hc_snapshot(km_vcpu_t *v, uint64_t args_gva, const km_hc_args_t *arg
 	resumed.rax = KM_SNAPSHOT_RESUMED;
 	km_err_t *err = NULL;
 	km_snapshot_result_t res;
-	v->state.flags = 0;
-	if (km_vcpu_capture(v, &resumed, &err) < 0 || km_snapshot_write(g, &req, &res, &err) < 0) {
+	if (km_snapshot_take(v, &resumed, &req, &res, &err) < 0) {
 		/* The program learns it failed; the user learns why. */
 		fprintf(stderr, "km: snapshot failed: %s\n", err->msg);
 		long ret = err->errnum > 0 ? -err->errnum : -EIO;
 		km_err_free(&err);
 		return ret;
-	}
-	if (!req.keep_running) {
-		g->exited = true;
-		g->exit_status = 0;
 	}
 	return KM_SNAPSHOT_TAKEN;
 }
@@ -70,7 +65,7 @@ long km_hcall_handle(km_vcpu_t *v, uint64_t nr, uint64_t args_gva)
 	default:
 		ret = -ENOSYS;
 	}
-	if (!v->g->exited)
+	if (!km_guest_ended(v->g))
 		set_hc_ret(v, args_gva, ret);
 	return ret;
 }

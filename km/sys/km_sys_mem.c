@@ -9,7 +9,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "km_exception.h"
 #include "km_guest.h"
+#include "km_snapshot.h" /* KM_CPU_RESTART_SYSCALL */
 #include "km_rlimit.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
@@ -207,15 +209,65 @@ KM_SYSCALL(mlockall)
 	return 0;
 }
 
+/* --- locking ------------------------------------------------------------------------------
+ * Every memory call holds the mapping lock (km_mm_rdlock): the write side to change mappings,
+ * the read side to look. A call that can narrow a mapping (take it away, or take rights from
+ * it) also stops the other vCPUs first, so that none runs on a translation the call removes
+ * (km_stopall.h); alone, a thread needs no stop. */
+enum mem_lock { MEM_READ, MEM_WRITE, MEM_NARROW };
+
+static bool brk_shrinks(km_vcpu_t *v, const uint64_t *a)
+{
+	return a[0] != 0 && a[0] < __atomic_load_n(&MM(v)->brk_cur, __ATOMIC_RELAXED);
+}
+
+static long mem_call(km_vcpu_t *v, const uint64_t *a, km_sys_fn fn, enum mem_lock how)
+{
+	km_guest_t *g = v->g;
+	bool stop = how == MEM_NARROW && km_threads_live(g) > 1;
+	if (stop) {
+		struct kvm_regs r = km_syscall_restart_regs(v);
+		if (km_stopall_begin(g, v, KM_STOP_OUT, &r, KM_CPU_RESTART_SYSCALL) < 0)
+			return -EINTR; /* the guest ended meanwhile: nobody sees the result */
+	}
+	if (how == MEM_READ)
+		km_mm_rdlock(MM(v));
+	else
+		km_mm_wrlock(MM(v));
+	long rc = fn(v, a);
+	if (how == MEM_READ)
+		km_mm_rdunlock(MM(v));
+	else
+		km_mm_wrunlock(MM(v));
+	if (stop)
+		km_stopall_end(g);
+	return rc;
+}
+
+#define MEM_LOCKED(name, how)                                                                                \
+	static long locked_##name(km_vcpu_t *v, const uint64_t *a)                                          \
+	{                                                                                                    \
+		return mem_call(v, a, sys_##name, how);                                                      \
+	}
+
+MEM_LOCKED(mmap, (a[3] & MAP_FIXED) ? MEM_NARROW : MEM_WRITE)
+MEM_LOCKED(munmap, MEM_NARROW)
+MEM_LOCKED(mprotect, MEM_NARROW)
+MEM_LOCKED(mremap, MEM_NARROW)
+MEM_LOCKED(brk, brk_shrinks(v, a) ? MEM_NARROW : MEM_WRITE)
+MEM_LOCKED(madvise, MEM_WRITE)
+MEM_LOCKED(msync, MEM_READ)
+MEM_LOCKED(mincore, MEM_READ)
+
 const km_sys_def_t km_sys_mem_defs[] = {
-    {SYS_brk, "brk", sys_brk, "p"},
-    {SYS_mmap, "mmap", sys_mmap, "puxxfx"},
-    {SYS_munmap, "munmap", sys_munmap, "pu"},
-    {SYS_mprotect, "mprotect", sys_mprotect, "pux"},
-    {SYS_mremap, "mremap", sys_mremap, "puuxp"},
-    {SYS_madvise, "madvise", sys_madvise, "pud"},
-    {SYS_msync, "msync", sys_msync, "pux"},
-    {SYS_mincore, "mincore", sys_mincore, "pup"},
+    {SYS_brk, "brk", locked_brk, "p"},
+    {SYS_mmap, "mmap", locked_mmap, "puxxfx"},
+    {SYS_munmap, "munmap", locked_munmap, "pu"},
+    {SYS_mprotect, "mprotect", locked_mprotect, "pux"},
+    {SYS_mremap, "mremap", locked_mremap, "puuxp"},
+    {SYS_madvise, "madvise", locked_madvise, "pud"},
+    {SYS_msync, "msync", locked_msync, "pux"},
+    {SYS_mincore, "mincore", locked_mincore, "pup"},
     {SYS_mlock, "mlock", sys_mlock, "pu"},
     {SYS_munlock, "munlock", sys_mlock, "pu"},
     {SYS_mlockall, "mlockall", sys_mlockall, "x"},

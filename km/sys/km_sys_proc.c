@@ -23,58 +23,14 @@
 #define MSR_GS_BASE 0xc0000101
 #define KM_SS_AUTODISARM (1u << 31) /* <asm/signal.h>; glibc does not export it */
 
-KM_SYSCALL(exit_group)
-{
-	km_guest_t *g = v->g;
-	g->exited = true;
-	g->exit_status = (int)(a[0] & 0xff);
-	return 0;
-}
-
-/* One thread per guest for now: a thread exit ends the guest, as the last thread would. */
-KM_SYSCALL(exit)
-{
-	return sys_exit_group(v, a);
-}
-
 KM_SYSCALL(getpid)
 {
 	return v->g->pid;
 }
 
-KM_SYSCALL(gettid)
-{
-	return v->tid;
-}
-
 KM_SYSCALL(getppid)
 {
 	return getppid();
-}
-
-KM_SYSCALL(set_tid_address)
-{
-	v->clear_child_tid = a[0];
-	return v->tid;
-}
-
-KM_SYSCALL(set_robust_list)
-{
-	if (a[1] != 24) /* sizeof(struct robust_list_head) */
-		return -EINVAL;
-	v->robust_list = a[0];
-	v->robust_list_len = a[1];
-	return 0;
-}
-
-KM_SYSCALL(get_robust_list)
-{
-	if (a[0] != 0 && (pid_t)a[0] != v->tid)
-		return -ESRCH;
-	if (km_copy_to_guest(MM(v), a[1], &v->robust_list, 8) < 0 ||
-	    km_copy_to_guest(MM(v), a[2], &v->robust_list_len, 8) < 0)
-		return -EFAULT;
-	return 0;
 }
 
 KM_SYSCALL(arch_prctl)
@@ -394,22 +350,6 @@ KM_SYSCALL(futex)
 	return rc < 0 ? -errno : rc;
 }
 
-KM_SYSCALL(sched_yield)
-{
-	return sched_yield() < 0 ? -errno : 0;
-}
-
-KM_SYSCALL(sched_getaffinity)
-{
-	if ((pid_t)a[0] != 0 && (pid_t)a[0] != v->tid)
-		return -ESRCH;
-	void *mask = km_gva_to_hva(MM(v), a[2], a[1], KM_ACC_WRITE);
-	if (mask == NULL)
-		return -EFAULT;
-	long rc = syscall(SYS_sched_getaffinity, 0, a[1], mask);
-	return rc < 0 ? -errno : rc;
-}
-
 KM_SYSCALL(prctl)
 {
 	char name[16];
@@ -541,14 +481,8 @@ KM_SYSCALL(rseq)
 }
 
 const km_sys_def_t km_sys_proc_defs[] = {
-    {SYS_exit, "exit", sys_exit, "d"},
-    {SYS_exit_group, "exit_group", sys_exit_group, "d"},
     {SYS_getpid, "getpid", sys_getpid, ""},
-    {SYS_gettid, "gettid", sys_gettid, ""},
     {SYS_getppid, "getppid", sys_getppid, ""},
-    {SYS_set_tid_address, "set_tid_address", sys_set_tid_address, "p"},
-    {SYS_set_robust_list, "set_robust_list", sys_set_robust_list, "pu"},
-    {SYS_get_robust_list, "get_robust_list", sys_get_robust_list, "dpp"},
     {SYS_arch_prctl, "arch_prctl", sys_arch_prctl, "xp"},
     {SYS_prlimit64, "prlimit64", sys_prlimit64, "ddpp"},
     {SYS_getrlimit, "getrlimit", sys_getrlimit, "dp"},
@@ -564,8 +498,6 @@ const km_sys_def_t km_sys_proc_defs[] = {
     {SYS_rt_sigqueueinfo, "rt_sigqueueinfo", sys_rt_sigqueueinfo, "ddp"},
     {SYS_rt_tgsigqueueinfo, "rt_tgsigqueueinfo", sys_rt_tgsigqueueinfo, "dddp"},
     {SYS_futex, "futex", sys_futex, "pddppd"},
-    {SYS_sched_yield, "sched_yield", sys_sched_yield, ""},
-    {SYS_sched_getaffinity, "sched_getaffinity", sys_sched_getaffinity, "dup"},
     {SYS_prctl, "prctl", sys_prctl, "dxxxx"},
     {SYS_getuid, "getuid", sys_getuid, ""},
     {SYS_geteuid, "geteuid", sys_geteuid, ""},

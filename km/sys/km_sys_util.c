@@ -99,12 +99,14 @@ size_t km_guest_prefix(km_mm_t *mm, uint64_t gva, size_t len, int access)
 {
 	uint64_t end = gva + len < gva ? UINT64_MAX : gva + len;
 	uint64_t at = gva;
+	km_mm_rdlock(mm);
 	while (at < end) {
 		km_vma_t *v = km_vma_find(mm, at);
 		if (v == NULL || km_gva_to_hva(mm, at, 0, access) == NULL)
 			break;
 		at = v->end;
 	}
+	km_mm_rdunlock(mm);
 	return (at < end ? at : end) - gva;
 }
 
@@ -124,6 +126,7 @@ static size_t fill_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct
 {
 	uint64_t at = gva, end = gva + len;
 	int n = 0;
+	km_mm_rdlock(mm);
 	while (at < end) {
 		km_vma_t *v = km_vma_find(mm, at);
 		if (v == NULL)
@@ -143,6 +146,7 @@ static size_t fill_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct
 		}
 		at = stop;
 	}
+	km_mm_rdunlock(mm);
 	*niov = n;
 	return at - gva;
 }

@@ -35,6 +35,7 @@ static void build_table(void)
 	add_family(km_sys_proc_defs);
 	add_family(km_sys_time_defs);
 	add_family(km_sys_misc_defs);
+	add_family(km_sys_thread_defs);
 }
 
 void km_syscall_init(void)
@@ -103,6 +104,9 @@ static void trace(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long ret, bool d
 	char line[1024];
 	size_t n = 0;
 	const char *name = name_of(nr);
+	/* As strace -f: once the guest has more than one thread, each line says whose it is. */
+	if (v->g->nvcpus > 1)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "[tid %d] ", (int)v->tid);
 	if (name != NULL)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s(", name);
 	else
@@ -158,6 +162,8 @@ void km_syscall_handle(km_vcpu_t *v)
 	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
 	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
 	long ret;
+	/* Guest memory this call translates stays km's until the call ends (km_phys_deferred_t). */
+	__atomic_store_n(&v->sys_epoch, km_mm_epoch(&v->g->mm), __ATOMIC_SEQ_CST);
 	if (km_is_hcall(nr))
 		ret = km_hcall_handle(v, nr - KM_HCALL_BASE, a[0]);
 	else {
@@ -167,8 +173,9 @@ void km_syscall_handle(km_vcpu_t *v)
 	}
 	if (ret == -EPIPE && raises_sigpipe(nr, a))
 		km_signal_raise(v, SIGPIPE);
+	__atomic_store_n(&v->sys_epoch, 0, __ATOMIC_RELEASE);
 	if (v->g->opts.trace)
-		trace(v, nr, a, ret, !v->g->exited);
+		trace(v, nr, a, ret, !km_guest_ended(v->g) && !v->thread_exit);
 	r->rax = (uint64_t)ret;
 	/* syscall put the return address in rcx and rflags in r11, exactly as Linux leaves them. */
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;

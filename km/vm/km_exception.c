@@ -12,6 +12,7 @@
 #include "km_snapshot.h"
 #include "km_syscall.h"
 #include <errno.h>
+#include <pthread.h>
 
 #define PF_WRITE (1u << 1)
 #define PF_FETCH (1u << 4)
@@ -51,23 +52,29 @@ static int vector_signal(int vector)
 void km_guest_kill(km_vcpu_t *v, int sig, uint64_t rip, uint64_t addr)
 {
 	km_guest_t *g = v->g;
-	if (g->exited)
-		return;
-	g->exited = true;
-	g->term_signal = sig;
-	g->fault_rip = rip;
-	g->fault_addr = addr;
+	pthread_mutex_lock(&g->threads.lock);
+	bool first = !g->exited;
+	if (first) {
+		g->fault_rip = rip;
+		g->fault_addr = addr;
+	}
+	pthread_mutex_unlock(&g->threads.lock);
+	if (first)
+		km_guest_end(g, 0, sig);
 }
 
 /* A #PF the guest's mappings allow is a stale translation (km widened a mapping and the vCPU had
  * the old one cached): flush once and retry. A second fault at the same place is real. */
 static bool page_fault_is_stale(km_vcpu_t *v, uint64_t cr2, uint64_t error, uint64_t rip)
 {
+	km_mm_rdlock(&v->g->mm);
 	km_vma_t *vma = km_vma_find(&v->g->mm, cr2);
-	bool allowed = vma != NULL && vma->prot != PROT_NONE;
-	if (allowed && (error & PF_WRITE) && !(vma->prot & PROT_WRITE))
+	int prot = vma != NULL ? vma->prot : PROT_NONE;
+	km_mm_rdunlock(&v->g->mm);
+	bool allowed = prot != PROT_NONE;
+	if (allowed && (error & PF_WRITE) && !(prot & PROT_WRITE))
 		allowed = false;
-	if (allowed && (error & PF_FETCH) && !(vma->prot & PROT_EXEC))
+	if (allowed && (error & PF_FETCH) && !(prot & PROT_EXEC))
 		allowed = false;
 	bool repeat = v->last_pf_rip == rip && v->last_pf_addr == cr2;
 	v->last_pf_rip = rip;
@@ -95,6 +102,11 @@ static struct kvm_regs restart_regs(const km_vcpu_t *v, uint64_t nr)
 	return u;
 }
 
+struct kvm_regs km_syscall_restart_regs(const km_vcpu_t *v)
+{
+	return restart_regs(v, v->syscall_nr);
+}
+
 /* The program's `syscall` reached the runtime's entry, whose int3 brought us here: run it, then
  * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11).
  * A snapshot asked for meanwhile records the program as about to make this syscall. A host
@@ -103,14 +115,15 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 {
 	struct kvm_regs *r = KM_REGS(v);
 	uint64_t nr = r->rax;
+	v->syscall_nr = nr;
 	syscall_user_regs(v, f);
-	if (km_snapshot_pending(v->g)) {
+	if (km_stopall_pending(v->g)) {
 		struct kvm_regs u = restart_regs(v, nr);
-		if (km_snapshot_serve(v, &u, KM_CPU_RESTART_SYSCALL))
+		if (km_stopall_park(v, &u, KM_CPU_RESTART_SYSCALL))
 			return 0;
 	}
 	km_syscall_handle(v);
-	if (v->g->exited)
+	if (km_guest_ended(v->g) || v->thread_exit)
 		return 0;
 	f->rip = v->user.rip;
 	f->rflags = v->user.rflags;
@@ -118,18 +131,18 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 	f->ss = KM_SEL_UDATA;
 	if ((long)r->rax == -EINTR && atomic_exchange(&v->kicked, 0)) {
 		struct kvm_regs u = restart_regs(v, nr);
-		if (km_snapshot_serve(v, &u, KM_CPU_RESTART_SYSCALL))
+		if (km_stopall_park(v, &u, KM_CPU_RESTART_SYSCALL))
 			return 0;
 		r->rax = nr;
 		f->rip = u.rip;
 		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-	} else if (km_snapshot_pending(v->g)) {
+	} else if (km_stopall_pending(v->g)) {
 		/* Asked for while a call that does not block ran (its kick is spent on the way back
 		 * through the stub): the program just after the call, with its result, is a clean
 		 * point too; waiting for its next syscall could take long. */
 		struct kvm_regs u = v->user;
 		u.rax = r->rax;
-		if (km_snapshot_serve(v, &u, 0))
+		if (km_stopall_park(v, &u, 0))
 			return 0;
 	}
 	return 1;
@@ -160,7 +173,7 @@ int km_exception_handle(km_vcpu_t *v, int vector)
 		if (page_fault_is_stale(v, addr, f->error, f->rip)) {
 			struct kvm_regs u;
 			fault_user_regs(v, f, &u); /* retried: a clean point, the access happens on resume */
-			if (km_snapshot_pending(v->g) && km_snapshot_serve(v, &u, 0))
+			if (km_stopall_pending(v->g) && km_stopall_park(v, &u, 0))
 				return 0;
 			km_vcpu_flush_tlb(v);
 			return 1;

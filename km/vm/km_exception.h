@@ -13,6 +13,11 @@
  * resume the vCPU, 0 when the guest has ended (km_guest_t says how). */
 int km_exception_handle(km_vcpu_t *v, int vector);
 
+/* The program's registers rewound to make the syscall being handled again (rip at the syscall
+ * instruction, rax its number): where a vCPU parks if it must stop before the call has done
+ * anything. */
+struct kvm_regs km_syscall_restart_regs(const km_vcpu_t *v);
+
 /* Ends the guest as killed by `sig` at rip with fault address `addr`. */
 void km_guest_kill(km_vcpu_t *v, int sig, uint64_t rip, uint64_t addr);
 

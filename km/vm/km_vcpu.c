@@ -17,6 +17,7 @@
 #include "km_signal.h"
 #include "km_snapshot.h"
 #include "km_snapshot_lease.h"
+#include "km_stopall.h"
 #include "km_syscall.h"
 
 #define MSR_STAR 0xc0000081
@@ -172,6 +173,33 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 	return 0;
 }
 
+int km_vcpu_reset(km_vcpu_t *v, km_err_t **err)
+{
+	/* The last thread left it inside an exit (the `out` of its exit syscall's stub). KVM
+	 * completes such an exit on the next KVM_RUN, moving rip past the `out`, which would land
+	 * the new thread in the stub: complete it now, without running anything. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	ioctl(v->fd, KVM_RUN, 0);
+	v->tid = 0;
+	v->host_tid = 0;
+	v->clear_child_tid = 0;
+	v->robust_list = v->robust_list_len = 0;
+	v->sigmask = 0;
+	memset(&v->altstack, 0, sizeof(v->altstack));
+	v->altstack.ss_flags = SS_DISABLE;
+	v->started = v->exit_in_stub = false;
+	v->thread_exit = v->parked = false;
+	v->last_pf_rip = v->last_pf_addr = 0;
+	memset(&v->sleep_restart, 0, sizeof(v->sleep_restart));
+	atomic_store(&v->kicked, 0);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	km_runtime_vcpu_init(&v->g->mm, v->id);
+	if (setup_sregs(v, err) < 0 || setup_msrs(v, err) < 0 || setup_fpu(v, err) < 0)
+		return -1;
+	v->tlb_gen = v->g->mm.tlb_gen;
+	return 0;
+}
+
 int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err)
 {
 	struct kvm_regs r;
@@ -204,11 +232,24 @@ uint64_t km_vcpu_get_fs_base(km_vcpu_t *v)
 
 void km_vcpu_flush_tlb(km_vcpu_t *v)
 {
-	/* Every exit leaves the vCPU in an exception stub right after its `out`; continuing at the
-	 * flush entry instead reloads CR3 and then takes the same way back to the program. */
+	if (v->exit_in_stub) {
+		/* The vCPU stands in an exception stub right after its `out`; continuing at the flush
+		 * entry instead reloads CR3 and then takes the same way back to the program. */
+		v->tlb_gen = v->g->mm.tlb_gen;
+		KM_REGS(v)->rip = km_rt_gva(KM_RT_USER_OFF + KM_RT_FLUSH_ENTRY);
+		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+		return;
+	}
+	/* Kicked out in the program's own code (another thread narrowed a mapping): writing the
+	 * control registers back makes KVM drop the vCPU's translations. Kicked in km's stubs, it
+	 * is on its way back to the program through them: left for its next exit, which is soon
+	 * (rewriting the registers of a vCPU inside its CPL0 stub breaks it on PVM). */
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (!km_vcpu_stopped_in_program(v, &r) || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
 	v->tlb_gen = v->g->mm.tlb_gen;
-	KM_REGS(v)->rip = km_rt_gva(KM_RT_USER_OFF + KM_RT_FLUSH_ENTRY);
-	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	ioctl(v->fd, KVM_SET_SREGS, &s);
 }
 
 /* The guest touched memory the host could not provide (a file mapping past the end of its file):
@@ -221,6 +262,12 @@ static int memory_fault(km_vcpu_t *v)
 	return 0;
 }
 
+/* The guest ended, or this thread of it did: the run loop ends. */
+static bool must_leave(km_vcpu_t *v)
+{
+	return km_guest_ended(v->g) || v->thread_exit;
+}
+
 /* One exit: returns 1 to keep running, 0 when the guest ended, -1 on a km failure. */
 static int handle_exit(km_vcpu_t *v, km_err_t **err)
 {
@@ -228,8 +275,11 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
 		int port = run->io.port;
-		if (port >= KM_PORT_EXC_BASE && port < KM_PORT_EXC_BASE + 32)
-			return km_exception_handle(v, port - KM_PORT_EXC_BASE);
+		if (port >= KM_PORT_EXC_BASE && port < KM_PORT_EXC_BASE + 32) {
+			v->exit_in_stub = true;
+			int rc = km_exception_handle(v, port - KM_PORT_EXC_BASE);
+			return rc > 0 && must_leave(v) ? 0 : rc;
+		}
 		km_err_set(err, 0, "vCPU %d: unexpected I/O exit on port %#x at rip %#llx", v->id, port,
 			   (unsigned long long)KM_REGS(v)->rip);
 		return -1;
@@ -304,22 +354,46 @@ static bool kicked_in_program(km_vcpu_t *v)
 	if (!atomic_exchange(&v->kicked, 0))
 		return false;
 	struct kvm_regs r;
-	if (!km_snapshot_pending(v->g) || !km_vcpu_stopped_in_program(v, &r))
-		return false;
-	return km_snapshot_serve(v, &r, 0);
+	if (!km_stopall_pending(v->g) || !km_vcpu_stopped_in_program(v, &r))
+		return must_leave(v);
+	return km_stopall_park(v, &r, 0) || must_leave(v);
+}
+
+/* Another process wants the snapshot file this guest's memory still maps: copy it out, with
+ * every other vCPU out of the guest while its memory is replaced under it. If a stop is in
+ * progress, next time round. */
+static int detach_if_lease_broken(km_vcpu_t *v, km_err_t **err)
+{
+	km_guest_t *g = v->g;
+	if (!km_snapshot_lease_broken(g) || km_stopall_begin(g, v, KM_STOP_OUT, NULL, 0) < 0)
+		return 0;
+	pthread_rwlock_wrlock(&g->mm.lock);
+	int rc = km_snapshot_lease_broken(g) ? km_snapshot_detach(g, err) : 0;
+	pthread_rwlock_unlock(&g->mm.lock);
+	km_stopall_end(g);
+	return rc;
 }
 
 static int run_loop(km_vcpu_t *v, km_err_t **err)
 {
 	for (;;) {
-		if (km_snapshot_lease_broken(v->g) && km_snapshot_detach(v->g, err) < 0)
+		if (detach_if_lease_broken(v, err) < 0)
 			return -1;
-		if (v->tlb_gen != v->g->mm.tlb_gen && v->started)
+		if (km_stopall_gate(v) || v->thread_exit) {
+			km_stopall_left_guest(v);
+			return 0;
+		}
+		if (v->tlb_gen != __atomic_load_n(&v->g->mm.tlb_gen, __ATOMIC_ACQUIRE) && v->started)
 			km_vcpu_flush_tlb(v);
 		if (!v->started && v->g->opts.timing && v->g->opts.snapshot_source != NULL)
 			print_restore_timing(v->g);
 		v->started = true;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		int saved = errno;
+		km_stopall_left_guest(v);
+		errno = saved;
+		v->exit_in_stub = false;
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				if (kicked_in_program(v) || km_signal_host_deliver(v))
 					return 0;

@@ -39,7 +39,17 @@ typedef struct km_vcpu {
 	uint64_t robust_list, robust_list_len;
 	uint64_t sigmask;         /* blocked signals (bit sig-1) */
 	stack_t altstack;         /* sigaltstack; ss_sp is a guest address */
-	bool started;         /* has entered the guest: exits leave it in an exception stub */
+	bool started;         /* has entered the guest */
+	bool exit_in_stub;    /* the last exit came from an exception stub (it returns through one) */
+	/* Thread-group membership (km_stopall.h; under g->threads.lock). */
+	bool live;            /* the slot holds a guest thread that has not ended */
+	bool thread_running;  /* a host thread still runs this vCPU: the slot cannot be reused */
+	bool thread_exit;     /* this guest thread called exit: its run loop ends */
+	bool parked;          /* parked in a stop */
+	int capture_rc;       /* KM_STOP_CLEAN: 0 if its state was captured */
+	atomic_int in_guest;  /* inside (or about to enter) KVM_RUN */
+	uint64_t syscall_nr;  /* the syscall being handled (to rewind it for a restart) */
+	uint64_t sys_epoch;   /* the mapping epoch its syscall in flight started in; 0: none */
 	uint64_t tlb_gen;     /* the km_mm_t.tlb_gen this vCPU's TLB is known to match */
 	uint64_t last_pf_rip; /* to tell a stale-TLB fault (retried once) from a real one */
 	uint64_t last_pf_addr;
@@ -66,6 +76,10 @@ typedef struct km_vcpu {
  * in its runtime area, syscall MSRs, XCR0, FPU defaults. */
 int km_vcpu_create(struct km_guest *g, int id, km_vcpu_t **out, km_err_t **err);
 
+/* Makes an ended thread's vCPU new again for another thread (KVM vCPUs cannot be destroyed one
+ * by one): control registers, MSRs, FPU and every field a thread owns. */
+int km_vcpu_reset(km_vcpu_t *v, km_err_t **err);
+
 /* Sets the general registers for the first entry: rip, rsp, everything else zero. */
 int km_vcpu_set_entry(km_vcpu_t *v, uint64_t rip, uint64_t rsp, km_err_t **err);
 
@@ -82,8 +96,9 @@ bool km_vcpu_stopped_in_program(km_vcpu_t *v, struct kvm_regs *r);
 int km_vcpu_set_fs_base(km_vcpu_t *v, uint64_t base);
 uint64_t km_vcpu_get_fs_base(km_vcpu_t *v);
 
-/* Makes the vCPU reload CR3 before it runs program code again (through the runtime's flush stub).
- * Only valid while the vCPU is stopped in an exception stub, which is where every exit leaves it. */
+/* Makes the vCPU drop cached translations before it runs program code again: through the
+ * runtime's flush stub if it stands in an exception stub, else by reloading its control
+ * registers. Only while the vCPU is out of KVM_RUN, from its own thread. */
 void km_vcpu_flush_tlb(km_vcpu_t *v);
 
 /* Fills v->state from the vCPU, with `user` as the program's general registers (the caller

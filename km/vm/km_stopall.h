@@ -1,0 +1,79 @@
+/*
+ * The guest's threads as a group, and the one primitive that stops them: stop-all.
+ *
+ * A stop gets every vCPU but the caller's out of the program, and keeps them out until the
+ * caller ends it. Two kinds:
+ *   KM_STOP_CLEAN  every vCPU parks at a clean point with its state captured (km_vcpu_capture):
+ *                  what a snapshot needs. A vCPU blocked in a host syscall is kicked out of it
+ *                  and parks as "about to make that syscall" (it makes it again afterwards).
+ *   KM_STOP_OUT    every vCPU is out of KVM_RUN and stays out: what narrowing a mapping needs
+ *                  (TLB shootdown, the host-protection toggle of decisions.md entry 4). vCPUs in
+ *                  host syscalls are left alone; they wait at the gate before re-entering.
+ * Stops are serialised; a vCPU that asks for a stop while another's is in progress parks in it
+ * first (its caller passes the registers it has at that point, a clean one).
+ *
+ * The exit of the whole group (exit_group, a fatal signal) is not a stop: the guest is marked
+ * ended, every vCPU kicked, and each leaves at its next look (km_threads_kick_all).
+ */
+#ifndef KM_STOPALL_H
+#define KM_STOPALL_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct km_guest;
+struct km_vcpu;
+
+typedef enum km_stop_kind { KM_STOP_NONE, KM_STOP_CLEAN, KM_STOP_OUT } km_stop_kind_t;
+
+typedef struct km_threads {
+	pthread_mutex_t lock;  /* guards everything here and the vcpus[] slots of km_guest_t */
+	pthread_cond_t cond;   /* parked counts, stops ending, threads ending (CLOCK_MONOTONIC) */
+	int nlive;             /* vCPUs whose guest thread has not ended */
+	pid_t next_tid;        /* the next thread id to try for a new thread */
+	km_stop_kind_t stop;   /* the stop in progress */
+	bool stop_posted;      /* stop != NONE, read without the lock (atomics) */
+	struct km_vcpu *owner; /* who asked for it (NULL: a thread of km that is not a vCPU) */
+	int nparked;           /* vCPUs parked in it */
+	uint64_t stop_gen;     /* bumped when a stop ends: parked vCPUs wait for this */
+} km_threads_t;
+
+/* Initialises the group (no threads). */
+void km_threads_init(km_threads_t *t);
+void km_threads_fini(km_threads_t *t);
+
+/* Stops every vCPU but `self` (NULL: the caller is not a vCPU). A vCPU caller is at a clean
+ * point with registers *self_regs (cpu_flags KM_CPU_*): if another stop is in progress it parks
+ * in that one first; with self_regs NULL it is not at one, and gets -1 instead (try later).
+ * Returns 0 when stopped, -1 if the guest ended meanwhile (nothing stopped).
+ * For KM_STOP_CLEAN every stopped vCPU's v->state holds its captured state and v->capture_rc
+ * whether capturing worked. */
+int km_stopall_begin(struct km_guest *g, struct km_vcpu *self, km_stop_kind_t kind,
+		     const struct kvm_regs *self_regs, uint64_t cpu_flags);
+
+/* Lets the stopped vCPUs go on (or leave, if the guest ended meanwhile). */
+void km_stopall_end(struct km_guest *g);
+
+/* True if a stop waits for vCPUs (a plain atomic load: cheap on every syscall). */
+bool km_stopall_pending(struct km_guest *g);
+
+/* The vCPU side, at a clean point with the program's registers *user: parks in a stop in
+ * progress until it ends. Returns true if the guest has ended (the vCPU must leave). */
+bool km_stopall_park(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cpu_flags);
+
+/* Before each KVM_RUN: marks the vCPU in the guest, or, while a KM_STOP_OUT stop is in progress,
+ * waits for it to end first. Returns true if the guest has ended. km_stopall_left_guest after
+ * KVM_RUN returns. */
+bool km_stopall_gate(struct km_vcpu *v);
+void km_stopall_left_guest(struct km_vcpu *v);
+
+/* Kicks every vCPU of the guest (to make them see the guest ending, or a stop). */
+void km_threads_kick_all(struct km_guest *g);
+
+/* Number of vCPUs whose guest thread has not ended. */
+int km_threads_live(struct km_guest *g);
+
+#endif
