@@ -365,9 +365,10 @@ static int read_notes(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *
 		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
 	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))
 		return km_err_set(err, errno, "%s: reading the notes", name);
-	/* Checked first, as the notes of another major may not parse: before the checksum is
-	 * trusted only to explain a file the checksum refuses (another major may checksum its notes
-	 * otherwise, or not start them with NT_KM_CHECKSUM, as format 1 did). */
+	/* The version is checked before any other note is parsed (another major's notes may not
+	 * parse as this one's). It is read before the checksum is checked, but then trusted only to
+	 * explain a file the checksum refuses: another major may checksum its notes otherwise or,
+	 * as format 1, not at all. */
 	uint32_t version;
 	bool versioned = proc_version(s, &version);
 	if (check_header_sum(s, eh, ph, note, name, err) < 0) {
