@@ -12,15 +12,32 @@
  * NT_KM_CHECKSUM, the first note, holds a CRC32C of the ELF header, program headers and notes
  * (checked at every resume) and one of each PT_LOAD's bytes (checked by km --inspect --verify).
  *
- * km's notes carry KM_SNAPSHOT_VERSION; a km refuses, with a clear message, a version it does
- * not know. All km note structures are little-endian, naturally aligned, fixed size, padded to 8.
+ * km's notes carry the format version, MAJOR.MINOR (docs/snapshot-format.md, "Versions"): a km
+ * reads every minor of its own major, older and newer, and refuses any other major with a clear
+ * message. All km note structures are little-endian, naturally aligned, fixed size, padded to 8.
  */
 #ifndef KM_COREDUMP_H
 #define KM_COREDUMP_H
 
 #include <stdint.h>
 
-#define KM_SNAPSHOT_VERSION 2
+/* The format version, in km_nt_proc_t.version: the major in the low 16 bits and the minor in the
+ * high 16, so that every file written before versions had minors (a plain 2) reads as 2.0.
+ * A minor adds note types, or gives meaning to reserved fields whose zero means what an older
+ * file means; a reader skips what it does not know. Anything an older reader of the same major
+ * would misread (a note changing size or meaning, a note it needs gone) takes a new major.
+ * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
+ * km can name a file's version. */
+#define KM_SNAPSHOT_MAJOR 2
+#define KM_SNAPSHOT_MINOR 1
+#define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
+#define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
+#define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
+#define KM_SNAPSHOT_MINOR_OF(version) ((uint32_t)(version) >> 16)
+
+/* What each minor of major 2 added (km_snapshot_has()). */
+#define KM_SNAPSHOT_MINOR_THREADS 1 /* 2.1: threads and signals: per-thread and process-wide signal
+				     * state, timers; a 2.0 file has none (nothing pending) */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -39,7 +56,7 @@
 #define KM_REASON_CORE 3     /* the program died of a signal that dumps core */
 
 typedef struct km_nt_proc {
-	uint32_t version;       /* KM_SNAPSHOT_VERSION */
+	uint32_t version;       /* KM_SNAPSHOT_VERSION: major | minor << 16 */
 	uint32_t reason;        /* KM_REASON_* */
 	uint32_t nvcpus;        /* NT_KM_CPU notes that follow */
 	uint32_t pid;           /* the pid the program saw */

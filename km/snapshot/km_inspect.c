@@ -48,7 +48,8 @@ static void print_header(const km_snapshot_t *s, const char *path, FILE *out)
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	fprintf(out, "snapshot:      %s\n", path);
-	fprintf(out, "format:        km snapshot version %u, written by km %s\n", s->proc.version, s->km_version);
+	fprintf(out, "format:        km snapshot format %u.%u, written by km %s\n", KM_SNAPSHOT_MAJOR_OF(s->proc.version),
+		KM_SNAPSHOT_MINOR_OF(s->proc.version), s->km_version);
 	fprintf(out, "written:       %s, %s\n", when, reason_name(s->proc.reason));
 	if (s->proc.reason == KM_REASON_CORE)
 		fprintf(out, "signal:        %u (SIG%s)\n", s->proc.term_signal,

@@ -112,8 +112,9 @@ typedef struct km_snapshot {
 bool km_snapshot_is_snapshot(const char *path);
 
 /* Opens and checks a snapshot completely (the checksum of its headers and notes first, then
- * header, notes, version, segments inside the file, in address order, not overlapping, inside
- * the program's address space) without creating anything. Memory is not read (resume maps it
+ * header, the format version (km's own major, any minor: notes a newer minor added are skipped),
+ * notes, segments inside the file, in address order, not overlapping, inside the program's
+ * address space) without creating anything. Memory is not read (resume maps it
  * lazily): km_snapshot_verify checks it. Errors name the file and what is wrong. */
 int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err);
 
@@ -121,6 +122,12 @@ int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err);
 int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **err);
 
 void km_snapshot_close(km_snapshot_t *s);
+
+/* True if an opened snapshot's format is of minor `minor` (KM_SNAPSHOT_MINOR_*) or later, so that
+ * it may hold what that minor added; code reading such a note asks this first and takes the
+ * older meaning when false (a 2.0 file has no signal notes: nothing is pending). km_snapshot_open
+ * has already checked the major. */
+bool km_snapshot_has(const km_snapshot_t *s, uint32_t minor);
 
 /* Reads every saved segment of an opened snapshot and compares its CRC32C with the one
  * NT_KM_CHECKSUM holds. Returns 0, or -1 with *err naming the file and the first segment (its

@@ -147,7 +147,9 @@ static bool has_km_proc(const km_snapshot_t *s)
 	return false;
 }
 
-/* Walks all notes, filling s. Returns 0, -1 with *why, or -2 if the file has no km notes. */
+/* Walks all notes, filling s. Notes it does not know (a type a newer minor added, another
+ * owner's) are skipped: that is what lets an older km of the same major read a newer file.
+ * Returns 0, -1 with *why, or -2 if the file has no km notes. */
 static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 {
 	if (!has_km_proc(s))
@@ -203,9 +205,6 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 
 static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 {
-	if (s->proc.version != KM_SNAPSHOT_VERSION)
-		return km_err_set(err, 0, "%s: snapshot format version %u; this km reads version %u", name,
-				  s->proc.version, KM_SNAPSHOT_VERSION);
 	if (s->ncpus == 0 || s->ncpus != s->proc.nvcpus)
 		return km_err_set(err, 0, "%s: corrupt snapshot: %u vCPU notes for %u vCPUs", name, s->ncpus,
 				  s->proc.nvcpus);
@@ -263,22 +262,43 @@ static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const
 	return 0;
 }
 
-/* The first note is not NT_KM_CHECKSUM: a core km did not write, a km snapshot of another
- * format version, or a damaged one, in that order of likelihood. */
-static int no_checksum(const km_snapshot_t *s, const char *name, km_err_t **err)
+/* The format version: the first 4 bytes of NT_KM_PROC in every major. False if there is none. */
+static bool proc_version(const km_snapshot_t *s, uint32_t *version)
 {
 	size_t pos = 0;
 	bool bad = false;
 	note_t n;
 	while (next_note(s->notes, s->notes_len, &pos, &n, &bad))
-		if (strcmp(n.owner, KM_NOTE_OWNER) == 0 && n.type == NT_KM_PROC && n.len >= sizeof(uint32_t)) {
-			uint32_t version;
-			memcpy(&version, n.desc, sizeof(version));
-			if (version != KM_SNAPSHOT_VERSION)
-				return km_err_set(err, 0, "%s: snapshot format version %u; this km reads version %u", name,
-						  version, KM_SNAPSHOT_VERSION);
-			return km_err_set(err, 0, "%s: corrupt snapshot: the notes do not start with NT_KM_CHECKSUM", name);
+		if (strcmp(n.owner, KM_NOTE_OWNER) == 0 && n.type == NT_KM_PROC && n.len >= sizeof(*version)) {
+			memcpy(version, n.desc, sizeof(*version));
+			return true;
 		}
+	return false;
+}
+
+/* Every minor of km's own major is read (what a newer minor added is skipped); another major
+ * is refused, saying which km can resume it. */
+static int check_version(uint32_t version, const char *name, km_err_t **err)
+{
+	uint32_t major = KM_SNAPSHOT_MAJOR_OF(version), minor = KM_SNAPSHOT_MINOR_OF(version);
+	if (major == KM_SNAPSHOT_MAJOR)
+		return 0;
+	return km_err_set(err, 0, "%s: snapshot format %u.%u is %s than this km reads (%u.x): resume it with %s km", name,
+			  major, minor, major > KM_SNAPSHOT_MAJOR ? "newer" : "older", KM_SNAPSHOT_MAJOR,
+			  major > KM_SNAPSHOT_MAJOR ? "a newer" : "an older");
+}
+
+/* The first note is not NT_KM_CHECKSUM (and the file's major is km's own): a core km did not
+ * write, or a damaged snapshot. */
+static int no_checksum(const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (has_km_proc(s))
+		return km_err_set(err, 0, "%s: corrupt snapshot: the notes do not start with NT_KM_CHECKSUM", name);
+	size_t pos = 0;
+	bool bad = false;
+	note_t n;
+	while (next_note(s->notes, s->notes_len, &pos, &n, &bad))
+		;
 	if (bad) /* a malformed note hides whatever follows it: do not call the file foreign */
 		return km_err_set(err, 0, "%s: corrupt snapshot: corrupt note", name);
 	return km_err_set(err, 0, "%s: an ELF core file, but not a km snapshot (no km notes)", name);
@@ -345,7 +365,20 @@ static int read_notes(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *
 		return km_err_set(err, ENOMEM, "%s: reading the notes", name);
 	if (!read_exact(s->fd, s->notes, s->notes_len, note->p_offset))
 		return km_err_set(err, errno, "%s: reading the notes", name);
-	if (check_header_sum(s, eh, ph, note, name, err) < 0)
+	/* The version is checked before any other note is parsed (another major's notes may not
+	 * parse as this one's). It is read before the checksum is checked, but then trusted only to
+	 * explain a file the checksum refuses: another major may checksum its notes otherwise or,
+	 * as format 1, not at all. */
+	uint32_t version;
+	bool versioned = proc_version(s, &version);
+	if (check_header_sum(s, eh, ph, note, name, err) < 0) {
+		if (versioned && KM_SNAPSHOT_MAJOR_OF(version) != KM_SNAPSHOT_MAJOR) {
+			km_err_free(err);
+			return check_version(version, name, err);
+		}
+		return -1;
+	}
+	if (versioned && check_version(version, name, err) < 0)
 		return -1;
 	if (s->nsegment_crcs != loads)
 		return km_err_set(err, 0, "%s: corrupt snapshot: %u segment checksums for %zu segments", name,
@@ -417,6 +450,11 @@ int km_snapshot_verify(const km_snapshot_t *s, const char *name, uint64_t *bytes
 	if (bytes != NULL)
 		*bytes = done;
 	return 0;
+}
+
+bool km_snapshot_has(const km_snapshot_t *s, uint32_t minor)
+{
+	return KM_SNAPSHOT_MINOR_OF(s->proc.version) >= minor;
 }
 
 void km_snapshot_close(km_snapshot_t *s)

@@ -859,6 +859,11 @@ snap_mgmt_tests() {
 snap_bad() {
 	want "km/bad-input/snapshot-$1" || return 1
 	km_only "km/bad-input/snapshot-$1" || return 1
+	snap_bad_copy "$1"
+}
+
+# snap_bad_copy NAME: snap_bad without the test selection.
+snap_bad_copy() {
 	SB_DIR=$WORK/snap/bad
 	if [ -z "${SB_STATE:-}" ]; then
 		SB_STATE=failed
@@ -946,19 +951,20 @@ snap_bad_input() {
 		km_rejects snapshot-phoff-past-eof "$SB_FILE" "$SB_FILE"
 	fi
 
-	# Format versions km does not know (the first 4 bytes of NT_KM_PROC's descriptor).
-	local version
-	version=$(sed -nE 's/^#define KM_SNAPSHOT_VERSION ([0-9]+).*/\1/p' "$ROOT/km/snapshot/km_coredump.h")
-	for i in 0 $((version + 1)) 9999; do
-		snap_bad "version-$i" || continue
-		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 "$i"
+	# Format versions of another major (the first 4 bytes of NT_KM_PROC's descriptor: major in
+	# the low 16 bits, minor in the high 16): one line naming the file's version.
+	local major v
+	major=$(sed -nE 's/^#define KM_SNAPSHOT_MAJOR ([0-9]+).*/\1/p' "$ROOT/km/snapshot/km_coredump.h")
+	for v in 0.0 $((major - 1)).0 $((major + 1)).0 $((major + 1)).3 9999.0; do
+		snap_bad "version-$v" || continue
+		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 $((${v%.*} | ${v#*.} << 16))
 		snap_seal "$SB_FILE"
-		km_rejects "snapshot-version-$i" "$SB_FILE" "$SB_FILE"
+		km_rejects "snapshot-version-$v" "snapshot format $v is $([ "${v%.*}" -gt "$major" ] && echo newer || echo older) than this km reads ($major.x)" "$SB_FILE"
 	done
-	if snap_bad inspect-version-9999; then
+	if snap_bad inspect-version-9999.0; then
 		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 9999
 		snap_seal "$SB_FILE"
-		km_rejects snapshot-inspect-version-9999 "$SB_FILE" --inspect "$SB_FILE"
+		km_rejects snapshot-inspect-version-9999.0 "$SB_FILE: snapshot format 9999.0 is newer" --inspect "$SB_FILE"
 	fi
 
 	# Segments: overlapping, outside the program's address space, data past the end of file.
@@ -1054,6 +1060,39 @@ snap_bad_input() {
 	fi
 }
 
+# --- format versions -------------------------------------------------------------------------
+
+# A file of km's own major resumes whatever its minor: the bad-input base snapshot marked as
+# MAJOR.0 (what every file km wrote before minors reads as: a plain MAJOR) and as MAJOR.7 (a newer
+# km of this major); --inspect names the version.
+snap_versions() {
+	local major minor test d
+	major=$(sed -nE 's/^#define KM_SNAPSHOT_MAJOR ([0-9]+).*/\1/p' "$ROOT/km/snapshot/km_coredump.h")
+	for minor in 0 7; do
+		test=snapshot/version/$major.$minor
+		want "$test" && km_only "$test" || continue
+		if ! snap_bad_copy "version-$major.$minor"; then
+			begin "$test"
+			bad "no base snapshot to test with"
+			end
+			continue
+		fi
+		begin "$test"
+		d=$SB_DIR/version-$major.$minor
+		mkdir -p "$d/cwd"
+		snap_put "$SB_FILE" "${NT_DESC[SB_PROC]}" 4 $((major | minor << 16))
+		snap_seal "$SB_FILE"
+		srun "$d/inspect" "$d/cwd" /dev/null -- "$KM" --inspect "$SB_FILE"
+		[ "$RC" = 0 ] || bad "--inspect: exit status $(status_text "$RC"): $(head -c 300 "$d/inspect/err")"
+		grep -q "^format: *km snapshot format $major\.$minor," "$d/inspect/out" ||
+			bad "--inspect does not say 'km snapshot format $major.$minor': $(grep -m1 '^format' "$d/inspect/out")"
+		srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$SB_FILE"
+		snap_expect_run "$d/resume" "resume" 0 "resumed+PASSED"
+		snap_verbose && snap_show "$d/inspect" "$d/resume"
+		end
+	done
+}
+
 # --- all -----------------------------------------------------------------------------------
 
 run_snapshot() {
@@ -1068,4 +1107,5 @@ run_snapshot() {
 	snap_cores
 	snap_mgmt_tests
 	snap_bad_input
+	snap_versions
 }

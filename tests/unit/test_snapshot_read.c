@@ -6,10 +6,12 @@
  *   real km snapshots and cores cut down to headers and notes, a kernel core file, ...): each
  *   must be accepted, or refused with an error object whose message names the file.
  * - Targeted corruptions of a real snapshot's headers and notes (the corpus seed
- *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, format version
- *   changed, km's notes renamed, two segments overlapping, vCPU ids out of range or repeated,
+ *   snapshot-compact, which the loader accepts): truncated at every 64 bytes, km's notes renamed, two segments overlapping, vCPU ids out of range or repeated,
  *   the most vCPU and XSAVE notes the loader takes and one more, an oversized NT_AUXV. These
  *   are resealed (km_snapshot_reseal) before opening, so that the checksum does not hide them.
+ * - Format versions (MAJOR.MINOR): the seed, written before minors existed, reads as 2.0; 2.1 and
+ *   2.7 (with km notes of unknown types) are read; majors 0, 1, 3 and more are refused with
+ *   their version and which km reads them.
  * - The checksums (NT_KM_CHECKSUM): every changed bit in the headers and notes refused, the
  *   message of a change only the checksum sees, a missing checksum note, format 1;
  *   km_snapshot_verify on segments with a hole, then with a changed byte.
@@ -337,19 +339,6 @@ static void test_truncated(void **state)
 	}
 }
 
-static void test_version(void **state)
-{
-	(void)state;
-	uint8_t *desc;
-	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
-	uint32_t v = 42;
-	memcpy(desc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
-	expect_refused(seed, seed_len, "future-version", "version 42");
-	v = 0;
-	memcpy(desc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
-	expect_refused(seed, seed_len, "version-zero", "version 0");
-}
-
 static void test_not_km(void **state)
 {
 	(void)state;
@@ -441,6 +430,134 @@ static void append_note(uint8_t **buf, size_t *len, const char *owner, uint32_t 
 	*len += add;
 	note = phdr(*buf, *len, PT_NOTE, 0);
 	note->p_filesz += add;
+}
+
+/* --- format versions --------------------------------------------------------------------- */
+
+/* Writes `version` into the NT_KM_PROC note of buf. */
+static void set_version(uint8_t *buf, size_t len, uint32_t version)
+{
+	uint8_t *desc;
+	assert_non_null(find_note(buf, len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
+	memcpy(desc + offsetof(km_nt_proc_t, version), &version, sizeof(version));
+}
+
+/* Opens `len` bytes (resealed) and fails the test unless they are accepted; to close and free. */
+static km_snapshot_t *open_ok(const uint8_t *bytes, size_t len, const char *name)
+{
+	uint8_t *copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, bytes, len);
+	km_snapshot_reseal(copy, len);
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, copy, len), (ssize_t)len);
+	free(copy);
+	km_snapshot_t *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	km_err_t *err = NULL;
+	if (km_snapshot_open_fd(fd, name, s, &err) != 0)
+		fail_msg("%s refused: %s", name, err->msg);
+	return s;
+}
+
+static void close_ok(km_snapshot_t *s)
+{
+	km_snapshot_close(s);
+	free(s);
+}
+
+/* Files km wrote before versions had minors hold a plain 2 (the seed was one such, and is marked
+ * so again in case the corpus is remade): they read as 2.0, files without what 2.1 added. */
+static void test_version_2_0(void **state)
+{
+	(void)state;
+	set_version(seed, seed_len, 2);
+	km_snapshot_t *s = open_ok(seed, seed_len, "format-2.0");
+	assert_int_equal(s->proc.version, 2);
+	assert_int_equal(KM_SNAPSHOT_MAJOR_OF(s->proc.version), 2);
+	assert_int_equal(KM_SNAPSHOT_MINOR_OF(s->proc.version), 0);
+	assert_true(km_snapshot_has(s, 0));
+	assert_false(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
+	close_ok(s);
+}
+
+/* What km writes now: 2.1 (the encoding keeps the major where a plain 2 was). */
+static void test_version_2_1(void **state)
+{
+	(void)state;
+	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00010002);
+	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(2, 1));
+	km_snapshot_t *s = open_ok(seed, seed_len, "format-2.1");
+	assert_true(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
+	assert_false(km_snapshot_has(s, 2));
+	close_ok(s);
+}
+
+/* A newer minor of the same major, with a km note of a type this km does not know (and one of
+ * another owner), is read: the unknown notes are skipped. */
+static void test_version_newer_minor(void **state)
+{
+	(void)state;
+	size_t len = seed_len;
+	uint8_t *b = malloc(len);
+	assert_non_null(b);
+	memcpy(b, seed, len);
+	static const uint8_t future[40] = {1, 2, 3, 4, 5};
+	append_note(&b, &len, KM_NOTE_OWNER, 0x4b4d00f7, future, sizeof(future));
+	append_note(&b, &len, KM_NOTE_OWNER, 0x4b4d00f8, future, 0);
+	append_note(&b, &len, "FUTURE", 1, future, 13);
+	set_version(b, len, KM_SNAPSHOT_VERSION_OF(2, 7));
+	km_snapshot_t *s = open_ok(b, len, "format-2.7");
+	assert_int_equal(KM_SNAPSHOT_MINOR_OF(s->proc.version), 7);
+	assert_true(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
+	assert_true(km_snapshot_has(s, 7));
+	assert_false(km_snapshot_has(s, 8));
+	close_ok(s);
+	/* A 2.0 file with the same unknown notes reads too: it is the note, not the minor, that is skipped. */
+	set_version(b, len, 2);
+	close_ok(open_ok(b, len, "format-2.0-unknown-notes"));
+	free(b);
+}
+
+/* Another major is refused with one line naming the file's version and the km that reads it,
+ * also when its notes would not parse as this major's (a second NT_KM_PROC) and when its
+ * checksum does not match (another major may checksum otherwise, or, as format 1, not at all). */
+static void test_version_other_major(void **state)
+{
+	(void)state;
+	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(3, 0));
+	expect_refused(seed, seed_len, "f3",
+		       "f3: snapshot format 3.0 is newer than this km reads (2.x): resume it with a newer km");
+	expect_refused_raw(seed, seed_len, "f3-raw", "f3-raw: snapshot format 3.0 is newer than this km reads");
+	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(3, 2));
+	expect_refused(seed, seed_len, "f3.2", "snapshot format 3.2 is newer than this km reads (2.x)");
+	set_version(seed, seed_len, 42);
+	expect_refused(seed, seed_len, "f42", "snapshot format 42.0 is newer");
+	set_version(seed, seed_len, 0xffffffffu);
+	expect_refused(seed, seed_len, "fmax", "snapshot format 65535.65535 is newer");
+	set_version(seed, seed_len, 1);
+	expect_refused(seed, seed_len, "f1",
+		       "f1: snapshot format 1.0 is older than this km reads (2.x): resume it with an older km");
+	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(1, 3));
+	expect_refused(seed, seed_len, "f1.3", "snapshot format 1.3 is older than this km reads (2.x)");
+	set_version(seed, seed_len, 0);
+	expect_refused(seed, seed_len, "f0", "snapshot format 0.0 is older than this km reads (2.x)");
+
+	size_t len = seed_len;
+	uint8_t *b = malloc(len);
+	assert_non_null(b);
+	memcpy(b, seed, len);
+	uint8_t *desc;
+	assert_non_null(find_note(b, len, KM_NOTE_OWNER, NT_KM_PROC, 0, &desc));
+	uint8_t proc[sizeof(km_nt_proc_t) + 8];
+	memcpy(proc, desc, sizeof(km_nt_proc_t));
+	append_note(&b, &len, KM_NOTE_OWNER, NT_KM_PROC, proc, sizeof(proc));
+	set_version(b, len, KM_SNAPSHOT_VERSION_OF(3, 0));
+	expect_refused(b, len, "f3-notes", "snapshot format 3.0 is newer than this km reads (2.x)");
+	set_version(b, len, 2);
+	expect_refused(b, len, "f2-notes", "bad NT_KM_PROC note");
+	free(b);
 }
 
 /* The seed with `ncpu` NT_KM_CPU notes (ids from ids[], or 0, 1, 2, ... when NULL), `nxsave`
@@ -596,7 +713,7 @@ static void test_checksum_missing(void **state)
 	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_PROC, 0, &pdesc));
 	uint32_t v = 1;
 	memcpy(pdesc + offsetof(km_nt_proc_t, version), &v, sizeof(v));
-	expect_refused_raw(seed, seed_len, "version-1", "version 1; this km reads version 2");
+	expect_refused_raw(seed, seed_len, "version-1", "version-1: snapshot format 1.0 is older than this km reads");
 }
 
 /* km_snapshot_verify: the seed with every segment's page moved to its own page after the notes
@@ -668,7 +785,10 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_seed_accepted),
 		T(test_truncated),
-		T(test_version),
+		T(test_version_2_0),
+		T(test_version_2_1),
+		T(test_version_newer_minor),
+		T(test_version_other_major),
 		T(test_not_km),
 		T(test_overlap),
 		T(test_vcpu_id),
