@@ -249,12 +249,17 @@ static void test_fpstate_layout(void **state)
 	assert_int_equal(bv, 0x7);
 	assert_memory_equal(img + HDR_OFF + 8, t->xsave + HDR_OFF + 8, XSIZE - HDR_OFF - 8);
 
-	/* x87 and SSE in their initial state in the vCPU are still marked present in the frame. */
+	/* x87 and SSE in their initial state in the vCPU are still marked present in the frame, and
+	 * the rest of the header is zero whatever the image held. */
 	bv = 0x4;
 	memcpy(t->xsave + HDR_OFF, &bv, 8);
+	memset(t->xsave + HDR_OFF + 8, 0xff, 56);
 	build(t);
-	gget(t, frame_fpstate(t) + HDR_OFF, &bv, 8);
+	gget(t, frame_fpstate(t) + HDR_OFF, img, 64);
+	memcpy(&bv, img, 8);
 	assert_int_equal(bv, 0x7);
+	for (int i = 8; i < 64; i++)
+		assert_int_equal(img[i], 0);
 }
 
 /* --- handler entry and the round trip -------------------------------------------------------- */
@@ -449,7 +454,8 @@ static void test_does_not_fit(void **state)
 	assert_int_equal(km_sigframe_build(&t->mm, &t->in, &t->out), -EFAULT);
 	t->in.altstack = (stack_t){.ss_sp = (void *)(RO - 3 * P), .ss_flags = 0, .ss_size = 4 * P};
 	assert_int_equal(km_sigframe_build(&t->mm, &t->in, &t->out), -EFAULT);
-	t->in.altstack = (stack_t){.ss_sp = (void *)-P, .ss_flags = 0, .ss_size = 2 * P};
+	/* ss_sp + ss_size wraps around to the middle of the stack's mapping. */
+	t->in.altstack = (stack_t){.ss_sp = (void *)-P, .ss_flags = 0, .ss_size = STK + 13 * P};
 	assert_int_equal(km_sigframe_build(&t->mm, &t->in, &t->out), -EFAULT);
 	t->in.altstack = (stack_t){.ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0};
 
@@ -561,6 +567,15 @@ static void test_read_fpstate_without_magic(void **state)
 	build(t);
 	gput(t, fp + SW_OFF + offsetof(struct _fpx_sw_bytes, xstate_size), &big, 4);
 	gput(t, fp + SW_OFF + offsetof(struct _fpx_sw_bytes, extended_size), &big, 4);
+	assert_int_equal(read_back(t), 0);
+	expect_fx_only(t, t->xsave);
+
+	/* A size larger than km's image, with MAGIC2 where it says: not believed. */
+	build(t);
+	uint32_t over = XSIZE + 64, over_ext = XSIZE + 68, magic2 = FP_XSTATE_MAGIC2;
+	gput(t, fp + SW_OFF + offsetof(struct _fpx_sw_bytes, xstate_size), &over, 4);
+	gput(t, fp + SW_OFF + offsetof(struct _fpx_sw_bytes, extended_size), &over_ext, 4);
+	gput(t, fp + over, &magic2, 4);
 	assert_int_equal(read_back(t), 0);
 	expect_fx_only(t, t->xsave);
 
