@@ -332,6 +332,10 @@ int km_sigframe_read(km_mm_t *mm, uint64_t rsp, uint64_t xcr0, void *xsave, uint
 	frame = rsp - sizeof(uint64_t);
 	if (km_copy_from_guest(mm, &uc, frame + offsetof(km_rt_sigframe_t, uc), sizeof(uc)) < 0)
 		return -EFAULT;
+	/* A non-canonical rip would fail the VM entry (or km's iretq) instead of faulting in the
+	 * program; Linux's return to it faults, a SIGSEGV either way. */
+	if (((int64_t)(uc.uc_mcontext.rip << 16) >> 16) != (int64_t)uc.uc_mcontext.rip)
+		return -EFAULT;
 	restore_regs(&res.regs, &uc.uc_mcontext);
 	res.mask = uc.uc_sigmask & ~unblockable;
 	res.altstack = (stack_t){

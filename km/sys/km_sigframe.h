@@ -70,7 +70,7 @@ typedef struct km_sigframe_ret {
  * An fpstate without both magics is taken as a bare FXSAVE area (x87 and SSE only); one not
  * 64-byte aligned or unreadable is a bad frame. Returns 0, -EFAULT (bad frame: Linux sends
  * SIGSEGV), or -EINVAL for an xsave_size km_sigframe_build would refuse. Never trusts a byte of
- * the frame. */
+ * the frame (a non-canonical rip is a bad frame). */
 int km_sigframe_read(km_mm_t *mm, uint64_t rsp, uint64_t xcr0, void *xsave, uint32_t xsave_size,
 		     km_sigframe_ret_t *ret);
 

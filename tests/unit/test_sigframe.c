@@ -532,6 +532,15 @@ static void test_read_hostile_registers_and_mask(void **state)
 	assert_int_equal(t->ret.regs.rflags & 0x3000, 0);  /* IOPL */
 	assert_int_equal(t->ret.regs.rflags & 0x20000, 0); /* VM */
 	assert_int_equal(t->ret.mask, ~0ull & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1))));
+
+	/* A non-canonical rip is a bad frame; the highest canonical user address is not. */
+	uint64_t rip = 0x0000800000000000ull;
+	gput(t, sc_field(t, offsetof(struct sigcontext, rip)), &rip, 8);
+	assert_int_equal(read_back(t), -EFAULT);
+	rip = 0x00007fffffffffffull;
+	gput(t, sc_field(t, offsetof(struct sigcontext, rip)), &rip, 8);
+	assert_int_equal(read_back(t), 0);
+	assert_int_equal(t->ret.regs.rip, rip);
 }
 
 /* What a bare FXSAVE area becomes: its legacy bytes (no software bytes), x87 and SSE present,
