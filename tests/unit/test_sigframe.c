@@ -3,7 +3,9 @@
  * glibc's own view of it (ucontext_t, struct sigcontext, struct _fpx_sw_bytes, which mirror the
  * kernel's uapi headers), so a layout mistake fails here; placement (red zone, alignment,
  * alternate stack, SS_AUTODISARM, nesting, overflow); and sigreturn's reading of frames a hostile
- * program edited. Needs no KVM: km_mm_init only reserves host memory.
+ * program edited; and against the host kernel itself: km reads a frame the kernel built, and the
+ * kernel's rt_sigreturn (in a child) takes a frame km built. Needs no KVM: km_mm_init only
+ * reserves host memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ucontext.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "km_sigframe.h"
 
@@ -27,6 +31,10 @@
 #define ALT_SIZE (2 * P)
 #define RO 0x30000000ul   /* one read-only page */
 #define HOLE 0x40000000ul /* nothing */
+/* The cross-checks with the host kernel: the same addresses on the host and in the guest. */
+#define HOSTWIN 0x50000000ul
+#define HOSTWIN_SIZE (16 * P)
+#define RECORD 0x50100000ul /* shared with a child: what it found in its registers */
 
 #define XCR0 0xe7ull      /* x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM */
 #define XSIZE 2688u       /* the standard image for XCR0: Hi16_ZMM ends at 1664 + 1024 */
@@ -638,6 +646,160 @@ static void test_read_fpstate_sanitised(void **state)
 		assert_int_equal(t->back[i], 0);
 }
 
+/* --- against the host kernel ------------------------------------------------------------------ */
+
+/* A frame the host kernel built, on an altstack at HOSTWIN: its bytes and where its parts are. */
+typedef struct host_frame {
+	uint8_t bytes[HOSTWIN_SIZE];
+	uint64_t uc, fp;
+	uint32_t xsize;
+	uint64_t xfeatures;
+} host_frame_t;
+
+static host_frame_t *hf;
+
+static void capture(int sig, siginfo_t *si, void *u)
+{
+	ucontext_t *uc = u;
+	struct _fpx_sw_bytes sw;
+	(void)sig, (void)si;
+	memcpy(hf->bytes, (void *)HOSTWIN, HOSTWIN_SIZE);
+	memcpy(&sw, (uint8_t *)uc->uc_mcontext.fpregs + SW_OFF, sizeof(sw));
+	hf->uc = (uint64_t)(uintptr_t)uc;
+	hf->fp = (uint64_t)(uintptr_t)uc->uc_mcontext.fpregs;
+	hf->xsize = sw.xstate_size;
+	hf->xfeatures = sw.xstate_bv;
+}
+
+static void host_frame(host_frame_t *out)
+{
+	struct sigaction sa = {.sa_sigaction = capture, .sa_flags = SA_SIGINFO | SA_ONSTACK}, old_sa;
+	stack_t ss = {.ss_sp = (void *)HOSTWIN, .ss_size = HOSTWIN_SIZE}, old_ss;
+	sigset_t m, old_m;
+	void *w = mmap((void *)HOSTWIN, HOSTWIN_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	assert_ptr_equal(w, (void *)HOSTWIN);
+	hf = out;
+	sigemptyset(&m);
+	sigaddset(&m, SIGHUP);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &m, &old_m), 0);
+	assert_int_equal(sigaltstack(&ss, &old_ss), 0);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old_sa), 0);
+	assert_int_equal(raise(SIGUSR1), 0);
+	assert_int_equal(sigaction(SIGUSR1, &old_sa, NULL), 0);
+	assert_int_equal(sigaltstack(&old_ss, NULL), 0);
+	assert_int_equal(sigprocmask(SIG_SETMASK, &old_m, NULL), 0);
+	munmap(w, HOSTWIN_SIZE);
+	assert_true(out->xsize >= 576 && out->xsize <= 4096);
+}
+
+/* The host kernel's own frame, put at the same guest addresses, reads back as what it holds. */
+static void test_reads_host_kernel_frame(void **state)
+{
+	t_t *t = *state;
+	host_frame_t *h = calloc(1, sizeof(*h));
+	uint8_t *img = calloc(1, 4096);
+	ucontext_t uc;
+	assert_non_null(h);
+	assert_non_null(img);
+	host_frame(h);
+	assert_int_equal(map_at(&t->mm, HOSTWIN, HOSTWIN_SIZE, PROT_READ | PROT_WRITE), 0);
+	gput(t, HOSTWIN, h->bytes, HOSTWIN_SIZE);
+	memcpy(&uc, h->bytes + (h->uc - HOSTWIN), UC_SIZE);
+
+	assert_int_equal(km_sigframe_read(&t->mm, h->uc, h->xfeatures, img, h->xsize, &t->ret), 0);
+	const greg_t *g = uc.uc_mcontext.gregs;
+	assert_int_equal(t->ret.regs.rip, g[REG_RIP]);
+	assert_int_equal(t->ret.regs.rsp, g[REG_RSP]);
+	assert_int_equal(t->ret.regs.rbx, g[REG_RBX]);
+	assert_int_equal(t->ret.regs.r15, g[REG_R15]);
+	assert_int_equal(t->ret.regs.rflags, g[REG_EFL]);
+	assert_int_equal(t->ret.mask, uc.uc_sigmask.__val[0]);
+	assert_true(t->ret.mask & (1ull << (SIGHUP - 1)));
+	assert_ptr_equal(t->ret.altstack.ss_sp, (void *)HOSTWIN);
+	assert_int_equal(t->ret.altstack.ss_size, HOSTWIN_SIZE);
+	assert_true(t->ret.fpu_valid);
+	/* The kernel's image, software bytes aside: its header is already clean. */
+	const uint8_t *kimg = h->bytes + (h->fp - HOSTWIN);
+	assert_memory_equal(img, kimg, SW_OFF);
+	assert_memory_equal(img + 512, kimg + 512, h->xsize - 512);
+	free(img);
+	free(h);
+}
+
+/* The child's landing place after the host's rt_sigreturn: it writes what it finds to RECORD
+ * (rax rbx rcx rdx rsi rdi rbp rsp r8 r15, rflags, xmm0, ymm0's upper half) and exits. */
+extern void sigframe_landing(void);
+__asm__(".text\n.globl sigframe_landing\nsigframe_landing:\n"
+	"mov %rax, 0x50100000\n mov %rbx, 0x50100008\n mov %rcx, 0x50100010\n mov %rdx, 0x50100018\n"
+	"mov %rsi, 0x50100020\n mov %rdi, 0x50100028\n mov %rbp, 0x50100030\n mov %rsp, 0x50100038\n"
+	"mov %r8, 0x50100040\n mov %r15, 0x50100048\n pushfq\n pop %rax\n mov %rax, 0x50100050\n"
+	"movdqu %xmm0, 0x50100058\n vextractf128 $1, %ymm0, %xmm1\n movdqu %xmm1, 0x50100068\n"
+	"mov $60, %eax\n xor %edi, %edi\n syscall\n ud2\n");
+
+/* A frame km builds is one the host kernel's rt_sigreturn takes: registers, flags and AVX state
+ * (which it loads only from a full XSAVE image with both magics) arrive in the program. */
+static void test_host_kernel_takes_frame(void **state)
+{
+	t_t *t = *state;
+	host_frame_t *h = calloc(1, sizeof(*h));
+	uint8_t img[4096] __attribute__((aligned(64)));
+	assert_non_null(h);
+	host_frame(h);
+	assert_true(h->xfeatures & 0x4); /* AVX */
+	memcpy(img, h->bytes + (h->fp - HOSTWIN), h->xsize);
+	memset(img + SW_OFF, 0, 512 - SW_OFF);
+	for (int i = 0; i < 16; i++) {
+		img[160 + i] = (uint8_t)(0xa0 + i); /* xmm0 */
+		img[576 + i] = (uint8_t)(0xc0 + i); /* ymm0 bits 128..255 */
+	}
+	img[HDR_OFF] |= 0x4;
+	t->in.xsave = img;
+	t->in.xsave_size = h->xsize;
+	t->in.xcr0 = h->xfeatures;
+	t->in.regs.rip = (uint64_t)(uintptr_t)sigframe_landing;
+	t->in.regs.rsp = HOSTWIN + 8 * P + 8;
+	t->in.regs.rflags = 0x2c7; /* CF PF ZF SF, IF */
+	assert_int_equal(map_at(&t->mm, HOSTWIN, HOSTWIN_SIZE, PROT_READ | PROT_WRITE), 0);
+	build(t);
+	gget(t, HOSTWIN, h->bytes, HOSTWIN_SIZE);
+
+	uint64_t *rec = mmap((void *)RECORD, P, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	assert_ptr_equal(rec, (void *)RECORD);
+	uint64_t sp = t->out.regs.rsp + 8; /* as after the handler's ret */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *w = mmap((void *)HOSTWIN, HOSTWIN_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (w != (void *)HOSTWIN)
+			_exit(3);
+		memcpy(w, h->bytes, HOSTWIN_SIZE);
+		__asm__ volatile("mov %0, %%rsp\n mov $15, %%eax\n syscall\n ud2" : : "r"(sp) : "memory");
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	const struct kvm_regs *r = &t->in.regs;
+	assert_int_equal(rec[0], r->rax);
+	assert_int_equal(rec[1], r->rbx);
+	assert_int_equal(rec[2], r->rcx);
+	assert_int_equal(rec[3], r->rdx);
+	assert_int_equal(rec[4], r->rsi);
+	assert_int_equal(rec[5], r->rdi);
+	assert_int_equal(rec[6], r->rbp);
+	assert_int_equal(rec[7], r->rsp);
+	assert_int_equal(rec[8], r->r8);
+	assert_int_equal(rec[9], r->r15);
+	assert_int_equal(rec[10] & 0xfff, 0x2c7);
+	assert_memory_equal((uint8_t *)&rec[11], img + 160, 16);
+	assert_memory_equal((uint8_t *)&rec[13], img + 576, 16);
+	munmap(rec, P);
+	free(h);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -655,6 +817,8 @@ int main(void)
 	    T(test_read_hostile_registers_and_mask),
 	    T(test_read_fpstate_without_magic),
 	    T(test_read_fpstate_sanitised),
+	    T(test_reads_host_kernel_frame),
+	    T(test_host_kernel_takes_frame),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
