@@ -663,12 +663,15 @@ static void capture(int sig, siginfo_t *si, void *u)
 	ucontext_t *uc = u;
 	struct _fpx_sw_bytes sw;
 	(void)sig, (void)si;
-	memcpy(hf->bytes, (void *)HOSTWIN, HOSTWIN_SIZE);
 	memcpy(&sw, (uint8_t *)uc->uc_mcontext.fpregs + SW_OFF, sizeof(sw));
 	hf->uc = (uint64_t)(uintptr_t)uc;
 	hf->fp = (uint64_t)(uintptr_t)uc->uc_mcontext.fpregs;
 	hf->xsize = sw.xstate_size;
 	hf->xfeatures = sw.xstate_bv;
+	/* Only the kernel's frame: this handler's own stack below it is a sanitizer's to poison. */
+	uint64_t lo = hf->uc - 8, hi = hf->fp + sw.xstate_size + 4;
+	if (lo >= HOSTWIN && hi <= HOSTWIN + HOSTWIN_SIZE)
+		memcpy(hf->bytes + (lo - HOSTWIN), (void *)lo, hi - lo);
 }
 
 static void host_frame(host_frame_t *out)
