@@ -37,8 +37,10 @@ typedef struct km_sigframe_in {
 } km_sigframe_in_t;
 
 /* The handler's entry: registers to load (rip = handler, rsp = the frame, rdi = signal,
- * rsi = &siginfo, rdx = &ucontext, rax = 0, rflags with TF and DF cleared), and whether the
- * frame went on the alternate stack (SS_AUTODISARM then disarms it: *altstack_after). */
+ * rsi = &siginfo, rdx = &ucontext, rax = 0, rflags with TF, DF and RF cleared), and whether the
+ * frame went on the alternate stack. SS_AUTODISARM disarms the altstack at every delivery, as
+ * Linux does: *altstack_after. The caller also resets the vCPU's FPU to its initial state for
+ * the handler (Linux's handlers start with a clean FPU; the program's is in the frame). */
 typedef struct km_sigframe_out {
 	struct kvm_regs regs;
 	bool on_altstack;
@@ -54,7 +56,8 @@ int km_sigframe_build(km_mm_t *mm, const km_sigframe_in_t *in, km_sigframe_out_t
 /* What rt_sigreturn restores: registers (rflags limited to the bits a program may own, CS/SS
  * implied), the XSAVE image to load (sanitised: XSTATE_BV within xcr0, MXCSR reserved bits
  * clear, reserved header bytes zero), the signal mask (SIGKILL/SIGSTOP removed) and the
- * sigaltstack the frame's uc_stack asks for. */
+ * sigaltstack the frame's uc_stack asks for: unchecked, the caller applies it as sigaltstack(2)
+ * would and ignores every refusal (EPERM while on it, EINVAL, ENOMEM), as Linux does. */
 typedef struct km_sigframe_ret {
 	struct kvm_regs regs;
 	uint64_t mask;
@@ -63,8 +66,11 @@ typedef struct km_sigframe_ret {
 } km_sigframe_ret_t;
 
 /* Reads the frame the handler's `ret` into the restorer left at rsp (the restorer's rsp at its
- * `syscall`: the frame starts at rsp - 8). xsave receives xsave_size bytes. Returns 0 or -EFAULT
- * (bad frame: Linux sends SIGSEGV). Never trusts a byte of the frame. */
+ * `syscall`: the frame starts at rsp - 8). xsave receives xsave_size bytes (clobbered on failure).
+ * An fpstate without both magics is taken as a bare FXSAVE area (x87 and SSE only); one not
+ * 64-byte aligned or unreadable is a bad frame. Returns 0, -EFAULT (bad frame: Linux sends
+ * SIGSEGV), or -EINVAL for an xsave_size km_sigframe_build would refuse. Never trusts a byte of
+ * the frame (a non-canonical rip is a bad frame). */
 int km_sigframe_read(km_mm_t *mm, uint64_t rsp, uint64_t xcr0, void *xsave, uint32_t xsave_size,
 		     km_sigframe_ret_t *ret);
 
