@@ -74,7 +74,7 @@ minimum() { awk 'NF' | sort -g | head -n1; }
 
 # Arithmetic on values that may be "n/a"/"FAIL"/empty: prints "n/a" unless all are numbers.
 isnum() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-calc() { # calc FORMAT EXPR-in-awk-using-a,b a b
+calc() { # calc FORMAT EXPR-in-awk-using-a,b a b (integers: %.0f, as mawk's %d stops at 2^31-1)
 	local fmt=$1 expr=$2 a=$3 b=${4:-0}
 	if isnum "$a" && isnum "$b"; then
 		awk -v a="$a" -v b="$b" "BEGIN { printf \"$fmt\", ($expr) }" 2>/dev/null || echo n/a
@@ -564,7 +564,7 @@ snap_mgmt() {
 		return
 	fi
 	acc "${p}mwall" "$v"
-	acc "${p}mown" "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/mgmt.reply" | awk 'NF { printf "%d", $1 * 1e6 }')"
+	acc "${p}mown" "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/mgmt.reply" | awk 'NF { printf "%.0f", $1 * 1e6 }')"
 
 	r=$(KM_TIMING=1 "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -- "$KM" "$f" 2>"$er")
 	l1=$(head -n1 <<<"$r")
@@ -612,7 +612,7 @@ snap_criu() {
 		return
 	fi
 	acc "${p}cdump" "$v"
-	acc "${p}csnap" "$(calc %d 'a + b' "$v" "$(field fsync_ns <<<"$l1")")"
+	acc "${p}csnap" "$(calc %.0f 'a + b' "$v" "$(field fsync_ns <<<"$l1")")"
 	acc "${p}csize" "$(du -s -B1 "$img" | cut -f1)"
 	gpid=$(field guest_pid <<<"$l1")
 	ino_in=$(field stdin_ino <<<"$l1")
@@ -632,7 +632,7 @@ snap_criu() {
 	else
 		acc "${p}cout" "$v"
 		v=$(sed -n 's/^Restore time: \([0-9]*\) us.*/\1/p' "$work/restore.stats" | head -n1)
-		acc "${p}centry" "$(calc %d 'a * 1000' "$v")"
+		acc "${p}centry" "$(calc %.0f 'a * 1000' "$v")"
 	fi
 	# A restored program left behind by a failed or timed-out restore (criu gives it its old pid).
 	if [ -n "$gpid" ] && [ "$(cat "/proc/$gpid/comm" 2>/dev/null)" = "$(basename "$g" | head -c 15)" ]; then
@@ -672,9 +672,9 @@ snap4_rows() {
 	local m=$1 tmwall tmout tmown tcdump tcsnap tcout
 	tmwall=$(res tmwall) tmout=$(res tmout) tmown=$(res tmown)
 	tcdump=$(res tcdump) tcsnap=$(res tcsnap) tcout=$(res tcout)
-	row "snapshot from outside, ms ($m MiB, 4 threads): km --mgmt vs criu dump + fsync" "$(nsms "$tmwall")" \
+	row "4 threads, snapshot, ms ($m MiB): km --mgmt vs criu dump + fsync" "$(nsms "$tmwall")" \
 		"$(nsms "$tcsnap")" "$(ratio "$tmwall" "$tcsnap")" - "$(kmfailed - "${KMERR[t]:-}")"
-	row "restore to first output after it, ms ($m MiB, 4 threads): km vs criu restore" "$(nsms "$tmout")" \
+	row "4 threads, restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$tmout")" \
 		"$(nsms "$tcout")" "$(ratio "$tmout" "$tcout")" - "$(kmfailed - "${KMERR[t]:-}")"
 	SNAPNOTES+=("$m MiB, 4 threads: criu dump alone $(nsms "$tcdump") ms; km's --mgmt reply ms= $(nsms "$tmown") ms")
 }
