@@ -9,7 +9,8 @@
 # tools are not built.
 # Numbers never decide the exit status: targets are printed, not asserted.
 #
-# Knobs (environment): HELLO_RUNS, GETPPID_N, GETPPID_RUNS, CPU_N, CPU_RUNS, FLOOR_BATCHES,
+# Knobs (environment): SECTIONS (which rows to measure; default all), HELLO_RUNS, GETPPID_N,
+# GETPPID_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD (see bench/README.md).
 set -uo pipefail
@@ -26,6 +27,12 @@ GETPPID_N=${GETPPID_N:-50000}
 GETPPID_RUNS=${GETPPID_RUNS:-5}
 CPU_N=${CPU_N:-150000000}
 CPU_RUNS=${CPU_RUNS:-7}
+THREAD_N=${THREAD_N:-2000}   # pthread_create + pthread_join rounds per thread_create run
+THREAD_RUNS=${THREAD_RUNS:-5}
+FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
+FUTEX_RUNS=${FUTEX_RUNS:-5}
+ALL_SECTIONS="floors hello getppid cpu threads snap snap4"
+SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
 FLOOR_BATCHES_INTERLEAVED=${FLOOR_BATCHES_INTERLEAVED:-8} # floor runs between km getppid runs
@@ -50,6 +57,14 @@ done
 
 log() { echo "  [bench] $*" >&2; }
 
+for s in $SECTIONS; do
+	if [[ " $ALL_SECTIONS " != *" $s "* ]]; then
+		echo "run.sh: unknown section '$s' in SECTIONS (known: $ALL_SECTIONS)" >&2
+		exit 2
+	fi
+done
+want() { [[ " $SECTIONS " == *" $1 "* ]]; } # want SECTION: is it selected?
+
 # field KEY <<< "a=1 KEY=2 ..." -> 2 (empty if absent)
 field() { tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
 
@@ -59,7 +74,7 @@ minimum() { awk 'NF' | sort -g | head -n1; }
 
 # Arithmetic on values that may be "n/a"/"FAIL"/empty: prints "n/a" unless all are numbers.
 isnum() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-calc() { # calc FORMAT EXPR-in-awk-using-a,b a b
+calc() { # calc FORMAT EXPR-in-awk-using-a,b a b (integers: %.0f, as mawk's %d stops at 2^31-1)
 	local fmt=$1 expr=$2 a=$3 b=${4:-0}
 	if isnum "$a" && isnum "$b"; then
 		awk -v a="$a" -v b="$b" "BEGIN { printf \"$fmt\", ($expr) }" 2>/dev/null || echo n/a
@@ -96,6 +111,7 @@ echo "  cpu:     ${cpu:-unknown}"
 echo "  kernel:  $(uname -r) ($(uname -m)), nproc $(nproc), KVM module: $backend"
 echo "  source:  commit $commit"
 echo "  km:      $KM"
+[ "$SECTIONS" = "$ALL_SECTIONS" ] || echo "  rows:    only SECTIONS=\"$SECTIONS\""
 
 # ---------------------------------------------------------------------------------------------------
 # CRIU, the peer of the snapshot rows. CRIU=<path> uses that binary, CRIU=none leaves it out;
@@ -104,8 +120,13 @@ echo "  km:      $KM"
 # are n/a, km's are still measured, and the run ends with "CRIU NOT AVAILABLE: <why>".
 CRIU_OK=0
 CRIU_WHY=""
+CRIU_OMIT=0 # 1: left out on purpose, which does not fail the run
 if [ "$CRIU" = none ]; then
 	CRIU_WHY="left out (CRIU=none)"
+	CRIU_OMIT=1
+elif ! want snap && ! want snap4; then
+	CRIU_WHY="not needed: no snapshot rows in SECTIONS"
+	CRIU_OMIT=1
 elif [ "$(id -u)" != 0 ]; then
 	CRIU_WHY="criu dump/restore need root (run make bench as root)"
 elif [ -z "$CRIU" ] && [ ! -f "$CRIU_BUILD" ]; then
@@ -209,10 +230,13 @@ if [ $KM_OK = 0 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------------
-# Floors: bare KVM, no km
-log "VM creation floor ($VMCREATE_REPS reps, fresh process and warm)"
-vmc=$("$B/vmcreate_floor" "$VMCREATE_REPS" 2>"$B/vmcreate_floor.err") ||
-	fail "vmcreate_floor failed: $(head -n2 "$B/vmcreate_floor.err" | tr '\n' ' ')"
+# Floors: bare KVM, no km (not measured when SECTIONS leaves out floors: then they show n/a)
+vmc="" vmx=""
+if want floors; then
+	log "VM creation floor ($VMCREATE_REPS reps, fresh process and warm)"
+	vmc=$("$B/vmcreate_floor" "$VMCREATE_REPS" 2>"$B/vmcreate_floor.err") ||
+		fail "vmcreate_floor failed: $(head -n2 "$B/vmcreate_floor.err" | tr '\n' ' ')"
+fi
 vmc_fresh_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field median_us)
 vmc_fresh_p90_us=$(grep '^mode=fresh phase=total ' <<<"$vmc" | field p90_us)
 vmc_warm_us=$(grep '^mode=warm phase=total ' <<<"$vmc" | field median_us)
@@ -220,9 +244,11 @@ vmc_close_us=$(grep '^mode=fresh phase=close ' <<<"$vmc" | field median_us)
 vmc_phases=$(grep '^mode=fresh ' <<<"$vmc" | grep -v -e 'phase=total' -e 'phase=close' |
 	awk '{ split($2, p, "="); split($4, m, "="); printf "%s%s %s", (NR > 1 ? ", " : ""), p[2], m[2] }')
 
-log "VM exit floor ($FLOOR_BATCHES x $FLOOR_PER_BATCH exits per variant)"
-vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH" 2>"$B/vmexit_floor.err") ||
-	fail "vmexit_floor failed: $(head -n2 "$B/vmexit_floor.err" | tr '\n' ' ')"
+if want floors; then
+	log "VM exit floor ($FLOOR_BATCHES x $FLOOR_PER_BATCH exits per variant)"
+	vmx=$("$B/vmexit_floor" "$FLOOR_BATCHES" "$FLOOR_PER_BATCH" 2>"$B/vmexit_floor.err") ||
+		fail "vmexit_floor failed: $(head -n2 "$B/vmexit_floor.err" | tr '\n' ' ')"
+fi
 floor_km=$(grep '^variant=km_path ' <<<"$vmx" | field median_ns)
 floor_km_p90=$(grep '^variant=km_path ' <<<"$vmx" | field p90_ns)
 floor_int3=$(grep '^variant=int3_cpl3 ' <<<"$vmx" | field median_ns)
@@ -256,7 +282,19 @@ hello() {
 	fi
 }
 
-# once LIBC MODE GUEST ARG KEY: R1 = the KEY=value the guest printed in one run, or FAIL
+# errline ERRFILE STATUS: the first line of ERRFILE (km's or the guest's stderr; km-timing lines
+# skipped), else what the status says
+errline() {
+	local l
+	l=$(grep -v -m1 '^km-timing:' "$1" 2>/dev/null | head -c 160)
+	if [ -n "$l" ]; then echo "$l"; elif [ "$2" = 124 ]; then echo "timed out after $KM_TIMEOUT s"; else echo "exit status $2, nothing on stderr"; fi
+}
+# kmfailed NOTE ERR: NOTE, or "km: failed (ERR)" when ERR is set: the last column of a row whose
+# km side failed, so the reason is in the row itself as well as under the table
+kmfailed() { if [ -n "$2" ]; then echo "km: failed ($2)"; else echo "$1"; fi; }
+
+# once LIBC MODE GUEST ARG KEY: R1 = the KEY=value the guest printed in one run, or FAIL (R_ERR: the
+# first line of the error)
 once() {
 	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 out rc
 	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc.err"
@@ -266,9 +304,9 @@ once() {
 		out=$(timeout "$KM_TIMEOUT" "$g" "$arg" 2>"$err")
 	fi
 	rc=$?
-	R1=$(field "$key" <<<"$out")
+	R1=$(field "$key" <<<"$out") R_ERR=""
 	if [ $rc -ne 0 ] || ! isnum "$R1"; then
-		R1=FAIL
+		R1=FAIL R_ERR=$(errline "$err" $rc)
 		fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
 	fi
 }
@@ -279,10 +317,11 @@ once() {
 # of the km_path exit floor measured between them when WITH_FLOOR=1 and km is runnable (else the
 # floor measured at the start).
 # A side that fails once is not run again and shows FAIL; km shows n/a when km is not runnable.
+# KM_ERR: the first line of km's error when km failed, else empty.
 compare() {
 	local libc=$1 guest=$2 arg=$3 key=$4 runs=$5 with_floor=$6 i f
 	local nv="" kv="" fv=""
-	NAT="" KMV="" FLR=$floor_km
+	NAT="" KMV="" FLR=$floor_km KM_ERR=
 	[ $KM_OK = 0 ] && KMV=n/a
 	for ((i = 0; i < runs; i++)); do
 		if [ "$NAT" != FAIL ]; then
@@ -296,7 +335,7 @@ compare() {
 			isnum "$f" && fv+="$f"$'\n'
 		fi
 		once "$libc" km "$guest" "$arg" "$key"
-		[ "$R1" = FAIL ] && KMV=FAIL || kv+="$R1"$'\n'
+		if [ "$R1" = FAIL ]; then KMV=FAIL KM_ERR=$R_ERR; else kv+="$R1"$'\n'; fi
 	done
 	NAT_MIN=$NAT KMV_MIN=$KMV
 	if [ "$NAT" != FAIL ]; then
@@ -318,16 +357,18 @@ row "metric" "km" "peer" "ratio" "target" "met"
 row "------" "--" "----" "-----" "------" "---"
 
 hello_target_ms=$(calc %.3f '3 + a / 1000' "$vmc_fresh_us")
-row "VM creation floor, ms (new process)" - "$(ms "$vmc_fresh_us")" - "create+memslot+vCPU+first exit" -
-row "VM creation floor p90, ms (new process)" - "$(ms "$vmc_fresh_p90_us")" - - -
-row "VM creation floor, ms (warm, same process)" - "$(ms "$vmc_warm_us")" - - -
-row "VM teardown (close), ms" - "$(ms "$vmc_close_us")" - "not in the floor" -
-row "exit floor, ns: km's path (CPL3 syscall -> int3 -> CPL0 out -> iretq)" - "$floor_km" - "monitor: sync regs + frame edit" -
-row "exit floor p90, ns: km's path" - "$floor_km_p90" - - -
-row "exit floor, ns: plain exit (CPL3 int3 -> CPL0 out -> iretq)" - "$floor_int3" - "no syscall, no sync regs" -
-row "exit floor, ns: CPL0 out only (emulated on PVM)" - "$floor_out" - "km's old CPL0 path" -
+if want floors; then
+	row "VM creation floor, ms (new process)" - "$(ms "$vmc_fresh_us")" - "create+memslot+vCPU+first exit" -
+	row "VM creation floor p90, ms (new process)" - "$(ms "$vmc_fresh_p90_us")" - - -
+	row "VM creation floor, ms (warm, same process)" - "$(ms "$vmc_warm_us")" - - -
+	row "VM teardown (close), ms" - "$(ms "$vmc_close_us")" - "not in the floor" -
+	row "exit floor, ns: km's path (CPL3 syscall -> int3 -> CPL0 out -> iretq)" - "$floor_km" - "monitor: sync regs + frame edit" -
+	row "exit floor p90, ns: km's path" - "$floor_km_p90" - - -
+	row "exit floor, ns: plain exit (CPL3 int3 -> CPL0 out -> iretq)" - "$floor_int3" - "no syscall, no sync regs" -
+	row "exit floor, ns: CPL0 out only (emulated on PVM)" - "$floor_out" - "km's old CPL0 path" -
+fi
 
-for libc in $LIBCS; do
+want hello && for libc in $LIBCS; do
 	log "hello ($libc): $HELLO_RUNS runs native, then under km$SKIPNOTE"
 	hello "$libc" native
 	n_med=$R1 n_p90=$R2
@@ -338,20 +379,34 @@ for libc in $LIBCS; do
 	row "hello wall p90, ms ($libc) vs native" "$(ms "$k_p90")" "$(ms "$n_p90")" "$(ratio "$k_p90" "$n_p90")" - -
 done
 
-for libc in $LIBCS; do
+want getppid && for libc in $LIBCS; do
 	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating$SKIPNOTE"
 	compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" 1
-	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
+	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
 	row "getppid, ns/call ($libc) vs km-path floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
-		"$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)"
+		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)" "$KM_ERR")"
 done
 
-for libc in $LIBCS; do
+want cpu && for libc in $LIBCS; do
 	log "cpu loop ($libc): $CPU_RUNS runs of $CPU_N rounds each, native / km alternating$SKIPNOTE"
 	compare "$libc" cpu_loop "$CPU_N" seconds "$CPU_RUNS" 0
 	row "cpu loop, s ($libc) vs native, best of $CPU_RUNS" "$KMV_MIN" "$NAT_MIN" "$(ratio "$KMV_MIN" "$NAT_MIN")" "<= 1.03x" \
-		"$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)"
-	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - -
+		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)" "$KM_ERR")"
+	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
+done
+
+# Threads: the same static guest natively and under km, alternating; the guests print ns, the rows
+# show us.
+nsus() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.1f 'a / 1000' "$1"; fi; }
+want threads && for libc in $LIBCS; do
+	log "thread create+join ($libc): $THREAD_RUNS runs of $THREAD_N threads each, native / km alternating$SKIPNOTE"
+	compare "$libc" thread_create "$THREAD_N" ns_per_thread "$THREAD_RUNS" 0
+	row "thread create+join, us/thread ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
+		- "$(kmfailed - "$KM_ERR")"
+	log "futex ping-pong ($libc): $FUTEX_RUNS runs of $FUTEX_N round trips each, native / km alternating$SKIPNOTE"
+	compare "$libc" futex_pingpong "$FUTEX_N" ns_per_round_trip "$FUTEX_RUNS" 0
+	row "futex ping-pong, us/round trip ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
+		- "$(kmfailed - "$KM_ERR")"
 done
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,8 +415,11 @@ done
 # run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
-SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
+if want snap || want snap4; then
+	SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
+fi
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
+SNAP_G4="$B/guests/$SNAP_LIBC/snap_threads" # the 4-thread program of the snap4 rows
 KM_SNAP_WHY="" # set when km has no snapshots at all: then later sizes are not tried
 KM_MGMT_WHY="" # set when the --mgmt rows cannot be measured (no client)
 
@@ -459,48 +517,66 @@ snap_km() {
 	rm -f "$f"
 }
 
-# snap_mgmt MIB: km runs snap_touch (wait) with --mgmt; km-mgmt asks for a snapshot (stop mode) once
-# the program waits in read() on stdin, as criu dump does below; then km restores it with a new
-# stdin holding one byte. acc: mwall (ns, spawn of km-mgmt -> its exit with km's reply; the file is
-# written by then), mown (km's reply ms=), mout (ns, spawn of km -> first byte on stdout).
+# first_of LINE...: the first non-empty argument, cut to 160 bytes (for "km: failed (...)")
+first_of() {
+	local l
+	for l in "$@"; do
+		[ -n "$l" ] && { head -c 160 <<<"$l"; return; }
+	done
+	echo "no message"
+}
+
+# snap_mgmt MIB [GUEST PREFIX WHAT]: km runs GUEST (default snap_touch) in wait mode with --mgmt;
+# km-mgmt asks for a snapshot (stop mode) once the program waits in read() on stdin, as criu dump
+# does below; then km restores it with a new stdin holding one byte. acc, each key after PREFIX:
+# mwall (ns, spawn of km-mgmt -> its exit with km's reply; the file is written by then), mown (km's
+# reply ms=), mout (ns, spawn of km -> first byte on stdout). On a failure, KMERR[PREFIX, or 1 without one]
+# holds its first line (km's stderr, else the guest's or km-mgmt's words). WHAT names the program in messages.
+declare -A KMERR
 snap_mgmt() {
-	local m=$1 f="$SNAPTMP/mgmt.km" sock="$SNAPTMP/mgmt.sock" r l1 st v
-	local es="$B/km-mgmt-snap-$1.err" er="$B/km-mgmt-restore-$1.err"
+	local m=$1 g=${2:-$SNAP_G} p=${3:-} what=${4:-} f="$SNAPTMP/mgmt.km" sock="$SNAPTMP/mgmt.sock" r l1 st v
+	local es="$B/km-mgmt-snap$p-$1.err" ek="$B/km-mgmt-snap$p-$1.km.err" er="$B/km-mgmt-restore$p-$1.err"
 	[ $KM_OK = 0 ] && return
 	if [ ! -x "$KM_MGMT" ]; then
 		[ -n "$KM_MGMT_WHY" ] || KM_MGMT_WHY="no management client $KM_MGMT (make builds it from tests/tools/km-mgmt.c)"
 		return
 	fi
 	if [ -n "$KM_SNAP_WHY" ]; then
-		for v in mwall mout; do acc $v FAIL; done
+		for v in mwall mout; do acc "$p$v" FAIL; done
+		KMERR[${p:-1}]=$KM_SNAP_WHY
 		return
 	fi
-	rm -f "$f" "$sock"
+	rm -f "$f" "$sock" "$SNAPTMP/mgmt.reply"
 	settle
-	r=$(KM_TIMING=1 "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -O "$SNAPTMP/mgmt.reply" -- \
-		"$KM" --mgmt="$sock" --snapshot="$f" "$SNAP_G" "$m" wait \
+	r=$(KM_TIMING=1 "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -O "$SNAPTMP/mgmt.reply" -E "$ek" -- \
+		"$KM" --mgmt="$sock" --snapshot="$f" "$g" "$m" wait \
 		--then "$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$sock" snapshot path="$f" mode=stop 2>"$es")
 	l1=$(head -n1 <<<"$r")
 	st=$(field checkpointer_status <<<"$l1")
 	v=$(field checkpoint_ns <<<"$l1")
 	if [ "$st" != 0 ] || ! isnum "$v" || [ ! -s "$f" ]; then
-		for v in mwall mout; do acc $v FAIL; done
-		fail "km --mgmt snapshot ($m MiB) failed: km-mgmt status ${st:-?}, reply '$(head -c 200 "$SNAPTMP/mgmt.reply" 2>/dev/null)', km status $(field guest_status <<<"$l1"), stderr: $(head -n1 "$es") (all in $es)"
+		for v in mwall mout; do acc "$p$v" FAIL; done
+		[ -n "${KMERR[${p:-1}]:-}" ] || KMERR[${p:-1}]=$(first_of "$(grep -v -m1 '^km-timing:' "$ek" 2>/dev/null)" \
+			"$(sed -n 's/^out: //p' <<<"$r" | grep -m1 -i error)" "$(grep -m1 '^error' "$SNAPTMP/mgmt.reply" 2>/dev/null)" \
+			"$(head -n1 "$es")")
+		fail "km --mgmt snapshot ($m MiB$what) failed: km-mgmt status ${st:-?}, reply '$(head -c 200 "$SNAPTMP/mgmt.reply" 2>/dev/null)', km status $(field guest_status <<<"$l1"), guest said '$(sed -n 's/^out: //p' <<<"$r" | tail -n1)', km's stderr: $(grep -v -m1 '^km-timing:' "$ek" 2>/dev/null) (all in $ek, $es)"
 		rm -f "$f" "$sock"
 		return
 	fi
-	acc mwall "$v"
-	acc mown "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/mgmt.reply" | awk 'NF { printf "%d", $1 * 1e6 }')"
+	acc "${p}mwall" "$v"
+	acc "${p}mown" "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/mgmt.reply" | awk 'NF { printf "%.0f", $1 * 1e6 }')"
 
 	r=$(KM_TIMING=1 "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -- "$KM" "$f" 2>"$er")
 	l1=$(head -n1 <<<"$r")
 	st=$(field status <<<"$l1")
 	v=$(field first_out_ns <<<"$l1")
 	if [ "$st" != 0 ] || ! isnum "$v" || ! restored_ok "$r"; then
-		acc mout FAIL
-		fail "km restore after a --mgmt snapshot ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')', km's stderr: $(grep -v '^km-timing:' "$er" | head -n1) (all in $er)"
+		acc "${p}mout" FAIL
+		[ -n "${KMERR[${p:-1}]:-}" ] || KMERR[${p:-1}]="restore: $(first_of "$(grep -v -m1 '^km-timing:' "$er")" \
+			"$(sed -n 's/^out: //p' <<<"$r" | grep -v -m1 '^resumed$')" "status ${st:-timed out}")"
+		fail "km restore after a --mgmt snapshot ($m MiB$what) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')', km's stderr: $(grep -v '^km-timing:' "$er" | head -n1) (all in $er)"
 	else
-		acc mout "$v"
+		acc "${p}mout" "$v"
 	fi
 	rm -f "$f" "$sock"
 }
@@ -511,32 +587,33 @@ criu_error() {
 	grep -i error "$1" 2>/dev/null | grep -v -m1 RLIMIT_NOFILE || head -n1 "$2"
 }
 
-# snap_criu MIB: snap_touch (wait) run natively, dumped by criu dump, restored by criu restore with
-# new stdin/stdout pipes in place of the old ones. acc: cdump (ns, criu dump), csnap (ns, criu dump +
-# fsync of the images), csize (bytes of the image directory on disk), centry (criu's own "Restore
-# time", ns), cout (ns, spawn of criu restore -> first byte on the program's stdout).
+# snap_criu MIB [GUEST PREFIX WHAT]: GUEST (default snap_touch) in wait mode run natively, dumped by
+# criu dump, restored by criu restore with new stdin/stdout pipes in place of the old ones. acc,
+# each key after PREFIX: cdump (ns, criu dump), csnap (ns, criu dump + fsync of the images), csize
+# (bytes of the image directory on disk), centry (criu's own "Restore time", ns), cout (ns, spawn of
+# criu restore -> first byte on the program's stdout). WHAT names the program in messages.
 snap_criu() {
-	local m=$1 img="$SNAPTMP/img" work="$SNAPTMP/work" r l1 st v gpid ino_in ino_out
-	local ed="$B/criu-dump-$1.err" er="$B/criu-restore-$1.err"
+	local m=$1 g=${2:-$SNAP_G} p=${3:-} what=${4:-} img="$SNAPTMP/img" work="$SNAPTMP/work" r l1 st v gpid ino_in ino_out
+	local ed="$B/criu-dump$p-$1.err" er="$B/criu-restore$p-$1.err" lg="$B/criu-dump$p-$1.log" lr="$B/criu-restore$p-$1.log"
 	[ $CRIU_OK = 1 ] || return
 	rm -rf "$img" "$work"
 	mkdir -p "$img" "$work"
 	settle
-	r=$("${CRIU_NS[@]}" "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$SNAP_G" "$m" wait \
+	r=$("${CRIU_NS[@]}" "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$g" "$m" wait \
 		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job --display-stats 2>"$ed")
 	l1=$(head -n1 <<<"$r")
 	st=$(field checkpointer_status <<<"$l1")
 	v=$(field checkpoint_ns <<<"$l1")
 	if [ "$st" != 0 ] || ! isnum "$v"; then
-		for v in cdump csnap csize centry cout; do acc $v FAIL; done
-		cp "$work/dump.log" "$B/criu-dump-$m.log" 2>/dev/null
-		fail "criu dump ($m MiB) failed: status ${st:-?}: $(criu_error "$work/dump.log" "$ed") (log in $B/criu-dump-$m.log, $ed)"
+		for v in cdump csnap csize centry cout; do acc "$p$v" FAIL; done
+		cp "$work/dump.log" "$lg" 2>/dev/null
+		fail "criu dump ($m MiB$what) failed: status ${st:-?}: $(criu_error "$work/dump.log" "$ed") (log in $lg, $ed)"
 		rm -rf "$img" "$work"
 		return
 	fi
-	acc cdump "$v"
-	acc csnap "$(calc %d 'a + b' "$v" "$(field fsync_ns <<<"$l1")")"
-	acc csize "$(du -s -B1 "$img" | cut -f1)"
+	acc "${p}cdump" "$v"
+	acc "${p}csnap" "$(calc %.0f 'a + b' "$v" "$(field fsync_ns <<<"$l1")")"
+	acc "${p}csize" "$(du -s -B1 "$img" | cut -f1)"
 	gpid=$(field guest_pid <<<"$l1")
 	ino_in=$(field stdin_ino <<<"$l1")
 	ino_out=$(field stdout_ino <<<"$l1")
@@ -548,67 +625,96 @@ snap_criu() {
 	st=$(field status <<<"$l1")
 	v=$(field first_out_ns <<<"$l1")
 	if [ "$st" != 0 ] || ! isnum "$v" || ! restored_ok "$r"; then
-		acc centry FAIL
-		acc cout FAIL
-		cp "$work/restore.log" "$B/criu-restore-$m.log" 2>/dev/null
-		fail "criu restore ($m MiB) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')': $(criu_error "$work/restore.log" "$er") (log in $B/criu-restore-$m.log)"
+		acc "${p}centry" FAIL
+		acc "${p}cout" FAIL
+		cp "$work/restore.log" "$lr" 2>/dev/null
+		fail "criu restore ($m MiB$what) failed: status ${st:-timed out}, output '$(sed -n 's/^out: //p' <<<"$r" | head -n3 | tr '\n' '|')': $(criu_error "$work/restore.log" "$er") (log in $lr)"
 	else
-		acc cout "$v"
+		acc "${p}cout" "$v"
 		v=$(sed -n 's/^Restore time: \([0-9]*\) us.*/\1/p' "$work/restore.stats" | head -n1)
-		acc centry "$(calc %d 'a * 1000' "$v")"
+		acc "${p}centry" "$(calc %.0f 'a * 1000' "$v")"
 	fi
 	# A restored program left behind by a failed or timed-out restore (criu gives it its old pid).
-	if [ -n "$gpid" ] && [ "$(cat "/proc/$gpid/comm" 2>/dev/null)" = snap_touch ]; then
+	if [ -n "$gpid" ] && [ "$(cat "/proc/$gpid/comm" 2>/dev/null)" = "$(basename "$g" | head -c 15)" ]; then
 		kill -KILL "$gpid" 2>/dev/null
 	fi
 	rm -rf "$img" "$work"
 }
 
+# snap_rows MIB: the single-thread rows of one size, from ACC
+snap_rows() {
+	local m=$1 floor ksnap ksize kentry kout cdump csnap csize centry cout kown mwall mown mout touched
+	floor=$(res floor) ksnap=$(res ksnap) ksize=$(res ksize) kentry=$(res kentry) kout=$(res kout)
+	cdump=$(res cdump) csnap=$(res csnap) csize=$(res csize) centry=$(res centry) cout=$(res cout)
+	kown=$(res kown) mwall=$(res mwall) mown=$(res mown) mout=$(res mout)
+	touched=$((m * 1048576))
+	row "snapshot, ms ($m MiB): km, hypercall -> km exit, vs write+fsync" "$(nsms "$ksnap")" "$(nsms "$floor")" \
+		"$(ratio "$ksnap" "$floor")" "<= 2.00x the plain write" "$(met "$(calc %.4f 'a / b' "$ksnap" "$floor")" 2)"
+	row "snapshot, ms ($m MiB): km vs criu dump + fsync of the images" "$(nsms "$ksnap")" "$(nsms "$csnap")" \
+		"$(ratio "$ksnap" "$csnap")" - -
+	row "snapshot on disk, MiB ($m MiB touched): km vs touched memory" "$(mib "$ksize")" "$m.0" \
+		"$(ratio "$ksize" "$touched")" "within 5% of touched" "$(within "$ksize" "$touched" 5)"
+	row "snapshot on disk, MiB ($m MiB touched): km vs criu images" "$(mib "$ksize")" "$(mib "$csize")" \
+		"$(ratio "$ksize" "$csize")" - -
+	row "restore to first instruction, ms ($m MiB): km vs criu's 'Restore time'" "$(nsms "$kentry" %.3f)" \
+		"$(nsms "$centry" %.3f)" "$(ratio "$kentry" "$centry")" "< 5 ms" "$(lt "$(nsms "$kentry" %.3f)" 5)"
+	row "restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$kout")" "$(nsms "$cout")" \
+		"$(ratio "$kout" "$cout")" - -
+	row "snapshot from outside, ms ($m MiB): km --mgmt vs criu dump + fsync" "$(nsms "$mwall")" "$(nsms "$csnap")" \
+		"$(ratio "$mwall" "$csnap")" - "$(kmfailed - "${KMERR[1]:-}")"
+	row "restore to first output after it, ms ($m MiB): km vs criu restore" "$(nsms "$mout")" "$(nsms "$cout")" \
+		"$(ratio "$mout" "$cout")" - "$(kmfailed - "${KMERR[1]:-}")"
+	SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (the rest is the fsync of its images); km's own times: snapshot_ns $(nsms "$kown") ms (KM_TIMING), --mgmt reply ms= $(nsms "$mown") ms")
+}
+
+# snap4_rows MIB: the 4-thread rows of one size (snap_threads, taken from outside), from ACC
+snap4_rows() {
+	local m=$1 tmwall tmout tmown tcdump tcsnap tcout
+	tmwall=$(res tmwall) tmout=$(res tmout) tmown=$(res tmown)
+	tcdump=$(res tcdump) tcsnap=$(res tcsnap) tcout=$(res tcout)
+	row "4 threads, snapshot, ms ($m MiB): km --mgmt vs criu dump + fsync" "$(nsms "$tmwall")" \
+		"$(nsms "$tcsnap")" "$(ratio "$tmwall" "$tcsnap")" - "$(kmfailed - "${KMERR[t]:-}")"
+	row "4 threads, restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$tmout")" \
+		"$(nsms "$tcout")" "$(ratio "$tmout" "$tcout")" - "$(kmfailed - "${KMERR[t]:-}")"
+	SNAPNOTES+=("$m MiB, 4 threads: criu dump alone $(nsms "$tcdump") ms; km's --mgmt reply ms= $(nsms "$tmown") ms")
+}
+
 SNAPNOTES=()
 if [ -n "$SNAPTMP" ]; then
-	[ -x "$SNAP_G" ] || fail "$SNAP_G is missing: build with make -C bench"
+	want snap && { [ -x "$SNAP_G" ] || fail "$SNAP_G is missing: build with make -C bench"; }
+	want snap4 && { [ -x "$SNAP_G4" ] || fail "$SNAP_G4 is missing: build with make -C bench"; }
 	for spec in $SNAP_SIZES; do
 		m=${spec%%:*} runs=${spec#*:}
 		if ! isnum "$m" || ! isnum "$runs"; then
 			fail "bad SNAP_SIZES entry '$spec' (want MIB:RUNS)"
 			continue
 		fi
-		log "snapshots, $m MiB touched ($SNAP_LIBC): $runs runs of write floor / km snapshot + restore / criu dump + restore$([ $KM_OK = 0 ] && echo "$SKIPNOTE")$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
-		ACC=()
+		what=""
+		want snap && what+=" / write floor / km snapshot + restore / km --mgmt + restore / criu dump + restore"
+		want snap4 && what+=" / 4 threads: km --mgmt + restore / criu dump + restore"
+		log "snapshots, $m MiB touched ($SNAP_LIBC): $runs runs of${what# /}$([ $KM_OK = 0 ] && echo "$SKIPNOTE")$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
+		ACC=() KMERR=()
 		for ((i = 0; i < runs; i++)); do
-			snap_floor "$m"
-			snap_km "$m"
-			snap_mgmt "$m"
-			snap_criu "$m"
+			if want snap; then
+				snap_floor "$m"
+				snap_km "$m"
+				snap_mgmt "$m"
+				snap_criu "$m"
+			fi
+			if want snap4; then
+				snap_mgmt "$m" "$SNAP_G4" t ", 4 threads"
+				snap_criu "$m" "$SNAP_G4" t ", 4 threads"
+			fi
 		done
-		floor=$(res floor) ksnap=$(res ksnap) ksize=$(res ksize) kentry=$(res kentry) kout=$(res kout)
-		cdump=$(res cdump) csnap=$(res csnap) csize=$(res csize) centry=$(res centry) cout=$(res cout)
-		kown=$(res kown) mwall=$(res mwall) mown=$(res mown) mout=$(res mout)
-		touched=$((m * 1048576))
-		row "snapshot, ms ($m MiB): km, hypercall -> km exit, vs write+fsync" "$(nsms "$ksnap")" "$(nsms "$floor")" \
-			"$(ratio "$ksnap" "$floor")" "<= 2.00x the plain write" "$(met "$(calc %.4f 'a / b' "$ksnap" "$floor")" 2)"
-		row "snapshot, ms ($m MiB): km vs criu dump + fsync of the images" "$(nsms "$ksnap")" "$(nsms "$csnap")" \
-			"$(ratio "$ksnap" "$csnap")" - -
-		row "snapshot on disk, MiB ($m MiB touched): km vs touched memory" "$(mib "$ksize")" "$m.0" \
-			"$(ratio "$ksize" "$touched")" "within 5% of touched" "$(within "$ksize" "$touched" 5)"
-		row "snapshot on disk, MiB ($m MiB touched): km vs criu images" "$(mib "$ksize")" "$(mib "$csize")" \
-			"$(ratio "$ksize" "$csize")" - -
-		row "restore to first instruction, ms ($m MiB): km vs criu's 'Restore time'" "$(nsms "$kentry" %.3f)" \
-			"$(nsms "$centry" %.3f)" "$(ratio "$kentry" "$centry")" "< 5 ms" "$(lt "$(nsms "$kentry" %.3f)" 5)"
-		row "restore to first output, ms ($m MiB): km vs criu restore" "$(nsms "$kout")" "$(nsms "$cout")" \
-			"$(ratio "$kout" "$cout")" - -
-		row "snapshot from outside, ms ($m MiB): km --mgmt vs criu dump + fsync" "$(nsms "$mwall")" "$(nsms "$csnap")" \
-			"$(ratio "$mwall" "$csnap")" - -
-		row "restore to first output after it, ms ($m MiB): km vs criu restore" "$(nsms "$mout")" "$(nsms "$cout")" \
-			"$(ratio "$mout" "$cout")" - -
-		SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (the rest is the fsync of its images); km's own times: snapshot_ns $(nsms "$kown") ms (KM_TIMING), --mgmt reply ms= $(nsms "$mown") ms")
+		want snap && snap_rows "$m"
+		want snap4 && snap4_rows "$m"
 	done
 fi
 
 echo
 echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"
 if [ ${#SNAPNOTES[@]} -gt 0 ]; then
-	echo "Snapshot rows: km and criu take the same static snap_touch ($SNAP_LIBC); medians of the runs in SNAP_SIZES."
+	echo "Snapshot rows: km and criu take the same static program ($SNAP_LIBC: snap_touch, or snap_threads for the 4-thread rows); medians of the runs in SNAP_SIZES."
 	echo "  criu's 'Restore time' is its own stat (restore start to just before the tasks resume; not criu's exec)."
 	printf '  %s\n' "${SNAPNOTES[@]}"
 fi
@@ -624,10 +730,10 @@ if [ $KM_OK = 0 ]; then
 	echo "Only the floors and native runs were measured; the km column is n/a."
 	status=1
 fi
-if [ $CRIU_OK = 0 ]; then
+if [ $CRIU_OK = 0 ] && { want snap || want snap4; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
-	[ "$CRIU" = none ] || status=1
+	[ $CRIU_OMIT = 1 ] || status=1
 fi
 if [ -n "$KM_MGMT_WHY" ]; then
 	echo "KM --MGMT ROWS NOT MEASURED: $KM_MGMT_WHY"

@@ -14,9 +14,9 @@
  *       "snap_ns=<n|n/a> status=<exit status, 128+signal if killed>", then "out: <line>" for each line
  *       CMD printed.
  *
- *   snaptime checkpoint [-t SECS] [-S DIR] [-O FILE] -- GUEST... --then CHECKPOINTER...
+ *   snaptime checkpoint [-t SECS] [-S DIR] [-O FILE] [-E FILE] -- GUEST... --then CHECKPOINTER...
  *       For a program taken from outside (snap_touch MIB wait under criu). Runs GUEST with stdin
- *       and stdout pipes (stderr /dev/null) until it prints a line starting with "ready", then runs
+ *       and stdout pipes (stderr /dev/null, or FILE with -E: km's own messages) until it prints a line starting with "ready", then runs
  *       CHECKPOINTER (every "{pid}" in its arguments replaced by GUEST's pid; its stdout goes to
  *       FILE, default /dev/null) and times it from spawn to exit; then fsyncs every regular file in
  *       DIR and DIR itself, and times that separately (criu does not fsync its images; km does).
@@ -82,7 +82,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: snaptime write FILE MIB\n"
 			"       snaptime self [-t SECS] -- CMD...\n"
-			"       snaptime checkpoint [-t SECS] [-S DIR] [-O FILE] -- GUEST... --then CHECKPOINTER...\n"
+			"       snaptime checkpoint [-t SECS] [-S DIR] [-O FILE] [-E FILE] -- GUEST... --then CHECKPOINTER...\n"
 			"       snaptime firstout [-t SECS] [-P] [-O FILE] -- CMD...\n");
 	exit(2);
 }
@@ -286,7 +286,7 @@ static void fsync_dir(const char *dir)
 	fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
 
-static int do_checkpoint(char **guest, char **ckpt, const char *dir, const char *ofile)
+static int do_checkpoint(char **guest, char **ckpt, const char *dir, const char *ofile, const char *efile)
 {
 	int in[2], out[2];
 	hi_pipe(in);
@@ -295,7 +295,7 @@ static int do_checkpoint(char **guest, char **ckpt, const char *dir, const char 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, efile ? efile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	kids[0] = spawn(guest, &fa);
 	close(in[0]);
@@ -412,13 +412,14 @@ int main(int argc, char **argv)
 		return do_write(argc - 2, argv + 2);
 
 	int timeout = 60, inherit = 0, c;
-	const char *dir = NULL, *ofile = NULL;
+	const char *dir = NULL, *ofile = NULL, *efile = NULL;
 	optind = 2;
-	while ((c = getopt(argc, argv, "+t:S:O:P")) != -1) {
+	while ((c = getopt(argc, argv, "+t:S:O:E:P")) != -1) {
 		switch (c) {
 		case 't': timeout = atoi(optarg); break;
 		case 'S': dir = optarg; break;
 		case 'O': ofile = optarg; break;
+		case 'E': efile = optarg; break;
 		case 'P': inherit = 1; break;
 		default: usage();
 		}
@@ -446,7 +447,7 @@ int main(int argc, char **argv)
 		if (!*then || !then[1] || then == cmd)
 			usage();
 		*then = NULL;
-		return do_checkpoint(cmd, then + 1, dir, ofile);
+		return do_checkpoint(cmd, then + 1, dir, ofile, efile);
 	}
 	usage();
 }
