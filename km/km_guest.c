@@ -62,6 +62,7 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	g->opts = *opts;
 	g->pid = getpid();
 	km_threads_init(&g->threads);
+	pthread_mutex_init(&g->sig_lock, NULL);
 	g->threads_inited = true;
 	g->threads.next_tid = g->pid + 1;
 	/* Ignored signals stay ignored across exec; the guest starts as if km had exec'd it. */
@@ -142,8 +143,11 @@ void km_guest_destroy(km_guest_t *g)
 		g->vcpus[i] = NULL;
 	}
 	g->nvcpus = 0;
-	if (g->threads_inited)
+	km_sigqueue_free(&g->sigpending);
+	if (g->threads_inited) {
 		km_threads_fini(&g->threads);
+		pthread_mutex_destroy(&g->sig_lock);
+	}
 	g->threads_inited = false;
 	km_mm_fini(&g->mm);
 	km_machine_close(&g->machine);

@@ -15,6 +15,7 @@
 #include "km_machine.h"
 #include "km_mm.h"
 #include "km_runtime_layout.h"
+#include "km_sigqueue.h"
 #include "km_stopall.h"
 #include "km_vcpu.h"
 
@@ -45,6 +46,7 @@ typedef struct km_sigaction {
 } km_sigaction_t;
 
 #define KM_NSIG 64
+#define KM_TIMER_ROUTES 256 /* most POSIX timers with SIGEV_THREAD_ID a guest may hold */
 
 typedef struct km_guest {
 	km_guest_opts_t opts;
@@ -76,7 +78,20 @@ typedef struct km_guest {
 	bool snap_leased;
 	bool snap_lease_broken;
 
+	/* Signals (km_signal.h): dispositions, the process's pending signals, under sig_lock. */
+	pthread_mutex_t sig_lock;
 	km_sigaction_t sigactions[KM_NSIG]; /* index sig - 1 */
+	km_sigqueue_t sigpending;
+	/* The thread that takes signals sent to km from outside (km_signal_host.c). */
+	pthread_t sigfwd_thread;
+	bool sigfwd_running, sigfwd_stop;
+	pid_t sigfwd_tid; /* its host thread id (SIGEV_THREAD_ID timers aim at it) */
+	/* Host POSIX timers whose signal goes to one guest thread (SIGEV_THREAD_ID). */
+	struct {
+		bool used;
+		int host_id;
+		pid_t tid;
+	} timer_routes[KM_TIMER_ROUTES];
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */

@@ -38,6 +38,7 @@ static void set_slot(km_guest_t *g, km_vcpu_t *v)
 
 void km_threads_add_initial(km_guest_t *g, km_vcpu_t *v)
 {
+	v->born = 1;
 	pthread_mutex_lock(&g->threads.lock);
 	set_slot(g, v);
 	v->live = true;
@@ -110,10 +111,27 @@ static void thread_failed(km_guest_t *g, km_err_t *err)
 	km_guest_end(g, 1, 0);
 }
 
+/* Futex helpers for the birth handshake of a cloned thread. */
+static void word_wait(uint32_t *w, uint32_t while_is)
+{
+	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) == while_is)
+		syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, while_is, NULL, NULL, 0);
+}
+
+static void word_set(uint32_t *w, uint32_t val)
+{
+	__atomic_store_n(w, val, __ATOMIC_RELEASE);
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static void *thread_main(void *arg)
 {
 	km_vcpu_t *v = arg;
 	km_err_t *err = NULL;
+	/* The parent names the thread after this host thread (so that PI futexes, whose words the
+	 * host kernel reads as host thread ids, work), then lets it run. */
+	word_set((uint32_t *)&v->host_tid, (uint32_t)gettid());
+	word_wait(&v->born, 0);
 	if (km_vcpu_run(v, &err) < 0)
 		thread_failed(v->g, err);
 	thread_done(v);
@@ -299,18 +317,22 @@ long km_threads_clone(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t pti
 	km_vcpu_t *c = NULL;
 	rc = km_guest_ended(g) ? -EAGAIN : new_vcpu(g, &c);
 	if (rc == 0 && (rc = copy_cpu(v, c, flags, stack, tls)) == 0) {
-		c->tid = alloc_tid(g);
 		c->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? ctid : 0;
-		store_tids(v, flags, c->tid, ptid, ctid);
-		c->live = true;
-		t->nlive++;
-		int e = start_thread(c);
-		if (e != 0) {
-			c->live = false;
-			t->nlive--;
+		c->born = 0;
+		c->host_tid = 0;
+		if (start_thread(c) != 0) {
 			rc = -EAGAIN;
 		} else {
+			word_wait((uint32_t *)&c->host_tid, 0);
+			pid_t host = __atomic_load_n(&c->host_tid, __ATOMIC_ACQUIRE);
+			/* A resumed guest's ids are old hosts': a new thread whose host id one of them
+			 * has gets a free one instead (PI futexes cannot work for it then). */
+			c->tid = tid_in_use(g, host) ? alloc_tid(g) : host;
+			store_tids(v, flags, c->tid, ptid, ctid);
+			c->live = true;
+			t->nlive++;
 			rc = c->tid;
+			word_set(&c->born, 1);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -1,8 +1,11 @@
 /*
  * Guest threads: each is one vCPU driven by one host thread of km. clone creates them, exit ends
  * one, exit_group (km_guest_end) all; the main thread of km drives the first and waits for the
- * rest. Thread ids are km's: the guest's pid for the first thread, then numbers above it that no
- * live thread has, so they stay the same across snapshot and resume and never name a host task.
+ * rest. A thread's id is its host thread's id when it is created (the first thread's is the
+ * guest's pid), so that PI futexes, whose words the host kernel reads as thread ids, work. Ids
+ * are kept across snapshot and resume; a thread created after a resume whose host id an old
+ * thread still has gets an unused number instead. kill/tgkill naming the guest's ids reach its
+ * own threads, never a host task (km_signal.h).
  */
 #ifndef KM_THREADS_H
 #define KM_THREADS_H

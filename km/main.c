@@ -6,6 +6,8 @@
 #include <time.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "km_cli.h"
@@ -35,12 +37,31 @@ static int report_end(const km_guest_t *g, const char *prog)
 	if (g->term_signal == 0)
 		return g->exit_status & 0xff;
 	int sig = g->term_signal;
-	if (sig != SIGPIPE) /* shells stay quiet about broken pipes; so does km */
+	/* A fault's line says where; a signal sent from outside gets none (km dies of it, and the
+	 * shell reports that as it would for the program), nor a broken pipe, as shells do. */
+	if (km_sig_default_action(sig) == KM_SIG_CORE)
 		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx%s%s%s\n", prog,
 			sigabbrev_np(sig) ?: "?", strsignal(sig), (unsigned long)g->fault_rip,
 			(unsigned long)g->fault_addr, g->core_written ? " (core dumped to " : "",
 			g->core_written ? g->opts.coredump_path : "", g->core_written ? ")" : "");
 	return 128 + sig;
+}
+
+/* The guest died of sig: km does too, so that its parent (a shell, a container runtime) sees the
+ * wait status a native run gives. No host core: km wrote the guest's own (kmcore) if one was
+ * due, and km's would be of km. */
+static void die_like_the_guest(int sig)
+{
+	if (sig == SIGSTOP)
+		return;
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	fflush(stdout);
+	fflush(stderr);
+	signal(sig, SIG_DFL);
+	uint64_t set = 1ull << (sig - 1);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, sizeof(set));
+	raise(sig);
 }
 
 /* Signals km was started with ignored, as a mask (bit sig-1). */
@@ -104,7 +125,7 @@ static int confine(const km_cli_t *cli, km_err_t **err)
 	return km_seccomp_probe(getenv("KM_TEST_SECCOMP_PROBE"), err);
 }
 
-static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
+static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t **err)
 {
 	(void)argc;
 	const char *prog = argv[cli->prog_index];
@@ -136,13 +157,17 @@ static int run(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
 		pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	}
+	if (rc == 0)
+		rc = km_signal_forward_start(&g, err);
 	/* Confined from here on, before the guest's first instruction, in every mode. */
 	if (rc == 0)
 		rc = confine(cli, err);
 	if (rc == 0 && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
+	km_signal_forward_stop(&g);
 	if (mgmt != NULL)
 		km_mgmt_stop(mgmt);
+	*term_signal = status >= 0 ? g.term_signal : 0;
 	km_guest_destroy(&g);
 	km_cli_free_env(env);
 	free(paths.snapshot);
@@ -155,7 +180,7 @@ int main(int argc, char **argv)
 {
 	km_err_t *err = NULL;
 	km_cli_t cli;
-	int status = 1;
+	int status = 1, term_signal = 0;
 	uint64_t ignored = inherited_ignored();
 	/* A guest writing to a closed pipe must see EPIPE (and km decides about SIGPIPE), not kill km. */
 	signal(SIGPIPE, SIG_IGN);
@@ -170,7 +195,7 @@ int main(int argc, char **argv)
 		cli.guest.start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
 		const char *t = getenv("KM_TIMING");
 		cli.guest.timing = t != NULL && strcmp(t, "1") == 0;
-		status = cli.done ? 0 : run(&cli, argc, argv, &err);
+		status = cli.done ? 0 : run(&cli, argc, argv, &term_signal, &err);
 	}
 	if (status < 0 || err != NULL) {
 		fprintf(stderr, "km: %s\n", err != NULL ? err->msg : "failed");
@@ -178,5 +203,7 @@ int main(int argc, char **argv)
 	}
 	km_err_free(&err);
 	km_cli_free(&cli);
+	if (term_signal != 0)
+		die_like_the_guest(term_signal);
 	return status;
 }

@@ -44,8 +44,8 @@ typedef struct km_snapshot_result {
 int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
 		      km_err_t **err);
 
-/* Asks a running guest, from another thread (the management socket), for a snapshot: the vCPUs
- * are stopped at clean points (a vCPU blocked in a host syscall is interrupted; the syscall is
+/* Asks a running guest, from another thread (the management socket), for a snapshot, which the
+ * first vCPU to reach a clean point takes (km_snapshot_take): the vCPUs are stopped at clean points (a vCPU blocked in a host syscall is interrupted; the syscall is
  * restarted afterwards, invisibly to the program), the file written, and the guest either
  * resumed or ended. Blocks until done. Returns 0 with *res filled, or -1 with *err. */
 int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
@@ -54,8 +54,8 @@ int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_sna
 /* The same from one of the guest's own threads (HC_snapshot): v stands at a clean point with
  * registers *user (which the file records for it); the other threads are stopped around the
  * write. */
-int km_snapshot_take(struct km_vcpu *v, const struct kvm_regs *user, const km_snapshot_req_t *req,
-		     km_snapshot_result_t *res, km_err_t **err);
+int km_snapshot_take(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cpu_flags,
+		     const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err);
 
 /* --- cores -------------------------------------------------------------------------------- */
 

@@ -41,28 +41,51 @@ static int write_stopped(km_guest_t *g, const km_vcpu_t *self, const km_snapshot
 	return rc;
 }
 
-int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
+/* A request from outside, carried to the vCPU that serves it. */
+typedef struct job {
+	const km_snapshot_req_t *req;
+	km_snapshot_result_t *res;
+	km_err_t *err;
+	int rc;
+} job_t;
+
+static bool serve(km_vcpu_t *v, const struct kvm_regs *u, uint64_t cpu_flags, void *arg)
 {
-	if (km_guest_ended(g) || km_threads_live(g) == 0 ||
-	    km_stopall_begin(g, NULL, KM_STOP_CLEAN, NULL, 0) < 0)
-		return km_err_set(err, ESRCH, "the program is not running");
-	int rc = write_stopped(g, NULL, req, res, err);
-	km_stopall_end(g);
-	return rc;
+	job_t *j = arg;
+	j->rc = km_snapshot_take(v, u, cpu_flags, j->req, j->res, &j->err);
+	return km_guest_ended(v->g);
 }
 
-int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, const km_snapshot_req_t *req,
+/* Written by one of the guest's own vCPUs, not by the asking thread: the listener has an fd
+ * table of its own, and the snapshot reads through the guest's (the file it was resumed from,
+ * and its open files as they come to be saved). */
+int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
+{
+	job_t j = {.req = req, .res = res, .err = NULL, .rc = -1};
+	int rc = km_stopall_run_on_vcpu(g, serve, &j);
+	if (rc == -2)
+		return km_err_set(err, EBUSY, "another snapshot is being taken");
+	if (rc < 0)
+		return km_err_set(err, ESRCH, "the program is not running");
+	if (j.rc < 0) {
+		km_err_free(err);
+		*err = j.err;
+	}
+	return j.rc;
+}
+
+int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
 		     km_snapshot_result_t *res, km_err_t **err)
 {
 	km_guest_t *g = v->g;
 	/* Our own state first: if another stop is in progress we park in it with these registers. */
-	v->state.flags = 0;
+	v->state.flags = cpu_flags;
 	if (km_vcpu_capture(v, user, err) < 0)
 		return -1;
-	if (km_stopall_begin(g, v, KM_STOP_CLEAN, user, 0) < 0)
+	if (km_stopall_begin(g, v, KM_STOP_CLEAN, user, cpu_flags) < 0)
 		return km_err_set(err, ESRCH, "the program is ending");
 	/* Parking in another stop may have captured us again, as we are: the same registers. */
-	v->state.flags = 0;
+	v->state.flags = cpu_flags;
 	int rc = km_vcpu_capture(v, user, err);
 	if (rc == 0)
 		rc = write_stopped(g, v, req, res, err);

@@ -42,7 +42,7 @@ static long hc_snapshot(km_vcpu_t *v, uint64_t args_gva, const km_hc_args_t *arg
 	resumed.rax = KM_SNAPSHOT_RESUMED;
 	km_err_t *err = NULL;
 	km_snapshot_result_t res;
-	if (km_snapshot_take(v, &resumed, &req, &res, &err) < 0) {
+	if (km_snapshot_take(v, &resumed, 0, &req, &res, &err) < 0) {
 		/* The program learns it failed; the user learns why. */
 		fprintf(stderr, "km: snapshot failed: %s\n", err->msg);
 		long ret = err->errnum > 0 ? -err->errnum : -EIO;

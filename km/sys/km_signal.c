@@ -1,11 +1,8 @@
-/* Guest signal dispositions and default actions: see km_signal.h. */
+/* The guest's own signals: sending, pending, delivery, waiting. See km_signal.h. */
 #include "km_signal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,8 +10,12 @@
 #include <unistd.h>
 
 #include "km_exception.h"
-#include "km_guest.h"
+#include "km_sigframe.h"
+#include "km_sigqueue.h"
 #include "km_snapshot.h"
+
+#define BIT(sig) KM_SIGBIT(sig)
+#define KM_SS_AUTODISARM (1u << 31)
 
 enum km_sig_default km_sig_default_action(int sig)
 {
@@ -45,153 +46,446 @@ enum km_sig_default km_sig_default_action(int sig)
 	}
 }
 
-bool km_signal_raise(km_vcpu_t *v, int sig)
+void km_signal_lock(km_guest_t *g)
 {
-	if (sig <= 0 || sig > KM_NSIG)
-		return false;
-	km_sigaction_t *sa = &v->g->sigactions[sig - 1];
-	bool catchable = sig != SIGKILL && sig != SIGSTOP;
-	if (catchable && sa->handler == (uint64_t)(uintptr_t)SIG_IGN)
-		return false;
-	/* A blocked signal would stay pending until unblocked; pending sets come with the signals
-	 * work, so for now it is not delivered at all. */
-	if (catchable && (v->sigmask & (1ull << (sig - 1))))
-		return false;
-	enum km_sig_default act = km_sig_default_action(sig);
-	if (act == KM_SIG_IGNORE || act == KM_SIG_STOP)
-		return false; /* job control stops need a parent that can continue us: not yet */
-	/* A handler would run here once delivery exists (signals issue); until then the default
-	 * action is the honest outcome rather than silently dropping the signal. */
-	km_guest_kill(v, sig, v->user.rip, 0);
-	if (act == KM_SIG_CORE)
-		km_core_dump(v, &v->user, sig); /* raised by a syscall: where the program made it */
-	return true;
+	pthread_mutex_lock(&g->sig_lock);
+}
+
+void km_signal_unlock(km_guest_t *g)
+{
+	pthread_mutex_unlock(&g->sig_lock);
+}
+
+/* The disposition makes the signal vanish: SIG_IGN, or SIG_DFL whose action is to ignore. */
+static bool ignored(km_guest_t *g, int sig)
+{
+	uint64_t h = g->sigactions[sig - 1].handler;
+	if (h == (uint64_t)(uintptr_t)SIG_IGN)
+		return true;
+	return h == (uint64_t)(uintptr_t)SIG_DFL && km_sig_default_action(sig) == KM_SIG_IGNORE;
 }
 
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid)
 {
-	for (int i = 0; i < g->nvcpus; i++)
-		if (g->vcpus[i] != NULL && g->vcpus[i]->tid == tid)
-			return g->vcpus[i];
-	return NULL;
+	km_vcpu_t *found = NULL;
+	pthread_mutex_lock(&g->threads.lock);
+	for (int i = 0; i < g->nvcpus && found == NULL; i++)
+		if (g->vcpus[i] != NULL && g->vcpus[i]->live && g->vcpus[i]->tid == tid)
+			found = g->vcpus[i];
+	pthread_mutex_unlock(&g->threads.lock);
+	return found;
 }
 
-pid_t km_signal_host_tgid(pid_t tid)
+void km_signal_info(km_vcpu_t *from, int sig, int si_code, siginfo_t *info)
 {
-	char path[64], buf[512];
-	if (tid <= 0)
-		return -ESRCH;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
-	if (fd < 0)
-		return errno == EACCES ? -EPERM : -ESRCH; /* hidepid: someone else's, as kill would say */
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = '\0';
-	const char *t = strstr(buf, "\nTgid:");
-	return t != NULL ? (pid_t)strtol(t + 6, NULL, 10) : -ESRCH;
+	memset(info, 0, sizeof(*info));
+	info->si_signo = sig;
+	info->si_code = si_code;
+	info->si_pid = from->g->pid;
+	info->si_uid = getuid();
 }
 
-/* A pidfd for the process that pid (a process or any of its threads) belongs to, or -errno. */
-static int process_pidfd(pid_t pid, pid_t *tgid)
+/* --- sending ------------------------------------------------------------------------------ */
+
+/* Wakes whoever might take the signal. Called without the signal lock. */
+static void wake(km_guest_t *g, km_vcpu_t *t)
 {
-	*tgid = pid;
-	int pfd = km_fd_reserve((int)syscall(SYS_pidfd_open, pid, 0));
-	if (pfd >= 0 || (errno != EINVAL && errno != ENOENT))
-		return pfd >= 0 ? pfd : -errno;
-	/* A thread that does not lead its process (EINVAL before Linux 6.9, ENOENT since), or no
-	 * such task: only then is /proc read. */
-	*tgid = km_signal_host_tgid(pid);
-	if (*tgid < 0)
-		return *tgid;
-	pfd = km_fd_reserve((int)syscall(SYS_pidfd_open, *tgid, 0));
-	return pfd >= 0 ? pfd : -errno;
+	if (t != NULL)
+		km_vcpu_kick(t);
+	km_signal_forward_poke(g); /* it kicks again if the signal waits too long */
 }
 
-long km_signal_host_process(pid_t pid, int sig, siginfo_t *info)
+/* The thread that takes a process signal: the main thread if it does not block it, else any
+ * thread that does not. Called with the signal lock held. */
+static km_vcpu_t *process_target(km_guest_t *g, int sig)
 {
-	/* A pidfd names one process for good: unlike kill(), it cannot reach a thread of km that
-	 * took the number after it was looked up. */
-	pid_t tgid;
-	int pfd = process_pidfd(pid, &tgid);
-	if (pfd < 0)
-		return pfd;
-	long r = -ESRCH; /* km itself, or one of its threads: not in the guest's world */
-	if (tgid != getpid()) {
-		if (info != NULL)
-			info->si_signo = sig;
-		r = syscall(SYS_pidfd_send_signal, pfd, sig, info, 0) < 0 ? -errno : 0;
+	km_vcpu_t *pick = NULL;
+	pthread_mutex_lock(&g->threads.lock);
+	for (int i = 0; i < g->nvcpus; i++) {
+		km_vcpu_t *v = g->vcpus[i];
+		if (v == NULL || !v->live || (v->sigmask & BIT(sig)))
+			continue;
+		if (pick == NULL || v->tid == g->pid)
+			pick = v;
 	}
-	close(pfd);
-	return r;
+	pthread_mutex_unlock(&g->threads.lock);
+	return pick;
 }
 
-/* --- signals the kernel sends km about limits applied on the host ------------------------ */
-
-static volatile sig_atomic_t xcpu_pending;	 /* SIGXCPU: the process is past RLIMIT_CPU */
-static __thread volatile sig_atomic_t xfsz_seen; /* SIGXFSZ: this thread wrote past RLIMIT_FSIZE */
-
-static void host_limit_handler(int sig)
+/* A blocked signal is queued even if ignored now: its disposition may change before it is
+ * unblocked (as Linux does). */
+static bool blocked_anywhere(km_guest_t *g, int sig)
 {
-	if (sig == SIGXFSZ) {
-		xfsz_seen = 1;
+	bool any = false;
+	pthread_mutex_lock(&g->threads.lock);
+	for (int i = 0; i < g->nvcpus && !any; i++)
+		any = g->vcpus[i] != NULL && g->vcpus[i]->live && (g->vcpus[i]->sigmask & BIT(sig));
+	pthread_mutex_unlock(&g->threads.lock);
+	return any;
+}
+
+/* SIGKILL cannot be caught, blocked or queued: the guest ends at once. */
+static bool send_kill(km_guest_t *g, int sig)
+{
+	if (sig != SIGKILL)
+		return false;
+	km_guest_end(g, 0, SIGKILL);
+	return true;
+}
+
+int km_signal_send_process(km_guest_t *g, const siginfo_t *info)
+{
+	int sig = info->si_signo;
+	if (sig < 1 || sig > KM_NSIG)
+		return -EINVAL;
+	if (send_kill(g, sig))
+		return 0;
+	km_signal_lock(g);
+	if (ignored(g, sig) && !blocked_anywhere(g, sig)) {
+		km_signal_unlock(g);
+		return 0;
+	}
+	int rc = km_sigqueue_add(&g->sigpending, info);
+	km_vcpu_t *t = rc >= 0 ? process_target(g, sig) : NULL;
+	km_signal_unlock(g);
+	if (rc < 0)
+		return rc == -ENOMEM ? -EAGAIN : rc;
+	wake(g, t);
+	return 0;
+}
+
+int km_signal_send_thread(km_vcpu_t *t, const siginfo_t *info)
+{
+	km_guest_t *g = t->g;
+	int sig = info->si_signo;
+	if (sig < 1 || sig > KM_NSIG)
+		return -EINVAL;
+	if (send_kill(g, sig))
+		return 0;
+	km_signal_lock(g);
+	if (ignored(g, sig) && !(t->sigmask & BIT(sig))) {
+		km_signal_unlock(g);
+		return 0;
+	}
+	int rc = km_sigqueue_add(&t->sigpending, info);
+	bool now = !(t->sigmask & BIT(sig));
+	km_signal_unlock(g);
+	if (rc < 0)
+		return rc == -ENOMEM ? -EAGAIN : rc;
+	wake(g, now ? t : NULL);
+	return 0;
+}
+
+void km_signal_raise(km_vcpu_t *v, int sig)
+{
+	siginfo_t info;
+	km_signal_info(v, sig, SI_KERNEL, &info);
+	if (sig == SIGPIPE || sig == SIGXFSZ)
+		info.si_code = SI_USER; /* what Linux's send_sig gives these */
+	km_signal_send_thread(v, &info);
+}
+
+void km_signal_discard_ignored(km_guest_t *g, int sig)
+{
+	/* Called with the signal lock held, by rt_sigaction. */
+	if (!ignored(g, sig))
 		return;
-	}
-	xcpu_pending = 1;
-	/* Makes the vCPU leave KVM_RUN even if the signal came between two entries. */
-	int saved = errno;
-	raise(KM_SIG_KICK);
-	errno = saved;
+	km_sigqueue_discard(&g->sigpending, BIT(sig));
+	pthread_mutex_lock(&g->threads.lock);
+	for (int i = 0; i < g->nvcpus; i++)
+		if (g->vcpus[i] != NULL)
+			km_sigqueue_discard(&g->vcpus[i]->sigpending, BIT(sig));
+	pthread_mutex_unlock(&g->threads.lock);
 }
 
-void km_signal_host_init(void)
+/* --- pending ------------------------------------------------------------------------------ */
+
+uint64_t km_signal_pending_set(km_vcpu_t *v)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = host_limit_handler;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART; /* the kernel restarts what it interrupted; the kick decides */
-	sigaction(SIGXCPU, &sa, NULL);
-	sigaction(SIGXFSZ, &sa, NULL);
+	km_signal_lock(v->g);
+	uint64_t set = v->sigpending.set | v->g->sigpending.set;
+	km_signal_unlock(v->g);
+	return set;
 }
 
-void km_signal_host_block(sigset_t *old)
+bool km_signal_deliverable(km_vcpu_t *v)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGXCPU);
-	pthread_sigmask(SIG_BLOCK, &set, old);
+	km_signal_lock(v->g);
+	bool any = ((v->sigpending.set | v->g->sigpending.set) & ~v->sigmask) != 0;
+	km_signal_unlock(v->g);
+	return any;
 }
 
-void km_signal_syscall_begin(void)
+/* The signal the thread would take next (0: none). Called with the signal lock held. */
+static int next_signal(km_vcpu_t *v)
 {
-	xfsz_seen = 0;
+	uint64_t allowed = ~v->sigmask;
+	uint64_t own = v->sigpending.set & allowed, shared = v->g->sigpending.set & allowed;
+	uint64_t m = own ? own : shared;
+	return m ? __builtin_ctzll(m) + 1 : 0;
 }
 
-bool km_signal_syscall_end(km_vcpu_t *v, long ret)
+/* Calls that end with EINTR after a handler whatever SA_RESTART says (Linux's ERESTARTNOHAND
+ * and the sleeps), and the waits for signals themselves. */
+static bool never_restarts(long nr)
 {
-	bool xfsz = xfsz_seen && ret == -EFBIG;
-	xfsz_seen = 0;
-	if (xfsz && km_signal_raise(v, SIGXFSZ))
+	switch (nr) {
+	case SYS_pause:
+	case SYS_rt_sigsuspend:
+	case SYS_rt_sigtimedwait:
+	case SYS_select:
+	case SYS_pselect6:
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_nanosleep:
+	case SYS_clock_nanosleep:
+	case SYS_io_getevents:
+	case SYS_msgrcv:
+	case SYS_msgsnd:
+	case SYS_semop:
+	case SYS_semtimedop:
 		return true;
-	if (xcpu_pending) {
-		xcpu_pending = 0;
-		return km_signal_raise(v, SIGXCPU);
+	default:
+		return false;
 	}
+}
+
+bool km_signal_interrupts(km_vcpu_t *v, long nr)
+{
+	km_guest_t *g = v->g;
+	km_signal_lock(g);
+	int sig = next_signal(v);
+	bool intr = false;
+	if (sig != 0 && !ignored(g, sig)) {
+		const km_sigaction_t *sa = &g->sigactions[sig - 1];
+		if (sa->handler == (uint64_t)(uintptr_t)SIG_DFL)
+			intr = km_sig_default_action(sig) != KM_SIG_STOP; /* the guest ends anyway */
+		else
+			intr = never_restarts(nr) || !(sa->flags & SA_RESTART);
+	}
+	km_signal_unlock(g);
+	return intr;
+}
+
+bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info)
+{
+	km_signal_lock(v->g);
+	bool got = km_sigqueue_take(&v->sigpending, set, info) || km_sigqueue_take(&v->g->sigpending, set, info);
+	km_signal_unlock(v->g);
+	return got;
+}
+
+/* --- delivery ----------------------------------------------------------------------------- */
+
+/* The guest dies of sig at *u (a core first if its default action dumps one). */
+static bool die_of(km_vcpu_t *v, const struct kvm_regs *u, int sig, uint64_t addr)
+{
+	km_guest_kill(v, sig, u->rip, addr);
+	if (km_sig_default_action(sig) == KM_SIG_CORE)
+		km_core_dump(v, u, sig);
+	return true;
+}
+
+/* A job-control stop: the whole of km stops, as the guest's process would; SIGCONT from
+ * outside continues it. */
+static void stop_self(void)
+{
+	kill(getpid(), SIGSTOP);
+}
+
+/* The handler starts with the FPU as a new program has it (Linux clears it for handlers). */
+static void reset_fpu(km_vcpu_t *v)
+{
+	struct kvm_xsave *x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return;
+	uint16_t fcw = 0x37f;
+	uint32_t mxcsr = 0x1f80;
+	memcpy((uint8_t *)x->region, &fcw, sizeof(fcw));
+	memcpy((uint8_t *)x->region + 24, &mxcsr, sizeof(mxcsr));
+	ioctl(v->fd, KVM_SET_XSAVE, x);
+	free(x);
+}
+
+/* Builds the frame for handler `sa` and points *u at it. Called with the signal lock held.
+ * Returns false if the frame could not be written (the caller kills the guest). */
+static bool run_handler(km_vcpu_t *v, struct kvm_regs *u, const siginfo_t *info, int trapno, uint64_t err,
+			uint64_t cr2)
+{
+	km_guest_t *g = v->g;
+	int sig = info->si_signo;
+	km_sigaction_t *sa = &g->sigactions[sig - 1];
+	struct kvm_xsave *x = malloc(sizeof(*x));
+	if (x == NULL || ioctl(v->fd, KVM_GET_XSAVE, x) < 0) {
+		free(x);
+		return false;
+	}
+	km_sigframe_in_t in = {
+	    .regs = *u,
+	    .xsave = x->region,
+	    .xsave_size = g->machine.xsave_size,
+	    .xcr0 = g->machine.xcr0,
+	    .info = info,
+	    .handler = sa->handler,
+	    .sa_flags = sa->flags,
+	    .restorer = sa->restorer,
+	    .saved_mask = v->restore_sigmask ? v->saved_sigmask : v->sigmask,
+	    .altstack = v->altstack,
+	    .trapno = (uint64_t)trapno,
+	    .err = err,
+	    .cr2 = cr2,
+	};
+	km_sigframe_out_t out;
+	int rc = km_sigframe_build(&g->mm, &in, &out);
+	free(x);
+	if (rc < 0)
+		return false;
+	*u = out.regs;
+	v->altstack = out.altstack_after;
+	v->restore_sigmask = false;
+	uint64_t mask = in.saved_mask | sa->mask;
+	if (!(sa->flags & SA_NODEFER))
+		mask |= BIT(sig);
+	v->sigmask = mask & ~KM_SIG_UNBLOCKABLE;
+	if (sa->flags & SA_RESETHAND) {
+		sa->handler = (uint64_t)(uintptr_t)SIG_DFL;
+		sa->flags &= ~(uint64_t)SA_SIGINFO;
+	}
+	reset_fpu(v);
+	return true;
+}
+
+bool km_signal_deliver(km_vcpu_t *v, struct kvm_regs *u)
+{
+	km_guest_t *g = v->g;
+	siginfo_t info;
+	km_signal_lock(g);
+	for (;;) {
+		uint64_t allowed = ~v->sigmask;
+		if (!km_sigqueue_take(&v->sigpending, allowed, &info) &&
+		    !km_sigqueue_take(&g->sigpending, allowed, &info))
+			break;
+		int sig = info.si_signo;
+		const km_sigaction_t *sa = &g->sigactions[sig - 1];
+		if (ignored(g, sig))
+			continue;
+		if (sa->handler == (uint64_t)(uintptr_t)SIG_DFL) {
+			if (km_sig_default_action(sig) == KM_SIG_STOP) {
+				km_signal_unlock(g);
+				stop_self();
+				km_signal_lock(g);
+				continue;
+			}
+			km_signal_unlock(g);
+			return die_of(v, u, sig, 0);
+		}
+		if (!run_handler(v, u, &info, 0, 0, 0)) {
+			km_signal_unlock(g);
+			return die_of(v, u, SIGSEGV, 0);
+		}
+		km_signal_unlock(g);
+		return false;
+	}
+	if (v->restore_sigmask) {
+		v->sigmask = v->saved_sigmask;
+		v->restore_sigmask = false;
+	}
+	km_signal_unlock(g);
 	return false;
 }
 
-bool km_signal_host_deliver(km_vcpu_t *v)
+bool km_signal_fault(km_vcpu_t *v, struct kvm_regs *u, int sig, int si_code, uint64_t addr, int trapno,
+		     uint64_t err)
 {
-	if (!xcpu_pending)
-		return false;
-	struct kvm_regs r;
-	/* Only where the program itself stopped; in km's stubs the next syscall exit takes it. */
-	if (!km_vcpu_stopped_in_program(v, &r))
-		return false;
-	xcpu_pending = 0;
-	v->user = r;
-	return km_signal_raise(v, SIGXCPU);
+	km_guest_t *g = v->g;
+	km_signal_lock(g);
+	const km_sigaction_t *sa = &g->sigactions[sig - 1];
+	bool catchable = sa->handler != (uint64_t)(uintptr_t)SIG_DFL && sa->handler != (uint64_t)(uintptr_t)SIG_IGN &&
+			 !(v->sigmask & BIT(sig));
+	if (!catchable) {
+		km_signal_unlock(g);
+		return die_of(v, u, sig, addr);
+	}
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = si_code;
+	info.si_addr = (void *)(uintptr_t)addr;
+	bool ok = run_handler(v, u, &info, trapno, err, sig == SIGSEGV || sig == SIGBUS ? addr : 0);
+	km_signal_unlock(g);
+	return ok ? false : die_of(v, u, SIGSEGV, addr);
+}
+
+/* As sigaltstack(2) would set it from uc_stack, refusals ignored (Linux does the same). */
+static void restore_altstack(km_vcpu_t *v, const stack_t *ss)
+{
+	uint64_t sp = v->user.rsp, base = (uint64_t)(uintptr_t)v->altstack.ss_sp;
+	bool on = v->altstack.ss_size != 0 && sp - base < v->altstack.ss_size;
+	if (on)
+		return;
+	if (ss->ss_flags & SS_DISABLE) {
+		memset(&v->altstack, 0, sizeof(v->altstack));
+		v->altstack.ss_flags = SS_DISABLE;
+	} else if ((ss->ss_flags & ~(int)KM_SS_AUTODISARM) == 0 && ss->ss_size >= (size_t)MINSIGSTKSZ) {
+		v->altstack = *ss;
+	}
+}
+
+long km_signal_sigreturn(km_vcpu_t *v)
+{
+	km_guest_t *g = v->g;
+	struct kvm_xsave *x = calloc(1, sizeof(*x));
+	km_sigframe_ret_t ret;
+	int rc = x == NULL ? -ENOMEM
+			   : km_sigframe_read(&g->mm, v->user.rsp, g->machine.xcr0, x->region,
+					      g->machine.xsave_size, &ret);
+	if (rc < 0) {
+		free(x);
+		die_of(v, &v->user, SIGSEGV, 0);
+		return -EFAULT;
+	}
+	if (ret.fpu_valid)
+		ioctl(v->fd, KVM_SET_XSAVE, x);
+	else
+		reset_fpu(v);
+	free(x);
+	v->user = ret.regs;
+	restore_altstack(v, &ret.altstack);
+	km_signal_lock(g);
+	v->sigmask = ret.mask & ~KM_SIG_UNBLOCKABLE;
+	v->restore_sigmask = false;
+	km_signal_unlock(g);
+	return (long)ret.regs.rax;
+}
+
+/* --- waiting ------------------------------------------------------------------------------ */
+
+int km_signal_wait(km_vcpu_t *v, uint64_t wake_set, const struct timespec *deadline)
+{
+	for (;;) {
+		uint32_t seq = __atomic_load_n(&v->wake_seq, __ATOMIC_ACQUIRE);
+		if (km_signal_pending_set(v) & wake_set)
+			return 0;
+		if (atomic_load(&v->kicked) || km_guest_ended(v->g) || km_stopall_pending(v->g))
+			return -EINTR;
+		struct timespec left, *lp = NULL;
+		if (deadline != NULL) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = deadline->tv_sec - now.tv_sec;
+			left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_sec--;
+				left.tv_nsec += 1000000000;
+			}
+			if (left.tv_sec < 0)
+				return -EAGAIN;
+			lp = &left;
+		}
+		/* A kick or a signal posted after the load above changes wake_seq: no lost wakeup. */
+		syscall(SYS_futex, &v->wake_seq, FUTEX_WAIT_PRIVATE, seq, lp, NULL, 0);
+	}
 }

@@ -1,8 +1,16 @@
 /*
- * Guest signal dispositions and default actions. Until guest handlers are delivered (signals
- * issue), a signal the guest sends itself takes its default action, as Linux would without a
- * handler; dispositions and masks are kept exactly so that snapshots and the signals work can
- * build on them.
+ * The guest's signals, with Linux's semantics: dispositions (km_guest_t.sigactions), a mask per
+ * thread, pending signals per thread and per process (km_sigqueue.h), delivery to handlers on
+ * the thread's stack (km_sigframe.h) or the default action, and waiting for signals.
+ *
+ * When a signal is delivered: a vCPU takes it at its next return to the program (the end of a
+ * syscall, an exception km resumes, or a kick that stopped it in the program's own code). A
+ * signal posted to a thread kicks it out of the guest or out of a blocking host syscall; the
+ * syscall then ends with EINTR or is restarted, as SA_RESTART and the call say.
+ *
+ * km_signal.c keeps the guest's own signals; km_signal_host.c is km's side facing the host:
+ * signals from outside (a thread of km waits for them and posts them to the guest), signals the
+ * guest sends to other processes, and the limits the host enforces (SIGXCPU, SIGXFSZ).
  */
 #ifndef KM_SIGNAL_H
 #define KM_SIGNAL_H
@@ -10,6 +18,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "km_guest.h"
 #include "km_vcpu.h"
@@ -18,13 +27,78 @@
 enum km_sig_default { KM_SIG_TERM, KM_SIG_CORE, KM_SIG_IGNORE, KM_SIG_STOP };
 enum km_sig_default km_sig_default_action(int sig);
 
-/* Delivers `sig` to the guest running on v: ignored signals vanish, others end the guest.
- * Returns true if the guest ended. */
-bool km_signal_raise(km_vcpu_t *v, int sig);
+/* Signals no thread can block or catch. */
+#define KM_SIG_UNBLOCKABLE ((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)))
 
-/* The guest thread (vCPU) whose thread id, as the guest sees it, is tid; NULL if none. Any other
- * thread of km is not the guest's to name. */
+/* --- sending ------------------------------------------------------------------------------ */
+
+/* Posts a signal to the whole guest (kill): queued for the process, and the thread that will
+ * take it (one that does not block it, the main thread first) is woken. A signal the guest
+ * ignores is dropped. Returns 0, or -EAGAIN when the queue is full for a real-time signal. */
+int km_signal_send_process(km_guest_t *g, const siginfo_t *info);
+
+/* Posts a signal to one thread (tgkill, a fault, SIGPIPE). Same returns. */
+int km_signal_send_thread(km_vcpu_t *t, const siginfo_t *info);
+
+/* The siginfo of a signal the guest sends itself with code si_code (SI_USER, SI_TKILL, ...). */
+void km_signal_info(km_vcpu_t *from, int sig, int si_code, siginfo_t *info);
+
+/* Raises sig for v's thread as the kernel would for its syscall (SIGPIPE, SIGXFSZ). */
+void km_signal_raise(km_vcpu_t *v, int sig);
+
+/* The live guest thread (vCPU) whose thread id is tid; NULL if none. */
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid);
+
+/* --- taking ------------------------------------------------------------------------------- */
+
+/* True if a signal v does not block is pending for it or for the process. */
+bool km_signal_deliverable(km_vcpu_t *v);
+
+/* Signals pending for v's thread or its process (bit sig-1), blocked ones included. */
+uint64_t km_signal_pending_set(km_vcpu_t *v);
+
+/* A syscall of v ended in -EINTR because km kicked it. If a signal will now run a handler
+ * that does not ask for SA_RESTART, or the call cannot be restarted after a handler (nr: the
+ * syscall), the program must see EINTR: returns true. Otherwise (no handler will run, or
+ * SA_RESTART on a restartable call) the call is made again: false. */
+bool km_signal_interrupts(km_vcpu_t *v, long nr);
+
+/* At a return to the program with its registers *u: delivers the pending signals v may take.
+ * A handler: its frame is built and *u becomes the handler's entry (returns false). A default
+ * action that ends the guest ends it (returns true). Ignored ones vanish. If the frame cannot
+ * be written the guest dies of SIGSEGV, as on Linux. */
+bool km_signal_deliver(km_vcpu_t *v, struct kvm_regs *u);
+
+/* A fault in the program (trapno: the CPU vector, err: its error code) raises sig with si_code
+ * and si_addr: delivered to the handler at once, as Linux forces it; blocked or ignored, or
+ * with no handler, the guest dies of it (with a core when its default action dumps one).
+ * *u are the registers at the fault and become the handler's entry. Returns true if the guest
+ * ended. */
+bool km_signal_fault(km_vcpu_t *v, struct kvm_regs *u, int sig, int si_code, uint64_t addr, int trapno,
+		     uint64_t err);
+
+/* rt_sigreturn: the frame at the program's rsp gives back registers (v->user), mask, FPU state
+ * and alternate stack. A bad frame kills the guest with SIGSEGV. Returns the restored rax. */
+long km_signal_sigreturn(km_vcpu_t *v);
+
+/* Takes, without running a handler, the next pending signal among `set` (rt_sigtimedwait).
+ * True with *info filled, false if none. */
+bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info);
+
+/* Blocks v's thread until a signal among `wake` is pending for it (or for the process), the
+ * deadline passes (NULL: none; CLOCK_MONOTONIC), or km kicks it (a stop, the guest ending).
+ * Returns 0 (a wake signal is pending), -EAGAIN (deadline), -EINTR (kicked: the caller
+ * restarts or ends). */
+int km_signal_wait(km_vcpu_t *v, uint64_t wake, const struct timespec *deadline);
+
+/* A disposition changed to "ignore" (explicitly or by default): pending instances vanish. */
+void km_signal_discard_ignored(km_guest_t *g, int sig);
+
+/* Locks the guest's signal state (dispositions, pending queues, masks of other threads). */
+void km_signal_lock(km_guest_t *g);
+void km_signal_unlock(km_guest_t *g);
+
+/* --- km_signal_host.c --------------------------------------------------------------------- */
 
 /* The host process (thread group) that thread `tid` belongs to, or -ESRCH (-EPERM: not ours to
  * see). */
@@ -35,22 +109,38 @@ pid_t km_signal_host_tgid(pid_t tid);
  * km's own process is -ESRCH. 0 or -errno (the host's: ESRCH, EPERM, ...). */
 long km_signal_host_process(pid_t pid, int sig, siginfo_t *info);
 
-/* Installs km's handlers for SIGXCPU and SIGXFSZ, which the kernel sends about RLIMIT_CPU and
- * RLIMIT_FSIZE (applied on the host): they become the guest's signals, and km's own writes get
- * EFBIG instead of dying. Once, in main, before any thread starts. */
+/* Installs km's handlers for SIGXCPU and SIGXFSZ (RLIMIT_CPU and RLIMIT_FSIZE are applied on
+ * the host: they become the guest's signals, and km's own writes get EFBIG instead of dying),
+ * and blocks, in the calling thread and so in every thread it creates, the signals km forwards
+ * to the guest (km_signal_forward_start takes them). Once, in main, before any thread starts. */
 void km_signal_host_init(void);
+
+/* Starts the thread that takes signals sent to km from outside (SIGTERM, SIGINT, SIGUSR1,
+ * timers the guest set...) and posts them to the guest. Returns 0 or -1 with *err. */
+int km_signal_forward_start(km_guest_t *g, km_err_t **err);
+
+/* Stops it (the guest has ended). */
+void km_signal_forward_stop(km_guest_t *g);
+
+/* Tells it a signal was posted: it kicks the taker again every few ms while the signal waits,
+ * which covers a kick that landed just before its thread blocked in a host syscall. */
+void km_signal_forward_poke(km_guest_t *g);
 
 /* Blocks SIGXCPU in the calling thread (old mask in *old): threads of km that are not vCPUs are
  * created with it blocked, so the kernel hands it to a vCPU thread. */
 void km_signal_host_block(sigset_t *old);
 
 /* Around one guest syscall km runs on the host: a SIGXFSZ the host sent for it (the call failed
- * with EFBIG) or a pending SIGXCPU becomes the guest's. end returns true if the guest ended. */
+ * with EFBIG) or a pending SIGXCPU becomes the guest's. */
 void km_signal_syscall_begin(void);
-bool km_signal_syscall_end(km_vcpu_t *v, long ret);
+void km_signal_syscall_end(km_vcpu_t *v, long ret);
 
-/* After KVM_RUN was interrupted: delivers a pending SIGXCPU if the vCPU stopped in program code.
- * Returns true if the guest ended. */
-bool km_signal_host_deliver(km_vcpu_t *v);
+/* After KVM_RUN was interrupted: posts a pending SIGXCPU to the guest. */
+void km_signal_host_deliver(km_vcpu_t *v);
+
+/* Routes a host POSIX timer's signal (si_timerid) to the guest thread the guest asked for
+ * (SIGEV_THREAD_ID), or 0 for the process: km_sys_signal.c registers them. */
+void km_signal_timer_route(km_guest_t *g, int host_timerid, pid_t guest_tid);
+void km_signal_timer_unroute(km_guest_t *g, int host_timerid);
 
 #endif

@@ -36,6 +36,7 @@ static void build_table(void)
 	add_family(km_sys_time_defs);
 	add_family(km_sys_misc_defs);
 	add_family(km_sys_thread_defs);
+	add_family(km_sys_signal_defs);
 }
 
 void km_syscall_init(void)
@@ -173,6 +174,8 @@ void km_syscall_handle(km_vcpu_t *v)
 	}
 	if (ret == -EPIPE && raises_sigpipe(nr, a))
 		km_signal_raise(v, SIGPIPE);
+	if (nr == SYS_rt_sigreturn && !km_guest_ended(v->g))
+		ret = (long)v->user.rax; /* the restored rax, whatever it is */
 	__atomic_store_n(&v->sys_epoch, 0, __ATOMIC_RELEASE);
 	if (v->g->opts.trace)
 		trace(v, nr, a, ret, !km_guest_ended(v->g) && !v->thread_exit);

@@ -33,6 +33,7 @@ extern const km_sys_def_t km_sys_time_defs[];
 extern const km_sys_def_t km_sys_net_defs[];
 extern const km_sys_def_t km_sys_misc_defs[];
 extern const km_sys_def_t km_sys_thread_defs[];
+extern const km_sys_def_t km_sys_signal_defs[];
 
 /* Builds the dispatch table from the family tables (idempotent). */
 void km_syscall_init(void);

@@ -9,6 +9,7 @@
 #include "km_guest.h"
 #include "km_runtime.h"
 #include "km_signal.h"
+#include "km_stopall.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
 #include <errno.h>
@@ -107,10 +108,41 @@ struct kvm_regs km_syscall_restart_regs(const km_vcpu_t *v)
 	return restart_regs(v, v->syscall_nr);
 }
 
+/* Puts the program's registers *u back where the vCPU, standing in an exception stub, will
+ * return to them: rip, rsp and rflags into the iret frame (with the user selectors), the rest
+ * into the vCPU's registers (the stub's own rip, rsp and rflags stay). */
+static void return_to(km_vcpu_t *v, exc_frame_t *f, const struct kvm_regs *u)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	uint64_t rip = r->rip, rsp = r->rsp, rflags = r->rflags;
+	*r = *u;
+	r->rip = rip;
+	r->rsp = rsp;
+	r->rflags = rflags;
+	f->rip = u->rip;
+	f->rsp = u->rsp;
+	f->rflags = (u->rflags & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+	f->cs = KM_SEL_UCODE;
+	f->ss = KM_SEL_UDATA;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+/* On the way back to the program with registers *u: a stop in progress parks the vCPU here, and
+ * pending signals are delivered (*u may become a handler's entry). True if the guest ended. */
+static bool before_return(km_vcpu_t *v, struct kvm_regs *u, uint64_t cpu_flags)
+{
+	if (km_stopall_pending(v->g) && km_stopall_park(v, u, cpu_flags))
+		return true;
+	if (v->restore_sigmask || km_signal_deliverable(v))
+		return km_signal_deliver(v, u);
+	return false;
+}
+
 /* The program's `syscall` reached the runtime's entry, whose int3 brought us here: run it, then
  * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11).
  * A snapshot asked for meanwhile records the program as about to make this syscall. A host
- * syscall interrupted by km's kick is restarted, invisibly to the program. */
+ * syscall interrupted by km's kick ends with EINTR if a signal handler runs now that wants it
+ * (km_signal_interrupts), else it is made again, invisibly to the program. */
 static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 {
 	struct kvm_regs *r = KM_REGS(v);
@@ -125,26 +157,20 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 	km_syscall_handle(v);
 	if (km_guest_ended(v->g) || v->thread_exit)
 		return 0;
-	f->rip = v->user.rip;
-	f->rflags = v->user.rflags;
-	f->cs = KM_SEL_UCODE;
-	f->ss = KM_SEL_UDATA;
-	if ((long)r->rax == -EINTR && atomic_exchange(&v->kicked, 0)) {
-		struct kvm_regs u = restart_regs(v, nr);
-		if (km_stopall_park(v, &u, KM_CPU_RESTART_SYSCALL))
-			return 0;
-		r->rax = nr;
-		f->rip = u.rip;
-		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-	} else if (km_stopall_pending(v->g)) {
-		/* Asked for while a call that does not block ran (its kick is spent on the way back
-		 * through the stub): the program just after the call, with its result, is a clean
-		 * point too; waiting for its next syscall could take long. */
-		struct kvm_regs u = v->user;
-		u.rax = r->rax;
-		if (km_stopall_park(v, &u, 0))
-			return 0;
+	/* v->user: the program's registers after the call (rt_sigreturn replaced all of them). */
+	struct kvm_regs u = v->user;
+	u.rax = r->rax;
+	uint64_t flags = 0;
+	if ((long)u.rax == -EINTR && atomic_exchange(&v->kicked, 0) && !km_signal_interrupts(v, (long)nr)) {
+		u = restart_regs(v, nr);
+		flags = KM_CPU_RESTART_SYSCALL;
 	}
+	/* Asked for while a call that does not block ran (its kick is spent on the way back
+	 * through the stub): the program just after the call, with its result, is a clean point
+	 * too; waiting for its next syscall could take long. */
+	if (before_return(v, &u, flags))
+		return 0;
+	return_to(v, f, &u);
 	return 1;
 }
 
@@ -155,6 +181,39 @@ static void fault_user_regs(km_vcpu_t *v, const exc_frame_t *f, struct kvm_regs 
 	u->rip = f->rip;
 	u->rsp = f->rsp;
 	u->rflags = f->rflags;
+}
+
+/* si_code and si_addr Linux gives the signal of a fault (arch/x86/kernel/traps.c, fault.c). */
+static int fault_code(km_vcpu_t *v, int vector, uint64_t err, uint64_t *addr, uint64_t rip)
+{
+	switch (vector) {
+	case 0:
+		*addr = rip;
+		return FPE_INTDIV;
+	case 16:
+	case 19:
+		*addr = rip;
+		return FPE_FLTINV;
+	case 6:
+		*addr = rip;
+		return ILL_ILLOPN;
+	case 1:
+	case 3:
+		*addr = 0;
+		return SI_KERNEL;
+	case 14: {
+		km_mm_rdlock(&v->g->mm);
+		bool mapped = km_vma_find(&v->g->mm, *addr) != NULL;
+		km_mm_rdunlock(&v->g->mm);
+		(void)err;
+		return mapped ? SEGV_ACCERR : SEGV_MAPERR;
+	}
+	case 17:
+		return BUS_ADRALN;
+	default:
+		*addr = 0; /* #GP, #SS, #NP: Linux sends SIGSEGV (SIGBUS) with SI_KERNEL */
+		return SI_KERNEL;
+	}
 }
 
 int km_exception_handle(km_vcpu_t *v, int vector)
@@ -183,8 +242,14 @@ int km_exception_handle(km_vcpu_t *v, int vector)
 	int sig = vector_signal(vector);
 	struct kvm_regs u;
 	fault_user_regs(v, f, &u);
-	km_guest_kill(v, sig, f->rip, addr);
-	if (km_sig_default_action(sig) == KM_SIG_CORE)
-		km_core_dump(v, &u, sig);
-	return 0;
+	if ((f->cs & 3) != 3) {
+		/* In km's own stubs: nothing of the program's to hand a handler. */
+		km_guest_kill(v, sig, f->rip, addr);
+		return 0;
+	}
+	int code = fault_code(v, vector, f->error, &addr, f->rip);
+	if (km_signal_fault(v, &u, sig, code, addr, vector, f->error))
+		return 0;
+	return_to(v, f, &u);
+	return 1;
 }

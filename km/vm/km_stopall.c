@@ -165,18 +165,72 @@ void km_stopall_end(km_guest_t *g)
 
 bool km_stopall_pending(km_guest_t *g)
 {
-	return __atomic_load_n(&g->threads.stop_posted, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&g->threads.stop_posted, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&g->threads.job_posted, __ATOMIC_ACQUIRE);
+}
+
+int km_stopall_run_on_vcpu(km_guest_t *g, km_vcpu_job_fn fn, void *arg)
+{
+	km_threads_t *t = &g->threads;
+	pthread_mutex_lock(&t->lock);
+	if (t->job != NULL) {
+		pthread_mutex_unlock(&t->lock);
+		return -2;
+	}
+	if (km_guest_ended(g) || t->nlive == 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -1;
+	}
+	t->job = fn;
+	t->job_arg = arg;
+	t->job_done = false;
+	__atomic_store_n(&t->job_posted, true, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&t->lock);
+	km_threads_kick_all(g);
+	pthread_mutex_lock(&t->lock);
+	/* Taken (job_posted cleared) it runs to its end; untaken it is withdrawn if the guest ends. */
+	while (!t->job_done && (!km_guest_ended(g) || !__atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE)))
+		if (wait_a_while(t) && __atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&t->lock);
+			km_threads_kick_all(g);
+			pthread_mutex_lock(&t->lock);
+		}
+	bool done = t->job_done;
+	__atomic_store_n(&t->job_posted, false, __ATOMIC_SEQ_CST);
+	t->job = NULL;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	return done ? 0 : -1;
+}
+
+/* Takes the posted job, if any, and runs it on v. Called with the lock held; returns with it.
+ * True if a job ran. */
+static bool run_job(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, bool *ended)
+{
+	km_threads_t *t = &v->g->threads;
+	if (!__atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE) || t->job == NULL)
+		return false;
+	__atomic_store_n(&t->job_posted, false, __ATOMIC_SEQ_CST);
+	km_vcpu_job_fn fn = t->job;
+	void *arg = t->job_arg;
+	pthread_mutex_unlock(&t->lock);
+	*ended = fn(v, user, cpu_flags, arg);
+	pthread_mutex_lock(&t->lock);
+	t->job_done = true;
+	pthread_cond_broadcast(&t->cond);
+	return true;
 }
 
 bool km_stopall_park(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags)
 {
 	km_guest_t *g = v->g;
 	km_threads_t *t = &g->threads;
+	bool ended = false;
 	pthread_mutex_lock(&t->lock);
-	if (t->stop != KM_STOP_NONE && t->owner != v)
+	if (!run_job(v, user, cpu_flags, &ended) && t->stop != KM_STOP_NONE && t->owner != v)
 		park_locked(v, user, cpu_flags);
 	pthread_mutex_unlock(&t->lock);
-	return km_guest_ended(g);
+	return ended || km_guest_ended(g);
 }
 
 bool km_stopall_gate(km_vcpu_t *v)

@@ -29,6 +29,11 @@ struct km_vcpu;
 
 typedef enum km_stop_kind { KM_STOP_NONE, KM_STOP_CLEAN, KM_STOP_OUT } km_stop_kind_t;
 
+/* Work that must run on one of the guest's vCPUs at a clean point (u: its registers there,
+ * cpu_flags: KM_CPU_*), asked for by a thread of km that is not a vCPU. Returns true if the guest
+ * has ended. */
+typedef bool (*km_vcpu_job_fn)(struct km_vcpu *v, const struct kvm_regs *u, uint64_t cpu_flags, void *arg);
+
 typedef struct km_threads {
 	pthread_mutex_t lock;  /* guards everything here and the vcpus[] slots of km_guest_t */
 	pthread_cond_t cond;   /* parked counts, stops ending, threads ending (CLOCK_MONOTONIC) */
@@ -39,6 +44,11 @@ typedef struct km_threads {
 	struct km_vcpu *owner; /* who asked for it (NULL: a thread of km that is not a vCPU) */
 	int nparked;           /* vCPUs parked in it */
 	uint64_t stop_gen;     /* bumped when a stop ends: parked vCPUs wait for this */
+	/* A job for the first vCPU at a clean point (km_stopall_run_on_vcpu). */
+	km_vcpu_job_fn job;
+	void *job_arg;
+	bool job_posted;       /* waiting for a vCPU (atomics: checked with stop_posted) */
+	bool job_done;
 } km_threads_t;
 
 /* Initialises the group (no threads). */
@@ -57,11 +67,18 @@ int km_stopall_begin(struct km_guest *g, struct km_vcpu *self, km_stop_kind_t ki
 /* Lets the stopped vCPUs go on (or leave, if the guest ended meanwhile). */
 void km_stopall_end(struct km_guest *g);
 
-/* True if a stop waits for vCPUs (a plain atomic load: cheap on every syscall). */
+/* Runs fn on the first vCPU that reaches a clean point (kicking them all until one does) and
+ * waits for it: how a thread with an fd table of its own (the management listener) gets work
+ * done in the guest's. Returns 0 when done, -1 if the guest ended first, -2 if another job is
+ * in progress. */
+int km_stopall_run_on_vcpu(struct km_guest *g, km_vcpu_job_fn fn, void *arg);
+
+/* True if a stop or a job waits for vCPUs (a plain atomic load: cheap on every syscall). */
 bool km_stopall_pending(struct km_guest *g);
 
-/* The vCPU side, at a clean point with the program's registers *user: parks in a stop in
- * progress until it ends. Returns true if the guest has ended (the vCPU must leave). */
+/* The vCPU side, at a clean point with the program's registers *user: runs a posted job, or
+ * parks in a stop in progress until it ends. Returns true if the guest has ended (the vCPU
+ * must leave). */
 bool km_stopall_park(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cpu_flags);
 
 /* Before each KVM_RUN: marks the vCPU in the guest, or, while a KM_STOP_OUT stop is in progress,

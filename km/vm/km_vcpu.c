@@ -2,6 +2,8 @@
 #include "km_vcpu.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -185,6 +187,8 @@ int km_vcpu_reset(km_vcpu_t *v, km_err_t **err)
 	v->clear_child_tid = 0;
 	v->robust_list = v->robust_list_len = 0;
 	v->sigmask = 0;
+	v->restore_sigmask = false;
+	km_sigqueue_discard(&v->sigpending, ~0ull);
 	memset(&v->altstack, 0, sizeof(v->altstack));
 	v->altstack.ss_flags = SS_DISABLE;
 	v->started = v->exit_in_stub = false;
@@ -252,21 +256,14 @@ void km_vcpu_flush_tlb(km_vcpu_t *v)
 	ioctl(v->fd, KVM_SET_SREGS, &s);
 }
 
-/* The guest touched memory the host could not provide (a file mapping past the end of its file):
- * KVM_RUN fails with EFAULT. Linux sends SIGBUS. These KVM headers give no fault address. */
-static int memory_fault(km_vcpu_t *v)
-{
-	struct kvm_regs r;
-	uint64_t rip = ioctl(v->fd, KVM_GET_REGS, &r) == 0 ? r.rip : 0;
-	km_guest_kill(v, SIGBUS, rip, 0);
-	return 0;
-}
 
 /* The guest ended, or this thread of it did: the run loop ends. */
 static bool must_leave(km_vcpu_t *v)
 {
 	return km_guest_ended(v->g) || v->thread_exit;
 }
+
+static int program_fault(km_vcpu_t *v, int sig, int code, uint64_t addr);
 
 /* One exit: returns 1 to keep running, 0 when the guest ended, -1 on a km failure. */
 static int handle_exit(km_vcpu_t *v, km_err_t **err)
@@ -286,8 +283,7 @@ static int handle_exit(km_vcpu_t *v, km_err_t **err)
 	}
 	case KVM_EXIT_HLT:
 		/* hlt is privileged on Linux: the kernel answers it with SIGSEGV. */
-		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
-		return 0;
+		return program_fault(v, SIGSEGV, SI_KERNEL, 0);
 	case KVM_EXIT_MMIO:
 		/* The guest reached guest-physical memory that backs nothing (it rewrote its paging). */
 		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, run->mmio.phys_addr);
@@ -345,18 +341,50 @@ bool km_vcpu_stopped_in_program(km_vcpu_t *v, struct kvm_regs *r)
 	return (s.cs.selector & 3) == 3 && r->rip < KM_RT_GVA && !event_in_flight(v);
 }
 
+/* Loads the program's registers into a vCPU stopped in the program's own code. */
+static void set_program_regs(km_vcpu_t *v, const struct kvm_regs *u)
+{
+	struct kvm_regs r = *u;
+	r.rflags = (r.rflags & 0x3c0dd5ull) | 0x202; /* only the bits a program may own, IF on */
+	ioctl(v->fd, KVM_SET_REGS, &r);
+}
+
 /* KVM_RUN came back because of a kick. If the vCPU stopped in program code (CPL3, below the
- * runtime), that is a clean point: serve a waiting snapshot request there. In km's stubs it is not; the stub's exit
- * follows at once and is served then. Returns true if the guest ended. */
+ * runtime), that is a clean point: park there for a stop in progress, deliver pending signals.
+ * In km's stubs it is not; the stub's exit follows at once and is served then (a signal still
+ * pending is kicked for again by the forwarding thread). Returns true if the vCPU must leave. */
 static bool kicked_in_program(km_vcpu_t *v)
 {
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (!atomic_exchange(&v->kicked, 0))
-		return false;
-	struct kvm_regs r;
-	if (!km_stopall_pending(v->g) || !km_vcpu_stopped_in_program(v, &r))
 		return must_leave(v);
-	return km_stopall_park(v, &r, 0) || must_leave(v);
+	bool stop = km_stopall_pending(v->g), sig = km_signal_deliverable(v);
+	struct kvm_regs r;
+	if ((!stop && !sig) || must_leave(v) || !km_vcpu_stopped_in_program(v, &r))
+		return must_leave(v);
+	if (stop && km_stopall_park(v, &r, 0))
+		return true;
+	if (km_signal_deliverable(v)) {
+		if (km_signal_deliver(v, &r))
+			return true;
+		set_program_regs(v, &r);
+	}
+	return must_leave(v);
+}
+
+/* The program did something Linux answers with a signal (an access the host cannot back, hlt,
+ * a jump into memory that backs nothing) while in its own code: its handler runs, or it dies. */
+static int program_fault(km_vcpu_t *v, int sig, int code, uint64_t addr)
+{
+	struct kvm_regs r;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0) {
+		km_guest_kill(v, sig, 0, addr);
+		return 0;
+	}
+	if (km_signal_fault(v, &r, sig, code, addr, 14, 0))
+		return 0;
+	set_program_regs(v, &r);
+	return 1;
 }
 
 /* Another process wants the snapshot file this guest's memory still maps: copy it out, with
@@ -395,13 +423,18 @@ static int run_loop(km_vcpu_t *v, km_err_t **err)
 		v->exit_in_stub = false;
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				if (kicked_in_program(v) || km_signal_host_deliver(v))
+				km_signal_host_deliver(v);
+				if (kicked_in_program(v))
 					return 0;
 				continue;
 			}
 			if (errno == EFAULT) {
-				memory_fault(v);
-				return 0;
+				/* The guest touched memory the host could not provide (a file mapping
+				 * past the end of its file). Linux sends SIGBUS; these KVM headers give
+				 * no fault address. */
+				if (program_fault(v, SIGBUS, BUS_ADRERR, 0) == 0)
+					return 0;
+				continue;
 			}
 			return km_err_set(err, errno, "vCPU %d: KVM_RUN", v->id);
 		}
@@ -518,6 +551,9 @@ void km_vcpu_kick_init(void)
 
 void km_vcpu_kick(km_vcpu_t *v)
 {
+	/* A thread waiting for signals sleeps on wake_seq (km_signal_wait). */
+	__atomic_add_fetch(&v->wake_seq, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	/* Set from here first: they are what a vCPU not yet in its run loop sees (KVM reads
 	 * immediate_exit on entry to KVM_RUN); the signal is for a vCPU already inside. */
 	atomic_store(&v->kicked, 1);
@@ -537,5 +573,6 @@ void km_vcpu_destroy(km_vcpu_t *v)
 	if (v->fd >= 0)
 		close(v->fd);
 	pthread_mutex_destroy(&v->kick_lock);
+	km_sigqueue_free(&v->sigpending);
 	free(v);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "km_error.h"
+#include "km_sigqueue.h"
 
 struct km_guest;
 
@@ -37,7 +38,11 @@ typedef struct km_vcpu {
 	pid_t host_tid;      /* the host thread running it, 0 until it runs (km's /proc view) */
 	uint64_t clear_child_tid; /* set_tid_address */
 	uint64_t robust_list, robust_list_len;
-	uint64_t sigmask;         /* blocked signals (bit sig-1) */
+	uint64_t sigmask;         /* blocked signals (bit sig-1); others read it under g->sig_lock */
+	uint64_t saved_sigmask;   /* the mask to restore after a call that set one for its duration */
+	bool restore_sigmask;     /* (sigsuspend, ppoll, pselect6, epoll_pwait): at the next return */
+	km_sigqueue_t sigpending; /* signals for this thread (under g->sig_lock) */
+	uint32_t wake_seq;        /* futex word: bumped by every kick (km_signal_wait sleeps on it) */
 	stack_t altstack;         /* sigaltstack; ss_sp is a guest address */
 	bool started;         /* has entered the guest */
 	bool exit_in_stub;    /* the last exit came from an exception stub (it returns through one) */
@@ -45,6 +50,7 @@ typedef struct km_vcpu {
 	bool live;            /* the slot holds a guest thread that has not ended */
 	bool thread_running;  /* a host thread still runs this vCPU: the slot cannot be reused */
 	bool thread_exit;     /* this guest thread called exit: its run loop ends */
+	uint32_t born;        /* futex word: 1 once its id is set and it may run (km_threads.c) */
 	bool parked;          /* parked in a stop */
 	int capture_rc;       /* KM_STOP_CLEAN: 0 if its state was captured */
 	atomic_int in_guest;  /* inside (or about to enter) KVM_RUN */
