@@ -7,11 +7,12 @@
 #
 # Knobs: THR_SNAP_WORK=250 (thr_snapshot compute's work per round: about 2 s natively here; it
 # must outlast the 0.3 s before the snapshot request), THR_SNAP_CYCLES=50 (snapshot/resume
-# cycles in a row), THR_SNAP_CYCLE_WORK=400 (the cycled computation must outlast them all).
+# cycles in a row), THR_SNAP_CYCLE_WORK=600 (the cycled computation must outlast them all: each
+# cycle lets it run only from the resume to the stop-all, and it reports when it did not).
 
 THR_SNAP_WORK=${THR_SNAP_WORK:-250}
 THR_SNAP_CYCLES=${THR_SNAP_CYCLES:-50}
-THR_SNAP_CYCLE_WORK=${THR_SNAP_CYCLE_WORK:-400}
+THR_SNAP_CYCLE_WORK=${THR_SNAP_CYCLE_WORK:-600}
 
 # thr_child_pid BGPID: the process under snap_start's `timeout` (its only child): the guest, or km.
 thr_child_pid() {
@@ -67,8 +68,7 @@ thr_ext_run() {
 		sleep 0.05
 	done
 	kill -0 "$pid" 2>/dev/null && kill -s KILL "$cpid" 2>/dev/null
-	# The braces with 2>/dev/null keep bash's report of a job killed by a signal out of our output.
-	{ wait "$pid"; } 2>/dev/null
+	wait "$pid"
 	RC=$?
 }
 
@@ -81,10 +81,11 @@ thr_external() {
 	want "$test" || return 0
 	begin "$test"
 	local d=$WORK/threads/external/$flavour/$name bin=$GUESTS/$flavour/sig_external nrc krc
-	thr_ext_run "$d/native" "$mode" "$bin" "$@"
+	# The braces with 2>/dev/null keep bash's reports of jobs killed by signals out of our output.
+	{ thr_ext_run "$d/native" "$mode" "$bin" "$@"; } 2>/dev/null
 	nrc=$RC
 	N_CMDLINE=$(cat "$d/native/cmd")
-	thr_ext_run "$d/km" "$mode" "$bin" "$@"
+	{ thr_ext_run "$d/km" "$mode" "$bin" "$@"; } 2>/dev/null
 	krc=$RC
 	K_CMDLINE=$(cat "$d/km/cmd")
 	COMPARE_STDERR=0 compare_runs "$d/native" "$nrc" "$d/km" "$krc" "$(want_rc "$expect")"
