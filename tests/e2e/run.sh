@@ -624,6 +624,8 @@ run_mgmt
 run_snaplease
 . "$ROOT/tests/e2e/sysfuzz.sh"
 run_sysfuzz
+. "$ROOT/tests/e2e/threads.sh"
+run_threads
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
