@@ -45,7 +45,10 @@ typedef struct km_sigaction {
 	uint64_t mask;
 } km_sigaction_t;
 
+typedef struct km_sigfd km_sigfd_t;
+
 #define KM_NSIG 64
+#define KM_MAX_SIGFDS 64   /* most signalfds a guest may have open at once */
 #define KM_TIMER_ROUTES 256 /* most POSIX timers with SIGEV_THREAD_ID a guest may hold */
 
 typedef struct km_guest {
@@ -86,6 +89,15 @@ typedef struct km_guest {
 	pthread_t sigfwd_thread;
 	bool sigfwd_running, sigfwd_stop;
 	pid_t sigfwd_tid; /* its host thread id (SIGEV_THREAD_ID timers aim at it) */
+	/* signalfds (km_sigfd.h): the eventfd each is, by inode, and the signals it reads. */
+	struct km_sigfd {
+		bool used;
+		dev_t dev;
+		ino_t ino;
+		uint64_t mask;
+		int keeper; /* km's own copy of the eventfd, to set its readiness */
+	} sigfds[KM_MAX_SIGFDS];
+	int nsigfds;
 	/* Host POSIX timers whose signal goes to one guest thread (SIGEV_THREAD_ID). */
 	struct {
 		bool used;

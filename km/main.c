@@ -37,9 +37,7 @@ static int report_end(const km_guest_t *g, const char *prog)
 	if (g->term_signal == 0)
 		return g->exit_status & 0xff;
 	int sig = g->term_signal;
-	/* A fault's line says where; a signal sent from outside gets none (km dies of it, and the
-	 * shell reports that as it would for the program), nor a broken pipe, as shells do. */
-	if (km_sig_default_action(sig) == KM_SIG_CORE)
+	if (sig != SIGPIPE) /* shells stay quiet about broken pipes; so does km */
 		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx%s%s%s\n", prog,
 			sigabbrev_np(sig) ?: "?", strsignal(sig), (unsigned long)g->fault_rip,
 			(unsigned long)g->fault_addr, g->core_written ? " (core dumped to " : "",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "km_exception.h"
+#include "km_sigfd.h"
 #include "km_sigframe.h"
 #include "km_sigqueue.h"
 #include "km_snapshot.h"
@@ -93,6 +94,7 @@ static void wake(km_guest_t *g, km_vcpu_t *t)
 	if (t != NULL)
 		km_vcpu_kick(t);
 	km_signal_forward_poke(g); /* it kicks again if the signal waits too long */
+	km_sigfd_sync(g);
 }
 
 /* The thread that takes a process signal: the main thread if it does not block it, else any
@@ -275,6 +277,8 @@ bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info)
 	km_signal_lock(v->g);
 	bool got = km_sigqueue_take(&v->sigpending, set, info) || km_sigqueue_take(&v->g->sigpending, set, info);
 	km_signal_unlock(v->g);
+	if (got)
+		km_sigfd_sync(v->g);
 	return got;
 }
 
@@ -387,6 +391,7 @@ bool km_signal_deliver(km_vcpu_t *v, struct kvm_regs *u)
 			return die_of(v, u, SIGSEGV, 0);
 		}
 		km_signal_unlock(g);
+		km_sigfd_sync(g);
 		return false;
 	}
 	if (v->restore_sigmask) {
@@ -394,6 +399,7 @@ bool km_signal_deliver(km_vcpu_t *v, struct kvm_regs *u)
 		v->restore_sigmask = false;
 	}
 	km_signal_unlock(g);
+	km_sigfd_sync(g);
 	return false;
 }
 
@@ -429,7 +435,7 @@ static void restore_altstack(km_vcpu_t *v, const stack_t *ss)
 	if (ss->ss_flags & SS_DISABLE) {
 		memset(&v->altstack, 0, sizeof(v->altstack));
 		v->altstack.ss_flags = SS_DISABLE;
-	} else if ((ss->ss_flags & ~(int)KM_SS_AUTODISARM) == 0 && ss->ss_size >= (size_t)MINSIGSTKSZ) {
+	} else if ((ss->ss_flags & ~(int)KM_SS_AUTODISARM) == 0 && ss->ss_size >= (size_t)KM_MINSIGSTKSZ) {
 		v->altstack = *ss;
 	}
 }
@@ -462,6 +468,19 @@ long km_signal_sigreturn(km_vcpu_t *v)
 }
 
 /* --- waiting ------------------------------------------------------------------------------ */
+
+int km_signal_call_mask(km_vcpu_t *v, uint64_t mask)
+{
+	km_signal_lock(v->g);
+	if (!v->restore_sigmask) {
+		v->saved_sigmask = v->sigmask;
+		v->restore_sigmask = true;
+	}
+	v->sigmask = mask & ~KM_SIG_UNBLOCKABLE;
+	bool now = ((v->sigpending.set | v->g->sigpending.set) & ~v->sigmask) != 0;
+	km_signal_unlock(v->g);
+	return now ? -EINTR : 0;
+}
 
 int km_signal_wait(km_vcpu_t *v, uint64_t wake_set, const struct timespec *deadline)
 {

@@ -27,6 +27,10 @@
 enum km_sig_default { KM_SIG_TERM, KM_SIG_CORE, KM_SIG_IGNORE, KM_SIG_STOP };
 enum km_sig_default km_sig_default_action(int sig);
 
+/* The smallest alternate stack sigaltstack takes (the kernel's MINSIGSTKSZ; glibc's macro is
+ * a sysconf call under _GNU_SOURCE). */
+#define KM_MINSIGSTKSZ 2048
+
 /* Signals no thread can block or catch. */
 #define KM_SIG_UNBLOCKABLE ((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)))
 
@@ -90,6 +94,11 @@ bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info);
  * Returns 0 (a wake signal is pending), -EAGAIN (deadline), -EINTR (kicked: the caller
  * restarts or ends). */
 int km_signal_wait(km_vcpu_t *v, uint64_t wake, const struct timespec *deadline);
+
+/* Puts `mask` in force for the syscall being made (sigsuspend, ppoll, pselect6, epoll_pwait);
+ * the thread's own mask comes back on its way out, after any handler. -EINTR if a signal the
+ * new mask lets through is already pending (the call must not block). */
+int km_signal_call_mask(km_vcpu_t *v, uint64_t mask);
 
 /* A disposition changed to "ignore" (explicitly or by default): pending instances vanish. */
 void km_signal_discard_ignored(km_guest_t *g, int sig);

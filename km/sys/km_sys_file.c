@@ -29,6 +29,8 @@
 #include "km_fd_admit.h"
 #include "km_guest.h"
 #include "km_procview.h"
+#include "km_sigfd.h"
+#include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
 #include "km_vcpu.h"
@@ -113,6 +115,9 @@ static long buf_io(km_vcpu_t *v, const uint64_t *a, bool rd, bool positioned)
 		return -EINVAL;
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
+	long sfd;
+	if (rd && !positioned && km_sigfd_read(v, fd, a[1], a[2], &sfd))
+		return sfd;
 	int fd_acc = rd ? KM_ACC_READ : KM_ACC_WRITE;
 	if (!user_range(a[1], a[2]))
 		return km_fd_err_first(fd, fd_acc, positioned, -EFAULT);
@@ -1143,6 +1148,9 @@ KM_SYSCALL(poll)
 	return r;
 }
 
+/* The signal mask a waiting call gives (ppoll, pselect6, epoll_pwait): in force for the call,
+ * the old one back on the way out (after a handler it interrupted). -EINTR if a signal it lets
+ * through is already pending. */
 static int check_sigmask(km_vcpu_t *v, uint64_t gva, uint64_t size)
 {
 	uint64_t set;
@@ -1150,7 +1158,9 @@ static int check_sigmask(km_vcpu_t *v, uint64_t gva, uint64_t size)
 		return 0;
 	if (size != sizeof(set))
 		return -EINVAL;
-	return km_copy_from_guest(MM(v), &set, gva, sizeof(set)) < 0 ? -EFAULT : 0;
+	if (km_copy_from_guest(MM(v), &set, gva, sizeof(set)) < 0)
+		return -EFAULT;
+	return km_signal_call_mask(v, set);
 }
 
 /* An optional timespec the host may update with the time left; the update goes back to the

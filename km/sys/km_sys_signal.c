@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_sigfd.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
@@ -119,7 +120,7 @@ KM_SYSCALL(sigaltstack)
 			return -EINVAL;
 		if (on_altstack(v))
 			return -EPERM;
-		if (mode != SS_DISABLE && ss.ss_size < (size_t)MINSIGSTKSZ)
+		if (mode != SS_DISABLE && ss.ss_size < (size_t)KM_MINSIGSTKSZ)
 			return -ENOMEM;
 	}
 	if (a[1] != 0) {
@@ -279,14 +280,8 @@ KM_SYSCALL(rt_tgsigqueueinfo)
  * sigsuspend; a kick without a signal restarts it (km_signal_interrupts says so). */
 static long suspend_with(km_vcpu_t *v, uint64_t mask)
 {
-	km_signal_lock(v->g);
-	if (!v->restore_sigmask) {
-		v->saved_sigmask = v->sigmask;
-		v->restore_sigmask = true;
-	}
-	v->sigmask = mask & ~KM_SIG_UNBLOCKABLE;
-	km_signal_unlock(v->g);
-	km_signal_wait(v, ~v->sigmask, NULL);
+	if (km_signal_call_mask(v, mask) == 0)
+		km_signal_wait(v, ~v->sigmask, NULL);
 	return -EINTR;
 }
 
@@ -456,7 +451,24 @@ KM_SYSCALL(timer_delete)
 	return 0;
 }
 
+/* --- signalfd (km_sigfd.h) ----------------------------------------------------------------- */
+
+KM_SYSCALL(signalfd4)
+{
+	uint64_t mask;
+	int rc = get_set(v, a[1], a[2], &mask);
+	return rc < 0 ? rc : km_sigfd_create(v, (int)a[0], mask, (int)a[3]);
+}
+
+KM_SYSCALL(signalfd)
+{
+	uint64_t b[4] = {a[0], a[1], a[2], 0};
+	return sys_signalfd4(v, b);
+}
+
 const km_sys_def_t km_sys_signal_defs[] = {
+    {SYS_signalfd, "signalfd", sys_signalfd, "dpu"},
+    {SYS_signalfd4, "signalfd4", sys_signalfd4, "dpux"},
     {SYS_rt_sigaction, "rt_sigaction", sys_rt_sigaction, "dppu"},
     {SYS_rt_sigprocmask, "rt_sigprocmask", sys_rt_sigprocmask, "dppu"},
     {SYS_rt_sigpending, "rt_sigpending", sys_rt_sigpending, "pu"},

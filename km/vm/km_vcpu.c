@@ -265,6 +265,32 @@ static bool must_leave(km_vcpu_t *v)
 
 static int program_fault(km_vcpu_t *v, int sig, int code, uint64_t addr);
 
+/* KVM_CAP_MEMORY_FAULT_INFO (Linux 6.8; not in these headers): an EFAULT from KVM_RUN may come
+ * with the guest-physical address KVM could not back. This host's KVM (PVM, 6.18) reports the
+ * capability but does not fill it in for these faults, so SIGBUS's si_addr is 0 here. */
+#define KM_EXIT_MEMORY_FAULT 39
+struct km_memory_fault {
+	uint64_t flags, gpa, size;
+};
+
+/* The guest address behind the memory fault KVM reported, or 0 when it did not say. */
+static uint64_t fault_gva(km_vcpu_t *v)
+{
+	if (v->run->exit_reason != KM_EXIT_MEMORY_FAULT)
+		return 0;
+	const struct km_memory_fault *mf = (const void *)&v->run->mmio;
+	km_mm_t *mm = &v->g->mm;
+	uint64_t gva = 0;
+	km_mm_rdlock(mm);
+	for (size_t i = 0; i < mm->nvmas && gva == 0; i++) {
+		const km_vma_t *m = &mm->vmas[i];
+		if (mf->gpa >= m->gpa && mf->gpa < m->gpa + (m->end - m->start))
+			gva = m->start + (mf->gpa - m->gpa);
+	}
+	km_mm_rdunlock(mm);
+	return gva;
+}
+
 /* One exit: returns 1 to keep running, 0 when the guest ended, -1 on a km failure. */
 static int handle_exit(km_vcpu_t *v, km_err_t **err)
 {
@@ -430,9 +456,8 @@ static int run_loop(km_vcpu_t *v, km_err_t **err)
 			}
 			if (errno == EFAULT) {
 				/* The guest touched memory the host could not provide (a file mapping
-				 * past the end of its file). Linux sends SIGBUS; these KVM headers give
-				 * no fault address. */
-				if (program_fault(v, SIGBUS, BUS_ADRERR, 0) == 0)
+				 * past the end of its file). Linux sends SIGBUS. */
+				if (program_fault(v, SIGBUS, BUS_ADRERR, fault_gva(v)) == 0)
 					return 0;
 				continue;
 			}

