@@ -38,7 +38,10 @@ KM_SYSCALL(clone3)
 {
 	struct clone_args ca;
 	size_t size = a[1];
-	if (size < 64 || size > 4096)
+	/* Linux's order: a size past a page is E2BIG, one short of the first version EINVAL. */
+	if (size > 4096)
+		return -E2BIG;
+	if (size < 64)
 		return -EINVAL;
 	memset(&ca, 0, sizeof(ca));
 	if (km_copy_from_guest(MM(v), &ca, a[0], size < sizeof(ca) ? size : sizeof(ca)) < 0)
@@ -53,7 +56,9 @@ KM_SYSCALL(clone3)
 			return -E2BIG;
 	}
 	/* pidfd is read only with CLONE_PIDFD (refused with the flags); glibc fills it anyway. */
-	if (ca.exit_signal != 0 || (size >= 80 && ca.set_tid_size != 0) || (size >= 88 && ca.cgroup != 0))
+	/* set_tid is refused outright; with set_tid_size 0 it still is, as Linux refuses the pair. */
+	if (ca.exit_signal != 0 || (size >= 80 && (ca.set_tid_size != 0 || ca.set_tid != 0)) ||
+	    (size >= 88 && ca.cgroup != 0))
 		return -EINVAL;
 	if ((ca.stack == 0) != (ca.stack_size == 0))
 		return -EINVAL;
