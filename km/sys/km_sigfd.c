@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -16,6 +17,15 @@
 #include "km_sigqueue.h"
 #include "km_sys_util.h"
 
+/* fd is entry s's file. Every anon inode file (each eventfd, epoll, timerfd) has the same inode
+ * number, so the inode only rules files out; kcmp says whether fd and km's copy are one file. */
+static bool same_file(const km_sigfd_t *s, int fd, const struct stat *st)
+{
+	pid_t self = getpid();
+	return st->st_ino == s->ino && st->st_dev == s->dev &&
+	       syscall(SYS_kcmp, self, self, KCMP_FILE, fd, s->keeper) == 0;
+}
+
 /* The entry whose eventfd is the file behind guest fd, or NULL. Called with the signal lock. */
 static km_sigfd_t *lookup(km_guest_t *g, int fd)
 {
@@ -23,7 +33,7 @@ static km_sigfd_t *lookup(km_guest_t *g, int fd)
 	if (g->nsigfds == 0 || km_fd_check(fd) < 0 || fstat(fd, &st) < 0)
 		return NULL;
 	for (int i = 0; i < KM_MAX_SIGFDS; i++)
-		if (g->sigfds[i].used && g->sigfds[i].ino == st.st_ino && g->sigfds[i].dev == st.st_dev)
+		if (g->sigfds[i].used && same_file(&g->sigfds[i], fd, &st))
 			return &g->sigfds[i];
 	return NULL;
 }
@@ -34,10 +44,20 @@ static bool still_open(km_guest_t *g, const km_sigfd_t *s)
 	int lim = km_fd_limit(g);
 	for (int fd = 0; fd < lim; fd++) {
 		struct stat st;
-		if (fstat(fd, &st) == 0 && st.st_ino == s->ino && st.st_dev == s->dev)
+		if (fstat(fd, &st) == 0 && same_file(s, fd, &st))
 			return true;
 	}
 	return false;
+}
+
+bool km_sigfd_is(km_guest_t *g, int fd)
+{
+	if (__atomic_load_n(&g->nsigfds, __ATOMIC_ACQUIRE) == 0)
+		return false;
+	km_signal_lock(g);
+	bool is = lookup(g, fd) != NULL;
+	km_signal_unlock(g);
+	return is;
 }
 
 /* A free slot, forgetting signalfds the guest has closed if none is free. -1: all in use. */
@@ -93,7 +113,7 @@ long km_sigfd_create(km_vcpu_t *v, int fd, uint64_t mask, int flags)
 		rc = create(g, mask, flags);
 	} else {
 		km_sigfd_t *s = lookup(g, fd);
-		rc = s != NULL ? fd : km_fd_check(fd) < 0 ? -EBADF : -EINVAL;
+		rc = s != NULL ? fd : km_fd_check(fd) < 0 || fd < 0 ? -EBADF : -EINVAL;
 		if (s != NULL)
 			s->mask = mask;
 	}

@@ -20,6 +20,11 @@ long km_sigfd_create(km_vcpu_t *v, int fd, uint64_t mask, int flags);
  * sets *ret (bytes or -errno); returns true. False: not a signalfd, read it as any fd. */
 bool km_sigfd_read(km_vcpu_t *v, int fd, uint64_t buf, uint64_t len, long *ret);
 
+/* fd is one of the guest's signalfds. Their writes and vectored or positioned reads are refused
+ * before they reach the eventfd underneath (whose counter is km's: a guest that could set it
+ * would make km's own read or write of it block with the signal lock held). */
+bool km_sigfd_is(km_guest_t *g, int fd);
+
 /* Brings every signalfd's readiness in line with what is pending (after signals are posted or
  * taken). Cheap when the guest has none. */
 void km_sigfd_sync(km_guest_t *g);

@@ -118,6 +118,8 @@ static long buf_io(km_vcpu_t *v, const uint64_t *a, bool rd, bool positioned)
 	long sfd;
 	if (rd && !positioned && km_sigfd_read(v, fd, a[1], a[2], &sfd))
 		return sfd;
+	if ((!rd || positioned) && km_sigfd_is(v->g, fd))
+		return positioned ? -ESPIPE : -EINVAL; /* a signalfd has no write and no position */
 	int fd_acc = rd ? KM_ACC_READ : KM_ACC_WRITE;
 	if (!user_range(a[1], a[2]))
 		return km_fd_err_first(fd, fd_acc, positioned, -EFAULT);
@@ -157,6 +159,9 @@ static long vec_io(km_vcpu_t *v, const uint64_t *a, bool rd, enum vec_kind kind)
 		return -EINVAL;
 	if (km_fd_check(fd) < 0)
 		return -EBADF;
+	/* A signalfd read goes through read(2) only (km_sigfd_read); never the eventfd's counter. */
+	if (km_sigfd_is(v->g, fd))
+		return positioned ? -ESPIPE : -EINVAL;
 	struct iovec *iov = malloc(KM_IOV_MAX * sizeof(*iov));
 	if (iov == NULL)
 		return -ENOMEM;
