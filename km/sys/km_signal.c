@@ -449,9 +449,10 @@ long km_signal_sigreturn(km_vcpu_t *v)
 			   : km_sigframe_read(&g->mm, v->user.rsp, g->machine.xcr0, x->region,
 					      g->machine.xsave_size, &ret);
 	if (rc < 0) {
+		/* Linux forces SIGSEGV (SI_KERNEL): a handler for it runs, as for any fault. */
 		free(x);
-		die_of(v, &v->user, SIGSEGV, 0);
-		return -EFAULT;
+		km_signal_fault(v, &v->user, SIGSEGV, SI_KERNEL, 0, 13, 0);
+		return 0;
 	}
 	if (ret.fpu_valid)
 		ioctl(v->fd, KVM_SET_XSAVE, x);

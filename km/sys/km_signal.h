@@ -82,7 +82,8 @@ bool km_signal_fault(km_vcpu_t *v, struct kvm_regs *u, int sig, int si_code, uin
 		     uint64_t err);
 
 /* rt_sigreturn: the frame at the program's rsp gives back registers (v->user), mask, FPU state
- * and alternate stack. A bad frame kills the guest with SIGSEGV. Returns the restored rax. */
+ * and alternate stack. A bad frame raises SIGSEGV as a fault does (its handler runs if it has
+ * one, else the guest dies of it). Returns the restored rax. */
 long km_signal_sigreturn(km_vcpu_t *v);
 
 /* Takes, without running a handler, the next pending signal among `set` (rt_sigtimedwait).
