@@ -626,6 +626,8 @@ run_snaplease
 run_sysfuzz
 . "$ROOT/tests/e2e/threads.sh"
 run_threads
+. "$ROOT/tests/e2e/golang.sh"
+run_golang
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
