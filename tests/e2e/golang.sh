@@ -77,6 +77,44 @@ go_trace() {
 	end
 }
 
+# go_external NAME MODE EXPECT SIGNALS...: the program in MODE (handlers or busy) natively and
+# under km, with the same signals sent from outside (threads.sh's thr_ext_run: SIG+LINE waits for
+# LINE after sending SIG); same stdout, same exit status EXPECT. Stderr is not compared: km reports
+# a death by signal in a line, and Go's SIGQUIT dump names the thread (m=N) that took the signal.
+go_external() {
+	local name=$1 mode=$2 expect=$3
+	shift 3
+	local test="golang/external/$name"
+	want "$test" || return 0
+	begin "$test"
+	local d=$WORK/golang/external/$name nrc krc
+	if go_have_guest; then
+		# The braces with 2>/dev/null keep bash's reports of jobs killed by signals out of our output.
+		{ thr_ext_run "$d/native" "$mode" "$GO_PROG" "$@"; } 2>/dev/null
+		nrc=$RC
+		N_CMDLINE=$(cat "$d/native/cmd")
+		{ thr_ext_run "$d/km" "$mode" "$GO_PROG" "$@"; } 2>/dev/null
+		krc=$RC
+		K_CMDLINE=$(cat "$d/km/cmd")
+		COMPARE_STDERR=0 compare_runs "$d/native" "$nrc" "$d/km" "$krc" "$(want_rc "$expect")"
+		if [ "$expect" = 0 ] && [ -s "$d/km/err" ]; then
+			bad "km wrote to stderr, though the program handled the signals and exited 0"
+		fi
+		[ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ] && show_runs "$d/native" "$d/km"
+	fi
+	end
+}
+
+go_external_tests() {
+	go_external handlers handlers 0 USR1+usr1 USR1+usr1 TERM
+	# Go installs a handler for every signal: those it ignores change nothing (URG is its own
+	# preemption signal); TERM and HUP then end it as the default action would, QUIT with its
+	# goroutine dump and exit status 2.
+	go_external default-TERM busy SIGTERM WINCH CHLD URG CONT USR2 TERM
+	go_external default-HUP busy SIGHUP HUP
+	go_external quit busy 2 QUIT
+}
+
 # go_native_result DIR MODE: the workers line of an uninterrupted native run of MODE
 # $GO_SNAP_ROUNDS (GO_RESULT), computed once per DIR.
 go_native_result() {
@@ -173,6 +211,7 @@ go_snap_cycles() {
 run_golang() {
 	go_run
 	go_trace
+	go_external_tests
 	if [ -x "$SNAP_MGMT" ]; then
 		go_snap_once compute
 		go_snap_cycles

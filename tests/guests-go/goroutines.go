@@ -9,6 +9,10 @@
 //	goroutines compute ROUNDS   "ready", then only the workers (ROUNDS jobs): for snapshots
 //	goroutines sleep ROUNDS     the same after a time.Sleep (its timer starts the netpoller's
 //	                            epoll fd and pipe, which a snapshot must carry)
+//	goroutines handlers         "ready" while goroutines compute; then for each SIGUSR1 from
+//	                            outside "usr1", for SIGTERM "term" and exit 0
+//	goroutines busy             "ready" while goroutines compute without end: signals from
+//	                            outside take the runtime's default actions
 package main
 
 import (
@@ -199,6 +203,31 @@ func preempt() {
 	fmt.Printf("preempt: main ran while a goroutine spun: %v\n", spins > 0)
 }
 
+// external: 8 goroutines compute without end while signals come from outside; with handlers,
+// SIGUSR1 and SIGTERM arrive through os/signal.
+func external(handlers bool) {
+	c := make(chan os.Signal, 4)
+	if handlers {
+		signal.Notify(c, syscall.SIGUSR1, syscall.SIGTERM)
+	}
+	for g := 0; g < 8; g++ {
+		go func(g uint64) {
+			for j := g; ; j += 8 {
+				collatz(j*100+1, j*100+101)
+			}
+		}(uint64(g))
+	}
+	fmt.Println("ready")
+	for s := range c {
+		if s == syscall.SIGUSR1 {
+			fmt.Println("usr1")
+		} else {
+			fmt.Println("term")
+			os.Exit(0)
+		}
+	}
+}
+
 func main() {
 	runtime.GOMAXPROCS(4)
 	if len(os.Args) == 3 && (os.Args[1] == "compute" || os.Args[1] == "sleep") {
@@ -212,6 +241,10 @@ func main() {
 		}
 		fmt.Println("ready")
 		workers(rounds)
+		return
+	}
+	if len(os.Args) == 2 && (os.Args[1] == "handlers" || os.Args[1] == "busy") {
+		external(os.Args[1] == "handlers")
 		return
 	}
 	timers()
