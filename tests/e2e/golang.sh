@@ -131,6 +131,15 @@ go_native_result() {
 	fi
 }
 
+# go_gdb_threads DIR SNAPSHOT: gdb reads the snapshot as a core file of the Go program and lists
+# at least two threads (Go always has the main thread and sysmon besides its workers).
+go_gdb_threads() {
+	local n
+	timeout 60 gdb -q -batch -nx -ex 'info threads' "$GO_PROG" "$2" >"$1/gdb.out" 2>&1
+	n=$(grep -cE '^[* ] +[0-9]+ +LWP [0-9]+' "$1/gdb.out")
+	[ "$n" -ge 2 ] || bad "gdb lists $n threads in the snapshot, expected at least 2: $(head -c 400 "$1/gdb.out")"
+}
+
 # go_snap_once MODE: the program in MODE under km, snapshotted (mode=stop) 0.3 s after "ready",
 # resumed: the resumed copy prints the native run's workers line and exits 0.
 go_snap_once() {
@@ -155,6 +164,7 @@ go_snap_once() {
 		RC=$?
 		snap_expect_run "$d/stop" "stopped run" 0 "ready"
 		if snap_expect_snapshot "$d/t.snap"; then
+			go_gdb_threads "$d" "$d/t.snap"
 			srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/t.snap"
 			snap_expect_run "$d/resume" "resumed run" 0 "$GO_RESULT"
 		fi
