@@ -28,6 +28,13 @@ GUEST_NAMES := $(GUEST_SRCS:tests/guests/%.c=%)
 GUESTS := $(GUEST_NAMES:%=$(GUEST_DIR)/gcc/%) $(GUEST_NAMES:%=$(GUEST_DIR)/musl/%)
 GUEST_CFLAGS := -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime/include
 
+# Go test guests (threads and signals as Go's runtime uses them): static, CGO_ENABLED=0, one
+# program per .go file. The Go cache and GOPATH live under build/ so a build writes nothing else.
+GO_GUEST_DIR := build/tests/guests-go
+GO_GUESTS := $(patsubst tests/guests-go/%.go,$(GO_GUEST_DIR)/%,$(sort $(wildcard tests/guests-go/*.go)))
+GO_ENV := CGO_ENABLED=0 GOENV=off GOFLAGS= GO111MODULE=auto \
+	  GOCACHE=$(abspath build/go-cache) GOPATH=$(abspath build/go-path)
+
 # Small host-side programs the tests use (e.g. the management-socket client).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
@@ -59,13 +66,17 @@ $(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/vm/runtime_blob.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-guests: $(GUESTS)
+guests: $(GUESTS) $(GO_GUESTS)
 $(GUEST_DIR)/gcc/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -static -o $@ $< -lm
 $(GUEST_DIR)/musl/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(GUEST_CFLAGS) -static -o $@ $< -lm
+
+$(GO_GUEST_DIR)/%: tests/guests-go/%.go
+	@mkdir -p $(dir $@)
+	$(GO_ENV) go build -trimpath -o $@ $<
 
 tools: $(TOOLS)
 build/tests/tools/%: tests/tools/%.c
@@ -80,7 +91,7 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 e2e: km guests tools
-	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 

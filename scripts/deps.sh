@@ -16,6 +16,7 @@ packages=(
 	gdb                  # snapshot/core tests read files with gdb
 	hyperfine            # benchmarks
 	strace               # comparing --trace with the real thing while debugging
+	golang-go            # Go test guest for threads and signals (CGO_ENABLED=0, static)
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

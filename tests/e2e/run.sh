@@ -628,6 +628,8 @@ run_sysfuzz
 run_threads
 . "$ROOT/tests/e2e/sigframe.sh"
 run_sigframe
+. "$ROOT/tests/e2e/golang.sh"
+run_golang
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
