@@ -144,6 +144,8 @@ void km_guest_destroy(km_guest_t *g)
 	}
 	g->nvcpus = 0;
 	km_sigqueue_free(&g->sigpending);
+	free(g->resume_timers);
+	g->resume_timers = NULL;
 	if (g->threads_inited) {
 		km_threads_fini(&g->threads);
 		pthread_mutex_destroy(&g->sig_lock);

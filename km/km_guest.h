@@ -49,7 +49,7 @@ typedef struct km_sigfd km_sigfd_t;
 
 #define KM_NSIG 64
 #define KM_MAX_SIGFDS 64   /* most signalfds a guest may have open at once */
-#define KM_TIMER_ROUTES 256 /* most POSIX timers with SIGEV_THREAD_ID a guest may hold */
+#define KM_MAX_TIMERS 256   /* most POSIX timers a guest may hold (EAGAIN past it) */
 
 typedef struct km_guest {
 	km_guest_opts_t opts;
@@ -98,12 +98,18 @@ typedef struct km_guest {
 		int keeper; /* km's own copy of the eventfd, to set its readiness */
 	} sigfds[KM_MAX_SIGFDS];
 	int nsigfds;
-	/* Host POSIX timers whose signal goes to one guest thread (SIGEV_THREAD_ID). */
-	struct {
+	/* The guest's POSIX timers: host timers whose signals km's forwarding thread takes. The
+	 * guest's timer id is the index (so it survives a resume, where the host ids change). */
+	struct km_timer {
 		bool used;
 		int host_id;
-		pid_t tid;
-	} timer_routes[KM_TIMER_ROUTES];
+		int clock, notify, signo;
+		uint64_t value; /* sigev_value */
+		pid_t tid;      /* SIGEV_THREAD_ID: the guest thread */
+	} timers[KM_MAX_TIMERS];
+	/* Timers a resumed snapshot carried, armed when the forwarding thread starts (NULL: none). */
+	void *resume_timers;
+	size_t resume_timers_len;
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */

@@ -49,6 +49,8 @@
 #define NT_KM_SIGACTIONS 0x4b4d0006 /* once: 64 km_sigaction_t, signal dispositions */
 #define NT_KM_STRINGS 0x4b4d0007   /* once: exe path, cwd, label, argv, km version (NUL-separated) */
 #define NT_KM_CHECKSUM 0x4b4d0008  /* once, the first note: checksums (km_nt_checksum_t) */
+#define NT_KM_SIGPENDING 0x4b4d0009 /* 2.1, once: pending signals (km_nt_sigpending_t each) */
+#define NT_KM_TIMERS 0x4b4d000a    /* 2.1, once: interval and POSIX timers (km_nt_timers_t) */
 
 /* Why the file was written (km_nt_proc_t.reason). */
 #define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */
@@ -80,6 +82,8 @@ typedef struct km_nt_proc {
 
 /* Where a vCPU stood, beyond NT_PRSTATUS's general registers. */
 #define KM_CPU_RESTART_SYSCALL 1 /* stopped in a host syscall: rip points at the syscall insn */
+#define KM_CPU_RESTORE_SIGMASK 2 /* 2.1: a call set a mask for its duration (sigsuspend, ppoll...):
+				  * reserved[0] is the thread's own, back at its next return */
 
 typedef struct km_nt_cpu {
 	uint32_t vcpu_id;
@@ -95,6 +99,36 @@ typedef struct km_nt_cpu {
 	uint64_t regs[18];       /* rax rbx rcx rdx rsi rdi rsp rbp r8-r15 rip rflags (KVM order) */
 	uint64_t reserved[8];
 } km_nt_cpu_t;
+
+/* NT_KM_SIGPENDING: the note is an array of these, in the order each queue holds them. */
+typedef struct km_nt_sigpending {
+	uint32_t tid;       /* the thread it is pending for; 0: the process */
+	uint32_t reserved0;
+	uint8_t info[128];  /* siginfo_t as the x86-64 ABI lays it out */
+} km_nt_sigpending_t;
+
+/* NT_KM_TIMERS: the interval timers, then nposix km_nt_posix_timer_t. Times in nanoseconds,
+ * relative to when the file was written (0: disarmed). */
+typedef struct km_nt_itimer {
+	uint64_t value_ns, interval_ns;
+} km_nt_itimer_t;
+
+typedef struct km_nt_posix_timer {
+	uint32_t id;        /* the id the guest knows it by */
+	int32_t clock;      /* CLOCK_* */
+	int32_t notify;     /* SIGEV_SIGNAL, SIGEV_NONE or SIGEV_THREAD_ID (4) */
+	int32_t signo;
+	uint64_t value;     /* sigev_value */
+	uint32_t tid;       /* SIGEV_THREAD_ID: the guest thread */
+	uint32_t reserved0;
+	km_nt_itimer_t time;
+} km_nt_posix_timer_t;
+
+typedef struct km_nt_timers {
+	km_nt_itimer_t itimer[3]; /* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF */
+	uint32_t nposix;
+	uint32_t reserved0;
+} km_nt_timers_t;
 
 typedef struct km_nt_guest {
 	uint32_t runtime_version; /* layout version of runtime/ the file was taken with */

@@ -104,6 +104,11 @@ typedef struct km_snapshot {
 	size_t nvmas;
 	uint64_t saved_bytes;      /* sum of p_filesz */
 	const uint8_t *segment_crcs; /* NT_KM_CHECKSUM's, in the notes (4-byte aligned) */
+	/* 2.1 (km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS)); NULL/0 in older files. */
+	const uint8_t *sigpending;   /* NT_KM_SIGPENDING: nsigpending km_nt_sigpending_t */
+	uint32_t nsigpending;
+	const uint8_t *timers;       /* NT_KM_TIMERS, timers_len bytes (checked when stashed) */
+	size_t timers_len;
 	uint32_t nsegment_crcs;
 } km_snapshot_t;
 

@@ -14,6 +14,7 @@
 
 #include "km_mm.h"
 #include "km_runtime_layout.h"
+#include "km_sigqueue.h"
 #include "km_snapshot.h"
 
 #define MAX_NOTES_LEN (64ul << 20)
@@ -183,6 +184,16 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 			int rc = parse_vma(s, &n, &nv, vma_cap);
 			if (rc < 0)
 				return *why = rc == -3 ? "more mapping notes than segments" : "bad NT_KM_VMA note", -1;
+		} else if (km && n.type == NT_KM_SIGPENDING && km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS)) {
+			if (n.len % sizeof(km_nt_sigpending_t) != 0 || s->sigpending != NULL)
+				return *why = "bad NT_KM_SIGPENDING note", -1;
+			s->sigpending = n.desc;
+			s->nsigpending = (uint32_t)(n.len / sizeof(km_nt_sigpending_t));
+		} else if (km && n.type == NT_KM_TIMERS && km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS)) {
+			if (n.len < sizeof(km_nt_timers_t) || s->timers != NULL)
+				return *why = "bad NT_KM_TIMERS note", -1;
+			s->timers = n.desc;
+			s->timers_len = n.len;
 		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
 			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
 				return *why = "bad NT_X86_XSTATE note", -1;
@@ -203,6 +214,33 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 	return 0;
 }
 
+/* Thread ids are positive and distinct, and every pending signal is a signal, for the process
+ * or for one of them, within what a queue holds. */
+static int check_threads(const km_snapshot_t *s)
+{
+	for (uint32_t i = 0; i < s->ncpus; i++) {
+		if (s->cpus[i].km.tid == 0 || s->cpus[i].km.tid > 0x3fffffff)
+			return -1;
+		for (uint32_t j = 0; j < i; j++)
+			if (s->cpus[j].km.tid == s->cpus[i].km.tid)
+				return -1;
+	}
+	if (s->nsigpending > (uint64_t)KM_SIGQUEUE_MAX * (1 + s->ncpus))
+		return -1;
+	for (uint32_t k = 0; k < s->nsigpending; k++) {
+		km_nt_sigpending_t e;
+		memcpy(&e, s->sigpending + (size_t)k * sizeof(e), sizeof(e));
+		int signo;
+		memcpy(&signo, e.info, sizeof(signo));
+		bool owner = e.tid == 0;
+		for (uint32_t i = 0; i < s->ncpus && !owner; i++)
+			owner = s->cpus[i].km.tid == e.tid;
+		if (!owner || signo < 1 || signo > 64)
+			return -1;
+	}
+	return 0;
+}
+
 static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 {
 	if (s->ncpus == 0 || s->ncpus != s->proc.nvcpus)
@@ -218,6 +256,8 @@ static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 	}
 	if (s->sigactions == NULL || s->exe_path == NULL || s->auxv == NULL || s->guest.user_top == 0)
 		return km_err_set(err, 0, "%s: corrupt snapshot: process notes missing", name);
+	if (check_threads(s) < 0)
+		return km_err_set(err, 0, "%s: corrupt snapshot: bad thread ids or pending signals", name);
 	const km_nt_proc_t *p = &s->proc;
 	if ((p->brk_start & (KM_PAGE_SIZE - 1)) || p->brk_start > p->brk_cur || p->brk_cur > KM_USER_TOP ||
 	    p->mmap_base > KM_USER_TOP || p->stack_top > KM_USER_TOP || (p->umask & ~0777u))

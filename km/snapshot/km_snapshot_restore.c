@@ -17,7 +17,9 @@
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_snapshot_lease.h"
+#include "km_signal.h"
 #include "km_threads.h"
+#include "km_timers.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
 static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
@@ -118,7 +120,9 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 		return -1;
 	v->tid = (pid_t)c->km.tid;
 	km_threads_add_initial(g, v);
-	v->sigmask = c->km.sigmask;
+	v->sigmask = c->km.sigmask & ~KM_SIG_UNBLOCKABLE;
+	v->restore_sigmask = (c->km.flags & KM_CPU_RESTORE_SIGMASK) != 0;
+	v->saved_sigmask = c->km.reserved[0] & ~KM_SIG_UNBLOCKABLE;
 	v->altstack.ss_sp = (void *)(uintptr_t)c->km.altstack_sp;
 	v->altstack.ss_size = c->km.altstack_size;
 	v->altstack.ss_flags = (int)c->km.altstack_flags;
@@ -157,6 +161,31 @@ static uint64_t saved_end(const km_snapshot_t *s)
 	return end;
 }
 
+/* Pending signals go back in their queues, in order; the timers are armed when the guest starts
+ * (km_timers.h). */
+static int restore_signals(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	for (uint32_t k = 0; k < s->nsigpending; k++) {
+		km_nt_sigpending_t e;
+		siginfo_t info;
+		memcpy(&e, s->sigpending + (size_t)k * sizeof(e), sizeof(e));
+		memcpy(&info, e.info, sizeof(info));
+		km_sigqueue_t *q = &g->sigpending;
+		if (e.tid != 0) {
+			km_vcpu_t *t = km_signal_guest_thread(g, (pid_t)e.tid);
+			if (t == NULL)
+				return km_err_set(err, 0, "%s: a signal pending for thread %u, which it does not have", name,
+						  e.tid);
+			q = &t->sigpending;
+		}
+		if (km_sigqueue_add(q, &info) < 0)
+			return km_err_set(err, 0, "%s: too many pending signals", name);
+	}
+	if (s->timers != NULL && km_timers_stash(g, s->timers, s->timers_len) < 0)
+		return km_err_set(err, 0, "%s: corrupt snapshot: bad NT_KM_TIMERS note", name);
+	return 0;
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
@@ -180,5 +209,5 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
 			return -1;
-	return 0;
+	return restore_signals(g, s, name, err);
 }

@@ -23,6 +23,8 @@
 #include "km_buf.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
+#include "km_signal.h"
+#include "km_timers.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
 #include "km_pagemap.h"
@@ -87,6 +89,7 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	ps.pr_cursig = (short)sig;
 	ps.pr_info.si_signo = sig;
 	ps.pr_sighold = v->sigmask;
+	ps.pr_sigpend = v->sigpending.set;
 	ps.pr_pid = v->tid;
 	ps.pr_ppid = getppid();
 	ps.pr_pgrp = getpgrp();
@@ -104,7 +107,8 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	memset(&c, 0, sizeof(c));
 	c.vcpu_id = (uint32_t)v->id;
 	c.tid = (uint32_t)v->tid;
-	c.flags = s->flags;
+	c.flags = s->flags | (v->restore_sigmask ? KM_CPU_RESTORE_SIGMASK : 0);
+	c.reserved[0] = v->restore_sigmask ? v->saved_sigmask : 0;
 	c.fs_base = s->fs_base;
 	c.gs_base = s->gs_base;
 	c.sigmask = v->sigmask;
@@ -282,6 +286,43 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	}
 }
 
+/* One record per pending signal: the process's (tid 0), then each recorded thread's. */
+static void add_pending(notebuf_t *nb, uint8_t **at, uint32_t tid, const km_sigqueue_t *q)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		km_nt_sigpending_t e;
+		memset(&e, 0, sizeof(e));
+		e.tid = tid;
+		memcpy(e.info, km_sigqueue_at(q, i), sizeof(e.info));
+		if (*at != NULL)
+			memcpy(*at, &e, sizeof(e));
+		*at = *at != NULL ? *at + sizeof(e) : NULL;
+	}
+	(void)nb;
+}
+
+static void add_signal_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t *req)
+{
+	km_signal_lock(g);
+	size_t n = g->sigpending.n;
+	for (int i = 0; i < g->nvcpus; i++)
+		if (recorded(req, g->vcpus[i]))
+			n += g->vcpus[i]->sigpending.n;
+	uint8_t *at = note_add(nb, KM_NOTE_OWNER, NT_KM_SIGPENDING, NULL, n * sizeof(km_nt_sigpending_t));
+	add_pending(nb, &at, 0, &g->sigpending);
+	for (int i = 0; i < g->nvcpus; i++)
+		if (recorded(req, g->vcpus[i]))
+			add_pending(nb, &at, (uint32_t)g->vcpus[i]->tid, &g->vcpus[i]->sigpending);
+	km_signal_unlock(g);
+	void *timers = NULL;
+	size_t len = km_timers_save(g, &timers);
+	if (len == 0)
+		nb->b.failed = true;
+	else
+		note_add(nb, KM_NOTE_OWNER, NT_KM_TIMERS, timers, len);
+	free(timers);
+}
+
 static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
 {
 	/* First, so a reader finds it before it must trust any other note; filled in last. */
@@ -296,6 +337,7 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 	note_add(nb, "CORE", NT_AUXV, g->auxv, g->auxv_len);
 	add_nt_file(nb, &g->mm);
 	add_proc_notes(nb, g, req, sig);
+	add_signal_notes(nb, g, req);
 	add_vma_notes(nb, &g->mm);
 	if (nb->b.failed)
 		return km_err_set(err, ENOMEM, "building the snapshot's notes");

@@ -180,9 +180,12 @@ bool km_sigfd_read(km_vcpu_t *v, int fd, uint64_t buf, uint64_t len, long *ret)
 			*ret = -EAGAIN;
 			return true;
 		}
-		int rc = km_signal_wait(v, mask | ~v->sigmask, NULL);
-		if (rc < 0 || !(km_signal_pending_set(v) & mask)) {
-			*ret = -EINTR; /* kicked (restarted) or a signal it may take interrupts */
+		/* Interrupted by a signal of its own it may take, or one km picked it for (a kick);
+		 * one in the mask another reader took first: wait on. */
+		int rc = (km_signal_pending_own(v) & ~v->sigmask & ~mask) ? -EINTR
+									   : km_signal_wait(v, mask | ~v->sigmask, mask, NULL);
+		if (rc < 0) {
+			*ret = -EINTR; /* restarted if no handler runs (km_signal_interrupts) */
 			return true;
 		}
 	}

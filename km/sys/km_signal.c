@@ -88,11 +88,19 @@ void km_signal_info(km_vcpu_t *from, int sig, int si_code, siginfo_t *info)
 
 /* --- sending ------------------------------------------------------------------------------ */
 
-/* Wakes whoever might take the signal. Called without the signal lock. */
+/* Wakes whoever might take the signal: the thread picked for it, or, when every thread blocks
+ * it, all of them (one may be waiting for it in sigtimedwait or on a signalfd). Called without
+ * the signal lock. */
 static void wake(km_guest_t *g, km_vcpu_t *t)
 {
 	if (t != NULL)
 		km_vcpu_kick(t);
+	else
+		for (int i = 0; i < KM_MAX_VCPUS; i++) {
+			km_vcpu_t *w = __atomic_load_n(&g->vcpus[i], __ATOMIC_ACQUIRE);
+			if (w != NULL)
+				km_vcpu_wake(w);
+		}
 	km_signal_forward_poke(g); /* it kicks again if the signal waits too long */
 	km_sigfd_sync(g);
 }
@@ -112,6 +120,16 @@ static km_vcpu_t *process_target(km_guest_t *g, int sig)
 	}
 	pthread_mutex_unlock(&g->threads.lock);
 	return pick;
+}
+
+km_vcpu_t *km_signal_process_taker(km_guest_t *g)
+{
+	km_signal_lock(g);
+	km_vcpu_t *t = NULL;
+	for (uint64_t m = g->sigpending.set; m != 0 && t == NULL; m &= m - 1)
+		t = process_target(g, __builtin_ctzll(m) + 1);
+	km_signal_unlock(g);
+	return t;
 }
 
 /* A blocked signal is queued even if ignored now: its disposition may change before it is
@@ -174,7 +192,12 @@ int km_signal_send_thread(km_vcpu_t *t, const siginfo_t *info)
 	km_signal_unlock(g);
 	if (rc < 0)
 		return rc == -ENOMEM ? -EAGAIN : rc;
-	wake(g, now ? t : NULL);
+	if (now) {
+		wake(g, t);
+	} else {
+		km_vcpu_wake(t); /* it may wait for it (sigtimedwait, signalfd) */
+		km_sigfd_sync(g);
+	}
 	return 0;
 }
 
@@ -206,6 +229,14 @@ uint64_t km_signal_pending_set(km_vcpu_t *v)
 {
 	km_signal_lock(v->g);
 	uint64_t set = v->sigpending.set | v->g->sigpending.set;
+	km_signal_unlock(v->g);
+	return set;
+}
+
+uint64_t km_signal_pending_own(km_vcpu_t *v)
+{
+	km_signal_lock(v->g);
+	uint64_t set = v->sigpending.set;
 	km_signal_unlock(v->g);
 	return set;
 }
@@ -483,11 +514,20 @@ int km_signal_call_mask(km_vcpu_t *v, uint64_t mask)
 	return now ? -EINTR : 0;
 }
 
-int km_signal_wait(km_vcpu_t *v, uint64_t wake_set, const struct timespec *deadline)
+/* True if a signal in own (pending for v's thread) or shared (for the process) is pending. */
+static bool pending_in(km_vcpu_t *v, uint64_t own, uint64_t shared)
+{
+	km_signal_lock(v->g);
+	bool any = (v->sigpending.set & own) || (v->g->sigpending.set & shared);
+	km_signal_unlock(v->g);
+	return any;
+}
+
+int km_signal_wait(km_vcpu_t *v, uint64_t own, uint64_t shared, const struct timespec *deadline)
 {
 	for (;;) {
 		uint32_t seq = __atomic_load_n(&v->wake_seq, __ATOMIC_ACQUIRE);
-		if (km_signal_pending_set(v) & wake_set)
+		if (pending_in(v, own, shared))
 			return 0;
 		if (atomic_load(&v->kicked) || km_guest_ended(v->g) || km_stopall_pending(v->g))
 			return -EINTR;

@@ -53,10 +53,17 @@ void km_signal_raise(km_vcpu_t *v, int sig);
 /* The live guest thread (vCPU) whose thread id is tid; NULL if none. */
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid);
 
+/* The thread that should take the process's next pending signal (the main thread if it does
+ * not block it, else one that does not), NULL if every thread blocks them all. */
+km_vcpu_t *km_signal_process_taker(km_guest_t *g);
+
 /* --- taking ------------------------------------------------------------------------------- */
 
 /* True if a signal v does not block is pending for it or for the process. */
 bool km_signal_deliverable(km_vcpu_t *v);
+
+/* Signals pending for v's thread alone (bit sig-1), blocked ones included. */
+uint64_t km_signal_pending_own(km_vcpu_t *v);
 
 /* Signals pending for v's thread or its process (bit sig-1), blocked ones included. */
 uint64_t km_signal_pending_set(km_vcpu_t *v);
@@ -90,11 +97,12 @@ long km_signal_sigreturn(km_vcpu_t *v);
  * True with *info filled, false if none. */
 bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info);
 
-/* Blocks v's thread until a signal among `wake` is pending for it (or for the process), the
- * deadline passes (NULL: none; CLOCK_MONOTONIC), or km kicks it (a stop, the guest ending).
- * Returns 0 (a wake signal is pending), -EAGAIN (deadline), -EINTR (kicked: the caller
- * restarts or ends). */
-int km_signal_wait(km_vcpu_t *v, uint64_t wake, const struct timespec *deadline);
+/* Blocks v's thread until a signal among `own` is pending for it, or among `shared` for the
+ * process, the deadline passes (NULL: none; CLOCK_MONOTONIC), or km kicks it (a stop, the guest
+ * ending, or a process signal km chose this thread to take: km_signal_send_process kicks only
+ * that one). Returns 0 (a wake signal is pending), -EAGAIN (deadline), -EINTR (kicked: the
+ * caller restarts, or ends with EINTR after the handler, km_signal_interrupts). */
+int km_signal_wait(km_vcpu_t *v, uint64_t own, uint64_t shared, const struct timespec *deadline);
 
 /* Puts `mask` in force for the syscall being made (sigsuspend, ppoll, pselect6, epoll_pwait);
  * the thread's own mask comes back on its way out, after any handler. -EINTR if a signal the
@@ -147,10 +155,5 @@ void km_signal_syscall_end(km_vcpu_t *v, long ret);
 
 /* After KVM_RUN was interrupted: posts a pending SIGXCPU to the guest. */
 void km_signal_host_deliver(km_vcpu_t *v);
-
-/* Routes a host POSIX timer's signal (si_timerid) to the guest thread the guest asked for
- * (SIGEV_THREAD_ID), or 0 for the process: km_sys_signal.c registers them. */
-void km_signal_timer_route(km_guest_t *g, int host_timerid, pid_t guest_tid);
-void km_signal_timer_unroute(km_guest_t *g, int host_timerid);
 
 #endif

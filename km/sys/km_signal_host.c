@@ -15,6 +15,7 @@
 
 #include "km_machine.h"
 #include "km_snapshot_lease.h"
+#include "km_timers.h"
 
 #define BIT(sig) (1ull << ((sig) - 1))
 
@@ -93,39 +94,40 @@ static bool is_poke(const siginfo_t *info)
 	return info->si_signo == POKE_SIG && info->si_code == SI_TKILL && info->si_pid == getpid();
 }
 
-/* A host POSIX timer's signal goes where the guest asked (SIGEV_THREAD_ID). */
-static km_vcpu_t *timer_target(km_guest_t *g, const siginfo_t *info)
+/* A host POSIX timer's signal carries the guest's timer id and goes where the guest asked
+ * (SIGEV_THREAD_ID); anything else is the process's. */
+static void forward(km_guest_t *g, siginfo_t *info)
 {
-	if (info->si_code != SI_TIMER)
-		return NULL;
-	pid_t tid = 0;
-	km_signal_lock(g);
-	for (int i = 0; i < KM_TIMER_ROUTES; i++)
-		if (g->timer_routes[i].used && g->timer_routes[i].host_id == info->si_timerid)
-			tid = g->timer_routes[i].tid;
-	km_signal_unlock(g);
-	return tid != 0 ? km_signal_guest_thread(g, tid) : NULL;
-}
-
-static void forward(km_guest_t *g, const siginfo_t *info)
-{
-	km_vcpu_t *t = timer_target(g, info);
+	pid_t tid;
+	if (!km_timer_translate(g, info, &tid))
+		return; /* a timer deleted since it fired */
+	km_vcpu_t *t = tid != 0 ? km_signal_guest_thread(g, tid) : NULL;
 	if (t != NULL)
 		km_signal_send_thread(t, info);
 	else
 		km_signal_send_process(g, info);
 }
 
-/* Kicks every thread that has a signal it could take: a kick that landed before its thread
- * blocked in a host syscall, or while it was in km's stubs, did not get it there. True if any. */
+/* Kicks again the threads that have a signal to take: one that landed before its thread
+ * blocked in a host syscall, or while it was in km's stubs, did not get it there. Each thread
+ * for its own signals; for the process's, only the thread km picks (as the first kick did), so
+ * that a thread waiting for other signals is not interrupted by one another thread takes. True
+ * if any signal waits. */
 static bool rekick(km_guest_t *g)
 {
 	bool any = false;
 	for (int i = 0; i < KM_MAX_VCPUS; i++) {
 		km_vcpu_t *v = __atomic_load_n(&g->vcpus[i], __ATOMIC_ACQUIRE);
-		if (v == NULL || !__atomic_load_n(&v->live, __ATOMIC_ACQUIRE) || !km_signal_deliverable(v))
+		if (v == NULL || !__atomic_load_n(&v->live, __ATOMIC_ACQUIRE))
 			continue;
-		km_vcpu_kick(v);
+		if (km_signal_pending_own(v) & ~__atomic_load_n(&v->sigmask, __ATOMIC_RELAXED)) {
+			km_vcpu_kick(v);
+			any = true;
+		}
+	}
+	km_vcpu_t *t = km_signal_process_taker(g);
+	if (t != NULL) {
+		km_vcpu_kick(t);
 		any = true;
 	}
 	return any;
@@ -164,6 +166,7 @@ int km_signal_forward_start(km_guest_t *g, km_err_t **err)
 	/* Timers created right away aim at its thread id: wait until it is known. */
 	while (__atomic_load_n(&g->sigfwd_tid, __ATOMIC_ACQUIRE) == 0)
 		sched_yield();
+	km_timers_resume(g);
 	return 0;
 }
 
@@ -181,28 +184,6 @@ void km_signal_forward_stop(km_guest_t *g)
 	pthread_kill(g->sigfwd_thread, POKE_SIG);
 	pthread_join(g->sigfwd_thread, NULL);
 	__atomic_store_n(&g->sigfwd_running, false, __ATOMIC_RELEASE);
-}
-
-void km_signal_timer_route(km_guest_t *g, int host_timerid, pid_t guest_tid)
-{
-	km_signal_lock(g);
-	for (int i = 0; i < KM_TIMER_ROUTES; i++)
-		if (!g->timer_routes[i].used) {
-			g->timer_routes[i].used = true;
-			g->timer_routes[i].host_id = host_timerid;
-			g->timer_routes[i].tid = guest_tid;
-			break;
-		}
-	km_signal_unlock(g);
-}
-
-void km_signal_timer_unroute(km_guest_t *g, int host_timerid)
-{
-	km_signal_lock(g);
-	for (int i = 0; i < KM_TIMER_ROUTES; i++)
-		if (g->timer_routes[i].used && g->timer_routes[i].host_id == host_timerid)
-			g->timer_routes[i].used = false;
-	km_signal_unlock(g);
 }
 
 /* --- signals the kernel sends km about limits applied on the host ------------------------ */

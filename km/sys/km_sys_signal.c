@@ -13,6 +13,7 @@
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
+#include "km_timers.h"
 
 #define MM(v) (&(v)->g->mm)
 #define KM_SS_AUTODISARM (1u << 31) /* <asm/signal.h>; glibc does not export it */
@@ -280,8 +281,9 @@ KM_SYSCALL(rt_tgsigqueueinfo)
  * sigsuspend; a kick without a signal restarts it (km_signal_interrupts says so). */
 static long suspend_with(km_vcpu_t *v, uint64_t mask)
 {
+	/* A process signal reaches the one thread km picks, by a kick. */
 	if (km_signal_call_mask(v, mask) == 0)
-		km_signal_wait(v, ~v->sigmask, NULL);
+		km_signal_wait(v, ~v->sigmask, 0, NULL);
 	return -EINTR;
 }
 
@@ -334,12 +336,14 @@ KM_SYSCALL(rt_sigtimedwait)
 				return -EFAULT;
 			return info.si_signo;
 		}
-		/* Also woken by a signal it does not wait for but may take: that one interrupts. */
-		rc = km_signal_wait(v, set | ~v->sigmask, dlp);
+		/* A signal it does not wait for but may take interrupts it: its own, or a process
+		 * signal km picked this thread for (a kick). One in `set` another thread took
+		 * first: wait on. */
+		if (km_signal_pending_own(v) & ~v->sigmask & ~set)
+			return -EINTR;
+		rc = km_signal_wait(v, set | ~v->sigmask, set, dlp);
 		if (rc < 0)
 			return rc;
-		if (!(km_signal_pending_set(v) & set))
-			return -EINTR;
 	}
 }
 
@@ -370,59 +374,32 @@ KM_SYSCALL(getitimer)
 	return km_copy_to_guest(MM(v), a[1], &cur, sizeof(cur));
 }
 
-/* struct sigevent as the kernel reads it (64 bytes): value, signo, notify, then the thread id. */
-typedef struct km_sigevent {
-	uint64_t value;
-	int32_t signo;
-	int32_t notify;
-	int32_t tid;
-	int32_t pad[11];
-} km_sigevent_t;
-
-#ifndef SIGEV_THREAD_ID
-#define SIGEV_THREAD_ID 4
-#endif
-
-/* A timer's signal goes to the host's km, whose forwarding thread takes it: the guest's thread
- * (SIGEV_THREAD_ID) becomes that thread, with a route back to the guest's. km's kick signal
- * cannot be a timer's. */
+/* POSIX timers under km's ids (km_timers.h). */
 KM_SYSCALL(timer_create)
 {
-	clockid_t clk = (clockid_t)a[0];
 	km_sigevent_t ev;
-	pid_t route = 0;
-	if (a[1] != 0) {
-		if (km_copy_from_guest(MM(v), &ev, a[1], sizeof(ev)) < 0)
-			return -EFAULT;
-		if (ev.notify != SIGEV_NONE && (ev.signo < 1 || ev.signo > KM_NSIG || ev.signo == KM_SIG_KICK))
-			return -EINVAL;
-		if (ev.notify == SIGEV_THREAD_ID) {
-			if (km_signal_guest_thread(v->g, ev.tid) == NULL)
-				return -EINVAL;
-			route = ev.tid;
-			ev.tid = (int32_t)__atomic_load_n(&v->g->sigfwd_tid, __ATOMIC_ACQUIRE);
-		} else if (ev.notify != SIGEV_SIGNAL && ev.notify != SIGEV_NONE) {
-			return -EINVAL;
-		}
-	}
+	if (a[1] != 0 && km_copy_from_guest(MM(v), &ev, a[1], sizeof(ev)) < 0)
+		return -EFAULT;
 	int id;
-	if (syscall(SYS_timer_create, clk, a[1] != 0 ? &ev : NULL, &id) < 0)
-		return -errno;
+	long rc = km_timer_create(v, (clockid_t)a[0], a[1] != 0 ? &ev : NULL, &id);
+	if (rc < 0)
+		return rc;
 	if (km_copy_to_guest(MM(v), a[2], &id, sizeof(id)) < 0) {
-		syscall(SYS_timer_delete, id);
+		km_timer_delete(v->g, id);
 		return -EFAULT;
 	}
-	if (route != 0)
-		km_signal_timer_route(v->g, id, route);
 	return 0;
 }
 
 KM_SYSCALL(timer_settime)
 {
 	struct itimerspec nv, ov;
+	int h = km_timer_host_id(v->g, (int)a[0]);
+	if (h < 0)
+		return h;
 	if (km_copy_from_guest(MM(v), &nv, a[2], sizeof(nv)) < 0)
 		return -EFAULT;
-	if (syscall(SYS_timer_settime, (int)a[0], (int)a[1], &nv, &ov) < 0)
+	if (syscall(SYS_timer_settime, h, (int)a[1], &nv, &ov) < 0)
 		return -errno;
 	if (a[3] != 0 && km_copy_to_guest(MM(v), a[3], &ov, sizeof(ov)) < 0)
 		return -EFAULT;
@@ -432,23 +409,24 @@ KM_SYSCALL(timer_settime)
 KM_SYSCALL(timer_gettime)
 {
 	struct itimerspec cur;
-	if (syscall(SYS_timer_gettime, (int)a[0], &cur) < 0)
+	int h = km_timer_host_id(v->g, (int)a[0]);
+	if (h < 0)
+		return h;
+	if (syscall(SYS_timer_gettime, h, &cur) < 0)
 		return -errno;
 	return km_copy_to_guest(MM(v), a[1], &cur, sizeof(cur));
 }
 
 KM_SYSCALL(timer_getoverrun)
 {
-	long r = syscall(SYS_timer_getoverrun, (int)a[0]);
-	return r < 0 ? -errno : r;
+	int h = km_timer_host_id(v->g, (int)a[0]);
+	long r = h < 0 ? h : syscall(SYS_timer_getoverrun, h);
+	return r < 0 ? (h < 0 ? h : -errno) : r;
 }
 
 KM_SYSCALL(timer_delete)
 {
-	if (syscall(SYS_timer_delete, (int)a[0]) < 0)
-		return -errno;
-	km_signal_timer_unroute(v->g, (int)a[0]);
-	return 0;
+	return km_timer_delete(v->g, (int)a[0]);
 }
 
 /* --- signalfd (km_sigfd.h) ----------------------------------------------------------------- */

@@ -574,11 +574,16 @@ void km_vcpu_kick_init(void)
 	sigaction(KM_SIG_KICK, &sa, NULL);
 }
 
+void km_vcpu_wake(km_vcpu_t *v)
+{
+	__atomic_add_fetch(&v->wake_seq, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 void km_vcpu_kick(km_vcpu_t *v)
 {
 	/* A thread waiting for signals sleeps on wake_seq (km_signal_wait). */
-	__atomic_add_fetch(&v->wake_seq, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	km_vcpu_wake(v);
 	/* Set from here first: they are what a vCPU not yet in its run loop sees (KVM reads
 	 * immediate_exit on entry to KVM_RUN); the signal is for a vCPU already inside. */
 	atomic_store(&v->kicked, 1);

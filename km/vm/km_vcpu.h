@@ -122,6 +122,10 @@ int km_vcpu_load_state(km_vcpu_t *v, km_err_t **err);
  * they must see (km_snapshot_request). */
 void km_vcpu_kick(km_vcpu_t *v);
 
+/* Wakes the vCPU's thread if it waits for signals (km_signal_wait) so that it looks again;
+ * nothing else (no EINTR). */
+void km_vcpu_wake(km_vcpu_t *v);
+
 /* Installs km's kick signal handler; once per process, before any vCPU runs. */
 void km_vcpu_kick_init(void);
 

@@ -266,8 +266,42 @@ thr_snapshot_tests() {
 	done
 }
 
+# thr_snap_signals: snap_signals snapshots itself with signals pending (for the process and a
+# thread, standard and real-time with values), an interval and a POSIX timer armed and a thread
+# in sigwaitinfo; the resumed copy must print what an uninterrupted run prints.
+thr_snap_signals() {
+	local flavour test d
+	for flavour in gcc musl; do
+		test="threads/snapshot-signals/$flavour"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/threads/snapshot-signals/$flavour
+		mkdir -p "$d/cwd"
+		run "$d/native" "$d/cwd" /dev/null -- "$GUESTS/$flavour/snap_signals" run
+		local want_out
+		want_out=$(cat "$d/native/out")
+		run "$d/snap" "$d/cwd" /dev/null -- "$KM" --snapshot="$d/s.snap" "$GUESTS/$flavour/snap_signals" snap
+		[ "$RC" = 0 ] || bad "snapshot run: exit status $(status_text "$RC"), expected 0 ($(head -c 200 "$d/snap/err"))"
+		run "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/s.snap"
+		[ "$RC" = 0 ] || bad "resumed run: exit status $(status_text "$RC"), expected 0"
+		# The resumed copy prints the lines after the snapshot: the native run's tail.
+		local got
+		got=$(cat "$d/resume/out")
+		[ -n "$got" ] && [ "${want_out%"$got"}" != "$want_out" ] ||
+			bad "resumed run printed what the native run does not end with"
+		grep -q '^PASSED' "$d/resume/out" || bad "resumed run did not pass its checks"
+		if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+			show_file "native stdout" "$d/native/out"
+			show_file "resumed stdout" "$d/resume/out"
+			show_file "resumed stderr" "$d/resume/err"
+		fi
+		end
+	done
+}
+
 run_threads() {
 	thr_external_tests
 	thr_clone_refused
 	thr_snapshot_tests
+	thr_snap_signals
 }
