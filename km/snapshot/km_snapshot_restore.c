@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_guest.h"
@@ -113,6 +114,27 @@ static int restore_process(km_guest_t *g, const km_snapshot_t *s, const char *na
 	return 0;
 }
 
+/* A relative sleep the snapshot interrupted goes on for what was left of it (from now). */
+static void restore_sleep(km_vcpu_t *v, const km_nt_cpu_t *c)
+{
+	clockid_t clk = (clockid_t)c->reserved[3];
+	struct timespec now;
+	if (c->reserved[1] == 0 || c->reserved[1] > 1000000000ull * 86400 * 365 || clock_gettime(clk, &now) < 0)
+		return;
+	uint64_t left = c->reserved[1] - 1;
+	now.tv_sec += (time_t)(left / 1000000000ull);
+	now.tv_nsec += (long)(left % 1000000000ull);
+	if (now.tv_nsec >= 1000000000) {
+		now.tv_sec++;
+		now.tv_nsec -= 1000000000;
+	}
+	v->sleep_restart.valid = true;
+	v->sleep_restart.deadline = now;
+	v->sleep_restart.clk = clk;
+	v->sleep_restart.req_gva = c->reserved[2];
+	v->sleep_restart.rip = c->reserved[4];
+}
+
 static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name, km_err_t **err)
 {
 	km_vcpu_t *v;
@@ -123,6 +145,7 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 	v->sigmask = c->km.sigmask & ~KM_SIG_UNBLOCKABLE;
 	v->restore_sigmask = (c->km.flags & KM_CPU_RESTORE_SIGMASK) != 0;
 	v->saved_sigmask = c->km.reserved[0] & ~KM_SIG_UNBLOCKABLE;
+	restore_sleep(v, &c->km);
 	v->altstack.ss_sp = (void *)(uintptr_t)c->km.altstack_sp;
 	v->altstack.ss_size = c->km.altstack_size;
 	v->altstack.ss_flags = (int)c->km.altstack_flags;

@@ -81,6 +81,23 @@ static void prstatus_regs(const km_vcpu_state_t *s, struct user_regs_struct *u)
 	u->fs_base = s->fs_base, u->gs_base = s->gs_base;
 }
 
+/* A relative sleep km interrupted and the thread will make again: what is left of it, so that
+ * the resumed copy sleeps only that long (NT_KM_CPU reserved[1..3]: ns left + 1, the request's
+ * address, the clock). */
+static void sleep_left(const km_vcpu_t *v, km_nt_cpu_t *c)
+{
+	if (!v->sleep_restart.valid)
+		return;
+	struct timespec now;
+	clock_gettime(v->sleep_restart.clk, &now);
+	int64_t left = (int64_t)(v->sleep_restart.deadline.tv_sec - now.tv_sec) * 1000000000 +
+		       (v->sleep_restart.deadline.tv_nsec - now.tv_nsec);
+	c->reserved[1] = (uint64_t)(left > 0 ? left : 0) + 1;
+	c->reserved[2] = v->sleep_restart.req_gva;
+	c->reserved[3] = (uint64_t)v->sleep_restart.clk;
+	c->reserved[4] = v->sleep_restart.rip;
+}
+
 static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 {
 	const km_vcpu_state_t *s = &v->state;
@@ -109,6 +126,7 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	c.tid = (uint32_t)v->tid;
 	c.flags = s->flags | (v->restore_sigmask ? KM_CPU_RESTORE_SIGMASK : 0);
 	c.reserved[0] = v->restore_sigmask ? v->saved_sigmask : 0;
+	sleep_left(v, &c);
 	c.fs_base = s->fs_base;
 	c.gs_base = s->gs_base;
 	c.sigmask = v->sigmask;

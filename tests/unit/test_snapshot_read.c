@@ -579,8 +579,10 @@ static uint8_t *with_cpus(uint32_t ncpu, uint32_t nxsave, const uint32_t *ids, s
 	memcpy(&cpu, desc, sizeof(cpu));
 	cpu.vcpu_id = ids != NULL ? ids[0] : 0;
 	memcpy(desc, &cpu, sizeof(cpu));
+	uint32_t tid0 = cpu.tid;
 	for (uint32_t i = 1; i < ncpu; i++) {
 		cpu.vcpu_id = ids != NULL ? ids[i] : i;
+		cpu.tid = tid0 + i; /* every thread its own id */
 		append_note(&buf, len, KM_NOTE_OWNER, NT_KM_CPU, &cpu, sizeof(cpu));
 	}
 	for (uint32_t i = 1; i < nxsave; i++)
@@ -624,6 +626,15 @@ static void test_many_cpus(void **state)
 	b = with_cpus(2, 2, two, &len);
 	if (open_bytes(b, len, "2-vcpus", msg, sizeof(msg)) != 0)
 		fail_msg("2 vCPUs refused: %s", msg);
+	/* Two threads with one id: refused (signals and futexes name threads by id). */
+	uint8_t *d2;
+	assert_non_null(find_note(b, len, KM_NOTE_OWNER, NT_KM_CPU, 1, &d2));
+	km_nt_cpu_t c1;
+	memcpy(&c1, d2, sizeof(c1));
+	c1.tid--;
+	memcpy(d2, &c1, sizeof(c1));
+	km_snapshot_reseal(b, len);
+	expect_refused(b, len, "repeated-tid", "bad thread ids");
 	free(b);
 }
 
