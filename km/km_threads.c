@@ -279,10 +279,23 @@ static void store_tids(km_vcpu_t *v, uint64_t flags, pid_t tid, uint64_t ptid, u
 		km_copy_to_guest(&v->g->mm, ctid, &t, sizeof(t));
 }
 
-/* Takes a slot and a vCPU for the new thread. Called with the lock held; returns with it. */
+/* True if a thread that has ended still has its host thread finishing (its slot frees soon). */
+static bool slot_freeing(km_guest_t *g)
+{
+	for (int i = 0; i < KM_MAX_THREADS; i++)
+		if (g->vcpus[i] != NULL && !g->vcpus[i]->live && g->vcpus[i]->thread_running)
+			return true;
+	return false;
+}
+
+/* Takes a slot and a vCPU for the new thread. Called with the lock held; returns with it. A
+ * joined thread's host thread may still be on its way out (pthread_join returns when the guest
+ * thread cleared its tid): its slot is waited for, not refused. */
 static long new_vcpu(km_guest_t *g, km_vcpu_t **out)
 {
-	int slot = free_slot(g);
+	int slot;
+	while ((slot = free_slot(g)) < 0 && slot_freeing(g) && !km_guest_ended(g))
+		pthread_cond_wait(&g->threads.cond, &g->threads.lock);
 	if (slot < 0)
 		return -EAGAIN;
 	km_err_t *err = NULL;

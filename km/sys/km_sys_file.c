@@ -1379,6 +1379,8 @@ KM_SYSCALL(sendfile)
 	int out = (int)a[0], in = (int)a[1];
 	if (km_fd_check(out) < 0 || km_fd_check(in) < 0)
 		return -EBADF;
+	if (km_sigfd_is(v->g, in) || km_sigfd_is(v->g, out))
+		return -EINVAL; /* a signalfd's eventfd is km's to read (km_sigfd.h) */
 	int64_t off, *offp;
 	int rc = off_load(v, a[2], &off, &offp);
 	if (rc < 0)
@@ -1393,6 +1395,8 @@ static long two_off_call(km_vcpu_t *v, long nr, const uint64_t *a)
 	int in = (int)a[0], out = (int)a[2];
 	if (km_fd_check(in) < 0 || km_fd_check(out) < 0)
 		return -EBADF;
+	if (km_sigfd_is(v->g, in) || km_sigfd_is(v->g, out))
+		return -EINVAL; /* a signalfd's eventfd is km's to read (km_sigfd.h) */
 	int64_t off_in, off_out, *pin, *pout;
 	int rc = off_load(v, a[1], &off_in, &pin);
 	if (rc == 0)
@@ -1420,6 +1424,8 @@ KM_SYSCALL(tee)
 {
 	if (km_fd_check((int)a[0]) < 0 || km_fd_check((int)a[1]) < 0)
 		return -EBADF;
+	if (km_sigfd_is(v->g, (int)a[0]) || km_sigfd_is(v->g, (int)a[1]))
+		return -EINVAL;
 	return km_host_ret(syscall(SYS_tee, (int)a[0], (int)a[1], a[2], a[3]));
 }
 

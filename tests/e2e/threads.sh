@@ -299,9 +299,53 @@ thr_snap_signals() {
 	done
 }
 
+# thr_sig_storm: 10^5 SIGUSR1 and 1000 real-time signals from outside while four threads
+# compute; then SIGTERM. The sum must be what the program computes undisturbed (natively and
+# under km), both handlers must have run, and km must end with the program, status 0.
+THR_STORM=${THR_STORM:-100000}
+thr_sig_storm() {
+	local flavour test d pid rtsig
+	local storm=${TOOLS:-$ROOT/build/tests/tools}/km-sigstorm
+	for flavour in gcc musl; do
+		test="threads/signal-storm/$flavour"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/threads/storm/$flavour
+		mkdir -p "$d"
+		local want_sum
+		want_sum=$("$GUESTS/$flavour/sig_storm" 30000 q | grep '^sum')
+		"$KM" "$GUESTS/$flavour/sig_storm" 30000 >"$d/out" 2>"$d/err" &
+		pid=$!
+		local i
+		for ((i = 0; i < 100; i++)); do
+			grep -q '^ready' "$d/out" 2>/dev/null && break
+			sleep 0.05
+		done
+		rtsig=$(sed -n 's/^ready //p' "$d/out")
+		if [ -z "$rtsig" ]; then
+			bad "the program did not print 'ready'"
+		else
+			"$storm" "$pid" 10 "$THR_STORM" >"$d/storm.out" 2>&1 || bad "storm: $(cat "$d/storm.out")"
+			"$storm" "$pid" "$rtsig" 1000 >>"$d/storm.out" 2>&1 || bad "rt storm: $(cat "$d/storm.out")"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait "$pid"
+		local rc=$?
+		[ "$rc" = 0 ] || bad "km exit status $(status_text "$rc"), expected 0 ($(head -c 300 "$d/err"))"
+		grep -qx "$want_sum" "$d/out" || bad "sum '$(grep '^sum' "$d/out")', undisturbed '$want_sum'"
+		grep -qx 'usr1 seen, rt seen' "$d/out" || bad "handlers: '$(tail -1 "$d/out")'"
+		if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+			show_file stdout "$d/out"
+			show_file stderr "$d/err"
+		fi
+		end
+	done
+}
+
 run_threads() {
 	thr_external_tests
 	thr_clone_refused
 	thr_snapshot_tests
 	thr_snap_signals
+	thr_sig_storm
 }
