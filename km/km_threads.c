@@ -93,6 +93,7 @@ static void thread_done(km_vcpu_t *v)
 		v->live = false;
 		g->threads.nlive--;
 	}
+	__atomic_store_n(&v->host_tid, 0, __ATOMIC_RELEASE); /* the number may go to another task */
 	v->thread_running = false;
 	pthread_cond_broadcast(&g->threads.cond);
 	pthread_mutex_unlock(&g->threads.lock);

@@ -1,5 +1,6 @@
 /* The guest's view of /proc: see km_procview.h. */
 #include "km_procview.h"
+#include "km_stopall.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,7 +71,8 @@ static long number(const char *s, const char **end)
 bool km_procview_guest_tid(km_guest_t *g, pid_t tid)
 {
 	for (int i = 0; i < g->nvcpus; i++)
-		if (g->vcpus[i] != NULL && __atomic_load_n(&g->vcpus[i]->host_tid, __ATOMIC_ACQUIRE) == tid)
+		if (g->vcpus[i] != NULL && __atomic_load_n(&g->vcpus[i]->live, __ATOMIC_ACQUIRE) &&
+		    __atomic_load_n(&g->vcpus[i]->host_tid, __ATOMIC_ACQUIRE) == tid)
 			return true;
 	return false;
 }
@@ -310,7 +312,8 @@ static char *host_text(pid_t tid, const char *name, int *rc)
 static pid_t guest_id(km_guest_t *g, pid_t tid)
 {
 	for (int i = 0; tid != 0 && i < g->nvcpus; i++)
-		if (g->vcpus[i] != NULL && g->vcpus[i]->host_tid == tid)
+		if (g->vcpus[i] != NULL && __atomic_load_n(&g->vcpus[i]->live, __ATOMIC_ACQUIRE) &&
+		    __atomic_load_n(&g->vcpus[i]->host_tid, __ATOMIC_ACQUIRE) == tid)
 			return g->vcpus[i]->tid;
 	return g->pid;
 }
@@ -404,7 +407,7 @@ static int gen_status(km_guest_t *g, pid_t tid, km_buf_t *t)
 		else if (strncmp(l, "VmSize:", 7) == 0)
 			km_buf_printf(t, "VmSize:\t%8" PRIu64 " kB\n", kb);
 		else if (strncmp(l, "Threads:", 8) == 0)
-			km_buf_printf(t, "Threads:\t%d\n", g->nvcpus);
+			km_buf_printf(t, "Threads:\t%d\n", km_threads_live(g));
 		else
 			km_buf_printf(t, "%s\n", l);
 	}

@@ -221,6 +221,31 @@ static bool brk_shrinks(km_vcpu_t *v, const uint64_t *a)
 	return a[0] != 0 && a[0] < __atomic_load_n(&MM(v)->brk_cur, __ATOMIC_RELAXED);
 }
 
+/* True if some mapping in [addr, addr+len) has a right that `prot` lacks (or, prot < 0, if any
+ * mapping is there at all): the call would take something away from a running thread. A guess
+ * made before the write lock is taken: a mapping another thread adds meanwhile is new to every
+ * vCPU anyway (nothing cached to shoot down). */
+static bool takes_away(km_vcpu_t *v, uint64_t addr, uint64_t len, int prot)
+{
+	km_mm_t *mm = MM(v);
+	uint64_t end = addr + KM_PAGE_UP(len);
+	if (end < addr)
+		return true;
+	bool narrows = false;
+	km_mm_rdlock(mm);
+	for (uint64_t at = addr; at < end && !narrows;) {
+		km_vma_t *m = km_vma_find(mm, at);
+		if (m == NULL) {
+			at += KM_PAGE_SIZE;
+			continue;
+		}
+		narrows = prot < 0 || (m->prot & ~prot) != 0;
+		at = m->end;
+	}
+	km_mm_rdunlock(mm);
+	return narrows;
+}
+
 static long mem_call(km_vcpu_t *v, const uint64_t *a, km_sys_fn fn, enum mem_lock how)
 {
 	km_guest_t *g = v->g;
@@ -250,9 +275,9 @@ static long mem_call(km_vcpu_t *v, const uint64_t *a, km_sys_fn fn, enum mem_loc
 		return mem_call(v, a, sys_##name, how);                                                      \
 	}
 
-MEM_LOCKED(mmap, (a[3] & MAP_FIXED) ? MEM_NARROW : MEM_WRITE)
-MEM_LOCKED(munmap, MEM_NARROW)
-MEM_LOCKED(mprotect, MEM_NARROW)
+MEM_LOCKED(mmap, (a[3] & MAP_FIXED) && takes_away(v, a[0], a[1], -1) ? MEM_NARROW : MEM_WRITE)
+MEM_LOCKED(munmap, takes_away(v, a[0], a[1], -1) ? MEM_NARROW : MEM_WRITE)
+MEM_LOCKED(mprotect, takes_away(v, a[0], a[1], (int)a[2]) ? MEM_NARROW : MEM_WRITE)
 MEM_LOCKED(mremap, MEM_NARROW)
 MEM_LOCKED(brk, brk_shrinks(v, a) ? MEM_NARROW : MEM_WRITE)
 MEM_LOCKED(madvise, MEM_WRITE)
