@@ -295,8 +295,10 @@ static bool slot_freeing(km_guest_t *g)
 static long new_vcpu(km_guest_t *g, km_vcpu_t **out)
 {
 	int slot;
-	while ((slot = free_slot(g)) < 0 && slot_freeing(g) && !km_guest_ended(g))
+	while ((slot = free_slot(g)) < 0 && slot_freeing(g) && !km_guest_ended(g) && g->threads.stop == KM_STOP_NONE)
 		pthread_cond_wait(&g->threads.cond, &g->threads.lock);
+	if (slot < 0 && g->threads.stop != KM_STOP_NONE)
+		return 1; /* a stop began while we waited: park in it, then try again */
 	if (slot < 0)
 		return -EAGAIN;
 	km_err_t *err = NULL;
@@ -320,16 +322,19 @@ long km_threads_clone(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t pti
 	if ((flags & CLONE_SETTLS) && tls >= KM_USER_TOP)
 		return -EPERM;
 	km_threads_t *t = &g->threads;
-	pthread_mutex_lock(&t->lock);
-	/* No thread appears in the middle of a stop: it would run while the others are stopped. */
-	while (t->stop != KM_STOP_NONE && !km_guest_ended(g)) {
-		pthread_mutex_unlock(&t->lock);
-		struct kvm_regs r = km_syscall_restart_regs(v);
-		km_stopall_park(v, &r, KM_CPU_RESTART_SYSCALL);
-		pthread_mutex_lock(&t->lock);
-	}
 	km_vcpu_t *c = NULL;
-	rc = km_guest_ended(g) ? -EAGAIN : new_vcpu(g, &c);
+	pthread_mutex_lock(&t->lock);
+	do {
+		/* No thread appears in the middle of a stop: it would run while the others are
+		 * stopped. */
+		while (t->stop != KM_STOP_NONE && !km_guest_ended(g)) {
+			pthread_mutex_unlock(&t->lock);
+			struct kvm_regs r = km_syscall_restart_regs(v);
+			km_stopall_park(v, &r, KM_CPU_RESTART_SYSCALL);
+			pthread_mutex_lock(&t->lock);
+		}
+		rc = km_guest_ended(g) ? -EAGAIN : new_vcpu(g, &c);
+	} while (rc == 1);
 	if (rc == 0 && (rc = copy_cpu(v, c, flags, stack, tls)) == 0) {
 		c->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? ctid : 0;
 		c->born = 0;

@@ -57,8 +57,10 @@ static int setup(void **state)
 	fx_t *f = *state;
 	f->v.host_tid = gettid();
 	f->v.tid = getpid();
+	f->v.live = true; /* the guest's one thread */
 	f->g.vcpus[0] = &f->v;
 	f->g.nvcpus = 1;
+	f->g.threads.nlive = 1;
 	quit = false;
 	listener_tid = 0;
 	pthread_create(&listener_thread, NULL, listener, NULL);
