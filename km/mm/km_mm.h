@@ -144,6 +144,10 @@ static inline uint64_t km_mm_epoch(km_mm_t *mm)
 	return __atomic_load_n(&mm->epoch, __ATOMIC_ACQUIRE);
 }
 
+/* Index in mm->vmas of the first VMA whose end > gva (nvmas if none): with the next ones, the
+ * mappings from gva up, in order. The caller holds the lock (either side). */
+size_t km_vma_index(km_mm_t *mm, uint64_t gva);
+
 /* Finds the VMA containing `gva`, or NULL. The caller holds the lock (either side). */
 km_vma_t *km_vma_find(km_mm_t *mm, uint64_t gva);
 

@@ -17,8 +17,7 @@ int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len);
 /* Resets host memory behind [gpa, gpa+len) to fresh zero pages. Returns 0 or -errno. */
 int km_phys_reset(km_mm_t *mm, uint64_t gpa, uint64_t len);
 
-/* VMA list. Index of the first VMA whose end > gva (nvmas if none). */
-size_t km_vma_index(km_mm_t *mm, uint64_t gva);
+/* VMA list (km_vma_index and km_vma_find are in km_mm.h). */
 /* Inserts a copy of *v (takes ownership of v->path). Returns 0 or -ENOMEM. */
 int km_vma_insert(km_mm_t *mm, const km_vma_t *v);
 /* Splits the VMA containing `at` so that a VMA boundary falls on `at`. Returns 0 or -ENOMEM. */

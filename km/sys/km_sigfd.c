@@ -185,7 +185,7 @@ bool km_sigfd_read(km_vcpu_t *v, int fd, uint64_t buf, uint64_t len, long *ret)
 		int rc = (km_signal_pending_own(v) & ~v->sigmask & ~mask) ? -EINTR
 									   : km_signal_wait(v, mask | ~v->sigmask, mask, NULL);
 		if (rc < 0) {
-			*ret = -EINTR; /* restarted if no handler runs (km_signal_interrupts) */
+			*ret = rc; /* -KM_ERESTART: made again if no handler runs */
 			return true;
 		}
 	}

@@ -530,7 +530,7 @@ int km_signal_wait(km_vcpu_t *v, uint64_t own, uint64_t shared, const struct tim
 		if (pending_in(v, own, shared))
 			return 0;
 		if (atomic_load(&v->kicked) || km_guest_ended(v->g) || km_stopall_pending(v->g))
-			return -EINTR;
+			return -KM_ERESTART;
 		struct timespec left, *lp = NULL;
 		if (deadline != NULL) {
 			struct timespec now;

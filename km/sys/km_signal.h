@@ -31,6 +31,12 @@ enum km_sig_default km_sig_default_action(int sig);
  * a sysconf call under _GNU_SOURCE). */
 #define KM_MINSIGSTKSZ 2048
 
+/* What a syscall handler returns when km (not a signal) interrupted it: a stop, the guest
+ * ending, a kick. Never seen by the program: the syscall layer makes the call again, or ends it
+ * with EINTR if a handler now runs that wants that (km_signal_interrupts). Linux's ERESTARTSYS,
+ * the same idea. */
+#define KM_ERESTART 512
+
 /* Signals no thread can block or catch. */
 #define KM_SIG_UNBLOCKABLE ((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)))
 
@@ -100,8 +106,8 @@ bool km_signal_take(km_vcpu_t *v, uint64_t set, siginfo_t *info);
 /* Blocks v's thread until a signal among `own` is pending for it, or among `shared` for the
  * process, the deadline passes (NULL: none; CLOCK_MONOTONIC), or km kicks it (a stop, the guest
  * ending, or a process signal km chose this thread to take: km_signal_send_process kicks only
- * that one). Returns 0 (a wake signal is pending), -EAGAIN (deadline), -EINTR (kicked: the
- * caller restarts, or ends with EINTR after the handler, km_signal_interrupts). */
+ * that one). Returns 0 (a wake signal is pending), -EAGAIN (deadline), -KM_ERESTART (kicked:
+ * the syscall returns it). */
 int km_signal_wait(km_vcpu_t *v, uint64_t own, uint64_t shared, const struct timespec *deadline);
 
 /* Puts `mask` in force for the syscall being made (sigsuspend, ppoll, pselect6, epoll_pwait);

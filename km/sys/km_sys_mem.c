@@ -229,19 +229,13 @@ static bool takes_away(km_vcpu_t *v, uint64_t addr, uint64_t len, int prot)
 {
 	km_mm_t *mm = MM(v);
 	uint64_t end = addr + KM_PAGE_UP(len);
-	if (end < addr)
-		return true;
+	if (end < addr || end > KM_USER_TOP)
+		end = KM_USER_TOP;
 	bool narrows = false;
 	km_mm_rdlock(mm);
-	for (uint64_t at = addr; at < end && !narrows;) {
-		km_vma_t *m = km_vma_find(mm, at);
-		if (m == NULL) {
-			at += KM_PAGE_SIZE;
-			continue;
-		}
-		narrows = prot < 0 || (m->prot & ~prot) != 0;
-		at = m->end;
-	}
+	/* The mappings that overlap [addr, end), in order. */
+	for (size_t i = km_vma_index(mm, addr); i < mm->nvmas && mm->vmas[i].start < end && !narrows; i++)
+		narrows = prot < 0 || (mm->vmas[i].prot & ~prot) != 0;
 	km_mm_rdunlock(mm);
 	return narrows;
 }

@@ -282,8 +282,8 @@ KM_SYSCALL(rt_tgsigqueueinfo)
 static long suspend_with(km_vcpu_t *v, uint64_t mask)
 {
 	/* A process signal reaches the one thread km picks, by a kick. */
-	if (km_signal_call_mask(v, mask) == 0)
-		km_signal_wait(v, ~v->sigmask, 0, NULL);
+	if (km_signal_call_mask(v, mask) == 0 && km_signal_wait(v, ~v->sigmask, 0, NULL) < 0)
+		return -KM_ERESTART; /* kicked: made again unless a handler runs */
 	return -EINTR;
 }
 

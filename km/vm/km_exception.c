@@ -161,9 +161,17 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 	struct kvm_regs u = v->user;
 	u.rax = r->rax;
 	uint64_t flags = 0;
-	if ((long)u.rax == -EINTR && atomic_exchange(&v->kicked, 0) && !km_signal_interrupts(v, (long)nr)) {
-		u = restart_regs(v, nr);
-		flags = KM_CPU_RESTART_SYSCALL;
+	/* Interrupted by km: a host syscall its kick cut short (EINTR), or a wait of km's own that
+	 * says so. Made again unless a signal handler that wants EINTR runs now. */
+	bool by_km = (long)u.rax == -KM_ERESTART;
+	if (((long)u.rax == -EINTR && atomic_exchange(&v->kicked, 0)) || by_km) {
+		if (!km_signal_interrupts(v, (long)nr)) {
+			u = restart_regs(v, nr);
+			flags = KM_CPU_RESTART_SYSCALL;
+		} else {
+			u.rax = (uint64_t)-EINTR;
+		}
+		atomic_store(&v->kicked, 0);
 	}
 	/* Asked for while a call that does not block ran (its kick is spent on the way back
 	 * through the stub): the program just after the call, with its result, is a clean point
