@@ -122,6 +122,8 @@ static void trace(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long ret, bool d
 		n = sizeof(line) - 1;
 	if (!done)
 		dprintf(v->g->opts.trace_fd, "%s) = ?\n", line);
+	else if (ret == -KM_ERESTART)
+		dprintf(v->g->opts.trace_fd, "%s) = ? ERESTART (interrupted by km: made again, or EINTR for a handler)\n", line);
 	else if (ret < 0 && ret > -4096)
 		dprintf(v->g->opts.trace_fd, "%s) = -1 %s (%s)%s\n", line, strerrorname_np((int)-ret) ?: "?",
 			strerror((int)-ret), d == NULL ? " [not implemented by km]" : "");
