@@ -420,22 +420,28 @@ void km_threads_exit(km_vcpu_t *v, int status)
 	km_guest_t *g = v->g;
 	km_threads_t *t = &g->threads;
 	pthread_mutex_lock(&t->lock);
+	/* A thread does not end in the middle of a stop: a snapshot must see it either alive, about
+	 * to call exit, or gone with its tid word cleared (a joiner waits on that word). */
+	while (t->stop != KM_STOP_NONE && t->owner != v && !km_guest_ended(g)) {
+		pthread_mutex_unlock(&t->lock);
+		struct kvm_regs r = km_syscall_restart_regs(v);
+		km_stopall_park(v, &r, KM_CPU_RESTART_SYSCALL);
+		pthread_mutex_lock(&t->lock);
+	}
 	bool last = t->nlive <= 1;
 	if (!last) {
+		robust_walk(v);
+		if (v->clear_child_tid != 0) {
+			uint32_t zero = 0;
+			if (km_copy_to_guest(&g->mm, v->clear_child_tid, &zero, sizeof(zero)) == 0)
+				futex_wake_all(v, v->clear_child_tid);
+		}
 		v->live = false;
 		t->nlive--;
 		v->thread_exit = true;
 		pthread_cond_broadcast(&t->cond);
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (last) {
+	if (last)
 		km_guest_end(g, status & 0xff, 0);
-		return;
-	}
-	robust_walk(v);
-	if (v->clear_child_tid != 0) {
-		uint32_t zero = 0;
-		if (km_copy_to_guest(&g->mm, v->clear_child_tid, &zero, sizeof(zero)) == 0)
-			futex_wake_all(v, v->clear_child_tid);
-	}
 }

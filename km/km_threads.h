@@ -34,7 +34,8 @@ long km_threads_clone(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t par
 		      uint64_t tls);
 
 /* exit(2) of v's thread: clears and wakes its clear_child_tid, marks its robust futexes as
- * owner-died, and ends its run loop; the last thread to exit ends the guest with `status`. */
+ * owner-died, and ends its run loop, all at once with respect to stops (a stop in progress is
+ * waited for first); the last thread to exit ends the guest with `status`. */
 void km_threads_exit(km_vcpu_t *v, int status);
 
 #endif

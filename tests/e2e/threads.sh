@@ -262,6 +262,7 @@ thr_snapshot_tests() {
 		thr_snap_once "$flavour" compute compute "$THR_SNAP_WORK"
 		thr_snap_once "$flavour" condwait condwait $((THR_SNAP_WORK * 400000))
 		thr_snap_once "$flavour" nanosleep nanosleep 1500
+		thr_snap_once "$flavour" churn churn 1000
 		thr_snap_cycles "$flavour"
 	done
 }

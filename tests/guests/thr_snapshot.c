@@ -12,10 +12,14 @@
  *                             (N steps), then woken to compute their own parts
  *   thr_snapshot nanosleep MS 4 threads in nanosleep(MS ms) (which must return 0, also in a
  *                             resumed copy), then computing; the main thread in pthread_join
+ *   thr_snapshot churn N      N rounds of 4 short-lived threads created and joined (a snapshot
+ *                             finds threads being born and ending: each must be whole, alive
+ *                             or gone with its joiner woken)
  */
 // E2E: compute 0 compute 20
 // E2E: condwait 0 condwait 200000
 // E2E: nanosleep 0 nanosleep 20
+// E2E: churn 0 churn 50
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -209,6 +213,39 @@ static int sleeping(void)
 	return bad;
 }
 
+static void *churner(void *arg)
+{
+	uint64_t *slot = arg, h = *slot;
+	for (int i = 0; i < 2000; i++)
+		h = mix(h, (uint64_t)i);
+	*slot = h;
+	return NULL;
+}
+
+static int churn(unsigned long rounds)
+{
+	uint64_t acc = 7;
+	printf("ready\n");
+	fflush(stdout);
+	for (unsigned long r = 0; r < rounds; r++) {
+		pthread_t t[NT];
+		uint64_t v[NT];
+		for (int i = 0; i < NT; i++) {
+			v[i] = acc + (uint64_t)i;
+			if (pthread_create(&t[i], NULL, churner, &v[i]) != 0) {
+				printf("FAIL pthread_create in round %lu\n", r);
+				return 1;
+			}
+		}
+		for (int i = 0; i < NT; i++) {
+			pthread_join(t[i], NULL);
+			acc = mix(acc, v[i]);
+		}
+	}
+	print_result(acc);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -224,6 +261,8 @@ int main(int argc, char **argv)
 		sleep_ms = (long)n;
 		return sleeping();
 	}
-	printf("usage: thr_snapshot compute|condwait|nanosleep N\n");
+	if (strcmp(mode, "churn") == 0)
+		return churn(n);
+	printf("usage: thr_snapshot compute|condwait|nanosleep|churn N\n");
 	return 2;
 }
