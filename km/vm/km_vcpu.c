@@ -103,6 +103,7 @@ static int setup_sregs(km_vcpu_t *v, km_err_t **err)
 	s.tr.present = 1;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
 		return km_err_set(err, errno, "vCPU %d: setting long mode (KVM_SET_SREGS)", v->id);
+	v->init_sregs = s;
 	return 0;
 }
 
@@ -198,8 +199,12 @@ int km_vcpu_reset(km_vcpu_t *v, km_err_t **err)
 	atomic_store(&v->kicked, 0);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	km_runtime_vcpu_init(&v->g->mm, v->id);
-	if (setup_sregs(v, err) < 0 || setup_msrs(v, err) < 0 || setup_fpu(v, err) < 0)
-		return -1;
+	/* Every vCPU ioctl costs tens of microseconds here (PVM's vcpu_load): only what a thread
+	 * can have changed is written back. Its segment registers (a program may load others) go
+	 * back to the ones km set first; the syscall MSRs and XCR0 cannot be changed from CPL3 and
+	 * are as km left them; the FPU is the caller's to load (clone copies the parent's). */
+	if (ioctl(v->fd, KVM_SET_SREGS, &v->init_sregs) < 0)
+		return km_err_set(err, errno, "vCPU %d: resetting its control registers (KVM_SET_SREGS)", v->id);
 	v->tlb_gen = v->g->mm.tlb_gen;
 	return 0;
 }

@@ -65,6 +65,7 @@ typedef struct km_vcpu {
 	bool thread_live;     /* in km_vcpu_run: a kick signals `thread` (under kick_lock) */
 	atomic_int kicked;    /* a kick arrived since km last looked (lock-free: the handler sets it) */
 	km_vcpu_state_t state; /* filled by km_vcpu_capture for a snapshot or core */
+	struct kvm_sregs init_sregs; /* what km_vcpu_create set: km_vcpu_reset puts it back */
 	/* The program's registers at the syscall being handled, as they will be when it returns
 	 * (rip after the syscall instruction, rflags from r11, rsp from the exception frame). */
 	struct kvm_regs user;
@@ -83,7 +84,8 @@ typedef struct km_vcpu {
 int km_vcpu_create(struct km_guest *g, int id, km_vcpu_t **out, km_err_t **err);
 
 /* Makes an ended thread's vCPU new again for another thread (KVM vCPUs cannot be destroyed one
- * by one): control registers, MSRs, FPU and every field a thread owns. */
+ * by one): control and segment registers and every field a thread owns. The caller loads the
+ * FPU state and the general registers (clone: the parent's). */
 int km_vcpu_reset(km_vcpu_t *v, km_err_t **err);
 
 /* Sets the general registers for the first entry: rip, rsp, everything else zero. */
