@@ -168,14 +168,7 @@ static void wait_all(km_guest_t *g)
 			running = g->vcpus[i] != NULL && g->vcpus[i]->thread_running;
 		if (!running)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100000000l;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) == ETIMEDOUT && km_guest_ended(g)) {
+		if (km_threads_wait_a_while(t) && km_guest_ended(g)) {
 			pthread_mutex_unlock(&t->lock);
 			km_threads_kick_all(g);
 			pthread_mutex_lock(&t->lock);

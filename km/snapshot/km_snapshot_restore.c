@@ -20,6 +20,7 @@
 #include "km_snapshot_lease.h"
 #include "km_signal.h"
 #include "km_threads.h"
+#include "km_time.h"
 #include "km_timers.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
@@ -119,17 +120,10 @@ static void restore_sleep(km_vcpu_t *v, const km_nt_cpu_t *c)
 {
 	clockid_t clk = (clockid_t)c->reserved[3];
 	struct timespec now;
-	if (c->reserved[1] == 0 || c->reserved[1] > 1000000000ull * 86400 * 365 || clock_gettime(clk, &now) < 0)
-		return;
-	uint64_t left = c->reserved[1] - 1;
-	now.tv_sec += (time_t)(left / 1000000000ull);
-	now.tv_nsec += (long)(left % 1000000000ull);
-	if (now.tv_nsec >= 1000000000) {
-		now.tv_sec++;
-		now.tv_nsec -= 1000000000;
-	}
+	if (c->reserved[1] == 0 || c->reserved[1] > KM_NS_PER_SEC * 86400 * 365 || clock_gettime(clk, &now) < 0)
+		return; /* no sleep, an absurd one, or a clock this host lacks: the sleep starts anew */
 	v->sleep_restart.valid = true;
-	v->sleep_restart.deadline = now;
+	v->sleep_restart.deadline = km_ts_add_ns(now, c->reserved[1] - 1);
 	v->sleep_restart.clk = clk;
 	v->sleep_restart.req_gva = c->reserved[2];
 	v->sleep_restart.rip = c->reserved[4];

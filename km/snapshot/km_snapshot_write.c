@@ -25,6 +25,7 @@
 #include "km_guest.h"
 #include "km_signal.h"
 #include "km_timers.h"
+#include "km_time.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
 #include "km_pagemap.h"
@@ -82,16 +83,15 @@ static void prstatus_regs(const km_vcpu_state_t *s, struct user_regs_struct *u)
 }
 
 /* A relative sleep km interrupted and the thread will make again: what is left of it, so that
- * the resumed copy sleeps only that long (NT_KM_CPU reserved[1..3]: ns left + 1, the request's
- * address, the clock). */
+ * the resumed copy sleeps only that long (NT_KM_CPU reserved[1..4]: ns left + 1, the request's
+ * address, the clock, the rip after the call). */
 static void sleep_left(const km_vcpu_t *v, km_nt_cpu_t *c)
 {
 	if (!v->sleep_restart.valid)
 		return;
 	struct timespec now;
 	clock_gettime(v->sleep_restart.clk, &now);
-	int64_t left = (int64_t)(v->sleep_restart.deadline.tv_sec - now.tv_sec) * 1000000000 +
-		       (v->sleep_restart.deadline.tv_nsec - now.tv_nsec);
+	int64_t left = km_ts_diff_ns(v->sleep_restart.deadline, now);
 	c->reserved[1] = (uint64_t)(left > 0 ? left : 0) + 1;
 	c->reserved[2] = v->sleep_restart.req_gva;
 	c->reserved[3] = (uint64_t)v->sleep_restart.clk;

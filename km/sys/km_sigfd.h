@@ -2,7 +2,8 @@
  * signalfd: a guest fd that reads the thread's (and process's) pending signals among a mask as
  * struct signalfd_siginfo records. km's signals never reach the host's signal queues, so the
  * host's signalfd cannot serve it: the fd is a host eventfd (so that poll, select and epoll see
- * it readable while a signal it takes is pending) that km recognises by its inode on read.
+ * it readable while a signal it takes is pending) that km keeps a copy of, and recognises on
+ * read by comparing the files (kcmp KCMP_FILE: every anonymous-inode file shares one inode).
  */
 #ifndef KM_SIGFD_H
 #define KM_SIGFD_H

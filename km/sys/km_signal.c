@@ -13,6 +13,7 @@
 #include "km_sigfd.h"
 #include "km_sigframe.h"
 #include "km_sigqueue.h"
+#include "km_time.h"
 #include "km_snapshot.h"
 
 #define BIT(sig) KM_SIGBIT(sig)
@@ -243,10 +244,11 @@ uint64_t km_signal_pending_own(km_vcpu_t *v)
 
 bool km_signal_deliverable(km_vcpu_t *v)
 {
-	km_signal_lock(v->g);
-	bool any = ((v->sigpending.set | v->g->sigpending.set) & ~v->sigmask) != 0;
-	km_signal_unlock(v->g);
-	return any;
+	/* On every return to the program: no lock. The sets change under the signal lock; a signal
+	 * posted just after this look kicks the thread, and delivery itself takes the lock. */
+	uint64_t pending = __atomic_load_n(&v->sigpending.set, __ATOMIC_ACQUIRE) |
+			   __atomic_load_n(&v->g->sigpending.set, __ATOMIC_ACQUIRE);
+	return (pending & ~__atomic_load_n(&v->sigmask, __ATOMIC_RELAXED)) != 0;
 }
 
 /* The signal the thread would take next (0: none). Called with the signal lock held. */
@@ -535,14 +537,10 @@ int km_signal_wait(km_vcpu_t *v, uint64_t own, uint64_t shared, const struct tim
 		if (deadline != NULL) {
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = deadline->tv_sec - now.tv_sec;
-			left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_sec--;
-				left.tv_nsec += 1000000000;
-			}
-			if (left.tv_sec < 0)
+			int64_t ns = km_ts_diff_ns(*deadline, now);
+			if (ns < 0)
 				return -EAGAIN;
+			left = km_ns_ts((uint64_t)ns);
 			lp = &left;
 		}
 		/* A kick or a signal posted after the load above changes wake_seq: no lost wakeup. */

@@ -65,7 +65,8 @@ km_vcpu_t *km_signal_process_taker(km_guest_t *g);
 
 /* --- taking ------------------------------------------------------------------------------- */
 
-/* True if a signal v does not block is pending for it or for the process. */
+/* True if a signal v does not block is pending for it or for the process. A hint read without
+ * the lock (cheap on every return to the program); km_signal_deliver decides under it. */
 bool km_signal_deliverable(km_vcpu_t *v);
 
 /* Signals pending for v's thread alone (bit sig-1), blocked ones included. */

@@ -13,6 +13,7 @@
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
+#include "km_time.h"
 #include "km_timers.h"
 
 #define MM(v) (&(v)->g->mm)
@@ -299,20 +300,6 @@ KM_SYSCALL(pause)
 	return suspend_with(v, v->sigmask);
 }
 
-/* The absolute CLOCK_MONOTONIC deadline of a relative timeout. */
-static struct timespec deadline_in(const struct timespec *rel)
-{
-	struct timespec d;
-	clock_gettime(CLOCK_MONOTONIC, &d);
-	d.tv_sec += rel->tv_sec;
-	d.tv_nsec += rel->tv_nsec;
-	if (d.tv_nsec >= 1000000000) {
-		d.tv_sec++;
-		d.tv_nsec -= 1000000000;
-	}
-	return d;
-}
-
 KM_SYSCALL(rt_sigtimedwait)
 {
 	uint64_t set;
@@ -326,7 +313,7 @@ KM_SYSCALL(rt_sigtimedwait)
 			return -EFAULT;
 		if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
 			return -EINVAL;
-		dl = deadline_in(&ts);
+		dl = km_clock_in(CLOCK_MONOTONIC, km_ts_ns(ts));
 		dlp = &dl;
 	}
 	for (;;) {

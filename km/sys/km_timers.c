@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "km_signal.h"
+#include "km_time.h"
 #include "km_snapshot_lease.h" /* KM_SIG_LEASE */
 
 /* Signals a timer may not carry: km's own, which its threads take. */
@@ -120,19 +121,9 @@ bool km_timer_translate(km_guest_t *g, siginfo_t *info, pid_t *tid)
 
 /* --- snapshots ---------------------------------------------------------------------------- */
 
-static uint64_t ts_ns(struct timespec t)
-{
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static struct timespec ns_ts(uint64_t ns)
-{
-	return (struct timespec){(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
-}
-
 static uint64_t tv_ns(struct timeval t)
 {
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_usec * 1000ull;
+	return (uint64_t)t.tv_sec * KM_NS_PER_SEC + (uint64_t)t.tv_usec * 1000ull;
 }
 
 size_t km_timers_save(km_guest_t *g, void **out)
@@ -162,7 +153,7 @@ size_t km_timers_save(km_guest_t *g, void **out)
 		syscall(SYS_timer_gettime, t->host_id, &cur);
 		*p++ = (km_nt_posix_timer_t){.id = (uint32_t)i, .clock = t->clock, .notify = t->notify,
 					     .signo = t->signo, .value = t->value, .tid = (uint32_t)t->tid,
-					     .time = {ts_ns(cur.it_value), ts_ns(cur.it_interval)}};
+					     .time = {km_ts_ns(cur.it_value), km_ts_ns(cur.it_interval)}};
 		h->nposix++;
 	}
 	km_signal_unlock(g);
@@ -170,7 +161,7 @@ size_t km_timers_save(km_guest_t *g, void **out)
 	return len;
 }
 
-#define MAX_NS (1000000000ull * 86400 * 365 * 100) /* a century: anything longer is corrupt */
+#define MAX_NS (KM_NS_PER_SEC * 86400 * 365 * 100) /* a century: anything longer is corrupt */
 
 static bool time_ok(const km_nt_itimer_t *t)
 {
@@ -209,7 +200,7 @@ int km_timers_stash(km_guest_t *g, const void *note, size_t len)
 
 static struct timeval ns_tv(uint64_t ns)
 {
-	return (struct timeval){(time_t)(ns / 1000000000ull), (suseconds_t)(ns % 1000000000ull / 1000)};
+	return (struct timeval){(time_t)(ns / KM_NS_PER_SEC), (suseconds_t)(ns % KM_NS_PER_SEC / 1000)};
 }
 
 void km_timers_resume(km_guest_t *g)
@@ -232,7 +223,7 @@ void km_timers_resume(km_guest_t *g)
 		if (host_create(g, &t) < 0)
 			continue; /* the clock is gone on this host: the timer never fires */
 		g->timers[p.id] = t;
-		struct itimerspec it = {ns_ts(p.time.interval_ns), ns_ts(p.time.value_ns)};
+		struct itimerspec it = {km_ns_ts(p.time.interval_ns), km_ns_ts(p.time.value_ns)};
 		if (p.time.value_ns != 0)
 			syscall(SYS_timer_settime, t.host_id, 0, &it, NULL);
 	}

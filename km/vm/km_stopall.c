@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "km_guest.h"
+#include "km_time.h"
 #include "km_vcpu.h"
 
 /* A kick can be lost (one that lands after a vCPU looked and before its host syscall started
@@ -30,16 +31,9 @@ void km_threads_fini(km_threads_t *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
-/* Waits on the group's condition for at most the re-kick interval. Called with the lock held. */
-static bool wait_a_while(km_threads_t *t)
+bool km_threads_wait_a_while(km_threads_t *t)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += KICK_AGAIN_NS;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	struct timespec ts = km_clock_in(CLOCK_MONOTONIC, KICK_AGAIN_NS);
 	return pthread_cond_timedwait(&t->cond, &t->lock, &ts) == ETIMEDOUT;
 }
 
@@ -138,7 +132,7 @@ int km_stopall_begin(km_guest_t *g, km_vcpu_t *self, km_stop_kind_t kind, const 
 	/* Posted before the kicks, so a vCPU that sees its kick sees the stop. */
 	kick_laggards(g);
 	while (!all_stopped(g) && !km_guest_ended(g))
-		if (wait_a_while(t))
+		if (km_threads_wait_a_while(t))
 			kick_laggards(g);
 	if (km_guest_ended(g)) {
 		/* Some thread ended the guest while we waited: nothing to stop any more. */
@@ -190,7 +184,7 @@ int km_stopall_run_on_vcpu(km_guest_t *g, km_vcpu_job_fn fn, void *arg)
 	pthread_mutex_lock(&t->lock);
 	/* Taken (job_posted cleared) it runs to its end; untaken it is withdrawn if the guest ends. */
 	while (!t->job_done && (!km_guest_ended(g) || !__atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE)))
-		if (wait_a_while(t) && __atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE)) {
+		if (km_threads_wait_a_while(t) && __atomic_load_n(&t->job_posted, __ATOMIC_ACQUIRE)) {
 			pthread_mutex_unlock(&t->lock);
 			km_threads_kick_all(g);
 			pthread_mutex_lock(&t->lock);

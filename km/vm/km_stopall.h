@@ -87,6 +87,10 @@ bool km_stopall_park(struct km_vcpu *v, const struct kvm_regs *user, uint64_t cp
 bool km_stopall_gate(struct km_vcpu *v);
 void km_stopall_left_guest(struct km_vcpu *v);
 
+/* Waits on the group's condition (lock held) for at most the re-kick interval (100 ms: a kick
+ * can be lost, so waiters for vCPUs kick again that often). True if the interval passed. */
+bool km_threads_wait_a_while(km_threads_t *t);
+
 /* Kicks every vCPU of the guest (to make them see the guest ending, or a stop). */
 void km_threads_kick_all(struct km_guest *g);
 
