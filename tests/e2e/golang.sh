@@ -3,7 +3,7 @@
 # under km. Go's runtime is a demanding client of threads and signals: clone'd threads parked in
 # futexes, SIGURG sent with tgkill to preempt a running thread (handlers on sigaltstack), os/signal,
 # timers through the netpoller (epoll and a pipe), the GC's madvise. Sourced by run.sh after
-# threads.sh, whose helpers it uses (thr_sock, thr_snap_mgmt; and snapshot.sh's srun, snap_start,
+# threads.sh, whose helpers it uses (thr_snap_stop_resume, thr_snap_mgmt; mgmt.sh's mgmt_sock; and snapshot.sh's srun, snap_start,
 # snap_wait_line, snap_expect_run, snap_expect_snapshot, snap_show, snap_verbose, SNAP_MGMT);
 # defines run_golang.
 #
@@ -147,29 +147,9 @@ go_snap_once() {
 	local test="golang/snapshot/$mode"
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
-	local d=$WORK/golang/snap/$mode sock pid
-	sock=$(thr_sock "$d")
-	if go_have_guest && go_native_result "$d/native" "$mode"; then
-		mkdir -p "$d/cwd"
-		rm -f "$sock" "$d/t.snap"
-		snap_start "$d/stop" "$d/cwd" /dev/null -- "$KM" --mgmt="$sock" "$GO_PROG" "$mode" "$GO_SNAP_ROUNDS"
-		pid=$BG_PID
-		if snap_wait_line "$d/stop/out" ready 10; then
-			sleep 0.3
-			thr_snap_mgmt "$d/stop" "$sock" "$d/t.snap"
-		else
-			bad "the guest did not print 'ready' within 10 s"
-		fi
-		wait "$pid"
-		RC=$?
-		snap_expect_run "$d/stop" "stopped run" 0 "ready"
-		if snap_expect_snapshot "$d/t.snap"; then
-			go_gdb_threads "$d" "$d/t.snap"
-			srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/t.snap"
-			snap_expect_run "$d/resume" "resumed run" 0 "$GO_RESULT"
-		fi
-		rm -f "$sock"
-	fi
+	local d=$WORK/golang/snap/$mode
+	go_have_guest && go_native_result "$d/native" "$mode" &&
+		thr_snap_stop_resume "$d" "$GO_RESULT" go_gdb_threads "$GO_PROG" "$mode" "$GO_SNAP_ROUNDS"
 	snap_verbose && snap_show "$d/native" "$d/stop" "$d/resume"
 	end
 }
@@ -181,7 +161,7 @@ go_snap_cycles() {
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
 	local d=$WORK/golang/cycles sock pid i snap prev
-	sock=$(thr_sock "$d")
+	sock=$(mgmt_sock "$d")
 	if go_have_guest && go_native_result "$d/native" compute; then
 		mkdir -p "$d/cwd"
 		rm -f "$sock"

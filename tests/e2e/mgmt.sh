@@ -17,7 +17,8 @@ mgmt_sock() {
 	echo "$s"
 }
 
-# mgmt_km_pid BGPID: the km process under snap_start's `timeout` (its only child).
+# mgmt_km_pid BGPID: the process under snap_start's `timeout` (its only child): km, or a program
+# run natively (threads.sh).
 mgmt_km_pid() {
 	local i p
 	for ((i = 0; i < 100; i++)); do

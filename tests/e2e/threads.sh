@@ -14,23 +14,8 @@ THR_SNAP_WORK=${THR_SNAP_WORK:-250}
 THR_SNAP_CYCLES=${THR_SNAP_CYCLES:-50}
 THR_SNAP_CYCLE_WORK=${THR_SNAP_CYCLE_WORK:-600}
 
-# thr_child_pid BGPID: the process under snap_start's `timeout` (its only child): the guest, or km.
-thr_child_pid() {
-	local i p
-	for ((i = 0; i < 100; i++)); do
-		p=$(pgrep -P "$1" | head -1)
-		[ -n "$p" ] && echo "$p" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# thr_sock DIR: a management socket path in DIR, or in /tmp if DIR is too long for sun_path.
-thr_sock() {
-	local s=$1/km.sock
-	[ ${#s} -lt 100 ] || s=$(mktemp -u /tmp/km-thr.XXXXXX).sock
-	echo "$s"
-}
+# mgmt.sh's helpers serve here too: mgmt_sock (a socket path short enough for sun_path) and
+# mgmt_km_pid (the process under snap_start's `timeout`: the guest run natively, or km).
 
 # --- signals from outside --------------------------------------------------------------------
 
@@ -49,7 +34,7 @@ thr_ext_run() {
 	fi
 	pid=$BG_PID
 	RC=""
-	if ! snap_wait_line "$dir/out" ready 10 || ! cpid=$(thr_child_pid "$pid"); then
+	if ! snap_wait_line "$dir/out" ready 10 || ! cpid=$(mgmt_km_pid "$pid"); then
 		bad "$(basename "$dir") run: no 'ready' line within 10 s"
 	else
 		for sig in "$@"; do
@@ -172,30 +157,38 @@ thr_snap_once() {
 	local test="threads/snapshot/$flavour/$name"
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
-	local d=$WORK/threads/snap/$flavour/$name bin=$GUESTS/$flavour/thr_snapshot sock pid
-	sock=$(thr_sock "$d")
-	if thr_native_result "$d/native" "$bin" "$@"; then
-		mkdir -p "$d/cwd"
-		rm -f "$sock" "$d/t.snap"
-		snap_start "$d/stop" "$d/cwd" /dev/null -- "$KM" --mgmt="$sock" "$bin" "$@"
-		pid=$BG_PID
-		if snap_wait_line "$d/stop/out" ready 10; then
-			sleep 0.3
-			thr_snap_mgmt "$d/stop" "$sock" "$d/t.snap"
-		else
-			bad "the guest did not print 'ready' within 10 s"
-		fi
-		wait "$pid"
-		RC=$?
-		snap_expect_run "$d/stop" "stopped run" 0 "ready"
-		if snap_expect_snapshot "$d/t.snap"; then
-			srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/t.snap"
-			snap_expect_run "$d/resume" "resumed run" 0 "$THR_RESULT"
-		fi
-		rm -f "$sock"
-	fi
+	local d=$WORK/threads/snap/$flavour/$name bin=$GUESTS/$flavour/thr_snapshot
+	thr_native_result "$d/native" "$bin" "$@" && thr_snap_stop_resume "$d" "$THR_RESULT" "" "$bin" "$@"
 	snap_verbose && snap_show "$d/native" "$d/stop" "$d/resume"
 	end
+}
+
+# thr_snap_stop_resume DIR RESULT CHECK PROGRAM ARGS...: runs km --mgmt PROGRAM ARGS, snapshots
+# it (mode=stop) 0.3 s after it prints "ready" into DIR/t.snap, runs CHECK DIR FILE on the file
+# (a function name, or "" for none) and resumes it: the resumed copy must print RESULT and exit 0.
+thr_snap_stop_resume() {
+	local d=$1 result=$2 check=$3 sock pid
+	shift 3
+	sock=$(mgmt_sock "$d")
+	mkdir -p "$d/cwd"
+	rm -f "$sock" "$d/t.snap"
+	snap_start "$d/stop" "$d/cwd" /dev/null -- "$KM" --mgmt="$sock" "$@"
+	pid=$BG_PID
+	if snap_wait_line "$d/stop/out" ready 10; then
+		sleep 0.3
+		thr_snap_mgmt "$d/stop" "$sock" "$d/t.snap"
+	else
+		bad "the guest did not print 'ready' within 10 s"
+	fi
+	wait "$pid"
+	RC=$?
+	snap_expect_run "$d/stop" "stopped run" 0 "ready"
+	if snap_expect_snapshot "$d/t.snap"; then
+		[ -z "$check" ] || "$check" "$d" "$d/t.snap"
+		srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/t.snap"
+		snap_expect_run "$d/resume" "resumed run" 0 "$result"
+	fi
+	rm -f "$sock"
 }
 
 # thr_snap_cycles FLAVOUR: the 4-thread computation snapshotted (mode=stop) as soon as km
@@ -207,7 +200,7 @@ thr_snap_cycles() {
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
 	local d=$WORK/threads/cycles/$flavour bin=$GUESTS/$flavour/thr_snapshot sock pid i snap prev
-	sock=$(thr_sock "$d")
+	sock=$(mgmt_sock "$d")
 	if thr_native_result "$d/native" "$bin" compute "$THR_SNAP_CYCLE_WORK"; then
 		mkdir -p "$d/cwd"
 		rm -f "$sock"
