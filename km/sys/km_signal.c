@@ -336,15 +336,13 @@ static void stop_self(void)
 /* The handler starts with the FPU as a new program has it (Linux clears it for handlers). */
 static void reset_fpu(km_vcpu_t *v)
 {
-	struct kvm_xsave *x = calloc(1, sizeof(*x));
-	if (x == NULL)
-		return;
+	struct kvm_xsave x; /* 4 KiB: on the stack, no allocation that could fail here */
+	memset(&x, 0, sizeof(x));
 	uint16_t fcw = 0x37f;
 	uint32_t mxcsr = 0x1f80;
-	memcpy((uint8_t *)x->region, &fcw, sizeof(fcw));
-	memcpy((uint8_t *)x->region + 24, &mxcsr, sizeof(mxcsr));
-	ioctl(v->fd, KVM_SET_XSAVE, x);
-	free(x);
+	memcpy((uint8_t *)x.region, &fcw, sizeof(fcw));
+	memcpy((uint8_t *)x.region + 24, &mxcsr, sizeof(mxcsr));
+	ioctl(v->fd, KVM_SET_XSAVE, &x);
 }
 
 /* Builds the frame for handler `sa` and points *u at it. Called with the signal lock held.
@@ -355,14 +353,12 @@ static bool run_handler(km_vcpu_t *v, struct kvm_regs *u, const siginfo_t *info,
 	km_guest_t *g = v->g;
 	int sig = info->si_signo;
 	km_sigaction_t *sa = &g->sigactions[sig - 1];
-	struct kvm_xsave *x = malloc(sizeof(*x));
-	if (x == NULL || ioctl(v->fd, KVM_GET_XSAVE, x) < 0) {
-		free(x);
+	struct kvm_xsave x;
+	if (ioctl(v->fd, KVM_GET_XSAVE, &x) < 0)
 		return false;
-	}
 	km_sigframe_in_t in = {
 	    .regs = *u,
-	    .xsave = x->region,
+	    .xsave = x.region,
 	    .xsave_size = g->machine.xsave_size,
 	    .xcr0 = g->machine.xcr0,
 	    .info = info,
@@ -377,7 +373,6 @@ static bool run_handler(km_vcpu_t *v, struct kvm_regs *u, const siginfo_t *info,
 	};
 	km_sigframe_out_t out;
 	int rc = km_sigframe_build(&g->mm, &in, &out);
-	free(x);
 	if (rc < 0)
 		return false;
 	*u = out.regs;
@@ -476,22 +471,18 @@ static void restore_altstack(km_vcpu_t *v, const stack_t *ss)
 long km_signal_sigreturn(km_vcpu_t *v)
 {
 	km_guest_t *g = v->g;
-	struct kvm_xsave *x = calloc(1, sizeof(*x));
+	struct kvm_xsave x;
 	km_sigframe_ret_t ret;
-	int rc = x == NULL ? -ENOMEM
-			   : km_sigframe_read(&g->mm, v->user.rsp, g->machine.xcr0, x->region,
-					      g->machine.xsave_size, &ret);
-	if (rc < 0) {
+	memset(&x, 0, sizeof(x));
+	if (km_sigframe_read(&g->mm, v->user.rsp, g->machine.xcr0, x.region, g->machine.xsave_size, &ret) < 0) {
 		/* Linux forces SIGSEGV (SI_KERNEL): a handler for it runs, as for any fault. */
-		free(x);
 		km_signal_fault(v, &v->user, SIGSEGV, SI_KERNEL, 0, 13, 0);
 		return 0;
 	}
 	if (ret.fpu_valid)
-		ioctl(v->fd, KVM_SET_XSAVE, x);
+		ioctl(v->fd, KVM_SET_XSAVE, &x);
 	else
 		reset_fpu(v);
-	free(x);
 	v->user = ret.regs;
 	restore_altstack(v, &ret.altstack);
 	km_signal_lock(g);
