@@ -127,9 +127,7 @@ static void return_to(km_vcpu_t *v, exc_frame_t *f, const struct kvm_regs *u)
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }
 
-/* On the way back to the program with registers *u: a stop in progress parks the vCPU here, and
- * pending signals are delivered (*u may become a handler's entry). True if the guest ended. */
-static bool before_return(km_vcpu_t *v, struct kvm_regs *u, uint64_t cpu_flags)
+bool km_return_point(km_vcpu_t *v, struct kvm_regs *u, uint64_t cpu_flags)
 {
 	if (km_stopall_pending(v->g) && km_stopall_park(v, u, cpu_flags))
 		return true;
@@ -176,7 +174,7 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 	/* Asked for while a call that does not block ran (its kick is spent on the way back
 	 * through the stub): the program just after the call, with its result, is a clean point
 	 * too; waiting for its next syscall could take long. */
-	if (before_return(v, &u, flags))
+	if (km_return_point(v, &u, flags))
 		return 0;
 	return_to(v, f, &u);
 	return 1;

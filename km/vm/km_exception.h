@@ -18,6 +18,11 @@ int km_exception_handle(km_vcpu_t *v, int vector);
  * anything. */
 struct kvm_regs km_syscall_restart_regs(const km_vcpu_t *v);
 
+/* On the way back to the program with registers *u (a clean point, cpu_flags KM_CPU_*): a stop
+ * in progress parks the vCPU, and pending signals are delivered (*u may become a handler's
+ * entry; the caller loads it). True if the guest ended. */
+bool km_return_point(km_vcpu_t *v, struct kvm_regs *u, uint64_t cpu_flags);
+
 /* Ends the guest as killed by `sig` at rip with fault address `addr`. */
 void km_guest_kill(km_vcpu_t *v, int sig, uint64_t rip, uint64_t addr);
 

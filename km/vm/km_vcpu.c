@@ -393,13 +393,11 @@ static bool kicked_in_program(km_vcpu_t *v)
 	struct kvm_regs r;
 	if ((!stop && !sig) || must_leave(v) || !km_vcpu_stopped_in_program(v, &r))
 		return must_leave(v);
-	if (stop && km_stopall_park(v, &r, 0))
+	struct kvm_regs was = r;
+	if (km_return_point(v, &r, 0))
 		return true;
-	if (km_signal_deliverable(v)) {
-		if (km_signal_deliver(v, &r))
-			return true;
-		set_program_regs(v, &r);
-	}
+	if (memcmp(&r, &was, sizeof(r)) != 0)
+		set_program_regs(v, &r); /* a handler's entry */
 	return must_leave(v);
 }
 
