@@ -15,6 +15,11 @@ KM_DIRS := km km/vm km/mm km/load km/sys km/snapshot
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lpthread
+# km is linked statically (except under a sanitizer, which cannot be): km-shim execs it inside a
+# container after pivot_root, where none of the host's shared libraries exist (static-pie: km
+# keeps ASLR).
+KM_LDFLAGS := $(if $(SAN),,-static-pie)
+KM_LDLIBS := -lelf -lz -lpthread
 
 KM_SRCS := $(sort $(wildcard $(KM_DIRS:%=%/*.c)))
 KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -42,8 +47,8 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km guests tools deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
-all: km guests tools
+.PHONY: all km shim guests tools deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
+all: km shim guests tools
 km: $(BUILD)/bin/km
 
 deps:
@@ -64,7 +69,28 @@ $(BUILD)/obj/km/vm/runtime_blob.o: km/vm/runtime_blob.S $(RT_BIN)
 
 $(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/vm/runtime_blob.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(KM_LDFLAGS) -o $@ $^ $(KM_LDLIBS)
+
+# oci/: config.json and state.json (jansson). shim/: km-shim, the OCI runtime. Both use km's
+# error objects (km/km_error.c) and nothing else of km.
+OCI_SRCS := $(sort $(wildcard oci/*.c))
+OCI_OBJS := $(OCI_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/km/km_error.o
+SHIM_SRCS := $(sort $(wildcard shim/*.c))
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o)
+SHIM_LIB_OBJS := $(filter-out $(BUILD)/obj/shim/shim_main.o,$(SHIM_OBJS))
+SHIM_CFLAGS := -Ioci -Ishim
+SHIM_LDLIBS := -ljansson -lseccomp
+$(BUILD)/obj/oci/%.o $(BUILD)/obj/shim/%.o: CFLAGS += $(SHIM_CFLAGS)
+$(BUILD)/obj/oci/%.o: oci/%.c $(wildcard oci/*.h) km/km_error.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/shim/%.o: shim/%.c $(wildcard oci/*.h shim/*.h) km/km_error.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/bin/km-shim: $(SHIM_OBJS) $(OCI_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(SHIM_LDLIBS)
+shim: $(if $(SHIM_SRCS),$(BUILD)/bin/km-shim)
 
 guests: $(GUESTS) $(GO_GUESTS)
 $(GUEST_DIR)/gcc/%: tests/guests/%.c $(wildcard tests/guests/*.h)
@@ -87,11 +113,19 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(KM_LIB_OBJS) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
 
+# Unit tests of oci/ and shim/ (test_oci_*.c, test_shim_*.c) link those, not km.
+$(BUILD)/tests/unit/test_oci_%: tests/unit/test_oci_%.c $(OCI_OBJS) $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Itests/unit -o $@ $(filter-out %.h,$^) $(SHIM_LDLIBS) -lcmocka
+$(BUILD)/tests/unit/test_shim_%: tests/unit/test_shim_%.c $(SHIM_LIB_OBJS) $(OCI_OBJS) $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Itests/unit -o $@ $(filter-out %.h,$^) $(SHIM_LDLIBS) -lcmocka
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: km guests tools
-	@KM=$(BUILD)/bin/km GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+e2e: km shim guests tools
+	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 
