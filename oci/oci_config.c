@@ -122,11 +122,11 @@ static int parse_hooks(oci_jpath_t *p, const json_t *top, oci_config_t *cfg)
 
 static int parse_annotation(oci_jpath_t *p, const char *key, const json_t *v, oci_annotation_t *a)
 {
+	if (key[0] == '\0')
+		return oci_jp_fail(p, "keys must not be empty");
 	size_t mark = oci_jp_key(p, key);
 	int rc = 0;
-	if (key[0] == '\0')
-		rc = oci_jp_fail(p, "keys must not be empty");
-	else if (oci_jv_string(p, v, &a->value) < 0)
+	if (oci_jv_string(p, v, &a->value) < 0)
 		rc = -1;
 	else if ((a->key = strdup(key)) == NULL)
 		rc = nomem(p);

@@ -143,10 +143,12 @@ static int parse_sysctl(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 	{
 		if (rc < 0)
 			break;
+		if (key[0] == '\0') {
+			rc = oci_jp_fail(p, "keys must not be empty");
+			break;
+		}
 		size_t m2 = oci_jp_key(p, key);
-		if (key[0] == '\0')
-			rc = oci_jp_fail(p, "must be a non-empty name");
-		else if (oci_jv_string(p, v, &lx->sysctl[i].value) < 0 || !(lx->sysctl[i].key = strdup(key)))
+		if (oci_jv_string(p, v, &lx->sysctl[i].value) < 0 || !(lx->sysctl[i].key = strdup(key)))
 			rc = -1;
 		oci_jp_restore(p, m2);
 		i++;
