@@ -42,6 +42,7 @@ struct km_mgmt {
 	int send_ms;
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
 	bool serve_own_process; /* tests only: see km_mgmt_opts_t */
+	bool any_peer_uid; /* --mgmt-fd: who may connect is decided by whoever made the socket */
 	char *path;       /* the socket file, as given: what bind and the stale check use */
 	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
@@ -531,7 +532,7 @@ static const char *peer_refused(km_mgmt_t *m, int fd)
 		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting (SO_PEERCRED failed)\n";
 	if (cr.pid == m->host_pid && !m->serve_own_process)
 		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
-	if (cr.uid != 0 && cr.uid != m->uid)
+	if (cr.uid != 0 && cr.uid != m->uid && !m->any_peer_uid)
 		return "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n";
 	return NULL;
 }
@@ -804,7 +805,7 @@ static int create_socket(km_mgmt_t *m, km_err_t **err)
 static void remove_socket(km_mgmt_t *m)
 {
 	struct stat st;
-	if (lstat(m->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
+	if (m->abs_path != NULL && lstat(m->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
 		unlink(m->abs_path);
 }
 
@@ -844,17 +845,14 @@ static void free_mgmt(km_mgmt_t *m)
 	free(m);
 }
 
-int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
-		       km_err_t **err)
+/* A km_mgmt_t with nothing open yet. */
+static km_mgmt_t *new_mgmt(km_guest_t *g, const km_mgmt_opts_t *opts, km_err_t **err)
 {
-	*out = NULL;
-	struct sockaddr_un sa;
-	if (sock_path[0] == '\0' || strlen(sock_path) >= sizeof(sa.sun_path))
-		return km_err_set(err, 0, "--mgmt: socket path '%s' must be 1 to %zu bytes long", sock_path,
-				  sizeof(sa.sun_path) - 1);
 	km_mgmt_t *m = calloc(1, sizeof(*m));
-	if (m == NULL)
-		return km_err_set(err, ENOMEM, "management socket");
+	if (m == NULL) {
+		km_err_set(err, ENOMEM, "management socket");
+		return NULL;
+	}
 	m->g = g;
 	m->host_pid = getpid();
 	m->uid = geteuid();
@@ -869,11 +867,44 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	atomic_init(&m->stopping, false);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
-	m->path = strdup(sock_path);
 	m->base = getcwd(NULL, 0);
-	m->abs_path = malloc(KM_MGMT_PATH_MAX);
-	if (m->path == NULL || m->base == NULL || m->abs_path == NULL) {
+	if (m->base == NULL) {
 		km_err_set(err, errno, "management socket: km's working directory");
+		free_mgmt(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* With the listening socket open: the wake fd and the thread. Closes what it opened on failure
+ * (the listener is the caller's). */
+static int start_serving(km_mgmt_t *m, const char *what, km_err_t **err)
+{
+	m->wake_fd = km_fd_reserve(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (m->wake_fd < 0)
+		return km_err_set(err, errno, "%s: eventfd", what);
+	if (start_thread(m, err) == 0)
+		return 0;
+	close(m->wake_fd);
+	m->wake_fd = -1;
+	return -1;
+}
+
+int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
+		       km_err_t **err)
+{
+	*out = NULL;
+	struct sockaddr_un sa;
+	if (sock_path[0] == '\0' || strlen(sock_path) >= sizeof(sa.sun_path))
+		return km_err_set(err, 0, "--mgmt: socket path '%s' must be 1 to %zu bytes long", sock_path,
+				  sizeof(sa.sun_path) - 1);
+	km_mgmt_t *m = new_mgmt(g, opts, err);
+	if (m == NULL)
+		return -1;
+	m->path = strdup(sock_path);
+	m->abs_path = malloc(KM_MGMT_PATH_MAX);
+	if (m->path == NULL || m->abs_path == NULL) {
+		km_err_set(err, ENOMEM, "management socket");
 		free_mgmt(m);
 		return -1;
 	}
@@ -885,22 +916,33 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	bool bound = false;
 	if (clear_stale(m->path, err) == 0 && create_socket(m, err) == 0) {
 		bound = true;
-		m->wake_fd = km_fd_reserve(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-		if (m->wake_fd < 0)
-			km_err_set(err, errno, "%s: eventfd", m->path);
-		else if (start_thread(m, err) == 0) {
+		if (start_serving(m, m->path, err) == 0) {
 			*out = m;
 			return 0;
 		}
 	}
-	if (m->wake_fd >= 0)
-		close(m->wake_fd);
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	if (bound)
 		remove_socket(m);
 	free_mgmt(m);
 	return km_err_wrap(err, "management socket");
+}
+
+int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, km_mgmt_t **out, km_err_t **err)
+{
+	*out = NULL;
+	km_mgmt_t *m = new_mgmt(g, opts, err);
+	if (m == NULL)
+		return -1;
+	m->listen_fd = listen_fd;
+	m->any_peer_uid = true;
+	if (start_serving(m, "--mgmt-fd", err) < 0) {
+		free_mgmt(m);
+		return km_err_wrap(err, "management socket");
+	}
+	*out = m;
+	return 0;
 }
 
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err)

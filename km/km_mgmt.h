@@ -97,6 +97,13 @@ int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_
 int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
 		       km_err_t **err);
 
+/* The same on a socket someone else bound and listens on (--mgmt-fd: km-shim made it; km never
+ * removes a file for it). listen_fd is in km's fd range, non-blocking; km_mgmt takes it over.
+ * Peers are not checked by uid (in a container km's user namespace shows km-shim's root as an
+ * unmapped uid; who may connect was decided by the socket's maker), only km's own process is
+ * refused. */
+int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, km_mgmt_t **out, km_err_t **err);
+
 /* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
  * finished and answered first, a request already received on any connection is answered
  * "ended", and every connection is closed (within KM_MGMT_SEND_MS for clients to take those
