@@ -20,7 +20,7 @@
 #include "km_guest.h"
 #include "km_snapshot.h"
 
-#define KM_MGMT_PROTOCOL 1
+#define KM_MGMT_PROTOCOL 2
 
 #define KM_MGMT_LINE_MAX 16384 /* bytes of one request, LF excluded: a PATH_MAX path, encoded */
 #define KM_MGMT_PATH_MAX 4096  /* decoded path, NUL included (PATH_MAX) */
@@ -38,17 +38,23 @@
 #define KM_MGMT_E_ENDED "ended"             /* the guest ended; there is nothing to snapshot */
 #define KM_MGMT_E_BUSY "busy"               /* closed to make room, or no room; connection closed */
 #define KM_MGMT_E_DENIED "denied"           /* the peer is neither km's user nor root; closed */
+#define KM_MGMT_NAME_MAX 255               /* name= of a dir=fd snapshot (NAME_MAX) */
+#define KM_MGMT_FDS_MAX 16                 /* fds taken from one recvmsg (one kept; the rest closed) */
 
 typedef enum km_mgmt_verb {
 	KM_MGMT_SNAPSHOT = 1,
 	KM_MGMT_STATUS,
 	KM_MGMT_VERSION,
+	KM_MGMT_PAUSE,
+	KM_MGMT_RESUME,
 } km_mgmt_verb_t;
 
 /* One request, decoded. */
 typedef struct km_mgmt_request {
 	km_mgmt_verb_t verb;
-	char path[KM_MGMT_PATH_MAX];         /* snapshot: the file, as given (maybe relative) */
+	char path[KM_MGMT_PATH_MAX];         /* snapshot: the file, as given (maybe relative); with
+					      * dir=fd: the name in that directory (name=) */
+	bool dir_fd;                         /* snapshot: dir=fd (the directory came with SCM_RIGHTS) */
 	char label[KM_MGMT_LABEL_MAX + 1];   /* snapshot: "" when none was given */
 	bool has_label;
 	bool keep_running;                   /* snapshot: mode=continue */
