@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -367,7 +368,9 @@ static void env_close(spawn_env_t *e)
 	close(e->kvm);
 	close(e->mgmt);
 	close(e->start[0]), close(e->start[1]);
-	close(e->ready[0]), close(e->ready[1]);
+	close(e->ready[0]);
+	if (e->ready[1] >= 0)
+		close(e->ready[1]);
 	rm_rf(e->bundle);
 	free(e->bundle);
 	free(e->rootfs);
@@ -613,6 +616,64 @@ static void test_spawn_userns(void **state)
 	env_close(&e);
 }
 
+/* The real thing: km itself exec'd in the container, loading a guest that exists only in the
+ * rootfs, through the ready/start handshake, with /dev/kvm passed as an fd. */
+static void test_spawn_km(void **state)
+{
+	(void)state;
+	spawn_env_t e;
+	env_open(&e);
+	const char *km = getenv("KM") ? getenv("KM") : "build/bin/km";
+	char guest[512], cmd[2048];
+	snprintf(guest, sizeof(guest), "%s/gcc/hello", getenv("GUESTS") ? getenv("GUESTS") : "build/tests/guests");
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s/hello'", guest, e.rootfs);
+	assert_int_equal(system(cmd), 0);
+	close(e.exe);
+	e.exe = open(km, O_PATH | O_CLOEXEC);
+	if (e.exe < 0)
+		fail_msg("%s: %s", km, strerror(errno));
+	/* km wants a listening socket for --mgmt-fd. */
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/km.sock", e.bundle);
+	assert_int_equal(bind(e.mgmt, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(e.mgmt, 4), 0);
+	char outp[512];
+	snprintf(outp, sizeof(outp), "%s/out.txt", e.bundle);
+	int outfd = open(outp, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644), saved = dup(1);
+	assert_true(outfd >= 0 && saved >= 0);
+	const char *json =
+		"{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\",\"readonly\":true},\"hostname\":\"kmbox\","
+		"\"process\":{\"cwd\":\"/\",\"args\":[\"/hello\"],\"env\":[\"PATH=/\"],\"user\":{\"uid\":0,\"gid\":0},"
+		"\"capabilities\":{\"bounding\":[\"CAP_KILL\"],\"effective\":[\"CAP_KILL\"],\"permitted\":[\"CAP_KILL\"]},"
+		"\"noNewPrivileges\":true},"
+		"\"mounts\":[" STD_MOUNTS "],"
+		"\"linux\":{\"namespaces\":[" FULL_NS "],\"resources\":{\"memory\":{\"limit\":268435456},\"pids\":{\"limit\":64}}}}";
+	shim_container_t c;
+	km_err_t *err = NULL;
+	assert_int_equal(dup2(outfd, 1), 1);
+	int rc = spawn(&e, json, "probe-km", &c, &err, NULL);
+	dup2(saved, 1);
+	close(saved);
+	close(outfd);
+	if (rc < 0)
+		fail_msg("%s", err->msg);
+	close(e.ready[1]), e.ready[1] = -1;
+	char buf[16] = "";
+	assert_int_equal(read(e.ready[0], buf, sizeof(buf) - 1), 6);
+	assert_string_equal(buf, "ready\n");
+	assert_int_equal(write(e.start[1], "g", 1), 1);
+	int st;
+	assert_int_equal(waitpid(c.pid, &st, 0), c.pid);
+	char *out = slurp(outp);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("km in the container: status 0x%x, output: %s", st, out ? out : "");
+	assert_string_equal(out, "hello, world\n");
+	free(out);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &err), 0);
+	free(c.cgroup_path);
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_path_escape),
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
+		cmocka_unit_test(test_spawn_km),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
