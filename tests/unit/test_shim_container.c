@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@
 #include "oci_config.h"
 #include "shim_cgroup.h"
 #include "shim_container.h"
+#include "shim_hooks.h"
 #include "shim_mounts.h"
 #include "shim_path.h"
 #include "shim_process.h"
@@ -674,6 +676,121 @@ static void test_spawn_km(void **state)
 	env_close(&e);
 }
 
+/* process.terminal with --console-socket, and hooks at their points with the state on stdin. */
+static void test_spawn_console_hooks(void **state)
+{
+	(void)state;
+	spawn_env_t e;
+	env_open(&e);
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/console.sock", e.bundle);
+	assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	char json[8192];
+	snprintf(json, sizeof(json),
+		 "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},"
+		 "\"process\":{\"terminal\":true,\"consoleSize\":{\"height\":33,\"width\":99},\"cwd\":\"/\",\"args\":[\"/prog\"],"
+		 "\"env\":[\"PROBE_OUT=/probe.txt\"],\"user\":{\"uid\":0,\"gid\":0}},"
+		 "\"mounts\":[" STD_MOUNTS "],"
+		 "\"hooks\":{\"prestart\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > %s/prestart.json\"]}],"
+		 "\"createContainer\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > %s/cc.json; hostname > %s/cc.host\"]}]},"
+		 "\"hostname\":\"hooked\",\"annotations\":{\"k\":\"v\"},"
+		 "\"linux\":{\"namespaces\":[" FULL_NS "]}}",
+		 e.bundle, e.bundle, e.bundle);
+	oci_config_t *cfg = parse(json);
+	shim_spawn_t sp = { .cfg = cfg, .id = "probe-tty", .bundle = e.bundle, .state_dir = e.bundle, .km_exe_fd = e.exe,
+			    .kvm_fd = e.kvm, .mgmt_fd = e.mgmt, .start_fd = e.start[0], .ready_fd = e.ready[1],
+			    .snapshot_fd = -1, .guest_seccomp_fd = -1, .console_socket = sa.sun_path };
+	shim_container_t c;
+	km_err_t *err = NULL;
+	if (shim_container_spawn(&sp, &c, &err) < 0)
+		fail_msg("%s", err->msg);
+	int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(conn >= 0);
+	char name[64] = "", cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	assert_true(recvmsg(conn, &mh, MSG_CMSG_CLOEXEC) > 0);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	assert_non_null(cm);
+	assert_int_equal(cm->cmsg_type, SCM_RIGHTS);
+	int master;
+	memcpy(&master, CMSG_DATA(cm), sizeof(int));
+	assert_string_equal(name, "/dev/pts/0");
+	struct winsize ws;
+	assert_int_equal(ioctl(master, TIOCGWINSZ, &ws), 0);
+	assert_int_equal(ws.ws_row, 33);
+	assert_int_equal(ws.ws_col, 99);
+	assert_int_equal(wait_exit(c.pid), 0);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &err), 0);
+	char pf[512];
+	snprintf(pf, sizeof(pf), "%s/probe.txt", e.rootfs);
+	char *out = slurp(pf);
+	assert_non_null(out);
+	expect_line(out, "fd 0: /dev/pts/0");
+	expect_line(out, "fd 1: /dev/pts/0");
+	expect_line(out, "fd 2: /dev/pts/0");
+	free(out);
+	snprintf(pf, sizeof(pf), "%s/prestart.json", e.bundle);
+	out = slurp(pf);
+	assert_non_null(out);
+	char want[256];
+	snprintf(want, sizeof(want), "\"pid\":%d", (int)c.pid);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "\"id\":\"probe-tty\""));
+	assert_non_null(strstr(out, "\"annotations\":{\"k\":\"v\"}"));
+	free(out);
+	snprintf(pf, sizeof(pf), "%s/cc.host", e.bundle);
+	out = slurp(pf); /* createContainer ran (in the child, before pivot_root) */
+	assert_non_null(out);
+	free(out);
+	snprintf(pf, sizeof(pf), "%s/cc.json", e.bundle);
+	out = slurp(pf);
+	assert_non_null(out);
+	assert_non_null(strstr(out, want));
+	free(out);
+	close(master);
+	close(conn);
+	close(ls);
+	oci_config_free(cfg);
+	free(c.cgroup_path);
+	env_close(&e);
+}
+
+static void test_hooks_run(void **state)
+{
+	(void)state;
+	char *d = tmpdir();
+	char json[4096];
+	snprintf(json, sizeof(json),
+		 CFG_HEAD "},\"hooks\":{\"poststop\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > %s/in; echo $X > %s/env\"],\"env\":[\"X=y\"]}],"
+		 "\"poststart\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"exit 3\"]}],"
+		 "\"prestart\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"exec sleep 100\"],\"timeout\":1}]}}",
+		 d, d);
+	oci_config_t *cfg = parse(json);
+	km_err_t *err = NULL;
+	assert_int_equal(shim_hooks_run(cfg, OCI_HOOK_POSTSTOP, "{\"id\":\"x\"}", 0, &err), 0);
+	char p[512];
+	snprintf(p, sizeof(p), "%s/in", d);
+	char *t = slurp(p);
+	assert_string_equal(t, "{\"id\":\"x\"}");
+	free(t);
+	snprintf(p, sizeof(p), "%s/env", d);
+	t = slurp(p);
+	assert_string_equal(t, "y\n");
+	free(t);
+	assert_int_equal(shim_hooks_run(cfg, OCI_HOOK_POSTSTART, "{}", 0, &err), -1);
+	assert_string_equal(err->msg, "hooks.poststart[0] (/bin/sh): exit status 3");
+	km_err_free(&err);
+	assert_int_equal(shim_hooks_run(cfg, OCI_HOOK_PRESTART, "{}", 0, &err), -1);
+	assert_string_equal(err->msg, "hooks.prestart[0] (/bin/sh): timed out after 1 s, killed");
+	km_err_free(&err);
+	oci_config_free(cfg);
+	rm_rf(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
+		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_hooks_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
