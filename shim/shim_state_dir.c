@@ -103,7 +103,7 @@ static int lock_dir(shim_dir_t *d, bool create, km_err_t **err)
 	return 0;
 }
 
-int shim_dir_open(const char *root, const char *id, shim_dir_t *d, km_err_t **err)
+int shim_dir_open(const char *root, const char *id, bool lock, shim_dir_t *d, km_err_t **err)
 {
 	*d = (shim_dir_t)SHIM_DIR_INIT;
 	if (shim_id_check(id, err) != 0)
@@ -122,7 +122,7 @@ int shim_dir_open(const char *root, const char *id, shim_dir_t *d, km_err_t **er
 			return not_exist(id, err);
 		return km_err_set(err, e, "opening %s/%s", root, id);
 	}
-	if (lock_dir(d, false, err) != 0) {
+	if (lock && lock_dir(d, false, err) != 0) {
 		bool gone = (*err)->errnum == ENOENT;
 		shim_dir_close(d);
 		if (gone) /* removed between our open and the lock's */

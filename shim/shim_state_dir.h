@@ -30,9 +30,11 @@ int shim_id_check(const char *id, km_err_t **err);
 /* Makes <root> (0711) if it is missing. -1 with *err. */
 int shim_root_make(const char *root, km_err_t **err);
 
-/* Opens and locks <root>/<id> (waits for the lock). A missing directory, or one removed while
- * this call waited: -1 with *err "container \"ID\" does not exist" and errnum ENOENT. */
-int shim_dir_open(const char *root, const char *id, shim_dir_t *d, km_err_t **err);
+/* Opens <root>/<id> and, if `lock`, locks it (waits for the lock: commands that change the
+ * container lock it; state/list/ps only read the atomically written record). A missing
+ * directory, or one removed while this call waited: -1 with *err "container \"ID\" does not
+ * exist" and errnum ENOENT. */
+int shim_dir_open(const char *root, const char *id, bool lock, shim_dir_t *d, km_err_t **err);
 
 /* Makes the temporary directory for a new container, locked; the id is checked for existence
  * first ("container \"ID\" already exists", errnum EEXIST). */
