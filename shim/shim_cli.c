@@ -489,7 +489,11 @@ int shim_cli_parse(int argc, char **argv, shim_args_t *a, km_err_t **err)
 		}
 		if (!flags_done && is_flag(argv[i])) {
 			if (a->cmd == SHIM_CMD_EXEC) {
-				continue; /* exec is refused whatever its flags say */
+				/* exec is refused whatever its flags say; only its --help is answered */
+				if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+				    strcmp(argv[i], "-help") == 0)
+					a->cmd_help = true;
+				continue;
 			}
 			if (parse_flag(cmd_opts, a->cmd, a, argc, argv, &i, err) != 0)
 				return km_err_wrap(err, "%s", cmd_names[a->cmd]);

@@ -200,7 +200,7 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 	unlinkat(dfd, INVENTORY_NAME, 0);
 	char *label = shim_mgmt_encode(a->id);
 	char *req = NULL;
-	if (label == NULL || asprintf(&req, "snapshot path=" SNAP_NAME " mode=%s label=%s",
+	if (label == NULL || asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s",
 				      a->leave_running ? "continue" : "stop", label) < 0)
 		req = NULL;
 	free(label);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shim_cgroup.h"
 #include "shim_container.h"
 #include "shim_log.h"
 
@@ -156,6 +157,9 @@ static oci_state_t *initial_state(const shim_args_t *a, const char *bundle, cons
 		st->mgmt_socket = NULL;
 	st->restored_from = restored_from != NULL ? strdup(restored_from) : NULL;
 	st->annotations = annotations_of(cfg);
+	/* The cgroup spawn will make, named before it exists: a km-shim killed during spawn leaves
+	 * delete --force a cgroup to find and remove. */
+	st->cgroup_path = shim_cgroup_path_for(cfg, a->id);
 	if (st->id == NULL || st->bundle == NULL || st->rootfs == NULL || st->created == NULL || st->owner == NULL ||
 	    st->mgmt_socket == NULL || st->annotations == NULL || (restored_from != NULL && st->restored_from == NULL)) {
 		oci_state_free(st);
@@ -235,6 +239,7 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	/* Record km before waiting for it, so that a km-shim killed now leaves a pid to kill. */
 	st->pid = ctr.pid;
 	st->pid_start_time = oci_pid_start_time(ctr.pid);
+	free(st->cgroup_path);
 	st->cgroup_path = ctr.cgroup_path;
 	if (oci_state_write(d->path, st, err) != 0)
 		goto out;

@@ -291,6 +291,18 @@ void shim_ctr_kill_all(shim_ctr_t *c)
 				 c->dir.id);
 	}
 	shim_kill_fifo_holders(&c->dir);
+	/* whatever else is in its cgroup (a container process that never became km) */
+	pid_t *pids = NULL;
+	km_err_t *e = NULL;
+	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, 0, &pids, &e) : 0;
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0 && pids[i] != getpid())
+			kill(pids[i], SIGKILL);
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0 && pids[i] != getpid())
+			shim_wait_gone(pids[i], 0, 10000);
+	free(pids);
+	km_err_free(&e);
 }
 
 int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
