@@ -447,7 +447,14 @@ shim_test_pause_checkpoint() {
 	expect_ok "$d/ev" "events --stats"
 	grep -q '"type":"stats"' "$d/ev/out" || bad "events --stats: $(cat "$d/ev/out")"
 	shim "$d/f" delete --force pz
+	# a paused container is killed by delete --force too
+	local pid2
+	pid2=$(shim_pid pz2)
+	shim "$d/p3" pause pz2
+	expect_ok "$d/p3" "pause pz2"
 	shim "$d/f2" delete --force pz2
+	expect_ok "$d/f2" "delete --force of a paused container"
+	pid_gone "$pid2" || bad "km of a paused container survived delete --force"
 	root_holds
 }
 
@@ -487,10 +494,15 @@ shim_test_killed_create() {
 	root_holds
 }
 
+SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
+	pause_checkpoint killed_create)
+
 run_shim() {
-	want shim/ || return 0
+	local t any=0
+	for t in "${SHIM_TESTS[@]}"; do want "shim/$t" && any=1; done
+	[ $any = 1 ] || return 0
 	if [ $NATIVE = 1 ]; then
-		NOT_RUN+=(shim/)
+		for t in "${SHIM_TESTS[@]}"; do want "shim/$t" && NOT_RUN+=("shim/$t"); done
 		return 0
 	fi
 	if [ ! -x "$KM_SHIM" ]; then
@@ -503,9 +515,7 @@ run_shim() {
 	SHIM_ROOT=$SHIM_WORK/root
 	mkdir -p "$SHIM_WORK"
 	export KM_SHIM_KM=$KM
-	local t
-	for t in lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many \
-		pause_checkpoint killed_create; do
+	for t in "${SHIM_TESTS[@]}"; do
 		want "shim/$t" || continue
 		begin "shim/$t"
 		"shim_test_$t"
