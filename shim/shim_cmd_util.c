@@ -27,10 +27,13 @@ int shim_ctr_open(const shim_args_t *a, bool lock, shim_ctr_t *c, km_err_t **err
 		return -1;
 	c->st = oci_state_read(c->dir.path, err);
 	if (c->st == NULL) {
-		/* A directory without a record is a create killed before it wrote one: only
-		 * delete can act on it, and it needs no record. */
+		/* A directory without a record is a create killed before it wrote one, and one
+		 * with an unreadable record was damaged by hand: delete --force cleans both without
+		 * the record (km is found by the start fifo it holds). */
 		bool missing = (*err)->errnum == ENOENT;
-		if (missing && a->cmd == SHIM_CMD_DELETE) {
+		if (a->cmd == SHIM_CMD_DELETE && (missing || a->force)) {
+			if (!missing)
+				shim_log(SHIM_LOG_WARN, "container \"%s\": %s; deleting it anyway", a->id, (*err)->msg);
 			km_err_free(err);
 			return 0;
 		}

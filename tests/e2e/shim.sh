@@ -492,6 +492,33 @@ shim_test_killed_create() {
 	shim "$d/r" run --bundle "$b" k9
 	expect_ok "$d/r" "run under the id of the cleaned container"
 	root_holds
+	# Killed after km was exec'd but before its pid was recorded (the record is made to say so:
+	# that window cannot be hit on purpose): delete --force finds km by the start fifo it holds.
+	shim_cfg "$b" /shim_count 1000000 20
+	shim "$d/c2" create --bundle "$b" k9b
+	local kmpid
+	kmpid=$(shim_pid k9b)
+	python3 - "$SHIM_ROOT/k9b/state.json" <<-'EOF'
+		import json, sys
+		s = json.load(open(sys.argv[1]))
+		s["status"] = "creating"; s["pid"] = 0; s["pidStartTime"] = 0; s.pop("cgroupPath", None)
+		json.dump(s, open(sys.argv[1], "w"))
+	EOF
+	expect_status k9b creating
+	shim "$d/f2" delete --force k9b
+	expect_ok "$d/f2" "delete --force of a creating container whose km has no recorded pid"
+	pid_gone "$kmpid" || { bad "km (pid $kmpid) survived delete --force"; kill -9 "$kmpid"; }
+	root_holds
+	# a record that cannot be read (torn by hand: km-shim itself writes it atomically)
+	shim "$d/c3" create --bundle "$b" k9c
+	kmpid=$(shim_pid k9c)
+	echo '{"id": "k9c", "sta' >"$SHIM_ROOT/k9c/state.json"
+	shim "$d/f3" delete k9c
+	[ "$RC" = 1 ] || bad "delete without --force of a container with a corrupt record: exit $RC"
+	shim "$d/f4" delete --force k9c
+	expect_ok "$d/f4" "delete --force of a container with a corrupt record"
+	pid_gone "$kmpid" || { bad "km (pid $kmpid) survived delete --force"; kill -9 "$kmpid"; }
+	root_holds
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
