@@ -63,7 +63,7 @@ void shim_kill_fifo_holders(const shim_dir_t *d);
 /* Writes `pid` to `path` atomically (temporary file beside it, rename): digits, no newline. */
 int shim_write_pid_file(const char *path, pid_t pid, km_err_t **err);
 
-/* "sha256:<hex>" of the file at `path` (the kernel's crypto API), or NULL with *err. */
+/* "sha256:<hex>" of the file at `path`, or NULL with *err. */
 char *shim_file_digest(const char *path, km_err_t **err);
 
 /* The km binary: $KM_SHIM_KM, else "km" beside /proc/self/exe. Caller frees. */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <linux/if_alg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "shim_container.h"
 #include "shim_log.h"
 #include "shim_mgmt_client.h"
+#include "shim_sha256.h"
 
 int shim_ctr_open(const shim_args_t *a, bool lock, shim_ctr_t *c, km_err_t **err)
 {
@@ -173,48 +173,28 @@ int shim_write_pid_file(const char *path, pid_t pid, km_err_t **err)
 
 char *shim_file_digest(const char *path, km_err_t **err)
 {
-	struct sockaddr_alg sa = {.salg_family = AF_ALG, .salg_type = "hash", .salg_name = "sha256"};
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return km_err_set(err, errno, "reading %s", path), NULL;
-	int tfm = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	int op = -1;
-	if (tfm >= 0 && bind(tfm, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		op = accept4(tfm, NULL, 0, SOCK_CLOEXEC);
-	if (op < 0) {
-		km_err_set(err, errno, "sha256 of %s: the kernel's crypto API", path);
-		goto out;
-	}
+	shim_sha256_t s;
+	shim_sha256_init(&s);
 	char buf[65536];
 	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if (send(op, buf, (size_t)n, MSG_MORE) != n) {
-			km_err_set(err, errno, "sha256 of %s", path);
-			goto out;
-		}
-	}
-	unsigned char md[32];
-	if (n < 0 || send(op, NULL, 0, 0) != 0 || read(op, md, sizeof(md)) != sizeof(md)) {
-		km_err_set(err, errno, "sha256 of %s", path);
-		goto out;
-	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		shim_sha256_update(&s, buf, (size_t)n);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return km_err_set(err, e, "reading %s", path), NULL;
+	uint8_t md[32];
+	shim_sha256_final(&s, md);
 	char *hex = malloc(7 + 64 + 1);
-	if (hex != NULL) {
-		strcpy(hex, "sha256:");
-		for (int i = 0; i < 32; i++)
-			sprintf(hex + 7 + 2 * i, "%02x", md[i]);
-	}
-	close(op);
-	close(tfm);
-	close(fd);
+	if (hex == NULL)
+		return km_err_set(err, ENOMEM, "digest of %s", path), NULL;
+	strcpy(hex, "sha256:");
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 7 + 2 * i, "%02x", md[i]);
 	return hex;
-out:
-	if (op >= 0)
-		close(op);
-	if (tfm >= 0)
-		close(tfm);
-	close(fd);
-	return NULL;
 }
 
 char *shim_km_path(km_err_t **err)

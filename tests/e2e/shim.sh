@@ -360,6 +360,9 @@ shim_test_checkpoint_restore() {
 	[ "$(od -An -tx4 -N4 "$b/checkpoint/inventory.img" 2>/dev/null | tr -d ' ')" = 58313116 ] ||
 		bad "inventory.img does not start with CRIU's inventory magic"
 	grep -q '"id": "cr"' "$b/checkpoint/km-checkpoint.json" || bad "km-checkpoint.json lacks the id"
+	grep -q "\"config_digest\": \"sha256:$(sha256sum "$b/config.json" | cut -d' ' -f1)\"" "$b/checkpoint/km-checkpoint.json" ||
+		bad "km-checkpoint.json lacks config.json's digest"
+	grep -q '"memory": [1-9]' "$b/checkpoint/km-checkpoint.json" || bad "km-checkpoint.json lacks km's sizes"
 	wait_status cr stopped || bad "still $(shim_status cr) after checkpoint without --leave-running"
 	last=$(last_count "$d/r/out")
 	shim "$d/d" delete cr

@@ -21,6 +21,7 @@
 
 #include "shim_cli.h"
 #include "shim_log.h"
+#include "shim_sha256.h"
 #include "shim_state_dir.h"
 
 #define ARGC(v) ((int)(sizeof(v) / sizeof((v)[0])))
@@ -282,6 +283,35 @@ static void test_log_lines(void **state)
 	free(l);
 }
 
+/* --- SHA-256 (FIPS 180-4's examples; the 56-byte one pads into a second block) --- */
+
+static void expect_sha(const void *data, size_t len, size_t chunk, const char *want)
+{
+	shim_sha256_t s;
+	shim_sha256_init(&s);
+	for (size_t off = 0; off < len; off += chunk)
+		shim_sha256_update(&s, (const char *)data + off, len - off < chunk ? len - off : chunk);
+	uint8_t md[32];
+	shim_sha256_final(&s, md);
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+	assert_string_equal(hex, want);
+}
+
+static void test_sha256(void **state)
+{
+	(void)state;
+	expect_sha("", 0, 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	expect_sha("abc", 3, 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	expect_sha(two, strlen(two), 7, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	char *m = malloc(1000000);
+	memset(m, 'a', 1000000);
+	expect_sha(m, 1000000, 4099, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	free(m);
+}
+
 /* --- state directories --- */
 
 static char root[64];
@@ -397,6 +427,7 @@ int main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_log_lines),
+	    cmocka_unit_test(test_sha256),
 	    cmocka_unit_test_setup_teardown(test_dir_lifecycle, make_root, remove_root),
 	    cmocka_unit_test_setup_teardown(test_dir_sweep, make_root, remove_root),
 	};
