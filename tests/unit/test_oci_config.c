@@ -296,6 +296,9 @@ static const edit_case_t cases[] = {
 	{ "annotations", "[]", 0, 0, "config.json: annotations: must be an object" },
 	{ "annotations", "{\"a\":\"1\",\"b\":2}", 0, 0, "config.json: annotations.b: must be a string" },
 	{ "annotations", "{\"\":\"x\"}", 0, 0, "config.json: annotations: keys must not be empty" },
+	/* keys on the path and quoted values are made printable: the message stays one line */
+	{ "annotations", "{\"a\\nb\\u00e9\":[]}", 0, 0, "config.json: annotations.a?b??: must be a string" },
+	{ "linux.namespaces", "[{\"type\":\"pid\\r\\n\"}]", 0, 0, "config.json: linux.namespaces[0].type: unknown namespace type \"pid??\"" },
 };
 
 static void test_edit_cases(void **state)
