@@ -700,11 +700,14 @@ static void test_console_size_needs_terminal(void **state)
 {
 	(void)state;
 	/* The spec: ignored unless terminal is true, even if malformed. */
-	char *j = edit(minimal, "process.consoleSize", "{\"height\":\"x\"}");
-	oci_config_t *cfg = accepted(j);
-	assert_false(cfg->process->has_console_size);
-	oci_config_free(cfg);
-	free(j);
+	static const char *const ignored[] = { "{\"height\":\"x\"}", "5", "{\"height\":25,\"width\":80}" };
+	for (size_t i = 0; i < 3; i++) {
+		char *j = edit(minimal, "process.consoleSize", ignored[i]);
+		oci_config_t *cfg = accepted(j);
+		assert_false(cfg->process->has_console_size);
+		oci_config_free(cfg);
+		free(j);
+	}
 }
 
 static void test_huge_numbers(void **state)
