@@ -243,7 +243,7 @@ static void test_corrupt(void **state)
 	put("state.json", "{\"id\":\"c1\",\"bundle\":");
 	read_refused(": invalid JSON at line 1 column 20: unexpected token near end of file");
 	put("state.json", "\x7f" "ELF\x01\x02");
-	read_refused(": invalid JSON at line 1 column 1: '[' or '{' expected near '\x7f'");
+	read_refused(": invalid JSON at line 1 column 1: '[' or '{' expected near '?'");
 	put("state.json", "[]");
 	read_refused(": must be a JSON object");
 	put("state.json", "{\"bundle\":\"/b\",\"rootfs\":\"/r\",\"status\":\"running\",\"pid\":1,\"pidStartTime\":1," GOOD_TAIL);
