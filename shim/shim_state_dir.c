@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TMP_PREFIX ".new-"
@@ -181,7 +182,12 @@ int shim_dir_remove(shim_dir_t *d, km_err_t **err)
 	return 0;
 }
 
-/* Removes temporary directories of creates that died before publishing (their lock is free). */
+/* A create publishes its temporary directory within a moment of making it; one older than this
+ * whose lock is free belongs to a create that died. Younger ones are left alone even when their
+ * lock looks free: their create may not have taken it yet. */
+#define STALE_SECONDS 30
+
+/* Removes temporary directories of creates that died before publishing. */
 static void sweep_stale(const char *root)
 {
 	DIR *dir = opendir(root);
@@ -189,7 +195,10 @@ static void sweep_stale(const char *root)
 		return;
 	struct dirent *e;
 	while ((e = readdir(dir)) != NULL) {
-		if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+		struct stat st;
+		if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 ||
+		    fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+		    time(NULL) - st.st_mtime < STALE_SECONDS)
 			continue;
 		shim_dir_t t = SHIM_DIR_INIT;
 		t.path = join(root, e->d_name);
@@ -197,14 +206,9 @@ static void sweep_stale(const char *root)
 		if (t.dirfd >= 0)
 			t.lock_fd = openat(t.dirfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		km_err_t *err = NULL;
-		/* no lock file yet or a free lock: its create is dead (a live one holds the lock from
-		 * right after mkdir, and a lock-less dir younger than this is too short-lived to
-		 * matter: removing it makes that create fail cleanly) */
-		if (t.dirfd >= 0 && (t.lock_fd < 0 || flock(t.lock_fd, LOCK_EX | LOCK_NB) == 0)) {
-			struct stat st;
-			if (fstat(t.dirfd, &st) == 0 && st.st_nlink > 0)
-				shim_dir_remove(&t, &err);
-		}
+		if (t.dirfd >= 0 && (t.lock_fd < 0 || flock(t.lock_fd, LOCK_EX | LOCK_NB) == 0) &&
+		    fstat(t.dirfd, &st) == 0 && st.st_nlink > 0)
+			shim_dir_remove(&t, &err);
 		km_err_free(&err);
 		shim_dir_close(&t);
 	}

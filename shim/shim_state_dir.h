@@ -5,7 +5,8 @@
  * its whole run, so two calls on one id are serialised. A container directory appears under its
  * name complete or not at all: it is made as <root>/.new-<id>-XXXXXX (lock taken, state written by
  * the caller) and renamed into place with RENAME_NOREPLACE. Temporary directories a km-shim
- * killed -9 left behind are swept by the next create (their lock is free).
+ * killed -9 left behind are swept by a later create (their lock is free and they are older than
+ * 30 seconds: a live create publishes within a moment).
  */
 #ifndef SHIM_STATE_DIR_H
 #define SHIM_STATE_DIR_H

@@ -30,7 +30,8 @@ shim_cfg() {
 		  },
 		  "root": {"path": "rootfs", "readonly": true},
 		  "hostname": "km-shim-e2e",
-		  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+		  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+		             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
 		  "linux": {
 		    "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]
 		  }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim_cli.h"
@@ -391,8 +392,9 @@ static void test_dir_lifecycle(void **state)
 	km_err_free(&err);
 }
 
-/* A create killed before it published leaves a temporary directory with a free lock: the next
- * create sweeps it; one whose lock is held (a create in progress) is left alone. */
+/* A create killed before it published leaves a temporary directory with a free lock: a later
+ * create sweeps it once it is old; a young one (its create may be about to take the lock) and
+ * one whose lock is held (a create in progress) are left alone. */
 static void test_dir_sweep(void **state)
 {
 	(void)state;
@@ -400,6 +402,11 @@ static void test_dir_sweep(void **state)
 	char stale[128], live_path[128];
 	snprintf(stale, sizeof(stale), "%s/.new-x-AAAAAA", root);
 	assert_int_equal(mkdir(stale, 0700), 0);
+	char young[128];
+	snprintf(young, sizeof(young), "%s/.new-w-BBBBBB", root);
+	assert_int_equal(mkdir(young, 0700), 0);
+	struct timespec old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+	assert_int_equal(utimensat(AT_FDCWD, stale, old, 0), 0);
 	shim_dir_t live;
 	assert_int_equal(shim_dir_begin(root, "y", &live, &err), 0);
 	snprintf(live_path, sizeof(live_path), "%s", live.path);
@@ -407,7 +414,9 @@ static void test_dir_sweep(void **state)
 	assert_int_equal(shim_dir_begin(root, "z", &d, &err), 0);
 	struct stat st;
 	assert_int_equal(stat(stale, &st), -1);
+	assert_int_equal(stat(young, &st), 0);
 	assert_int_equal(stat(live_path, &st), 0);
+	assert_int_equal(rmdir(young), 0);
 	assert_int_equal(shim_dir_remove(&d, &err), 0);
 	shim_dir_close(&d);
 	assert_int_equal(shim_dir_remove(&live, &err), 0);
