@@ -196,6 +196,19 @@ static int wait_ready(int ready_r, pid_t pid, km_err_t **err)
 	return km_err_set(err, 0, "km did not report ready (it wrote %zu bytes and closed its ready pipe)", n);
 }
 
+/* linux.seccomp applies to the guest's syscalls, enforced by km from the rules km-shim hands it
+ * (--guest-seccomp-fd). Until that translation (shim/shim_seccomp.c) is part of km-shim, a
+ * config that asks for seccomp is refused: running the program without its filter would
+ * silently drop a security setting. */
+static int guest_seccomp_fd(const oci_config_t *cfg, int *fd, km_err_t **err)
+{
+	*fd = -1;
+	if (cfg->linux_ != NULL && cfg->linux_->seccomp != NULL)
+		return km_err_set(err, 0, "config.json: linux.seccomp: not supported by this km-shim yet "
+					  "(remove it, or run with a km-shim that applies it to the guest)");
+	return 0;
+}
+
 static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *bundle, shim_dir_t *d,
 		    oci_state_t *st, int snapshot_fd, pid_t *pid, km_err_t **err)
 {
@@ -208,7 +221,9 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 		km_err_set(err, errno, "/dev/kvm");
 		goto out;
 	}
-	if (bind_mgmt(d, &f, err) != 0 || make_start_fifo(d, &f, err) != 0)
+	int seccomp_fd;
+	if (guest_seccomp_fd(cfg, &seccomp_fd, err) != 0 || bind_mgmt(d, &f, err) != 0 ||
+	    make_start_fifo(d, &f, err) != 0)
 		goto out;
 	shim_spawn_t sp = {
 	    .cfg = cfg,
@@ -221,7 +236,7 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	    .start_fd = f.start,
 	    .ready_fd = f.ready_w,
 	    .snapshot_fd = snapshot_fd,
-	    .guest_seccomp_fd = -1,
+	    .guest_seccomp_fd = seccomp_fd,
 	    .console_socket = a->console_socket,
 	    .preserve_fds = a->preserve_fds,
 	    .no_pivot = a->no_pivot,
