@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shim_cli.h"
 #include "shim_log.h"
+#include "shim_mgmt_client.h"
 #include "shim_sha256.h"
 #include "shim_state_dir.h"
 
@@ -313,6 +317,96 @@ static void test_sha256(void **state)
 	free(m);
 }
 
+/* --- the management client, against a fake km --- */
+
+static char root[64]; /* a fresh directory per test (make_root, below) */
+
+/* Serves one connection on listening socket `ls`: reads the request line (and a descriptor, if
+ * one came: its presence is reported in the reply), answers `reply` with %s = the request. */
+static void fake_km(int ls, const char *reply_fmt)
+{
+	int c = accept(ls, NULL, NULL);
+	char line[512] = "";
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {line, sizeof(line) - 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(c, &mh, 0);
+	if (n <= 0)
+		_exit(2);
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	bool fd = cm != NULL && cm->cmsg_type == SCM_RIGHTS;
+	char out[1024];
+	snprintf(out, sizeof(out), reply_fmt, line, fd ? "yes" : "no");
+	if (write(c, out, strlen(out)) < 0)
+		_exit(3);
+	close(c);
+	_exit(0);
+}
+
+static void test_mgmt_client(void **state)
+{
+	(void)state;
+	int dfd = open(root, O_DIRECTORY | O_RDONLY);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/km.sock", root);
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	km_err_t *err = NULL;
+	shim_mgmt_reply_t r;
+
+	pid_t p = fork();
+	if (p == 0)
+		fake_km(ls, "ok req=%s fd=%s path=/a%%20b size=12\n");
+	char *label = shim_mgmt_encode("x y%z");
+	assert_string_equal(label, "x%20y%25z");
+	char req[64];
+	snprintf(req, sizeof(req), "snapshot label=%s", label);
+	free(label);
+	assert_int_equal(shim_mgmt_call(dfd, req, dfd, 5000, &r, &err), 0);
+	assert_null(r.code);
+	char *v = shim_mgmt_field(&r, "path");
+	assert_string_equal(v, "/a b");
+	free(v);
+	v = shim_mgmt_field(&r, "fd");
+	assert_string_equal(v, "yes");
+	free(v);
+	v = shim_mgmt_field(&r, "req");
+	assert_string_equal(v, "snapshot"); /* the request's words are separate fields */
+	free(v);
+	assert_null(shim_mgmt_field(&r, "nosuch"));
+	shim_mgmt_reply_free(&r);
+	waitpid(p, NULL, 0);
+
+	p = fork();
+	if (p == 0)
+		fake_km(ls, "error snapshot-failed no room (%s, fd %s)\n");
+	assert_int_equal(shim_mgmt_call(dfd, "pause", -1, 5000, &r, &err), -1);
+	assert_string_equal(err->msg, "km: no room (pause, fd no) (snapshot-failed)");
+	km_err_free(&err);
+	waitpid(p, NULL, 0);
+
+	p = fork();
+	if (p == 0)
+		fake_km(ls, "garbage %s %s\n");
+	assert_int_equal(shim_mgmt_request(dfd, "status", -1, 5000, &r, &err), -1);
+	assert_non_null(strstr(err->msg, "malformed"));
+	km_err_free(&err);
+	waitpid(p, NULL, 0);
+
+	/* nobody listens */
+	close(ls);
+	assert_int_equal(shim_mgmt_request(dfd, "status", -1, 5000, &r, &err), -1);
+	assert_int_equal(err->errnum, ECONNREFUSED);
+	km_err_free(&err);
+	close(dfd);
+}
+
 /* --- state directories --- */
 
 static char root[64];
@@ -439,6 +533,7 @@ int main(void)
 	    cmocka_unit_test(test_sha256),
 	    cmocka_unit_test_setup_teardown(test_dir_lifecycle, make_root, remove_root),
 	    cmocka_unit_test_setup_teardown(test_dir_sweep, make_root, remove_root),
+	    cmocka_unit_test_setup_teardown(test_mgmt_client, make_root, remove_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
