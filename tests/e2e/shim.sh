@@ -526,7 +526,41 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create)
+	pause_checkpoint killed_create misc)
+
+# update (pids and memory limits land in the cgroup), features, spec.
+shim_test_misc() {
+	local d=$SHIM_WORK/misc b=$SHIM_WORK/misc/bundle pid cg
+	shim_bundle "$b" /shim_count 1000000 20
+	shim "$d/r" run -d --bundle "$b" upd
+	pid=$(shim_pid upd)
+	shim "$d/u" update --pids-limit 50 --memory 256m upd
+	expect_ok "$d/u" update
+	cg=$(sed -n 's/^[0-9]*:pids:\(.*\)$/\1/p' "/proc/$pid/cgroup")
+	if [ -n "$cg" ] && [ -f "/sys/fs/cgroup/pids$cg/pids.max" ]; then
+		[ "$(cat "/sys/fs/cgroup/pids$cg/pids.max")" = 50 ] || bad "pids.max is $(cat "/sys/fs/cgroup/pids$cg/pids.max"), not 50"
+	else
+		cg=$(sed -n 's/^0::\(.*\)$/\1/p' "/proc/$pid/cgroup")
+		[ "$(cat "/sys/fs/cgroup$cg/pids.max" 2>/dev/null)" = 50 ] || bad "no pids.max of 50 for km (cgroup '$cg')"
+	fi
+	echo '{"pids": {"limit": 60}}' >"$d/res.json"
+	shim "$d/u2" update -r "$d/res.json" upd
+	expect_ok "$d/u2" "update -r"
+	shim "$d/u3" update --pids-limit=notanumber upd
+	expect_error "$d/u3" "notanumber"
+	shim "$d/f" delete --force upd
+	shim "$d/ft" features
+	expect_ok "$d/ft" features
+	python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); assert f["linux"]["cgroup"]["systemd"] is False' "$d/ft/out" ||
+		bad "features: not the expected JSON"
+	mkdir -p "$d/spec"
+	shim "$d/sp" spec --bundle "$d/spec"
+	expect_ok "$d/sp" spec
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$d/spec/config.json" || bad "spec wrote no valid config.json"
+	shim "$d/sp2" spec --bundle "$d/spec"
+	expect_error "$d/sp2" "already exists"
+	root_holds
+}
 
 run_shim() {
 	local t any=0
