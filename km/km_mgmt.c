@@ -1059,8 +1059,7 @@ static int start_thread(km_mgmt_t *m, km_err_t **err)
 	}
 	if (!m->shared_fds) {
 		close(m->listen_fd); /* km's copies; the thread has its own */
-		close(m->courier[0]);
-		m->courier[0] = -1;
+		close(m->courier[0]); /* the number stays the listener's */
 	}
 	return 0;
 }
@@ -1206,9 +1205,9 @@ void km_mgmt_stop(km_mgmt_t *m)
 		;
 	pthread_join(m->thread, NULL);
 	close(m->wake_fd);
-	for (int i = 0; i < 2; i++) /* km's copies (both when the thread shared km's table) */
-		if (m->courier[i] >= 0)
-			close(m->courier[i]);
+	close(m->courier[1]); /* km's copy */
+	if (m->shared_fds)
+		close(m->courier[0]); /* else the listener's own, closed by it */
 	remove_socket(m);
 	free_mgmt(m);
 }

@@ -56,10 +56,12 @@ int oci_name_index(const char *const *names, const char *name)
 static int parse_console_size(oci_jpath_t *p, const json_t *obj, oci_process_t *proc)
 {
 	json_t *cs;
+	/* The spec: runtimes must ignore consoleSize unless terminal is true. */
+	if (!proc->terminal)
+		return 0;
 	if (oci_j_object(p, obj, "consoleSize", false, &cs) < 0)
 		return -1;
-	/* The spec: runtimes must ignore consoleSize unless terminal is true. */
-	if (cs == NULL || !proc->terminal)
+	if (cs == NULL)
 		return 0;
 	size_t mark = oci_jp_key(p, "consoleSize");
 	uint64_t h = 0, w = 0;

@@ -16,6 +16,12 @@
  * as a number and every string getter refuses. Real strings cannot start with NUL: text that
  * already has a \u0000 escape is parsed unchanged, and jansson refuses it.
  */
+/* Printable ASCII, whatever the locale: messages are one plain line. */
+static bool printable(char c)
+{
+	return c >= 0x20 && c < 0x7f;
+}
+
 #define BIG_MARK "\"\\u0000"
 
 /* Length of the number token at s (digits, sign, fraction, exponent). */
@@ -101,6 +107,9 @@ json_t *oci_json_parse_object(oci_jpath_t *p, const char *text, size_t len)
 				      : json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	free(marked);
 	if (root == NULL) {
+		/* jansson quotes the bad token, which may hold any byte */
+		for (char *c = je.text; *c != '\0'; c++)
+			*c = printable(*c) ? *c : '?';
 		km_err_set(p->err, 0, "%s: invalid JSON at line %d column %d: %s", p->what, je.line, je.column,
 			   je.text);
 		return NULL;
@@ -113,12 +122,21 @@ json_t *oci_json_parse_object(oci_jpath_t *p, const char *text, size_t len)
 	return root;
 }
 
+/* Appends `s` to the path with anything but printable ASCII as '?': keys (annotations, sysctl)
+ * come from the file and the message must stay one printable line. */
+static void path_append(oci_jpath_t *p, const char *s)
+{
+	for (; *s != '\0' && p->len + 1 < sizeof(p->buf); s++)
+		p->buf[p->len++] = printable(*s) ? *s : '?';
+	p->buf[p->len] = '\0';
+}
+
 size_t oci_jp_key(oci_jpath_t *p, const char *key)
 {
 	size_t old = p->len;
-	int n = snprintf(p->buf + p->len, sizeof(p->buf) - p->len, "%s%s", p->len > 0 ? "." : "", key);
-	if (n > 0)
-		p->len = p->len + (size_t)n < sizeof(p->buf) ? p->len + (size_t)n : sizeof(p->buf) - 1;
+	if (p->len > 0)
+		path_append(p, ".");
+	path_append(p, key);
 	return old;
 }
 
@@ -170,7 +188,7 @@ const char *oci_jquote(const char *s, char *buf, size_t size)
 {
 	size_t i = 0;
 	for (; s[i] != '\0' && i + 1 < size && i < 64; i++)
-		buf[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+		buf[i] = printable(s[i]) ? s[i] : '?';
 	buf[i] = '\0';
 	return buf;
 }

@@ -296,6 +296,9 @@ static const edit_case_t cases[] = {
 	{ "annotations", "[]", 0, 0, "config.json: annotations: must be an object" },
 	{ "annotations", "{\"a\":\"1\",\"b\":2}", 0, 0, "config.json: annotations.b: must be a string" },
 	{ "annotations", "{\"\":\"x\"}", 0, 0, "config.json: annotations: keys must not be empty" },
+	/* keys on the path and quoted values are made printable: the message stays one line */
+	{ "annotations", "{\"a\\nb\\u00e9\":[]}", 0, 0, "config.json: annotations.a?b??: must be a string" },
+	{ "linux.namespaces", "[{\"type\":\"pid\\r\\n\"}]", 0, 0, "config.json: linux.namespaces[0].type: unknown namespace type \"pid??\"" },
 };
 
 static void test_edit_cases(void **state)
@@ -697,11 +700,14 @@ static void test_console_size_needs_terminal(void **state)
 {
 	(void)state;
 	/* The spec: ignored unless terminal is true, even if malformed. */
-	char *j = edit(minimal, "process.consoleSize", "{\"height\":\"x\"}");
-	oci_config_t *cfg = accepted(j);
-	assert_false(cfg->process->has_console_size);
-	oci_config_free(cfg);
-	free(j);
+	static const char *const ignored[] = { "{\"height\":\"x\"}", "5", "{\"height\":25,\"width\":80}" };
+	for (size_t i = 0; i < 3; i++) {
+		char *j = edit(minimal, "process.consoleSize", ignored[i]);
+		oci_config_t *cfg = accepted(j);
+		assert_false(cfg->process->has_console_size);
+		oci_config_free(cfg);
+		free(j);
+	}
 }
 
 static void test_huge_numbers(void **state)
