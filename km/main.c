@@ -198,10 +198,10 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t **err)
 {
 	(void)argc;
+	char fdname[64]; /* by the number it was given on */
+	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
 	if (take_passed_fds(cli, err) < 0)
 		return -1;
-	char fdname[64];
-	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
 	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
