@@ -632,6 +632,8 @@ run_sigframe
 run_golang
 . "$ROOT/tests/e2e/container_km.sh"
 run_container_km
+. "$ROOT/tests/e2e/guest_seccomp.sh"
+run_guest_seccomp
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
