@@ -634,6 +634,8 @@ run_golang
 run_container_km
 . "$ROOT/tests/e2e/shim.sh"
 run_shim
+. "$ROOT/tests/e2e/guest_seccomp.sh"
+run_guest_seccomp
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
