@@ -47,8 +47,8 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km shim guests tools deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
-all: km shim guests tools
+.PHONY: all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
+all: km shim guests tools bundles
 km: $(BUILD)/bin/km
 
 deps:
@@ -103,6 +103,22 @@ $(GUEST_DIR)/musl/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 $(GO_GUEST_DIR)/%: tests/guests-go/%.go
 	@mkdir -p $(dir $@)
 	$(GO_ENV) go build -trimpath -o $@ $<
+
+# Example OCI bundles (examples/bundles/README.md): build/bundles/<name>/{config.json,rootfs/}, the
+# rootfs holding the example's static program as /bin/<name> and the mount points its config needs.
+BUNDLE_NAMES := hello counter echo
+BUNDLE_DIR := build/bundles
+BUNDLE_FILES := $(foreach b,$(BUNDLE_NAMES),$(BUNDLE_DIR)/$(b)/config.json $(BUNDLE_DIR)/$(b)/rootfs/bin/$(b))
+bundles: $(BUNDLE_FILES)
+$(BUNDLE_DIR)/%/config.json: examples/bundles/%/config.json
+	@mkdir -p $(dir $@)
+	cp $< $@
+define bundle_program
+$(BUNDLE_DIR)/$(1)/rootfs/bin/$(1): examples/bundles/src/$(1).c
+	@mkdir -p $$(dir $$@) $(addprefix $(BUNDLE_DIR)/$(1)/rootfs/,proc dev sys tmp)
+	$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $$@ $$<
+endef
+$(foreach b,$(BUNDLE_NAMES),$(eval $(call bundle_program,$(b))))
 
 tools: $(TOOLS)
 build/tests/tools/%: tests/tools/%.c

@@ -17,6 +17,14 @@ packages=(
 	hyperfine            # benchmarks
 	strace               # comparing --trace with the real thing while debugging
 	golang-go            # Go test guest for threads and signals (CGO_ENABLED=0, static)
+	# km-shim's real clients and peers (tests/e2e/clients.sh, bench/: ../shared/CLIENTS.md)
+	runc                 # the reference runtime: harness self-check (RUNTIME=runc) and bench peer
+	crun                 # bench peer (runs only with the cgroup2 mount hidden: bench/README.md)
+	containerd           # ctr, containerd, containerd-shim-runc-v2
+	podman               # podman 4.3 and conmon
+	conmon
+	criu                 # podman checks `criu` answers its version before checkpoint/restore
+	iptables             # runc checkpoint/restore (CRIU) with a network namespace
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

@@ -1,0 +1,442 @@
+# shellcheck shell=bash
+# The real OCI clients driving km-shim (issue 8, ../shared/CLIENTS.md): containerd 1.6 (ctr and its
+# runc v2 shim, `--runc-binary`), the Kubernetes configuration of docs/kubernetes.md, podman 4.3
+# (conmon, `--runtime`), and a checkpoint moved between two bundle copies standing in for two
+# hosts. Sourced by run.sh after its helpers (want, begin, bad, note, end, show_file, km_only);
+# defines run_clients.
+#
+# Every test starts its own private daemon (containerd) or private store (podman) with root, state
+# and runroot directories under one mktemp directory, and stops/removes it at the end, also on
+# failure or interruption (cl_cleanup runs from the EXIT trap): containers killed and deleted,
+# daemon stopped by pid, cgroups removed, nothing left mounted.
+#
+# Knobs:
+#   KM_SHIM=path     the runtime under test (default build/bin/km-shim).
+#   RUNTIME=runc     harness self-check: the same tests against runc (the runtime they were
+#                    written against), to tell a broken harness from a broken km-shim.
+#   BUNDLES=dir      the example bundles (default build/bundles; `make bundles`).
+# A missing client binary fails the test and names scripts/deps.sh; nothing is skipped silently.
+
+CL_BUNDLES=${BUNDLES:-$ROOT/build/bundles}
+case $CL_BUNDLES in /*) ;; *) CL_BUNDLES=$PWD/$CL_BUNDLES ;; esac
+CL_WAIT=${CL_WAIT:-20} # seconds to wait for a container's output before giving up (never asserted)
+
+# --- helpers ---------------------------------------------------------------------------------
+
+# cl_runtime: sets CL_RT (the runtime binary) and CL_RT_NAME, or returns 1 with CL_RT_WHY.
+cl_runtime() {
+	CL_RT_WHY=""
+	if [ "${RUNTIME:-}" = runc ]; then
+		CL_RT=$(command -v runc) || { CL_RT_WHY="runc is not installed (scripts/deps.sh installs it)"; return 1; }
+		CL_RT_NAME=runc
+		# runc checkpoints with the first criu on PATH, and Debian 12's criu does not run on this
+		# kernel (PLATFORM.md): the daemons get CRIU 4.1.1 from ../shared/tools/criu/build.sh.
+		CL_PATH=$PATH
+		local criu=${CRIU:-/var/cache/km-peers/criu-4.1.1/criu/criu}
+		[ -x "$criu" ] && CL_PATH=$(dirname "$criu"):$PATH
+		return 0
+	fi
+	CL_RT=${KM_SHIM:-$ROOT/build/bin/km-shim}
+	case $CL_RT in /*) ;; *) CL_RT=$PWD/$CL_RT ;; esac
+	CL_RT_NAME=km-shim
+	CL_PATH=$PATH
+	[ -x "$CL_RT" ] || { CL_RT_WHY="km-shim '$CL_RT' not found or not executable (make shim, or KM_SHIM=path)"; return 1; }
+}
+
+# cl_need CMD...: true if every client binary is there; otherwise one failure naming deps.sh.
+cl_need() {
+	local c missing=()
+	for c in "$@"; do command -v "$c" >/dev/null || missing+=("$c"); done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	bad "missing client programs: ${missing[*]} (scripts/deps.sh installs them: make deps)"
+	return 1
+}
+
+# cl_cmd LOG TIMEOUT CMD...: runs CMD with stdout+stderr to LOG (appended, after the command
+# line); RC is its status. stdin is /dev/null.
+cl_cmd() {
+	local log=$1 t=$2
+	shift 2
+	printf '$ %s\n' "$*" >>"$log"
+	timeout -k 5 "$t" "$@" </dev/null >>"$log.out" 2>&1
+	RC=$?
+	cat "$log.out" >>"$log"
+	CL_OUT=$(cat "$log.out")
+	rm -f "$log.out"
+	[ "$RC" -eq 0 ] || echo "(exit status $RC)" >>"$log"
+	return "$RC"
+}
+
+# cl_expect LOG TIMEOUT CMD...: cl_cmd, and a failure (with the command and its output) unless
+# it exits 0.
+cl_expect() {
+	local log=$1
+	cl_cmd "$@" && return 0
+	shift 2
+	bad "'$*' failed with status $(status_text "$RC"): $(tail -n 3 <<<"$CL_OUT" | tr '\n' ' ' | cut -c1-400)"
+	return 1
+}
+
+# cl_counts FILE: the counts "count N" in FILE, one number per line.
+cl_counts() { sed -n 's/^count \([0-9][0-9]*\)$/\1/p' "$1" 2>/dev/null; }
+cl_last_count() { cl_counts "$1" | tail -n 1; }
+
+# cl_wait_count FILE N: waits (up to CL_WAIT s) until FILE shows a count >= N; false if not.
+cl_wait_count() {
+	local i last
+	for ((i = 0; i < CL_WAIT * 10; i++)); do
+		last=$(cl_last_count "$1")
+		[ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cl_wait_more FILE N: waits until FILE shows more than N count lines.
+cl_wait_more() {
+	local i
+	for ((i = 0; i < CL_WAIT * 10; i++)); do
+		[ "$(cl_counts "$1" | wc -l)" -gt "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cl_consecutive FILE: true if FILE's counts are 1, 2, 3, ... with no gap and no repeat.
+cl_consecutive() {
+	cl_counts "$1" | awk '$1 != NR { exit 1 } END { if (NR == 0) exit 1 }'
+}
+
+# cl_image_tar OUT: an OCI image layout tarball (oci-layout, index.json, blobs/sha256/...) of the
+# three example programs in one layer, as a registry would serve it; image config Cmd /bin/hello.
+cl_image_tar() {
+	local out=$1 d=$CL_W/image b dig
+	rm -rf "$d" && mkdir -p "$d/rootfs" "$d/layout/blobs/sha256"
+	for b in hello counter echo; do
+		[ -x "$CL_BUNDLES/$b/rootfs/bin/$b" ] || { bad "bundle $CL_BUNDLES/$b is not built (make bundles)"; return 1; }
+		cp -a "$CL_BUNDLES/$b/rootfs/." "$d/rootfs/"
+	done
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$d/rootfs" -cf "$d/layer.tar" . || return 1
+	# blob FILE MEDIATYPE: stores FILE by its digest; prints the descriptor.
+	blob() {
+		dig=$(sha256sum "$1" | cut -d' ' -f1)
+		cp "$1" "$d/layout/blobs/sha256/$dig"
+		printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$dig" "$(stat -c %s "$1")"
+	}
+	local layer config manifest
+	layer=$(blob "$d/layer.tar" application/vnd.oci.image.layer.v1.tar)
+	printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/hello"],"Env":["PATH=/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+		"$(sha256sum "$d/layer.tar" | cut -d' ' -f1)" >"$d/config.json"
+	config=$(blob "$d/config.json" application/vnd.oci.image.config.v1+json)
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+		"$config" "$layer" >"$d/manifest.json"
+	manifest=$(blob "$d/manifest.json" application/vnd.oci.image.manifest.v1+json)
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$d/layout/oci-layout"
+	printf '{"schemaVersion":2,"manifests":[%s]}' \
+		"${manifest%\}},\"annotations\":{\"io.containerd.image.name\":\"$CL_IMAGE\",\"org.opencontainers.image.ref.name\":\"1\"}}" \
+		>"$d/layout/index.json"
+	tar -C "$d/layout" -cf "$out" . && cp "$d/layer.tar" "$CL_W/rootfs.tar"
+}
+
+# cl_cgroups_rm NAME: removes the cgroup directories called NAME (and below) in every hierarchy.
+cl_cgroups_rm() {
+	local d
+	for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	return 0
+}
+
+# cl_umount_under DIR: unmounts whatever is still mounted below DIR (deepest first).
+cl_umount_under() {
+	local m
+	awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+		umount -l "$m" 2>/dev/null
+	done
+}
+
+# --- the private containerd ------------------------------------------------------------------
+
+CL_CTRD_PID=""
+# ctrd ARGS...: ctr against the private daemon, in the test namespace (CL_CTR: the same as a
+# command line, for cl_cmd).
+ctrd() { "${CL_CTR[@]}" "$@"; }
+
+# cl_ctrd_start CONFIG_EXTRA_FILE: starts containerd with private root/state/socket (plus the TOML
+# in CONFIG_EXTRA_FILE, if given) and waits until it answers.
+cl_ctrd_start() {
+	local d=$CL_W/ctrd i
+	mkdir -p "$d/root" "$d/state" "$d/cni"
+	{
+		echo 'version = 2'
+		echo "root = \"$d/root\""
+		echo "state = \"$d/state\""
+		if [ -n "${1:-}" ]; then
+			echo "[plugins.\"io.containerd.grpc.v1.cri\"]"
+			echo "  stream_server_port = \"0\""
+			echo "  [plugins.\"io.containerd.grpc.v1.cri\".cni]"
+			echo "    conf_dir = \"$d/cni\""
+			echo "    bin_dir = \"$d/cni\""
+			cat "$1"
+		else
+			echo 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'
+		fi
+		echo '[grpc]'
+		echo "  address = \"$d/containerd.sock\""
+		echo '[ttrpc]'
+		echo "  address = \"$d/containerd.sock.ttrpc\""
+	} >"$d/config.toml"
+	PATH=$CL_PATH containerd --config "$d/config.toml" </dev/null >"$d/containerd.log" 2>&1 &
+	CL_CTRD_PID=$!
+	for ((i = 0; i < CL_WAIT * 10; i++)); do
+		ctrd version >/dev/null 2>&1 && return 0
+		kill -0 "$CL_CTRD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	bad "private containerd did not come up: $(grep -i -m2 'level=fatal\|level=error' "$d/containerd.log" | tr '\n' ' ')"
+	return 1
+}
+
+# cl_ctrd_stop: every container of the test namespace killed and deleted (so the shims and their
+# mounts in /run/containerd go), the daemon stopped by pid, its cgroups removed.
+cl_ctrd_stop() {
+	local c
+	[ -n "$CL_CTRD_PID" ] || return 0
+	if kill -0 "$CL_CTRD_PID" 2>/dev/null; then
+		for c in $(ctrd task ls -q 2>/dev/null); do
+			ctrd task kill -s KILL "$c" >/dev/null 2>&1
+			timeout 10 "${CL_CTR[@]}" task delete -f "$c" >/dev/null 2>&1
+		done
+		for c in $(ctrd containers ls -q 2>/dev/null); do ctrd containers rm "$c" >/dev/null 2>&1; done
+		kill "$CL_CTRD_PID" 2>/dev/null
+		for ((c = 0; c < 50; c++)); do kill -0 "$CL_CTRD_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$CL_CTRD_PID" 2>/dev/null
+	fi
+	wait "$CL_CTRD_PID" 2>/dev/null
+	CL_CTRD_PID=""
+	cl_cgroups_rm "$CL_NS"
+}
+
+# --- podman with a private store -------------------------------------------------------------
+
+# pm ARGS...: podman with private root, runroot, tmpdir and the runtime under test (CL_PM: the
+# same as a command line, for cl_cmd).
+pm() { "${CL_PM[@]}" "$@"; }
+# Containers run without a network (podman's CNI/netavark setup is not what is tested) and with
+# rlimits this root can set: podman's default nofile/nproc of 1048576 exceed the hard limits here
+# and root lacks CAP_SYS_RESOURCE (CLIENTS.md).
+cl_pm_run_opts() {
+	CL_PM_OPTS=(--network none --cgroup-parent "/$CL_NS" --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)"
+		--ulimit nproc=32768:32768)
+}
+
+cl_pm_stop_all() {
+	[ -d "$CL_W/podman/root" ] || return 0
+	timeout 30 pm rm -a -f -t 0 >/dev/null 2>&1
+	timeout 30 pm image rm -a -f >/dev/null 2>&1
+	cl_umount_under "$CL_W/podman"
+	cl_cgroups_rm "$CL_NS"
+}
+
+# --- cleanup ---------------------------------------------------------------------------------
+
+cl_cleanup() {
+	[ -n "${CL_W:-}" ] || return 0
+	cl_ctrd_stop
+	cl_pm_stop_all
+	cl_direct_stop
+	cl_umount_under "$CL_W"
+	cl_cgroups_rm "$CL_NS"
+	rm -rf "$CL_W"
+	CL_W=""
+}
+
+# --- containerd ------------------------------------------------------------------------------
+
+# cl_ctr_run_d ID ARGS...: a detached ctr run of the test image with the runtime under test,
+# stdout and stderr into $CL_W/ID.log.
+cl_ctr_run_d() {
+	local id=$1
+	shift
+	cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run -d --snapshotter native --runc-binary "$CL_RT" \
+		--runc-root "$CL_W/ctrd/runc-root" --log-uri "file://$CL_W/$id.log" "$CL_IMAGE" "$id" "$@"
+}
+
+# cl_ctrd_ready: the private containerd is up and holds the test image (once per run); else a
+# failure of the current test.
+CL_CTRD_STATE=""
+cl_ctrd_ready() {
+	if [ -z "$CL_CTRD_STATE" ]; then
+		CL_CTRD_STATE=failed
+		CL_LOG=$CL_W/ctr-setup.log
+		cl_need containerd ctr containerd-shim-runc-v2 || { CL_CTRD_WHY="client programs missing"; return 1; }
+		cl_image_tar "$CL_W/image.tar" || { CL_CTRD_WHY="could not build the test image"; return 1; }
+		cl_ctrd_start || { CL_CTRD_WHY="the private containerd did not start"; return 1; }
+		cl_expect "$CL_LOG" 60 "${CL_CTR[@]}" images import "$CL_W/image.tar" ||
+			{ CL_CTRD_WHY="ctr images import failed"; return 1; }
+		CL_CTRD_STATE=ok
+		return 0
+	fi
+	[ "$CL_CTRD_STATE" = ok ] && return 0
+	bad "containerd setup failed earlier: $CL_CTRD_WHY"
+	return 1
+}
+
+# cl_first_count_in FILE LOW HIGH WHAT: the first count in FILE is within LOW..HIGH.
+cl_first_count_in() {
+	local c
+	c=$(cl_counts "$1" | head -n 1)
+	if [ -z "$c" ]; then
+		bad "$4: no count printed after the restore"
+	elif [ "$c" -lt "$2" ] || [ "$c" -gt "$3" ]; then
+		bad "$4: the count went on at $c, expected $2..$3 (the count at the checkpoint, plus one)"
+	fi
+}
+
+run_clients_containerd() {
+	local t d pid st l1 l2 i
+
+	t=clients/containerd/run-exit-status
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/ctr-run.log
+		if cl_ctrd_ready; then
+			# The image's own Cmd (hello, status 0), then hello with status 3: ctr's status is the task's.
+			if cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runc-binary "$CL_RT" \
+				--runc-root "$CL_W/ctrd/runc-root" "$CL_IMAGE" t-hello; then
+				grep -q '^hello from ' <<<"$CL_OUT" || bad "ctr run: no 'hello from' line in the output: $CL_OUT"
+			fi
+			cl_cmd "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runc-binary "$CL_RT" \
+				--runc-root "$CL_W/ctrd/runc-root" "$CL_IMAGE" t-hello3 /bin/hello 3
+			[ "$RC" = 3 ] || bad "ctr run of 'hello 3': exit status $(status_text "$RC"), expected 3 (the container's)"
+		fi
+		[ -n "$T_DIAG" ] && show_file "client log" "$CL_LOG"
+		end
+	fi
+
+	t=clients/containerd/ps-kill
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/ctr-kill.log
+		if cl_ctrd_ready && cl_ctr_run_d t-kill /bin/counter; then
+			cl_wait_count "$CL_W/t-kill.log" 1 || bad "no 'count 1' from the counter within ${CL_WAIT}s"
+			if cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" task ps t-kill; then
+				pid=$(awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1; exit }' <<<"$CL_OUT")
+				if [ -z "$pid" ]; then
+					bad "ctr task ps listed no pid: $CL_OUT"
+				elif [ ! -d "/proc/$pid" ]; then
+					bad "ctr task ps listed pid $pid, which does not exist"
+				fi
+			fi
+			# SIGTERM (runtime: kill ID 15): the counter's handler prints its last line and exits.
+			cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" task kill t-kill
+			st=""
+			for ((i = 0; i < CL_WAIT * 10; i++)); do
+				st=$(ctrd task ls 2>/dev/null | awk '$1 == "t-kill" { print $3 }')
+				[ "$st" = STOPPED ] && break
+				sleep 0.1
+			done
+			[ "$st" = STOPPED ] || bad "after ctr task kill (SIGTERM) the task is '$st', not STOPPED"
+			grep -q '^counter: SIGTERM at count' "$CL_W/t-kill.log" || bad "the counter did not get SIGTERM (no 'counter: SIGTERM' line)"
+			cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" task delete t-kill
+			cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" containers rm t-kill
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/t-kill.log"; }
+		end
+	fi
+
+	t=clients/containerd/checkpoint-restore
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/ctr-ckpt.log
+		if cl_ctrd_ready && cl_ctr_run_d t-ck /bin/counter; then
+			cl_wait_count "$CL_W/t-ck.log" 2 || bad "no 'count 2' from the counter within ${CL_WAIT}s"
+			# ctr task checkpoint: pause, checkpoint --leave-running into a directory, resume.
+			if cl_expect "$CL_LOG" 60 "${CL_CTR[@]}" task checkpoint --image-path "$CL_W/ck-dir" t-ck; then
+				[ -n "$(ls -A "$CL_W/ck-dir" 2>/dev/null)" ] || bad "ctr task checkpoint --image-path left $CL_W/ck-dir empty"
+				l1=$(cl_last_count "$CL_W/t-ck.log")
+				cl_wait_more "$CL_W/t-ck.log" "$l1" || bad "the counter stopped after ctr task checkpoint (it must be left running)"
+			fi
+			# A checkpoint image in the content store (ctr 1.6 restores only those), then the
+			# original goes and a new container is restored from it.
+			l1=$(cl_last_count "$CL_W/t-ck.log")
+			if cl_expect "$CL_LOG" 60 "${CL_CTR[@]}" containers checkpoint --task --image t-ck km-e2e/ckpt:1; then
+				l2=$(cl_last_count "$CL_W/t-ck.log")
+				cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" task kill -s KILL t-ck
+				for ((i = 0; i < CL_WAIT * 10; i++)); do
+					[ "$(ctrd task ls 2>/dev/null | awk '$1 == "t-ck" { print $3 }')" = STOPPED ] && break
+					sleep 0.1
+				done
+				cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" task delete t-ck
+				cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" containers rm t-ck
+				# The restored task's stdio is ctr's own: ctr c restore shows what it prints until
+				# ctr returns, ctr task attach the rest.
+				if cl_expect "$CL_LOG" 60 "${CL_CTR[@]}" containers restore --live t-ck2 km-e2e/ckpt:1; then
+					echo "$CL_OUT" >"$CL_W/t-ck2.out"
+					if [ -z "$(cl_counts "$CL_W/t-ck2.out")" ]; then
+						timeout 5 "${CL_CTR[@]}" task attach t-ck2 >>"$CL_W/t-ck2.out" 2>&1 &
+						cl_wait_more "$CL_W/t-ck2.out" 0
+						kill $! 2>/dev/null
+						wait $! 2>/dev/null
+					fi
+					cl_first_count_in "$CL_W/t-ck2.out" $((l1 + 1)) $((l2 + 1)) "ctr containers restore --live"
+					st=$(ctrd task ls 2>/dev/null | awk '$1 == "t-ck2" { print $3 }')
+					[ "$st" = RUNNING ] || bad "the restored task is '$st', not RUNNING"
+				fi
+			fi
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/t-ck.log"; show_file "restored output" "$CL_W/t-ck2.out"; }
+		end
+	fi
+}
+
+# --- runtime under test, driven directly -----------------------------------------------------
+
+CL_DIRECT=()
+cl_direct_stop() {
+	local e
+	for e in "${CL_DIRECT[@]}"; do
+		"$CL_RT" --root "${e%%:*}" kill "${e#*:}" KILL >/dev/null 2>&1
+		sleep 0.1
+		"$CL_RT" --root "${e%%:*}" delete -f "${e#*:}" >/dev/null 2>&1
+		cl_cgroups_rm "${e#*:}"
+	done
+	CL_DIRECT=()
+}
+
+# --- main ------------------------------------------------------------------------------------
+
+run_clients() {
+	local tests=(clients/containerd/run-exit-status clients/containerd/ps-kill clients/containerd/checkpoint-restore
+		clients/containerd/kubernetes-config clients/podman/run-exit-status clients/podman/run-d-stop
+		clients/podman/checkpoint-restore clients/podman/checkpoint-leave-running clients/podman/export-import
+		clients/two-hosts) t any=0
+	for t in "${tests[@]}"; do want "$t" && any=1; done
+	[ $any = 1 ] || return 0
+	if [ "${RUNTIME:-}" != runc ] && [ "$NATIVE" = 1 ]; then
+		for t in "${tests[@]}"; do want "$t" && km_only "$t"; done
+		return 0
+	fi
+	if ! cl_runtime || [ "$(id -u)" != 0 ]; then
+		for t in "${tests[@]}"; do
+			want "$t" || continue
+			begin "$t"
+			bad "${CL_RT_WHY:-the client tests need root (private containerd and podman daemons)}"
+			end
+		done
+		return 0
+	fi
+	CL_W=$(mktemp -d "${TMPDIR:-/tmp}/km-clients.XXXXXX")
+	CL_NS=km-e2e-$$
+	CL_IMAGE=docker.io/km-e2e/examples:1
+	CL_CTR=(ctr --address "$CL_W/ctrd/containerd.sock" --namespace "$CL_NS")
+	CL_PM=(env "PATH=$CL_PATH" podman --root "$CL_W/podman/root" --runroot "$CL_W/podman/runroot"
+		--tmpdir "$CL_W/podman/tmp" --storage-driver vfs --cgroup-manager cgroupfs --events-backend file
+		--runtime "$CL_RT")
+	trap 'cl_cleanup; rm -rf "$WORK"' EXIT
+	echo "clients: runtime $CL_RT_NAME ($CL_RT), work dir $CL_W"
+
+	run_clients_containerd
+	cl_cleanup
+	trap 'rm -rf "$WORK"' EXIT
+}
