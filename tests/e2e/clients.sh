@@ -57,7 +57,7 @@ cl_need() {
 cl_cmd() {
 	local log=$1 t=$2
 	shift 2
-	printf '$ %s\n' "$*" >>"$log"
+	printf '$ %s\n' "$*" | sed 's/^\$ env PATH=[^ ]* /$ /' >>"$log"
 	timeout -k 5 "$t" "$@" </dev/null >>"$log.out" 2>&1
 	RC=$?
 	cat "$log.out" >>"$log"
@@ -390,18 +390,228 @@ run_clients_containerd() {
 	fi
 }
 
+# --- podman ----------------------------------------------------------------------------------
+
+CL_PM_IMAGE=localhost/km-e2e/examples:1
+CL_PM_STATE=""
+# cl_pm_ready: podman's private store holds the test image (imported from the rootfs tar, once).
+cl_pm_ready() {
+	if [ -z "$CL_PM_STATE" ]; then
+		CL_PM_STATE=failed
+		CL_LOG=$CL_W/pm-setup.log
+		cl_need podman conmon criu || { CL_PM_WHY="client programs missing"; return 1; }
+		[ -s "$CL_W/rootfs.tar" ] || cl_image_tar "$CL_W/image.tar" || { CL_PM_WHY="could not build the test image"; return 1; }
+		mkdir -p "$CL_W/podman/tmp"
+		cl_expect "$CL_LOG" 60 "${CL_PM[@]}" import --change 'CMD ["/bin/hello"]' "$CL_W/rootfs.tar" "$CL_PM_IMAGE" ||
+			{ CL_PM_WHY="podman import failed"; return 1; }
+		CL_PM_STATE=ok
+		return 0
+	fi
+	[ "$CL_PM_STATE" = ok ] && return 0
+	bad "podman setup failed earlier: $CL_PM_WHY"
+	return 1
+}
+
+# cl_pm_logs NAME: the container's output so far into $CL_W/NAME.log (podman's k8s-file log).
+cl_pm_logs() { pm logs "$1" >"$CL_W/$1.log" 2>&1; }
+
+# cl_pm_wait_count NAME N: waits until NAME's log shows a count >= N.
+cl_pm_wait_count() {
+	local i last
+	for ((i = 0; i < CL_WAIT * 5; i++)); do
+		cl_pm_logs "$1"
+		last=$(cl_last_count "$CL_W/$1.log")
+		[ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# cl_pm_status NAME: "status exitcode" as podman inspect reports them.
+cl_pm_status() { pm inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>&1; }
+
+# cl_pm_counter NAME: podman run -d of the counter, waited for until it has printed count 2.
+cl_pm_counter() {
+	cl_expect "$CL_LOG" 60 "${CL_PM[@]}" run -d --name "$1" "${CL_PM_OPTS[@]}" "$CL_PM_IMAGE" /bin/counter || return 1
+	cl_pm_wait_count "$1" 2 && return 0
+	bad "no 'count 2' from the counter $1 within ${CL_WAIT}s"
+	return 1
+}
+
+run_clients_podman() {
+	local t st l1 l2 n
+	cl_pm_run_opts
+
+	t=clients/podman/run-exit-status
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/pm-run.log
+		if cl_pm_ready; then
+			if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" run --rm "${CL_PM_OPTS[@]}" "$CL_PM_IMAGE"; then
+				grep -q '^hello from ' <<<"$CL_OUT" || bad "podman run: no 'hello from' line in the output: $CL_OUT"
+			fi
+			cl_cmd "$CL_LOG" 60 "${CL_PM[@]}" run --rm "${CL_PM_OPTS[@]}" "$CL_PM_IMAGE" /bin/hello 4
+			[ "$RC" = 4 ] || bad "podman run of 'hello 4': exit status $(status_text "$RC"), expected 4 (the container's)"
+		fi
+		[ -n "$T_DIAG" ] && show_file "client log" "$CL_LOG"
+		end
+	fi
+
+	t=clients/podman/run-d-stop
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/pm-stop.log
+		if cl_pm_ready && cl_pm_counter p-stop; then
+			# podman stop: SIGTERM (runtime: kill ID 15); the counter's handler ends it with status 0.
+			cl_expect "$CL_LOG" 60 "${CL_PM[@]}" stop -t 10 p-stop
+			st=$(cl_pm_status p-stop)
+			[ "$st" = "exited 0" ] || bad "after podman stop the container is '$st', expected 'exited 0'"
+			cl_pm_logs p-stop
+			grep -q '^counter: SIGTERM at count' "$CL_W/p-stop.log" || bad "the counter did not get SIGTERM (no 'counter: SIGTERM' line)"
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/p-stop.log"; }
+		end
+	fi
+
+	t=clients/podman/checkpoint-restore
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/pm-ckpt.log
+		if cl_pm_ready && cl_pm_counter p-ck; then
+			if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container checkpoint p-ck; then
+				st=$(cl_pm_status p-ck)
+				[ "${st%% *}" = exited ] || bad "after podman container checkpoint the container is '$st', not exited"
+				cl_pm_logs p-ck
+				n=$(cl_counts "$CL_W/p-ck.log" | wc -l)
+				if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container restore p-ck; then
+					st=$(cl_pm_status p-ck)
+					[ "${st%% *}" = running ] || bad "after podman container restore the container is '$st', not running"
+					cl_pm_wait_count p-ck $((n + 2)) || bad "the restored counter did not count on within ${CL_WAIT}s"
+					# One log across checkpoint and restore: 1, 2, ... with nothing lost or repeated.
+					cl_consecutive "$CL_W/p-ck.log" || bad "the counts across checkpoint/restore are not consecutive: $(cl_counts "$CL_W/p-ck.log" | tr '\n' ' ')"
+				fi
+			fi
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/p-ck.log"; }
+		end
+	fi
+
+	t=clients/podman/checkpoint-leave-running
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/pm-leave.log
+		if cl_pm_ready && cl_pm_counter p-lr; then
+			cl_pm_logs p-lr
+			l1=$(cl_last_count "$CL_W/p-lr.log")
+			if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container checkpoint --leave-running p-lr; then
+				cl_pm_logs p-lr
+				l2=$(cl_last_count "$CL_W/p-lr.log")
+				st=$(cl_pm_status p-lr)
+				[ "${st%% *}" = running ] || bad "after checkpoint --leave-running the container is '$st', not running"
+				cl_pm_wait_count p-lr $((l2 + 1)) || bad "the counter stopped counting after checkpoint --leave-running"
+				# Stop it and restore the checkpoint: the count goes back to where it was taken.
+				cl_expect "$CL_LOG" 60 "${CL_PM[@]}" stop -t 10 p-lr
+				cl_pm_logs p-lr
+				n=$(cl_counts "$CL_W/p-lr.log" | wc -l)
+				if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container restore p-lr; then
+					cl_pm_wait_count p-lr 0
+					for ((i = 0; i < CL_WAIT * 5; i++)); do
+						cl_pm_logs p-lr
+						[ "$(cl_counts "$CL_W/p-lr.log" | wc -l)" -gt "$n" ] && break
+						sleep 0.2
+					done
+					cl_counts "$CL_W/p-lr.log" | tail -n +$((n + 1)) | sed 's/^/count /' >"$CL_W/p-lr.after"
+					cl_first_count_in "$CL_W/p-lr.after" $((l1 + 1)) $((l2 + 1)) "podman restore of a --leave-running checkpoint"
+				fi
+			fi
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/p-lr.log"; }
+		end
+	fi
+
+	t=clients/podman/export-import
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/pm-export.log
+		if cl_pm_ready && cl_pm_counter p-ex; then
+			if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container checkpoint --export "$CL_W/p-ex.tar.gz" p-ex; then
+				cl_pm_logs p-ex
+				l1=$(cl_last_count "$CL_W/p-ex.log")
+				tar -tf "$CL_W/p-ex.tar.gz" >"$CL_W/p-ex.list" 2>&1 || bad "the exported checkpoint is not a (compressed) tar: $(head -n 2 "$CL_W/p-ex.list")"
+				# A new container from the archive, as on another host.
+				if cl_expect "$CL_LOG" 60 "${CL_PM[@]}" container restore --import "$CL_W/p-ex.tar.gz" --name p-ex2; then
+					cl_pm_wait_count p-ex2 $((l1 + 1)) || bad "the imported counter did not count past $l1 within ${CL_WAIT}s"
+					cl_consecutive "$CL_W/p-ex2.log" || bad "the imported container's counts are not consecutive: $(cl_counts "$CL_W/p-ex2.log" | tr '\n' ' ')"
+				fi
+			fi
+		fi
+		[ -n "$T_DIAG" ] && { show_file "client log" "$CL_LOG"; show_file "container output" "$CL_W/p-ex.log"; show_file "imported output" "$CL_W/p-ex2.log"; }
+		end
+	fi
+}
+
 # --- runtime under test, driven directly -----------------------------------------------------
 
+# CL_DIRECT: "ROOT:ID" of every container started with the runtime itself, for cleanup.
 CL_DIRECT=()
 cl_direct_stop() {
 	local e
 	for e in "${CL_DIRECT[@]}"; do
-		"$CL_RT" --root "${e%%:*}" kill "${e#*:}" KILL >/dev/null 2>&1
+		"${CL_RTC[@]}" --root "${e%%:*}" kill "${e#*:}" KILL >/dev/null 2>&1
 		sleep 0.1
-		"$CL_RT" --root "${e%%:*}" delete -f "${e#*:}" >/dev/null 2>&1
+		"${CL_RTC[@]}" --root "${e%%:*}" delete -f "${e#*:}" >/dev/null 2>&1
 		cl_cgroups_rm "${e#*:}"
 	done
 	CL_DIRECT=()
+}
+
+# Two hosts: the counter runs from bundle copy A with state root A; it is checkpointed into
+# A/checkpoint (and ends, as without --leave-running); the image directory is copied into bundle
+# copy B, which has its own state root, and restored there: the count goes on from where it was.
+# The containers' stdout are pipes, as a client's would be (CRIU, behind runc, cannot restore a
+# host file that is outside the container).
+run_clients_two_hosts() {
+	local t=clients/two-hosts a=$CL_W/hostA b=$CL_W/hostB last
+	want "$t" || return 0
+	begin "$t"
+	CL_LOG=$CL_W/two-hosts.log
+	if [ ! -x "$CL_BUNDLES/counter/rootfs/bin/counter" ]; then
+		bad "bundle $CL_BUNDLES/counter is not built (make bundles)"
+		end
+		return
+	fi
+	mkdir -p "$a" "$b"
+	cp -a "$CL_BUNDLES/counter" "$a/bundle"
+	cp -a "$CL_BUNDLES/counter" "$b/bundle"
+	CL_DIRECT+=("$a/state:c-move")
+	printf '$ %s\n' "$CL_RT --root $a/state run -d --bundle $a/bundle c-move" >>"$CL_LOG"
+	timeout 30 "${CL_RTC[@]}" --root "$a/state" run -d --bundle "$a/bundle" c-move </dev/null > >(exec cat >"$a/out") 2>&1
+	RC=$?
+	if [ "$RC" != 0 ]; then
+		bad "$CL_RT_NAME run -d on host A failed with status $(status_text "$RC")"
+	elif ! cl_wait_count "$a/out" 2; then
+		bad "no 'count 2' from the counter on host A within ${CL_WAIT}s"
+	elif cl_expect "$CL_LOG" 60 "${CL_RTC[@]}" --root "$a/state" checkpoint --image-path "$a/bundle/checkpoint" \
+		--work-path "$a/work" c-move; then
+		last=$(cl_last_count "$a/out")
+		cp -a "$a/bundle/checkpoint" "$b/bundle/checkpoint"
+		cl_cmd "$CL_LOG" 30 "$CL_RT" --root "$a/state" delete -f c-move
+		CL_DIRECT+=("$b/state:c-move")
+		printf '$ %s\n' "$CL_RT --root $b/state restore -d --image-path $b/bundle/checkpoint --bundle $b/bundle c-move" >>"$CL_LOG"
+		timeout 30 "${CL_RTC[@]}" --root "$b/state" restore -d --image-path "$b/bundle/checkpoint" --work-path "$b/work" \
+			--bundle "$b/bundle" c-move </dev/null > >(exec cat >"$b/out") 2>&1
+		RC=$?
+		if [ "$RC" != 0 ]; then
+			bad "$CL_RT_NAME restore -d on host B failed with status $(status_text "$RC")"
+		elif ! cl_wait_more "$b/out" 0; then
+			bad "the counter restored on host B printed nothing within ${CL_WAIT}s"
+		else
+			cl_first_count_in "$b/out" $((last + 1)) $((last + 1)) "restore on host B"
+		fi
+	fi
+	cl_direct_stop
+	[ -n "$T_DIAG" ] && { show_file "runtime log" "$CL_LOG"; show_file "host A output" "$a/out"; show_file "host B output" "$b/out"; }
+	end
 }
 
 # --- main ------------------------------------------------------------------------------------
@@ -429,6 +639,7 @@ run_clients() {
 	CL_W=$(mktemp -d "${TMPDIR:-/tmp}/km-clients.XXXXXX")
 	CL_NS=km-e2e-$$
 	CL_IMAGE=docker.io/km-e2e/examples:1
+	CL_RTC=(env "PATH=$CL_PATH" "$CL_RT")
 	CL_CTR=(ctr --address "$CL_W/ctrd/containerd.sock" --namespace "$CL_NS")
 	CL_PM=(env "PATH=$CL_PATH" podman --root "$CL_W/podman/root" --runroot "$CL_W/podman/runroot"
 		--tmpdir "$CL_W/podman/tmp" --storage-driver vfs --cgroup-manager cgroupfs --events-backend file
@@ -437,6 +648,8 @@ run_clients() {
 	echo "clients: runtime $CL_RT_NAME ($CL_RT), work dir $CL_W"
 
 	run_clients_containerd
+	run_clients_podman
+	run_clients_two_hosts
 	cl_cleanup
 	trap 'rm -rf "$WORK"' EXIT
 }
