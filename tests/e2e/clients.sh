@@ -162,39 +162,55 @@ CL_CTRD_PID=""
 # command line, for cl_cmd).
 ctrd() { "${CL_CTR[@]}" "$@"; }
 
-# cl_ctrd_start CONFIG_EXTRA_FILE: starts containerd with private root/state/socket (plus the TOML
-# in CONFIG_EXTRA_FILE, if given) and waits until it answers.
+# cl_ctrd_start: starts containerd with private root/state/socket and the runtime handler `km` of
+# docs/kubernetes.md (its TOML block, BinaryName = the runtime under test, Root = a private
+# directory), and waits until it answers.
 cl_ctrd_start() {
 	local d=$CL_W/ctrd i
-	mkdir -p "$d/root" "$d/state" "$d/cni"
+	mkdir -p "$d/root" "$d/state" "$d/cni" "$d/runtime-root"
+	if ! awk '/^```toml$/ { on = 1; next } on && /^```$/ { exit } on' "$ROOT/docs/kubernetes.md" |
+		sed -e "s|^\( *BinaryName = \).*|\1\"$CL_RT\"|" -e "s|^\( *Root = \).*|\1\"$d/runtime-root\"|" \
+			>"$d/kubernetes.toml" || ! grep -q BinaryName "$d/kubernetes.toml"; then
+		bad "no containerd TOML block with BinaryName in docs/kubernetes.md"
+		return 1
+	fi
 	{
 		echo 'version = 2'
 		echo "root = \"$d/root\""
 		echo "state = \"$d/state\""
-		if [ -n "${1:-}" ]; then
-			echo "[plugins.\"io.containerd.grpc.v1.cri\"]"
-			echo "  stream_server_port = \"0\""
-			echo "  [plugins.\"io.containerd.grpc.v1.cri\".cni]"
-			echo "    conf_dir = \"$d/cni\""
-			echo "    bin_dir = \"$d/cni\""
-			cat "$1"
-		else
-			echo 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'
-		fi
 		echo '[grpc]'
 		echo "  address = \"$d/containerd.sock\""
 		echo '[ttrpc]'
 		echo "  address = \"$d/containerd.sock.ttrpc\""
+		# The CRI plugin's own needs, kept private (CNI configuration, streaming port).
+		echo '[plugins."io.containerd.grpc.v1.cri"]'
+		echo '  stream_server_port = "0"'
+		echo '  [plugins."io.containerd.grpc.v1.cri".cni]'
+		echo "    conf_dir = \"$d/cni\""
+		echo "    bin_dir = \"$d/cni\""
+		# As in containerd's default configuration: the default handler stays runc.
+		echo '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]'
+		echo '    runtime_type = "io.containerd.runc.v2"'
+		echo '# --- from docs/kubernetes.md ---'
+		cat "$d/kubernetes.toml"
 	} >"$d/config.toml"
 	PATH=$CL_PATH containerd --config "$d/config.toml" </dev/null >"$d/containerd.log" 2>&1 &
 	CL_CTRD_PID=$!
 	for ((i = 0; i < CL_WAIT * 10; i++)); do
-		ctrd version >/dev/null 2>&1 && return 0
+		ctrd version >/dev/null 2>&1 && break
 		kill -0 "$CL_CTRD_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	bad "private containerd did not come up: $(grep -i -m2 'level=fatal\|level=error' "$d/containerd.log" | tr '\n' ' ')"
-	return 1
+	if ! ctrd version >/dev/null 2>&1; then
+		bad "private containerd did not come up: $(grep -i -m2 'level=fatal\|level=error' "$d/containerd.log" | tr '\n' ' ')"
+		return 1
+	fi
+	# The shim gets what the CRI plugin would pass for handler km: BinaryName and Root as
+	# containerd itself parsed them.
+	containerd --config "$d/config.toml" config dump >"$d/config.dump" 2>&1
+	CL_K8S_BIN=$(awk '/runtimes\.km\.options\]/ { on = 1; next } /^ *\[/ { on = 0 } on && $1 == "BinaryName" { gsub(/"/, "", $3); print $3 }' "$d/config.dump")
+	CL_K8S_ROOT=$(awk '/runtimes\.km\.options\]/ { on = 1; next } /^ *\[/ { on = 0 } on && $1 == "Root" { gsub(/"/, "", $3); print $3 }' "$d/config.dump")
+	return 0
 }
 
 # cl_ctrd_stop: every container of the test namespace killed and deleted (so the shims and their
@@ -230,11 +246,19 @@ cl_pm_run_opts() {
 		--ulimit nproc=32768:32768)
 }
 
+# cl_pm_stop_all: every container removed (killed first), then, should podman have failed at that,
+# the conmons and containers its pid files name are killed by pid.
 cl_pm_stop_all() {
+	local f p
 	[ -d "$CL_W/podman/root" ] || return 0
-	timeout 30 pm rm -a -f -t 0 >/dev/null 2>&1
-	timeout 30 pm image rm -a -f >/dev/null 2>&1
+	timeout 30 "${CL_PM[@]}" rm -a -f -t 0 >/dev/null 2>&1
+	for f in "$CL_W"/podman/runroot/vfs-containers/*/userdata/{conmon.pid,pidfile}; do
+		p=$(cat "$f" 2>/dev/null)
+		[[ $p =~ ^[0-9]+$ ]] && kill -KILL "$p" 2>/dev/null
+	done
+	timeout 30 "${CL_PM[@]}" image rm -a -f >/dev/null 2>&1
 	cl_umount_under "$CL_W/podman"
+	sleep 0.2
 	cl_cgroups_rm "$CL_NS"
 }
 
@@ -258,8 +282,8 @@ cl_cleanup() {
 cl_ctr_run_d() {
 	local id=$1
 	shift
-	cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run -d --snapshotter native --runc-binary "$CL_RT" \
-		--runc-root "$CL_W/ctrd/runc-root" --log-uri "file://$CL_W/$id.log" "$CL_IMAGE" "$id" "$@"
+	cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run -d --snapshotter native --runtime io.containerd.runc.v2 --runc-binary "$CL_K8S_BIN" \
+		--runc-root "$CL_K8S_ROOT" --log-uri "file://$CL_W/$id.log" "$CL_IMAGE" "$id" "$@"
 }
 
 # cl_ctrd_ready: the private containerd is up and holds the test image (once per run); else a
@@ -296,18 +320,37 @@ cl_first_count_in() {
 run_clients_containerd() {
 	local t d pid st l1 l2 i
 
+	# docs/kubernetes.md's configuration: containerd loads the CRI plugin with it, and parses the km
+	# handler's options as the runtime under test and a private state root.
+	t=clients/containerd/kubernetes-config
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/ctr-k8s.log
+		if cl_ctrd_ready; then
+			[ "$CL_K8S_BIN" = "$CL_RT" ] || bad "containerd config dump: runtimes.km.options.BinaryName is '$CL_K8S_BIN', expected '$CL_RT'"
+			[ "$CL_K8S_ROOT" = "$CL_W/ctrd/runtime-root" ] || bad "containerd config dump: runtimes.km.options.Root is '$CL_K8S_ROOT', expected '$CL_W/ctrd/runtime-root'"
+			grep -q 'runtime_type = "io.containerd.runc.v2"' "$CL_W/ctrd/config.dump" || bad "containerd config dump: no runtime_type io.containerd.runc.v2"
+			if cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" plugins ls; then
+				awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" && $NF == "ok" { f = 1 } END { exit !f }' <<<"$CL_OUT" ||
+					bad "the CRI plugin did not load with docs/kubernetes.md's configuration: $(grep ' cri ' <<<"$CL_OUT")"
+			fi
+		fi
+		[ -n "$T_DIAG" ] && { show_file "containerd config" "$CL_W/ctrd/config.toml"; note "    containerd's errors: $(grep -m3 'level=error\|failed to load' "$CL_W/ctrd/containerd.log")"; }
+		end
+	fi
+
 	t=clients/containerd/run-exit-status
 	if want "$t"; then
 		begin "$t"
 		CL_LOG=$CL_W/ctr-run.log
 		if cl_ctrd_ready; then
 			# The image's own Cmd (hello, status 0), then hello with status 3: ctr's status is the task's.
-			if cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runc-binary "$CL_RT" \
-				--runc-root "$CL_W/ctrd/runc-root" "$CL_IMAGE" t-hello; then
+			if cl_expect "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runtime io.containerd.runc.v2 \
+				--runc-binary "$CL_K8S_BIN" --runc-root "$CL_K8S_ROOT" "$CL_IMAGE" t-hello; then
 				grep -q '^hello from ' <<<"$CL_OUT" || bad "ctr run: no 'hello from' line in the output: $CL_OUT"
 			fi
-			cl_cmd "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runc-binary "$CL_RT" \
-				--runc-root "$CL_W/ctrd/runc-root" "$CL_IMAGE" t-hello3 /bin/hello 3
+			cl_cmd "$CL_LOG" 30 "${CL_CTR[@]}" run --rm --snapshotter native --runtime io.containerd.runc.v2 \
+				--runc-binary "$CL_K8S_BIN" --runc-root "$CL_K8S_ROOT" "$CL_IMAGE" t-hello3 /bin/hello 3
 			[ "$RC" = 3 ] || bad "ctr run of 'hello 3': exit status $(status_text "$RC"), expected 3 (the container's)"
 		fi
 		[ -n "$T_DIAG" ] && show_file "client log" "$CL_LOG"
