@@ -47,7 +47,7 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-syscalls clean
+.PHONY: all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-oci fuzz-syscalls clean
 all: km shim guests tools bundles
 km: $(BUILD)/bin/km
 
@@ -166,12 +166,13 @@ bench: deps
 
 # The ELF fuzz target's own check is compiled into its replay test, so make check builds it too.
 $(BUILD)/tests/unit/test_elf_fuzz_replay: tests/fuzz/fuzz_elf.c tests/fuzz/fuzz_elf.h
+$(BUILD)/tests/unit/test_oci_fuzz_replay: tests/fuzz/fuzz_oci_config.c tests/fuzz/fuzz_oci_config.h
 
 # Fuzzing (tests/fuzz/README.md), each for FUZZ_SECONDS:
-#   make fuzz            both loader fuzzers (libFuzzer, clang): fuzz-snapshot, then fuzz-elf
+#   make fuzz            the libFuzzer targets (clang): fuzz-snapshot, fuzz-elf, then fuzz-oci
 #   make fuzz-syscalls   the guest-syscall fuzzer (tests/guests/sysfuzz.c) under the ASan km
 FUZZ_SECONDS ?= 300
-fuzz: fuzz-snapshot fuzz-elf
+fuzz: fuzz-snapshot fuzz-elf fuzz-oci
 # One process, not -jobs: -jobs writes fuzz-N.log into the working directory and hides crashes
 # from the exit status (77 crash or leak, 70 timeout; the input lands in build/fuzz/artifacts/).
 fuzz-snapshot: $(BUILD)/gen/km_syscall_names.h
@@ -188,6 +189,13 @@ fuzz-elf: $(BUILD)/gen/km_syscall_names.h
 	build/fuzz/fuzz_elf -max_len=16384 -timeout=5 -rss_limit_mb=2048 -use_value_profile=1 \
 		-dict=tests/fuzz/elf.dict -artifact_prefix=build/fuzz/elf-artifacts/ \
 		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/elf-work tests/fuzz/elf-corpus
+fuzz-oci:
+	@scripts/deps.sh --fuzz
+	@tests/fuzz/build.sh oci build/fuzz/fuzz_oci_config
+	@mkdir -p build/fuzz/oci-work build/fuzz/oci-artifacts
+	build/fuzz/fuzz_oci_config -max_len=16384 -timeout=5 -rss_limit_mb=2048 -use_value_profile=1 \
+		-dict=tests/fuzz/oci.dict -artifact_prefix=build/fuzz/oci-artifacts/ \
+		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/oci-work tests/fuzz/oci-corpus
 fuzz-syscalls: deps
 	@$(MAKE) --no-print-directory guests
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
