@@ -25,6 +25,15 @@ static const char usage[] =
     "  --coredump=FILE     write a core file here when the program dies of a signal that dumps\n"
     "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
     "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
+    "  --guest-seccomp=FILE  filter the program's syscalls with these rules (docs/guest-seccomp.md)\n"
+    "descriptors passed in (km-shim; each is checked and moved out of the program's reach):\n"
+    "  --kvm-fd=N          use this open KVM device instead of opening --kvm-device\n"
+    "  --mgmt-fd=N         serve the management protocol on this listening unix socket\n"
+    "  --ready-fd=N        write \"ready\\n\" here (and close it) once the program is loaded\n"
+    "  --start-fd=N        then wait for one byte here before the program's first instruction\n"
+    "                      (end of file instead: exit 0 without running it)\n"
+    "  --snapshot-fd=N     resume the snapshot open at N (instead of naming a file)\n"
+    "  --guest-seccomp-fd=N  the program's syscall filter rules, as --guest-seccomp\n"
     "  --inspect           describe the snapshot given instead of running it\n"
     "  --verify            with --inspect: also check every saved memory page against the\n"
     "                      snapshot's checksums (exit status 1 if one differs)\n"
@@ -47,6 +56,13 @@ enum {
 	OPT_INSPECT,
 	OPT_VERIFY,
 	OPT_NO_SECCOMP,
+	OPT_KVM_FD,
+	OPT_MGMT_FD,
+	OPT_READY_FD,
+	OPT_START_FD,
+	OPT_SNAPSHOT_FD,
+	OPT_GUEST_SECCOMP_FD,
+	OPT_GUEST_SECCOMP,
 };
 
 static const struct option options[] = {
@@ -57,6 +73,11 @@ static const struct option options[] = {
     {"coredump", required_argument, NULL, OPT_COREDUMP}, {"mgmt", required_argument, NULL, OPT_MGMT},
     {"inspect", no_argument, NULL, OPT_INSPECT},     {"verify", no_argument, NULL, OPT_VERIFY},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"kvm-fd", required_argument, NULL, OPT_KVM_FD}, {"mgmt-fd", required_argument, NULL, OPT_MGMT_FD},
+    {"ready-fd", required_argument, NULL, OPT_READY_FD}, {"start-fd", required_argument, NULL, OPT_START_FD},
+    {"snapshot-fd", required_argument, NULL, OPT_SNAPSHOT_FD},
+    {"guest-seccomp-fd", required_argument, NULL, OPT_GUEST_SECCOMP_FD},
+    {"guest-seccomp", required_argument, NULL, OPT_GUEST_SECCOMP},
     {NULL, 0, NULL, 0},
 };
 
@@ -100,6 +121,38 @@ static unsigned long default_memory(void)
 	return ram;
 }
 
+/* The number of an --*-fd option: a decimal fd number, given once. */
+static int parse_fd(const char *opt, const char *arg, int *out, km_err_t **err)
+{
+	char *end;
+	if (arg[0] < '0' || arg[0] > '9')
+		return km_err_set(err, 0, "%s: '%s' is not a file descriptor number", opt, arg);
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || v > 0x7fffffff)
+		return km_err_set(err, 0, "%s: '%s' is not a file descriptor number", opt, arg);
+	if (*out >= 0)
+		return km_err_set(err, 0, "%s given twice", opt);
+	*out = (int)v;
+	return 0;
+}
+
+/* The fds passed in must be distinct: one fd cannot be two things. */
+static int check_fds(const km_cli_t *cli, km_err_t **err)
+{
+	const int fds[] = {cli->kvm_fd, cli->mgmt_fd, cli->ready_fd, cli->start_fd, cli->snapshot_fd,
+			   cli->guest_seccomp_fd};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		for (size_t j = i + 1; j < sizeof(fds) / sizeof(fds[0]); j++)
+			if (fds[i] >= 0 && fds[i] == fds[j])
+				return km_err_set(err, 0, "fd %d is given for two --*-fd options", fds[i]);
+	if (cli->mgmt_fd >= 0 && cli->guest.mgmt_path != NULL)
+		return km_err_set(err, 0, "--mgmt and --mgmt-fd exclude each other");
+	if (cli->guest_seccomp_fd >= 0 && cli->guest_seccomp_path != NULL)
+		return km_err_set(err, 0, "--guest-seccomp and --guest-seccomp-fd exclude each other");
+	return 0;
+}
+
 static int parse_env(km_cli_t *cli, const char *arg, km_err_t **err)
 {
 	if (strchr(arg, '=') == NULL || arg[0] == '=')
@@ -120,6 +173,8 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.memory = default_memory();
 	cli->guest.snapshot_path = "kmsnap";
 	cli->guest.coredump_path = "kmcore";
+	cli->guest.kvm_fd = -1;
+	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
 	opterr = 0;
 	optind = 1;
 	int c;
@@ -169,6 +224,27 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case OPT_NO_SECCOMP:
 			cli->no_seccomp = true;
 			break;
+		case OPT_KVM_FD:
+		case OPT_MGMT_FD:
+		case OPT_READY_FD:
+		case OPT_START_FD:
+		case OPT_SNAPSHOT_FD:
+		case OPT_GUEST_SECCOMP_FD: {
+			int *slot = c == OPT_KVM_FD ? &cli->kvm_fd : c == OPT_MGMT_FD ? &cli->mgmt_fd
+				  : c == OPT_READY_FD ? &cli->ready_fd : c == OPT_START_FD ? &cli->start_fd
+				  : c == OPT_SNAPSHOT_FD ? &cli->snapshot_fd : &cli->guest_seccomp_fd;
+			const char *opt = c == OPT_KVM_FD ? "--kvm-fd" : c == OPT_MGMT_FD ? "--mgmt-fd"
+					: c == OPT_READY_FD ? "--ready-fd" : c == OPT_START_FD ? "--start-fd"
+					: c == OPT_SNAPSHOT_FD ? "--snapshot-fd" : "--guest-seccomp-fd";
+			if (parse_fd(opt, optarg, slot, err) < 0)
+				return -1;
+			break;
+		}
+		case OPT_GUEST_SECCOMP:
+			if (optarg[0] == '\0')
+				return km_err_set(err, 0, "option '--guest-seccomp' needs a file name");
+			cli->guest_seccomp_path = optarg;
+			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
 			cli->done = true;
@@ -193,6 +269,17 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	}
 	if (cli->verify && !cli->inspect)
 		return km_err_set(err, 0, "--verify goes with --inspect (km --inspect --verify SNAPSHOT)");
+	if (check_fds(cli, err) < 0)
+		return -1;
+	if (cli->snapshot_fd >= 0) {
+		if (cli->inspect)
+			return km_err_set(err, 0, "--snapshot-fd does not go with --inspect");
+		if (optind < argc)
+			return km_err_set(err, 0, "--snapshot-fd resumes a snapshot: no program may follow ('%s')",
+					  argv[optind]);
+		cli->prog_index = -1;
+		return 0;
+	}
 	if (optind >= argc)
 		return km_err_set(err, 0, cli->inspect ? "--inspect needs a snapshot file"
 						       : "no program given (usage: km [options] <program> [args...])");

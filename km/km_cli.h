@@ -15,7 +15,10 @@ typedef struct km_cli {
 	bool clear_env;
 	const char **env_set; /* --env NAME=VALUE, in order */
 	size_t nenv;
-	int prog_index;       /* argv index of the program; its arguments follow */
+	int prog_index;       /* argv index of the program; its arguments follow (-1: --snapshot-fd) */
+	/* --*-fd: descriptors passed in (km_passfd.h), -1 when not given */
+	int kvm_fd, mgmt_fd, ready_fd, start_fd, snapshot_fd, guest_seccomp_fd;
+	const char *guest_seccomp_path; /* --guest-seccomp=FILE, or NULL */
 	bool done;            /* --help or --version was answered: exit 0 */
 	bool inspect;         /* --inspect: describe the snapshot at prog_index */
 	bool verify;          /* --verify (with --inspect): check every memory page's checksum too */

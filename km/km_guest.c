@@ -70,7 +70,7 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 		if (opts->ignored_signals & (1ull << (sig - 1)))
 			g->sigactions[sig - 1].handler = (uint64_t)(uintptr_t)SIG_IGN;
 	km_syscall_init();
-	if (km_machine_open(&g->machine, opts->kvm_dev, err) < 0)
+	if (km_machine_open(&g->machine, opts->kvm_dev, opts->kvm_fd, err) < 0)
 		return -1;
 	if (km_mm_init(&g->mm, opts->memory, g->machine.phys_bits, err) < 0)
 		return -1;

@@ -24,6 +24,7 @@ typedef struct km_guest_opts {
 	bool trace;         /* --trace */
 	int trace_fd;       /* where --trace writes (stderr) */
 	const char *kvm_dev;
+	int kvm_fd;         /* --kvm-fd, already checked and moved to km's range; -1: open kvm_dev */
 	uint64_t ignored_signals; /* signals km inherited as ignored (bit sig-1): so does the guest */
 	const char *snapshot_path; /* --snapshot (default "kmsnap") */
 	const char *coredump_path; /* --coredump (default "kmcore") */

@@ -31,6 +31,8 @@ typedef struct km_mgmt_conn {
 	char in[KM_MGMT_LINE_MAX + 1];   /* room for the longest request and its LF */
 	size_t out_off, out_len;
 	char out[KM_MGMT_REPLY_MAX + 128]; /* a reply, and an `ended` line behind it */
+	int pass_fd;                     /* an fd that came with SCM_RIGHTS, for its request; -1 */
+	size_t pass_at;                  /* where in `in` the bytes it came with begin */
 } km_mgmt_conn_t;
 
 struct km_mgmt {
@@ -38,10 +40,17 @@ struct km_mgmt {
 	pid_t host_pid;   /* km's own pid: the process a supervisor signals */
 	uid_t uid;        /* km's effective uid: with root, the only peers served */
 	km_mgmt_snapshot_fn *snapshot;
+	km_mgmt_snapshot_fn *snapshot_paused;
+	bool paused;      /* the listener holds a stop of every vCPU (pause .. resume) */
+	/* Carries a dir=fd directory from the listener's fd table to the vCPU that writes the
+	 * snapshot in km's: [0] the listener sends, [1] the writer receives (a datagram pair). */
+	int courier[2];
+	uint64_t courier_seq;
 	int idle_ms;
 	int send_ms;
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
 	bool serve_own_process; /* tests only: see km_mgmt_opts_t */
+	bool any_peer_uid; /* --mgmt-fd: who may connect is decided by whoever made the socket */
 	char *path;       /* the socket file, as given: what bind and the stale check use */
 	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
@@ -125,7 +134,8 @@ static int parse_verb(const char *w, size_t n, km_mgmt_request_t *req, const cha
 	static const struct {
 		const char *name;
 		km_mgmt_verb_t verb;
-	} verbs[] = {{"snapshot", KM_MGMT_SNAPSHOT}, {"status", KM_MGMT_STATUS}, {"version", KM_MGMT_VERSION}};
+	} verbs[] = {{"snapshot", KM_MGMT_SNAPSHOT}, {"status", KM_MGMT_STATUS}, {"version", KM_MGMT_VERSION},
+		     {"pause", KM_MGMT_PAUSE},       {"resume", KM_MGMT_RESUME}};
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strlen(verbs[i].name) == n && memcmp(verbs[i].name, w, n) == 0) {
 			req->verb = verbs[i].verb;
@@ -134,7 +144,7 @@ static int parse_verb(const char *w, size_t n, km_mgmt_request_t *req, const cha
 	}
 	char b[40];
 	*code = KM_MGMT_E_VERB;
-	return km_err_set(err, 0, "unknown request '%s' (known: snapshot, status, version)", shown(w, n, b));
+	return km_err_set(err, 0, "unknown request '%s' (known: snapshot, status, version, pause, resume)", shown(w, n, b));
 }
 
 /* One `key=value` word of a snapshot request. `seen` has a bit per key, to refuse repeats. */
@@ -166,8 +176,22 @@ static int parse_snapshot_arg(const char *w, size_t n, km_mgmt_request_t *req, u
 		bit = 4;
 		rc = decode_value("label", v, vlen, req->label, sizeof(req->label), err);
 		req->has_label = rc == 0;
+	} else if (klen == 3 && memcmp(w, "dir", 3) == 0) {
+		char dir[8];
+		bit = 8;
+		rc = decode_value("dir", v, vlen, dir, sizeof(dir), err);
+		if (rc == 0 && strcmp(dir, "fd") != 0)
+			rc = km_err_set(err, 0, "dir must be fd (the directory passed with the request), not '%s'",
+					shown(dir, strlen(dir), b));
+		req->dir_fd = rc == 0;
+	} else if (klen == 4 && memcmp(w, "name", 4) == 0) {
+		bit = 16;
+		rc = decode_value("name", v, vlen, req->path, KM_MGMT_NAME_MAX + 1, err);
+		if (rc == 0 && (strchr(req->path, '/') != NULL || strcmp(req->path, ".") == 0 || strcmp(req->path, "..") == 0))
+			rc = km_err_set(err, 0, "name must be one file name, without '/' and not '.' or '..'");
 	} else {
-		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label)", shown(w, klen, b));
+		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label, dir, name)",
+				  shown(w, klen, b));
 	}
 	if (rc == 0 && (*seen & bit))
 		rc = km_err_set(err, 0, "'%s' given twice", shown(w, klen, b));
@@ -197,15 +221,20 @@ int km_mgmt_parse(const char *line, size_t len, km_mgmt_request_t *req, const ch
 			if (parse_verb(w, n, req, code, err) < 0)
 				return -1;
 		} else if (req->verb != KM_MGMT_SNAPSHOT) {
-			return km_err_set(err, 0, "'%s' takes no arguments",
-					  req->verb == KM_MGMT_STATUS ? "status" : "version");
+			static const char *const names[] = {[KM_MGMT_STATUS] = "status", [KM_MGMT_VERSION] = "version",
+							    [KM_MGMT_PAUSE] = "pause", [KM_MGMT_RESUME] = "resume"};
+			return km_err_set(err, 0, "'%s' takes no arguments", names[req->verb]);
 		} else if (parse_snapshot_arg(w, n, req, &seen, err) < 0) {
 			return -1;
 		}
 		start = end + 1;
 	}
-	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 1))
-		return km_err_set(err, 0, "snapshot needs path=FILE");
+	if (req->verb == KM_MGMT_SNAPSHOT && (seen & 1) && (seen & (8 | 16)))
+		return km_err_set(err, 0, "snapshot takes path=FILE, or dir=fd with name=FILE, not both");
+	if (req->verb == KM_MGMT_SNAPSHOT && (seen & (8 | 16)) && (seen & (8 | 16)) != (8 | 16))
+		return km_err_set(err, 0, "dir=fd and name=FILE go together");
+	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & (1 | 8)))
+		return km_err_set(err, 0, "snapshot needs path=FILE (or dir=fd name=FILE)");
 	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 2))
 		return km_err_set(err, 0, "snapshot needs mode=stop or mode=continue");
 	return 0;
@@ -291,45 +320,172 @@ static size_t reply_error(km_mgmt_t *m, const char *code, const km_err_t *err)
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
-static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq)
+/* What the writer's dir_fn gets: the courier's receiving end and the number the datagram with
+ * this request's fd carries. */
+typedef struct courier_ticket {
+	int fd;
+	uint64_t seq;
+} courier_ticket_t;
+
+/* Runs on the vCPU that writes the snapshot, every other thread stopped: takes the directory fd
+ * the listener sent, moved at once into km's range. Stale datagrams (a request that was never
+ * served) are dropped. */
+static int receive_dir(void *arg)
+{
+	const courier_ticket_t *t = arg;
+	for (;;) {
+		uint64_t seq = 0;
+		struct iovec iov = {&seq, sizeof(seq)};
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} u;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+		ssize_t r = recvmsg(t->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (r < 0)
+			return errno == EAGAIN ? -ENOENT : -errno;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		int fd = -1;
+		if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+		if (fd >= 0 && r == sizeof(seq) && seq == t->seq)
+		{
+			int high = km_fd_reserve(fd);
+			return high < 0 ? -errno : high;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* Sends dirfd to the writer's side of the courier, behind a new number. */
+static int send_dir(km_mgmt_t *m, int dirfd, courier_ticket_t *t, km_err_t **err)
+{
+	/* Whatever an earlier, unserved request left there is of no use now. */
+	char junk[16];
+	int fds[1];
+	for (;;) {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(fds))];
+		} u;
+		struct iovec iov = {junk, sizeof(junk)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+		if (recvmsg(m->courier[1], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+			break;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				memcpy(fds, CMSG_DATA(c), sizeof(int));
+				close(fds[0]);
+			}
+	}
+	t->fd = m->courier[1];
+	t->seq = ++m->courier_seq;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {&t->seq, sizeof(t->seq)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &dirfd, sizeof(int));
+	if (sendmsg(m->courier[0], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return km_err_set(err, errno, "handing the directory to the snapshot writer");
+	return 0;
+}
+
+static size_t reply_err_free(km_mgmt_t *m, const char *code, km_err_t **err)
+{
+	size_t n = reply_error(m, code, *err);
+	km_err_free(err);
+	return n;
+}
+
+/* The dir=fd of a request: it must have come with it, and be a directory. */
+static int check_dir_fd(int dirfd, km_err_t **err)
+{
+	struct stat st;
+	if (dirfd < 0)
+		return km_err_set(err, 0, "dir=fd, but no fd came with the request (SCM_RIGHTS in the same sendmsg)");
+	if (fstat(dirfd, &st) < 0 || !S_ISDIR(st.st_mode))
+		return km_err_set(err, ENOTDIR, "the fd that came with dir=fd");
+	return 0;
+}
+
+static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 {
 	km_err_t *err = NULL;
 	char abs[KM_MGMT_PATH_MAX];
-	if (km_mgmt_abs_path(m->base, rq->path, abs, &err) < 0) {
-		size_t n = reply_error(m, KM_MGMT_E_REQUEST, err);
-		km_err_free(&err);
-		return n;
-	}
+	courier_ticket_t ticket;
 	km_snapshot_req_t req = {
 		.path = abs,
 		.label = rq->has_label ? rq->label : NULL,
 		.reason = KM_REASON_MGMT,
 		.keep_running = rq->keep_running,
 	};
+	if (rq->dir_fd) {
+		if (check_dir_fd(dirfd, &err) < 0)
+			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
+		if (send_dir(m, dirfd, &ticket, &err) < 0)
+			return reply_err_free(m, KM_MGMT_E_SNAPSHOT, &err);
+		snprintf(abs, sizeof(abs), "%s", rq->path);
+		req.dir_fn = receive_dir;
+		req.dir_arg = &ticket;
+	} else if (km_mgmt_abs_path(m->base, rq->path, abs, &err) < 0) {
+		return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
+	}
 	km_snapshot_result_t res = {0};
-	if (m->snapshot(m->g, &req, &res, &err) < 0) {
+	if ((m->paused ? m->snapshot_paused : m->snapshot)(m->g, &req, &res, &err) < 0) {
 		if (err == NULL)
 			km_err_set(&err, 0, "snapshot failed");
 		/* ESRCH: the guest ended before (or while) the request was served. */
 		bool gone = err != NULL && err->errnum == ESRCH;
 		m->ended = m->ended || gone;
-		size_t n = reply_error(m, gone ? KM_MGMT_E_ENDED : KM_MGMT_E_SNAPSHOT, err);
-		km_err_free(&err);
-		return n;
+		return reply_err_free(m, gone ? KM_MGMT_E_ENDED : KM_MGMT_E_SNAPSHOT, &err);
 	}
-	if (!rq->keep_running)
+	if (!rq->keep_running) {
 		m->ended = true;
+		if (m->paused) { /* the guest has ended: its parked threads may leave now */
+			m->paused = false;
+			km_stopall_end(m->g);
+		}
+	}
 	char enc[3 * KM_MGMT_PATH_MAX];
 	km_mgmt_encode(abs, enc, sizeof(enc)); /* fits: 3 bytes per byte at most */
 	unsigned long long ns = res.elapsed_ns;
 	return finish_reply(m->reply, sizeof(m->reply),
-			    snprintf(m->reply, sizeof(m->reply), "ok path=%s size=%llu disk=%llu memory=%llu ms=%llu.%03llu",
-				     enc, (unsigned long long)res.file_size, (unsigned long long)res.disk_bytes,
-				     (unsigned long long)res.memory_bytes, ns / 1000000, ns / 1000 % 1000));
+			    snprintf(m->reply, sizeof(m->reply), "ok %s=%s size=%llu disk=%llu memory=%llu ms=%llu.%03llu",
+				     rq->dir_fd ? "name" : "path", enc, (unsigned long long)res.file_size,
+				     (unsigned long long)res.disk_bytes, (unsigned long long)res.memory_bytes, ns / 1000000,
+				     ns / 1000 % 1000));
+}
+
+/* pause: every vCPU stopped at a clean point, kept so until resume (or the program ends by a
+ * mode=stop snapshot), whoever asked and whether they stay connected. */
+static size_t do_pause(km_mgmt_t *m, bool pause)
+{
+	if (pause && !m->paused) {
+		if (km_stopall_begin(m->g, NULL, KM_STOP_CLEAN, NULL, 0) < 0) {
+			m->ended = true;
+			return finish_reply(m->reply, sizeof(m->reply),
+					    snprintf(m->reply, sizeof(m->reply), "error %s the program has ended", KM_MGMT_E_ENDED));
+		}
+		m->paused = true;
+	} else if (!pause && m->paused) {
+		km_stopall_end(m->g);
+		m->paused = false;
+	}
+	return finish_reply(m->reply, sizeof(m->reply),
+			    snprintf(m->reply, sizeof(m->reply), "ok %s", m->paused ? "paused" : "running"));
 }
 
 /* Turns one request line into the reply in m->reply; returns the reply's length. */
-static size_t handle_line(km_mgmt_t *m, const char *line, size_t len)
+static size_t handle_line(km_mgmt_t *m, const char *line, size_t len, int dirfd)
 {
 	km_err_t *err = NULL;
 	const char *code = KM_MGMT_E_REQUEST;
@@ -341,13 +497,16 @@ static size_t handle_line(km_mgmt_t *m, const char *line, size_t len)
 	switch (m->req.verb) {
 	case KM_MGMT_STATUS:
 		return finish_reply(m->reply, sizeof(m->reply),
-				    snprintf(m->reply, sizeof(m->reply), "ok state=running pid=%d guest-pid=%d",
-					     (int)m->host_pid, (int)m->g->pid));
+				    snprintf(m->reply, sizeof(m->reply), "ok state=%s pid=%d guest-pid=%d",
+					     m->paused ? "paused" : "running", (int)m->host_pid, (int)m->g->pid));
+	case KM_MGMT_PAUSE:
+	case KM_MGMT_RESUME:
+		return do_pause(m, m->req.verb == KM_MGMT_PAUSE);
 	case KM_MGMT_VERSION:
 		return finish_reply(m->reply, sizeof(m->reply),
 				    snprintf(m->reply, sizeof(m->reply), "ok protocol=%d", KM_MGMT_PROTOCOL));
 	case KM_MGMT_SNAPSHOT:
-		return do_snapshot(m, &m->req);
+		return do_snapshot(m, &m->req, dirfd);
 	}
 	return 0;
 }
@@ -385,6 +544,47 @@ static void conn_close(km_mgmt_conn_t *c)
 {
 	close(c->fd);
 	c->fd = -1;
+	if (c->pass_fd >= 0)
+		close(c->pass_fd);
+	c->pass_fd = -1;
+}
+
+/* The fd that came with the request of n bytes at the start of `in` (else -1, the fd staying
+ * for a later request): the caller owns it. */
+static int conn_take_fd(km_mgmt_conn_t *c, size_t n)
+{
+	if (c->pass_fd < 0)
+		return -1;
+	if (c->pass_at <= n) {
+		int fd = c->pass_fd;
+		c->pass_fd = -1;
+		return fd;
+	}
+	c->pass_at -= n + 1;
+	return -1;
+}
+
+/* Keeps the first fd of an SCM_RIGHTS message for its request, if none is pending; every other
+ * one is closed at once (km holds no fd a client sends unless a request asks for it). */
+static void conn_keep_fds(km_mgmt_t *m, km_mgmt_conn_t *c, struct msghdr *mh, size_t at)
+{
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h != NULL; h = CMSG_NXTHDR(mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(fd));
+			if (fd >= 0 && m->shared_fds)
+				fd = km_fd_reserve(fd); /* out of the guest's range at once */
+			if (fd >= 0 && c->pass_fd < 0) {
+				c->pass_fd = fd;
+				c->pass_at = at;
+			} else if (fd >= 0) {
+				close(fd);
+			}
+		}
+	}
 }
 
 /* One line for a client km is about to hang up on, if its buffer takes it; never waits. */
@@ -434,11 +634,19 @@ static void conn_flush(km_mgmt_conn_t *c)
 }
 
 /* Takes what the client has sent, up to a full request buffer. */
-static void conn_read(km_mgmt_conn_t *c)
+static void conn_read(km_mgmt_t *m, km_mgmt_conn_t *c)
 {
 	if (c->in_len == sizeof(c->in) || c->eof)
 		return;
-	ssize_t r = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(KM_MGMT_FDS_MAX * sizeof(int))];
+	} u;
+	struct iovec iov = {c->in + c->in_len, sizeof(c->in) - c->in_len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t r = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (r >= 0)
+		conn_keep_fds(m, c, &mh, c->in_len);
 	if (r > 0)
 		c->in_len += (size_t)r;
 	else if (r == 0)
@@ -464,7 +672,10 @@ static void conn_step(km_mgmt_t *m, km_mgmt_conn_t *c)
 	char *nl = memchr(c->in, '\n', c->in_len);
 	if (nl != NULL) {
 		size_t n = (size_t)(nl - c->in);
-		size_t rlen = atomic_load(&m->stopping) ? reply_ended(m) : handle_line(m, c->in, n);
+		int fd = conn_take_fd(c, n);
+		size_t rlen = atomic_load(&m->stopping) ? reply_ended(m) : handle_line(m, c->in, n, fd);
+		if (fd >= 0)
+			close(fd); /* km keeps no fd a client sent: the writer has its own copy */
 		c->in_len -= n + 1;
 		memmove(c->in, nl + 1, c->in_len);
 		c->close_after = c->close_after || m->ended;
@@ -531,7 +742,7 @@ static const char *peer_refused(km_mgmt_t *m, int fd)
 		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting (SO_PEERCRED failed)\n";
 	if (cr.pid == m->host_pid && !m->serve_own_process)
 		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
-	if (cr.uid != 0 && cr.uid != m->uid)
+	if (cr.uid != 0 && cr.uid != m->uid && !m->any_peer_uid)
 		return "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n";
 	return NULL;
 }
@@ -552,6 +763,7 @@ static void add_conn(km_mgmt_t *m, int fd)
 	}
 	km_mgmt_conn_t *c = &m->conns[i];
 	c->fd = fd;
+	c->pass_fd = -1;
 	c->since = now_ms();
 	c->in_len = c->out_len = c->out_off = 0;
 	c->close_after = c->eof = false;
@@ -631,7 +843,7 @@ static void serve_loop(km_mgmt_t *m)
 			if (conn_sending(c))
 				conn_flush(c);
 			else
-				conn_read(c);
+				conn_read(m, c);
 		}
 		/* Before serving: a long snapshot must not make the clients that waited meanwhile look
 		 * idle (their bytes were read just now). */
@@ -651,7 +863,7 @@ static void finish_conns(km_mgmt_t *m)
 	for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
 		km_mgmt_conn_t *c = &m->conns[i];
 		if (conn_open(c))
-			conn_read(c);
+			conn_read(m, c);
 		if (!conn_open(c))
 			continue;
 		if (!c->close_after && conn_has_request(c))
@@ -684,20 +896,29 @@ static void finish_conns(km_mgmt_t *m)
 
 /* ---- the listener thread ------------------------------------------------------------------ */
 
-/* Closes every fd but a and b (a < b) in the calling thread's own fd table. */
-static int close_all_but(int a, int b)
+/* Closes every fd but keep[0..n) in the calling thread's own fd table. */
+static int close_all_but(int *keep, int n)
 {
-	if (a > 0 && close_range(0, (unsigned)a - 1, 0) < 0)
-		return -1;
-	if (b > a + 1 && close_range((unsigned)a + 1, (unsigned)b - 1, 0) < 0)
-		return -1;
-	return close_range((unsigned)b + 1, ~0u, 0);
+	for (int i = 1; i < n; i++) /* sort: n is tiny */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	unsigned from = 0;
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > from && close_range(from, (unsigned)keep[i] - 1, 0) < 0)
+			return -1;
+		from = (unsigned)keep[i] + 1;
+	}
+	return close_range(from, ~0u, 0);
 }
 
-/* Gives the thread a private fd table holding only the listener and wake fds: accepted
- * connections then never take a number the guest could get, name, close or dup2 over, and the
- * guest's fds are not held open by a copy here. A km whose seccomp profile refuses unshare falls
- * back to km's table, moving each connection above the guest's range as soon as it is accepted. */
+/* Gives the thread a private fd table holding only the listener, wake and courier fds:
+ * accepted connections then never take a number the guest could get, name, close or dup2 over,
+ * and the guest's fds are not held open by a copy here. A km whose seccomp profile refuses
+ * unshare falls back to km's table, moving each connection above the guest's range as soon as
+ * it is accepted. */
 static int private_fd_table(km_mgmt_t *m)
 {
 	if (unshare(CLONE_FILES) < 0) {
@@ -706,9 +927,8 @@ static int private_fd_table(km_mgmt_t *m)
 		m->shared_fds = true;
 		return 0;
 	}
-	int a = m->listen_fd < m->wake_fd ? m->listen_fd : m->wake_fd;
-	int b = m->listen_fd < m->wake_fd ? m->wake_fd : m->listen_fd;
-	return close_all_but(a, b);
+	int keep[] = {m->listen_fd, m->wake_fd, m->courier[0], m->courier[1]};
+	return close_all_but(keep, 4);
 }
 
 static void *listener_main(void *arg)
@@ -728,8 +948,16 @@ static void *listener_main(void *arg)
 		return NULL; /* km_mgmt_start closes km's copy of the fds and reports the error */
 	serve_loop(m);
 	finish_conns(m);
+	if (m->paused) { /* km is ending: nothing may stay parked */
+		m->paused = false;
+		km_stopall_end(m->g);
+	}
 	/* With a private table this closes the only listening fd: later connects are refused. */
 	close(m->listen_fd);
+	if (!m->shared_fds) {
+		close(m->courier[0]);
+		close(m->courier[1]);
+	}
 	return NULL;
 }
 
@@ -804,7 +1032,7 @@ static int create_socket(km_mgmt_t *m, km_err_t **err)
 static void remove_socket(km_mgmt_t *m)
 {
 	struct stat st;
-	if (lstat(m->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
+	if (m->abs_path != NULL && lstat(m->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m->dev && st.st_ino == m->ino)
 		unlink(m->abs_path);
 }
 
@@ -829,8 +1057,10 @@ static int start_thread(km_mgmt_t *m, km_err_t **err)
 		pthread_join(m->thread, NULL);
 		return km_err_set(err, e, "giving the management thread its own fd table");
 	}
-	if (!m->shared_fds)
-		close(m->listen_fd); /* km's copy; the thread has its own */
+	if (!m->shared_fds) {
+		close(m->listen_fd); /* km's copies; the thread has its own */
+		close(m->courier[0]); /* the number stays the listener's */
+	}
 	return 0;
 }
 
@@ -844,23 +1074,22 @@ static void free_mgmt(km_mgmt_t *m)
 	free(m);
 }
 
-int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
-		       km_err_t **err)
+/* A km_mgmt_t with nothing open yet. */
+static km_mgmt_t *new_mgmt(km_guest_t *g, const km_mgmt_opts_t *opts, km_err_t **err)
 {
-	*out = NULL;
-	struct sockaddr_un sa;
-	if (sock_path[0] == '\0' || strlen(sock_path) >= sizeof(sa.sun_path))
-		return km_err_set(err, 0, "--mgmt: socket path '%s' must be 1 to %zu bytes long", sock_path,
-				  sizeof(sa.sun_path) - 1);
 	km_mgmt_t *m = calloc(1, sizeof(*m));
-	if (m == NULL)
-		return km_err_set(err, ENOMEM, "management socket");
+	if (m == NULL) {
+		km_err_set(err, ENOMEM, "management socket");
+		return NULL;
+	}
 	m->g = g;
 	m->host_pid = getpid();
 	m->uid = geteuid();
 	for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
-		m->conns[i].fd = -1;
+		m->conns[i].fd = m->conns[i].pass_fd = -1;
+	m->courier[0] = m->courier[1] = -1;
 	m->snapshot = opts->snapshot != NULL ? opts->snapshot : km_snapshot_request;
+	m->snapshot_paused = opts->snapshot != NULL ? opts->snapshot : km_snapshot_request_paused;
 	m->idle_ms = opts->idle_ms > 0 ? opts->idle_ms : KM_MGMT_IDLE_MS;
 	m->send_ms = opts->send_ms > 0 ? opts->send_ms : KM_MGMT_SEND_MS;
 	m->shared_fds = opts->shared_fds;
@@ -869,11 +1098,57 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	atomic_init(&m->stopping, false);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
-	m->path = strdup(sock_path);
 	m->base = getcwd(NULL, 0);
-	m->abs_path = malloc(KM_MGMT_PATH_MAX);
-	if (m->path == NULL || m->base == NULL || m->abs_path == NULL) {
+	if (m->base == NULL) {
 		km_err_set(err, errno, "management socket: km's working directory");
+		free_mgmt(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* With the listening socket open: the wake fd and the thread. Closes what it opened on failure
+ * (the listener is the caller's). */
+static int start_serving(km_mgmt_t *m, const char *what, km_err_t **err)
+{
+	m->wake_fd = km_fd_reserve(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (m->wake_fd < 0)
+		return km_err_set(err, errno, "%s: eventfd", what);
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) < 0) {
+		km_err_set(err, errno, "%s: socketpair", what);
+	} else {
+		m->courier[0] = km_fd_reserve(pair[0]);
+		m->courier[1] = km_fd_reserve(pair[1]);
+		if (m->courier[0] < 0 || m->courier[1] < 0)
+			km_err_set(err, errno, "%s: socketpair", what);
+		else if (start_thread(m, err) == 0)
+			return 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (m->courier[i] >= 0)
+			close(m->courier[i]);
+	m->courier[0] = m->courier[1] = -1;
+	close(m->wake_fd);
+	m->wake_fd = -1;
+	return -1;
+}
+
+int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
+		       km_err_t **err)
+{
+	*out = NULL;
+	struct sockaddr_un sa;
+	if (sock_path[0] == '\0' || strlen(sock_path) >= sizeof(sa.sun_path))
+		return km_err_set(err, 0, "--mgmt: socket path '%s' must be 1 to %zu bytes long", sock_path,
+				  sizeof(sa.sun_path) - 1);
+	km_mgmt_t *m = new_mgmt(g, opts, err);
+	if (m == NULL)
+		return -1;
+	m->path = strdup(sock_path);
+	m->abs_path = malloc(KM_MGMT_PATH_MAX);
+	if (m->path == NULL || m->abs_path == NULL) {
+		km_err_set(err, ENOMEM, "management socket");
 		free_mgmt(m);
 		return -1;
 	}
@@ -885,22 +1160,33 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	bool bound = false;
 	if (clear_stale(m->path, err) == 0 && create_socket(m, err) == 0) {
 		bound = true;
-		m->wake_fd = km_fd_reserve(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-		if (m->wake_fd < 0)
-			km_err_set(err, errno, "%s: eventfd", m->path);
-		else if (start_thread(m, err) == 0) {
+		if (start_serving(m, m->path, err) == 0) {
 			*out = m;
 			return 0;
 		}
 	}
-	if (m->wake_fd >= 0)
-		close(m->wake_fd);
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	if (bound)
 		remove_socket(m);
 	free_mgmt(m);
 	return km_err_wrap(err, "management socket");
+}
+
+int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, km_mgmt_t **out, km_err_t **err)
+{
+	*out = NULL;
+	km_mgmt_t *m = new_mgmt(g, opts, err);
+	if (m == NULL)
+		return -1;
+	m->listen_fd = listen_fd;
+	m->any_peer_uid = true;
+	if (start_serving(m, "--mgmt-fd", err) < 0) {
+		free_mgmt(m);
+		return km_err_wrap(err, "management socket");
+	}
+	*out = m;
+	return 0;
 }
 
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err)
@@ -919,6 +1205,9 @@ void km_mgmt_stop(km_mgmt_t *m)
 		;
 	pthread_join(m->thread, NULL);
 	close(m->wake_fd);
+	close(m->courier[1]); /* km's copy */
+	if (m->shared_fds)
+		close(m->courier[0]); /* else the listener's own, closed by it */
 	remove_socket(m);
 	free_mgmt(m);
 }

@@ -20,7 +20,7 @@
 #include "km_guest.h"
 #include "km_snapshot.h"
 
-#define KM_MGMT_PROTOCOL 1
+#define KM_MGMT_PROTOCOL 2
 
 #define KM_MGMT_LINE_MAX 16384 /* bytes of one request, LF excluded: a PATH_MAX path, encoded */
 #define KM_MGMT_PATH_MAX 4096  /* decoded path, NUL included (PATH_MAX) */
@@ -38,17 +38,23 @@
 #define KM_MGMT_E_ENDED "ended"             /* the guest ended; there is nothing to snapshot */
 #define KM_MGMT_E_BUSY "busy"               /* closed to make room, or no room; connection closed */
 #define KM_MGMT_E_DENIED "denied"           /* the peer is neither km's user nor root; closed */
+#define KM_MGMT_NAME_MAX 255               /* name= of a dir=fd snapshot (NAME_MAX) */
+#define KM_MGMT_FDS_MAX 16                 /* fds taken from one recvmsg (one kept; the rest closed) */
 
 typedef enum km_mgmt_verb {
 	KM_MGMT_SNAPSHOT = 1,
 	KM_MGMT_STATUS,
 	KM_MGMT_VERSION,
+	KM_MGMT_PAUSE,
+	KM_MGMT_RESUME,
 } km_mgmt_verb_t;
 
 /* One request, decoded. */
 typedef struct km_mgmt_request {
 	km_mgmt_verb_t verb;
-	char path[KM_MGMT_PATH_MAX];         /* snapshot: the file, as given (maybe relative) */
+	char path[KM_MGMT_PATH_MAX];         /* snapshot: the file, as given (maybe relative); with
+					      * dir=fd: the name in that directory (name=) */
+	bool dir_fd;                         /* snapshot: dir=fd (the directory came with SCM_RIGHTS) */
 	char label[KM_MGMT_LABEL_MAX + 1];   /* snapshot: "" when none was given */
 	bool has_label;
 	bool keep_running;                   /* snapshot: mode=continue */
@@ -96,6 +102,13 @@ typedef struct km_mgmt km_mgmt_t;
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err);
 int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_t *opts, km_mgmt_t **out,
 		       km_err_t **err);
+
+/* The same on a socket someone else bound and listens on (--mgmt-fd: km-shim made it; km never
+ * removes a file for it). listen_fd is in km's fd range, non-blocking; km_mgmt takes it over.
+ * Peers are not checked by uid (in a container km's user namespace shows km-shim's root as an
+ * unmapped uid; who may connect was decided by the socket's maker), only km's own process is
+ * refused. */
+int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, km_mgmt_t **out, km_err_t **err);
 
 /* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
  * finished and answered first, a request already received on any connection is answered

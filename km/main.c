@@ -1,5 +1,6 @@
 /* km: run a static Linux x86-64 program in its own KVM virtual machine. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "km_guest.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
+#include "km_passfd.h"
 #include "km_seccomp.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
@@ -104,11 +106,11 @@ static int make_paths_absolute(km_guest_opts_t *o, paths_t *p, km_err_t **err)
 	return 0;
 }
 
-/* Resumes the snapshot at `path`. */
-static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, km_err_t **err)
+/* Resumes the snapshot at `path`, or open at fd (>= 0; then `path` only names it in messages). */
+static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, int fd, km_err_t **err)
 {
 	km_snapshot_t s;
-	int rc = km_snapshot_open(path, &s, err);
+	int rc = fd >= 0 ? km_snapshot_open_fd(fd, path, &s, err) : km_snapshot_open(path, &s, err);
 	if (rc == 0 && (rc = km_guest_create(g, opts, err)) == 0)
 		rc = km_snapshot_restore(g, &s, err);
 	km_snapshot_close(&s);
@@ -123,10 +125,84 @@ static int confine(const km_cli_t *cli, km_err_t **err)
 	return km_seccomp_probe(getenv("KM_TEST_SECCOMP_PROBE"), err);
 }
 
+/* Every descriptor passed in, checked and moved out of the guest's reach before anything else
+ * happens (the guest inherits every fd below km's range). */
+static int take_passed_fds(km_cli_t *cli, km_err_t **err)
+{
+	struct {
+		int *fd;
+		km_passfd_kind_t kind;
+		const char *opt;
+	} fds[] = {
+	    {&cli->kvm_fd, KM_PASSFD_KVM, "--kvm-fd"},
+	    {&cli->mgmt_fd, KM_PASSFD_LISTENER, "--mgmt-fd"},
+	    {&cli->ready_fd, KM_PASSFD_WRITER, "--ready-fd"},
+	    {&cli->start_fd, KM_PASSFD_READER, "--start-fd"},
+	    {&cli->snapshot_fd, KM_PASSFD_REGULAR, "--snapshot-fd"},
+	    {&cli->guest_seccomp_fd, KM_PASSFD_REGULAR, "--guest-seccomp-fd"},
+	};
+	/* All checked before any is moved: a move could land on a number given for another one. */
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i].fd < 0)
+			continue;
+		int probe = *fds[i].fd;
+		if (fcntl(probe, F_GETFD) < 0)
+			return km_err_set(err, 0, "%s=%d: fd %d is not open", fds[i].opt, probe, probe);
+	}
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i].fd >= 0 && km_passfd_take(fds[i].fd, fds[i].kind, fds[i].opt, err) < 0)
+			return -1;
+	cli->guest.kvm_fd = cli->kvm_fd;
+	if (cli->kvm_fd >= 0)
+		cli->guest.kvm_dev = "the KVM device of --kvm-fd";
+	return 0;
+}
+
+/* --ready-fd, then --start-fd: *go false when nobody will start the program. */
+static int ready_and_wait(km_cli_t *cli, bool *go, km_err_t **err)
+{
+	*go = true;
+	if (cli->ready_fd >= 0) {
+		int fd = cli->ready_fd;
+		cli->ready_fd = -1;
+		if (km_passfd_ready(fd, err) < 0)
+			return -1;
+	}
+	if (cli->start_fd >= 0) {
+		int fd = cli->start_fd;
+		cli->start_fd = -1;
+		return km_passfd_wait_start(fd, go, err);
+	}
+	return 0;
+}
+
+static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t **err)
+{
+	if (cli->guest.mgmt_path == NULL && cli->mgmt_fd < 0)
+		return 0;
+	sigset_t mask; /* the listener never takes the guest's SIGXCPU */
+	km_signal_host_block(&mask);
+	int rc;
+	if (cli->mgmt_fd >= 0) {
+		km_mgmt_opts_t opts = {0};
+		rc = km_mgmt_start_fd(g, cli->mgmt_fd, &opts, mgmt, err);
+		if (rc == 0)
+			cli->mgmt_fd = -1; /* the listener's now */
+	} else {
+		rc = km_mgmt_start(g, cli->guest.mgmt_path, mgmt, err);
+	}
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	return rc;
+}
+
 static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t **err)
 {
 	(void)argc;
-	const char *prog = argv[cli->prog_index];
+	if (take_passed_fds(cli, err) < 0)
+		return -1;
+	char fdname[64];
+	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
+	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
 		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
@@ -140,27 +216,33 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	memset(&g, 0, sizeof(g));
 	g.machine.kvm_fd = g.machine.vm_fd = -1;
 	int status = -1, rc;
-	if (km_snapshot_is_snapshot(prog)) {
+	if (cli->snapshot_fd >= 0) {
+		int fd = cli->snapshot_fd;
+		cli->snapshot_fd = -1; /* the snapshot's from here on, closed with it */
 		cli->guest.snapshot_source = prog;
-		rc = resume(&g, &cli->guest, prog, err);
+		rc = resume(&g, &cli->guest, prog, fd, err);
+	} else if (km_snapshot_is_snapshot(prog)) {
+		cli->guest.snapshot_source = prog;
+		rc = resume(&g, &cli->guest, prog, -1, err);
 	} else {
 		rc = km_guest_create(&g, &cli->guest, err);
 		if (rc == 0)
 			rc = km_guest_load_program(&g, prog, &argv[cli->prog_index], env, err);
 	}
 	km_mgmt_t *mgmt = NULL;
-	if (rc == 0 && cli->guest.mgmt_path != NULL) {
-		sigset_t mask; /* the listener never takes the guest's SIGXCPU */
-		km_signal_host_block(&mask);
-		rc = km_mgmt_start(&g, cli->guest.mgmt_path, &mgmt, err);
-		pthread_sigmask(SIG_SETMASK, &mask, NULL);
-	}
+	bool go = true;
 	if (rc == 0)
+		rc = ready_and_wait(cli, &go, err);
+	if (rc == 0 && !go)
+		status = 0; /* nobody will start it: not an error, and nothing ran */
+	if (rc == 0 && go)
+		rc = start_mgmt(cli, &g, &mgmt, err);
+	if (rc == 0 && go)
 		rc = km_signal_forward_start(&g, err);
 	/* Confined from here on, before the guest's first instruction, in every mode. */
-	if (rc == 0)
+	if (rc == 0 && go)
 		rc = confine(cli, err);
-	if (rc == 0 && km_guest_run(&g, err) == 0)
+	if (rc == 0 && go && km_guest_run(&g, err) == 0)
 		status = report_end(&g, prog);
 	km_signal_forward_stop(&g);
 	if (mgmt != NULL)

@@ -20,9 +20,17 @@
 struct km_guest;
 struct km_vcpu;
 
+/* Gives the directory a snapshot goes in, called once every thread is stopped (so that an fd
+ * that lands in the guest's range for a moment cannot be touched by it): an fd in km's range,
+ * which the writer closes, or -errno. */
+typedef int km_snapshot_dir_fn(void *arg);
+
 /* What a snapshot is asked to be. */
 typedef struct km_snapshot_req {
-	const char *path;  /* file to write (temporary file beside it, then renamed) */
+	const char *path;  /* file to write (temporary file beside it, then renamed); with dir_fn:
+			    * the name in that directory, one component */
+	km_snapshot_dir_fn *dir_fn; /* NULL: path is a path */
+	void *dir_arg;
 	const char *label; /* kept in the file; may be NULL */
 	int reason;        /* KM_REASON_* */
 	bool keep_running; /* the guest goes on afterwards (else km ends it, exit status 0) */
@@ -50,6 +58,12 @@ int km_snapshot_write(struct km_guest *g, const km_snapshot_req_t *req, km_snaps
  * resumed or ended. Blocks until done. Returns 0 with *res filled, or -1 with *err. */
 int km_snapshot_request(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
 			km_err_t **err);
+
+/* The same while the guest is paused (km_stopall_begin by the caller, a thread that is not a
+ * vCPU): a parked vCPU writes the file; the guest stays stopped (ended after mode stop: the
+ * caller ends its stop then). */
+int km_snapshot_request_paused(struct km_guest *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
+			       km_err_t **err);
 
 /* The same from one of the guest's own threads (HC_snapshot): v stands at a clean point with
  * registers *user (which the file records for it); the other threads are stopped around the

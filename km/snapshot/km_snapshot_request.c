@@ -74,6 +74,31 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 	return j.rc;
 }
 
+static bool serve_paused(km_vcpu_t *v, const struct kvm_regs *u, uint64_t cpu_flags, void *arg)
+{
+	(void)u;
+	(void)cpu_flags;
+	job_t *j = arg;
+	j->rc = write_stopped(v->g, NULL, j->req, j->res, &j->err); /* v too was captured when it parked */
+	return km_guest_ended(v->g);
+}
+
+int km_snapshot_request_paused(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res,
+			       km_err_t **err)
+{
+	job_t j = {.req = req, .res = res, .err = NULL, .rc = -1};
+	int rc = km_stopall_run_on_vcpu(g, serve_paused, &j);
+	if (rc == -2)
+		return km_err_set(err, EBUSY, "another snapshot is being taken");
+	if (rc < 0)
+		return km_err_set(err, ESRCH, "the program is not running");
+	if (j.rc < 0) {
+		km_err_free(err);
+		*err = j.err;
+	}
+	return j.rc;
+}
+
 int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
 		     km_snapshot_result_t *res, km_err_t **err)
 {

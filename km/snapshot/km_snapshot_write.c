@@ -487,16 +487,30 @@ static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_
 
 /* --- the file ----------------------------------------------------------------------------- */
 
-/* A file in dir that has no name until it is complete (O_TMPFILE), or a hidden temporary name
- * where the filesystem cannot do that. */
-static int open_temp(const char *dir, char *tmpname, size_t size)
+/* Where the file goes: the directory (an fd in km's range) and the name in it; `shown` names it
+ * in messages. */
+typedef struct place {
+	int dfd;
+	const char *name;
+	const char *shown;
+} place_t;
+
+/* A file in the directory that has no name until it is complete (O_TMPFILE), or a hidden
+ * temporary name where the filesystem cannot do that. */
+static int open_temp(const place_t *pl, char *tmpname, size_t size)
 {
 	tmpname[0] = '\0';
-	int fd = km_fd_reserve(open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+	int fd = km_fd_reserve(openat(pl->dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
 	if (fd >= 0)
 		return fd;
-	snprintf(tmpname, size, "%s/.kmsnap.tmp.XXXXXX", dir);
-	fd = km_fd_reserve(mkostemp(tmpname, O_CLOEXEC));
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (int attempt = 0; attempt < 100; attempt++) {
+		snprintf(tmpname, size, ".kmsnap.tmp.%d.%lx.%d", (int)getpid(), (unsigned long)ts.tv_nsec, attempt);
+		fd = km_fd_reserve(openat(pl->dfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
 	if (fd < 0)
 		tmpname[0] = '\0';
 	return fd;
@@ -525,12 +539,12 @@ static const char *kind_name(mode_t m)
 	return "not a regular file";
 }
 
-static int check_target(const char *path, target_t *t, km_err_t **err)
+static int check_target(const place_t *pl, target_t *t, km_err_t **err)
 {
 	struct stat st;
-	if (lstat(path, &st) < 0) {
+	if (fstatat(pl->dfd, pl->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
-			return km_err_set(err, errno, "%s", path);
+			return km_err_set(err, errno, "%s", pl->shown);
 		*t = TARGET_NONE;
 		return 0;
 	}
@@ -538,7 +552,8 @@ static int check_target(const char *path, target_t *t, km_err_t **err)
 		*t = TARGET_REGULAR;
 		return 0;
 	}
-	km_err_set(err, 0, "%s: %s is there; a snapshot replaces only a regular file%s", path, kind_name(st.st_mode),
+	km_err_set(err, 0, "%s: %s is there; a snapshot replaces only a regular file%s", pl->shown,
+		   kind_name(st.st_mode),
 		   S_ISLNK(st.st_mode) ? " (km does not replace or follow a link at the snapshot's name)" : "");
 	if (err != NULL && *err != NULL) /* km_err_set leaves it NULL when it cannot allocate */
 		(*err)->errnum = S_ISDIR(st.st_mode) ? EISDIR : EEXIST; /* what the hypercall returns */
@@ -548,49 +563,50 @@ static int check_target(const char *path, target_t *t, km_err_t **err)
 /* Gives the finished temporary file the final name. Over nothing: renameat2(RENAME_NOREPLACE),
  * so a file that appeared meanwhile is never replaced; over a regular file: checked again
  * right before the rename, which replaces it atomically. */
-static int publish(int fd, const char *tmpname, const char *dir, const char *path, target_t was, km_err_t **err)
+static int publish(int fd, const char *tmpname, const place_t *pl, target_t was, km_err_t **err)
 {
-	char linkname[4096];
+	char linkname[128];
+	int dfd = pl->dfd;
 	if (tmpname[0] == '\0') {
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd); /* the writer may be the listener, which has an fd table of its own */
 		bool linked = false;
 		for (int attempt = 0; attempt < 100 && !linked; attempt++) {
-			snprintf(linkname, sizeof(linkname), "%s/.kmsnap.link.%d.%d", dir, (int)getpid(), attempt);
-			linked = linkat(AT_FDCWD, proc, AT_FDCWD, linkname, AT_SYMLINK_FOLLOW) == 0;
+			snprintf(linkname, sizeof(linkname), ".kmsnap.link.%d.%d", (int)getpid(), attempt);
+			linked = linkat(AT_FDCWD, proc, dfd, linkname, AT_SYMLINK_FOLLOW) == 0;
 			if (!linked && errno != EEXIST)
-				return km_err_set(err, errno, "%s: giving the snapshot a name in %s", path, dir);
+				return km_err_set(err, errno, "%s: giving the snapshot a name in its directory", pl->shown);
 		}
 		/* Every name taken: renaming the last one tried would publish somebody else's file. */
 		if (!linked)
-			return km_err_set(err, EEXIST, "%s: giving the snapshot a name in %s", path, dir);
+			return km_err_set(err, EEXIST, "%s: giving the snapshot a name in its directory", pl->shown);
 		tmpname = linkname;
 	}
 	target_t now;
-	int rc = check_target(path, &now, err);
+	int rc = check_target(pl, &now, err);
 	if (rc == 0 && was == TARGET_NONE) {
-		rc = renameat2(AT_FDCWD, tmpname, AT_FDCWD, path, RENAME_NOREPLACE);
+		rc = renameat2(dfd, tmpname, dfd, pl->name, RENAME_NOREPLACE);
 		if (rc < 0 && errno == EINVAL) { /* a filesystem without it: link(2) never replaces either */
-			rc = link(tmpname, path);
+			rc = linkat(dfd, tmpname, dfd, pl->name, 0);
 			if (rc == 0)
-				unlink(tmpname);
+				unlinkat(dfd, tmpname, 0);
 		}
 		if (rc < 0)
 			km_err_set(err, errno, errno == EEXIST ? "%s: a file appeared at the snapshot's name while it was "
 								"being written; not replaced"
 							      : "%s: giving the snapshot its name",
-				   path);
-	} else if (rc == 0 && rename(tmpname, path) < 0) {
-		rc = km_err_set(err, errno, "%s: giving the snapshot its name", path);
+				   pl->shown);
+	} else if (rc == 0 && renameat(dfd, tmpname, dfd, pl->name) < 0) {
+		rc = km_err_set(err, errno, "%s: giving the snapshot its name", pl->shown);
 	}
 	if (rc < 0) {
-		unlink(tmpname);
+		unlinkat(dfd, tmpname, 0);
 		return -1;
 	}
-	int dfd = km_fd_reserve(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	if (dfd >= 0) {
-		fsync(dfd); /* the rename itself must survive a crash */
-		close(dfd);
+	int sfd = km_fd_reserve(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (sfd >= 0) {
+		fsync(sfd); /* the rename itself must survive a crash */
+		close(sfd);
 	}
 	return 0;
 }
@@ -712,6 +728,37 @@ out:
 	return rc;
 }
 
+/* The directory and name for req: the directory the caller gives (dir_fn), or the path's. */
+static int find_place(const km_snapshot_req_t *req, place_t *pl, char **dcopy, km_err_t **err)
+{
+	pl->shown = req->path;
+	if (req->dir_fn != NULL) {
+		pl->name = req->path;
+		pl->dfd = req->dir_fn(req->dir_arg);
+		if (pl->dfd < 0)
+			return km_err_set(err, -pl->dfd, "%s: the directory to write in", req->path);
+		return 0;
+	}
+	char *d = strdup(req->path), *b = strdup(req->path);
+	if (d == NULL || b == NULL) {
+		free(d);
+		free(b);
+		return km_err_set(err, ENOMEM, "%s", req->path);
+	}
+	const char *base = basename(b); /* the POSIX one (libgen.h): "" never, "/" for "/" */
+	size_t blen = strlen(base);
+	memmove(b, base, blen + 1);
+	*dcopy = b;
+	const char *dir = dirname(d);
+	pl->name = b;
+	pl->dfd = km_fd_reserve(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int e = errno;
+	if (pl->dfd < 0)
+		km_err_set(err, e, "%s: creating the file in %s", req->path, dir);
+	free(d);
+	return pl->dfd < 0 ? -1 : 0;
+}
+
 int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
 {
 	struct timespec t0, t1;
@@ -723,33 +770,31 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		km_buf_free(&nb.b);
 		return km_err_wrap(err, "%s", req->path);
 	}
-	char *dcopy = strdup(req->path);
-	if (dcopy == NULL) {
-		km_buf_free(&nb.b);
-		return km_err_set(err, ENOMEM, "%s", req->path);
-	}
-	char tmpname[4096];
+	char *dcopy = NULL;
+	char tmpname[128];
 	tmpname[0] = '\0';
-	const char *dir = dirname(dcopy);
+	place_t pl = {.dfd = -1};
 	target_t was;
 	int fd = -1, rc = -1;
-	if (check_target(req->path, &was, err) < 0)
+	if (find_place(req, &pl, &dcopy, err) < 0 || check_target(&pl, &was, err) < 0)
 		; /* refused before anything is written */
-	else if ((fd = open_temp(dir, tmpname, sizeof(tmpname))) < 0)
-		km_err_set(err, errno, "%s: creating the file in %s", req->path, dir);
+	else if ((fd = open_temp(&pl, tmpname, sizeof(tmpname))) < 0)
+		km_err_set(err, errno, "%s: creating the file in its directory", req->path);
 	else if (write_file(g, fd, &nb, res, err, req->path) == 0) {
 		struct stat st;
 		if (fstat(fd, &st) == 0) {
 			res->file_size = (uint64_t)st.st_size;
 			res->disk_bytes = (uint64_t)st.st_blocks * 512;
 		}
-		rc = publish(fd, tmpname, dir, req->path, was, err);
+		rc = publish(fd, tmpname, &pl, was, err);
 	}
 	if (fd >= 0) {
 		if (rc < 0 && tmpname[0] != '\0')
-			unlink(tmpname);
+			unlinkat(pl.dfd, tmpname, 0);
 		close(fd);
 	}
+	if (pl.dfd >= 0)
+		close(pl.dfd);
 	free(dcopy);
 	km_buf_free(&nb.b);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -46,10 +46,10 @@ void km_fd_limit_init(void)
 	}
 }
 
-static int open_kvm(km_machine_t *m, const char *dev, km_err_t **err)
+static int open_kvm(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err)
 {
 	km_fd_limit_init();
-	m->kvm_fd = km_fd_reserve(open(dev, O_RDWR | O_CLOEXEC));
+	m->kvm_fd = kvm_fd >= 0 ? kvm_fd : km_fd_reserve(open(dev, O_RDWR | O_CLOEXEC));
 	if (m->kvm_fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
@@ -122,11 +122,11 @@ static int load_cpuid(km_machine_t *m, const char *dev, km_err_t **err)
 	return 0;
 }
 
-int km_machine_open(km_machine_t *m, const char *dev, km_err_t **err)
+int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err)
 {
 	memset(m, 0, sizeof(*m));
 	m->kvm_fd = m->vm_fd = -1;
-	if (open_kvm(m, dev, err) < 0)
+	if (open_kvm(m, dev, kvm_fd, err) < 0)
 		return -1;
 	do {
 		m->vm_fd = ioctl(m->kvm_fd, KVM_CREATE_VM, 0);

@@ -21,9 +21,11 @@ typedef struct km_machine {
 	int phys_bits;            /* guest-physical address width */
 } km_machine_t;
 
-/* Opens `dev` (normally /dev/kvm), checks the KVM API and the capabilities km needs, creates a VM.
- * Errors say what is missing and how to fix it (permissions, module, nested virtualisation). */
-int km_machine_open(km_machine_t *m, const char *dev, km_err_t **err);
+/* Opens `dev` (normally /dev/kvm), or takes kvm_fd if it is >= 0 (already open and in km's fd
+ * range; the machine owns it from now on), checks the KVM API and the capabilities km needs,
+ * creates a VM. Errors say what is missing and how to fix it (permissions, module, nested
+ * virtualisation). */
+int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err);
 
 /* Registers host memory [host, host+size) as guest-physical [gpa, gpa+size) in memory slot `slot`. */
 int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err);

@@ -86,7 +86,11 @@ static void kick_laggards(km_guest_t *g)
 	}
 }
 
-/* Parks v in the stop in progress until it ends. Called with the lock held; returns with it. */
+static bool run_job(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, bool *ended);
+
+/* Parks v in the stop in progress until it ends. Called with the lock held; returns with it.
+ * In a clean stop that no vCPU owns (the guest paused from outside, km_stopall.h) a parked vCPU
+ * serves jobs meanwhile: it stands at a clean point, its state captured, the others parked. */
 static void park_locked(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags)
 {
 	km_guest_t *g = v->g;
@@ -101,8 +105,12 @@ static void park_locked(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_
 	v->parked = true;
 	t->nparked++;
 	pthread_cond_broadcast(&t->cond);
-	while (t->stop_gen == gen)
+	while (t->stop_gen == gen) {
+		bool ended = false;
+		if (t->stop == KM_STOP_CLEAN && t->owner == NULL && run_job(v, user, cpu_flags, &ended))
+			continue;
 		pthread_cond_wait(&t->cond, &t->lock);
+	}
 	v->parked = false;
 }
 
@@ -179,6 +187,7 @@ int km_stopall_run_on_vcpu(km_guest_t *g, km_vcpu_job_fn fn, void *arg)
 	t->job_arg = arg;
 	t->job_done = false;
 	__atomic_store_n(&t->job_posted, true, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&t->cond); /* vCPUs parked in a pause take jobs too */
 	pthread_mutex_unlock(&t->lock);
 	km_threads_kick_all(g);
 	pthread_mutex_lock(&t->lock);

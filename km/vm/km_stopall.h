@@ -64,10 +64,15 @@ void km_threads_fini(km_threads_t *t);
 int km_stopall_begin(struct km_guest *g, struct km_vcpu *self, km_stop_kind_t kind,
 		     const struct kvm_regs *self_regs, uint64_t cpu_flags);
 
+/* A KM_STOP_CLEAN stop begun by a thread that is not a vCPU (self NULL) is a pause: it lasts
+ * until that thread ends it, and meanwhile jobs (km_stopall_run_on_vcpu) are run by a parked
+ * vCPU, with every other one still parked. */
+
 /* Lets the stopped vCPUs go on (or leave, if the guest ended meanwhile). */
 void km_stopall_end(struct km_guest *g);
 
-/* Runs fn on the first vCPU that reaches a clean point (kicking them all until one does) and
+/* Runs fn on the first vCPU that reaches a clean point (or on a parked one while the guest is
+ * paused; fn must then not begin a stop of its) (kicking them all until one does) and
  * waits for it: how a thread with an fd table of its own (the management listener) gets work
  * done in the guest's. Returns 0 when done, -1 if the guest ended first, -2 if another job is
  * in progress. */

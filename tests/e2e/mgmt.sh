@@ -298,8 +298,120 @@ mgmt_clients() {
 	rm -f "$d/in" "$sock"
 }
 
+# mgmt_dir_ok DIR NAME SNAPDIR SOCK REQUEST...: as mgmt_expect_ok, with SNAPDIR passed along
+# (km-mgmt --dir).
+mgmt_dir_ok() {
+	local d=$1 name=$2 dir=$3 sock=$4
+	shift 4
+	if ! "$SNAP_MGMT" --timeout 10 --dir "$dir" "$sock" "$@" >"$d/$name.out" 2>&1; then
+		bad "$name: '$*' with --dir got no ok: $(head -c 300 "$d/$name.out")"
+		return 1
+	fi
+}
+
+# mgmt_fds_total KMPID: fds open across km's threads' tables (the listener has its own).
+mgmt_fds_total() {
+	local t n=0
+	for t in /proc/"$1"/task/*; do
+		n=$((n + $(ls "$t/fd" 2>/dev/null | wc -l)))
+	done
+	echo "$n"
+}
+
+# mgmt_ticks FILE: the last "tick N" number in FILE.
+mgmt_ticks() {
+	sed -n 's/^tick \([0-9]*\)$/\1/p' "$1" | tail -1
+}
+
+# mgmt_resume_done DIR SNAP NAME: resumes SNAP with stdin ready (the ticker's stop), prints the
+# N of its "done N" line (empty if none).
+mgmt_resume_done() {
+	echo stop >"$1/stop"
+	run "$1/$3" "$1/cwd" "$1/stop" -- "$KM" "$2"
+	[ "$RC" = 0 ] || bad "$3: resuming $2: exit status $(status_text "$RC"): $(head -c 300 "$1/$3/err")"
+	sed -n 's/^done \([0-9]*\)$/\1/p' "$1/$3/out"
+}
+
+# Protocol 2: pause holds every thread until resume (no tick while paused, whoever disconnects),
+# snapshots taken while paused (by path and into a directory passed as an fd) hold the same
+# count and leave the program paused, resume lets it go on, a stop-mode snapshot of a paused
+# program ends it; bad names and a missing dir fd are refused, and fds sent with requests that
+# do not ask for one are closed (km's fd count does not grow).
+mgmt_pause() {
+	local test=mgmt/pause-resume d=$WORK/mgmt/pause bin=$GUESTS/gcc/mgmt_ticker sock bg kmpid t1 t2 n a b
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	rm -rf "$d" && mkdir -p "$d/cwd" "$d/snaps"
+	sock=$(mgmt_sock "$d")
+	rm -f "$sock"
+	mkfifo "$d/in"
+	snap_start "$d/orig" "$d/cwd" "$d/in" -- "$KM" --mgmt="$sock" "$bin"
+	bg=$BG_PID
+	if ! snap_wait_line "$d/orig/out" "tick 3" 10 || ! kmpid=$(mgmt_km_pid "$bg"); then
+		bad "the ticker did not start within 10 s"
+		kill "$bg" 2>/dev/null
+		wait "$bg"
+		end
+		return
+	fi
+	mgmt_expect_ok "$d" pause "$sock" pause && [ "$(cat "$d/pause.out")" = "ok paused" ] ||
+		bad "pause replied '$(cat "$d/pause.out")'"
+	mgmt_expect_ok "$d" status "$sock" status
+	grep -q '^ok state=paused ' "$d/status.out" || bad "status while paused: '$(cat "$d/status.out")'"
+	t1=$(mgmt_ticks "$d/orig/out")
+	mgmt_dir_ok "$d" snap-a "$d/snaps" "$sock" snapshot dir=fd name=a.snap mode=continue
+	grep -q '^ok name=a.snap size=' "$d/snap-a.out" || bad "dir=fd snapshot replied '$(cat "$d/snap-a.out")'"
+	sleep 0.5 # a running ticker prints hundreds of lines meanwhile
+	mgmt_expect_ok "$d" snap-b "$sock" snapshot "path=$d/snaps/b.snap" mode=continue
+	t2=$(mgmt_ticks "$d/orig/out")
+	[ "$t1" = "$t2" ] || bad "ticks went on while paused: $t1, then $t2"
+	# refused requests and fds km must not keep
+	n=$(mgmt_fds_total "$kmpid")
+	local req
+	for req in "name=.." "name=." "name=a/b" "name=%2Fetc%2Fx"; do
+		"$SNAP_MGMT" --raw --timeout 10 --dir "$d/snaps" "$sock" snapshot dir=fd "$req" mode=continue >"$d/badname.out" 2>&1
+		grep -q '^error bad-request ' "$d/badname.out" || bad "$req: '$(cat "$d/badname.out")', expected error bad-request"
+	done
+	"$SNAP_MGMT" --timeout 10 "$sock" snapshot dir=fd name=c.snap mode=continue >"$d/nofd.out" 2>&1
+	grep -q '^error bad-request dir=fd, but no fd came' "$d/nofd.out" || bad "dir=fd without an fd: '$(cat "$d/nofd.out")'"
+	"$SNAP_MGMT" --timeout 10 --dir "$d/snaps" "$sock" snapshot dir=fd name=c.snap "path=$d/c" mode=continue >"$d/both.out" 2>&1
+	grep -q '^error bad-request ' "$d/both.out" || bad "path and dir=fd together: '$(cat "$d/both.out")'"
+	"$SNAP_MGMT" --timeout 10 --send-fd "$d/snaps" "$sock" snapshot dir=fd name=f mode=continue >"$d/notdir.out" 2>&1 ||
+		true # a directory opened O_RDONLY is accepted: that is a directory fd
+	for ((a = 0; a < 10; a++)); do
+		"$SNAP_MGMT" --timeout 10 --send-fd /dev/null "$sock" status >"$d/sendfd.out" 2>&1 ||
+			bad "status with an fd: $(cat "$d/sendfd.out")"
+	done
+	[ "$(mgmt_fds_total "$kmpid")" = "$n" ] || bad "km's fds grew from $n to $(mgmt_fds_total "$kmpid") with fds sent along"
+	ls "$d/snaps" | grep -q '^\.kmsnap' && bad "temporary files left in the directory: $(ls -a "$d/snaps")"
+	[ -e "$d/snaps/c.snap" ] && bad "a refused request wrote c.snap"
+	mgmt_expect_ok "$d" resume "$sock" resume && [ "$(cat "$d/resume.out")" = "ok running" ] ||
+		bad "resume replied '$(cat "$d/resume.out")'"
+	snap_wait_line "$d/orig/out" "tick $((t1 + 3))" 10 || bad "no tick after resume (last: $(mgmt_ticks "$d/orig/out"))"
+	mgmt_expect_ok "$d" status2 "$sock" status
+	grep -q '^ok state=running ' "$d/status2.out" || bad "status after resume: '$(cat "$d/status2.out")'"
+	# paused again, and ended by a stop-mode snapshot: km exits 0
+	mgmt_expect_ok "$d" pause2 "$sock" pause
+	t2=$(mgmt_ticks "$d/orig/out")
+	mgmt_dir_ok "$d" snap-stop "$d/snaps" "$sock" snapshot dir=fd name=s.snap mode=stop
+	wait "$bg"
+	RC=$?
+	[ "$RC" = 0 ] || bad "km after a stop-mode snapshot of a paused program: exit status $(status_text "$RC")"
+	grep -q '^done' "$d/orig/out" && bad "the stopped original finished by itself"
+	a=$(mgmt_resume_done "$d" "$d/snaps/a.snap" res-a)
+	b=$(mgmt_resume_done "$d" "$d/snaps/b.snap" res-b)
+	[ -n "$a" ] && [ "$a" = "$b" ] || bad "snapshots a and b taken while paused resume to 'done $a' and 'done $b'"
+	[ -n "$a" ] && { [ "$a" = "$t1" ] || [ "$a" = "$((t1 + 1))" ]; } || bad "a resumes to 'done $a', paused at tick $t1"
+	n=$(mgmt_resume_done "$d" "$d/snaps/s.snap" res-s)
+	[ -n "$n" ] && { [ "$n" = "$t2" ] || [ "$n" = "$((t2 + 1))" ]; } || bad "s resumes to 'done $n', paused at tick $t2"
+	rm -f "$d/in" "$sock"
+	snap_verbose && snap_show "$d/orig" "$d/res-a" "$d/res-b" "$d/res-s"
+	end
+}
+
 run_mgmt() {
 	mgmt_startup_race
 	mgmt_status_pid
 	mgmt_clients
+	mgmt_pause
 }

@@ -1,7 +1,8 @@
 /*
  * km-mgmt: a client for km's management socket (docs/mgmt-protocol.md), for tests and by hand.
  *
- *   km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] SOCKET REQUEST...
+ *   km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] [--dir DIR]
+ *           [--send-fd FILE] SOCKET REQUEST...
  *
  * Sends one request and prints km's reply line on stdout. REQUEST is the verb followed by
  * key=value words with plain values, which km-mgmt percent-encodes:
@@ -14,6 +15,10 @@
  * --spin retries without pausing, so the request reaches km in its first moments (start-up
  * races); started before km, it is connected as soon as km listens.
  * --timeout gives up if no reply arrives within SECONDS (default: wait as long as it takes).
+ * --dir opens the directory DIR and passes it with the request (SCM_RIGHTS, in the same sendmsg
+ * as the request's first byte): what `snapshot dir=fd name=FILE` writes into.
+ * --send-fd passes FILE (opened for reading) the same way, for any request (tests: km must close
+ * an fd a request did not ask for).
  *
  * Exit status: 0 for an `ok` reply, 1 for an `error` reply, 2 when there is no valid reply
  * (cannot connect, connection closed, timeout, malformed reply) or bad usage.
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -38,7 +44,8 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] SOCKET REQUEST...\n");
+	fprintf(stderr, "usage: km-mgmt [--wait-socket SECONDS] [--spin] [--timeout SECONDS] [--raw] [--dir DIR] "
+			"[--send-fd FILE] SOCKET REQUEST...\n");
 	return 2;
 }
 
@@ -146,6 +153,32 @@ static bool send_all(int fd, const char *p, size_t n)
 	return true;
 }
 
+/* Sends the request, with fd (if >= 0) attached to its first bytes. */
+static bool send_request(int fd, const char *p, size_t n, int pass)
+{
+	if (pass < 0)
+		return send_all(fd, p, n);
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {(void *)p, n};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pass, sizeof(int));
+	ssize_t w;
+	do
+		w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w <= 0)
+		return false;
+	return send_all(fd, p + w, n - (size_t)w);
+}
+
 /* Reads up to and including the first LF. Returns the line's length (LF included) or -1. */
 static ssize_t read_reply(int fd, char *buf, size_t size, int64_t timeout_ms)
 {
@@ -201,7 +234,7 @@ int main(int argc, char **argv)
 {
 	int64_t wait_ms = 0, timeout_ms = -1;
 	bool raw = false, spin = false;
-	int i = 1;
+	int i = 1, pass = -1;
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--raw") == 0) {
 			raw = true;
@@ -210,6 +243,14 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--wait-socket") == 0 && i + 1 < argc) {
 			if ((wait_ms = parse_seconds(argv[++i])) < 0)
 				return usage();
+		} else if ((strcmp(argv[i], "--dir") == 0 || strcmp(argv[i], "--send-fd") == 0) && i + 1 < argc && pass < 0) {
+			bool dir = argv[i][2] == 'd';
+			pass = open(argv[i + 1], O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+			if (pass < 0) {
+				fprintf(stderr, "km-mgmt: %s: %s\n", argv[i + 1], strerror(errno));
+				return 2;
+			}
+			i++;
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			if ((timeout_ms = parse_seconds(argv[++i])) < 0)
 				return usage();
@@ -228,7 +269,7 @@ int main(int argc, char **argv)
 	int fd = connect_socket(argv[i], wait_ms, spin);
 	if (fd < 0)
 		return 2;
-	if (!send_all(fd, req, req_len)) {
+	if (!send_request(fd, req, req_len, pass)) {
 		fprintf(stderr, "km-mgmt: sending the request: %s\n", strerror(errno));
 		close(fd);
 		return 2;

@@ -652,20 +652,20 @@ static void test_bad_requests(void **state)
 	int fd = conn(f);
 	char buf[KM_MGMT_REPLY_MAX];
 	assert_string_equal(ask(fd, "hello\n", buf, sizeof(buf)),
-			    "error unknown-request unknown request 'hello' (known: snapshot, status, version)");
+			    "error unknown-request unknown request 'hello' (known: snapshot, status, version, pause, resume)");
 	assert_string_equal(ask(fd, "snapshot path=%zz mode=stop\n", buf, sizeof(buf)),
 			    "error bad-request path: '%' at byte 0 is not followed by two hex digits");
 	send_str(fd, "\x00\xff\x01\n", 4);
 	assert_string_equal(read_line(fd, buf, sizeof(buf)),
-			    "error unknown-request unknown request '?\?\?' (known: snapshot, status, version)");
+			    "error unknown-request unknown request '?\?\?' (known: snapshot, status, version, pause, resume)");
 	assert_string_equal(ask(fd, "\n", buf, sizeof(buf)), "error bad-request empty request");
 	assert_int_equal(fake.calls, 0);
 	/* Several requests in one write, answered in order. */
 	send_str(fd, "status\nversion\nbogus\n", 21);
 	assert_string_equal(read_line(fd, buf, sizeof(buf)), status_ok());
-	assert_string_equal(read_line(fd, buf, sizeof(buf)), "ok protocol=1");
+	assert_string_equal(read_line(fd, buf, sizeof(buf)), "ok protocol=2");
 	assert_string_equal(read_line(fd, buf, sizeof(buf)),
-			    "error unknown-request unknown request 'bogus' (known: snapshot, status, version)");
+			    "error unknown-request unknown request 'bogus' (known: snapshot, status, version, pause, resume)");
 	/* A request split across writes. */
 	send_str(fd, "sta", 3);
 	usleep(50000);
@@ -887,19 +887,19 @@ static int wait_listener_fds(int n)
 static void test_fds_private(void **state)
 {
 	fx_t *f = *state;
-	check_fds(f, false, 1, 1); /* the wake fd; the connection is in the listener's table */
-	/* The listener's table holds the listening socket and the wake fd, nothing of the guest's
+	check_fds(f, false, 2, 2); /* the wake fd and the courier's receiving end; the connection is in the listener's table */
+	/* The listener's table holds the listening socket, the wake fd and the courier pair, nothing of the guest's
 	 * or km's: a copy would keep a pipe the guest closed open. */
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	int high = fcntl(p[1], F_DUPFD_CLOEXEC, 1500); /* one of km's own, above the socket's */
 	assert_true(high >= 1500);
 	start(f, NULL);
-	assert_int_equal(listener_fds(), 2);
+	assert_int_equal(listener_fds(), 4);
 	int fd = conn(f);
 	char buf[64];
 	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
-	assert_int_equal(listener_fds(), 3);
+	assert_int_equal(listener_fds(), 5);
 	close(p[1]);
 	close(high);
 	assert_int_equal(read(p[0], buf, 1), 0); /* EOF: no copy of the write end anywhere */
@@ -924,7 +924,7 @@ static void test_idle_clients_block_nobody(void **state)
 			    "ok path=/s size=1073741824 disk=16781312 memory=16777216 ms=12.345");
 	close(fd);
 	/* The idle ones are still served when they speak. */
-	assert_string_equal(ask(idle[0], "version\n", buf, sizeof(buf)), "ok protocol=1");
+	assert_string_equal(ask(idle[0], "version\n", buf, sizeof(buf)), "ok protocol=2");
 	assert_string_equal(ask(idle[2], " mode=continue\n", buf, sizeof(buf)),
 			    "ok path=/half size=1073741824 disk=16781312 memory=16777216 ms=12.345");
 	for (int i = 0; i < 3; i++)
@@ -968,10 +968,10 @@ static void test_connection_cap(void **state)
 			    "error busy idle connection closed to make room for a new one");
 	expect_eof(fds[0], 2000);
 	assert_string_equal(ask(fds[N - 1], "status\n", buf, sizeof(buf)), status_ok());
-	assert_true(listener_fds() <= 2 + KM_MGMT_CONN_MAX);
+	assert_true(listener_fds() <= 4 + KM_MGMT_CONN_MAX);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
-	assert_int_equal(wait_listener_fds(2), 2);
+	assert_int_equal(wait_listener_fds(4), 4);
 	int fd = conn(f);
 	assert_string_equal(ask(fd, "status\n", buf, sizeof(buf)), status_ok());
 	close(fd);
@@ -1011,7 +1011,7 @@ static void test_no_fd_leaks(void **state)
 {
 	fx_t *f = *state;
 	start(f, NULL);
-	assert_int_equal(listener_fds(), 2);
+	assert_int_equal(listener_fds(), 4);
 	char buf[KM_MGMT_REPLY_MAX];
 	for (int i = 0; i < 40; i++) {
 		int fd = conn(f);
@@ -1035,7 +1035,7 @@ static void test_no_fd_leaks(void **state)
 			send_str(fd, "stat", 4); /* and some leave half a request behind */
 		close(fd);
 	}
-	assert_int_equal(wait_listener_fds(2), 2);
+	assert_int_equal(wait_listener_fds(4), 4);
 }
 
 /* Whatever the socket file's mode has become, only km's user and root are served. */
@@ -1079,7 +1079,7 @@ static void test_other_users_refused(void **state)
 
 static void test_fds_shared_fallback(void **state)
 {
-	check_fds(*state, true, 2, 3); /* wake and listening fds, then the connection, all >= 1000 */
+	check_fds(*state, true, 4, 5); /* wake, listening and courier fds, then the connection, all >= 1000 */
 }
 
 /* Every signal km could use is blocked in the listener thread. */
