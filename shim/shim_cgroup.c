@@ -1,0 +1,512 @@
+/* A container's cgroups on v1, hybrid and pure v2 hosts: see shim_cgroup.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim_cgroup.h"
+#include "shim_container.h"
+
+static const char *const ctrl_names[SHIM_CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct" };
+
+const char *shim_cg_ctrl_name(shim_cg_ctrl_t c)
+{
+	return c < SHIM_CG_NCTRL ? ctrl_names[c] : "?";
+}
+
+static char *join(const char *a, const char *b)
+{
+	char *s;
+	while (*b == '/')
+		b++;
+	if (asprintf(&s, "%s%s%s", a, *b ? "/" : "", b) < 0)
+		return NULL;
+	return s;
+}
+
+static bool exists(const char *dir, const char *file)
+{
+	km_autofree char *p = join(dir, file);
+	return p && access(p, F_OK) == 0;
+}
+
+void shim_cgroup_layout_free(shim_cgroup_layout_t *l)
+{
+	free(l->root);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		free(l->dir[c]);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Whether cgroup.controllers (a space-separated list) names `want`. */
+static bool v2_lists(const char *controllers, const char *want)
+{
+	size_t n = strlen(want);
+	for (const char *p = controllers; (p = strstr(p, want)); p += n)
+		if ((p == controllers || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static int read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, cap - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		errno = e;
+		return -1;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err)
+{
+	memset(l, 0, sizeof(*l));
+	l->root = strdup(root ? root : "/sys/fs/cgroup");
+	if (!l->root)
+		return km_err_set(err, ENOMEM, "cgroups");
+	bool any = false;
+	if (exists(l->root, "cgroup.controllers")) {
+		km_autofree char *cf = join(l->root, "cgroup.controllers");
+		char buf[512];
+		if (!cf || read_small(cf, buf, sizeof(buf)) < 0)
+			return km_err_set(err, errno, "cgroups: reading %s", cf ? cf : l->root);
+		l->v2 = true;
+		for (int c = 0; c < SHIM_CG_NCTRL; c++)
+			/* cpu.stat (usage) is in every v2 cgroup, so cpuacct is always there. */
+			if (c == SHIM_CG_CPUACCT || v2_lists(buf, ctrl_names[c]))
+				l->dir[c] = strdup(l->root);
+		return 0;
+	}
+	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+		km_autofree char *d = join(l->root, ctrl_names[c]);
+		if (d && exists(d, "cgroup.procs")) {
+			l->dir[c] = d;
+			d = NULL;
+			any = true;
+		}
+	}
+	if (!any && !exists(l->root, "unified/cgroup.procs"))
+		return km_err_set(err, 0, "cgroups: no cgroup filesystem at %s (neither %s/cgroup.controllers nor v1 hierarchies)",
+				  l->root, l->root);
+	return 0;
+}
+
+char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id)
+{
+	const char *cp = cfg && cfg->linux_ ? cfg->linux_->cgroups_path : NULL;
+	char *s = NULL;
+	if (!cp || !*cp) {
+		if (asprintf(&s, "/km-shim/%s", id) < 0)
+			return NULL;
+		return s;
+	}
+	const char *c1 = strchr(cp, ':');
+	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	if (cp[0] != '/' && c1 && c2 && !strchr(c2 + 1, ':')) {
+		/* systemd's "slice:prefix:name", the way runc's cgroupfs driver would lay it out. */
+		if (asprintf(&s, "/%.*s/%.*s-%s.scope", (int)(c1 - cp), cp, (int)(c2 - c1 - 1), c1 + 1, c2 + 1) < 0)
+			return NULL;
+		return s;
+	}
+	if (asprintf(&s, "%s%s", cp[0] == '/' ? "" : "/", cp) < 0)
+		return NULL;
+	return s;
+}
+
+const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c)
+{
+	if (!res)
+		return NULL;
+	switch (c) {
+	case SHIM_CG_MEMORY:
+		if (res->has_memory_limit && res->memory_limit >= 0)
+			return "linux.resources.memory.limit";
+		if (res->has_memory_reservation && res->memory_reservation >= 0)
+			return "linux.resources.memory.reservation";
+		if (res->has_memory_swap && res->memory_swap >= 0)
+			return "linux.resources.memory.swap";
+		return NULL;
+	case SHIM_CG_PIDS:
+		return res->has_pids_limit && res->pids_limit > 0 ? "linux.resources.pids.limit" : NULL;
+	case SHIM_CG_CPU:
+		if (res->has_cpu_shares && res->cpu_shares)
+			return "linux.resources.cpu.shares";
+		if (res->has_cpu_quota && res->cpu_quota > 0)
+			return "linux.resources.cpu.quota";
+		if (res->has_cpu_period && res->cpu_period)
+			return "linux.resources.cpu.period";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const char *path)
+{
+	return c < SHIM_CG_NCTRL && l->dir[c] ? join(l->dir[c], path) : NULL;
+}
+
+static int cg_write(const char *dir, const char *file, const char *val, km_err_t **err)
+{
+	km_autofree char *p = join(dir, file);
+	if (!p)
+		return km_err_set(err, ENOMEM, "cgroups");
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return km_err_set(err, errno, "cgroups: opening %s", p);
+	ssize_t n = write(fd, val, strlen(val));
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return km_err_set(err, e, "cgroups: writing \"%s\" to %s", val, p);
+	return 0;
+}
+
+static int cg_write_num(const char *dir, const char *file, int64_t v, const char *unlimited, km_err_t **err)
+{
+	char buf[32];
+	if (v < 0)
+		snprintf(buf, sizeof(buf), "%s", unlimited);
+	else
+		snprintf(buf, sizeof(buf), "%" PRId64, v);
+	return cg_write(dir, file, buf, err);
+}
+
+static int mkdirs(const char *p)
+{
+	char *s = strdup(p);
+	if (!s)
+		return -1;
+	for (char *q = s + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(s, 0755) < 0 && errno != EEXIST) {
+			free(s);
+			return -1;
+		}
+		*q = '/';
+	}
+	int rc = mkdir(s, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	free(s);
+	return rc;
+}
+
+/* v2: each ancestor of `path` must delegate the controllers to its children. */
+static int v2_enable(const shim_cgroup_layout_t *l, const char *path, km_err_t **err)
+{
+	char want[64] = "";
+	for (int c = 0; c < SHIM_CG_CPUACCT; c++)
+		if (l->dir[c]) {
+			strcat(want, want[0] ? " +" : "+");
+			strcat(want, ctrl_names[c]);
+		}
+	if (!want[0])
+		return 0;
+	km_autofree char *rel = strdup(path);
+	if (!rel)
+		return km_err_set(err, ENOMEM, "cgroups");
+	for (char *q = rel;; q++) {
+		if (*q != '/' && *q != '\0')
+			continue;
+		char save = *q;
+		*q = '\0';
+		km_autofree char *dir = join(l->root, rel);
+		*q = save;
+		if (!save)
+			break; /* the container's own cgroup needs nothing delegated */
+		if (!dir || mkdirs(dir) < 0)
+			return km_err_set(err, errno, "cgroups: making %s", dir ? dir : path);
+		if (cg_write(dir, "cgroup.subtree_control", want, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int apply_memory(const shim_cgroup_layout_t *l, const char *d, const oci_resources_t *r, km_err_t **err)
+{
+	if (l->v2) {
+		if (r->has_memory_limit && cg_write_num(d, "memory.max", r->memory_limit, "max", err) < 0)
+			return km_err_wrap(err, "linux.resources.memory.limit");
+		if (r->has_memory_reservation && cg_write_num(d, "memory.low", r->memory_reservation, "max", err) < 0)
+			return km_err_wrap(err, "linux.resources.memory.reservation");
+		if (r->has_memory_swap) {
+			/* OCI's swap is memory+swap; v2's memory.swap.max is swap alone. */
+			int64_t swap = r->memory_swap;
+			if (swap >= 0 && r->has_memory_limit && r->memory_limit >= 0) {
+				if (swap < r->memory_limit)
+					return km_err_set(err, 0, "linux.resources.memory.swap: %" PRId64 " is below memory.limit %" PRId64,
+							  swap, r->memory_limit);
+				swap -= r->memory_limit;
+			}
+			if (!exists(d, "memory.swap.max")) {
+				if (swap != 0 && swap != -1)
+					return km_err_set(err, 0, "linux.resources.memory.swap: this kernel has no swap accounting (memory.swap.max)");
+			} else if (cg_write_num(d, "memory.swap.max", swap, "max", err) < 0)
+				return km_err_wrap(err, "linux.resources.memory.swap");
+		}
+		return 0;
+	}
+	if (r->has_memory_limit) {
+		/* memsw must stay >= limit: when raising, the memsw write has to come first. */
+		if (cg_write_num(d, "memory.limit_in_bytes", r->memory_limit, "-1", err) < 0) {
+			if (!(r->has_memory_swap && exists(d, "memory.memsw.limit_in_bytes")))
+				return km_err_wrap(err, "linux.resources.memory.limit");
+			km_err_free(err);
+			if (cg_write_num(d, "memory.memsw.limit_in_bytes", r->memory_swap, "-1", err) < 0 ||
+			    cg_write_num(d, "memory.limit_in_bytes", r->memory_limit, "-1", err) < 0)
+				return km_err_wrap(err, "linux.resources.memory");
+		}
+	}
+	if (r->has_memory_swap) {
+		if (!exists(d, "memory.memsw.limit_in_bytes")) {
+			if (r->memory_swap != -1 && !(r->has_memory_limit && r->memory_swap == r->memory_limit))
+				return km_err_set(err, 0, "linux.resources.memory.swap: this kernel has no swap accounting (memory.memsw.limit_in_bytes)");
+		} else if (cg_write_num(d, "memory.memsw.limit_in_bytes", r->memory_swap, "-1", err) < 0)
+			return km_err_wrap(err, "linux.resources.memory.swap");
+	}
+	if (r->has_memory_reservation &&
+	    cg_write_num(d, "memory.soft_limit_in_bytes", r->memory_reservation, "-1", err) < 0)
+		return km_err_wrap(err, "linux.resources.memory.reservation");
+	return 0;
+}
+
+uint64_t shim_cgroup_shares_to_weight(uint64_t shares)
+{
+	if (shares == 0)
+		return 0;
+	if (shares < 2)
+		shares = 2;
+	if (shares > 262144)
+		shares = 262144;
+	return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+static int apply_cpu(const shim_cgroup_layout_t *l, const char *d, const oci_resources_t *r, km_err_t **err)
+{
+	if (l->v2) {
+		if (r->has_cpu_shares && r->cpu_shares) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%" PRIu64, shim_cgroup_shares_to_weight(r->cpu_shares));
+			if (cg_write(d, "cpu.weight", buf, err) < 0)
+				return km_err_wrap(err, "linux.resources.cpu.shares");
+		}
+		if (r->has_cpu_quota || r->has_cpu_period) {
+			char buf[64];
+			uint64_t period = r->has_cpu_period && r->cpu_period ? r->cpu_period : 100000;
+			if (r->has_cpu_quota && r->cpu_quota > 0)
+				snprintf(buf, sizeof(buf), "%" PRId64 " %" PRIu64, r->cpu_quota, period);
+			else
+				snprintf(buf, sizeof(buf), "max %" PRIu64, period);
+			if (cg_write(d, "cpu.max", buf, err) < 0)
+				return km_err_wrap(err, "linux.resources.cpu.quota/period");
+		}
+		return 0;
+	}
+	if (r->has_cpu_shares && r->cpu_shares && cg_write_num(d, "cpu.shares", (int64_t)r->cpu_shares, "", err) < 0)
+		return km_err_wrap(err, "linux.resources.cpu.shares");
+	if (r->has_cpu_period && r->cpu_period &&
+	    cg_write_num(d, "cpu.cfs_period_us", (int64_t)r->cpu_period, "", err) < 0)
+		return km_err_wrap(err, "linux.resources.cpu.period");
+	if (r->has_cpu_quota && cg_write_num(d, "cpu.cfs_quota_us", r->cpu_quota > 0 ? r->cpu_quota : -1, "-1", err) < 0)
+		return km_err_wrap(err, "linux.resources.cpu.quota");
+	return 0;
+}
+
+int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+		      km_err_t **err)
+{
+	if (!res)
+		return 0;
+	for (int c = 0; c < SHIM_CG_CPUACCT; c++) {
+		const char *need = shim_cgroup_needs(res, c);
+		if (!l->dir[c]) {
+			if (need)
+				return km_err_set(err, 0, "%s: the %s cgroup controller is not available on this host%s", need,
+						  ctrl_names[c], l->v2 ? " (not in cgroup.controllers)" : "");
+			continue;
+		}
+		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		if (!d)
+			return km_err_set(err, ENOMEM, "cgroups");
+		int rc = 0;
+		if (c == SHIM_CG_MEMORY)
+			rc = apply_memory(l, d, res, err);
+		else if (c == SHIM_CG_PIDS && res->has_pids_limit)
+			rc = cg_write_num(d, "pids.max", res->pids_limit > 0 ? res->pids_limit : -1, "max", err) < 0
+				     ? km_err_wrap(err, "linux.resources.pids.limit")
+				     : 0;
+		else if (c == SHIM_CG_CPU)
+			rc = apply_cpu(l, d, res, err);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int shim_cgroup_create(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+		       km_err_t **err)
+{
+	if (l->v2 && v2_enable(l, path, err) < 0)
+		return -1;
+	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		if (d && mkdirs(d) < 0)
+			return km_err_set(err, errno, "cgroups: making %s", d);
+	}
+	return shim_cgroup_apply(l, path, res, err);
+}
+
+int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, km_err_t **err)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+		/* One v2 tree (or one v1 hierarchy holding several controllers): once is enough. */
+		bool seen = false;
+		for (int b = 0; b < c; b++)
+			seen |= l->dir[b] && l->dir[c] && !strcmp(l->dir[b], l->dir[c]);
+		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		if (!d || seen)
+			continue;
+		if (cg_write(d, "cgroup.procs", buf, err) < 0)
+			return km_err_wrap(err, "adding pid %d to the %s cgroup", (int)pid, ctrl_names[c]);
+	}
+	return 0;
+}
+
+int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_err_t **err)
+{
+	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		if (d && rmdir(d) < 0 && errno != ENOENT)
+			return km_err_set(err, errno, "cgroups: removing %s", d);
+	}
+	return 0;
+}
+
+int shim_cgroup_remove(const char *cgroup_path, km_err_t **err)
+{
+	if (!cgroup_path)
+		return 0;
+	shim_cgroup_layout_t l;
+	if (shim_cgroup_detect(NULL, &l, err) < 0)
+		return -1;
+	int rc = shim_cgroup_remove_in(&l, cgroup_path, err);
+	shim_cgroup_layout_free(&l);
+	return rc;
+}
+
+int shim_cgroup_update(const char *cgroup_path, const oci_resources_t *res, km_err_t **err)
+{
+	if (!cgroup_path)
+		return km_err_set(err, 0, "the container has no cgroup to update");
+	shim_cgroup_layout_t l;
+	if (shim_cgroup_detect(NULL, &l, err) < 0)
+		return -1;
+	int rc = shim_cgroup_apply(&l, cgroup_path, res, err);
+	shim_cgroup_layout_free(&l);
+	return rc;
+}
+
+int shim_cgroup_pids(const char *cgroup_path, pid_t pid, pid_t **pids, km_err_t **err)
+{
+	*pids = NULL;
+	shim_cgroup_layout_t l = { 0 };
+	km_autofree char *d = NULL;
+	if (cgroup_path) {
+		if (shim_cgroup_detect(NULL, &l, err) < 0)
+			return -1;
+		for (int c = 0; c < SHIM_CG_NCTRL && !d; c++)
+			d = shim_cgroup_dir(&l, c, cgroup_path);
+		shim_cgroup_layout_free(&l);
+	}
+	if (!d) {
+		*pids = malloc(sizeof(pid_t));
+		if (!*pids)
+			return km_err_set(err, ENOMEM, "pids");
+		(*pids)[0] = pid;
+		return 1;
+	}
+	km_autofree char *procs = join(d, "cgroup.procs");
+	FILE *f = procs ? fopen(procs, "re") : NULL;
+	if (!f)
+		return km_err_set(err, errno, "cgroups: reading %s", procs ? procs : d);
+	int n = 0, cap = 0, v;
+	while (fscanf(f, "%d", &v) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			pid_t *p = realloc(*pids, cap * sizeof(pid_t));
+			if (!p) {
+				fclose(f);
+				free(*pids);
+				*pids = NULL;
+				return km_err_set(err, ENOMEM, "pids");
+			}
+			*pids = p;
+		}
+		(*pids)[n++] = v;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A number from <dir>/<file>, or the value of `key` in a "key value" file; 0 if unreadable. */
+static unsigned long long read_num(const char *dir, const char *file, const char *key)
+{
+	km_autofree char *p = dir ? join(dir, file) : NULL;
+	char buf[4096];
+	if (!p || read_small(p, buf, sizeof(buf)) < 0)
+		return 0;
+	const char *s = buf;
+	if (key) {
+		size_t n = strlen(key);
+		for (s = buf; s && !(strncmp(s, key, n) == 0 && s[n] == ' '); s = strchr(s, '\n'), s = s ? s + 1 : s)
+			;
+		if (!s)
+			return 0;
+		s += n + 1;
+	}
+	if (!strncmp(s, "max", 3))
+		return 0;
+	return strtoull(s, NULL, 10);
+}
+
+int shim_cgroup_stats(const char *cgroup_path, shim_cgroup_stats_t *st, km_err_t **err)
+{
+	memset(st, 0, sizeof(*st));
+	if (!cgroup_path)
+		return 0;
+	shim_cgroup_layout_t l;
+	if (shim_cgroup_detect(NULL, &l, err) < 0)
+		return -1;
+	km_autofree char *mem = shim_cgroup_dir(&l, SHIM_CG_MEMORY, cgroup_path);
+	km_autofree char *pids = shim_cgroup_dir(&l, SHIM_CG_PIDS, cgroup_path);
+	km_autofree char *acct = shim_cgroup_dir(&l, SHIM_CG_CPUACCT, cgroup_path);
+	if (l.v2) {
+		st->memory_usage = read_num(mem, "memory.current", NULL);
+		st->memory_limit = read_num(mem, "memory.max", NULL);
+		st->memory_max_usage = read_num(mem, "memory.peak", NULL);
+		st->cpu_usage_ns = read_num(acct, "cpu.stat", "usage_usec") * 1000;
+	} else {
+		st->memory_usage = read_num(mem, "memory.usage_in_bytes", NULL);
+		st->memory_limit = read_num(mem, "memory.limit_in_bytes", NULL);
+		st->memory_max_usage = read_num(mem, "memory.max_usage_in_bytes", NULL);
+		st->cpu_usage_ns = read_num(acct, "cpuacct.usage", NULL);
+	}
+	st->pids_current = read_num(pids, "pids.current", NULL);
+	st->pids_limit = read_num(pids, "pids.max", NULL);
+	shim_cgroup_layout_free(&l);
+	return 0;
+}

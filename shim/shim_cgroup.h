@@ -1,0 +1,73 @@
+/*
+ * cgroups of a container: layout detection, creation with limits, membership, update, removal,
+ * stats. The public entry points (shim_cgroup_remove/update/pids/stats) are in shim_container.h;
+ * this header is what the rest of the shim and the unit tests use.
+ *
+ * Layouts (detected from the tree under a root, normally /sys/fs/cgroup):
+ *  - pure v2: <root>/cgroup.controllers exists; one tree, controllers enabled in each
+ *    ancestor's cgroup.subtree_control on the way down;
+ *  - v1 or hybrid: one hierarchy per controller at <root>/<controller> (cpu and cpuacct may be one
+ *    "cpu,cpuacct" mount reached through either name); a cgroup2 mount at <root>/unified, if any,
+ *    has no controllers and is not used.
+ * km-shim uses memory, pids, cpu and cpuacct (freezer is not needed: km pauses itself). A
+ * controller that is missing is an error naming it if the config asks for its resource, else it
+ * is skipped.
+ */
+#ifndef SHIM_CGROUP_H
+#define SHIM_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "km_error.h"
+#include "oci_config.h"
+
+typedef enum shim_cg_ctrl { SHIM_CG_MEMORY, SHIM_CG_PIDS, SHIM_CG_CPU, SHIM_CG_CPUACCT, SHIM_CG_NCTRL } shim_cg_ctrl_t;
+
+typedef struct shim_cgroup_layout {
+	bool v2; /* pure cgroup v2 */
+	char *root; /* the cgroup root given to detect */
+	/* v1: the hierarchy directory of each controller, NULL if missing. v2: the root for every
+	 * controller the root's cgroup.controllers lists, NULL for the others. */
+	char *dir[SHIM_CG_NCTRL];
+} shim_cgroup_layout_t;
+
+/* "memory", "pids", "cpu", "cpuacct". */
+const char *shim_cg_ctrl_name(shim_cg_ctrl_t c);
+
+/* Detects the layout under `root` (NULL: /sys/fs/cgroup). -1 with *err if there is no cgroup
+ * filesystem there at all. */
+int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err);
+void shim_cgroup_layout_free(shim_cgroup_layout_t *l);
+
+/* The cgroup path a container gets: linux.cgroupsPath made absolute ("a/b" -> "/a/b"; systemd's
+ * "slice:prefix:name" -> "/slice/prefix-name.scope"), else "/km-shim/<id>". Caller frees. */
+char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id);
+
+/* The resource of `res` that needs controller `c` and is set ("linux.resources.memory.limit"),
+ * or NULL if `res` asks nothing of it. */
+const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c);
+
+/* Makes `path` in every available hierarchy and applies `res` (may be NULL). Errors name the
+ * controller and file. A missing controller that `res` needs is an error. */
+int shim_cgroup_create(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+		       km_err_t **err);
+
+/* Writes the limits of `res` into the existing cgroup `path`. */
+int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+		      km_err_t **err);
+
+/* Moves `pid` into `path` in every hierarchy where it was made. */
+int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, km_err_t **err);
+
+/* rmdir of `path` in every hierarchy; missing is fine. */
+int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_err_t **err);
+
+/* The host directory of `path` in controller c's hierarchy (malloc'd), NULL if c is missing. */
+char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const char *path);
+
+/* runc's conversion of cpu.shares (2..262144) to cgroup v2's cpu.weight (1..10000); 0 -> 0. */
+uint64_t shim_cgroup_shares_to_weight(uint64_t shares);
+
+#endif
