@@ -630,6 +630,8 @@ run_threads
 run_sigframe
 . "$ROOT/tests/e2e/golang.sh"
 run_golang
+. "$ROOT/tests/e2e/shim.sh"
+run_shim
 . "$ROOT/tests/e2e/clients.sh"
 run_clients
 . "$ROOT/tests/e2e/hostile.sh"

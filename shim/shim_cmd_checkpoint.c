@@ -1,0 +1,287 @@
+/*
+ * checkpoint and restore: a km snapshot in an image directory (docs/cli.md, "km-shim").
+ *
+ * The image directory holds km.snap (km's snapshot, written by km itself into the directory
+ * descriptor passed with the request: km runs inside the container and cannot see host paths),
+ * km-checkpoint.json (what was checkpointed, and the sizes km reported) and inventory.img, a
+ * minimal CRIU inventory: podman looks for it before it restores. restore creates a container
+ * from the bundle with km resuming km.snap, and starts it.
+ */
+#include "shim_cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim_log.h"
+#include "shim_mgmt_client.h"
+
+#define SNAP_NAME "km.snap"
+#define META_NAME "km-checkpoint.json"
+#define INVENTORY_NAME "inventory.img"
+#define SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000)
+
+#ifndef KM_VERSION
+#define KM_VERSION "0.1.0" /* km/km_cli.h: km-shim and km are released together */
+#endif
+
+/* CRIU's image format: inventory.img is its magic (no common magic before it), then entries,
+ * each a 32-bit length and a protobuf message. Ours: one inventory_entry with only
+ * img_version = 2 (CRIU_IMAGES_V1_1), field 1 as a varint. */
+#define CRIU_INVENTORY_MAGIC 0x58313116u
+#define CRIU_IMAGES_V1_1 2
+
+/* Refuses a runc flag that km cannot honour when ignoring it would lose data or mislead; logs
+ * the harmless ones. */
+static int check_cr_flags(const shim_args_t *a, bool checkpoint, km_err_t **err)
+{
+	const char *cmd = checkpoint ? "checkpoint" : "restore";
+	if (a->pre_dump)
+		return km_err_set(err, 0, "%s: --pre-dump is not supported by km-shim (km writes whole snapshots; "
+					  "a pre-dump would leave no image)", cmd);
+	if (a->parent_path != NULL)
+		return km_err_set(err, 0, "%s: --parent-path is not supported by km-shim (no incremental "
+					  "snapshots)", cmd);
+	if (a->lazy_pages)
+		return km_err_set(err, 0, "%s: --lazy-pages is not supported by km-shim (km already maps a "
+					  "snapshot's memory lazily from the file)", cmd);
+	if (a->page_server != NULL)
+		return km_err_set(err, 0, "%s: --page-server is not supported by km-shim (the image would "
+					  "not be where it is expected)", cmd);
+	static const struct {
+		size_t off;
+		const char *name;
+	} ignored[] = {
+	    {offsetof(shim_args_t, tcp_established), "--tcp-established"},
+	    {offsetof(shim_args_t, ext_unix_sk), "--ext-unix-sk"},
+	    {offsetof(shim_args_t, shell_job), "--shell-job"},
+	    {offsetof(shim_args_t, file_locks), "--file-locks"},
+	    {offsetof(shim_args_t, auto_dedup), "--auto-dedup"},
+	    {offsetof(shim_args_t, no_subreaper), "--no-subreaper"},
+	};
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		if (*(const bool *)((const char *)a + ignored[i].off))
+			shim_log(SHIM_LOG_DEBUG, "%s: %s accepted and ignored (not applicable to km)", cmd, ignored[i].name);
+	if (a->work_path != NULL)
+		shim_log(SHIM_LOG_DEBUG, "%s: --work-path %s accepted and ignored (km writes no logs or work files)",
+			 cmd, a->work_path);
+	if (a->manage_cgroups_mode != NULL)
+		shim_log(SHIM_LOG_DEBUG, "%s: --manage-cgroups-mode %s accepted and ignored", cmd, a->manage_cgroups_mode);
+	if (a->n_empty_ns > 0)
+		shim_log(SHIM_LOG_DEBUG, "%s: --empty-ns accepted and ignored (namespaces come from config.json)", cmd);
+	if (a->has_status_fd)
+		shim_log(SHIM_LOG_DEBUG, "%s: --status-fd accepted and ignored (only used with --lazy-pages)", cmd);
+	if (a->lsm_profile != NULL || a->lsm_mount_context != NULL)
+		shim_log(SHIM_LOG_DEBUG, "%s: --lsm-profile/--lsm-mount-context accepted and ignored", cmd);
+	return 0;
+}
+
+/* Writes `len` bytes to `name` in directory `dfd` atomically (temporary + rename). */
+static int write_atomic(int dfd, const char *dir, const char *name, const void *buf, size_t len, km_err_t **err)
+{
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), ".%s.tmp-%d", name, (int)getpid());
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return km_err_set(err, errno, "writing %s/%s", dir, name);
+	bool ok = write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
+	int e = errno;
+	ok = close(fd) == 0 && ok;
+	if (!ok || renameat(dfd, tmp, dfd, name) != 0) {
+		if (ok)
+			e = errno;
+		unlinkat(dfd, tmp, 0);
+		return km_err_set(err, e, "writing %s/%s", dir, name);
+	}
+	return 0;
+}
+
+static int write_inventory(int dfd, const char *dir, km_err_t **err)
+{
+	uint8_t img[10];
+	uint32_t magic = CRIU_INVENTORY_MAGIC, len = 2;
+	memcpy(img, &magic, 4); /* CRIU writes host (little-endian) order */
+	memcpy(img + 4, &len, 4);
+	img[8] = 0x08; /* field 1, varint */
+	img[9] = CRIU_IMAGES_V1_1;
+	return write_atomic(dfd, dir, INVENTORY_NAME, img, sizeof(img), err);
+}
+
+static long long field_ll(const shim_mgmt_reply_t *r, const char *key)
+{
+	char *v = shim_mgmt_field(r, key);
+	long long n = v != NULL ? strtoll(v, NULL, 10) : 0;
+	free(v);
+	return n;
+}
+
+static int write_meta(int dfd, const char *dir, const oci_state_t *st, const shim_mgmt_reply_t *r, bool left_running,
+		      km_err_t **err)
+{
+	char *when = shim_now_rfc3339();
+	char *ms = shim_mgmt_field(r, "ms");
+	json_t *o = json_pack("{s:i, s:s, s:s?, s:s, s:s, s:s?, s:s, s:b, s:{s:I, s:I, s:I, s:f}}", "version", 1,
+			      "id", st->id, "config_digest", st->config_digest, "bundle", st->bundle, "km_version",
+			      KM_VERSION, "time", when, "snapshot", SNAP_NAME, "left_running", left_running, "sizes",
+			      "size", (json_int_t)field_ll(r, "size"), "disk", (json_int_t)field_ll(r, "disk"),
+			      "memory", (json_int_t)field_ll(r, "memory"), "ms", ms != NULL ? strtod(ms, NULL) : 0.0);
+	free(when);
+	free(ms);
+	char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return km_err_set(err, ENOMEM, "writing %s/%s", dir, META_NAME);
+	size_t n = strlen(text);
+	text[n] = '\n';
+	int rc = write_atomic(dfd, dir, META_NAME, text, n + 1, err);
+	free(text);
+	return rc;
+}
+
+/* Makes `path` and its parents (0700 for those made). */
+static int mkdir_p(const char *path, km_err_t **err)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return km_err_set(err, ENAMETOOLONG, "%s", path);
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST)
+				return km_err_set(err, errno, "making the image directory %s", p);
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	return 0;
+}
+
+int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
+{
+	if (check_cr_flags(a, true, err) != 0)
+		return -1;
+	shim_ctr_t c;
+	if (shim_ctr_open(a, true, &c, err) != 0)
+		return -1;
+	int rc = -1, dfd = -1;
+	char *dir = NULL;
+	shim_mgmt_reply_t r = {NULL, NULL};
+	oci_status_t s = shim_ctr_status(&c);
+	if (s != OCI_STATUS_RUNNING && s != OCI_STATUS_PAUSED) {
+		km_err_set(err, 0, "cannot checkpoint container \"%s\": container not running (%s)", a->id,
+			   oci_status_name(s));
+		goto out;
+	}
+	if (a->image_path != NULL)
+		dir = realpath(a->image_path, NULL);
+	if (dir == NULL && (a->image_path != NULL ? asprintf(&dir, "%s", a->image_path)
+						  : asprintf(&dir, "%s/checkpoint", c.st->bundle)) < 0) {
+		dir = NULL;
+		km_err_set(err, ENOMEM, "checkpoint");
+		goto out;
+	}
+	if (mkdir_p(dir, err) != 0)
+		goto out;
+	dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (dfd < 0) {
+		km_err_set(err, errno, "image directory %s", dir);
+		goto out;
+	}
+	/* A stale inventory must not make an older image look complete if this one fails. */
+	unlinkat(dfd, INVENTORY_NAME, 0);
+	char *label = shim_mgmt_encode(a->id);
+	char *req = NULL;
+	if (label == NULL || asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s",
+				      a->leave_running ? "continue" : "stop", label) < 0)
+		req = NULL;
+	free(label);
+	if (req == NULL) {
+		km_err_set(err, ENOMEM, "checkpoint");
+		goto out;
+	}
+	shim_log(SHIM_LOG_DEBUG, "checkpoint %s: %s (with the directory %s)", a->id, req, dir);
+	int mr = shim_mgmt_call(c.dir.dirfd, req, dfd, SNAPSHOT_TIMEOUT_MS, &r, err);
+	free(req);
+	if (mr != 0) {
+		km_err_wrap(err, "checkpoint of \"%s\"", a->id);
+		goto out;
+	}
+	if (write_meta(dfd, dir, c.st, &r, a->leave_running, err) != 0 || write_inventory(dfd, dir, err) != 0)
+		goto out;
+	if (!a->leave_running) {
+		/* km ends once the snapshot is written: the container is stopped, as after runc's */
+		if (shim_wait_gone(c.st->pid, c.st->pid_start_time, 30000) != 0)
+			shim_log(SHIM_LOG_WARN, "km (pid %d) still runs after its checkpoint", (int)c.st->pid);
+		c.st->status = OCI_STATUS_STOPPED;
+		if (oci_state_write(c.dir.path, c.st, err) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	shim_mgmt_reply_free(&r);
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	shim_ctr_close(&c);
+	return rc;
+}
+
+int shim_cmd_restore(const shim_args_t *a, km_err_t **err)
+{
+	if (check_cr_flags(a, false, err) != 0)
+		return -1;
+	char bundle[PATH_MAX], *dir = NULL;
+	const char *b = a->bundle != NULL ? a->bundle : ".";
+	if (realpath(b, bundle) == NULL)
+		return km_err_set(err, errno, "bundle %s", b);
+	const char *img = a->image_path;
+	char def[PATH_MAX + 32];
+	if (img == NULL) {
+		snprintf(def, sizeof(def), "%s/checkpoint", bundle);
+		img = def;
+	}
+	dir = realpath(img, NULL);
+	if (dir == NULL)
+		return km_err_set(err, errno, "restore: image directory %s", img);
+	int rc = -1;
+	int dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	int snap = dfd >= 0 ? openat(dfd, SNAP_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (dfd < 0) {
+		km_err_set(err, errno, "restore: image directory %s", dir);
+	} else if (snap < 0 && errno == ENOENT) {
+		km_err_set(err, 0, "restore: %s holds no km checkpoint (%s is missing)", dir, SNAP_NAME);
+	} else if (snap < 0) {
+		km_err_set(err, errno, "restore: %s/%s", dir, SNAP_NAME);
+	} else {
+		struct stat st;
+		if (fstat(snap, &st) != 0 || !S_ISREG(st.st_mode)) {
+			km_err_set(err, 0, "restore: %s/%s is not a regular file", dir, SNAP_NAME);
+		} else {
+			shim_args_t ra = *a;
+			ra.bundle = bundle;
+			pid_t pid;
+			if (shim_create_container(&ra, snap, dir, &pid, err) == 0) {
+				close(snap);
+				snap = -1;
+				rc = shim_run_created(&ra, pid, err);
+			} else {
+				km_err_wrap(err, "restore from %s", dir);
+			}
+		}
+	}
+	if (snap >= 0)
+		close(snap);
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return rc;
+}
