@@ -15,6 +15,8 @@
 #   RUNTIME=runc     harness self-check: the same tests against runc (the runtime they were
 #                    written against), to tell a broken harness from a broken km-shim.
 #   BUNDLES=dir      the example bundles (default build/bundles; `make bundles`).
+#   PODMAN_RUN_OPTS  extra options for every podman run (e.g. "--security-opt seccomp=unconfined"
+#                    to leave out podman's default seccomp profile while debugging).
 # A missing client binary fails the test and names scripts/deps.sh; nothing is skipped silently.
 
 CL_BUNDLES=${BUNDLES:-$ROOT/build/bundles}
@@ -73,7 +75,7 @@ cl_expect() {
 	local log=$1
 	cl_cmd "$@" && return 0
 	shift 2
-	bad "'$*' failed with status $(status_text "$RC"): $(tail -n 3 <<<"$CL_OUT" | tr '\n' ' ' | cut -c1-400)"
+	bad "'$(sed 's/^env PATH=[^ ]* //' <<<"$*")' failed with status $(status_text "$RC"): $(tail -n 3 <<<"$CL_OUT" | tr '\n' ' ' | cut -c1-600)"
 	return 1
 }
 
@@ -244,6 +246,8 @@ pm() { "${CL_PM[@]}" "$@"; }
 cl_pm_run_opts() {
 	CL_PM_OPTS=(--network none --cgroup-parent "/$CL_NS" --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)"
 		--ulimit nproc=32768:32768)
+	# shellcheck disable=SC2206 # words on purpose
+	[ -n "${PODMAN_RUN_OPTS:-}" ] && CL_PM_OPTS+=($PODMAN_RUN_OPTS)
 }
 
 # cl_pm_stop_all: every container removed (killed first), then, should podman have failed at that,
@@ -417,9 +421,10 @@ run_clients_containerd() {
 				if cl_expect "$CL_LOG" 60 "${CL_CTR[@]}" containers restore --live t-ck2 km-e2e/ckpt:1; then
 					echo "$CL_OUT" >"$CL_W/t-ck2.out"
 					if [ -z "$(cl_counts "$CL_W/t-ck2.out")" ]; then
-						timeout 5 "${CL_CTR[@]}" task attach t-ck2 >>"$CL_W/t-ck2.out" 2>&1 &
+						# SIGKILL: ctr task attach forwards every other signal to the task.
+						timeout -s KILL "$CL_WAIT" "${CL_CTR[@]}" task attach t-ck2 >>"$CL_W/t-ck2.out" 2>&1 &
 						cl_wait_more "$CL_W/t-ck2.out" 0
-						kill $! 2>/dev/null
+						kill -KILL $! 2>/dev/null
 						wait $! 2>/dev/null
 					fi
 					cl_first_count_in "$CL_W/t-ck2.out" $((l1 + 1)) $((l2 + 1)) "ctr containers restore --live"
