@@ -144,8 +144,8 @@ $(BUILD)/tests/unit/test_shim_%: tests/unit/test_shim_%.c $(SHIM_LIB_OBJS) $(OCI
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: km shim guests tools
-	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+e2e: km shim guests tools bundles
+	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 
