@@ -23,7 +23,8 @@ packages=(
 	containerd           # ctr, containerd, containerd-shim-runc-v2
 	podman               # podman 4.3 and conmon
 	conmon
-	criu                 # podman checks `criu` answers its version before checkpoint/restore
+	criu                 # podman 4.3 asks `criu swrk` its version over RPC before every checkpoint/restore
+	                     # (3.17.1 answers, though it cannot dump on this kernel; km-shim needs no CRIU)
 	iptables             # runc checkpoint/restore (CRIU) with a network namespace
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
