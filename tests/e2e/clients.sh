@@ -75,7 +75,10 @@ cl_expect() {
 	local log=$1
 	cl_cmd "$@" && return 0
 	shift 2
-	bad "'$(sed 's/^env PATH=[^ ]* //' <<<"$*")' failed with status $(status_text "$RC"): $(tail -n 3 <<<"$CL_OUT" | tr '\n' ' ' | cut -c1-600)"
+	# The private daemons' global options (in the client log) would hide the command here.
+	local c="$*" pm="${CL_PM[*]}" ct="${CL_CTR[*]}"
+	c=${c/#"$pm"/podman} c=${c/#"$ct"/ctr}
+	bad "'$(sed 's/^env PATH=[^ ]* //' <<<"$c")' failed with status $(status_text "$RC"): $(tail -n 3 <<<"$CL_OUT" | tr '\n' ' ' | cut -c1-600)"
 	return 1
 }
 
