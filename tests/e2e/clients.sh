@@ -5,10 +5,11 @@
 # hosts. Sourced by run.sh after its helpers (want, begin, bad, note, end, show_file, km_only);
 # defines run_clients.
 #
-# Every test starts its own private daemon (containerd) or private store (podman) with root, state
-# and runroot directories under one mktemp directory, and stops/removes it at the end, also on
-# failure or interruption (cl_cleanup runs from the EXIT trap): containers killed and deleted,
-# daemon stopped by pid, cgroups removed, nothing left mounted.
+# The containerd tests share one private daemon, the podman tests one private store (podman has no
+# daemon), started for them with root, state and runroot directories under one mktemp directory;
+# at the end, also on failure or interruption (cl_cleanup runs from the EXIT trap), every container
+# is killed and deleted, the daemon stopped by pid, conmons killed by their pid files, cgroups
+# removed, nothing left mounted, the directory removed.
 #
 # Knobs:
 #   KM_SHIM=path     the runtime under test (default build/bin/km-shim).
@@ -112,30 +113,33 @@ cl_consecutive() {
 	cl_counts "$1" | awk '$1 != NR { exit 1 } END { if (NR == 0) exit 1 }'
 }
 
+# cl_blob DIR FILE MEDIATYPE: stores FILE in DIR/layout/blobs/sha256 by its digest; prints its
+# OCI descriptor.
+cl_blob() {
+	local dig
+	dig=$(sha256sum "$2" | cut -d' ' -f1)
+	cp "$2" "$1/layout/blobs/sha256/$dig"
+	printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$3" "$dig" "$(stat -c %s "$2")"
+}
+
 # cl_image_tar OUT: an OCI image layout tarball (oci-layout, index.json, blobs/sha256/...) of the
 # three example programs in one layer, as a registry would serve it; image config Cmd /bin/hello.
 cl_image_tar() {
-	local out=$1 d=$CL_W/image b dig
+	local out=$1 d=$CL_W/image b
 	rm -rf "$d" && mkdir -p "$d/rootfs" "$d/layout/blobs/sha256"
 	for b in hello counter echo; do
 		[ -x "$CL_BUNDLES/$b/rootfs/bin/$b" ] || { bad "bundle $CL_BUNDLES/$b is not built (make bundles)"; return 1; }
 		cp -a "$CL_BUNDLES/$b/rootfs/." "$d/rootfs/"
 	done
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$d/rootfs" -cf "$d/layer.tar" . || return 1
-	# blob FILE MEDIATYPE: stores FILE by its digest; prints the descriptor.
-	blob() {
-		dig=$(sha256sum "$1" | cut -d' ' -f1)
-		cp "$1" "$d/layout/blobs/sha256/$dig"
-		printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$dig" "$(stat -c %s "$1")"
-	}
 	local layer config manifest
-	layer=$(blob "$d/layer.tar" application/vnd.oci.image.layer.v1.tar)
+	layer=$(cl_blob "$d" "$d/layer.tar" application/vnd.oci.image.layer.v1.tar)
 	printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/hello"],"Env":["PATH=/bin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
 		"$(sha256sum "$d/layer.tar" | cut -d' ' -f1)" >"$d/config.json"
-	config=$(blob "$d/config.json" application/vnd.oci.image.config.v1+json)
+	config=$(cl_blob "$d" "$d/config.json" application/vnd.oci.image.config.v1+json)
 	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
 		"$config" "$layer" >"$d/manifest.json"
-	manifest=$(blob "$d/manifest.json" application/vnd.oci.image.manifest.v1+json)
+	manifest=$(cl_blob "$d" "$d/manifest.json" application/vnd.oci.image.manifest.v1+json)
 	printf '{"imageLayoutVersion":"1.0.0"}' >"$d/layout/oci-layout"
 	printf '{"schemaVersion":2,"manifests":[%s]}' \
 		"${manifest%\}},\"annotations\":{\"io.containerd.image.name\":\"$CL_IMAGE\",\"org.opencontainers.image.ref.name\":\"1\"}}" \
@@ -452,7 +456,7 @@ cl_pm_ready() {
 		CL_LOG=$CL_W/pm-setup.log
 		cl_need podman conmon criu || { CL_PM_WHY="client programs missing"; return 1; }
 		[ -s "$CL_W/rootfs.tar" ] || cl_image_tar "$CL_W/image.tar" || { CL_PM_WHY="could not build the test image"; return 1; }
-		mkdir -p "$CL_W/podman/tmp"
+		mkdir -p "$CL_W/podman/tmp" "$CL_W/podman/net"
 		cl_expect "$CL_LOG" 60 "${CL_PM[@]}" import --change 'CMD ["/bin/hello"]' "$CL_W/rootfs.tar" "$CL_PM_IMAGE" ||
 			{ CL_PM_WHY="podman import failed"; return 1; }
 		CL_PM_STATE=ok
@@ -693,8 +697,8 @@ run_clients() {
 	CL_RTC=(env "PATH=$CL_PATH" "$CL_RT")
 	CL_CTR=(ctr --address "$CL_W/ctrd/containerd.sock" --namespace "$CL_NS")
 	CL_PM=(env "PATH=$CL_PATH" podman --root "$CL_W/podman/root" --runroot "$CL_W/podman/runroot"
-		--tmpdir "$CL_W/podman/tmp" --storage-driver vfs --cgroup-manager cgroupfs --events-backend file
-		--runtime "$CL_RT")
+		--tmpdir "$CL_W/podman/tmp" --network-config-dir "$CL_W/podman/net" --storage-driver vfs
+		--cgroup-manager cgroupfs --events-backend file --runtime "$CL_RT")
 	trap 'cl_cleanup; rm -rf "$WORK"' EXIT
 	echo "clients: runtime $CL_RT_NAME ($CL_RT), work dir $CL_W"
 
