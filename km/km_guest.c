@@ -1,5 +1,6 @@
 /* One guest: creation, program loading, running, teardown. See km_guest.h. */
 #include "km_guest.h"
+#include "km_guest_seccomp.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -144,6 +145,10 @@ void km_guest_destroy(km_guest_t *g)
 	}
 	g->nvcpus = 0;
 	km_sigqueue_free(&g->sigpending);
+	if (g->gseccomp != NULL)
+		km_gsc_free(g->gseccomp);
+	free(g->gseccomp);
+	g->gseccomp = NULL;
 	free(g->resume_timers);
 	g->resume_timers = NULL;
 	if (g->threads_inited) {

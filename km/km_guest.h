@@ -111,6 +111,9 @@ typedef struct km_guest {
 	/* Timers a resumed snapshot carried, armed when the forwarding thread starts (NULL: none). */
 	void *resume_timers;
 	size_t resume_timers_len;
+	/* The guest's own seccomp filters (km_guest_seccomp.h), checked before each syscall; NULL:
+	 * none. Set before the guest runs, never changed while it does. */
+	struct km_gsc *gseccomp;
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */

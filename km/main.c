@@ -13,6 +13,7 @@
 
 #include "km_cli.h"
 #include "km_guest.h"
+#include "km_guest_seccomp.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
 #include "km_passfd.h"
@@ -52,7 +53,9 @@ static int report_end(const km_guest_t *g, const char *prog)
  * due, and km's would be of km. */
 static void die_like_the_guest(int sig)
 {
-	if (sig == SIGSTOP)
+	/* SIGSYS is km's own seccomp reporter, which its filter keeps in place: km exits 159
+	 * (128 + SIGSYS, what report_end returned) instead. */
+	if (sig == SIGSTOP || sig == SIGSYS)
 		return;
 	struct rlimit none = {0, 0};
 	setrlimit(RLIMIT_CORE, &none);
@@ -158,6 +161,29 @@ static int take_passed_fds(km_cli_t *cli, km_err_t **err)
 	return 0;
 }
 
+/* --guest-seccomp(-fd): the program's own filter, added to any a resumed snapshot carried. */
+static int load_guest_seccomp(km_cli_t *cli, km_guest_t *g, km_err_t **err)
+{
+	if (cli->guest_seccomp_fd < 0 && cli->guest_seccomp_path == NULL)
+		return 0;
+	if (g->gseccomp == NULL && (g->gseccomp = calloc(1, sizeof(*g->gseccomp))) == NULL)
+		return km_err_set(err, ENOMEM, "the program's seccomp filter");
+	if (cli->guest_seccomp_fd >= 0) {
+		int rc = km_gsc_add_fd(g->gseccomp, cli->guest_seccomp_fd, "--guest-seccomp-fd", err);
+		close(cli->guest_seccomp_fd);
+		cli->guest_seccomp_fd = -1;
+		return rc;
+	}
+	int fd = open(cli->guest_seccomp_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return km_err_set(err, errno, "--guest-seccomp: %s", cli->guest_seccomp_path);
+	char what[64];
+	snprintf(what, sizeof(what), "--guest-seccomp");
+	int rc = km_gsc_add_fd(g->gseccomp, fd, what, err);
+	close(fd);
+	return rc < 0 ? km_err_wrap(err, "%s", cli->guest_seccomp_path) : 0;
+}
+
 /* --ready-fd, then --start-fd: *go false when nobody will start the program. */
 static int ready_and_wait(km_cli_t *cli, bool *go, km_err_t **err)
 {
@@ -198,10 +224,10 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t **err)
 {
 	(void)argc;
+	char fdname[64]; /* by the number it was given on */
+	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
 	if (take_passed_fds(cli, err) < 0)
 		return -1;
-	char fdname[64];
-	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
 	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
@@ -231,6 +257,8 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	}
 	km_mgmt_t *mgmt = NULL;
 	bool go = true;
+	if (rc == 0)
+		rc = load_guest_seccomp(cli, &g, err);
 	if (rc == 0)
 		rc = ready_and_wait(cli, &go, err);
 	if (rc == 0 && !go)

@@ -29,7 +29,7 @@
  * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
  * km can name a file's version. */
 #define KM_SNAPSHOT_MAJOR 2
-#define KM_SNAPSHOT_MINOR 1
+#define KM_SNAPSHOT_MINOR 2
 #define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
 #define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
 #define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
@@ -38,6 +38,8 @@
 /* What each minor of major 2 added (km_snapshot_has()). */
 #define KM_SNAPSHOT_MINOR_THREADS 1 /* 2.1: threads and signals: per-thread and process-wide signal
 				     * state, timers; a 2.0 file has none (nothing pending) */
+#define KM_SNAPSHOT_MINOR_SECCOMP 2 /* 2.2: the guest's own seccomp filters (NT_KM_SECCOMP); an
+				     * older file has none (the program was not filtered) */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -51,6 +53,9 @@
 #define NT_KM_CHECKSUM 0x4b4d0008  /* once, the first note: checksums (km_nt_checksum_t) */
 #define NT_KM_SIGPENDING 0x4b4d0009 /* 2.1, once: pending signals (km_nt_sigpending_t each) */
 #define NT_KM_TIMERS 0x4b4d000a    /* 2.1, once: interval and POSIX timers (km_nt_timers_t) */
+#define NT_KM_SECCOMP 0x4b4d000b   /* 2.2, at most once: the guest's seccomp filters, as text
+				    * (km_guest_seccomp.h, km_gsc_save: u32 count, per filter u32
+				    * length and its text) */
 
 /* Why the file was written (km_nt_proc_t.reason). */
 #define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */

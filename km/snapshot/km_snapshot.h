@@ -123,6 +123,8 @@ typedef struct km_snapshot {
 	uint32_t nsigpending;
 	const uint8_t *timers;       /* NT_KM_TIMERS, timers_len bytes (checked when stashed) */
 	size_t timers_len;
+	const uint8_t *seccomp;      /* 2.2: NT_KM_SECCOMP, seccomp_len bytes (checked when restored) */
+	size_t seccomp_len;
 	uint32_t nsegment_crcs;
 } km_snapshot_t;
 

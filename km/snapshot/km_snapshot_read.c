@@ -194,6 +194,11 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 				return *why = "bad NT_KM_TIMERS note", -1;
 			s->timers = n.desc;
 			s->timers_len = n.len;
+		} else if (km && n.type == NT_KM_SECCOMP && km_snapshot_has(s, KM_SNAPSHOT_MINOR_SECCOMP)) {
+			if (n.len < 4 || s->seccomp != NULL)
+				return *why = "bad NT_KM_SECCOMP note", -1;
+			s->seccomp = n.desc;
+			s->seccomp_len = n.len;
 		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
 			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
 				return *why = "bad NT_X86_XSTATE note", -1;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_guest_seccomp.h"
 #include "km_machine.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
@@ -203,6 +204,18 @@ static int restore_signals(km_guest_t *g, const km_snapshot_t *s, const char *na
 	return 0;
 }
 
+/* The program was filtered when the snapshot was taken: it stays so. */
+static int restore_seccomp(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (s->seccomp == NULL)
+		return 0;
+	if (g->gseccomp == NULL && (g->gseccomp = calloc(1, sizeof(*g->gseccomp))) == NULL)
+		return km_err_set(err, ENOMEM, "%s: the program's seccomp filter", name);
+	if (km_gsc_restore(g->gseccomp, s->seccomp, s->seccomp_len, err) < 0)
+		return km_err_wrap(err, "%s: corrupt snapshot", name);
+	return 0;
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
@@ -226,5 +239,7 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
 			return -1;
-	return restore_signals(g, s, name, err);
+	if (restore_signals(g, s, name, err) < 0)
+		return -1;
+	return restore_seccomp(g, s, name, err);
 }

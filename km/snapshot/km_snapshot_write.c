@@ -23,6 +23,7 @@
 #include "km_buf.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
+#include "km_guest_seccomp.h"
 #include "km_signal.h"
 #include "km_timers.h"
 #include "km_time.h"
@@ -341,6 +342,20 @@ static void add_signal_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req
 	free(timers);
 }
 
+/* The guest's own seccomp filters (2.2), so that a resumed program stays filtered. */
+static void add_seccomp_note(notebuf_t *nb, km_guest_t *g)
+{
+	if (g->gseccomp == NULL || g->gseccomp->nfilters == 0)
+		return;
+	size_t len;
+	void *p = km_gsc_save(g->gseccomp, &len);
+	if (p == NULL)
+		nb->b.failed = true; /* never a snapshot that silently drops the filter */
+	else
+		note_add(nb, KM_NOTE_OWNER, NT_KM_SECCOMP, p, len);
+	free(p);
+}
+
 static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
 {
 	/* First, so a reader finds it before it must trust any other note; filled in last. */
@@ -356,6 +371,7 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 	add_nt_file(nb, &g->mm);
 	add_proc_notes(nb, g, req, sig);
 	add_signal_notes(nb, g, req);
+	add_seccomp_note(nb, g);
 	add_vma_notes(nb, &g->mm);
 	if (nb->b.failed)
 		return km_err_set(err, ENOMEM, "building the snapshot's notes");

@@ -211,6 +211,24 @@ void km_signal_raise(km_vcpu_t *v, int sig)
 	km_signal_send_thread(v, &info);
 }
 
+void km_signal_force(km_vcpu_t *v, const siginfo_t *info)
+{
+	km_guest_t *g = v->g;
+	int sig = info->si_signo;
+	if (sig < 1 || sig > KM_NSIG)
+		return;
+	km_signal_lock(g);
+	/* Linux's force_sig_info: a blocked or ignored signal cannot be dodged; it kills. */
+	if ((v->sigmask & BIT(sig)) || ignored(g, sig)) {
+		g->sigactions[sig - 1].handler = (uint64_t)(uintptr_t)SIG_DFL;
+		v->sigmask &= ~BIT(sig);
+		if (v->restore_sigmask)
+			v->saved_sigmask &= ~BIT(sig);
+	}
+	km_signal_unlock(g);
+	km_signal_send_thread(v, info);
+}
+
 void km_signal_discard_ignored(km_guest_t *g, int sig)
 {
 	/* Called with the signal lock held, by rt_sigaction. */

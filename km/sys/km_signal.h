@@ -56,6 +56,11 @@ void km_signal_info(km_vcpu_t *from, int sig, int si_code, siginfo_t *info);
 /* Raises sig for v's thread as the kernel would for its syscall (SIGPIPE, SIGXFSZ). */
 void km_signal_raise(km_vcpu_t *v, int sig);
 
+/* Posts info's signal to v's thread so that it cannot be blocked or ignored (Linux's
+ * force_sig_info: a blocked or ignored one is unblocked and reset to its default action), as
+ * for a seccomp trap's SIGSYS. Taken at v's next return to the program. */
+void km_signal_force(km_vcpu_t *v, const siginfo_t *info);
+
 /* The live guest thread (vCPU) whose thread id is tid; NULL if none. */
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid);
 

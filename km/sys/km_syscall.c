@@ -9,8 +9,12 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "km_exception.h"
 #include "km_guest.h"
+#include "km_guest_seccomp.h"
 #include "km_hypercall.h"
+#include "km_snapshot.h"
+#include "km_threads.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall_names.h" /* generated from <asm/unistd_64.h>: km_syscall_names[] */
@@ -158,6 +162,77 @@ static bool raises_sigpipe(uint64_t nr, const uint64_t *a)
 	}
 }
 
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
+#define KM_AUDIT_ARCH_X86_64 0xc000003eu
+
+/* The guest's filter dies of SIGSYS as Linux's kill actions do (with a core file when one is due:
+ * the registers show the call not made, rax its number). */
+static void seccomp_kill(km_vcpu_t *v, uint64_t nr)
+{
+	struct kvm_regs u = v->user;
+	u.rax = nr;
+	km_guest_kill(v, SIGSYS, u.rip, 0);
+	km_core_dump(v, &u, SIGSYS);
+}
+
+/* SECCOMP_RET_TRAP: the call is not made, rax keeps its number (Linux rolls it back) and a
+ * forced SIGSYS says which call from where. */
+static long seccomp_trap(km_vcpu_t *v, uint64_t nr, uint16_t data)
+{
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	info.si_signo = SIGSYS;
+	info.si_errno = data;
+	info.si_code = SYS_SECCOMP;
+	info.si_call_addr = (void *)(uintptr_t)v->user.rip;
+	info.si_syscall = (int)nr;
+	info.si_arch = KM_AUDIT_ARCH_X86_64;
+	km_signal_force(v, &info);
+	return (long)nr;
+}
+
+/* The guest's own filter (km_guest_seccomp.h) on syscall nr: true if the call is not to be made,
+ * with *ret what the program gets. */
+static bool guest_filtered(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long *ret)
+{
+	km_gsc_verdict_t vd = km_gsc_eval(v->g->gseccomp, nr, a);
+	const char *name = name_of(nr);
+	switch (vd.action) {
+	case KM_GSC_ALLOW:
+		return false;
+	case KM_GSC_LOG:
+		dprintf(km_error_fd(), "km: seccomp: the program's syscall %s (%lu) logged by its filter\n",
+			name != NULL ? name : "?", (unsigned long)nr);
+		return false;
+	case KM_GSC_ERRNO:
+		*ret = -(long)vd.data;
+		return true;
+	case KM_GSC_TRACE: /* no tracer can be attached: Linux answers ENOSYS then */
+		*ret = -ENOSYS;
+		return true;
+	case KM_GSC_TRAP:
+		*ret = seccomp_trap(v, nr, vd.data);
+		return true;
+	case KM_GSC_KILL_THREAD:
+		if (km_threads_live(v->g) > 1) {
+			km_threads_exit(v, 0);
+			if (v->thread_exit) {
+				*ret = 0;
+				return true;
+			}
+		}
+		/* the last thread: the process dies of it, as on Linux */
+		/* fall through */
+	case KM_GSC_KILL_PROCESS:
+	default:
+		seccomp_kill(v, nr);
+		*ret = 0;
+		return true;
+	}
+}
+
 void km_syscall_handle(km_vcpu_t *v)
 {
 	struct kvm_regs *r = KM_REGS(v);
@@ -167,16 +242,19 @@ void km_syscall_handle(km_vcpu_t *v)
 	long ret;
 	/* Guest memory this call translates stays km's until the call ends (km_phys_deferred_t). */
 	__atomic_store_n(&v->sys_epoch, km_mm_epoch(&v->g->mm), __ATOMIC_SEQ_CST);
-	if (km_is_hcall(nr))
+	bool made = true;
+	if (v->g->gseccomp != NULL && guest_filtered(v, nr, a, &ret))
+		made = false;
+	else if (km_is_hcall(nr))
 		ret = km_hcall_handle(v, nr - KM_HCALL_BASE, a[0]);
 	else {
 		km_signal_syscall_begin();
 		ret = d != NULL ? d->fn(v, a) : -ENOSYS;
 		km_signal_syscall_end(v, ret);
 	}
-	if (ret == -EPIPE && raises_sigpipe(nr, a))
+	if (made && ret == -EPIPE && raises_sigpipe(nr, a))
 		km_signal_raise(v, SIGPIPE);
-	if (nr == SYS_rt_sigreturn && !km_guest_ended(v->g))
+	if (made && nr == SYS_rt_sigreturn && !km_guest_ended(v->g))
 		ret = (long)v->user.rax; /* the restored rax, whatever it is */
 	__atomic_store_n(&v->sys_epoch, 0, __ATOMIC_RELEASE);
 	if (v->g->opts.trace)

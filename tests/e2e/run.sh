@@ -630,6 +630,10 @@ run_threads
 run_sigframe
 . "$ROOT/tests/e2e/golang.sh"
 run_golang
+. "$ROOT/tests/e2e/container_km.sh"
+run_container_km
+. "$ROOT/tests/e2e/guest_seccomp.sh"
+run_guest_seccomp
 . "$ROOT/tests/e2e/shim.sh"
 run_shim
 . "$ROOT/tests/e2e/clients.sh"
