@@ -14,12 +14,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -791,12 +793,63 @@ static void test_hooks_run(void **state)
 	free(d);
 }
 
+/* The real cgroups of this host (hybrid or v2): create with limits, add, pids, stats, update,
+ * remove. */
+static void test_cgroup_real(void **state)
+{
+	(void)state;
+	shim_cgroup_layout_t l;
+	km_err_t *err = NULL;
+	assert_int_equal(shim_cgroup_detect(NULL, &l, &err), 0);
+	oci_resources_t r = { .has_pids_limit = true, .pids_limit = 7, .has_memory_limit = true, .memory_limit = 32 << 20,
+			      .has_cpu_shares = true, .cpu_shares = 512, .has_cpu_quota = true, .cpu_quota = 50000,
+			      .has_cpu_period = true, .cpu_period = 100000 };
+	char path[64]; /* per run: a zombie of an earlier failed run may still count in its cgroup */
+	snprintf(path, sizeof(path), "/km-shim/unit-cgroup-%d", (int)getpid());
+	if (shim_cgroup_create(&l, path, &r, &err) < 0)
+		fail_msg("%s", err->msg);
+	pid_t kid = fork();
+	if (kid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion must not leave it behind */
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(shim_cgroup_add(&l, path, kid, &err), 0);
+	pid_t *pids;
+	assert_int_equal(shim_cgroup_pids(path, 0, &pids, &err), 1);
+	assert_int_equal(pids[0], kid);
+	free(pids);
+	shim_cgroup_stats_t st;
+	assert_int_equal(shim_cgroup_stats(path, &st, &err), 0);
+	assert_int_equal(st.pids_current, 1);
+	assert_int_equal(st.pids_limit, 7);
+	assert_int_equal(st.memory_limit, 32 << 20);
+	oci_resources_t u = { .has_pids_limit = true, .pids_limit = 9 };
+	assert_int_equal(shim_cgroup_update(path, &u, &err), 0);
+	assert_int_equal(shim_cgroup_stats(path, &st, &err), 0);
+	assert_int_equal(st.pids_limit, 9);
+	char *d = shim_cgroup_dir(&l, SHIM_CG_CPU, path), f[512];
+	snprintf(f, sizeof(f), "%s/%s", d, l.v2 ? "cpu.max" : "cpu.cfs_quota_us");
+	char *q = slurp(f);
+	assert_string_equal(q, l.v2 ? "50000 100000\n" : "50000\n");
+	free(q);
+	free(d);
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	assert_int_equal(shim_cgroup_remove(path, &err), 0);
+	assert_int_equal(shim_cgroup_remove(path, &err), 0); /* already gone: fine */
+	assert_int_equal(shim_cgroup_pids(NULL, 42, &pids, &err), 1);
+	assert_int_equal(pids[0], 42);
+	free(pids);
+	shim_cgroup_layout_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mount_options),	  cmocka_unit_test(test_cap_table),
 		cmocka_unit_test(test_cgroup_detect_hybrid), cmocka_unit_test(test_cgroup_detect_v2),
-		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_path_escape),
+		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_cgroup_real), cmocka_unit_test(test_path_escape),
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
