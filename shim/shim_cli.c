@@ -454,7 +454,6 @@ int shim_cli_parse(int argc, char **argv, shim_args_t *a, km_err_t **err)
 	a->interval_ns = 5000000000ull;
 	a->rest = (char **)empty_list;
 	a->empty_ns = (char **)empty_list;
-	a->ext_mounts = (char **)empty_list;
 	int i = 1;
 	for (; i < argc && is_flag(argv[i]); i++)
 		if (parse_flag(global_opts, SHIM_CMD_NONE, a, argc, argv, &i, err) != 0)
@@ -511,8 +510,6 @@ void shim_args_free(shim_args_t *a)
 	free(a->owned_);
 	if (a->empty_ns != empty_list)
 		free(a->empty_ns);
-	if (a->ext_mounts != empty_list)
-		free(a->ext_mounts);
 	memset(a, 0, sizeof(*a));
 }
 

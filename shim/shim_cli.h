@@ -87,13 +87,11 @@ typedef struct shim_args {
 	const char *image_path, *work_path, *parent_path, *manage_cgroups_mode, *page_server,
 	    *lsm_profile, *lsm_mount_context;
 	bool leave_running, tcp_established, ext_unix_sk, shell_job, file_locks, pre_dump, auto_dedup,
-	    lazy_pages, no_pivot_restore;
+	    lazy_pages;
 	bool has_status_fd;
 	int status_fd;
 	char **empty_ns; /* --empty-ns (repeatable), NULL-terminated, never NULL */
 	int n_empty_ns;
-	char **ext_mounts; /* restore --ext... style repeatable values we only record */
-	int n_ext_mounts;
 
 	/* owned storage (freed by shim_args_free) */
 	void *owned_;

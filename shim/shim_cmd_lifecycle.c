@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim_cgroup.h"
@@ -168,12 +170,31 @@ static oci_state_t *initial_state(const shim_args_t *a, const char *bundle, cons
 	return st;
 }
 
-/* Waits for km's "ready\n". If km exits instead, says how (km printed its own reason). */
-static int wait_ready(int ready_r, pid_t pid, km_err_t **err)
+/* How long km may take to load the program or snapshot. Loading is quick (a snapshot's memory
+ * is mapped lazily); the bound keeps a hung km from holding the container's lock, and with it
+ * delete --force, forever. */
+#define READY_TIMEOUT_MS (120 * 1000)
+
+/* Reads up to 6 bytes of km's ready message, until EOF or the deadline. */
+static size_t read_ready(int ready_r, char *buf, bool *timed_out)
 {
-	char buf[8];
 	size_t n = 0;
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	*timed_out = false;
 	while (n < 6) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long left = READY_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000LL +
+						     (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0) {
+			*timed_out = true;
+			break;
+		}
+		struct pollfd p = {.fd = ready_r, .events = POLLIN};
+		int pr = poll(&p, 1, (int)left);
+		if (pr <= 0)
+			continue; /* EINTR or the deadline, checked above */
 		ssize_t r = read(ready_r, buf + n, 6 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -181,13 +202,40 @@ static int wait_ready(int ready_r, pid_t pid, km_err_t **err)
 			break;
 		n += (size_t)r;
 	}
+	return n;
+}
+
+/* Waits for km's "ready\n". If km exits instead, says how (km printed its own reason); if it
+ * says something else or nothing in time, it is killed. */
+static int wait_ready(int ready_r, pid_t pid, km_err_t **err)
+{
+	char buf[8];
+	bool timed_out;
+	size_t n = read_ready(ready_r, buf, &timed_out);
 	if (n == 6 && memcmp(buf, "ready\n", 6) == 0)
 		return 0;
+	if (timed_out || n == 6)
+		kill(pid, SIGKILL);
+	/* EOF: km is exiting (its exit closes the pipe); one that closed it and lives on is killed */
 	int status;
-	pid_t w;
-	do
-		w = waitpid(pid, &status, 0);
-	while (w < 0 && errno == EINTR);
+	pid_t w = 0;
+	for (int i = 0; i < 1000 && w == 0; i++) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == 0) {
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		do
+			w = waitpid(pid, &status, 0);
+		while (w < 0 && errno == EINTR);
+	}
+	if (timed_out)
+		return km_err_set(err, 0, "km did not become ready within %d seconds", READY_TIMEOUT_MS / 1000);
+	if (n == 6)
+		return km_err_set(err, 0, "km wrote something else than \"ready\" on its ready pipe");
 	if (w == pid && WIFEXITED(status))
 		return km_err_set(err, 0, "km exited with status %d before the container was ready", WEXITSTATUS(status));
 	if (w == pid && WIFSIGNALED(status))

@@ -13,7 +13,8 @@
 KM_SHIM=${KM_SHIM:-$ROOT/build/bin/km-shim}
 case $KM_SHIM in /*) ;; *) KM_SHIM=$PWD/$KM_SHIM ;; esac
 
-# shim_cfg BUNDLE ARGS...: writes BUNDLE/config.json running ARGS (paths inside the rootfs).
+# shim_cfg BUNDLE ARGS...: writes BUNDLE/config.json running ARGS (paths inside the rootfs), with
+# $SHIM_CFG_EXTRA (more top-level members, each followed by a comma) if set.
 shim_cfg() {
 	local b=$1 args="" a
 	shift
@@ -29,6 +30,7 @@ shim_cfg() {
 		    "cwd": "/"
 		  },
 		  "root": {"path": "rootfs", "readonly": true},
+		  ${SHIM_CFG_EXTRA:-}
 		  "hostname": "km-shim-e2e",
 		  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
 		             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
@@ -469,12 +471,8 @@ shim_test_killed_create() {
 	shim_bundle "$b" /shim_count 1000000 20
 	mkdir -p "$d"
 	mkfifo "$d/hook.fifo"
-	python3 - "$b/config.json" "$d/hook.fifo" <<-'EOF'
-		import json, sys
-		c = json.load(open(sys.argv[1]))
-		c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo $$ > " + sys.argv[2] + "; exec sleep 60"]}]}
-		json.dump(c, open(sys.argv[1], "w"))
-	EOF
+	SHIM_CFG_EXTRA='"hooks": {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo $$ > '"$d"'/hook.fifo; exec sleep 60"]}]},' \
+		shim_cfg "$b" /shim_count 1000000 20
 	shim_bg "$d/create.out" create --bundle "$b" k9
 	local cpid=$BG_PID
 	local hookpid shimpid
@@ -502,12 +500,9 @@ shim_test_killed_create() {
 	shim "$d/c2" create --bundle "$b" k9b
 	local kmpid
 	kmpid=$(shim_pid k9b)
-	python3 - "$SHIM_ROOT/k9b/state.json" <<-'EOF'
-		import json, sys
-		s = json.load(open(sys.argv[1]))
-		s["status"] = "creating"; s["pid"] = 0; s["pidStartTime"] = 0; s.pop("cgroupPath", None)
-		json.dump(s, open(sys.argv[1], "w"))
-	EOF
+	sed -i -e 's/"status": *"[a-z]*"/"status": "creating"/' -e 's/"pid": *[0-9]*/"pid": 0/' \
+		-e 's/"pidStartTime": *[0-9]*/"pidStartTime": 0/' \
+		-e 's|"cgroupPath": *"[^"]*"|"cgroupPath": "/km-shim-e2e-no-such-cgroup"|' "$SHIM_ROOT/k9b/state.json"
 	expect_status k9b creating
 	shim "$d/f2" delete --force k9b
 	expect_ok "$d/f2" "delete --force of a creating container whose km has no recorded pid"
@@ -551,12 +546,11 @@ shim_test_misc() {
 	shim "$d/f" delete --force upd
 	shim "$d/ft" features
 	expect_ok "$d/ft" features
-	python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); assert f["linux"]["cgroup"]["systemd"] is False' "$d/ft/out" ||
-		bad "features: not the expected JSON"
+	grep -q '"cgroup": {"v1": true, "v2": true, "systemd": false' "$d/ft/out" || bad "features: no cgroup entry"
 	mkdir -p "$d/spec"
 	shim "$d/sp" spec --bundle "$d/spec"
 	expect_ok "$d/sp" spec
-	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$d/spec/config.json" || bad "spec wrote no valid config.json"
+	grep -q '"ociVersion"' "$d/spec/config.json" || bad "spec wrote no config.json"
 	shim "$d/sp2" spec --bundle "$d/spec"
 	expect_error "$d/sp2" "already exists"
 	root_holds
