@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # The real OCI clients driving km-shim (issue 8, ../shared/CLIENTS.md): containerd 1.6 (ctr and its
 # runc v2 shim, `--runc-binary`), the Kubernetes configuration of docs/kubernetes.md, podman 4.3
-# (conmon, `--runtime`), and a checkpoint moved between two bundle copies standing in for two
-# hosts. Sourced by run.sh after its helpers (want, begin, bad, note, end, show_file, km_only);
+# (conmon, `--runtime`), a checkpoint moved between two bundle copies standing in for two hosts,
+# and the example bundles (hello, echo) under the runtime itself. Sourced by run.sh after its helpers (want, begin, bad, note, end, show_file, km_only);
 # defines run_clients.
 #
 # The containerd tests share one private daemon, the podman tests one private store (podman has no
@@ -669,13 +669,87 @@ run_clients_two_hosts() {
 	end
 }
 
+# The example bundles as they are, under the runtime itself: hello's output names the bundle's
+# hostname, cwd and pid namespace; echo's createRuntime hook brings lo up in the container's own
+# network namespace, and a client in that namespace gets its bytes back.
+run_clients_bundles() {
+	local t d pid reply
+
+	t=clients/bundles/hello
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/bundle-hello.log
+		d=$CL_W/bundles
+		mkdir -p "$d"
+		if [ ! -x "$CL_BUNDLES/hello/rootfs/bin/hello" ]; then
+			bad "bundle $CL_BUNDLES/hello is not built (make bundles)"
+		else
+			cp -a "$CL_BUNDLES/hello" "$d/hello"
+			CL_DIRECT+=("$d/state:b-hello")
+			if cl_expect "$CL_LOG" 30 "${CL_RTC[@]}" --root "$d/state" run --bundle "$d/hello" b-hello; then
+				[ "$CL_OUT" = "hello from hello (cwd /, pid 1)" ] ||
+					bad "hello printed '$CL_OUT', expected 'hello from hello (cwd /, pid 1)' (hostname, cwd and pid namespace from config.json)"
+			fi
+		fi
+		[ -n "$T_DIAG" ] && show_file "runtime log" "$CL_LOG"
+		end
+	fi
+
+	t=clients/bundles/echo
+	if want "$t"; then
+		begin "$t"
+		CL_LOG=$CL_W/bundle-echo.log
+		d=$CL_W/bundles
+		mkdir -p "$d"
+		if [ ! -x "$CL_BUNDLES/echo/rootfs/bin/echo" ]; then
+			bad "bundle $CL_BUNDLES/echo is not built (make bundles)"
+		else
+			cp -a "$CL_BUNDLES/echo" "$d/echo"
+			CL_DIRECT+=("$d/state:b-echo")
+			# The container's stdout and stderr: a file of its own (the runtime's go there too).
+			printf '$ %s\n' "$CL_RT --root $d/state run -d --bundle $d/echo b-echo > $d/echo.out" >>"$CL_LOG"
+			timeout 30 "${CL_RTC[@]}" --root "$d/state" run -d --bundle "$d/echo" b-echo </dev/null >"$d/echo.out" 2>&1
+			RC=$?
+			[ "$RC" = 0 ] || bad "$CL_RT_NAME run -d of the echo bundle failed with status $(status_text "$RC"): $(head -c 300 "$d/echo.out")"
+			if [ "$RC" = 0 ]; then
+				for ((i = 0; i < CL_WAIT * 10; i++)); do
+					grep -q '^echo: listening on 127.0.0.1:7777$' "$d/echo.out" && break
+					sleep 0.1
+				done
+				grep -q '^echo: listening on 127.0.0.1:7777$' "$d/echo.out" || bad "no 'echo: listening on 127.0.0.1:7777' within ${CL_WAIT}s"
+				pid=$("${CL_RTC[@]}" --root "$d/state" state b-echo 2>&1 | sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p')
+				if [ -z "$pid" ] || [ ! -e "/proc/$pid/ns/net" ]; then
+					bad "no pid for b-echo in its state: $("${CL_RTC[@]}" --root "$d/state" state b-echo 2>&1 | tr '\n' ' ')"
+				elif [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/self/ns/net)" ]; then
+					bad "the container shares the host's network namespace"
+				else
+					nsenter --net="/proc/$pid/ns/net" ip -br link show lo >"$d/lo" 2>&1
+					grep -q 'LOOPBACK,UP' "$d/lo" || bad "lo is not up in the container's namespace (the createRuntime hook): $(cat "$d/lo")"
+					# shellcheck disable=SC2016 # the inner shell's variables
+					reply=$(timeout 10 nsenter --net="/proc/$pid/ns/net" bash -c \
+						'exec 3<>/dev/tcp/127.0.0.1/7777 && echo "ping from the e2e test" >&3 && read -r l <&3 && echo "$l"' 2>&1)
+					[ "$reply" = "ping from the e2e test" ] || bad "the echo server answered '$reply', expected 'ping from the e2e test'"
+					for ((i = 0; i < CL_WAIT * 10; i++)); do
+						grep -q '^echo: connection 1: 23 bytes echoed$' "$d/echo.out" && break
+						sleep 0.1
+					done
+					grep -q '^echo: connection 1: 23 bytes echoed$' "$d/echo.out" || bad "the server did not report 'connection 1: 23 bytes echoed'"
+				fi
+			fi
+		fi
+		cl_direct_stop
+		[ -n "$T_DIAG" ] && { show_file "runtime log" "$CL_LOG"; show_file "the container's output" "$d/echo.out"; }
+		end
+	fi
+}
+
 # --- main ------------------------------------------------------------------------------------
 
 run_clients() {
 	local tests=(clients/containerd/run-exit-status clients/containerd/ps-kill clients/containerd/checkpoint-restore
 		clients/containerd/kubernetes-config clients/podman/run-exit-status clients/podman/run-d-stop
 		clients/podman/checkpoint-restore clients/podman/checkpoint-leave-running clients/podman/export-import
-		clients/two-hosts) t any=0
+		clients/two-hosts clients/bundles/hello clients/bundles/echo) t any=0
 	for t in "${tests[@]}"; do want "$t" && any=1; done
 	[ $any = 1 ] || return 0
 	if [ "${RUNTIME:-}" != runc ] && [ "$NATIVE" = 1 ]; then
@@ -705,6 +779,7 @@ run_clients() {
 	run_clients_containerd
 	run_clients_podman
 	run_clients_two_hosts
+	run_clients_bundles
 	cl_cleanup
 	trap 'rm -rf "$WORK"' EXIT
 }
