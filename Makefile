@@ -1,7 +1,7 @@
 # km: build, test and benchmark. See README.md.
 #   make            build build/bin/km and the test guests
 #   make check      install missing packages, build, run every test
-#   make demo       install missing packages, build, run a guest under km and show what km did
+#   make demo       install missing packages, build, a container under km-shim (checkpoint, restore), guests under km
 #   make asan       the same tests against an address/undefined-sanitizer build of km
 #   make bench      benchmarks: km beside native (and later runc/CRIU)
 
