@@ -3,7 +3,7 @@
 #   make check      install missing packages, build, run every test
 #   make demo       install missing packages, build, a container under km-shim (checkpoint, restore), guests under km
 #   make asan       the same tests against an address/undefined-sanitizer build of km
-#   make bench      benchmarks: km beside native (and later runc/CRIU)
+#   make bench      benchmarks: km beside native and bare KVM; km-shim beside runc, crun and CRIU
 
 BUILD ?= build
 CC := gcc
