@@ -90,7 +90,7 @@ $(BUILD)/obj/shim/%.o: shim/%.c $(wildcard oci/*.h shim/*.h) km/km_error.h
 $(BUILD)/bin/km-shim: $(SHIM_OBJS) $(OCI_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(SHIM_LDLIBS)
-shim: $(if $(SHIM_SRCS),$(BUILD)/bin/km-shim)
+shim: $(if $(wildcard shim/shim_main.c),$(BUILD)/bin/km-shim)
 
 guests: $(GUESTS) $(GO_GUESTS)
 $(GUEST_DIR)/gcc/%: tests/guests/%.c $(wildcard tests/guests/*.h)
