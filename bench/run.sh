@@ -457,7 +457,8 @@ if want shim || want shimck; then
 fi
 # CRUN_NS: crun's prefix, a private mount namespace without the cgroup2 mount.
 CRUN_NS=(unshare --mount --propagation private -- sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"' sh)
-RUNC_NS=(env "PATH=$([ $CRIU_OK = 1 ] && dirname "$CRIU"):$PATH")
+RUNC_NS=(env "PATH=$PATH")
+[ $CRIU_OK = 1 ] && RUNC_NS=(env "PATH=$(dirname "$CRIU"):$PATH") # runc checkpoints with the first criu on PATH
 [ ${#CRIU_NS[@]} -gt 0 ] && RUNC_NS=("${CRIU_NS[@]}" "${RUNC_NS[@]}")
 
 # rt_hello NAME RUNTIME PREFIX...: R1 = median us of RUNTIME run of the hello bundle (SHIM_RUNS
