@@ -1,9 +1,9 @@
 # km: build, test and benchmark. See README.md.
 #   make            build build/bin/km and the test guests
 #   make check      install missing packages, build, run every test
-#   make demo       install missing packages, build, run a guest under km and show what km did
+#   make demo       install missing packages, build, a container under km-shim (checkpoint, restore), guests under km
 #   make asan       the same tests against an address/undefined-sanitizer build of km
-#   make bench      benchmarks: km beside native (and later runc/CRIU)
+#   make bench      benchmarks: km beside native and bare KVM; km-shim beside runc, crun and CRIU
 
 BUILD ?= build
 CC := gcc
@@ -47,8 +47,8 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km shim guests tools deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-oci fuzz-syscalls clean
-all: km shim guests tools
+.PHONY: all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-oci fuzz-syscalls clean
+all: km shim guests tools bundles
 km: $(BUILD)/bin/km
 
 deps:
@@ -104,6 +104,22 @@ $(GO_GUEST_DIR)/%: tests/guests-go/%.go
 	@mkdir -p $(dir $@)
 	$(GO_ENV) go build -trimpath -o $@ $<
 
+# Example OCI bundles (examples/bundles/README.md): build/bundles/<name>/{config.json,rootfs/}, the
+# rootfs holding the example's static program as /bin/<name> and the mount points its config needs.
+BUNDLE_NAMES := hello counter echo
+BUNDLE_DIR := build/bundles
+BUNDLE_FILES := $(foreach b,$(BUNDLE_NAMES),$(BUNDLE_DIR)/$(b)/config.json $(BUNDLE_DIR)/$(b)/rootfs/bin/$(b))
+bundles: $(BUNDLE_FILES)
+$(BUNDLE_DIR)/%/config.json: examples/bundles/%/config.json
+	@mkdir -p $(dir $@)
+	cp $< $@
+define bundle_program
+$(BUNDLE_DIR)/$(1)/rootfs/bin/$(1): examples/bundles/src/$(1).c
+	@mkdir -p $$(dir $$@) $(addprefix $(BUNDLE_DIR)/$(1)/rootfs/,proc dev sys tmp)
+	$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $$@ $$<
+endef
+$(foreach b,$(BUNDLE_NAMES),$(eval $(call bundle_program,$(b))))
+
 tools: $(TOOLS)
 build/tests/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
@@ -128,8 +144,8 @@ $(BUILD)/tests/unit/test_shim_%: tests/unit/test_shim_%.c $(SHIM_LIB_OBJS) $(OCI
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: km shim guests tools
-	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+e2e: km shim guests tools bundles
+	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 

@@ -12,7 +12,8 @@
 # Knobs (environment): SECTIONS (which rows to measure; default all), HELLO_RUNS, GETPPID_N,
 # GETPPID_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
-# SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD (see bench/README.md).
+# SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
+# SHIM_CK_RUNS (see bench/README.md).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -31,7 +32,7 @@ THREAD_N=${THREAD_N:-2000}   # pthread_create + pthread_join rounds per thread_c
 THREAD_RUNS=${THREAD_RUNS:-5}
 FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
-ALL_SECTIONS="floors hello getppid cpu threads snap snap4"
+ALL_SECTIONS="floors hello getppid cpu threads shim shimck snap snap4"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -47,6 +48,10 @@ SNAP_TIMEOUT=${SNAP_TIMEOUT:-120}             # seconds per snapshot/restore/dum
 KM_MGMT=${KM_MGMT:-$B/../tests/tools/km-mgmt} # client for km --mgmt (tests/tools/km-mgmt.c)
 CRIU=${CRIU:-}                                # a criu binary; "none" to leave CRIU out
 CRIU_BUILD=${CRIU_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/criu/build.sh}
+KM_SHIM=${KM_SHIM:-$(dirname "$KM")/km-shim} # the OCI runtime, for the container rows (shim, shimck)
+BUNDLES=${BUNDLES:-$B/../bundles}            # the example bundles (make bundles)
+SHIM_RUNS=${SHIM_RUNS:-30}                   # container start-to-exit runs per runtime
+SHIM_CK_RUNS=${SHIM_CK_RUNS:-5}              # checkpoint + restore rounds per runtime
 
 for f in walltime vmexit_floor vmcreate_floor snaptime; do
 	if [ ! -x "$B/$f" ]; then
@@ -124,8 +129,8 @@ CRIU_OMIT=0 # 1: left out on purpose, which does not fail the run
 if [ "$CRIU" = none ]; then
 	CRIU_WHY="left out (CRIU=none)"
 	CRIU_OMIT=1
-elif ! want snap && ! want snap4; then
-	CRIU_WHY="not needed: no snapshot rows in SECTIONS"
+elif ! want snap && ! want snap4 && ! want shimck; then
+	CRIU_WHY="not needed: no snapshot or container checkpoint rows in SECTIONS"
 	CRIU_OMIT=1
 elif [ "$(id -u)" != 0 ]; then
 	CRIU_WHY="criu dump/restore need root (run make bench as root)"
@@ -156,9 +161,24 @@ fi
 CRIU_NS=()     # prefix for commands that run criu
 CRIU_NS_PID="" # the process that holds the namespace; killed at exit
 SNAPTMP=""     # the snapshot rows' temporary directory; removed at exit
+SHIMTMP=""     # the container rows' bundles, state roots and images; removed at exit
+SHIM_LIVE=()   # "PREFIX-INDEX|RUNTIME|ROOT|ID" of containers that may still exist (killed at exit)
+# shellcheck disable=SC2317 # called by cleanup
+shim_cleanup() {
+	local e rt root id
+	for e in "${SHIM_LIVE[@]}"; do
+		IFS='|' read -r _ rt root id <<<"$e"
+		"$rt" --root "$root" kill "$id" KILL >/dev/null 2>&1
+		"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+	done
+	SHIM_LIVE=()
+	[ -n "$SHIMTMP" ] && rm -rf "$SHIMTMP"
+	SHIMTMP=""
+}
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	[ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"
+	shim_cleanup
 	[ -n "$CRIU_NS_PID" ] && kill "$CRIU_NS_PID" 2>/dev/null
 }
 trap cleanup EXIT
@@ -408,6 +428,149 @@ want threads && for libc in $LIBCS; do
 	row "futex ping-pong, us/round trip ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
 		- "$(kmfailed - "$KM_ERR")"
 done
+
+# ---------------------------------------------------------------------------------------------------
+# Containers: km-shim beside runc (and crun) on the example bundles (examples/bundles), the same
+# bundle for each runtime. Start-to-exit: `RUNTIME run --bundle hello ID` timed by walltime (create,
+# start, the program, exit, delete). Checkpoint/restore: the counter started with `run -d`, then
+# `checkpoint --image-path` (the container ends) and `restore -d` each timed by walltime; runc's
+# steps run with CRIU 4.1.1 on PATH, in criu's private mount namespace when there is one (as the
+# snapshot rows' criu runs). crun runs only with the cgroup2 mount hidden (a private mount
+# namespace with /sys/fs/cgroup/unified unmounted: Debian's crun 1.8.1 refuses the hybrid layout).
+SHIM_OK=0 SHIM_WHY="" RUNC_OK=0 RUNC_WHY="" CRUN_OK=0 CRUN_WHY="" RUNC="" CRUN=""
+if want shim || want shimck; then
+	if [ "$(id -u)" != 0 ]; then
+		SHIM_WHY="container runtimes need root" RUNC_WHY=$SHIM_WHY CRUN_WHY=$SHIM_WHY
+	elif [ ! -x "$BUNDLES/hello/rootfs/bin/hello" ] || [ ! -x "$BUNDLES/counter/rootfs/bin/counter" ]; then
+		SHIM_WHY="no example bundles in $BUNDLES (make bundles)" RUNC_WHY=$SHIM_WHY CRUN_WHY=$SHIM_WHY
+	else
+		SHIMTMP=$(mktemp -d "$SNAP_DIR/shimbench.XXXXXX") || SHIMTMP=""
+		if [ -z "$SHIMTMP" ]; then
+			SHIM_WHY="cannot make a temporary directory in $SNAP_DIR" RUNC_WHY=$SHIM_WHY CRUN_WHY=$SHIM_WHY
+		else
+			cp -a "$BUNDLES/hello" "$BUNDLES/counter" "$SHIMTMP/"
+			[ -x "$KM_SHIM" ] && SHIM_OK=1 || SHIM_WHY="$KM_SHIM is missing (make shim)"
+			if RUNC=$(command -v runc); then RUNC_OK=1; else RUNC_WHY="runc is not installed (scripts/deps.sh installs it)"; fi
+			if CRUN=$(command -v crun); then CRUN_OK=1; else CRUN_WHY="crun is not installed (scripts/deps.sh installs it)"; fi
+		fi
+	fi
+fi
+# CRUN_NS: crun's prefix, a private mount namespace without the cgroup2 mount.
+CRUN_NS=(unshare --mount --propagation private -- sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"' sh)
+RUNC_NS=(env "PATH=$PATH")
+[ $CRIU_OK = 1 ] && RUNC_NS=(env "PATH=$(dirname "$CRIU"):$PATH") # runc checkpoints with the first criu on PATH
+[ ${#CRIU_NS[@]} -gt 0 ] && RUNC_NS=("${CRIU_NS[@]}" "${RUNC_NS[@]}")
+
+# rt_hello NAME RUNTIME PREFIX...: R1 = median us of RUNTIME run of the hello bundle (SHIM_RUNS
+# runs after 3 warm-ups, through PREFIX), R2 = p90 us; FAIL with R_ERR on a failure.
+rt_hello() {
+	local name=$1 rt=$2 r rc err="$B/shim-hello-$1.err"
+	shift 2
+	R1=n/a R2=n/a R_ERR=""
+	r=$("$@" "$B/walltime" -n "$SHIM_RUNS" -w 3 -t "$KM_TIMEOUT" -- "$rt" --root "$SHIMTMP/$name-root" \
+		run --bundle "$SHIMTMP/hello" bench-hello 2>"$err")
+	rc=$?
+	R1=$(field median_us <<<"$r") R2=$(field p90_us <<<"$r")
+	if [ $rc -ne 0 ] || ! isnum "$R1"; then
+		R1=FAIL R2=FAIL R_ERR=$(head -c 160 "$err")
+		fail "$name run of the hello bundle failed: $(head -n 1 "$err") (all in $err)"
+	fi
+}
+
+# rt_ck NAME RUNTIME PREFIX...: SHIM_CK_RUNS rounds of counter: run -d, checkpoint, restore -d,
+# kill. CK1/CK2/CK3: medians of checkpoint us, restore us, image bytes on disk; FAIL and R_ERR
+# on a failure (no further rounds).
+rt_ck() {
+	local name=$1 rt=$2 i r id root img cv="" rv="" sv="" err="$B/shim-ck-$1.err"
+	shift 2
+	CK1=n/a CK2=n/a CK3=n/a R_ERR=""
+	root="$SHIMTMP/$name-ckroot"
+	for ((i = 0; i < SHIM_CK_RUNS; i++)); do
+		id=bench-ck-$i img="$SHIMTMP/$name-img-$i"
+		SHIM_LIVE+=("$name-$i|$rt|$root|$id")
+		# All of the container's stdio is /dev/null: CRIU cannot checkpoint a host file.
+		if ! "$@" "$rt" --root "$root" run -d --bundle "$SHIMTMP/counter" "$id" </dev/null >/dev/null 2>&1; then
+			R_ERR="run -d failed: $("$@" "$rt" --root "$root" run -d --bundle "$SHIMTMP/counter" "$id-again" 2>&1 </dev/null | head -c 120)"
+			SHIM_LIVE+=("$name-$i|$rt|$root|$id-again")
+			break
+		fi
+		sleep 0.3 # running and counting, not just created
+		r=$("$@" "$B/walltime" -n 1 -w 0 -t "$SNAP_TIMEOUT" -- "$rt" --root "$root" checkpoint \
+			--image-path "$img" --work-path "$img.work" "$id" 2>"$err")
+		if ! isnum "$(field median_us <<<"$r")"; then
+			cp "$img.work/dump.log" "$B/shim-ck-$name-dump.log" 2>/dev/null
+			R_ERR="checkpoint: $(head -c 120 "$err")$([ -s "$B/shim-ck-$name-dump.log" ] && echo "; CRIU's log: $B/shim-ck-$name-dump.log")"
+			break
+		fi
+		cv+="$(field median_us <<<"$r")"$'\n'
+		sv+="$(du -s -B1 "$img" | cut -f1)"$'\n'
+		"$@" "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+		r=$("$@" "$B/walltime" -n 1 -w 0 -t "$SNAP_TIMEOUT" -- "$rt" --root "$root" restore -d \
+			--image-path "$img" --work-path "$img.rwork" --bundle "$SHIMTMP/counter" "$id" 2>"$err")
+		if ! isnum "$(field median_us <<<"$r")"; then
+			cp "$img.rwork/restore.log" "$B/shim-ck-$name-restore.log" 2>/dev/null
+			R_ERR="restore: $(head -c 120 "$err")$([ -s "$B/shim-ck-$name-restore.log" ] && echo "; CRIU's log: $B/shim-ck-$name-restore.log")"
+			break
+		fi
+		rv+="$(field median_us <<<"$r")"$'\n'
+		if ! "$@" "$rt" --root "$root" state "$id" 2>&1 | grep -q '"status": *"running"'; then
+			R_ERR="the restored counter is not running: $("$@" "$rt" --root "$root" state "$id" 2>&1 | grep status | head -c 100)"
+			break
+		fi
+		"$@" "$rt" --root "$root" kill "$id" KILL >/dev/null 2>&1
+		sleep 0.1
+		"$@" "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+		rm -rf "$img" "$img.work" "$img.rwork"
+	done
+	if [ -n "$R_ERR" ]; then
+		CK1=FAIL CK2=FAIL CK3=FAIL
+		fail "$name checkpoint/restore of the counter bundle failed: $R_ERR (stderr in $err)"
+		"$@" "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+		return
+	fi
+	CK1=$(median <<<"$cv") CK2=$(median <<<"$rv") CK3=$(median <<<"$sv")
+}
+
+msf() { if [ "$1" = FAIL ]; then echo FAIL; else ms "$1"; fi; }                         # us -> ms
+mbf() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.2f 'a / 1048576' "$1"; fi; } # bytes -> MiB
+
+# peer_note OK WHY ERR: the last column of a container row: why the peer or km-shim is missing.
+peer_note() {
+	if [ "$1" != 1 ]; then echo "peer n/a: $2"; elif [ -n "$3" ]; then echo "failed: $3" | head -c 60; else echo -; fi
+}
+
+if want shim; then
+	log "container start-to-exit: $SHIM_RUNS runs of 'run --bundle hello' each under km-shim, runc, crun"
+	s_med=n/a s_p90=n/a s_err="" r_med=n/a r_p90=n/a c_med=n/a
+	[ $SHIM_OK = 1 ] && { rt_hello km-shim "$KM_SHIM" env; s_med=$R1 s_p90=$R2 s_err=$R_ERR; }
+	[ $RUNC_OK = 1 ] && { rt_hello runc "$RUNC" env; r_med=$R1 r_p90=$R2; }
+	if [ $CRUN_OK = 1 ]; then
+		rt_hello crun "$CRUN" "${CRUN_NS[@]}"
+		c_med=$R1
+		[ "$c_med" = FAIL ] && CRUN_OK=0 CRUN_WHY="crun failed even with the cgroup2 mount hidden: $R_ERR"
+	fi
+	row "container start-to-exit, ms (hello): km-shim vs runc" "$(msf "$s_med")" "$(msf "$r_med")" \
+		"$(ratio "$s_med" "$r_med")" - "$(peer_note $RUNC_OK "$RUNC_WHY" "$s_err")"
+	row "container start-to-exit p90, ms (hello): km-shim vs runc" "$(msf "$s_p90")" "$(msf "$r_p90")" \
+		"$(ratio "$s_p90" "$r_p90")" - -
+	row "container start-to-exit, ms (hello): km-shim vs crun (no cgroup2)" "$(msf "$s_med")" "$(msf "$c_med")" \
+		"$(ratio "$s_med" "$c_med")" - "$(peer_note $CRUN_OK "$CRUN_WHY" "$s_err")"
+fi
+
+if want shimck; then
+	RUNC_CK_OK=$RUNC_OK RUNC_CK_WHY=$RUNC_WHY
+	[ $RUNC_OK = 1 ] && [ $CRIU_OK = 0 ] && RUNC_CK_OK=0 RUNC_CK_WHY="no CRIU for runc: $CRIU_WHY"
+	log "container checkpoint + restore: $SHIM_CK_RUNS rounds of the counter bundle each under km-shim, runc + CRIU"
+	s1=n/a s2=n/a s3=n/a s_err="" r1=n/a r2=n/a r3=n/a
+	[ $SHIM_OK = 1 ] && { rt_ck km-shim "$KM_SHIM" env; s1=$CK1 s2=$CK2 s3=$CK3 s_err=$R_ERR; }
+	[ $RUNC_CK_OK = 1 ] && { rt_ck runc "$RUNC" "${RUNC_NS[@]}"; r1=$CK1 r2=$CK2 r3=$CK3; }
+	row "container checkpoint, ms (counter): km-shim vs runc + CRIU" "$(msf "$s1")" "$(msf "$r1")" \
+		"$(ratio "$s1" "$r1")" - "$(peer_note $RUNC_CK_OK "$RUNC_CK_WHY" "$s_err")"
+	row "container restore -d, ms (counter): km-shim vs runc + CRIU" "$(msf "$s2")" "$(msf "$r2")" \
+		"$(ratio "$s2" "$r2")" - "$(peer_note $RUNC_CK_OK "$RUNC_CK_WHY" "$s_err")"
+	row "container checkpoint on disk, MiB (counter): km-shim vs runc + CRIU" "$(mbf "$s3")" "$(mbf "$r3")" \
+		"$(ratio "$s3" "$r3")" - -
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # Snapshots: km beside CRIU on the same static program (guests/snap_touch), per touched-memory size.
@@ -734,6 +897,14 @@ if [ $CRIU_OK = 0 ] && { want snap || want snap4; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
 	[ $CRIU_OMIT = 1 ] || status=1
+fi
+if { want shim || want shimck; } && [ $SHIM_OK = 0 ]; then
+	echo "KM-SHIM NOT AVAILABLE: $SHIM_WHY (its column of the container rows is n/a)"
+	status=1
+fi
+if want shim || want shimck; then
+	[ $RUNC_OK = 1 ] || { echo "RUNC NOT AVAILABLE: $RUNC_WHY (the container rows' peer is n/a)"; status=1; }
+	want shim && [ $CRUN_OK = 0 ] && echo "CRUN NOT AVAILABLE: $CRUN_WHY (its row is n/a; crun is measured only where it can run)"
 fi
 if [ -n "$KM_MGMT_WHY" ]; then
 	echo "KM --MGMT ROWS NOT MEASURED: $KM_MGMT_WHY"

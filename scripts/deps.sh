@@ -17,6 +17,15 @@ packages=(
 	hyperfine            # benchmarks
 	strace               # comparing --trace with the real thing while debugging
 	golang-go            # Go test guest for threads and signals (CGO_ENABLED=0, static)
+	# km-shim's real clients and peers (tests/e2e/clients.sh, bench/: ../shared/CLIENTS.md)
+	runc                 # the reference runtime: harness self-check (RUNTIME=runc) and bench peer
+	crun                 # bench peer (runs only with the cgroup2 mount hidden: bench/README.md)
+	containerd           # ctr, containerd, containerd-shim-runc-v2
+	podman               # podman 4.3 and conmon
+	conmon
+	criu                 # podman 4.3 asks `criu swrk` its version over RPC before every checkpoint/restore
+	                     # (3.17.1 answers, though it cannot dump on this kernel; km-shim needs no CRIU)
+	iptables             # runc checkpoint/restore (CRIU) with a network namespace
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

@@ -636,6 +636,8 @@ run_container_km
 run_shim
 . "$ROOT/tests/e2e/guest_seccomp.sh"
 run_guest_seccomp
+. "$ROOT/tests/e2e/clients.sh"
+run_clients
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
