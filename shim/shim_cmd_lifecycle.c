@@ -20,17 +20,18 @@
 #include "shim_cgroup.h"
 #include "shim_container.h"
 #include "shim_log.h"
+#include "shim_seccomp.h"
 
 /* --- create --------------------------------------------------------------------------------- */
 
 /* What create opens before the container exists; all closed by create_fds_close. */
 typedef struct create_fds {
-	int km_exe, kvm, mgmt, start, ready_r, ready_w;
+	int km_exe, kvm, mgmt, start, ready_r, ready_w, seccomp;
 } create_fds_t;
 
 static void create_fds_close(create_fds_t *f)
 {
-	int *all[] = {&f->km_exe, &f->kvm, &f->mgmt, &f->start, &f->ready_r, &f->ready_w};
+	int *all[] = {&f->km_exe, &f->kvm, &f->mgmt, &f->start, &f->ready_r, &f->ready_w, &f->seccomp};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (*all[i] >= 0)
 			close(*all[i]);
@@ -245,22 +246,21 @@ static int wait_ready(int ready_r, pid_t pid, km_err_t **err)
 }
 
 /* linux.seccomp applies to the guest's syscalls, enforced by km from the rules km-shim hands it
- * (--guest-seccomp-fd). Until that translation (shim/shim_seccomp.c) is part of km-shim, a
- * config that asks for seccomp is refused: running the program without its filter would
- * silently drop a security setting. */
+ * (--guest-seccomp-fd, docs/guest-seccomp.md); the host kernel never filters km with them. */
 static int guest_seccomp_fd(const oci_config_t *cfg, int *fd, km_err_t **err)
 {
 	*fd = -1;
-	if (cfg->linux_ != NULL && cfg->linux_->seccomp != NULL)
-		return km_err_set(err, 0, "config.json: linux.seccomp: not supported by this km-shim yet "
-					  "(remove it, or run with a km-shim that applies it to the guest)");
+	if (cfg->linux_ == NULL || cfg->linux_->seccomp == NULL)
+		return 0;
+	if (shim_seccomp_compile(cfg->linux_->seccomp, fd, err) != 0)
+		return km_err_wrap(err, "config.json: linux.seccomp");
 	return 0;
 }
 
 static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *bundle, shim_dir_t *d,
 		    oci_state_t *st, int snapshot_fd, pid_t *pid, km_err_t **err)
 {
-	create_fds_t f = {-1, -1, -1, -1, -1, -1};
+	create_fds_t f = {-1, -1, -1, -1, -1, -1, -1};
 	int rc = -1;
 	if (open_km(&f, err) != 0)
 		goto out;
@@ -269,8 +269,7 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 		km_err_set(err, errno, "/dev/kvm");
 		goto out;
 	}
-	int seccomp_fd;
-	if (guest_seccomp_fd(cfg, &seccomp_fd, err) != 0 || bind_mgmt(d, &f, err) != 0 ||
+	if (guest_seccomp_fd(cfg, &f.seccomp, err) != 0 || bind_mgmt(d, &f, err) != 0 ||
 	    make_start_fifo(d, &f, err) != 0)
 		goto out;
 	shim_spawn_t sp = {
@@ -284,7 +283,7 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	    .start_fd = f.start,
 	    .ready_fd = f.ready_w,
 	    .snapshot_fd = snapshot_fd,
-	    .guest_seccomp_fd = seccomp_fd,
+	    .guest_seccomp_fd = f.seccomp,
 	    .console_socket = a->console_socket,
 	    .preserve_fds = a->preserve_fds,
 	    .no_pivot = a->no_pivot,

@@ -521,7 +521,34 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create misc)
+	pause_checkpoint killed_create misc seccomp)
+
+# linux.seccomp reaches the guest: a rule with an argument condition returns its errno (write to
+# fd 99: EACCES, seccomp_rules errno-args checks it and that fd 1 still writes); the same guest
+# without the rule fails, so the rule, not the guest, made the difference. An action km-shim
+# cannot honour (NOTIFY) is refused at create, naming the field.
+shim_test_seccomp() {
+	local d=$SHIM_WORK/sc b=$SHIM_WORK/sc/bundle
+	mkdir -p "$b/rootfs"
+	cp "$GUESTS/gcc/seccomp_rules" "$b/rootfs/seccomp_rules"
+	shim_cfg "$b" /seccomp_rules errno-args
+	shim "$d/plain" run --bundle "$b" scplain
+	[ "$RC" != 0 ] || bad "seccomp_rules errno-args passed without any rule: the test cannot fail"
+	local rule='"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+	  "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+	                "args": [{"index": 0, "value": 99, "op": "SCMP_CMP_EQ"}]}]},'
+	sed -i "s|\"namespaces\": \[|${rule//$'\n'/ } \"namespaces\": [|" "$b/config.json"
+	shim "$d/rule" run --bundle "$b" screle
+	if [ "$RC" != 0 ]; then
+		bad "seccomp_rules errno-args under linux.seccomp: exit status $RC"
+		show_file stdout "$d/rule/out"
+		show_file stderr "$d/rule/err"
+	fi
+	sed -i 's|SCMP_ACT_ERRNO|SCMP_ACT_NOTIFY|' "$b/config.json"
+	shim "$d/notify" run --bundle "$b" scnotify
+	expect_error "$d/notify" "linux.seccomp"
+	root_holds
+}
 
 # update (pids and memory limits land in the cgroup), features, spec.
 shim_test_misc() {
