@@ -615,7 +615,8 @@ cl_direct_stop() {
 		"${CL_RTC[@]}" --root "${e%%:*}" kill "${e#*:}" KILL >/dev/null 2>&1
 		sleep 0.1
 		"${CL_RTC[@]}" --root "${e%%:*}" delete -f "${e#*:}" >/dev/null 2>&1
-		cl_cgroups_rm "${e#*:}"
+		cl_cgroups_rm "${e#*:}"          # runc's default cgroup path: /ID
+		cl_cgroups_rm "km-shim/${e#*:}"  # km-shim's: /km-shim/ID
 	done
 	CL_DIRECT=()
 }
