@@ -62,6 +62,7 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	g->machine.kvm_fd = g->machine.vm_fd = -1;
 	g->opts = *opts;
 	g->pid = getpid();
+	g->unkillable = g->pid == 1; /* a resumed guest's pid may be its old one: this is km's own */
 	km_threads_init(&g->threads);
 	pthread_mutex_init(&g->sig_lock, NULL);
 	g->threads_inited = true;

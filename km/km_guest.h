@@ -60,6 +60,10 @@ typedef struct km_guest {
 	int nvcpus;                     /* slots used so far (high-water mark) */
 
 	pid_t pid;            /* process id the guest sees */
+	/* km is the init of a pid namespace (km-shim's container with a pid namespace): as Linux's
+	 * SIGNAL_UNKILLABLE, a signal at its default action is dropped, unless forced (a fault,
+	 * a seccomp trap), which clears this as Linux's force_sig_info does. */
+	bool unkillable;
 	char *exe_path;       /* absolute path of the program (readlink /proc/self/exe) */
 	uint64_t entry;       /* program entry point */
 	uint64_t *auxv;       /* the auxiliary vector the program started with (a copy) */

@@ -58,13 +58,16 @@ void km_signal_unlock(km_guest_t *g)
 	pthread_mutex_unlock(&g->sig_lock);
 }
 
-/* The disposition makes the signal vanish: SIG_IGN, or SIG_DFL whose action is to ignore. */
+/* The disposition makes the signal vanish: SIG_IGN, or SIG_DFL whose action is to ignore, or
+ * any SIG_DFL when the guest is a pid namespace's init (SIGKILL never gets here: it ends km). */
 static bool ignored(km_guest_t *g, int sig)
 {
 	uint64_t h = g->sigactions[sig - 1].handler;
 	if (h == (uint64_t)(uintptr_t)SIG_IGN)
 		return true;
-	return h == (uint64_t)(uintptr_t)SIG_DFL && km_sig_default_action(sig) == KM_SIG_IGNORE;
+	if (h != (uint64_t)(uintptr_t)SIG_DFL)
+		return false;
+	return km_sig_default_action(sig) == KM_SIG_IGNORE || (g->unkillable && sig != SIGKILL);
 }
 
 km_vcpu_t *km_signal_guest_thread(km_guest_t *g, pid_t tid)
@@ -225,6 +228,8 @@ void km_signal_force(km_vcpu_t *v, const siginfo_t *info)
 		if (v->restore_sigmask)
 			v->saved_sigmask &= ~BIT(sig);
 	}
+	if (g->sigactions[sig - 1].handler == (uint64_t)(uintptr_t)SIG_DFL)
+		g->unkillable = false; /* a forced signal at its default action kills even an init */
 	km_signal_unlock(g);
 	km_signal_send_thread(v, info);
 }

@@ -161,7 +161,7 @@ pid_gone() {
 
 shim_test_lifecycle() {
 	local d=$SHIM_WORK/life b=$SHIM_WORK/life/bundle pid
-	shim_bundle "$b" /shim_count 1000000 20
+	shim_bundle "$b" /shim_count 1000000 20 0 handle
 	shim "$d/c" create --bundle "$b" --pid-file "$d/pidfile" life
 	expect_ok "$d/c" create
 	expect_status life created
@@ -191,6 +191,7 @@ shim_test_lifecycle() {
 	shim "$d/k" kill life TERM
 	expect_ok "$d/k" "kill TERM"
 	wait_status life stopped || bad "still $(shim_status life) after kill TERM"
+	grep -qx 'signal 15' "$d/c/out" || bad "the program's SIGTERM handler did not run"
 	pid_gone "$pid" || bad "km (pid $pid) still runs"
 	[ "$(shim_pid life)" = 0 ] || bad "a stopped container's state shows pid $(shim_pid life), not 0"
 	shim "$d/k2" kill life 9
@@ -230,7 +231,7 @@ shim_test_run_foreground() {
 
 shim_test_run_detached() {
 	local d=$SHIM_WORK/det b=$SHIM_WORK/det/bundle pid
-	shim_bundle "$b" /shim_count 1000000 20
+	shim_bundle "$b" /shim_count 1000000 20 0 handle
 	shim "$d/r" run -d --pid-file "$d/pid" --bundle "$b" det
 	expect_ok "$d/r" "run -d"
 	expect_status det running
@@ -521,7 +522,36 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create misc seccomp)
+	pause_checkpoint killed_create misc seccomp init_signals)
+
+# The program is its pid namespace's init, as under runc: a signal from outside at its default
+# action does not reach it (Linux drops those for an init), SIGKILL does, and a program of a
+# container without a pid namespace dies of SIGTERM as any process would.
+shim_test_init_signals() {
+	local d=$SHIM_WORK/init b=$SHIM_WORK/init/bundle pid n
+	shim_bundle "$b" /shim_count 1000000 20
+	shim "$d/r" run -d --bundle "$b" init1
+	expect_ok "$d/r" "run -d"
+	wait_count "$d/r/out" 2 || bad "no count"
+	shim "$d/k" kill init1 TERM
+	expect_ok "$d/k" "kill TERM"
+	# still counting well after the signal: the init ignored it
+	n=$(last_count "$d/r/out")
+	wait_count "$d/r/out" $((n + 10)) || bad "the init stopped counting after SIGTERM at its default action"
+	expect_status init1 running
+	shim "$d/k9" kill init1 KILL
+	expect_ok "$d/k9" "kill KILL"
+	wait_status init1 stopped || bad "still $(shim_status init1) after SIGKILL"
+	shim "$d/d" delete init1
+	sed -i 's|{"type": "pid"}, ||' "$b/config.json"
+	shim "$d/r2" run -d --pid-file "$d/pid2" --bundle "$b" init2
+	expect_ok "$d/r2" "run -d without a pid namespace"
+	wait_count "$d/r2/out" 2 || bad "no count without a pid namespace"
+	shim "$d/k2" kill init2 TERM
+	wait_status init2 stopped || bad "without a pid namespace, still $(shim_status init2) after SIGTERM"
+	shim "$d/d2" delete init2
+	root_holds
+}
 
 # linux.seccomp reaches the guest: a rule with an argument condition returns its errno (write to
 # fd 99: EACCES, seccomp_rules errno-args checks it and that fd 1 still writes); the same guest
