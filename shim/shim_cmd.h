@@ -69,6 +69,11 @@ char *shim_file_digest(const char *path, km_err_t **err);
 /* The km binary: $KM_SHIM_KM, else "km" beside /proc/self/exe. Caller frees. */
 char *shim_km_path(km_err_t **err);
 
+/* km runs inside the container after pivot_root, where no host library exists: refuses (with
+ * *err naming path) a km that is not an x86-64 ELF executable or that names an interpreter
+ * (dynamically linked, e.g. a sanitizer build), instead of an exec failing with ENOENT. */
+int shim_km_check_static(int fd, const char *path, km_err_t **err);
+
 /* Now as RFC 3339 UTC with nanoseconds, as runc writes `created`. Caller frees. */
 char *shim_now_rfc3339(void);
 

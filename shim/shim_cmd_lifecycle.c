@@ -49,9 +49,14 @@ static int open_km(create_fds_t *f, km_err_t **err)
 		free(km);
 		return -1;
 	}
-	f->km_exe = open(km, O_PATH | O_CLOEXEC);
+	/* Opened for reading (not O_PATH) so its ELF header can be checked; execveat works on it. */
+	f->km_exe = open(km, O_RDONLY | O_CLOEXEC);
 	if (f->km_exe < 0)
 		km_err_set(err, errno, "km binary %s", km);
+	else if (shim_km_check_static(f->km_exe, km, err) != 0) {
+		close(f->km_exe);
+		f->km_exe = -1;
+	}
 	free(km);
 	return f->km_exe < 0 ? -1 : 0;
 }

@@ -2,6 +2,7 @@
 #include "shim_cmd.h"
 
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -201,6 +202,13 @@ char *shim_km_path(km_err_t **err)
 	const char *env = getenv("KM_SHIM_KM");
 	if (env != NULL && *env != '\0')
 		return strdup(env);
+#ifdef KM_SHIM_KM_PATH
+	/* A sanitizer build's km is dynamic and cannot run in a container; its km-shim is built to
+	 * run the plain build's static km instead (Makefile). Clients such as conmon pass no
+	 * environment, so KM_SHIM_KM cannot carry this. */
+	return strdup(KM_SHIM_KM_PATH);
+#endif
+
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n < 0)
@@ -210,6 +218,27 @@ char *shim_km_path(km_err_t **err)
 	if (asprintf(&p, "%s/km", dirname(self)) < 0)
 		return km_err_set(err, ENOMEM, "finding km"), NULL;
 	return p;
+}
+
+int shim_km_check_static(int fd, const char *path, km_err_t **err)
+{
+	Elf64_Ehdr eh;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) || eh.e_phentsize != sizeof(Elf64_Phdr))
+		return km_err_set(err, 0, "km binary %s: not an x86-64 ELF executable", path);
+	for (unsigned i = 0; i < eh.e_phnum && i < 256; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) != (ssize_t)sizeof(ph))
+			return km_err_set(err, 0, "km binary %s: truncated program headers", path);
+		if (ph.p_type == PT_INTERP)
+			return km_err_set(err, 0,
+					  "km binary %s is dynamically linked (a sanitizer build?): km runs inside "
+					  "the container, where host libraries do not exist; use a static km "
+					  "(make km) or set KM_SHIM_KM to one",
+					  path);
+	}
+	return 0;
 }
 
 char *shim_now_rfc3339(void)

@@ -289,6 +289,12 @@ shim_test_bad_input() {
 	shim "$d/4" create --bundle "$d/badtype" x
 	expect_error "$d/4" "process.args"
 	root_holds
+	# a dynamically linked km cannot run inside the container: said at create, not as ENOENT
+	KM_SHIM_KM=/bin/true shim "$d/dyn" create --bundle "$b" x
+	expect_error "$d/dyn" "dynamically linked"
+	KM_SHIM_KM=$ROOT/tests/e2e/fake-km.sh shim "$d/notelf" create --bundle "$b" x
+	expect_error "$d/notelf" "not an x86-64 ELF executable"
+	root_holds
 	for cmd in state start kill delete pause resume checkpoint; do
 		shim "$d/u-$cmd" "$cmd" nosuch
 		expect_error "$d/u-$cmd" "container \"nosuch\" does not exist"
