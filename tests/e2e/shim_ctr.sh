@@ -251,7 +251,9 @@ ctr_hook() {
 	printf '"%s": [{"path": "/bin/sh", "args": ["sh", "-c", "echo %s $(cat) >> %s"]}]' "$1" "$1" "$2"
 }
 
-# Every kind of hook, in the order of the lifecycle, each with the state it should get.
+# Every kind of hook, in the order of the lifecycle, each with the state it should get: create is
+# still going on for prestart, createRuntime and createContainer ("creating", as runc passes it),
+# "created" for startContainer, "running" for poststart, "stopped" for poststop.
 shim_ctr_test_hooks() {
 	local d=$SHIM_WORK/ctr-hooks b=$SHIM_WORK/ctr-hooks/bundle log pid
 	ctr_bundle "$b" cat /f
