@@ -634,6 +634,8 @@ run_golang
 run_container_km
 . "$ROOT/tests/e2e/shim.sh"
 run_shim
+. "$ROOT/tests/e2e/shim_ctr.sh"
+run_shim_ctr
 . "$ROOT/tests/e2e/guest_seccomp.sh"
 run_guest_seccomp
 . "$ROOT/tests/e2e/clients.sh"
