@@ -214,7 +214,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 	if (child_wait_go(c, err) < 0)
 		return -1;
 	if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER]) {
-		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "created", c->host_pid, c->sp->bundle);
+		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "creating", c->host_pid, c->sp->bundle);
 		if (shim_hooks_run(cfg, OCI_HOOK_CREATE_CONTAINER, st, 0, err) < 0)
 			return -1;
 	}
