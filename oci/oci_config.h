@@ -234,6 +234,11 @@ const oci_namespace_t *oci_config_namespace(const oci_config_t *cfg, oci_ns_type
 /* "pid", "network", ... (the spec's spelling) for messages and state. */
 const char *oci_ns_type_name(oci_ns_type_t type);
 
+/* Linux capabilities by name ("CAP_CHOWN" -> 0 ... "CAP_CHECKPOINT_RESTORE" -> 40): the number,
+ * or -1 for a name this table does not know; and back (NULL past the table). */
+int oci_cap_number(const char *name);
+const char *oci_cap_name(int cap);
+
 /* The value of annotation `key`, or NULL. */
 const char *oci_config_annotation(const oci_config_t *cfg, const char *key);
 

@@ -19,6 +19,17 @@ static const char *const cap_names[] = {
 	"CAP_CHECKPOINT_RESTORE", NULL,
 };
 
+int oci_cap_number(const char *name)
+{
+	return name != NULL ? oci_name_index(cap_names, name) : -1;
+}
+
+const char *oci_cap_name(int cap)
+{
+	int n = (int)(sizeof(cap_names) / sizeof(cap_names[0])) - 1;
+	return cap >= 0 && cap < n ? cap_names[cap] : NULL;
+}
+
 static const struct {
 	const char *name;
 	int resource;

@@ -16,36 +16,11 @@
 
 #include "shim_process.h"
 
-static const char *const cap_names[] = {
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-	"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-	"CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-};
-#define N_CAPS ((int)(sizeof(cap_names) / sizeof(cap_names[0])))
-
-int shim_cap_from_name(const char *name)
-{
-	for (int i = 0; name && i < N_CAPS; i++)
-		if (!strcmp(name, cap_names[i]))
-			return i;
-	return -1;
-}
-
-const char *shim_cap_name(int cap)
-{
-	return cap >= 0 && cap < N_CAPS ? cap_names[cap] : NULL;
-}
-
 int shim_caps_mask(char *const *names, const char *what, uint64_t *mask, km_err_t **err)
 {
 	*mask = 0;
 	for (size_t i = 0; names && names[i]; i++) {
-		int c = shim_cap_from_name(names[i]);
+		int c = oci_cap_number(names[i]);
 		if (c < 0)
 			return km_err_set(err, 0, "%s[%zu]: unknown capability \"%s\"", what, i, names[i]);
 		*mask |= 1ULL << c;
@@ -229,7 +204,7 @@ static void cap_limit(uint64_t *want, uint64_t can, const char *set, shim_warn_f
 	char names[1024] = "";
 	for (int c = 0; c < 64; c++)
 		if (lost & (1ULL << c)) {
-			const char *n = shim_cap_name(c);
+			const char *n = oci_cap_name(c);
 			size_t l = strlen(names);
 			snprintf(names + l, sizeof(names) - l, "%s%s", l ? " " : "", n ? n : "?");
 		}
@@ -258,7 +233,7 @@ static int drop_bounding(uint64_t keep, km_err_t **err)
 	for (int c = 0; c <= last && c < 64; c++)
 		if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 			return km_err_set(err, errno, "process.capabilities.bounding: dropping %s",
-					  shim_cap_name(c) ? shim_cap_name(c) : "?");
+					  oci_cap_name(c) ? oci_cap_name(c) : "?");
 	return 0;
 }
 
@@ -282,7 +257,7 @@ static int set_caps(const capwant_t *w, shim_warn_fn warn, void *arg, km_err_t *
 	cap_limit(&amb, c.perm & c.inh, "ambient", warn, arg);
 	for (int i = 0; i < 64; i++)
 		if ((amb & (1ULL << i)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0, 0) < 0)
-			return km_err_set(err, errno, "process.capabilities.ambient: raising %s", shim_cap_name(i));
+			return km_err_set(err, errno, "process.capabilities.ambient: raising %s", oci_cap_name(i));
 	return 0;
 }
 

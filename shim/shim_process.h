@@ -17,10 +17,6 @@
 /* Receives one warning line (no trailing newline). */
 typedef void (*shim_warn_fn)(void *arg, const char *msg);
 
-/* CAP_* name -> number (0..63), -1 if unknown; number -> name, NULL if unknown. */
-int shim_cap_from_name(const char *name);
-const char *shim_cap_name(int cap);
-
 /* The bit mask of a NULL-terminated name list; `what` names the field in errors. */
 int shim_caps_mask(char *const *names, const char *what, uint64_t *mask, km_err_t **err);
 

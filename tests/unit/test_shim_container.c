@@ -118,13 +118,13 @@ static void test_mount_options(void **state)
 static void test_cap_table(void **state)
 {
 	(void)state;
-	assert_int_equal(shim_cap_from_name("CAP_CHOWN"), 0);
-	assert_int_equal(shim_cap_from_name("CAP_SYS_ADMIN"), 21);
-	assert_int_equal(shim_cap_from_name("CAP_SYS_RESOURCE"), 24);
-	assert_int_equal(shim_cap_from_name("CAP_CHECKPOINT_RESTORE"), 40);
-	assert_int_equal(shim_cap_from_name("CAP_NOPE"), -1);
-	assert_string_equal(shim_cap_name(13), "CAP_NET_RAW");
-	assert_null(shim_cap_name(64));
+	assert_int_equal(oci_cap_number("CAP_CHOWN"), 0);
+	assert_int_equal(oci_cap_number("CAP_SYS_ADMIN"), 21);
+	assert_int_equal(oci_cap_number("CAP_SYS_RESOURCE"), 24);
+	assert_int_equal(oci_cap_number("CAP_CHECKPOINT_RESTORE"), 40);
+	assert_int_equal(oci_cap_number("CAP_NOPE"), -1);
+	assert_string_equal(oci_cap_name(13), "CAP_NET_RAW");
+	assert_null(oci_cap_name(64));
 	char *names[] = { "CAP_KILL", "CAP_NET_BIND_SERVICE", NULL };
 	uint64_t m;
 	km_err_t *err = NULL;
