@@ -219,7 +219,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 		if (shim_hooks_run(cfg, OCI_HOOK_CREATE_CONTAINER, st, 0, err) < 0)
 			return -1;
 	}
-	if (shim_mounts_pivot(rootfd, c->sp->no_pivot, err) < 0)
+	if (shim_mounts_pivot(rootfd, c->sp->no_pivot, cfg->linux_ ? cfg->linux_->rootfs_propagation : NULL, err) < 0)
 		return -1;
 	close(rootfd);
 	if (shim_process_uts_sysctl(cfg, err) < 0)

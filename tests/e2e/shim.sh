@@ -522,7 +522,8 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground)
+	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground
+	root_propagation)
 
 # The program is its pid namespace's init, as under runc: a signal from outside at its default
 # action does not reach it (Linux drops those for an init), SIGKILL does, and a program of a
@@ -630,6 +631,32 @@ shim_test_terminal_foreground() {
 	grep -qx 'got hello tty' "$d/out.lf" || bad "terminal run: stdin did not reach the guest: $(head -c 300 "$d/out.lf")"
 	shim "$d/dt" run --detach --bundle "$b" ttyd
 	expect_error "$d/dt" "process.terminal: needs --console-socket"
+	root_holds
+}
+
+# linux.rootfsPropagation on a host whose mounts are shared (an unshare'd mount namespace with
+# shared propagation stands for one): pivot_root still works, and the container's / ends up with
+# the propagation asked for ("shared:N" or "master:N" on its line in mountinfo).
+shim_test_root_propagation() {
+	local d=$SHIM_WORK/prop b=$SHIM_WORK/prop/bundle p want
+	for p in shared slave rshared private; do
+		case $p in *shared) want=shared: ;; slave) want=master: ;; *) want="" ;; esac
+		shim_bundle "$b" /shim_count 1000000 50
+		sed -i "s/\"linux\": {/\"linux\": {\"rootfsPropagation\": \"$p\", /" "$b/config.json"
+		mkdir -p "$d/$p"
+		# the mountinfo is read while the shared namespace lives: a slave whose master is gone
+		# is private
+		timeout -k 5 "$TIMEOUT" unshare --mount --propagation shared sh -c \
+			'"$1" --root "$2" run -d --pid-file "$3/pid" --bundle "$4" "$5" && cat "/proc/$(cat "$3/pid")/mountinfo" >"$3/mountinfo"' \
+			sh "$KM_SHIM" "$SHIM_ROOT" "$d/$p" "$b" "prop-$p" >"$d/$p/out" 2>"$d/$p/err" </dev/null
+		RC=$?
+		expect_ok "$d/$p" "run -d with rootfsPropagation $p"
+		if [ -n "$want" ]; then
+			awk '$5 == "/"' "$d/$p/mountinfo" | grep -q " $want" ||
+				bad "rootfsPropagation $p: / is not $want in the container: $(awk '$5 == "/"' "$d/$p/mountinfo")"
+		fi
+		shim "$d/$p/del" delete --force "prop-$p"
+	done
 	root_holds
 }
 
