@@ -329,6 +329,12 @@ static void test_check(void **state)
 		     "a new user namespace needs both");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"pid\",\"path\":\"/proc/1/ns/pid\"}]}}",
 		     "joining a pid namespace");
+	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\",\"path\":\"/proc/1/ns/user\"}]}}",
+		     "linux.namespaces[1]: joining a user namespace (path /proc/1/ns/user) while creating a mount namespace "
+		     "(linux.namespaces[0])");
+	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\",\"path\":\"/proc/1/ns/mnt\"},"
+			      "{\"type\":\"user\",\"path\":\"/proc/1/ns/user\"}]}}",
+		     NULL);
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"seccomp\":{\"defaultAction\":\"SCMP_ACT_NOTIFY\",\"listenerPath\":\"/run/l.sock\"}}}",
 		     "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"cpus\":\"0-1\"}}}}",
