@@ -102,6 +102,36 @@ int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err
 	return 0;
 }
 
+/* systemd's "slice:prefix:name" laid out as systemd does it: each dash in the slice's name
+ * nests it ("a-b.slice" is /a.slice/a-b.slice), "-.slice" (or none) is the root, the unit is
+ * prefix-name.scope (name itself if it is a slice); an empty slice is system.slice. */
+static char *systemd_path(const char *slice, size_t slice_len, const char *prefix, size_t prefix_len,
+			  const char *name)
+{
+	if (slice_len == 0) { /* systemd's default parent, as runc's systemd driver */
+		slice = "system.slice";
+		slice_len = 12;
+	}
+	size_t cap = 2 * slice_len + strlen(prefix) + strlen(name) + 16, n = 0;
+	char *s = malloc(cap);
+	if (!s)
+		return NULL;
+	size_t base = slice_len > 6 && !strncmp(slice + slice_len - 6, ".slice", 6) ? slice_len - 6 : slice_len;
+	if (base && !(base == 1 && slice[0] == '-')) {
+		for (size_t i = 0; i <= base; i++)
+			if (i == base || slice[i] == '-')
+				n += (size_t)snprintf(s + n, cap - n, "/%.*s.slice", (int)i, slice);
+	}
+	size_t nl = strlen(name);
+	if (nl > 6 && !strcmp(name + nl - 6, ".slice"))
+		snprintf(s + n, cap - n, "/%s", name);
+	else if (prefix_len)
+		snprintf(s + n, cap - n, "/%.*s-%s.scope", (int)prefix_len, prefix, name);
+	else
+		snprintf(s + n, cap - n, "/%s.scope", name);
+	return s;
+}
+
 char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id)
 {
 	const char *cp = cfg && cfg->linux_ ? cfg->linux_->cgroups_path : NULL;
@@ -113,12 +143,8 @@ char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id)
 	}
 	const char *c1 = strchr(cp, ':');
 	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-	if (cp[0] != '/' && c1 && c2 && !strchr(c2 + 1, ':')) {
-		/* systemd's "slice:prefix:name", the way runc's cgroupfs driver would lay it out. */
-		if (asprintf(&s, "/%.*s/%.*s-%s.scope", (int)(c1 - cp), cp, (int)(c2 - c1 - 1), c1 + 1, c2 + 1) < 0)
-			return NULL;
-		return s;
-	}
+	if (cp[0] != '/' && c1 && c2 && !strchr(c2 + 1, ':'))
+		return systemd_path(cp, (size_t)(c1 - cp), c1 + 1, (size_t)(c2 - c1 - 1), c2 + 1);
 	if (asprintf(&s, "%s%s", cp[0] == '/' ? "" : "/", cp) < 0)
 		return NULL;
 	return s;
@@ -183,7 +209,7 @@ static int cg_write_num(const char *dir, const char *file, int64_t v, const char
 	return cg_write(dir, file, buf, err);
 }
 
-static int mkdirs(const char *p)
+static int mkdirs_once(const char *p)
 {
 	char *s = strdup(p);
 	if (!s)
@@ -200,6 +226,15 @@ static int mkdirs(const char *p)
 	}
 	int rc = mkdir(s, 0755) < 0 && errno != EEXIST ? -1 : 0;
 	free(s);
+	return rc;
+}
+
+/* A concurrent delete may remove an empty parent (/km-shim) between our mkdirs: start over. */
+static int mkdirs(const char *p)
+{
+	int rc = -1;
+	for (int tries = 0; tries < 16 && (rc = mkdirs_once(p)) < 0 && errno == ENOENT; tries++)
+		;
 	return rc;
 }
 
@@ -393,6 +428,14 @@ int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_er
 		if (d && rmdir(d) < 0 && errno != ENOENT)
 			return km_err_set(err, errno, "cgroups: removing %s", d);
 	}
+	/* The default parent km-shim made goes with its last container; one still in use (or just
+	 * made by a concurrent create, which retries) refuses with EBUSY/ENOTEMPTY: left alone. */
+	if (!strncmp(path, "/km-shim/", 9) && !strchr(path + 9, '/'))
+		for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+			km_autofree char *d = shim_cgroup_dir(l, c, "/km-shim");
+			if (d)
+				rmdir(d);
+		}
 	return 0;
 }
 

@@ -42,7 +42,8 @@ int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err
 void shim_cgroup_layout_free(shim_cgroup_layout_t *l);
 
 /* The cgroup path a container gets: linux.cgroupsPath made absolute ("a/b" -> "/a/b"; systemd's
- * "slice:prefix:name" -> "/slice/prefix-name.scope"), else "/km-shim/<id>". Caller frees. */
+ * "a-b.slice:prefix:name" -> "/a.slice/a-b.slice/prefix-name.scope", as systemd nests slices),
+ * else "/km-shim/<id>". Caller frees. */
 char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id);
 
 /* The resource of `res` that needs controller `c` and is set ("linux.resources.memory.limit"),
@@ -61,7 +62,8 @@ int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci
 /* Moves `pid` into `path` in every hierarchy where it was made. */
 int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, km_err_t **err);
 
-/* rmdir of `path` in every hierarchy; missing is fine. */
+/* rmdir of `path` in every hierarchy; missing is fine. For "/km-shim/<id>", also /km-shim once
+ * empty. */
 int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_err_t **err);
 
 /* The host directory of `path` in controller c's hierarchy (malloc'd), NULL if c is missing. */

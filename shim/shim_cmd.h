@@ -86,19 +86,23 @@ void shim_ctr_kill_all(shim_ctr_t *c);
 
 /* Creates a container: the shared body of create, run and restore. snapshot_fd >= 0: km resumes
  * that snapshot (restored_from names its directory). On success *pid is km's pid (a child of this
- * process), the record says "created", the pid file is written. On failure nothing is left. */
+ * process), the record says "created", the pid file is written. On failure nothing is left.
+ * *console_master is -1, except for a foreground run/restore (no --detach) of a process.terminal
+ * config without --console-socket: then it is the pty master for shim_run_created's proxy. */
 int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *restored_from, pid_t *pid,
-			  km_err_t **err);
+			  int *console_master, km_err_t **err);
 
 /* Starts a created container (locks it). 0, or -1 with *err. */
 int shim_start_container(const shim_args_t *a, km_err_t **err);
 
 /* After create (or restore's create): start, then (without --detach) wait for km, a child of
- * this process, and delete the container unless --keep. km's exit status, or -1 with *err. */
-int shim_run_created(const shim_args_t *a, pid_t pid, km_err_t **err);
+ * this process, and delete the container unless --keep. km's exit status, or -1 with *err.
+ * console_master >= 0 (closed here): proxied to stdin/stdout while km runs. */
+int shim_run_created(const shim_args_t *a, pid_t pid, int console_master, km_err_t **err);
 
 /* Waits for child `pid` (km), forwarding the signals km-shim receives to it; the exit status
- * as a shell reports it (128+signal if killed). */
-int shim_wait_child(pid_t pid);
+ * as a shell reports it (128+signal if killed). console_master >= 0: the pty proxy runs first
+ * (shim_console_proxy), until the container's side of the pty is closed. */
+int shim_wait_child(pid_t pid, int console_master);
 
 #endif

@@ -269,10 +269,11 @@ int shim_cmd_restore(const shim_args_t *a, km_err_t **err)
 			shim_args_t ra = *a;
 			ra.bundle = bundle;
 			pid_t pid;
-			if (shim_create_container(&ra, snap, dir, &pid, err) == 0) {
+			int master;
+			if (shim_create_container(&ra, snap, dir, &pid, &master, err) == 0) {
 				close(snap);
 				snap = -1;
-				rc = shim_run_created(&ra, pid, err);
+				rc = shim_run_created(&ra, pid, master, err);
 			} else {
 				km_err_wrap(err, "restore from %s", dir);
 			}

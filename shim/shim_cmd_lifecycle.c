@@ -263,7 +263,7 @@ static int guest_seccomp_fd(const oci_config_t *cfg, int *fd, km_err_t **err)
 }
 
 static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *bundle, shim_dir_t *d,
-		    oci_state_t *st, int snapshot_fd, pid_t *pid, km_err_t **err)
+		    oci_state_t *st, int snapshot_fd, pid_t *pid, int *console_master, km_err_t **err)
 {
 	create_fds_t f = {-1, -1, -1, -1, -1, -1, -1};
 	int rc = -1;
@@ -290,17 +290,19 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	    .snapshot_fd = snapshot_fd,
 	    .guest_seccomp_fd = f.seccomp,
 	    .console_socket = a->console_socket,
+	    .console_proxy = (a->cmd == SHIM_CMD_RUN || a->cmd == SHIM_CMD_RESTORE) && !a->detach,
 	    .preserve_fds = a->preserve_fds,
 	    .no_pivot = a->no_pivot,
 	    .no_new_keyring = a->no_new_keyring,
 	    .log_path = shim_log_path(),
 	};
-	shim_container_t ctr = {0, NULL};
+	shim_container_t ctr = {0, NULL, -1};
 	if (shim_container_spawn(&sp, &ctr, err) != 0) {
 		km_err_wrap(err, "creating container \"%s\"", a->id);
 		goto out;
 	}
 	*pid = ctr.pid;
+	*console_master = ctr.console_master;
 	close(f.ready_w); /* km holds the only write end now: its exit is EOF */
 	f.ready_w = -1;
 	/* Record km before waiting for it, so that a km-shim killed now leaves a pid to kill. */
@@ -332,8 +334,9 @@ static void create_undo(shim_dir_t *d, oci_state_t *st)
 }
 
 int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *restored_from, pid_t *pid,
-			  km_err_t **err)
+			  int *console_master, km_err_t **err)
 {
+	*console_master = -1;
 	char bundle[PATH_MAX];
 	const char *b = a->bundle != NULL ? a->bundle : ".";
 	if (realpath(b, bundle) == NULL)
@@ -360,7 +363,7 @@ int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *res
 		goto fail_tmp;
 	if (shim_dir_publish(&d, a->root, err) != 0)
 		goto fail_tmp;
-	if (spawn_km(a, cfg, bundle, &d, st, snapshot_fd, pid, err) != 0)
+	if (spawn_km(a, cfg, bundle, &d, st, snapshot_fd, pid, console_master, err) != 0)
 		goto fail;
 	if (a->pid_file != NULL && shim_write_pid_file(a->pid_file, *pid, err) != 0)
 		goto fail;
@@ -377,6 +380,9 @@ fail_tmp: {
 }
 fail:
 	create_undo(&d, st);
+	if (*console_master >= 0)
+		close(*console_master);
+	*console_master = -1;
 out:
 	shim_dir_close(&d);
 	oci_state_free(st);
@@ -387,7 +393,8 @@ out:
 int shim_cmd_create(const shim_args_t *a, km_err_t **err)
 {
 	pid_t pid;
-	return shim_create_container(a, -1, NULL, &pid, err) == 0 ? 0 : -1;
+	int master;
+	return shim_create_container(a, -1, NULL, &pid, &master, err) == 0 ? 0 : -1;
 }
 
 /* --- start ---------------------------------------------------------------------------------- */
@@ -489,15 +496,19 @@ static void delete_after_run(const shim_args_t *a)
 	km_err_free(&e);
 }
 
-int shim_run_created(const shim_args_t *a, pid_t pid, km_err_t **err)
+int shim_run_created(const shim_args_t *a, pid_t pid, int console_master, km_err_t **err)
 {
 	if (shim_start_container(a, err) != 0) {
+		if (console_master >= 0)
+			close(console_master);
 		delete_after_run(a);
 		return -1;
 	}
 	if (a->detach)
 		return 0;
-	int status = shim_wait_child(pid);
+	int status = shim_wait_child(pid, console_master);
+	if (console_master >= 0)
+		close(console_master);
 	if (!a->keep)
 		delete_after_run(a);
 	return status;
@@ -506,9 +517,10 @@ int shim_run_created(const shim_args_t *a, pid_t pid, km_err_t **err)
 int shim_cmd_run(const shim_args_t *a, km_err_t **err)
 {
 	pid_t pid;
-	if (shim_create_container(a, -1, NULL, &pid, err) != 0)
+	int master;
+	if (shim_create_container(a, -1, NULL, &pid, &master, err) != 0)
 		return -1;
-	return shim_run_created(a, pid, err);
+	return shim_run_created(a, pid, master, err);
 }
 
 /* --- delete, kill, state -------------------------------------------------------------------- */

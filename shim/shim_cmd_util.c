@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shim_console.h"
 #include "shim_container.h"
 #include "shim_log.h"
 #include "shim_mgmt_client.h"
@@ -349,7 +350,7 @@ static void forward_signal(int sig)
 		kill(child_pid, sig);
 }
 
-int shim_wait_child(pid_t pid)
+int shim_wait_child(pid_t pid, int console_master)
 {
 	static const int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
 	struct sigaction sa = {.sa_handler = forward_signal, .sa_flags = SA_RESTART};
@@ -357,6 +358,12 @@ int shim_wait_child(pid_t pid)
 	child_pid = pid;
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
+	if (console_master >= 0) {
+		km_err_t *e = NULL;
+		if (shim_console_proxy(console_master, &e) != 0)
+			shim_log(SHIM_LOG_WARN, "%s", e->msg);
+		km_err_free(&e);
+	}
 	int status;
 	pid_t r;
 	do

@@ -1,6 +1,9 @@
 /* The container's pty and runc's console-socket protocol: see shim_console.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -92,5 +95,120 @@ out:
 	if (master >= 0)
 		close(master);
 	close(sock);
+	return rc;
+}
+
+int shim_console_recv_fd(int sock, int *fd, km_err_t **err)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], name[64];
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return km_err_set(err, errno, "process.terminal: receiving the pty master");
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return km_err_set(err, EPROTO, "process.terminal: no pty master from the container");
+	memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	return 0;
+}
+
+/* ---- the foreground proxy ---- */
+
+static volatile sig_atomic_t winch_seen;
+
+static void on_winch(int sig)
+{
+	(void)sig;
+	winch_seen = 1;
+}
+
+static void copy_winsize(int master)
+{
+	struct winsize ws;
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+		ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* Copies what `from` has to `to`; 0 on EOF (or EIO: a pty whose other side is closed), 1 if
+ * something was copied, -1 with *err. A write error to `to` is an error too. */
+static int relay(int from, int to, km_err_t **err)
+{
+	char buf[8192];
+	ssize_t n = read(from, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 1;
+	if (n == 0 || (n < 0 && errno == EIO))
+		return 0;
+	if (n < 0)
+		return km_err_set(err, errno, "process.terminal: reading fd %d", from);
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, buf + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return km_err_set(err, errno, "process.terminal: writing fd %d", to);
+		off += w;
+	}
+	return 1;
+}
+
+static int proxy_loop(int master, const sigset_t *waitmask, km_err_t **err)
+{
+	bool in_open = true;
+	for (;;) {
+		if (winch_seen) {
+			winch_seen = 0;
+			copy_winsize(master);
+		}
+		struct pollfd pf[2] = { { .fd = master, .events = POLLIN }, { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN } };
+		if (ppoll(pf, 2, NULL, waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			return km_err_set(err, errno, "process.terminal: poll");
+		}
+		if (pf[0].revents) {
+			int r = relay(master, STDOUT_FILENO, err);
+			if (r <= 0)
+				return r;
+		}
+		if (pf[1].revents) {
+			int r = relay(STDIN_FILENO, master, err);
+			if (r < 0)
+				return r;
+			in_open = r > 0;
+		}
+	}
+}
+
+int shim_console_proxy(int master, km_err_t **err)
+{
+	struct termios saved;
+	bool raw = tcgetattr(STDIN_FILENO, &saved) == 0;
+	if (raw) {
+		struct termios t = saved;
+		cfmakeraw(&t);
+		tcsetattr(STDIN_FILENO, TCSANOW, &t);
+		copy_winsize(master);
+	}
+	/* SIGWINCH is blocked except inside ppoll, so none is lost between the check and the wait. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	struct sigaction sa = { .sa_handler = on_winch }, old_sa;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, &old_sa);
+	sigset_t waitmask = old;
+	sigdelset(&waitmask, SIGWINCH);
+	int rc = proxy_loop(master, &waitmask, err);
+	sigaction(SIGWINCH, &old_sa, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
 	return rc;
 }

@@ -63,7 +63,8 @@ typedef struct spawn_ctx {
 	char *cgroup_path;
 	int ns_fd[OCI_NS_COUNT]; /* namespaces joined by path, -1 otherwise */
 	bool ns_new[OCI_NS_COUNT];
-	int console; /* connected --console-socket, or -1 */
+	int console; /* connected --console-socket (or the child's end of the proxy's pair), or -1 */
+	int console_peer; /* console_proxy: km-shim's end, where the pty master arrives; else -1 */
 	int sync[2]; /* [0] parent's end, [1] child's */
 	pid_t host_pid; /* the child's pid as km-shim sees it (told to the child) */
 } spawn_ctx_t;
@@ -218,7 +219,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 		if (shim_hooks_run(cfg, OCI_HOOK_CREATE_CONTAINER, st, 0, err) < 0)
 			return -1;
 	}
-	if (shim_mounts_pivot(rootfd, c->sp->no_pivot, err) < 0)
+	if (shim_mounts_pivot(rootfd, c->sp->no_pivot, cfg->linux_ ? cfg->linux_->rootfs_propagation : NULL, err) < 0)
 		return -1;
 	close(rootfd);
 	if (shim_process_uts_sysctl(cfg, err) < 0)
@@ -252,6 +253,8 @@ static _Noreturn void child_main(spawn_ctx_t *c)
 {
 	km_err_t *err = NULL;
 	close(c->sync[0]);
+	if (c->console_peer >= 0)
+		close(c->console_peer);
 	if (child_setup(c, &err) < 0)
 		child_send(c, 'E', err ? err->msg : "unknown error");
 	_exit(1);
@@ -454,6 +457,8 @@ static void ctx_free(spawn_ctx_t *c, bool remove_cg)
 			close(c->ns_fd[t]);
 	if (c->console >= 0)
 		close(c->console);
+	if (c->console_peer >= 0)
+		close(c->console_peer);
 	for (int i = 0; i < 2; i++)
 		if (c->sync[i] >= 0)
 			close(c->sync[i]);
@@ -484,23 +489,38 @@ static char *resolve_rootfs(const shim_spawn_t *sp, km_err_t **err)
 	return real;
 }
 
+/* The console socket of km-shim's own pty proxy: a pair, the child's end in c->console. */
+static int console_pair(spawn_ctx_t *c, km_err_t **err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return km_err_set(err, errno, "process.terminal: socketpair");
+	c->console = sv[0];
+	c->console_peer = sv[1];
+	return 0;
+}
+
 int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t **err)
 {
-	spawn_ctx_t c = { .sp = sp, .cfg = sp->cfg, .console = -1, .sync = { -1, -1 } };
+	spawn_ctx_t c = { .sp = sp, .cfg = sp->cfg, .console = -1, .console_peer = -1, .sync = { -1, -1 } };
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		c.ns_fd[t] = -1;
 	memset(out, 0, sizeof(*out));
+	out->console_master = -1;
 	if (shim_container_check(sp->cfg, err) < 0)
 		return -1;
 	if (!(c.rootfs = resolve_rootfs(sp, err)) || open_namespaces(&c, err) < 0)
 		goto fail;
 	if (sp->cfg->process->terminal) {
-		if (!sp->console_socket) {
+		if (sp->console_socket) {
+			if ((c.console = shim_console_connect(sp->console_socket, err)) < 0)
+				goto fail;
+		} else if (!sp->console_proxy) {
 			km_err_set(err, 0, "process.terminal: needs --console-socket");
 			goto fail;
-		}
-		if ((c.console = shim_console_connect(sp->console_socket, err)) < 0)
+		} else if (console_pair(&c, err) < 0) {
 			goto fail;
+		}
 	}
 	if (setup_cgroups(&c, err) < 0)
 		goto fail;
@@ -522,7 +542,9 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 		child_main(&c);
 	close(c.sync[1]);
 	c.sync[1] = -1;
-	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, pid, err) < 0) {
+	/* The child sent the pty master before its exec: it is waiting in the socket already. */
+	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, pid, err) < 0 ||
+	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0)) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;

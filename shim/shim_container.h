@@ -34,6 +34,8 @@ typedef struct shim_spawn {
 	int snapshot_fd; /* restore: the snapshot file, opened O_RDONLY; -1 to run process.args */
 	int guest_seccomp_fd; /* memfd with km's guest-seccomp rules (shim_seccomp.h), or -1 */
 	const char *console_socket; /* --console-socket path, or NULL */
+	bool console_proxy; /* process.terminal without console_socket (foreground run/restore):
+			     * the pty master comes back to km-shim in shim_container_t */
 	int preserve_fds; /* --preserve-fds N: fds 3..3+N-1 go to the guest too */
 	bool no_pivot; /* --no-pivot: chroot-style move instead of pivot_root */
 	bool no_new_keyring; /* accepted; km-shim never creates a session keyring */
@@ -43,6 +45,7 @@ typedef struct shim_spawn {
 typedef struct shim_container {
 	pid_t pid; /* km's pid in km-shim's pid namespace */
 	char *cgroup_path; /* the cgroup made for it (relative to each hierarchy), NULL if none */
+	int console_master; /* console_proxy: the container's pty master (O_CLOEXEC), else -1 */
 } shim_container_t;
 
 /* Creates the container process described by `sp`. Returns once the child has either exec'd km

@@ -1,6 +1,8 @@
 /* The container's mounts, devices and root: see shim_mounts.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,15 +387,62 @@ static int dev_symlinks(int rootfd, km_err_t **err)
 	return rc;
 }
 
-int shim_mounts_prepare(const shim_mount_ctx_t *ctx, km_err_t **err)
+/* The mount point /proc/self/mountinfo lists that holds `path` (the longest one that is a
+ * prefix of it at a '/' boundary), malloc'd, or NULL; *shared: whether it is shared. */
+static char *parent_mount_of(const char *path, bool *shared)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return NULL;
+	char *line = NULL, *best = NULL;
+	size_t cap = 0, best_len = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char mp[PATH_MAX];
+		/* id parent major:minor root mount-point ...; octal escapes (\040) only in odd paths,
+		 * which then simply do not match */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		size_t n = strlen(mp);
+		bool under = !strcmp(mp, "/") || (!strncmp(path, mp, n) && (path[n] == '/' || path[n] == '\0'));
+		if (under && (n >= best_len || !best)) {
+			free(best);
+			best = strdup(mp);
+			best_len = n;
+			char *end = strstr(line, " - ");
+			char *tag = strstr(line, " shared:");
+			*shared = tag && (!end || tag < end);
+		}
+	}
+	free(line);
+	fclose(f);
+	return best;
+}
+
+/* Before pivot_root nothing may be shared: a shared / would leak the container's mounts to the
+ * host, and pivot_root refuses a new root whose parent mount is shared. So / becomes rslave (or
+ * the configured private kind) and the rootfs's parent mount, if still shared, private, as runc
+ * does; a "shared"
+ * rootfsPropagation is applied after the pivot (shim_mounts_pivot). */
+static int propagation_before_pivot(const shim_mount_ctx_t *ctx, km_err_t **err)
 {
 	unsigned long prop;
 	if (shim_mount_root_propagation(ctx->cfg->linux_ ? ctx->cfg->linux_->rootfs_propagation : NULL, &prop, err) < 0)
 		return -1;
+	/* shared or unbindable (the rootfs could not be bound onto itself) wait for the pivot */
+	prop = (prop & MS_PRIVATE) ? MS_PRIVATE | MS_REC : MS_SLAVE | MS_REC;
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
-		return km_err_set(err, errno, "making / %s", ctx->cfg->linux_ && ctx->cfg->linux_->rootfs_propagation
-								? ctx->cfg->linux_->rootfs_propagation
-								: "rprivate");
+		return km_err_set(err, errno, "making / %s", prop & MS_SLAVE ? "rslave" : "rprivate");
+	bool shared = false;
+	km_autofree char *parent = parent_mount_of(ctx->rootfs, &shared);
+	if (parent && shared && mount(NULL, parent, NULL, MS_PRIVATE, NULL) < 0)
+		return km_err_set(err, errno, "making %s (the rootfs's parent mount) private", parent);
+	return 0;
+}
+
+int shim_mounts_prepare(const shim_mount_ctx_t *ctx, km_err_t **err)
+{
+	if (propagation_before_pivot(ctx, err) < 0)
+		return -1;
 	/* pivot_root needs the new root to be a mount point. */
 	if (mount(ctx->rootfs, ctx->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return km_err_set(err, errno, "binding the rootfs %s onto itself", ctx->rootfs);
@@ -414,7 +463,7 @@ int shim_mounts_prepare(const shim_mount_ctx_t *ctx, km_err_t **err)
 	return rootfd;
 }
 
-int shim_mounts_pivot(int rootfd, bool no_pivot, km_err_t **err)
+int shim_mounts_pivot(int rootfd, bool no_pivot, const char *propagation, km_err_t **err)
 {
 	if (fchdir(rootfd) < 0)
 		return km_err_set(err, errno, "entering the rootfs");
@@ -436,6 +485,11 @@ int shim_mounts_pivot(int rootfd, bool no_pivot, km_err_t **err)
 	}
 	if (chdir("/") < 0)
 		return km_err_set(err, errno, "chdir /");
+	unsigned long prop;
+	if (shim_mount_root_propagation(propagation, &prop, err) < 0)
+		return -1;
+	if (propagation && *propagation && mount(NULL, "/", NULL, prop, NULL) < 0)
+		return km_err_set(err, errno, "linux.rootfsPropagation: making / %s", propagation);
 	return 0;
 }
 

@@ -50,8 +50,9 @@ typedef struct shim_mount_ctx {
  * with *err naming the mount ("mounts[2] (proc on /proc): Operation not permitted"). */
 int shim_mounts_prepare(const shim_mount_ctx_t *ctx, km_err_t **err);
 
-/* pivot_root into `rootfd` and detach the old root; with `no_pivot`, MS_MOVE + chroot. */
-int shim_mounts_pivot(int rootfd, bool no_pivot, km_err_t **err);
+/* pivot_root into `rootfd` and detach the old root; with `no_pivot`, MS_MOVE + chroot. Then
+ * linux.rootfsPropagation `propagation` (NULL: none) is applied to the new /. */
+int shim_mounts_pivot(int rootfd, bool no_pivot, const char *propagation, km_err_t **err);
 
 /* maskedPaths, readonlyPaths and root.readonly, inside the container (after pivot_root). */
 int shim_mounts_finish(const oci_config_t *cfg, km_err_t **err);

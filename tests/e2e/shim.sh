@@ -528,7 +528,8 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create misc seccomp init_signals)
+	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground
+	root_propagation)
 
 # The program is its pid namespace's init, as under runc: a signal from outside at its default
 # action does not reach it (Linux drops those for an init), SIGKILL does, and a program of a
@@ -616,6 +617,52 @@ shim_test_misc() {
 	grep -q '"ociVersion"' "$d/spec/config.json" || bad "spec wrote no config.json"
 	shim "$d/sp2" spec --bundle "$d/spec"
 	expect_error "$d/sp2" "already exists"
+	root_holds
+}
+
+# process.terminal without --console-socket in a foreground run: km-shim makes the pty and relays
+# its own stdin (a pipe here, not a terminal) and stdout; the guest sees a terminal both ways.
+shim_test_terminal_foreground() {
+	local d=$SHIM_WORK/tty b=$SHIM_WORK/tty/bundle
+	shim_bundle "$b" /shim_tty
+	cp "$GUESTS/gcc/shim_tty" "$b/rootfs/shim_tty"
+	sed -i 's/"terminal": false/"terminal": true/; s|{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": \["nosuid", "mode=755"\]}|&, {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666"]}|' "$b/config.json"
+	grep -q devpts "$b/config.json" || bad "terminal: the test's config has no devpts mount"
+	mkdir -p "$d"
+	echo "hello tty" | timeout -k 5 "$TIMEOUT" "$KM_SHIM" --root "$SHIM_ROOT" run --bundle "$b" tty >"$d/out" 2>"$d/err"
+	local rc=$?
+	[ "$rc" = 0 ] || bad "terminal run: exit status $rc, expected 0: $(head -c 300 "$d/err")"
+	tr -d '\r' <"$d/out" >"$d/out.lf"
+	grep -qx 'tty in=1 out=1' "$d/out.lf" || bad "terminal run: the guest saw no terminal: $(head -c 300 "$d/out.lf")"
+	grep -qx 'got hello tty' "$d/out.lf" || bad "terminal run: stdin did not reach the guest: $(head -c 300 "$d/out.lf")"
+	shim "$d/dt" run --detach --bundle "$b" ttyd
+	expect_error "$d/dt" "process.terminal: needs --console-socket"
+	root_holds
+}
+
+# linux.rootfsPropagation on a host whose mounts are shared (an unshare'd mount namespace with
+# shared propagation stands for one): pivot_root still works, and the container's / ends up with
+# the propagation asked for ("shared:N" or "master:N" on its line in mountinfo).
+shim_test_root_propagation() {
+	local d=$SHIM_WORK/prop b=$SHIM_WORK/prop/bundle p want
+	for p in shared slave rshared private; do
+		case $p in *shared) want=shared: ;; slave) want=master: ;; *) want="" ;; esac
+		shim_bundle "$b" /shim_count 1000000 50
+		sed -i "s/\"linux\": {/\"linux\": {\"rootfsPropagation\": \"$p\", /" "$b/config.json"
+		mkdir -p "$d/$p"
+		# the mountinfo is read while the shared namespace lives: a slave whose master is gone
+		# is private
+		timeout -k 5 "$TIMEOUT" unshare --mount --propagation shared sh -c \
+			'"$1" --root "$2" run -d --pid-file "$3/pid" --bundle "$4" "$5" && cat "/proc/$(cat "$3/pid")/mountinfo" >"$3/mountinfo"' \
+			sh "$KM_SHIM" "$SHIM_ROOT" "$d/$p" "$b" "prop-$p" >"$d/$p/out" 2>"$d/$p/err" </dev/null
+		RC=$?
+		expect_ok "$d/$p" "run -d with rootfsPropagation $p"
+		if [ -n "$want" ]; then
+			awk '$5 == "/"' "$d/$p/mountinfo" | grep -q " $want" ||
+				bad "rootfsPropagation $p: / is not $want in the container: $(awk '$5 == "/"' "$d/$p/mountinfo")"
+		fi
+		shim "$d/$p/del" delete --force "prop-$p"
+	done
 	root_holds
 }
 

@@ -225,6 +225,49 @@ static void test_cgroup_conversions(void **state)
 	p = shim_cgroup_path_for(&cfg, "abc");
 	assert_string_equal(p, "/a/b");
 	free(p);
+	static const char *const systemd[][2] = {
+		{"system-foo.slice:crio:x", "/system.slice/system-foo.slice/crio-x.scope"},
+		{"a-b-c.slice:p:n", "/a.slice/a-b.slice/a-b-c.slice/p-n.scope"},
+		{"-.slice:p:n", "/p-n.scope"},
+		{":p:n", "/system.slice/p-n.scope"},
+		{"user.slice::n", "/user.slice/n.scope"},
+		{"machine.slice:p:sub.slice", "/machine.slice/sub.slice"},
+	};
+	for (size_t i = 0; i < sizeof(systemd) / sizeof(systemd[0]); i++) {
+		lx.cgroups_path = (char *)systemd[i][0];
+		p = shim_cgroup_path_for(&cfg, "abc");
+		assert_string_equal(p, systemd[i][1]);
+		free(p);
+	}
+}
+
+/* The default parent /km-shim goes with the last container under it, not before. */
+static void test_cgroup_remove_parent(void **state)
+{
+	(void)state;
+	char *d = tmpdir(), h[4096];
+	for (int i = 0; i < 2; i++) {
+		snprintf(h, sizeof(h), "%s/%s", d, i ? "pids" : "memory");
+		assert_int_equal(mkdir(h, 0755), 0);
+	}
+	put(d, "memory/cgroup.procs", "");
+	put(d, "pids/cgroup.procs", "");
+	shim_cgroup_layout_t l;
+	km_err_t *err = NULL;
+	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, "/km-shim/x", NULL, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, "/km-shim/y", NULL, &err), 0);
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/pids/km-shim", d);
+	assert_int_equal(shim_cgroup_remove_in(&l, "/km-shim/x", &err), 0);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(shim_cgroup_remove_in(&l, "/km-shim/y", &err), 0);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/memory/km-shim", d);
+	assert_int_equal(access(p, F_OK), -1);
+	shim_cgroup_layout_free(&l);
+	rm_rf(d);
+	free(d);
 }
 
 /* ---- paths inside the rootfs ---- */
@@ -329,6 +372,12 @@ static void test_check(void **state)
 		     "a new user namespace needs both");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"pid\",\"path\":\"/proc/1/ns/pid\"}]}}",
 		     "joining a pid namespace");
+	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\",\"path\":\"/proc/1/ns/user\"}]}}",
+		     "linux.namespaces[1]: joining a user namespace (path /proc/1/ns/user) while creating a mount namespace "
+		     "(linux.namespaces[0])");
+	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\",\"path\":\"/proc/1/ns/mnt\"},"
+			      "{\"type\":\"user\",\"path\":\"/proc/1/ns/user\"}]}}",
+		     NULL);
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"seccomp\":{\"defaultAction\":\"SCMP_ACT_NOTIFY\",\"listenerPath\":\"/run/l.sock\"}}}",
 		     "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"cpus\":\"0-1\"}}}}",
@@ -853,7 +902,7 @@ int main(void)
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
-		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_hooks_run),
+		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_cgroup_remove_parent), cmocka_unit_test(test_hooks_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
