@@ -638,6 +638,8 @@ run_shim
 run_guest_seccomp
 . "$ROOT/tests/e2e/clients.sh"
 run_clients
+. "$ROOT/tests/e2e/cri.sh"
+run_cri
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
