@@ -196,6 +196,7 @@ run_cri() {
 			CL_NS=km-e2e-cri-$$ # the pod's cgroup parent, removed by the cleanup
 			CL_IMAGE=docker.io/km-e2e/examples:1
 			CL_CTR=(ctr --address "$CL_W/ctrd/containerd.sock" --namespace k8s.io) # CRI's namespace
+			# shellcheck disable=SC2034 # clients.sh's cleanup uses it
 			CL_RTC=(env "PATH=$CL_PATH" "$CL_RT")
 			CL_PM=(false)
 			CL_CTRD_STATE="" # a fresh daemon, not clients.sh's (stopped) one
