@@ -26,6 +26,7 @@ packages=(
 	criu                 # podman 4.3 asks `criu swrk` its version over RPC before every checkpoint/restore
 	                     # (3.17.1 answers, though it cannot dump on this kernel; km-shim needs no CRIU)
 	iptables             # runc checkpoint/restore (CRIU) with a network namespace
+	python3-grpcio       # tests/tools/cri-client.py: containerd's CRI over gRPC (tests/e2e/cri.sh)
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

@@ -194,6 +194,8 @@ cl_ctrd_start() {
 		# The CRI plugin's own needs, kept private (CNI configuration, streaming port).
 		echo '[plugins."io.containerd.grpc.v1.cri"]'
 		echo '  stream_server_port = "0"'
+		# More keys of the CRI plugin's own table from a caller (tests/e2e/cri.sh: sandbox_image).
+		[ -n "${CL_CRI_TOML:-}" ] && printf '%s\n' "$CL_CRI_TOML"
 		echo '  [plugins."io.containerd.grpc.v1.cri".cni]'
 		echo "    conf_dir = \"$d/cni\""
 		echo "    bin_dir = \"$d/cni\""

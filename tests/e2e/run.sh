@@ -640,6 +640,8 @@ run_shim_ctr
 run_guest_seccomp
 . "$ROOT/tests/e2e/clients.sh"
 run_clients
+. "$ROOT/tests/e2e/cri.sh"
+run_cri
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
