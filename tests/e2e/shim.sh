@@ -244,6 +244,9 @@ shim_test_run_detached() {
 	# kill by number, for a second container
 	shim "$d/r2" run --detach --bundle "$b" det2
 	expect_ok "$d/r2" "run --detach"
+	# its handler must be in place first: before it, SIGTERM is at its default action, which an
+	# init does not receive
+	wait_count "$d/r2/out" 1 || bad "run --detach: no count from det2"
 	shim "$d/k2" kill det2 15
 	expect_ok "$d/k2" "kill 15"
 	wait_status det2 stopped || bad "still $(shim_status det2) after kill 15"
