@@ -362,6 +362,15 @@ static void test_check(void **state)
 	check_refuses(CFG_HEAD "},\"mounts\":[{\"destination\":\"/a\",\"type\":\"overlay\",\"source\":\"o\"}],"
 			      "\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}",
 		     "mounts[0].type: \"overlay\": not supported");
+	check_refuses(CFG_HEAD "},\"mounts\":[{\"destination\":\"/a\",\"type\":\"bind\",\"source\":\"/tmp\","
+			      "\"options\":[\"rbind\",\"rro\"]}],\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}",
+		     "mounts[0].options[1]: \"rro\": not supported by km-shim");
+	check_refuses(CFG_HEAD "},\"mounts\":[{\"destination\":\"/a\",\"source\":\"/tmp\",\"options\":[\"bind\",\"idmap\"]}],"
+			      "\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}",
+		     "mounts[0].options[1]: \"idmap\": not supported by km-shim");
+	check_refuses(CFG_HEAD "},\"mounts\":[{\"destination\":\"/a\",\"type\":\"bind\",\"source\":\"/tmp\","
+			      "\"options\":[\"rbind\",\"ro\",\"rprivate\",\"nosuid\"]}],\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}",
+		     NULL);
 	check_refuses(CFG_HEAD "},\"hostname\":\"h\",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}",
 		     "hostname: needs a uts namespace");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"sysctl\":{\"kernel.panic\":\"1\"}}}",
