@@ -19,6 +19,7 @@
 
 #include "shim_cgroup.h"
 #include "shim_container.h"
+#include "shim_hooks.h"
 #include "shim_log.h"
 #include "shim_seccomp.h"
 
@@ -403,7 +404,9 @@ static void run_hooks_logged(shim_ctr_t *c, oci_hook_kind_t kind, oci_status_t s
 {
 	km_err_t *e = NULL;
 	oci_config_t *cfg = oci_config_load(c->dir.path, &e);
-	char *json = cfg != NULL ? oci_state_to_json(c->st, s, &e) : NULL;
+	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c->st->id, s, c->st->pid, c->st->bundle) : NULL;
+	if (cfg != NULL && json == NULL)
+		km_err_set(&e, ENOMEM, "the hooks' state");
 	if (json != NULL && shim_hooks_run(cfg, kind, json, c->st->pid, &e) != 0)
 		shim_log(SHIM_LOG_WARN, "%s hook of %s: %s", what, c->dir.id, e->msg);
 	else if (json == NULL)
@@ -440,7 +443,9 @@ int shim_start_container(const shim_args_t *a, km_err_t **err)
 	/* startContainer hooks run before the program's first instruction; a failing one stops
 	 * the start (the spec: the runtime must generate an error) */
 	oci_config_t *cfg = oci_config_load(c.dir.path, err);
-	char *json = cfg != NULL ? oci_state_to_json(c.st, OCI_STATUS_CREATED, err) : NULL;
+	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c.st->id, OCI_STATUS_CREATED, c.st->pid, c.st->bundle) : NULL;
+	if (cfg != NULL && json == NULL)
+		km_err_set(err, ENOMEM, "the hooks' state");
 	int hr = json != NULL ? shim_hooks_run(cfg, OCI_HOOK_START_CONTAINER, json, c.st->pid, err) : -1;
 	free(json);
 	oci_config_free(cfg);

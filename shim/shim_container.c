@@ -215,7 +215,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 	if (child_wait_go(c, err) < 0)
 		return -1;
 	if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER]) {
-		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "creating", c->host_pid, c->sp->bundle);
+		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, OCI_STATUS_CREATING, c->host_pid, c->sp->bundle);
 		if (shim_hooks_run(cfg, OCI_HOOK_CREATE_CONTAINER, st, 0, err) < 0)
 			return -1;
 	}
@@ -357,7 +357,7 @@ static int parent_hooks(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 	const oci_config_t *cfg = c->cfg;
 	if (!cfg->n_hooks[OCI_HOOK_PRESTART] && !cfg->n_hooks[OCI_HOOK_CREATE_RUNTIME])
 		return parent_send_go(c, pid, err);
-	km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "creating", pid, c->sp->bundle);
+	km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, OCI_STATUS_CREATING, pid, c->sp->bundle);
 	if (shim_hooks_run(cfg, OCI_HOOK_PRESTART, st, pid, err) < 0 ||
 	    shim_hooks_run(cfg, OCI_HOOK_CREATE_RUNTIME, st, pid, err) < 0)
 		return -1;

@@ -268,7 +268,7 @@ shim_ctr_test_hooks() {
 	done
 	# startContainer runs in the container: the log through a bind mount, sh from the rootfs
 	hooks+=$(ctr_hook startContainer /hooklog/log)
-	SHIM_CFG_EXTRA="\"hooks\": {$hooks}," shim_cfg "$b" /ctr_view cat /f
+	SHIM_CFG_EXTRA="\"annotations\": {\"org.km.test\": \"hooked\"}, \"hooks\": {$hooks}," shim_cfg "$b" /ctr_view cat /f
 	sed -i "s|\"mounts\": \[|\"mounts\": [{\"destination\": \"/hooklog\", \"type\": \"bind\", \"source\": \"$d/hooklog\", \"options\": [\"rbind\", \"rw\"]}, |" \
 		"$b/config.json"
 	shim "$d/c" create --bundle "$b" ctrhooks
@@ -292,6 +292,14 @@ shim_ctr_test_hooks() {
 		grep -q "\"status\": *\"$2\"" <<<"$line" || bad "$1: status is not '$2': '$line'"
 		grep -q "\"bundle\": *\"$b\"" <<<"$line" || bad "$1: no bundle in '$line'"
 		[ -z "${3:-}" ] || grep -q "\"pid\": *$3[,}]" <<<"$line" || bad "$1: pid is not km's $3: '$line'"
+		# one document for every hook: the spec's keys with the config's annotations; pid
+		# only while km lives (runc omits it once stopped)
+		local keys want_keys="annotations,bundle,id,ociVersion,pid,status"
+		[ -n "${3:-}" ] || want_keys="annotations,bundle,id,ociVersion,status"
+		keys=$(jq -r 'keys | join(",")' <<<"${line#* }" 2>&1)
+		[ "$keys" = "$want_keys" ] || bad "$1: keys are '$keys', not '$want_keys': '$line'"
+		[ "$(jq -r '.annotations["org.km.test"]' <<<"${line#* }" 2>&1)" = hooked ] ||
+			bad "$1: no annotation in '$line'"
 	done
 	[ -n "$T_DIAG" ] && show_file "hook log" "$log"
 	root_holds

@@ -842,6 +842,40 @@ static void test_hooks_run(void **state)
 	free(d);
 }
 
+/* Every hook point gets the same document: the spec's keys and the config's annotations (an
+ * empty map when there are none), the status of its point, km's pid until it is stopped. */
+static void test_hooks_state_json(void **state)
+{
+	(void)state;
+	static const struct {
+		oci_status_t st;
+		const char *want;
+	} pts[] = {
+		{ OCI_STATUS_CREATING, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"creating\"}" },
+		{ OCI_STATUS_CREATED, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"created\"}" },
+		{ OCI_STATUS_RUNNING, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"running\"}" },
+		{ OCI_STATUS_STOPPED, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"status\":\"stopped\"}" },
+	};
+	const char *json = CFG_HEAD "},\"annotations\":{\"b\":\"2\",\"a\":\"1\"}}";
+	km_err_t *err = NULL;
+	oci_config_t *cfg = oci_config_parse(json, strlen(json), "config.json", &err);
+	assert_non_null(cfg);
+	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++) {
+		char *s = shim_hooks_state_json(cfg, "x", pts[i].st, 42, "/b");
+		assert_non_null(s);
+		assert_string_equal(s, pts[i].want);
+		free(s);
+	}
+	oci_config_free(cfg);
+	json = CFG_HEAD "}}";
+	cfg = oci_config_parse(json, strlen(json), "config.json", &err);
+	assert_non_null(cfg);
+	char *s = shim_hooks_state_json(cfg, "x", OCI_STATUS_CREATED, 7, "/b");
+	assert_string_equal(s, "{\"annotations\":{},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":7,\"status\":\"created\"}");
+	free(s);
+	oci_config_free(cfg);
+}
+
 /* The real cgroups of this host (hybrid or v2): create with limits, add, pids, stats, update,
  * remove. */
 static void test_cgroup_real(void **state)
@@ -902,7 +936,7 @@ int main(void)
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
-		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_cgroup_remove_parent), cmocka_unit_test(test_hooks_run),
+		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_cgroup_remove_parent), cmocka_unit_test(test_hooks_run), cmocka_unit_test(test_hooks_state_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
