@@ -307,7 +307,7 @@ void shim_ctr_kill_all(shim_ctr_t *c)
 	/* whatever else is in its cgroup (a container process that never became km) */
 	pid_t *pids = NULL;
 	km_err_t *e = NULL;
-	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, 0, &pids, &e) : 0;
+	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, c->st->cgroup_paths, 0, &pids, &e) : 0;
 	for (int i = 0; i < n; i++)
 		if (pids[i] > 0 && pids[i] != getpid())
 			kill(pids[i], SIGKILL);
@@ -322,7 +322,7 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 {
 	if (c->st != NULL && c->st->cgroup_path != NULL) {
 		km_err_t *e = NULL;
-		if (shim_cgroup_remove(c->st->cgroup_path, &e) != 0) {
+		if (shim_cgroup_remove(c->st->cgroup_path, c->st->cgroup_paths, &e) != 0) {
 			shim_log(SHIM_LOG_WARN, "removing the cgroups of %s: %s", c->dir.id, e->msg);
 			km_err_free(&e);
 		}

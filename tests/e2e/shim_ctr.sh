@@ -116,6 +116,11 @@ shim_ctr_test_memory() {
 	cg=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' "/proc/$pid/cgroup")
 	[ "$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes" 2>/dev/null)" = 67108864 ] ||
 		bad "km's memory cgroup '$cg' has no 64 MiB limit"
+	# no cgroupsPath: runc's default is relative, so under km-shim's own memory cgroup (on this
+	# host /process_api/..., while the other controllers' are /)
+	local own
+	own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+	[ "$cg" = "${own%/}/km-shim/ctrmem" ] || bad "km's memory cgroup is '$cg', not under km-shim's own '$own'"
 	shim "$d/s" start ctrmem
 	expect_ok "$d/s" start
 	wait_status ctrmem stopped || bad "still $(shim_status ctrmem)"
@@ -316,7 +321,9 @@ shim_ctr_test_hook_fails() {
 	expect_error "$d/c" "prestart"
 	root_holds
 	pgrep -f shim_count_never >/dev/null && bad "a km of the failed create still runs"
-	[ ! -d /sys/fs/cgroup/pids/km-shim/ctrhookfail ] && [ ! -d /sys/fs/cgroup/memory/km-shim/ctrhookfail ] ||
+	local own
+	own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+	[ ! -d /sys/fs/cgroup/pids/km-shim/ctrhookfail ] && [ ! -d "/sys/fs/cgroup/memory${own%/}/km-shim/ctrhookfail" ] ||
 		bad "the failed create's cgroup is left"
 }
 
