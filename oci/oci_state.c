@@ -83,6 +83,11 @@ static json_t *state_object(const oci_state_t *st)
 		rc = -1;
 	else if (ann != NULL)
 		rc |= json_object_set_new(o, "annotations", ann);
+	json_t *cgp = st->cgroup_paths != NULL ? annotations_object(st->cgroup_paths) : NULL;
+	if (st->cgroup_paths != NULL && cgp == NULL)
+		rc = -1;
+	else if (cgp != NULL)
+		rc |= json_object_set_new(o, "cgroupPaths", cgp);
 	if (rc != 0) {
 		json_decref(o);
 		return NULL;
@@ -176,24 +181,26 @@ static char *read_small_file(const char *path, size_t *len, km_err_t **err)
 	return buf;
 }
 
-static int read_annotations(oci_jpath_t *p, const json_t *top, oci_state_t *st)
+/* An object of strings `name` as "key=value" pairs in *out (NULL if absent). */
+static int read_pairs(oci_jpath_t *p, const json_t *top, const char *name, char ***out)
 {
 	json_t *o;
-	if (oci_j_object(p, top, "annotations", false, &o) < 0)
+	if (oci_j_object(p, top, name, false, &o) < 0)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if ((st->annotations = calloc(json_object_size(o) + 1, sizeof(char *))) == NULL)
+	char **v = *out = calloc(json_object_size(o) + 1, sizeof(char *));
+	if (v == NULL)
 		return km_err_set(p->err, ENOMEM, "%s", p->what);
-	size_t mark = oci_jp_key(p, "annotations"), i = 0;
+	size_t mark = oci_jp_key(p, name), i = 0;
 	const char *key;
-	json_t *v;
+	json_t *val_j;
 	int rc = 0;
-	json_object_foreach((json_t *)o, key, v)
+	json_object_foreach((json_t *)o, key, val_j)
 	{
 		size_t m2 = oci_jp_key(p, key);
 		char *val = NULL;
-		if (oci_jv_string(p, v, &val) < 0 || asprintf(&st->annotations[i++], "%s=%s", key, val) < 0)
+		if (oci_jv_string(p, val_j, &val) < 0 || asprintf(&v[i++], "%s=%s", key, val) < 0)
 			rc = -1;
 		free(val);
 		oci_jp_restore(p, m2);
@@ -231,7 +238,8 @@ static int read_fields(oci_jpath_t *p, const json_t *top, oci_state_t *st)
 	    oci_j_string(p, top, "configDigest", false, &st->config_digest) < 0 ||
 	    oci_j_string(p, top, "mgmtSocket", false, &st->mgmt_socket) < 0 ||
 	    oci_j_string(p, top, "cgroupPath", false, &st->cgroup_path) < 0 ||
-	    oci_j_string(p, top, "restoredFrom", false, &st->restored_from) < 0 || read_annotations(p, top, st) < 0)
+	    oci_j_string(p, top, "restoredFrom", false, &st->restored_from) < 0 ||
+	    read_pairs(p, top, "annotations", &st->annotations) < 0 || read_pairs(p, top, "cgroupPaths", &st->cgroup_paths) < 0)
 		return -1;
 	st->pid = pid;
 	if (st->id[0] == '\0')
@@ -277,6 +285,7 @@ void oci_state_free(oci_state_t *st)
 	free(st->config_digest);
 	free(st->mgmt_socket);
 	free(st->cgroup_path);
+	oci_strv_free(st->cgroup_paths);
 	free(st->restored_from);
 	oci_strv_free(st->annotations);
 	free(st);

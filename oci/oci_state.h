@@ -35,7 +35,11 @@ typedef struct oci_state {
 	char *owner; /* "" for root, as runc */
 	char *config_digest; /* "sha256:<hex>" of config.json at create */
 	char *mgmt_socket; /* absolute path of km's management socket, host view */
-	char *cgroup_path; /* the container's cgroup path relative to each hierarchy root, or NULL */
+	char *cgroup_path; /* the cgroup path the container asked for ("/a/b" from each hierarchy's root,
+			    * "a/b" under km-shim's own cgroup), or NULL */
+	char **cgroup_paths; /* NULL-terminated "controller=/path" pairs: cgroup_path resolved in each
+			      * hierarchy at create ("cgroupPaths"); NULL in records from before them,
+			      * whose cgroup_path is absolute and the same in every hierarchy */
 	char *restored_from; /* image directory this container was restored from, or NULL */
 	char **annotations; /* NULL-terminated "key=value" pairs (from config.json), may be NULL */
 } oci_state_t;

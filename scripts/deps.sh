@@ -27,6 +27,7 @@ packages=(
 	                     # (3.17.1 answers, though it cannot dump on this kernel; km-shim needs no CRIU)
 	iptables             # runc checkpoint/restore (CRIU) with a network namespace
 	python3-grpcio       # tests/tools/cri-client.py: containerd's CRI over gRPC (tests/e2e/cri.sh)
+	jq                   # tests/e2e/shim_ctr.sh reads the state JSON hooks get
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

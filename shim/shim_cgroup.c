@@ -132,22 +132,192 @@ static char *systemd_path(const char *slice, size_t slice_len, const char *prefi
 	return s;
 }
 
+/* `p` without empty, "." and ".." components (".." stops at the start, as runc's CleanPath),
+ * keeping a leading '/'. */
+static char *clean_path(const char *p)
+{
+	size_t len = strlen(p);
+	char *s = malloc(len + 2), *o = s;
+	if (!s)
+		return NULL;
+	if (p[0] == '/')
+		*o++ = '/';
+	char *base = o;
+	for (const char *q = p; *q;) {
+		while (*q == '/')
+			q++;
+		size_t n = strcspn(q, "/");
+		if (n == 0)
+			break;
+		if (n == 1 && q[0] == '.') {
+		} else if (n == 2 && q[0] == '.' && q[1] == '.') {
+			while (o > base && o[-1] != '/')
+				o--;
+			if (o > base)
+				o--;
+		} else {
+			if (o > base)
+				*o++ = '/';
+			memcpy(o, q, n);
+			o += n;
+		}
+		q += n;
+	}
+	*o = '\0';
+	return s;
+}
+
 char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id)
 {
 	const char *cp = cfg && cfg->linux_ ? cfg->linux_->cgroups_path : NULL;
 	char *s = NULL;
 	if (!cp || !*cp) {
-		if (asprintf(&s, "/km-shim/%s", id) < 0)
+		if (asprintf(&s, "km-shim/%s", id) < 0)
 			return NULL;
-		return s;
+		char *c = clean_path(s);
+		free(s);
+		return c;
 	}
 	const char *c1 = strchr(cp, ':');
 	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 	if (cp[0] != '/' && c1 && c2 && !strchr(c2 + 1, ':'))
-		return systemd_path(cp, (size_t)(c1 - cp), c1 + 1, (size_t)(c2 - c1 - 1), c2 + 1);
-	if (asprintf(&s, "%s%s", cp[0] == '/' ? "" : "/", cp) < 0)
+		s = systemd_path(cp, (size_t)(c1 - cp), c1 + 1, (size_t)(c2 - c1 - 1), c2 + 1);
+	char *c = clean_path(s ? s : cp);
+	free(s);
+	return c;
+}
+
+void shim_cgroup_paths_free(shim_cgroup_paths_t *p)
+{
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		free(p->path[c]);
+	memset(p, 0, sizeof(*p));
+}
+
+#define SELF_CGROUP_MAX (64 * 1024)
+
+char *shim_cgroup_read_self(const char *file, km_err_t **err)
+{
+	const char *f = file ? file : "/proc/self/cgroup";
+	char *buf = malloc(SELF_CGROUP_MAX);
+	if (!buf)
+		return km_err_set(err, ENOMEM, "cgroups"), NULL;
+	if (read_small(f, buf, SELF_CGROUP_MAX) < 0) {
+		km_err_set(err, errno, "cgroups: reading %s", f);
+		free(buf);
 		return NULL;
-	return s;
+	}
+	return buf;
+}
+
+/* The path /proc/self/cgroup gives for controller `name` ("" for the v2 line), or NULL; its
+ * length in *len. */
+static const char *self_path(const char *text, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		const char *c1 = strchr(line, ':'), *end = line + strcspn(line, "\n");
+		const char *c2 = c1 && c1 < end ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+		if (!c2)
+			continue;
+		bool match = false;
+		if (!nl)
+			match = c2 == c1 + 1;
+		for (const char *q = c1 + 1; nl && q < c2; q += strcspn(q, ",:") + 1)
+			if ((size_t)(c2 - q) >= nl && !strncmp(q, name, nl) && (q[nl] == ',' || q[nl] == ':'))
+				match = true;
+		if (match && c2[1] == '/') {
+			*len = (size_t)(end - c2 - 1);
+			return c2 + 1;
+		}
+	}
+	return NULL;
+}
+
+int shim_cgroup_resolve(const shim_cgroup_layout_t *l, const char *path, const char *self_cgroup,
+			shim_cgroup_paths_t *out, km_err_t **err)
+{
+	memset(out, 0, sizeof(*out));
+	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
+		if (!l->dir[c])
+			continue;
+		if (path[0] == '/') {
+			out->path[c] = strdup(path);
+		} else {
+			/* pure v2: one tree, so every controller (cpuacct too) is under the "0::" cgroup */
+			size_t n = 0;
+			const char *own = self_path(self_cgroup, l->v2 ? "" : ctrl_names[c], &n);
+			if (!own) {
+				shim_cgroup_paths_free(out);
+				return km_err_set(err, 0, "cgroups: /proc/self/cgroup names no %s cgroup of km-shim to put \"%s\" under",
+						  l->v2 ? "cgroup2" : ctrl_names[c], path);
+			}
+			km_autofree char *base = strndup(own, n);
+			out->path[c] = base ? join(base, path) : NULL;
+			/* join gives "//x" under "/": one leading slash */
+			if (out->path[c] && out->path[c][0] == '/' && out->path[c][1] == '/')
+				memmove(out->path[c], out->path[c] + 1, strlen(out->path[c]));
+		}
+		if (!out->path[c]) {
+			shim_cgroup_paths_free(out);
+			return km_err_set(err, ENOMEM, "cgroups");
+		}
+	}
+	return 0;
+}
+
+char **shim_cgroup_paths_to_record(const shim_cgroup_paths_t *p)
+{
+	char **v = calloc(SHIM_CG_NCTRL + 1, sizeof(*v));
+	for (int c = 0, n = 0; v && c < SHIM_CG_NCTRL; c++)
+		if (p->path[c] && asprintf(&v[n++], "%s=%s", ctrl_names[c], p->path[c]) < 0) {
+			for (int i = 0; i < n - 1; i++)
+				free(v[i]);
+			free(v);
+			return NULL;
+		}
+	return v;
+}
+
+static bool has_dotdot(const char *p)
+{
+	for (const char *q = p; (q = strstr(q, "..")); q += 2)
+		if ((q == p || q[-1] == '/') && (q[2] == '/' || q[2] == '\0'))
+			return true;
+	return false;
+}
+
+int shim_cgroup_paths_from_record(const char *path, char *const *pairs, shim_cgroup_paths_t *out, km_err_t **err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!pairs) {
+		if (!path || path[0] != '/' || has_dotdot(path))
+			return km_err_set(err, 0, "state.json: cgroupPath \"%s\" without cgroupPaths: not a record km-shim wrote",
+					  path ? path : "");
+		for (int c = 0; c < SHIM_CG_NCTRL; c++)
+			if (!(out->path[c] = strdup(path))) {
+				shim_cgroup_paths_free(out);
+				return km_err_set(err, ENOMEM, "cgroups");
+			}
+		return 0;
+	}
+	for (size_t i = 0; pairs[i]; i++) {
+		const char *eq = strchr(pairs[i], '=');
+		int c = 0;
+		while (eq && c < SHIM_CG_NCTRL &&
+		       !(strlen(ctrl_names[c]) == (size_t)(eq - pairs[i]) && !strncmp(pairs[i], ctrl_names[c], (size_t)(eq - pairs[i]))))
+			c++;
+		if (!eq || c == SHIM_CG_NCTRL || out->path[c] || eq[1] != '/' || has_dotdot(eq + 1)) {
+			shim_cgroup_paths_free(out);
+			return km_err_set(err, 0, "state.json: cgroupPaths: \"%s\" is not a controller km-shim uses with an absolute path",
+					  pairs[i]);
+		}
+		if (!(out->path[c] = strdup(eq + 1))) {
+			shim_cgroup_paths_free(out);
+			return km_err_set(err, ENOMEM, "cgroups");
+		}
+	}
+	return 0;
 }
 
 const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c)
@@ -178,9 +348,9 @@ const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c)
 	}
 }
 
-char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const char *path)
+char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const shim_cgroup_paths_t *p)
 {
-	return c < SHIM_CG_NCTRL && l->dir[c] ? join(l->dir[c], path) : NULL;
+	return c < SHIM_CG_NCTRL && l->dir[c] && p && p->path[c] ? join(l->dir[c], p->path[c]) : NULL;
 }
 
 static int cg_write(const char *dir, const char *file, const char *val, km_err_t **err)
@@ -239,8 +409,11 @@ static int mkdirs(const char *p)
 }
 
 /* v2: each ancestor of `path` must delegate the controllers to its children. */
-static int v2_enable(const shim_cgroup_layout_t *l, const char *path, km_err_t **err)
+static int v2_enable(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, km_err_t **err)
 {
+	const char *path = p->path[SHIM_CG_CPUACCT]; /* one tree: every controller's path is the same */
+	if (!path)
+		return 0;
 	char want[64] = "";
 	for (int c = 0; c < SHIM_CG_CPUACCT; c++)
 		if (l->dir[c]) {
@@ -359,7 +532,7 @@ static int apply_cpu(const shim_cgroup_layout_t *l, const char *d, const oci_res
 	return 0;
 }
 
-int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+int shim_cgroup_apply(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
 		      km_err_t **err)
 {
 	if (!res)
@@ -372,9 +545,9 @@ int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci
 						  ctrl_names[c], l->v2 ? " (not in cgroup.controllers)" : "");
 			continue;
 		}
-		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		km_autofree char *d = shim_cgroup_dir(l, c, p);
 		if (!d)
-			return km_err_set(err, ENOMEM, "cgroups");
+			return km_err_set(err, need ? 0 : ENOMEM, "cgroups: the container has no %s cgroup", ctrl_names[c]);
 		int rc = 0;
 		if (c == SHIM_CG_MEMORY)
 			rc = apply_memory(l, d, res, err);
@@ -390,20 +563,20 @@ int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci
 	return 0;
 }
 
-int shim_cgroup_create(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+int shim_cgroup_create(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
 		       km_err_t **err)
 {
-	if (l->v2 && v2_enable(l, path, err) < 0)
+	if (l->v2 && v2_enable(l, p, err) < 0)
 		return -1;
 	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
-		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		km_autofree char *d = shim_cgroup_dir(l, c, p);
 		if (d && mkdirs(d) < 0)
 			return km_err_set(err, errno, "cgroups: making %s", d);
 	}
-	return shim_cgroup_apply(l, path, res, err);
+	return shim_cgroup_apply(l, p, res, err);
 }
 
-int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, km_err_t **err)
+int shim_cgroup_add(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, pid_t pid, km_err_t **err)
 {
 	char buf[24];
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
@@ -412,7 +585,7 @@ int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, 
 		bool seen = false;
 		for (int b = 0; b < c; b++)
 			seen |= l->dir[b] && l->dir[c] && !strcmp(l->dir[b], l->dir[c]);
-		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		km_autofree char *d = shim_cgroup_dir(l, c, p);
 		if (!d || seen)
 			continue;
 		if (cg_write(d, "cgroup.procs", buf, err) < 0)
@@ -421,59 +594,91 @@ int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, 
 	return 0;
 }
 
-int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_err_t **err)
+/* km-shim's default "km-shim/<id>" (or "/km-shim/<id>", as records before relative paths say). */
+static bool default_path(const char *path)
+{
+	if (path && path[0] == '/')
+		path++;
+	return path && !strncmp(path, "km-shim/", 8) && path[8] && !strchr(path + 8, '/');
+}
+
+int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, const shim_cgroup_paths_t *p,
+			  km_err_t **err)
 {
 	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
-		km_autofree char *d = shim_cgroup_dir(l, c, path);
+		km_autofree char *d = shim_cgroup_dir(l, c, p);
 		if (d && rmdir(d) < 0 && errno != ENOENT)
 			return km_err_set(err, errno, "cgroups: removing %s", d);
 	}
 	/* The default parent km-shim made goes with its last container; one still in use (or just
 	 * made by a concurrent create, which retries) refuses with EBUSY/ENOTEMPTY: left alone. */
-	if (!strncmp(path, "/km-shim/", 9) && !strchr(path + 9, '/'))
+	if (default_path(path))
 		for (int c = 0; c < SHIM_CG_NCTRL; c++) {
-			km_autofree char *d = shim_cgroup_dir(l, c, "/km-shim");
-			if (d)
+			km_autofree char *d = shim_cgroup_dir(l, c, p);
+			char *slash = d ? strrchr(d, '/') : NULL;
+			if (slash) {
+				*slash = '\0';
 				rmdir(d);
+			}
 		}
 	return 0;
 }
 
-int shim_cgroup_remove(const char *cgroup_path, km_err_t **err)
+/* The layout of this host and the record's cgroups. */
+static int open_record(const char *path, char *const *pairs, shim_cgroup_layout_t *l, shim_cgroup_paths_t *p,
+		       km_err_t **err)
 {
-	if (!cgroup_path)
+	if (shim_cgroup_paths_from_record(path, pairs, p, err) < 0)
+		return -1;
+	if (shim_cgroup_detect(NULL, l, err) < 0) {
+		shim_cgroup_layout_free(l);
+		shim_cgroup_paths_free(p);
+		return -1;
+	}
+	return 0;
+}
+
+int shim_cgroup_remove(const char *cgroup_path, char *const *cgroup_paths, km_err_t **err)
+{
+	if (!cgroup_path && !cgroup_paths)
 		return 0;
 	shim_cgroup_layout_t l;
-	if (shim_cgroup_detect(NULL, &l, err) < 0)
+	shim_cgroup_paths_t p;
+	if (open_record(cgroup_path, cgroup_paths, &l, &p, err) < 0)
 		return -1;
-	int rc = shim_cgroup_remove_in(&l, cgroup_path, err);
+	int rc = shim_cgroup_remove_in(&l, cgroup_path, &p, err);
 	shim_cgroup_layout_free(&l);
+	shim_cgroup_paths_free(&p);
 	return rc;
 }
 
-int shim_cgroup_update(const char *cgroup_path, const oci_resources_t *res, km_err_t **err)
+int shim_cgroup_update(const char *cgroup_path, char *const *cgroup_paths, const oci_resources_t *res, km_err_t **err)
 {
-	if (!cgroup_path)
+	if (!cgroup_path && !cgroup_paths)
 		return km_err_set(err, 0, "the container has no cgroup to update");
 	shim_cgroup_layout_t l;
-	if (shim_cgroup_detect(NULL, &l, err) < 0)
+	shim_cgroup_paths_t p;
+	if (open_record(cgroup_path, cgroup_paths, &l, &p, err) < 0)
 		return -1;
-	int rc = shim_cgroup_apply(&l, cgroup_path, res, err);
+	int rc = shim_cgroup_apply(&l, &p, res, err);
 	shim_cgroup_layout_free(&l);
+	shim_cgroup_paths_free(&p);
 	return rc;
 }
 
-int shim_cgroup_pids(const char *cgroup_path, pid_t pid, pid_t **pids, km_err_t **err)
+int shim_cgroup_pids(const char *cgroup_path, char *const *cgroup_paths, pid_t pid, pid_t **pids, km_err_t **err)
 {
 	*pids = NULL;
-	shim_cgroup_layout_t l = { 0 };
 	km_autofree char *d = NULL;
-	if (cgroup_path) {
-		if (shim_cgroup_detect(NULL, &l, err) < 0)
+	if (cgroup_path || cgroup_paths) {
+		shim_cgroup_layout_t l;
+		shim_cgroup_paths_t p;
+		if (open_record(cgroup_path, cgroup_paths, &l, &p, err) < 0)
 			return -1;
 		for (int c = 0; c < SHIM_CG_NCTRL && !d; c++)
-			d = shim_cgroup_dir(&l, c, cgroup_path);
+			d = shim_cgroup_dir(&l, c, &p);
 		shim_cgroup_layout_free(&l);
+		shim_cgroup_paths_free(&p);
 	}
 	if (!d) {
 		*pids = malloc(sizeof(pid_t));
@@ -490,14 +695,14 @@ int shim_cgroup_pids(const char *cgroup_path, pid_t pid, pid_t **pids, km_err_t 
 	while (fscanf(f, "%d", &v) == 1) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			pid_t *p = realloc(*pids, cap * sizeof(pid_t));
-			if (!p) {
+			pid_t *np = realloc(*pids, cap * sizeof(pid_t));
+			if (!np) {
 				fclose(f);
 				free(*pids);
 				*pids = NULL;
 				return km_err_set(err, ENOMEM, "pids");
 			}
-			*pids = p;
+			*pids = np;
 		}
 		(*pids)[n++] = v;
 	}
@@ -526,17 +731,18 @@ static unsigned long long read_num(const char *dir, const char *file, const char
 	return strtoull(s, NULL, 10);
 }
 
-int shim_cgroup_stats(const char *cgroup_path, shim_cgroup_stats_t *st, km_err_t **err)
+int shim_cgroup_stats(const char *cgroup_path, char *const *cgroup_paths, shim_cgroup_stats_t *st, km_err_t **err)
 {
 	memset(st, 0, sizeof(*st));
-	if (!cgroup_path)
+	if (!cgroup_path && !cgroup_paths)
 		return 0;
 	shim_cgroup_layout_t l;
-	if (shim_cgroup_detect(NULL, &l, err) < 0)
+	shim_cgroup_paths_t p;
+	if (open_record(cgroup_path, cgroup_paths, &l, &p, err) < 0)
 		return -1;
-	km_autofree char *mem = shim_cgroup_dir(&l, SHIM_CG_MEMORY, cgroup_path);
-	km_autofree char *pids = shim_cgroup_dir(&l, SHIM_CG_PIDS, cgroup_path);
-	km_autofree char *acct = shim_cgroup_dir(&l, SHIM_CG_CPUACCT, cgroup_path);
+	km_autofree char *mem = shim_cgroup_dir(&l, SHIM_CG_MEMORY, &p);
+	km_autofree char *pids = shim_cgroup_dir(&l, SHIM_CG_PIDS, &p);
+	km_autofree char *acct = shim_cgroup_dir(&l, SHIM_CG_CPUACCT, &p);
 	if (l.v2) {
 		st->memory_usage = read_num(mem, "memory.current", NULL);
 		st->memory_limit = read_num(mem, "memory.max", NULL);
@@ -551,5 +757,37 @@ int shim_cgroup_stats(const char *cgroup_path, shim_cgroup_stats_t *st, km_err_t
 	st->pids_current = read_num(pids, "pids.current", NULL);
 	st->pids_limit = read_num(pids, "pids.max", NULL);
 	shim_cgroup_layout_free(&l);
+	shim_cgroup_paths_free(&p);
 	return 0;
+}
+
+int shim_cgroup_plan(const oci_config_t *cfg, const char *id, char **cgroup_path, char ***cgroup_paths,
+		     km_err_t **err)
+{
+	*cgroup_path = NULL;
+	*cgroup_paths = NULL;
+	shim_cgroup_layout_t l;
+	km_err_t *derr = NULL;
+	if (shim_cgroup_detect(NULL, &l, &derr) < 0) {
+		km_err_free(&derr);
+		shim_cgroup_layout_free(&l);
+		return 0;
+	}
+	shim_cgroup_paths_t p = { { 0 } };
+	km_autofree char *self = shim_cgroup_read_self(NULL, err);
+	*cgroup_path = self ? shim_cgroup_path_for(cfg, id) : NULL;
+	int rc = -1;
+	if (self && !*cgroup_path)
+		km_err_set(err, ENOMEM, "cgroups");
+	else if (*cgroup_path && shim_cgroup_resolve(&l, *cgroup_path, self, &p, err) == 0) {
+		*cgroup_paths = shim_cgroup_paths_to_record(&p);
+		rc = *cgroup_paths ? 0 : km_err_set(err, ENOMEM, "cgroups");
+	}
+	shim_cgroup_paths_free(&p);
+	shim_cgroup_layout_free(&l);
+	if (rc < 0) {
+		free(*cgroup_path);
+		*cgroup_path = NULL;
+	}
+	return rc;
 }

@@ -41,33 +41,62 @@ const char *shim_cg_ctrl_name(shim_cg_ctrl_t c);
 int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err);
 void shim_cgroup_layout_free(shim_cgroup_layout_t *l);
 
-/* The cgroup path a container gets: linux.cgroupsPath made absolute ("a/b" -> "/a/b"; systemd's
- * "a-b.slice:prefix:name" -> "/a.slice/a-b.slice/prefix-name.scope", as systemd nests slices),
- * else "/km-shim/<id>". Caller frees. */
+/* The container's cgroup in each controller's hierarchy, from that hierarchy's root ("/a/b"),
+ * resolved once at create (shim_cgroup_resolve) and kept in the record: a km-shim run later from
+ * another cgroup finds it all the same. NULL where the controller is missing. */
+typedef struct shim_cgroup_paths {
+	char *path[SHIM_CG_NCTRL];
+} shim_cgroup_paths_t;
+void shim_cgroup_paths_free(shim_cgroup_paths_t *p);
+
+/* The cgroup path a container asks for, cleaned of "." and ".." (never above where it starts):
+ * linux.cgroupsPath "/a/b" (absolute: from each hierarchy's root) or "a/b" (relative: under
+ * km-shim's own cgroup in each hierarchy, as runc); systemd's "a-b.slice:prefix:name" ->
+ * "/a.slice/a-b.slice/prefix-name.scope", as systemd nests slices; without cgroupsPath the
+ * relative "km-shim/<id>" (runc's default is relative too). Caller frees. */
 char *shim_cgroup_path_for(const oci_config_t *cfg, const char *id);
+
+/* Reads `file` (NULL: /proc/self/cgroup) whole. Caller frees; NULL with *err. */
+char *shim_cgroup_read_self(const char *file, km_err_t **err);
+
+/* Resolves `path` (from shim_cgroup_path_for) for each controller of `l`: an absolute one as it
+ * is, a relative one under the cgroup that `self_cgroup` (the text of /proc/self/cgroup: v1
+ * lines "N:ctrl[,ctrl]:/path", on pure v2 the "0::/path" line) names for that controller. -1
+ * with *err if it names none for a controller `l` has. */
+int shim_cgroup_resolve(const shim_cgroup_layout_t *l, const char *path, const char *self_cgroup,
+			shim_cgroup_paths_t *out, km_err_t **err);
+
+/* The record's form of `p`: NULL-terminated "controller=path" pairs (oci_state_t.cgroup_paths). */
+char **shim_cgroup_paths_to_record(const shim_cgroup_paths_t *p);
+
+/* Back from the record: `pairs` as written by shim_cgroup_paths_to_record; a record from before
+ * them (pairs NULL) has `path` absolute, the same in every hierarchy. An unknown controller, a
+ * relative path or a ".." in one is refused naming it. */
+int shim_cgroup_paths_from_record(const char *path, char *const *pairs, shim_cgroup_paths_t *out, km_err_t **err);
 
 /* The resource of `res` that needs controller `c` and is set ("linux.resources.memory.limit"),
  * or NULL if `res` asks nothing of it. */
 const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c);
 
-/* Makes `path` in every available hierarchy and applies `res` (may be NULL). Errors name the
- * controller and file. A missing controller that `res` needs is an error. */
-int shim_cgroup_create(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+/* Makes the cgroups `p` in every available hierarchy and applies `res` (may be NULL). Errors name
+ * the controller and file. A missing controller that `res` needs is an error. */
+int shim_cgroup_create(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
 		       km_err_t **err);
 
-/* Writes the limits of `res` into the existing cgroup `path`. */
-int shim_cgroup_apply(const shim_cgroup_layout_t *l, const char *path, const oci_resources_t *res,
+/* Writes the limits of `res` into the existing cgroups `p`. */
+int shim_cgroup_apply(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
 		      km_err_t **err);
 
-/* Moves `pid` into `path` in every hierarchy where it was made. */
-int shim_cgroup_add(const shim_cgroup_layout_t *l, const char *path, pid_t pid, km_err_t **err);
+/* Moves `pid` into `p` in every hierarchy where it was made. */
+int shim_cgroup_add(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, pid_t pid, km_err_t **err);
 
-/* rmdir of `path` in every hierarchy; missing is fine. For "/km-shim/<id>", also /km-shim once
- * empty. */
-int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, km_err_t **err);
+/* rmdir of `p` in every hierarchy; missing is fine. With `path` km-shim's default
+ * ("km-shim/<id>", or "/km-shim/<id>" in older records) the km-shim parent goes too once empty. */
+int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, const shim_cgroup_paths_t *p,
+			  km_err_t **err);
 
-/* The host directory of `path` in controller c's hierarchy (malloc'd), NULL if c is missing. */
-char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const char *path);
+/* The host directory of `p` in controller c's hierarchy (malloc'd), NULL if c is missing. */
+char *shim_cgroup_dir(const shim_cgroup_layout_t *l, shim_cg_ctrl_t c, const shim_cgroup_paths_t *p);
 
 /* runc's conversion of cpu.shares (2..262144) to cgroup v2's cpu.weight (1..10000); 0 -> 0. */
 uint64_t shim_cgroup_shares_to_weight(uint64_t shares);

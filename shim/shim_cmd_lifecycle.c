@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci_json.h"
 #include "shim_cgroup.h"
 #include "shim_container.h"
+#include "shim_hooks.h"
 #include "shim_log.h"
 #include "shim_seccomp.h"
 
@@ -167,7 +169,10 @@ static oci_state_t *initial_state(const shim_args_t *a, const char *bundle, cons
 	st->annotations = annotations_of(cfg);
 	/* The cgroup spawn will make, named before it exists: a km-shim killed during spawn leaves
 	 * delete --force a cgroup to find and remove. */
-	st->cgroup_path = shim_cgroup_path_for(cfg, a->id);
+	if (shim_cgroup_plan(cfg, a->id, &st->cgroup_path, &st->cgroup_paths, &e) != 0) {
+		shim_log(SHIM_LOG_DEBUG, "no cgroups planned (spawn says why): %s", e->msg);
+		km_err_free(&e);
+	}
 	if (st->id == NULL || st->bundle == NULL || st->rootfs == NULL || st->created == NULL || st->owner == NULL ||
 	    st->mgmt_socket == NULL || st->annotations == NULL || (restored_from != NULL && st->restored_from == NULL)) {
 		oci_state_free(st);
@@ -296,7 +301,7 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	    .no_new_keyring = a->no_new_keyring,
 	    .log_path = shim_log_path(),
 	};
-	shim_container_t ctr = {0, NULL, -1};
+	shim_container_t ctr = {.pid = 0, .console_master = -1};
 	if (shim_container_spawn(&sp, &ctr, err) != 0) {
 		km_err_wrap(err, "creating container \"%s\"", a->id);
 		goto out;
@@ -310,6 +315,8 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	st->pid_start_time = oci_pid_start_time(ctr.pid);
 	free(st->cgroup_path);
 	st->cgroup_path = ctr.cgroup_path;
+	oci_strv_free(st->cgroup_paths);
+	st->cgroup_paths = ctr.cgroup_paths;
 	if (oci_state_write(d->path, st, err) != 0)
 		goto out;
 	rc = wait_ready(f.ready_r, ctr.pid, err);
@@ -403,7 +410,9 @@ static void run_hooks_logged(shim_ctr_t *c, oci_hook_kind_t kind, oci_status_t s
 {
 	km_err_t *e = NULL;
 	oci_config_t *cfg = oci_config_load(c->dir.path, &e);
-	char *json = cfg != NULL ? oci_state_to_json(c->st, s, &e) : NULL;
+	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c->st->id, s, c->st->pid, c->st->bundle) : NULL;
+	if (cfg != NULL && json == NULL)
+		km_err_set(&e, ENOMEM, "the hooks' state");
 	if (json != NULL && shim_hooks_run(cfg, kind, json, c->st->pid, &e) != 0)
 		shim_log(SHIM_LOG_WARN, "%s hook of %s: %s", what, c->dir.id, e->msg);
 	else if (json == NULL)
@@ -440,7 +449,9 @@ int shim_start_container(const shim_args_t *a, km_err_t **err)
 	/* startContainer hooks run before the program's first instruction; a failing one stops
 	 * the start (the spec: the runtime must generate an error) */
 	oci_config_t *cfg = oci_config_load(c.dir.path, err);
-	char *json = cfg != NULL ? oci_state_to_json(c.st, OCI_STATUS_CREATED, err) : NULL;
+	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c.st->id, OCI_STATUS_CREATED, c.st->pid, c.st->bundle) : NULL;
+	if (cfg != NULL && json == NULL)
+		km_err_set(err, ENOMEM, "the hooks' state");
 	int hr = json != NULL ? shim_hooks_run(cfg, OCI_HOOK_START_CONTAINER, json, c.st->pid, err) : -1;
 	free(json);
 	oci_config_free(cfg);
@@ -561,7 +572,7 @@ int shim_cmd_kill(const shim_args_t *a, km_err_t **err)
 	pid_t *pids = NULL;
 	int n = 1;
 	if (a->all && c.st->cgroup_path != NULL) {
-		n = shim_cgroup_pids(c.st->cgroup_path, c.st->pid, &pids, err);
+		n = shim_cgroup_pids(c.st->cgroup_path, c.st->cgroup_paths, c.st->pid, &pids, err);
 		if (n < 0)
 			goto out;
 	}
@@ -696,7 +707,7 @@ int shim_cmd_ps(const shim_args_t *a, km_err_t **err)
 	pid_t *pids = NULL;
 	int n = 0;
 	if (s != OCI_STATUS_STOPPED && s != OCI_STATUS_CREATING && c.st->pid > 0) {
-		n = shim_cgroup_pids(c.st->cgroup_path, c.st->pid, &pids, err);
+		n = shim_cgroup_pids(c.st->cgroup_path, c.st->cgroup_paths, c.st->pid, &pids, err);
 		if (n < 0) {
 			shim_ctr_close(&c);
 			return -1;

@@ -64,7 +64,7 @@ static int print_stats(shim_ctr_t *c, km_err_t **err)
 {
 	shim_cgroup_stats_t s;
 	memset(&s, 0, sizeof(s));
-	if (c->st->cgroup_path != NULL && shim_cgroup_stats(c->st->cgroup_path, &s, err) != 0)
+	if (c->st->cgroup_path != NULL && shim_cgroup_stats(c->st->cgroup_path, c->st->cgroup_paths, &s, err) != 0)
 		return -1;
 	json_t *o = json_pack("{s:s, s:s, s:{s:{s:{s:I}}, s:{s:{s:I, s:I, s:I}}, s:{s:I, s:I}}}", "type", "stats",
 			      "id", c->st->id, "data", "cpu", "usage", "total", (json_int_t)s.cpu_usage_ns, "memory",
@@ -170,7 +170,7 @@ int shim_cmd_update(const shim_args_t *a, km_err_t **err)
 		km_err_set(err, 0, "container not running: \"%s\"", a->id);
 	} else if (c.st->cgroup_path == NULL) {
 		km_err_set(err, 0, "update: container \"%s\" has no cgroup to update", a->id);
-	} else if (shim_cgroup_update(c.st->cgroup_path, &res, err) == 0) {
+	} else if (shim_cgroup_update(c.st->cgroup_path, c.st->cgroup_paths, &res, err) == 0) {
 		if (res.has_memory_limit)
 			shim_log(SHIM_LOG_DEBUG, "update %s: the cgroup's memory limit changed; km's own --memory "
 						 "stays what it was at create", a->id);

@@ -17,6 +17,7 @@
 
 #include "shim_console.h"
 #include "shim_container.h"
+#include "shim_hooks.h"
 #include "shim_log.h"
 #include "shim_mgmt_client.h"
 #include "shim_sha256.h"
@@ -306,7 +307,7 @@ void shim_ctr_kill_all(shim_ctr_t *c)
 	/* whatever else is in its cgroup (a container process that never became km) */
 	pid_t *pids = NULL;
 	km_err_t *e = NULL;
-	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, 0, &pids, &e) : 0;
+	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, c->st->cgroup_paths, 0, &pids, &e) : 0;
 	for (int i = 0; i < n; i++)
 		if (pids[i] > 0 && pids[i] != getpid())
 			kill(pids[i], SIGKILL);
@@ -321,7 +322,7 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 {
 	if (c->st != NULL && c->st->cgroup_path != NULL) {
 		km_err_t *e = NULL;
-		if (shim_cgroup_remove(c->st->cgroup_path, &e) != 0) {
+		if (shim_cgroup_remove(c->st->cgroup_path, c->st->cgroup_paths, &e) != 0) {
 			shim_log(SHIM_LOG_WARN, "removing the cgroups of %s: %s", c->dir.id, e->msg);
 			km_err_free(&e);
 		}
@@ -330,8 +331,10 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 	if (c->st != NULL && c->st->status != OCI_STATUS_CREATING) {
 		km_err_t *e = NULL;
 		oci_config_t *cfg = oci_config_load(c->dir.path, &e);
-		char *json = cfg != NULL ? oci_state_to_json(c->st, OCI_STATUS_STOPPED, &e) : NULL;
-		if (json != NULL && shim_hooks_run(cfg, OCI_HOOK_POSTSTOP, json, 0, &e) != 0)
+		char *json = cfg != NULL ? shim_hooks_state_json(cfg, c->st->id, OCI_STATUS_STOPPED, 0, c->st->bundle) : NULL;
+		if (cfg != NULL && json == NULL)
+			shim_log(SHIM_LOG_WARN, "poststop hooks of %s not run: no memory for their state", c->dir.id);
+		else if (json != NULL && shim_hooks_run(cfg, OCI_HOOK_POSTSTOP, json, 0, &e) != 0)
 			shim_log(SHIM_LOG_WARN, "poststop hook of %s: %s", c->dir.id, e->msg);
 		else if (cfg == NULL)
 			shim_log(SHIM_LOG_DEBUG, "no poststop hooks for %s: %s", c->dir.id, e->msg);

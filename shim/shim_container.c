@@ -60,7 +60,8 @@ typedef struct spawn_ctx {
 	char *rootfs;
 	shim_cgroup_layout_t cg;
 	bool have_cg;
-	char *cgroup_path;
+	char *cgroup_path; /* as asked for (shim_cgroup_path_for) */
+	shim_cgroup_paths_t cg_paths; /* resolved in each hierarchy */
 	int ns_fd[OCI_NS_COUNT]; /* namespaces joined by path, -1 otherwise */
 	bool ns_new[OCI_NS_COUNT];
 	int console; /* connected --console-socket (or the child's end of the proxy's pair), or -1 */
@@ -207,7 +208,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 		return km_err_set(err, errno, "setsid");
 	shim_mount_ctx_t mc = { .cfg = cfg, .bundle = c->sp->bundle, .rootfs = c->rootfs,
 				.userns = c->ns_new[OCI_NS_USER] || c->ns_fd[OCI_NS_USER] >= 0,
-				.cg = c->have_cg ? &c->cg : NULL, .cgroup_path = c->cgroup_path };
+				.cg = c->have_cg ? &c->cg : NULL, .cgroup_paths = &c->cg_paths };
 	int rootfd = shim_mounts_prepare(&mc, err);
 	if (rootfd < 0)
 		return -1;
@@ -215,7 +216,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 	if (child_wait_go(c, err) < 0)
 		return -1;
 	if (cfg->n_hooks[OCI_HOOK_CREATE_CONTAINER]) {
-		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "creating", c->host_pid, c->sp->bundle);
+		km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, OCI_STATUS_CREATING, c->host_pid, c->sp->bundle);
 		if (shim_hooks_run(cfg, OCI_HOOK_CREATE_CONTAINER, st, 0, err) < 0)
 			return -1;
 	}
@@ -340,7 +341,7 @@ static int parent_prepare_child(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 {
 	if (parent_user_maps(c, pid, err) < 0)
 		return -1;
-	if (c->have_cg && shim_cgroup_add(&c->cg, c->cgroup_path, pid, err) < 0)
+	if (c->have_cg && shim_cgroup_add(&c->cg, &c->cg_paths, pid, err) < 0)
 		return -1;
 	if (c->cfg->process->has_oom_score_adj) {
 		char path[64], v[16];
@@ -357,7 +358,7 @@ static int parent_hooks(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 	const oci_config_t *cfg = c->cfg;
 	if (!cfg->n_hooks[OCI_HOOK_PRESTART] && !cfg->n_hooks[OCI_HOOK_CREATE_RUNTIME])
 		return parent_send_go(c, pid, err);
-	km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, "creating", pid, c->sp->bundle);
+	km_autofree char *st = shim_hooks_state_json(cfg, c->sp->id, OCI_STATUS_CREATING, pid, c->sp->bundle);
 	if (shim_hooks_run(cfg, OCI_HOOK_PRESTART, st, pid, err) < 0 ||
 	    shim_hooks_run(cfg, OCI_HOOK_CREATE_RUNTIME, st, pid, err) < 0)
 		return -1;
@@ -436,9 +437,12 @@ static int setup_cgroups(spawn_ctx_t *c, km_err_t **err)
 	c->cgroup_path = shim_cgroup_path_for(c->cfg, c->sp->id);
 	if (!c->cgroup_path)
 		return km_err_set(err, ENOMEM, "cgroup path");
+	km_autofree char *self = shim_cgroup_read_self(NULL, err);
+	if (!self || shim_cgroup_resolve(&c->cg, c->cgroup_path, self, &c->cg_paths, err) < 0)
+		return km_err_wrap(err, "linux.cgroupsPath \"%s\"", c->cgroup_path);
 	c->have_cg = true;
-	if (shim_cgroup_create(&c->cg, c->cgroup_path, res, err) < 0) {
-		shim_cgroup_remove_in(&c->cg, c->cgroup_path, &derr);
+	if (shim_cgroup_create(&c->cg, &c->cg_paths, res, err) < 0) {
+		shim_cgroup_remove_in(&c->cg, c->cgroup_path, &c->cg_paths, &derr);
 		km_err_free(&derr);
 		return -1;
 	}
@@ -449,7 +453,7 @@ static void ctx_free(spawn_ctx_t *c, bool remove_cg)
 {
 	if (remove_cg && c->have_cg) {
 		km_err_t *e = NULL;
-		shim_cgroup_remove_in(&c->cg, c->cgroup_path, &e);
+		shim_cgroup_remove_in(&c->cg, c->cgroup_path, &c->cg_paths, &e);
 		km_err_free(&e);
 	}
 	for (int t = 0; t < OCI_NS_COUNT; t++)
@@ -464,6 +468,7 @@ static void ctx_free(spawn_ctx_t *c, bool remove_cg)
 			close(c->sync[i]);
 	free(c->rootfs);
 	free(c->cgroup_path);
+	shim_cgroup_paths_free(&c->cg_paths);
 	shim_cgroup_layout_free(&c->cg);
 }
 
@@ -554,6 +559,7 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 	}
 	out->pid = pid;
 	out->cgroup_path = c.have_cg ? strdup(c.cgroup_path) : NULL;
+	out->cgroup_paths = c.have_cg ? shim_cgroup_paths_to_record(&c.cg_paths) : NULL;
 	ctx_free(&c, false);
 	return 0;
 fail:

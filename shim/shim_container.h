@@ -44,7 +44,9 @@ typedef struct shim_spawn {
 
 typedef struct shim_container {
 	pid_t pid; /* km's pid in km-shim's pid namespace */
-	char *cgroup_path; /* the cgroup made for it (relative to each hierarchy), NULL if none */
+	char *cgroup_path; /* the cgroup path it asked for (shim_cgroup_path_for), NULL if none made */
+	char **cgroup_paths; /* where that is in each hierarchy: "controller=/path" pairs,
+			      * NULL-terminated, as oci_state_t.cgroup_paths keeps them */
 	int console_master; /* console_proxy: the container's pty master (O_CLOEXEC), else -1 */
 } shim_container_t;
 
@@ -61,15 +63,24 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 int shim_hooks_run(const oci_config_t *cfg, oci_hook_kind_t kind, const char *state_json, pid_t pid,
 		   km_err_t **err);
 
+/* The cgroups a container of `cfg` gets from this km-shim: the path it asks for in
+ * *cgroup_path and, resolved against km-shim's own cgroups (/proc/self/cgroup), where that is in
+ * each hierarchy in *cgroup_paths (record form). Both NULL (and 0) on a host without cgroups.
+ * The functions below take the record's two fields; a record without cgroup_paths (from before
+ * them) means cgroup_path, absolute, in every hierarchy. */
+int shim_cgroup_plan(const oci_config_t *cfg, const char *id, char **cgroup_path, char ***cgroup_paths,
+		     km_err_t **err);
+
 /* Removes the cgroups made for a container (after km has exited); a missing one is not an error. */
-int shim_cgroup_remove(const char *cgroup_path, km_err_t **err);
+int shim_cgroup_remove(const char *cgroup_path, char *const *cgroup_paths, km_err_t **err);
 
 /* Applies `res` to the container's existing cgroups (`km-shim update`). */
-int shim_cgroup_update(const char *cgroup_path, const oci_resources_t *res, km_err_t **err);
+int shim_cgroup_update(const char *cgroup_path, char *const *cgroup_paths, const oci_resources_t *res,
+		       km_err_t **err);
 
 /* Host pids in the container's cgroup (`km-shim ps`); NULL-free array in *pids, count returned,
  * -1 with *err on failure. Without a cgroup: just `pid`. */
-int shim_cgroup_pids(const char *cgroup_path, pid_t pid, pid_t **pids, km_err_t **err);
+int shim_cgroup_pids(const char *cgroup_path, char *const *cgroup_paths, pid_t pid, pid_t **pids, km_err_t **err);
 
 /* Memory and pids usage for `events --stats`; fields that cannot be read are left 0. */
 typedef struct shim_cgroup_stats {
@@ -77,7 +88,7 @@ typedef struct shim_cgroup_stats {
 	unsigned long long pids_current, pids_limit;
 	unsigned long long cpu_usage_ns;
 } shim_cgroup_stats_t;
-int shim_cgroup_stats(const char *cgroup_path, shim_cgroup_stats_t *st, km_err_t **err);
+int shim_cgroup_stats(const char *cgroup_path, char *const *cgroup_paths, shim_cgroup_stats_t *st, km_err_t **err);
 
 /* Checks what the config asks for that km-shim cannot honour on this host (an unsupported
  * namespace kind, mount type, seccomp action, apparmor profile, hybrid/v2 cgroup controller

@@ -25,16 +25,20 @@ const char *shim_hook_kind_name(oci_hook_kind_t kind)
 	return kind < OCI_HOOK_KINDS ? kind_names[kind] : "?";
 }
 
-char *shim_hooks_state_json(const oci_config_t *cfg, const char *id, const char *status, pid_t pid,
+char *shim_hooks_state_json(const oci_config_t *cfg, const char *id, oci_status_t status, pid_t pid,
 			    const char *bundle)
 {
 	json_t *ann = json_object();
-	for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
+	for (size_t i = 0; ann && cfg && i < cfg->n_annotations; i++)
 		json_object_set_new(ann, cfg->annotations[i].key, json_string(cfg->annotations[i].value));
-	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o}", "ociVersion",
-			      cfg && cfg->oci_version ? cfg->oci_version : "1.0.2", "id", id, "status", status, "pid",
-			      (int)pid, "bundle", bundle, "annotations", ann);
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "ociVersion",
+			      cfg && cfg->oci_version ? cfg->oci_version : "1.0.2", "id", id, "status",
+			      oci_status_name(status), "bundle", bundle, "annotations", ann);
+	if (o && status != OCI_STATUS_STOPPED && json_object_set_new(o, "pid", json_integer(pid)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return s;
 }

@@ -14,9 +14,13 @@
 
 #include "km_error.h"
 #include "oci_config.h"
+#include "oci_state.h"
 
-/* The OCI state JSON hooks read: ociVersion, id, status, pid, bundle, annotations. Caller frees. */
-char *shim_hooks_state_json(const oci_config_t *cfg, const char *id, const char *status, pid_t pid,
+/* The one state document every hook reads on stdin (the runtime-spec's state): ociVersion (the
+ * config's), id, status, pid (km's host pid; absent once `status` is stopped, as runc omits it),
+ * bundle and the config's annotations (always, {} if none). NULL on allocation failure (or a
+ * string that is not UTF-8). Caller frees. */
+char *shim_hooks_state_json(const oci_config_t *cfg, const char *id, oci_status_t status, pid_t pid,
 			    const char *bundle);
 
 /* "prestart", "createRuntime", ... (the spec's spelling). */

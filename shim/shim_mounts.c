@@ -219,11 +219,11 @@ static int fs_mount(int rootfd, const char *type, const char *src, const char *d
 static int cgroup_mount(const shim_mount_ctx_t *ctx, int rootfd, const char *dest, const shim_mount_opts_t *o,
 			km_err_t **err)
 {
-	if (!ctx->cg || !ctx->cgroup_path)
+	if (!ctx->cg || !ctx->cgroup_paths)
 		return km_err_set(err, 0, "no cgroup was made for the container");
 	shim_mount_opts_t ro = { .flags = MS_BIND | MS_REC | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | (o->flags & ~(MS_BIND | MS_REC)) };
 	if (ctx->cg->v2) {
-		char *d = shim_cgroup_dir(ctx->cg, SHIM_CG_CPUACCT, ctx->cgroup_path);
+		char *d = shim_cgroup_dir(ctx->cg, SHIM_CG_CPUACCT, ctx->cgroup_paths);
 		int rc = d ? bind_mount(ctx, rootfd, d, dest, &ro, err) : km_err_set(err, ENOMEM, "cgroup");
 		free(d);
 		return rc;
@@ -232,7 +232,7 @@ static int cgroup_mount(const shim_mount_ctx_t *ctx, int rootfd, const char *des
 	if (fs_mount(rootfd, "tmpfs", "cgroup", dest, &t, err) < 0)
 		return -1;
 	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
-		char *d = shim_cgroup_dir(ctx->cg, c, ctx->cgroup_path), *sub = NULL;
+		char *d = shim_cgroup_dir(ctx->cg, c, ctx->cgroup_paths), *sub = NULL;
 		if (!d)
 			continue;
 		int rc = asprintf(&sub, "%s/%s", dest, shim_cg_ctrl_name(c)) < 0 ? km_err_set(err, ENOMEM, "cgroup")

@@ -43,7 +43,7 @@ typedef struct shim_mount_ctx {
 	const char *rootfs; /* absolute, resolved */
 	bool userns; /* in a user namespace: devices are bound, not made */
 	const shim_cgroup_layout_t *cg; /* for "cgroup" mounts; may be NULL */
-	const char *cgroup_path; /* the container's cgroup, may be NULL */
+	const shim_cgroup_paths_t *cgroup_paths; /* the container's cgroups, may be NULL */
 } shim_mount_ctx_t;
 
 /* Everything before pivot_root. Returns an O_PATH fd of the rootfs mount (for the pivot), or -1

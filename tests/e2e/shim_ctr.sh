@@ -116,6 +116,11 @@ shim_ctr_test_memory() {
 	cg=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' "/proc/$pid/cgroup")
 	[ "$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes" 2>/dev/null)" = 67108864 ] ||
 		bad "km's memory cgroup '$cg' has no 64 MiB limit"
+	# no cgroupsPath: runc's default is relative, so under km-shim's own memory cgroup (on this
+	# host /process_api/..., while the other controllers' are /)
+	local own
+	own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+	[ "$cg" = "${own%/}/km-shim/ctrmem" ] || bad "km's memory cgroup is '$cg', not under km-shim's own '$own'"
 	shim "$d/s" start ctrmem
 	expect_ok "$d/s" start
 	wait_status ctrmem stopped || bad "still $(shim_status ctrmem)"
@@ -268,7 +273,7 @@ shim_ctr_test_hooks() {
 	done
 	# startContainer runs in the container: the log through a bind mount, sh from the rootfs
 	hooks+=$(ctr_hook startContainer /hooklog/log)
-	SHIM_CFG_EXTRA="\"hooks\": {$hooks}," shim_cfg "$b" /ctr_view cat /f
+	SHIM_CFG_EXTRA="\"annotations\": {\"org.km.test\": \"hooked\"}, \"hooks\": {$hooks}," shim_cfg "$b" /ctr_view cat /f
 	sed -i "s|\"mounts\": \[|\"mounts\": [{\"destination\": \"/hooklog\", \"type\": \"bind\", \"source\": \"$d/hooklog\", \"options\": [\"rbind\", \"rw\"]}, |" \
 		"$b/config.json"
 	shim "$d/c" create --bundle "$b" ctrhooks
@@ -292,6 +297,14 @@ shim_ctr_test_hooks() {
 		grep -q "\"status\": *\"$2\"" <<<"$line" || bad "$1: status is not '$2': '$line'"
 		grep -q "\"bundle\": *\"$b\"" <<<"$line" || bad "$1: no bundle in '$line'"
 		[ -z "${3:-}" ] || grep -q "\"pid\": *$3[,}]" <<<"$line" || bad "$1: pid is not km's $3: '$line'"
+		# one document for every hook: the spec's keys with the config's annotations; pid
+		# only while km lives (runc omits it once stopped)
+		local keys want_keys="annotations,bundle,id,ociVersion,pid,status"
+		[ -n "${3:-}" ] || want_keys="annotations,bundle,id,ociVersion,status"
+		keys=$(jq -r 'keys | join(",")' <<<"${line#* }" 2>&1)
+		[ "$keys" = "$want_keys" ] || bad "$1: keys are '$keys', not '$want_keys': '$line'"
+		[ "$(jq -r '.annotations["org.km.test"]' <<<"${line#* }" 2>&1)" = hooked ] ||
+			bad "$1: no annotation in '$line'"
 	done
 	[ -n "$T_DIAG" ] && show_file "hook log" "$log"
 	root_holds
@@ -308,7 +321,9 @@ shim_ctr_test_hook_fails() {
 	expect_error "$d/c" "prestart"
 	root_holds
 	pgrep -f shim_count_never >/dev/null && bad "a km of the failed create still runs"
-	[ ! -d /sys/fs/cgroup/pids/km-shim/ctrhookfail ] && [ ! -d /sys/fs/cgroup/memory/km-shim/ctrhookfail ] ||
+	local own
+	own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+	[ ! -d /sys/fs/cgroup/pids/km-shim/ctrhookfail ] && [ ! -d "/sys/fs/cgroup/memory${own%/}/km-shim/ctrhookfail" ] ||
 		bad "the failed create's cgroup is left"
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "oci_config.h"
+#include "oci_json.h"
 #include "shim_cgroup.h"
 #include "shim_container.h"
 #include "shim_hooks.h"
@@ -139,6 +140,15 @@ static void test_cap_table(void **state)
 
 /* ---- cgroup layout ---- */
 
+/* `p` in every hierarchy (an absolute cgroupsPath). */
+static shim_cgroup_paths_t same_paths(const char *p)
+{
+	shim_cgroup_paths_t r;
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		r.path[c] = strdup(p);
+	return r;
+}
+
 static void test_cgroup_detect_hybrid(void **state)
 {
 	(void)state;
@@ -159,7 +169,8 @@ static void test_cgroup_detect_hybrid(void **state)
 	assert_non_null(l.dir[SHIM_CG_PIDS]);
 	assert_null(l.dir[SHIM_CG_CPU]); /* no cpu hierarchy in this tree */
 	assert_non_null(l.dir[SHIM_CG_CPUACCT]);
-	char *m = shim_cgroup_dir(&l, SHIM_CG_MEMORY, "/km-shim/x");
+	shim_cgroup_paths_t px = same_paths("/km-shim/x");
+	char *m = shim_cgroup_dir(&l, SHIM_CG_MEMORY, &px);
 	char want[512];
 	snprintf(want, sizeof(want), "%s/memory/km-shim/x", d);
 	assert_string_equal(m, want);
@@ -167,10 +178,11 @@ static void test_cgroup_detect_hybrid(void **state)
 
 	/* A resource on the missing controller is an error naming both; others are fine. */
 	oci_resources_t r = { .has_cpu_shares = true, .cpu_shares = 512 };
-	assert_int_equal(shim_cgroup_create(&l, "/km-shim/x", &r, &err), -1);
+	assert_int_equal(shim_cgroup_create(&l, &px, &r, &err), -1);
 	assert_non_null(strstr(err->msg, "linux.resources.cpu.shares"));
 	assert_non_null(strstr(err->msg, "cpu cgroup controller"));
 	km_err_free(&err);
+	shim_cgroup_paths_free(&px);
 	shim_cgroup_layout_free(&l);
 	rm_rf(d);
 	free(d);
@@ -215,16 +227,22 @@ static void test_cgroup_conversions(void **state)
 	oci_linux_t lx = { 0 };
 	cfg.linux_ = &lx;
 	char *p = shim_cgroup_path_for(&cfg, "abc");
-	assert_string_equal(p, "/km-shim/abc");
+	assert_string_equal(p, "km-shim/abc"); /* relative, as runc's default */
 	free(p);
 	lx.cgroups_path = "machine.slice:libpod:abc";
 	p = shim_cgroup_path_for(&cfg, "abc");
 	assert_string_equal(p, "/machine.slice/libpod-abc.scope");
 	free(p);
-	lx.cgroups_path = "a/b";
-	p = shim_cgroup_path_for(&cfg, "abc");
-	assert_string_equal(p, "/a/b");
-	free(p);
+	static const char *const plain[][2] = {
+		{"a/b", "a/b"}, {"/a/b", "/a/b"}, {"a/../../b", "b"}, {"/../x/./y/", "/x/y"},
+		{"..", ""}, {"a//b/..", "a"},
+	};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		lx.cgroups_path = (char *)plain[i][0];
+		p = shim_cgroup_path_for(&cfg, "abc");
+		assert_string_equal(p, plain[i][1]);
+		free(p);
+	}
 	static const char *const systemd[][2] = {
 		{"system-foo.slice:crio:x", "/system.slice/system-foo.slice/crio-x.scope"},
 		{"a-b-c.slice:p:n", "/a.slice/a-b.slice/a-b-c.slice/p-n.scope"},
@@ -241,6 +259,95 @@ static void test_cgroup_conversions(void **state)
 	}
 }
 
+/* A relative cgroupsPath goes under km-shim's own cgroup in each hierarchy (each v1 controller
+ * may have its own), an absolute one under each root; the record keeps the result. */
+static void test_cgroup_resolve(void **state)
+{
+	(void)state;
+	char *d = tmpdir();
+	const char *ctrls[] = { "memory", "pids", "cpu", "cpuacct" };
+	for (size_t i = 0; i < 4; i++) {
+		mkdir_in(d, ctrls[i]);
+		char f[64];
+		snprintf(f, sizeof(f), "%s/cgroup.procs", ctrls[i]);
+		put(d, f, "");
+	}
+	shim_cgroup_layout_t l;
+	km_err_t *err = NULL;
+	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
+	const char *self = "9:name=systemd:/ignored\n8:pids:/\n4:memory:/process_api/d70\n"
+			   "2:cpu,cpuacct:/sys.slice/k\n0::/unified-ignored\n";
+	shim_cgroup_paths_t p;
+	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/x", self, &p, &err), 0);
+	assert_string_equal(p.path[SHIM_CG_MEMORY], "/process_api/d70/km-shim/x");
+	assert_string_equal(p.path[SHIM_CG_PIDS], "/km-shim/x");
+	assert_string_equal(p.path[SHIM_CG_CPU], "/sys.slice/k/km-shim/x");
+	assert_string_equal(p.path[SHIM_CG_CPUACCT], "/sys.slice/k/km-shim/x");
+	char *dir = shim_cgroup_dir(&l, SHIM_CG_MEMORY, &p), want[600];
+	snprintf(want, sizeof(want), "%s/memory/process_api/d70/km-shim/x", d);
+	assert_string_equal(dir, want);
+	free(dir);
+
+	/* the record: written and read back the same; a later km-shim needs no /proc/self/cgroup */
+	char **rec = shim_cgroup_paths_to_record(&p);
+	assert_non_null(rec);
+	assert_string_equal(rec[0], "memory=/process_api/d70/km-shim/x");
+	shim_cgroup_paths_t back;
+	assert_int_equal(shim_cgroup_paths_from_record("km-shim/x", rec, &back, &err), 0);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		assert_string_equal(back.path[c], p.path[c]);
+	shim_cgroup_paths_free(&back);
+	oci_strv_free(rec);
+	shim_cgroup_paths_free(&p);
+
+	/* absolute: from each root, whatever km-shim's own cgroups are */
+	assert_int_equal(shim_cgroup_resolve(&l, "/a/b", self, &p, &err), 0);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		assert_string_equal(p.path[c], "/a/b");
+	shim_cgroup_paths_free(&p);
+	/* under the root cgroup: no double slash */
+	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory:/\n2:pids:/\n3:cpu,cpuacct:/\n", &p, &err), 0);
+	assert_string_equal(p.path[SHIM_CG_MEMORY], "/x");
+	shim_cgroup_paths_free(&p);
+	/* a hierarchy /proc/self/cgroup does not name */
+	assert_int_equal(shim_cgroup_resolve(&l, "x", "8:pids:/\n4:memory:/m\n", &p, &err), -1);
+	assert_non_null(strstr(err->msg, "no cpu cgroup"));
+	km_err_free(&err);
+	/* "memory" must not match "memory_x" or a prefix of another name */
+	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory_x:/no\n2:memory:/yes\n3:pids,cpu,cpuacct:/\n", &p, &err), 0);
+	assert_string_equal(p.path[SHIM_CG_MEMORY], "/yes/x");
+	shim_cgroup_paths_free(&p);
+
+	/* records from before cgroupPaths: the absolute path in every hierarchy; others refused */
+	assert_int_equal(shim_cgroup_paths_from_record("/km-shim/old", NULL, &back, &err), 0);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		assert_string_equal(back.path[c], "/km-shim/old");
+	shim_cgroup_paths_free(&back);
+	assert_int_equal(shim_cgroup_paths_from_record("km-shim/x", NULL, &back, &err), -1);
+	assert_non_null(strstr(err->msg, "without cgroupPaths"));
+	km_err_free(&err);
+	char *bad[][2] = { { "freezer=/x", NULL }, { "memory=x", NULL }, { "memory=/a/../b", NULL }, { "memory", NULL } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(shim_cgroup_paths_from_record("x", bad[i], &back, &err), -1);
+		assert_non_null(strstr(err->msg, "cgroupPaths"));
+		km_err_free(&err);
+	}
+	shim_cgroup_layout_free(&l);
+
+	/* pure v2: the "0::" line for every controller */
+	rm_rf(d);
+	assert_int_equal(mkdir(d, 0755), 0);
+	put(d, "cgroup.controllers", "cpu memory pids\n");
+	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
+	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/x", "0::/user.slice/s\n", &p, &err), 0);
+	for (int c = 0; c < SHIM_CG_NCTRL; c++)
+		assert_string_equal(p.path[c], "/user.slice/s/km-shim/x");
+	shim_cgroup_paths_free(&p);
+	shim_cgroup_layout_free(&l);
+	rm_rf(d);
+	free(d);
+}
+
 /* The default parent /km-shim goes with the last container under it, not before. */
 static void test_cgroup_remove_parent(void **state)
 {
@@ -255,16 +362,33 @@ static void test_cgroup_remove_parent(void **state)
 	shim_cgroup_layout_t l;
 	km_err_t *err = NULL;
 	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
-	assert_int_equal(shim_cgroup_create(&l, "/km-shim/x", NULL, &err), 0);
-	assert_int_equal(shim_cgroup_create(&l, "/km-shim/y", NULL, &err), 0);
+	/* relative under different own cgroups per hierarchy, as on this host */
+	char *self = NULL;
+	assert_true(asprintf(&self, "%s/self", d) > 0);
+	put(d, "self", "4:memory:/process_api/m\n8:pids:/\n");
+	mkdir_in(d, "memory/process_api");
+	mkdir_in(d, "memory/process_api/m");
+	char *text = shim_cgroup_read_self(self, &err);
+	assert_non_null(text);
+	shim_cgroup_paths_t px, py;
+	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/x", text, &px, &err), 0);
+	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/y", text, &py, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, &px, NULL, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, &py, NULL, &err), 0);
 	char p[4096];
 	snprintf(p, sizeof(p), "%s/pids/km-shim", d);
-	assert_int_equal(shim_cgroup_remove_in(&l, "/km-shim/x", &err), 0);
+	assert_int_equal(shim_cgroup_remove_in(&l, "km-shim/x", &px, &err), 0);
 	assert_int_equal(access(p, F_OK), 0);
-	assert_int_equal(shim_cgroup_remove_in(&l, "/km-shim/y", &err), 0);
+	assert_int_equal(shim_cgroup_remove_in(&l, "km-shim/y", &py, &err), 0);
 	assert_int_equal(access(p, F_OK), -1);
-	snprintf(p, sizeof(p), "%s/memory/km-shim", d);
+	snprintf(p, sizeof(p), "%s/memory/process_api/m/km-shim", d);
 	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/memory/process_api/m", d);
+	assert_int_equal(access(p, F_OK), 0); /* km-shim's own cgroup stays */
+	shim_cgroup_paths_free(&px);
+	shim_cgroup_paths_free(&py);
+	free(text);
+	free(self);
 	shim_cgroup_layout_free(&l);
 	rm_rf(d);
 	free(d);
@@ -509,16 +633,35 @@ static void test_spawn_full(void **state)
 	if (spawn(&e, json, "probe-full", &c, &err, log) < 0)
 		fail_msg("%s", err->msg);
 	assert_non_null(c.cgroup_path);
-	assert_string_equal(c.cgroup_path, "/km-shim/probe-full");
+	assert_string_equal(c.cgroup_path, "km-shim/probe-full");
+	/* The default is relative: under km-shim's own cgroup in each hierarchy, which on a hybrid
+	 * host may differ per controller (memory under /process_api/..., pids at /). */
+	char *self = shim_cgroup_read_self(NULL, &err), want_mem[4096] = "";
+	assert_non_null(self);
+	const char *own = strstr(self, ":memory:");
+	if (own) {
+		own += 8;
+		int n = (int)strcspn(own, "\n");
+		/* under "/" the path is "/km-shim/...", not "//km-shim/..." */
+		snprintf(want_mem, sizeof(want_mem), "memory=%.*s/km-shim/probe-full", n == 1 ? 0 : n, own);
+		bool found = false;
+		for (size_t i = 0; c.cgroup_paths && c.cgroup_paths[i]; i++)
+			found |= !strcmp(c.cgroup_paths[i], want_mem);
+		if (!found)
+			fail_msg("no %s in the container's cgroups", want_mem);
+	}
+	free(self);
 	/* The limits are in place on the host while the container lives (it waits for nothing, so
 	 * read them after it exits but before the cgroup is removed). */
 	assert_int_equal(wait_exit(c.pid), 0);
-	char *limit = slurp("/sys/fs/cgroup/memory/km-shim/probe-full/memory.limit_in_bytes");
+	char limit_file[4200];
+	snprintf(limit_file, sizeof(limit_file), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", want_mem + 7);
+	char *limit = want_mem[0] ? slurp(limit_file) : NULL;
 	if (limit) /* hybrid/v1 host */
 		assert_string_equal(limit, "67108864\n");
 	free(limit);
 	km_err_t *rerr = NULL;
-	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &rerr), 0);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, c.cgroup_paths, &rerr), 0);
 	char pf[512];
 	snprintf(pf, sizeof(pf), "%s/probe.txt", e.rootfs);
 	char *out = slurp(pf);
@@ -578,6 +721,7 @@ static void test_spawn_full(void **state)
 	assert_non_null(strstr(out, " /dev/pts "));
 	free(out);
 	free(c.cgroup_path);
+	oci_strv_free(c.cgroup_paths);
 	free(log);
 	env_close(&e);
 }
@@ -662,7 +806,7 @@ static void test_spawn_userns(void **state)
 	if (spawn(&e, json, "probe-userns", &c, &err, NULL) < 0)
 		fail_msg("%s", err->msg);
 	assert_int_equal(wait_exit(c.pid), 0);
-	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &err), 0);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, c.cgroup_paths, &err), 0);
 	char pf[512];
 	snprintf(pf, sizeof(pf), "%s/probe.txt", e.rootfs);
 	char *out = slurp(pf);
@@ -675,6 +819,7 @@ static void test_spawn_userns(void **state)
 	assert_int_equal(st.st_uid, 100000);
 	free(out);
 	free(c.cgroup_path);
+	oci_strv_free(c.cgroup_paths);
 	env_close(&e);
 }
 
@@ -731,8 +876,9 @@ static void test_spawn_km(void **state)
 		fail_msg("km in the container: status 0x%x, output: %s", st, out ? out : "");
 	assert_string_equal(out, "hello, world\n");
 	free(out);
-	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &err), 0);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, c.cgroup_paths, &err), 0);
 	free(c.cgroup_path);
+	oci_strv_free(c.cgroup_paths);
 	env_close(&e);
 }
 
@@ -783,7 +929,7 @@ static void test_spawn_console_hooks(void **state)
 	assert_int_equal(ws.ws_row, 33);
 	assert_int_equal(ws.ws_col, 99);
 	assert_int_equal(wait_exit(c.pid), 0);
-	assert_int_equal(shim_cgroup_remove(c.cgroup_path, &err), 0);
+	assert_int_equal(shim_cgroup_remove(c.cgroup_path, c.cgroup_paths, &err), 0);
 	char pf[512];
 	snprintf(pf, sizeof(pf), "%s/probe.txt", e.rootfs);
 	char *out = slurp(pf);
@@ -815,6 +961,7 @@ static void test_spawn_console_hooks(void **state)
 	close(ls);
 	oci_config_free(cfg);
 	free(c.cgroup_path);
+	oci_strv_free(c.cgroup_paths);
 	env_close(&e);
 }
 
@@ -851,6 +998,40 @@ static void test_hooks_run(void **state)
 	free(d);
 }
 
+/* Every hook point gets the same document: the spec's keys and the config's annotations (an
+ * empty map when there are none), the status of its point, km's pid until it is stopped. */
+static void test_hooks_state_json(void **state)
+{
+	(void)state;
+	static const struct {
+		oci_status_t st;
+		const char *want;
+	} pts[] = {
+		{ OCI_STATUS_CREATING, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"creating\"}" },
+		{ OCI_STATUS_CREATED, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"created\"}" },
+		{ OCI_STATUS_RUNNING, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":42,\"status\":\"running\"}" },
+		{ OCI_STATUS_STOPPED, "{\"annotations\":{\"a\":\"1\",\"b\":\"2\"},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"status\":\"stopped\"}" },
+	};
+	const char *json = CFG_HEAD "},\"annotations\":{\"b\":\"2\",\"a\":\"1\"}}";
+	km_err_t *err = NULL;
+	oci_config_t *cfg = oci_config_parse(json, strlen(json), "config.json", &err);
+	assert_non_null(cfg);
+	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++) {
+		char *s = shim_hooks_state_json(cfg, "x", pts[i].st, 42, "/b");
+		assert_non_null(s);
+		assert_string_equal(s, pts[i].want);
+		free(s);
+	}
+	oci_config_free(cfg);
+	json = CFG_HEAD "}}";
+	cfg = oci_config_parse(json, strlen(json), "config.json", &err);
+	assert_non_null(cfg);
+	char *s = shim_hooks_state_json(cfg, "x", OCI_STATUS_CREATED, 7, "/b");
+	assert_string_equal(s, "{\"annotations\":{},\"bundle\":\"/b\",\"id\":\"x\",\"ociVersion\":\"1.0.2\",\"pid\":7,\"status\":\"created\"}");
+	free(s);
+	oci_config_free(cfg);
+}
+
 /* The real cgroups of this host (hybrid or v2): create with limits, add, pids, stats, update,
  * remove. */
 static void test_cgroup_real(void **state)
@@ -864,7 +1045,8 @@ static void test_cgroup_real(void **state)
 			      .has_cpu_period = true, .cpu_period = 100000 };
 	char path[64]; /* per run: a zombie of an earlier failed run may still count in its cgroup */
 	snprintf(path, sizeof(path), "/km-shim/unit-cgroup-%d", (int)getpid());
-	if (shim_cgroup_create(&l, path, &r, &err) < 0)
+	shim_cgroup_paths_t px = same_paths(path);
+	if (shim_cgroup_create(&l, &px, &r, &err) < 0)
 		fail_msg("%s", err->msg);
 	pid_t kid = fork();
 	if (kid == 0) {
@@ -872,21 +1054,21 @@ static void test_cgroup_real(void **state)
 		pause();
 		_exit(0);
 	}
-	assert_int_equal(shim_cgroup_add(&l, path, kid, &err), 0);
+	assert_int_equal(shim_cgroup_add(&l, &px, kid, &err), 0);
 	pid_t *pids;
-	assert_int_equal(shim_cgroup_pids(path, 0, &pids, &err), 1);
+	assert_int_equal(shim_cgroup_pids(path, NULL, 0, &pids, &err), 1);
 	assert_int_equal(pids[0], kid);
 	free(pids);
 	shim_cgroup_stats_t st;
-	assert_int_equal(shim_cgroup_stats(path, &st, &err), 0);
+	assert_int_equal(shim_cgroup_stats(path, NULL, &st, &err), 0);
 	assert_int_equal(st.pids_current, 1);
 	assert_int_equal(st.pids_limit, 7);
 	assert_int_equal(st.memory_limit, 32 << 20);
 	oci_resources_t u = { .has_pids_limit = true, .pids_limit = 9 };
-	assert_int_equal(shim_cgroup_update(path, &u, &err), 0);
-	assert_int_equal(shim_cgroup_stats(path, &st, &err), 0);
+	assert_int_equal(shim_cgroup_update(path, NULL, &u, &err), 0);
+	assert_int_equal(shim_cgroup_stats(path, NULL, &st, &err), 0);
 	assert_int_equal(st.pids_limit, 9);
-	char *d = shim_cgroup_dir(&l, SHIM_CG_CPU, path), f[512];
+	char *d = shim_cgroup_dir(&l, SHIM_CG_CPU, &px), f[512];
 	snprintf(f, sizeof(f), "%s/%s", d, l.v2 ? "cpu.max" : "cpu.cfs_quota_us");
 	char *q = slurp(f);
 	assert_string_equal(q, l.v2 ? "50000 100000\n" : "50000\n");
@@ -894,11 +1076,12 @@ static void test_cgroup_real(void **state)
 	free(d);
 	kill(kid, SIGKILL);
 	waitpid(kid, NULL, 0);
-	assert_int_equal(shim_cgroup_remove(path, &err), 0);
-	assert_int_equal(shim_cgroup_remove(path, &err), 0); /* already gone: fine */
-	assert_int_equal(shim_cgroup_pids(NULL, 42, &pids, &err), 1);
+	assert_int_equal(shim_cgroup_remove(path, NULL, &err), 0);
+	assert_int_equal(shim_cgroup_remove(path, NULL, &err), 0); /* already gone: fine */
+	assert_int_equal(shim_cgroup_pids(NULL, NULL, 42, &pids, &err), 1);
 	assert_int_equal(pids[0], 42);
 	free(pids);
+	shim_cgroup_paths_free(&px);
 	shim_cgroup_layout_free(&l);
 }
 
@@ -911,7 +1094,7 @@ int main(void)
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
-		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_cgroup_remove_parent), cmocka_unit_test(test_hooks_run),
+		cmocka_unit_test(test_spawn_console_hooks), cmocka_unit_test(test_cgroup_remove_parent), cmocka_unit_test(test_cgroup_resolve), cmocka_unit_test(test_hooks_run), cmocka_unit_test(test_hooks_state_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
