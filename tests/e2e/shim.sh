@@ -50,6 +50,20 @@ shim_bundle() {
 	shim_cfg "$b" "$@"
 }
 
+# shim_cg_dir CONTROLLER ID: the directory of km-shim's default cgroup for container ID in that
+# controller's hierarchy: km-shim/ID under this process's own cgroup there (as km-shim resolves
+# the relative default), on a v1/hybrid or a pure v2 host.
+shim_cg_dir() {
+	local own
+	if [ -d "/sys/fs/cgroup/$1" ]; then
+		own=$(awk -F: -v c="$1" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) { print $3; exit } }' /proc/self/cgroup)
+		echo "/sys/fs/cgroup/$1${own%/}/km-shim/$2"
+	else
+		own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+		echo "/sys/fs/cgroup${own%/}/km-shim/$2"
+	fi
+}
+
 # shim DIR ARGS...: runs km-shim --root $SHIM_ROOT ARGS with stdout/stderr in DIR/out, DIR/err;
 # sets RC. km's output (the container's stdio) goes there too for create/run/restore.
 shim() {
@@ -497,7 +511,7 @@ shim_test_killed_create() {
 	expect_ok "$d/f" "delete --force after a killed create"
 	[ -n "$hookpid" ] && kill -9 "$hookpid" 2>/dev/null
 	root_holds
-	[ ! -d /sys/fs/cgroup/memory/km-shim/k9 ] && [ ! -d /sys/fs/cgroup/pids/km-shim/k9 ] ||
+	[ ! -d "$(shim_cg_dir memory k9)" ] && [ ! -d "$(shim_cg_dir pids k9)" ] ||
 		bad "the killed create's cgroup is left"
 	# the id is free again
 	shim_cfg "$b" /shim_count 2
