@@ -95,6 +95,14 @@ typedef struct oci_device {
 	gid_t gid;
 } oci_device_t;
 
+/* One linux.resources.devices rule (the device cgroup), applied in the config's order. */
+typedef struct oci_device_rule {
+	bool allow;
+	char type; /* 'a' (all, the default), 'c' or 'b' */
+	int64_t major, minor; /* -1 (or absent): any; else 0 to 2^32-1 */
+	char access[4]; /* a non-empty subset of "rwm" in that order; "rwm" when absent */
+} oci_device_rule_t;
+
 typedef struct oci_resources {
 	/* memory */
 	bool has_memory_limit, has_memory_reservation, has_memory_swap;
@@ -108,7 +116,8 @@ typedef struct oci_resources {
 	int64_t cpu_quota;
 	uint64_t cpu_period;
 	char *cpu_cpus, *cpu_mems; /* cpuset strings or NULL */
-	/* devices cgroup rules are accepted and ignored (km's guest opens no host devices). */
+	/* devices cgroup rules in order (km-shim's default list and linux.devices come after). */
+	oci_device_rule_t *device_rules;
 	size_t n_device_rules;
 } oci_resources_t;
 

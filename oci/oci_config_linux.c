@@ -157,13 +157,53 @@ static int parse_sysctl(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 	return rc;
 }
 
+/* "rwm" in canonical order from any non-empty, repeat-free mix of r, w and m. */
+static int rule_access(oci_jpath_t *p, const json_t *obj, oci_device_rule_t *d)
+{
+	char *a = NULL;
+	strcpy(d->access, "rwm");
+	if (oci_j_string(p, obj, "access", false, &a) < 0)
+		return -1;
+	if (a == NULL)
+		return 0;
+	bool has[3] = { false, false, false };
+	bool ok = a[0] != '\0';
+	for (const char *q = a; ok && *q; q++) {
+		const char *at = strchr("rwm", *q);
+		ok = at != NULL && !has[at - "rwm"];
+		if (ok)
+			has[at - "rwm"] = true;
+	}
+	free(a);
+	if (!ok)
+		return oci_jp_fail_at(p, "access", "must be a non-empty combination of r, w and m, each at most once");
+	size_t n = 0;
+	for (int k = 0; k < 3; k++)
+		if (has[k])
+			d->access[n++] = "rwm"[k];
+	d->access[n] = '\0';
+	return 0;
+}
+
 static int device_rule(oci_jpath_t *p, const json_t *obj, size_t i, void *ctx)
 {
-	bool allow = false;
-	(void)i, (void)ctx;
+	oci_device_rule_t *d = &(*(oci_device_rule_t **)ctx)[i];
+	char *type = NULL;
 	if (json_object_get(obj, "allow") == NULL)
 		return oci_jp_fail_at(p, "allow", "is required");
-	return oci_j_bool(p, obj, "allow", &allow);
+	if (oci_j_bool(p, obj, "allow", &d->allow) < 0 || oci_j_string(p, obj, "type", false, &type) < 0)
+		return -1;
+	d->type = type == NULL ? 'a' : type[0];
+	bool ok = type == NULL || (strlen(type) == 1 && strchr("acb", type[0]) != NULL);
+	free(type);
+	if (!ok)
+		return oci_jp_fail_at(p, "type", "must be \"a\", \"c\" or \"b\"");
+	d->major = d->minor = -1;
+	return oci_j_i64(p, obj, "major", false, -1, UINT32_MAX, NULL, &d->major) < 0 ||
+			       oci_j_i64(p, obj, "minor", false, -1, UINT32_MAX, NULL, &d->minor) < 0 ||
+			       rule_access(p, obj, d) < 0
+		       ? -1
+		       : 0;
 }
 
 static int parse_memory(oci_jpath_t *p, const json_t *res, oci_resources_t *r)
@@ -218,7 +258,7 @@ static int parse_pids(oci_jpath_t *p, const json_t *res, oci_resources_t *r)
 
 static int parse_resources(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 {
-	json_t *res, *rules;
+	json_t *res;
 	if (oci_j_object(p, obj, "resources", false, &res) < 0)
 		return -1;
 	if (res == NULL)
@@ -227,13 +267,8 @@ static int parse_resources(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 		return km_err_set(p->err, ENOMEM, "%s", p->what);
 	oci_resources_t *r = lx->resources;
 	size_t mark = oci_jp_key(p, "resources");
-	int rc = -1;
-	if (oci_j_array(p, res, "devices", false, &rules) == 0) {
-		size_t m2 = oci_jp_key(p, "devices");
-		rc = rules == NULL ? 0 : oci_j_each_object(p, rules, device_rule, NULL);
-		oci_jp_restore(p, m2);
-		r->n_device_rules = json_array_size(rules);
-	}
+	int rc = parse_array(p, res, "devices", sizeof(oci_device_rule_t), (void **)&r->device_rules,
+			     &r->n_device_rules, device_rule);
 	if (rc == 0 && (parse_memory(p, res, r) < 0 || parse_cpu(p, res, r) < 0 || parse_pids(p, res, r) < 0))
 		rc = -1;
 	oci_jp_restore(p, mark);
@@ -316,6 +351,7 @@ void oci_linux_free(oci_linux_t *lx)
 	if (lx->resources != NULL) {
 		free(lx->resources->cpu_cpus);
 		free(lx->resources->cpu_mems);
+		free(lx->resources->device_rules);
 		free(lx->resources);
 	}
 	free(lx->cgroups_path);

@@ -225,6 +225,22 @@ static const edit_case_t cases[] = {
 	{ "linux.resources.devices", "[{\"access\":\"rwm\"}]", 0, 0, "config.json: linux.resources.devices[0].allow: is required" },
 	{ "linux.resources.devices", "[{\"allow\":\"no\"}]", 0, 0, "config.json: linux.resources.devices[0].allow: must be true or false" },
 	{ "linux.resources.devices", "[true]", 0, 0, "config.json: linux.resources.devices[0]: must be an object" },
+	{ "linux.resources.devices", "[{\"allow\":true,\"type\":\"u\"}]", 0, 0,
+	  "config.json: linux.resources.devices[0].type: must be \"a\", \"c\" or \"b\"" },
+	{ "linux.resources.devices", "[{\"allow\":true},{\"allow\":true,\"type\":\"cb\"}]", 0, 0,
+	  "config.json: linux.resources.devices[1].type: must be \"a\", \"c\" or \"b\"" },
+	{ "linux.resources.devices", "[{\"allow\":true,\"major\":-2}]", 0, 0,
+	  "config.json: linux.resources.devices[0].major: must be an integer from -1 to 4294967295" },
+	{ "linux.resources.devices", "[{\"allow\":true,\"minor\":4294967296}]", 0, 0,
+	  "config.json: linux.resources.devices[0].minor: must be an integer from -1 to 4294967295" },
+	{ "linux.resources.devices", "[{\"allow\":false,\"access\":\"\"}]", 0, 0,
+	  "config.json: linux.resources.devices[0].access: must be a non-empty combination of r, w and m, each at most once" },
+	{ "linux.resources.devices", "[{\"allow\":false,\"access\":\"rwx\"}]", 0, 0,
+	  "config.json: linux.resources.devices[0].access: must be a non-empty combination of r, w and m, each at most once" },
+	{ "linux.resources.devices", "[{\"allow\":false,\"access\":\"rr\"}]", 0, 0,
+	  "config.json: linux.resources.devices[0].access: must be a non-empty combination of r, w and m, each at most once" },
+	{ "linux.resources.devices", "[{\"allow\":false,\"access\":7}]", 0, 0,
+	  "config.json: linux.resources.devices[0].access: must be a string" },
 	{ "linux.cgroupsPath", "1", 0, 0, "config.json: linux.cgroupsPath: must be a string" },
 	{ "linux.maskedPaths", "[\"/proc/kcore\",\"proc/keys\"]", 0, 0, "config.json: linux.maskedPaths[1]: must be an absolute path" },
 	{ "linux.readonlyPaths", "\"/proc\"", 0, 0, "config.json: linux.readonlyPaths: must be an array of strings" },
@@ -854,6 +870,35 @@ static void test_names(void **state)
 	assert_null(oci_config_annotation(NULL, "x"));
 }
 
+/* Device cgroup rules keep their order; absent members are the spec's "all" defaults. */
+static void test_device_rules(void **state)
+{
+	(void)state;
+	char *j = edit(minimal, "linux.resources.devices",
+		       "[{\"allow\":false,\"access\":\"rwm\"},{\"allow\":true,\"type\":\"c\",\"major\":1,"
+		       "\"minor\":-1,\"access\":\"mr\"},{\"allow\":true,\"type\":\"b\",\"major\":8,\"minor\":0}]");
+	oci_config_t *cfg = accepted(j);
+	const oci_resources_t *r = cfg->linux_->resources;
+	assert_int_equal(r->n_device_rules, 3);
+	const oci_device_rule_t *d = r->device_rules;
+	assert_false(d[0].allow);
+	assert_int_equal(d[0].type, 'a');
+	assert_int_equal(d[0].major, -1);
+	assert_int_equal(d[0].minor, -1);
+	assert_string_equal(d[0].access, "rwm");
+	assert_true(d[1].allow);
+	assert_int_equal(d[1].type, 'c');
+	assert_int_equal(d[1].major, 1);
+	assert_int_equal(d[1].minor, -1);
+	assert_string_equal(d[1].access, "rm");
+	assert_int_equal(d[2].type, 'b');
+	assert_int_equal(d[2].major, 8);
+	assert_int_equal(d[2].minor, 0);
+	assert_string_equal(d[2].access, "rwm");
+	oci_config_free(cfg);
+	free(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -870,6 +915,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load, make_bundle, remove_bundle),
 		cmocka_unit_test_setup_teardown(test_load_size_limit, make_bundle, remove_bundle),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_device_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
