@@ -11,8 +11,9 @@
 
 #include "shim_cgroup.h"
 #include "shim_container.h"
+#include "shim_devices.h"
 
-static const char *const ctrl_names[SHIM_CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct" };
+static const char *const ctrl_names[SHIM_CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct", "devices" };
 
 const char *shim_cg_ctrl_name(shim_cg_ctrl_t c)
 {
@@ -83,8 +84,9 @@ int shim_cgroup_detect(const char *root, shim_cgroup_layout_t *l, km_err_t **err
 			return km_err_set(err, errno, "cgroups: reading %s", cf ? cf : l->root);
 		l->v2 = true;
 		for (int c = 0; c < SHIM_CG_NCTRL; c++)
-			/* cpu.stat (usage) is in every v2 cgroup, so cpuacct is always there. */
-			if (c == SHIM_CG_CPUACCT || v2_lists(buf, ctrl_names[c]))
+			/* cpu.stat (usage) is in every v2 cgroup, so cpuacct is always there; devices is
+			 * a BPF program any v2 cgroup takes. */
+			if (c == SHIM_CG_CPUACCT || c == SHIM_CG_DEVICES || v2_lists(buf, ctrl_names[c]))
 				l->dir[c] = strdup(l->root);
 		return 0;
 	}
@@ -343,6 +345,8 @@ const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c)
 		if (res->has_cpu_period && res->cpu_period)
 			return "linux.resources.cpu.period";
 		return NULL;
+	case SHIM_CG_DEVICES:
+		return res->n_device_rules ? "linux.resources.devices" : NULL;
 	default:
 		return NULL;
 	}
@@ -563,8 +567,27 @@ int shim_cgroup_apply(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *
 	return 0;
 }
 
+/* The device rules into the new cgroup; without a devices controller only a config that has no
+ * rules goes on (shim_cgroup.h). */
+static int apply_devices(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
+			 const oci_device_t *devs, size_t n_devs, km_err_t **err)
+{
+	const char *need = shim_cgroup_needs(res, SHIM_CG_DEVICES);
+	if (!l->dir[SHIM_CG_DEVICES])
+		return need ? km_err_set(err, 0, "%s: the devices cgroup controller is not available on this host", need) : 0;
+	km_autofree char *d = shim_cgroup_dir(l, SHIM_CG_DEVICES, p);
+	size_t n = 0;
+	km_autofree oci_device_rule_t *rules = d ? shim_devices_rules(res, devs, n_devs, &n, err) : NULL;
+	if (!d)
+		return km_err_set(err, ENOMEM, "cgroups: the container has no devices cgroup");
+	if (!rules)
+		return -1;
+	int rc = l->v2 ? shim_devices_attach_v2(d, rules, n, err) : shim_devices_apply_v1(d, rules, n, err);
+	return rc < 0 ? km_err_wrap(err, "%s", need ? need : "the default device rules") : 0;
+}
+
 int shim_cgroup_create(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
-		       km_err_t **err)
+		       const oci_device_t *devs, size_t n_devs, km_err_t **err)
 {
 	if (l->v2 && v2_enable(l, p, err) < 0)
 		return -1;
@@ -573,6 +596,8 @@ int shim_cgroup_create(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t 
 		if (d && mkdirs(d) < 0)
 			return km_err_set(err, errno, "cgroups: making %s", d);
 	}
+	if (apply_devices(l, p, res, devs, n_devs, err) < 0)
+		return -1;
 	return shim_cgroup_apply(l, p, res, err);
 }
 

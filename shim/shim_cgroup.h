@@ -9,9 +9,10 @@
  *  - v1 or hybrid: one hierarchy per controller at <root>/<controller> (cpu and cpuacct may be one
  *    "cpu,cpuacct" mount reached through either name); a cgroup2 mount at <root>/unified, if any,
  *    has no controllers and is not used.
- * km-shim uses memory, pids, cpu and cpuacct (freezer is not needed: km pauses itself). A
- * controller that is missing is an error naming it if the config asks for its resource, else it
- * is skipped.
+ * km-shim uses memory, pids, cpu, cpuacct and devices (freezer is not needed: km pauses itself).
+ * A controller that is missing is an error naming it if the config asks for its resource, else it
+ * is skipped; so a v1 host without a devices hierarchy runs containers without device rules only
+ * when the config has no linux.resources.devices (shim_devices.h for what is applied).
  */
 #ifndef SHIM_CGROUP_H
 #define SHIM_CGROUP_H
@@ -23,7 +24,8 @@
 #include "km_error.h"
 #include "oci_config.h"
 
-typedef enum shim_cg_ctrl { SHIM_CG_MEMORY, SHIM_CG_PIDS, SHIM_CG_CPU, SHIM_CG_CPUACCT, SHIM_CG_NCTRL } shim_cg_ctrl_t;
+/* devices: v1's devices hierarchy; on pure v2 (no such controller: a BPF program) the tree. */
+typedef enum shim_cg_ctrl { SHIM_CG_MEMORY, SHIM_CG_PIDS, SHIM_CG_CPU, SHIM_CG_CPUACCT, SHIM_CG_DEVICES, SHIM_CG_NCTRL } shim_cg_ctrl_t;
 
 typedef struct shim_cgroup_layout {
 	bool v2; /* pure cgroup v2 */
@@ -33,7 +35,7 @@ typedef struct shim_cgroup_layout {
 	char *dir[SHIM_CG_NCTRL];
 } shim_cgroup_layout_t;
 
-/* "memory", "pids", "cpu", "cpuacct". */
+/* "memory", "pids", "cpu", "cpuacct", "devices". */
 const char *shim_cg_ctrl_name(shim_cg_ctrl_t c);
 
 /* Detects the layout under `root` (NULL: /sys/fs/cgroup). -1 with *err if there is no cgroup
@@ -78,12 +80,14 @@ int shim_cgroup_paths_from_record(const char *path, char *const *pairs, shim_cgr
  * or NULL if `res` asks nothing of it. */
 const char *shim_cgroup_needs(const oci_resources_t *res, shim_cg_ctrl_t c);
 
-/* Makes the cgroups `p` in every available hierarchy and applies `res` (may be NULL). Errors name
- * the controller and file. A missing controller that `res` needs is an error. */
+/* Makes the cgroups `p` in every available hierarchy and applies `res` (may be NULL) and the
+ * device rules (shim_devices.h: res's rules, the default list, the `n_devs` nodes of `devs`).
+ * Errors name the controller and file. A missing controller that `res` needs is an error. */
 int shim_cgroup_create(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
-		       km_err_t **err);
+		       const oci_device_t *devs, size_t n_devs, km_err_t **err);
 
-/* Writes the limits of `res` into the existing cgroups `p`. */
+/* Writes the limits of `res` into the existing cgroups `p` (not the device rules: those are set
+ * once, at create, as runc's update leaves them). */
 int shim_cgroup_apply(const shim_cgroup_layout_t *l, const shim_cgroup_paths_t *p, const oci_resources_t *res,
 		      km_err_t **err);
 

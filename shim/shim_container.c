@@ -441,7 +441,8 @@ static int setup_cgroups(spawn_ctx_t *c, km_err_t **err)
 	if (!self || shim_cgroup_resolve(&c->cg, c->cgroup_path, self, &c->cg_paths, err) < 0)
 		return km_err_wrap(err, "linux.cgroupsPath \"%s\"", c->cgroup_path);
 	c->have_cg = true;
-	if (shim_cgroup_create(&c->cg, &c->cg_paths, res, err) < 0) {
+	const oci_linux_t *lx = c->cfg->linux_;
+	if (shim_cgroup_create(&c->cg, &c->cg_paths, res, lx ? lx->devices : NULL, lx ? lx->n_devices : 0, err) < 0) {
 		shim_cgroup_remove_in(&c->cg, c->cgroup_path, &c->cg_paths, &derr);
 		km_err_free(&derr);
 		return -1;

@@ -178,7 +178,7 @@ static void test_cgroup_detect_hybrid(void **state)
 
 	/* A resource on the missing controller is an error naming both; others are fine. */
 	oci_resources_t r = { .has_cpu_shares = true, .cpu_shares = 512 };
-	assert_int_equal(shim_cgroup_create(&l, &px, &r, &err), -1);
+	assert_int_equal(shim_cgroup_create(&l, &px, &r, NULL, 0, &err), -1);
 	assert_non_null(strstr(err->msg, "linux.resources.cpu.shares"));
 	assert_non_null(strstr(err->msg, "cpu cgroup controller"));
 	km_err_free(&err);
@@ -373,8 +373,8 @@ static void test_cgroup_remove_parent(void **state)
 	shim_cgroup_paths_t px, py;
 	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/x", text, &px, &err), 0);
 	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/y", text, &py, &err), 0);
-	assert_int_equal(shim_cgroup_create(&l, &px, NULL, &err), 0);
-	assert_int_equal(shim_cgroup_create(&l, &py, NULL, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, &px, NULL, NULL, 0, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, &py, NULL, NULL, 0, &err), 0);
 	char p[4096];
 	snprintf(p, sizeof(p), "%s/pids/km-shim", d);
 	assert_int_equal(shim_cgroup_remove_in(&l, "km-shim/x", &px, &err), 0);
@@ -1046,7 +1046,7 @@ static void test_cgroup_real(void **state)
 	char path[64]; /* per run: a zombie of an earlier failed run may still count in its cgroup */
 	snprintf(path, sizeof(path), "/km-shim/unit-cgroup-%d", (int)getpid());
 	shim_cgroup_paths_t px = same_paths(path);
-	if (shim_cgroup_create(&l, &px, &r, &err) < 0)
+	if (shim_cgroup_create(&l, &px, &r, NULL, 0, &err) < 0)
 		fail_msg("%s", err->msg);
 	pid_t kid = fork();
 	if (kid == 0) {
