@@ -265,8 +265,8 @@ static void test_cgroup_resolve(void **state)
 {
 	(void)state;
 	char *d = tmpdir();
-	const char *ctrls[] = { "memory", "pids", "cpu", "cpuacct" };
-	for (size_t i = 0; i < 4; i++) {
+	const char *ctrls[] = { "memory", "pids", "cpu", "cpuacct", "devices" };
+	for (size_t i = 0; i < 5; i++) {
 		mkdir_in(d, ctrls[i]);
 		char f[64];
 		snprintf(f, sizeof(f), "%s/cgroup.procs", ctrls[i]);
@@ -276,13 +276,14 @@ static void test_cgroup_resolve(void **state)
 	km_err_t *err = NULL;
 	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
 	const char *self = "9:name=systemd:/ignored\n8:pids:/\n4:memory:/process_api/d70\n"
-			   "2:cpu,cpuacct:/sys.slice/k\n0::/unified-ignored\n";
+			   "2:cpu,cpuacct:/sys.slice/k\n5:devices:/dv\n0::/unified-ignored\n";
 	shim_cgroup_paths_t p;
 	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/x", self, &p, &err), 0);
 	assert_string_equal(p.path[SHIM_CG_MEMORY], "/process_api/d70/km-shim/x");
 	assert_string_equal(p.path[SHIM_CG_PIDS], "/km-shim/x");
 	assert_string_equal(p.path[SHIM_CG_CPU], "/sys.slice/k/km-shim/x");
 	assert_string_equal(p.path[SHIM_CG_CPUACCT], "/sys.slice/k/km-shim/x");
+	assert_string_equal(p.path[SHIM_CG_DEVICES], "/dv/km-shim/x");
 	char *dir = shim_cgroup_dir(&l, SHIM_CG_MEMORY, &p), want[600];
 	snprintf(want, sizeof(want), "%s/memory/process_api/d70/km-shim/x", d);
 	assert_string_equal(dir, want);
@@ -306,7 +307,7 @@ static void test_cgroup_resolve(void **state)
 		assert_string_equal(p.path[c], "/a/b");
 	shim_cgroup_paths_free(&p);
 	/* under the root cgroup: no double slash */
-	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory:/\n2:pids:/\n3:cpu,cpuacct:/\n", &p, &err), 0);
+	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory:/\n2:pids:/\n3:cpu,cpuacct:/\n5:devices:/\n", &p, &err), 0);
 	assert_string_equal(p.path[SHIM_CG_MEMORY], "/x");
 	shim_cgroup_paths_free(&p);
 	/* a hierarchy /proc/self/cgroup does not name */
@@ -314,7 +315,7 @@ static void test_cgroup_resolve(void **state)
 	assert_non_null(strstr(err->msg, "no cpu cgroup"));
 	km_err_free(&err);
 	/* "memory" must not match "memory_x" or a prefix of another name */
-	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory_x:/no\n2:memory:/yes\n3:pids,cpu,cpuacct:/\n", &p, &err), 0);
+	assert_int_equal(shim_cgroup_resolve(&l, "x", "1:memory_x:/no\n2:memory:/yes\n3:pids,cpu,cpuacct,devices:/\n", &p, &err), 0);
 	assert_string_equal(p.path[SHIM_CG_MEMORY], "/yes/x");
 	shim_cgroup_paths_free(&p);
 
