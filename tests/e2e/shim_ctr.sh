@@ -6,14 +6,14 @@
 # threads are host threads in the cgroup); linux.seccomp's default action (errno, kill-process);
 # --console-socket with process.terminal (tests/tools/console-recv gets the pty master); hooks of
 # every kind in order with the right state, and a failing prestart hook; a read-only root,
-# maskedPaths and readonlyPaths.
+# maskedPaths and readonlyPaths; the device cgroup (a device node shipped in the rootfs).
 # Sourced by run.sh after shim.sh (uses its helpers: shim_cfg, shim, expect_ok, ...); defines
 # run_shim_ctr. Needs root, as shim.sh does.
 
 TOOLS=${TOOLS:-$ROOT/build/tests/tools}
 case $TOOLS in /*) ;; *) TOOLS=$PWD/$TOOLS ;; esac
 
-SHIM_CTR_TESTS=(view user memory pids seccomp_default console hooks hook_fails readonly)
+SHIM_CTR_TESTS=(view user memory pids seccomp_default console hooks hook_fails readonly devices)
 
 # ctr_bundle DIR ARGS...: a bundle in DIR whose rootfs holds ctr_view (and the mount points of
 # shim_cfg's mounts), running /ctr_view ARGS.
@@ -348,6 +348,48 @@ shim_ctr_test_readonly() {
 	ctr_line "$o" "cat /ro-dir/f: readable"
 	[ "$(cat "$b/rootfs/masked-file")" = hidden ] || bad "the masked file changed in the rootfs"
 	ctr_show "$d/r"
+	root_holds
+}
+
+# The device cgroup: the rootfs ships a node of /dev/kmsg (1:11; a write-only open needs no
+# capability and writes nothing) and one of /dev/null (1:3). With podman's rules (deny all) the
+# guest's open of the first, which km makes on its behalf, fails with EPERM while the default
+# list lets the second and a linux.devices node through; an allow rule in
+# linux.resources.devices opens the first too; the rules are in the container's devices cgroup.
+shim_ctr_test_devices() {
+	local d=$SHIM_WORK/ctr-dev b=$SHIM_WORK/ctr-dev/bundle
+	local args=(openw /kmsg-node openw /null-node openw /dev/null)
+	ctr_bundle "$b" "${args[@]}"
+	mknod "$b/rootfs/kmsg-node" c 1 11 && mknod "$b/rootfs/null-node" c 1 3 || {
+		bad "mknod in the rootfs failed"
+		return
+	}
+	local nodes='"devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438}],'
+	ctr_linux "$b" "$nodes \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+	shim "$d/r" run --bundle "$b" ctrdev
+	expect_ok "$d/r" run
+	ctr_line "$d/r/out" "openw /kmsg-node: EPERM"
+	ctr_line "$d/r/out" "openw /null-node: ok"
+	ctr_line "$d/r/out" "openw /dev/null: ok"
+	ctr_show "$d/r"
+
+	ctr_bundle "$b" "${args[@]}"
+	ctr_linux "$b" "$nodes \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"},
+		{\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 11, \"access\": \"w\"}]},"
+	shim "$d/r2" run --bundle "$b" ctrdev
+	expect_ok "$d/r2" run
+	ctr_line "$d/r2/out" "openw /kmsg-node: ok"
+	ctr_show "$d/r2"
+	if [ -d /sys/fs/cgroup/devices ]; then
+		shim "$d/c" create --bundle "$b" ctrdev2
+		expect_ok "$d/c" create
+		local list
+		list=$'\n'$(cat "$(shim_cg_dir devices ctrdev2)/devices.list")$'\n'
+		case $list in *$'\n'"a *:* rwm"$'\n'*) bad "the container's devices cgroup allows everything" ;; esac
+		case $list in *$'\n'"c 1:11 w"$'\n'*) ;; *) bad "devices.list lacks the config's rule c 1:11 w:$list" ;; esac
+		shim "$d/dl" delete --force ctrdev2
+		expect_ok "$d/dl" delete
+	fi
 	root_holds
 }
 

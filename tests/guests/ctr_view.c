@@ -111,6 +111,16 @@ static void do_write(const char *path)
 	close(fd);
 }
 
+/* Opens `path` write-only and closes it unwritten (a device node's open is what the device
+ * cgroup decides). */
+static void do_openw(const char *path)
+{
+	int fd = open(path, O_WRONLY);
+	printf("openw %s: %s\n", path, fd >= 0 ? "ok" : ename(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static void do_id(void)
 {
 	gid_t g[64];
@@ -203,6 +213,8 @@ int main(int argc, char **argv)
 			do_cat(argv[++i]);
 		else if (!strcmp(c, "write") && a)
 			do_write(argv[++i]);
+		else if (!strcmp(c, "openw") && a)
+			do_openw(argv[++i]);
 		else if (!strcmp(c, "threads") && a)
 			do_threads(atol(argv[++i]));
 		else if (!strcmp(c, "mem") && a)
