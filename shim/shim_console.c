@@ -135,8 +135,10 @@ static void copy_winsize(int master)
 }
 
 /* Copies what `from` has to `to`; 0 on EOF (or EIO: a pty whose other side is closed), 1 if
- * something was copied, -1 with *err. A write error to `to` is an error too. */
-static int relay(int from, int to, km_err_t **err)
+ * something was copied, -1 with *err. A write error to `to` is an error too, except EPIPE when
+ * *to_gone is given: a reader that went away sets it, and later data is read and dropped so
+ * that the container never blocks on a full pty. */
+static int relay(int from, int to, bool *to_gone, km_err_t **err)
 {
 	char buf[8192];
 	ssize_t n = read(from, buf, sizeof(buf));
@@ -146,10 +148,14 @@ static int relay(int from, int to, km_err_t **err)
 		return 0;
 	if (n < 0)
 		return km_err_set(err, errno, "process.terminal: reading fd %d", from);
-	for (ssize_t off = 0; off < n;) {
+	for (ssize_t off = 0; off < n && !(to_gone != NULL && *to_gone);) {
 		ssize_t w = write(to, buf + off, (size_t)(n - off));
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EPIPE && to_gone != NULL) {
+			*to_gone = true;
+			break;
+		}
 		if (w < 0)
 			return km_err_set(err, errno, "process.terminal: writing fd %d", to);
 		off += w;
@@ -159,7 +165,7 @@ static int relay(int from, int to, km_err_t **err)
 
 static int proxy_loop(int master, const sigset_t *waitmask, km_err_t **err)
 {
-	bool in_open = true;
+	bool in_open = true, out_gone = false;
 	for (;;) {
 		if (winch_seen) {
 			winch_seen = 0;
@@ -172,12 +178,12 @@ static int proxy_loop(int master, const sigset_t *waitmask, km_err_t **err)
 			return km_err_set(err, errno, "process.terminal: poll");
 		}
 		if (pf[0].revents) {
-			int r = relay(master, STDOUT_FILENO, err);
+			int r = relay(master, STDOUT_FILENO, &out_gone, err);
 			if (r <= 0)
 				return r;
 		}
 		if (pf[1].revents) {
-			int r = relay(STDIN_FILENO, master, err);
+			int r = relay(STDIN_FILENO, master, NULL, err);
 			if (r < 0)
 				return r;
 			in_open = r > 0;
@@ -185,8 +191,20 @@ static int proxy_loop(int master, const sigset_t *waitmask, km_err_t **err)
 	}
 }
 
+/* tcsetattr that an interrupting (forwarded) signal does not make fail. */
+static void restore_termios(const struct termios *saved)
+{
+	while (tcsetattr(STDIN_FILENO, TCSAFLUSH, saved) < 0 && errno == EINTR)
+		;
+}
+
 int shim_console_proxy(int master, km_err_t **err)
 {
+	/* A caller's stdout that goes away (`| head`) must not kill km-shim: that would leave the
+	 * terminal raw and lose km's exit status. EPIPE ends the output direction instead. */
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, &old_pipe);
 	struct termios saved;
 	bool raw = tcgetattr(STDIN_FILENO, &saved) == 0;
 	if (raw) {
@@ -195,7 +213,9 @@ int shim_console_proxy(int master, km_err_t **err)
 		tcsetattr(STDIN_FILENO, TCSANOW, &t);
 		copy_winsize(master);
 	}
-	/* SIGWINCH is blocked except inside ppoll, so none is lost between the check and the wait. */
+	/* SIGWINCH is blocked except inside ppoll, so none is lost between the check and the wait.
+	 * SIGHUP, SIGINT, SIGTERM and the others keep shim_wait_child's handler, which forwards
+	 * them to km: km-shim goes on relaying until km ends and restores the terminal below. */
 	sigset_t block, old;
 	sigemptyset(&block);
 	sigaddset(&block, SIGWINCH);
@@ -209,6 +229,7 @@ int shim_console_proxy(int master, km_err_t **err)
 	sigaction(SIGWINCH, &old_sa, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (raw)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		restore_termios(&saved);
+	sigaction(SIGPIPE, &old_pipe, NULL);
 	return rc;
 }

@@ -545,7 +545,7 @@ shim_test_killed_create() {
 }
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
-	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground
+	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground terminal_closed_stdout
 	root_propagation)
 
 # The program is its pid namespace's init, as under runc: a signal from outside at its default
@@ -654,6 +654,32 @@ shim_test_terminal_foreground() {
 	grep -qx 'got hello tty' "$d/out.lf" || bad "terminal run: stdin did not reach the guest: $(head -c 300 "$d/out.lf")"
 	shim "$d/dt" run --detach --bundle "$b" ttyd
 	expect_error "$d/dt" "process.terminal: needs --console-socket"
+	root_holds
+}
+
+# The same foreground terminal run with a stdout whose reader goes away after the first line (a
+# `| head -1`): km-shim must not die of SIGPIPE (that loses km's status and, on a real terminal,
+# leaves it raw); the output direction ends, the guest runs to its end, and km's status (0) is
+# km-shim's. Fifos order it: the reader is closed before the guest gets its input, so the echo
+# and "got ..." are written to a pipe with no reader.
+shim_test_terminal_closed_stdout() {
+	local d=$SHIM_WORK/ttyc b=$SHIM_WORK/ttyc/bundle line pid rc
+	shim_bundle "$b" /shim_tty
+	cp "$GUESTS/gcc/shim_tty" "$b/rootfs/shim_tty"
+	sed -i 's/"terminal": false/"terminal": true/; s|{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": \["nosuid", "mode=755"\]}|&, {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666"]}|' "$b/config.json"
+	mkdir -p "$d"
+	mkfifo "$d/in" "$d/outp"
+	timeout -k 5 "$TIMEOUT" "$KM_SHIM" --root "$SHIM_ROOT" run --bundle "$b" ttyc <"$d/in" >"$d/outp" 2>"$d/err" &
+	pid=$!
+	exec 8>"$d/in" 9<"$d/outp"
+	IFS= read -r -t "$TIMEOUT" line <&9 || bad "closed stdout: no first line from the guest"
+	exec 9<&-
+	echo "hello tty" >&8
+	exec 8>&-
+	wait $pid
+	rc=$?
+	[ "$rc" = 0 ] || bad "closed stdout: km-shim's exit status $rc, expected the guest's 0 (141 = killed by SIGPIPE): $(head -c 300 "$d/err")"
+	case $line in "tty in=1 out=1"*) ;; *) bad "closed stdout: first line '$line'" ;; esac
 	root_holds
 }
 
