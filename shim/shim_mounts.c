@@ -387,6 +387,21 @@ static int dev_symlinks(int rootfd, km_err_t **err)
 	return rc;
 }
 
+void shim_mountinfo_unescape(char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+		    r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
 /* The mount point /proc/self/mountinfo lists that holds `path` (the longest one that is a
  * prefix of it at a '/' boundary), malloc'd, or NULL; *shared: whether it is shared. */
 static char *parent_mount_of(const char *path, bool *shared)
@@ -398,10 +413,11 @@ static char *parent_mount_of(const char *path, bool *shared)
 	size_t cap = 0, best_len = 0;
 	while (getline(&line, &cap, f) > 0) {
 		char mp[PATH_MAX];
-		/* id parent major:minor root mount-point ...; octal escapes (\040) only in odd paths,
-		 * which then simply do not match */
+		/* id parent major:minor root mount-point ...; the kernel writes space, tab, newline
+		 * and backslash in the mount point as octal escapes (\040) */
 		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
 			continue;
+		shim_mountinfo_unescape(mp);
 		size_t n = strlen(mp);
 		bool under = !strcmp(mp, "/") || (!strncmp(path, mp, n) && (path[n] == '/' || path[n] == '\0'));
 		if (under && (n >= best_len || !best)) {

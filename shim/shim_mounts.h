@@ -37,6 +37,10 @@ int shim_mount_root_propagation(const char *value, unsigned long *flags, km_err_
 /* Whether km-shim knows how to mount `type` (NULL: a bind by its options). */
 bool shim_mount_type_supported(const char *type);
 
+/* Decodes, in place, the octal escapes (\040 space, \011 tab, \012 newline, \134 backslash)
+ * the kernel writes in /proc/self/mountinfo's paths; anything else is left as it is. */
+void shim_mountinfo_unescape(char *s);
+
 typedef struct shim_mount_ctx {
 	const oci_config_t *cfg;
 	const char *bundle; /* absolute */

@@ -706,6 +706,20 @@ shim_test_root_propagation() {
 		fi
 		shim "$d/$p/del" delete --force "prop-$p"
 	done
+	# a bundle under a directory whose name has a space, that directory a shared mount of its
+	# own: mountinfo writes it "\040", and the rootfs's parent mount must still be found and
+	# made private, or pivot_root fails
+	local sp="$d/with space"
+	mkdir -p "$sp" "$d/space"
+	shim_bundle "$d/space-src" /shim_count 1000000 50
+	sed -i "s/\"linux\": {/\"linux\": {\"rootfsPropagation\": \"shared\", /" "$d/space-src/config.json"
+	timeout -k 5 "$TIMEOUT" unshare --mount --propagation shared sh -c \
+		'mount -t tmpfs tmpfs "$4" && mount --make-shared "$4" && mkdir -p "$4/b" && cp -a "$6/." "$4/b/" &&
+		 "$1" --root "$2" run -d --pid-file "$3/pid" --bundle "$4/b" "$5"' \
+		sh "$KM_SHIM" "$SHIM_ROOT" "$d/space" "$sp" prop-space "$d/space-src" >"$d/space/out" 2>"$d/space/err" </dev/null
+	RC=$?
+	expect_ok "$d/space" "run -d of a bundle under a shared mount whose path has a space"
+	shim "$d/space/del" delete --force prop-space
 	root_holds
 }
 

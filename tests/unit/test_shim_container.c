@@ -116,6 +116,22 @@ static void test_mount_options(void **state)
 
 /* ---- capabilities ---- */
 
+static void test_mountinfo_unescape(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{"/tmp/with\\040space/b", "/tmp/with space/b"}, {"/a\\011t\\012n\\134b", "/a\tt\nn\\b"},
+		{"/plain", "/plain"}, {"/end\\", "/end\\"}, {"/short\\04", "/short\\04"}, {"/not\\08x", "/not\\08x"},
+		{"/big\\477", "/big\\477"}, {"\\040\\040", "  "}, {"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[64];
+		strcpy(buf, cases[i][0]);
+		shim_mountinfo_unescape(buf);
+		assert_string_equal(buf, cases[i][1]);
+	}
+}
+
 static void test_cap_table(void **state)
 {
 	(void)state;
@@ -1089,7 +1105,7 @@ static void test_cgroup_real(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mount_options),	  cmocka_unit_test(test_cap_table),
+		cmocka_unit_test(test_mount_options), cmocka_unit_test(test_mountinfo_unescape),	  cmocka_unit_test(test_cap_table),
 		cmocka_unit_test(test_cgroup_detect_hybrid), cmocka_unit_test(test_cgroup_detect_v2),
 		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_cgroup_real), cmocka_unit_test(test_path_escape),
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
