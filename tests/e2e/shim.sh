@@ -546,7 +546,7 @@ shim_test_killed_create() {
 
 SHIM_TESTS=(lifecycle run_foreground run_detached delete_force bad_input log checkpoint_restore restore_many
 	pause_checkpoint killed_create misc seccomp init_signals terminal_foreground terminal_closed_stdout
-	root_propagation)
+	root_propagation cgroup_v2)
 
 # The program is its pid namespace's init, as under runc: a signal from outside at its default
 # action does not reach it (Linux drops those for an init), SIGKILL does, and a program of a
@@ -720,6 +720,69 @@ shim_test_root_propagation() {
 	RC=$?
 	expect_ok "$d/space" "run -d of a bundle under a shared mount whose path has a space"
 	shim "$d/space/del" delete --force prop-space
+	root_holds
+}
+
+# A pure cgroup v2 host, made in a private mount namespace: the v1 tree at /sys/fs/cgroup is
+# detached and a cgroup2 mount put in its place (its controllers stay bound to v1 on this host,
+# so cgroup.controllers is empty). km-shim must take it for v2: km in the container's cgroup
+# (its 0:: line), the device BPF program attached (a rootfs node the config denies is EPERM, a
+# null node opens), a memory or pids limit refused naming the field and the controller, and
+# delete removing the cgroup.
+shim_test_cgroup_v2() {
+	local d=$SHIM_WORK/cg2 b=$SHIM_WORK/cg2/bundle
+	mkdir -p "$d" "$b/rootfs/proc" "$b/rootfs/dev"
+	cp "$GUESTS/gcc/ctr_view" "$b/rootfs/ctr_view"
+	mknod "$b/rootfs/kmsg-node" c 1 11 && mknod "$b/rootfs/null-node" c 1 3 || {
+		bad "mknod in the rootfs failed"
+		return
+	}
+	shim_cfg "$b" /ctr_view openw /kmsg-node openw /null-node
+	sed -i 's|"namespaces": \[|"resources": {"devices": [{"allow": false, "access": "rwm"}]}, "namespaces": [|' "$b/config.json"
+	cp "$b/config.json" "$d/config.base"
+	# shellcheck disable=SC2016
+	timeout -k 5 $((TIMEOUT * 3)) unshare --mount --propagation private bash -c '
+		set -u
+		shim=$1 root=$2 d=$3 b=$4
+		umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup || { echo "no cgroup2 mount" >"$d/setup"; exit 1; }
+		own=$(sed -n "s/^0:://p" /proc/self/cgroup)
+		cg=/sys/fs/cgroup${own%/}/km-shim/cg2
+		"$shim" --root "$root" create --pid-file "$d/pid" --bundle "$b" cg2 >"$d/out" 2>"$d/err"
+		echo "create=$?" >"$d/results"
+		pid=$(cat "$d/pid" 2>/dev/null)
+		echo "want=${own%/}/km-shim/cg2" >>"$d/results"
+		echo "km=$(sed -n "s/^0:://p" "/proc/$pid/cgroup" 2>/dev/null)" >>"$d/results"
+		[ -d "$cg" ] && echo "dir=made" >>"$d/results"
+		"$shim" --root "$root" start cg2 >>"$d/err" 2>&1
+		while [ -e "/proc/$pid" ] && ! grep -q "^State:.*Z" "/proc/$pid/status" 2>/dev/null; do sleep 0.1; done
+		"$shim" --root "$root" delete cg2 >>"$d/err" 2>&1
+		echo "delete=$?" >>"$d/results"
+		[ -d "$cg" ] && echo "dir=left" >>"$d/results"
+		for lim in "\"memory\": {\"limit\": 67108864}" "\"pids\": {\"limit\": 64}"; do
+			sed "s|\"resources\": {|\"resources\": {$lim, |" "$d/config.base" >"$b/config.json"
+			n=${lim%%\"*:*}; n=${lim#\"}; n=${n%%\"*}
+			"$shim" --root "$root" run --bundle "$b" "cg2-$n" >"$d/$n.out" 2>"$d/$n.err" </dev/null
+			echo "$n=$?" >>"$d/results"
+		done
+		cp "$d/config.base" "$b/config.json"
+	' bash "$KM_SHIM" "$SHIM_ROOT" "$d" "$b" </dev/null >"$d/outer" 2>&1
+	[ -e "$d/setup" ] && { bad "cannot make a cgroup2 mount in a private mount namespace: $(cat "$d/outer")"; return; }
+	grep -qx "create=0" "$d/results" || bad "create on cgroup2: $(cat "$d/err")"
+	local want km
+	want=$(sed -n 's/^want=//p' "$d/results")
+	km=$(sed -n 's/^km=//p' "$d/results")
+	[ -n "$km" ] && [ "$km" = "$want" ] || bad "km's cgroup (0:: line) is '$km', expected '$want'"
+	grep -qx "dir=made" "$d/results" || bad "no container cgroup made in the cgroup2 tree"
+	grep -qx "openw /kmsg-node: EPERM" "$d/out" || bad "the denied /kmsg-node was not EPERM (no device BPF program?): $(head -c 300 "$d/out")"
+	grep -qx "openw /null-node: ok" "$d/out" || bad "the null node did not open: $(head -c 300 "$d/out")"
+	grep -qx "delete=0" "$d/results" || bad "delete on cgroup2 failed: $(cat "$d/err")"
+	grep -qx "dir=left" "$d/results" && bad "delete left the container's cgroup in the cgroup2 tree"
+	local n
+	for n in memory pids; do
+		grep -qx "$n=1" "$d/results" || bad "a $n limit on cgroup2 without the $n controller: status $(sed -n "s/^$n=//p" "$d/results"), expected 1"
+		grep -q "linux.resources.$n" "$d/$n.err" && grep -q "$n cgroup controller" "$d/$n.err" ||
+			bad "the $n refusal does not name the field and the controller: $(cat "$d/$n.err")"
+	done
 	root_holds
 }
 
