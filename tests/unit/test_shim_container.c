@@ -516,6 +516,32 @@ static void test_check(void **state)
 		     "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"cpus\":\"0-1\"}}}}",
 		     "linux.resources.cpu.cpus");
+	static const char *const refused[][2] = {
+		{ ",\"scheduler\":{\"policy\":\"SCHED_FIFO\"}},\"linux\":{", "process.scheduler: not supported by km-shim" },
+		{ ",\"ioPriority\":{\"class\":\"IOPRIO_CLASS_RT\"}},\"linux\":{", "process.ioPriority: not supported by km-shim" },
+		{ "},\"mounts\":[{\"destination\":\"/a\",\"source\":\"/tmp\",\"options\":[\"bind\"],\"gidMappings\":"
+		  "[{\"containerID\":0,\"hostID\":1,\"size\":1}]}],\"linux\":{",
+		  "mounts[0].uidMappings/gidMappings: not supported by km-shim" },
+		{ "},\"linux\":{\"intelRdt\":{\"closID\":\"c\"},", "linux.intelRdt: not supported by km-shim" },
+		{ "},\"linux\":{\"memoryPolicy\":{\"mode\":\"MPOL_BIND\"},", "linux.memoryPolicy: not supported by km-shim" },
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX32\"},", "linux.personality.domain: not supported by km-shim" },
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX\",\"flags\":[\"f\"]},",
+		  "linux.personality.flags: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"unified\":{\"io.weight\":\"1\"}},", "linux.resources.unified: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"blockIO\":{\"weight\":10}},", "linux.resources.blockIO: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":1}]},",
+		  "linux.resources.hugepageLimits: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"network\":{\"classID\":1}},", "linux.resources.network: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"rdma\":{\"m\":{\"hcaHandles\":1}}},", "linux.resources.rdma: not supported by km-shim" },
+		/* Unset (empty) members and the default domain are what clients send: accepted. */
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX\"},\"resources\":{\"unified\":{},\"blockIO\":{}},", NULL },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char *j = NULL;
+		assert_true(asprintf(&j, CFG_HEAD "%s\"namespaces\":[{\"type\":\"mount\"}]}}", refused[i][0]) > 0);
+		check_refuses(j, refused[i][1]);
+		free(j);
+	}
 }
 
 /* ---- spawning ---- */
