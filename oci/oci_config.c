@@ -43,6 +43,16 @@ static int parse_root(oci_jpath_t *p, const json_t *top, oci_config_t *cfg)
 	return rc;
 }
 
+bool oci_j_nonempty(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return false;
+	if (json_is_object(v))
+		return json_object_size(v) > 0;
+	return !json_is_array(v) || json_array_size(v) > 0;
+}
+
 static int parse_mount(oci_jpath_t *p, const json_t *obj, size_t i, void *ctx)
 {
 	oci_mount_t *m = &((oci_config_t *)ctx)->mounts[i];
@@ -50,6 +60,7 @@ static int parse_mount(oci_jpath_t *p, const json_t *obj, size_t i, void *ctx)
 		return -1;
 	if (!oci_is_abs(m->destination))
 		return oci_jp_fail_at(p, "destination", "must be an absolute path");
+	m->has_id_mappings = oci_j_nonempty(obj, "uidMappings") || oci_j_nonempty(obj, "gidMappings");
 	return oci_j_string(p, obj, "type", false, &m->type) < 0 ||
 			       oci_j_string(p, obj, "source", false, &m->source) < 0 ||
 			       oci_j_strv(p, obj, "options", false, false, &m->options) < 0

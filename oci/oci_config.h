@@ -54,6 +54,7 @@ typedef struct oci_process {
 	int oom_score_adj;
 	char *apparmor_profile; /* recorded only: km-shim refuses a non-empty profile */
 	char *selinux_label; /* recorded only: km-shim refuses a non-empty label */
+	bool has_scheduler, has_io_priority; /* non-empty scheduler/ioPriority: recorded only, refused */
 } oci_process_t;
 
 typedef struct oci_mount {
@@ -61,6 +62,7 @@ typedef struct oci_mount {
 	char *type; /* may be NULL ("bind" implied by options) */
 	char *source; /* may be NULL */
 	char **options; /* NULL-terminated, may be NULL */
+	bool has_id_mappings; /* non-empty uidMappings or gidMappings: recorded only, refused */
 } oci_mount_t;
 
 typedef enum oci_ns_type {
@@ -119,6 +121,8 @@ typedef struct oci_resources {
 	/* devices cgroup rules in order (km-shim's default list and linux.devices come after). */
 	oci_device_rule_t *device_rules;
 	size_t n_device_rules;
+	/* Non-empty unified, blockIO, hugepageLimits, network, rdma: recorded only, refused. */
+	bool has_unified, has_block_io, has_hugepage_limits, has_network, has_rdma;
 } oci_resources_t;
 
 /* linux.seccomp: applied by km to the guest's syscalls (not to km itself). */
@@ -188,6 +192,9 @@ typedef struct oci_linux {
 	size_t n_devices;
 	char *rootfs_propagation; /* NULL, "shared", "slave", "private", "unbindable"... */
 	char *mount_label; /* recorded only */
+	/* Recorded only: km-shim refuses what would change the defaults. */
+	char *personality_domain; /* "LINUX", "LINUX32" or NULL if personality is absent */
+	bool has_personality_flags, has_intel_rdt, has_memory_policy;
 } oci_linux_t;
 
 typedef struct oci_hook {

@@ -271,6 +271,11 @@ static int parse_resources(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 			     &r->n_device_rules, device_rule);
 	if (rc == 0 && (parse_memory(p, res, r) < 0 || parse_cpu(p, res, r) < 0 || parse_pids(p, res, r) < 0))
 		rc = -1;
+	r->has_unified = oci_j_nonempty(res, "unified");
+	r->has_block_io = oci_j_nonempty(res, "blockIO");
+	r->has_hugepage_limits = oci_j_nonempty(res, "hugepageLimits");
+	r->has_network = oci_j_nonempty(res, "network");
+	r->has_rdma = oci_j_nonempty(res, "rdma");
 	oci_jp_restore(p, mark);
 	return rc;
 }
@@ -317,9 +322,26 @@ static int parse_propagation(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 	return 0;
 }
 
+/* personality: the domain (required by the spec) and whether flags are set; recorded only. */
+static int parse_personality(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
+{
+	json_t *o;
+	if (oci_j_object(p, obj, "personality", false, &o) < 0)
+		return -1;
+	if (o == NULL)
+		return 0;
+	size_t mark = oci_jp_key(p, "personality");
+	int rc = oci_j_string(p, o, "domain", true, &lx->personality_domain);
+	lx->has_personality_flags = oci_j_nonempty(o, "flags");
+	oci_jp_restore(p, mark);
+	return rc;
+}
+
 int oci_parse_linux(oci_jpath_t *p, const json_t *obj, oci_linux_t *lx)
 {
-	return parse_array(p, obj, "namespaces", sizeof(*lx->namespaces), (void **)&lx->namespaces,
+	lx->has_intel_rdt = oci_j_nonempty(obj, "intelRdt");
+	lx->has_memory_policy = oci_j_nonempty(obj, "memoryPolicy");
+	return parse_personality(p, obj, lx) < 0 || parse_array(p, obj, "namespaces", sizeof(*lx->namespaces), (void **)&lx->namespaces,
 			   &lx->n_namespaces, parse_namespace) < 0 ||
 			       parse_array(p, obj, "uidMappings", sizeof(oci_idmap_t), (void **)&lx->uid_mappings,
 					   &lx->n_uid_mappings, parse_idmap) < 0 ||
@@ -366,5 +388,6 @@ void oci_linux_free(oci_linux_t *lx)
 	free(lx->devices);
 	free(lx->rootfs_propagation);
 	free(lx->mount_label);
+	free(lx->personality_domain);
 	free(lx);
 }

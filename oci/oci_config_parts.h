@@ -21,4 +21,8 @@ void oci_seccomp_free(oci_seccomp_t *sc);
 /* Index of `name` in the NULL-terminated table `names`, or -1. */
 int oci_name_index(const char *const *names, const char *name);
 
+/* True if obj's member `key` is set: present and neither null, {} nor []. For members km-shim
+ * only records in order to refuse them (their content is not checked). */
+bool oci_j_nonempty(const json_t *obj, const char *key);
+
 #endif

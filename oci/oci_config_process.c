@@ -257,6 +257,8 @@ int oci_parse_process(oci_jpath_t *p, const json_t *obj, oci_process_t *proc)
 	    oci_j_string(p, obj, "selinuxLabel", false, &proc->selinux_label) < 0)
 		return -1;
 	proc->oom_score_adj = (int)oom;
+	proc->has_scheduler = oci_j_nonempty(obj, "scheduler");
+	proc->has_io_priority = oci_j_nonempty(obj, "ioPriority");
 	return 0;
 }
 

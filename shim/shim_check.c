@@ -25,6 +25,9 @@ static int check_process(const oci_config_t *cfg, km_err_t **err)
 	if (p->selinux_label && *p->selinux_label)
 		return km_err_set(err, 0, "config.json: process.selinuxLabel: \"%s\": SELinux is not supported by km-shim",
 				  p->selinux_label);
+	if (p->has_scheduler || p->has_io_priority)
+		return km_err_set(err, 0, "config.json: process.%s: not supported by km-shim",
+				  p->has_scheduler ? "scheduler" : "ioPriority");
 	return 0;
 }
 
@@ -131,6 +134,8 @@ static int check_mounts(const oci_config_t *cfg, km_err_t **err)
 			return km_err_set(err, 0, "config.json: mounts[%zu].type: \"%s\": not supported by km-shim", i, m->type);
 		if (check_mount_options(m, i, err) < 0)
 			return -1;
+		if (m->has_id_mappings)
+			return km_err_set(err, 0, "config.json: mounts[%zu].uidMappings/gidMappings: not supported by km-shim", i);
 	}
 	const oci_linux_t *lx = cfg->linux_;
 	unsigned long prop;
@@ -142,9 +147,42 @@ static int check_mounts(const oci_config_t *cfg, km_err_t **err)
 	return 0;
 }
 
+/* Settings the spec says a runtime must apply, which km-shim does not implement: refused rather
+ * than ignored. runc errors on these too when it cannot apply them (unified on cgroup v1, a
+ * missing resctrl, blkio/hugetlb/net_cls/rdma without the controller). */
+static const char *unsupported_setting(const oci_config_t *cfg)
+{
+	const oci_linux_t *lx = cfg->linux_;
+	const oci_resources_t *r = lx ? lx->resources : NULL;
+	if (!lx)
+		return NULL;
+	if (lx->has_intel_rdt)
+		return "linux.intelRdt";
+	if (lx->has_memory_policy)
+		return "linux.memoryPolicy";
+	/* LINUX is every process's default domain: honoured by doing nothing. */
+	if (lx->personality_domain && strcmp(lx->personality_domain, "LINUX"))
+		return "linux.personality.domain";
+	if (lx->has_personality_flags)
+		return "linux.personality.flags";
+	if (r && r->has_unified)
+		return "linux.resources.unified";
+	if (r && r->has_block_io)
+		return "linux.resources.blockIO";
+	if (r && r->has_hugepage_limits)
+		return "linux.resources.hugepageLimits";
+	if (r && r->has_network)
+		return "linux.resources.network";
+	if (r && r->has_rdma)
+		return "linux.resources.rdma";
+	return NULL;
+}
+
 static int check_resources(const oci_config_t *cfg, km_err_t **err)
 {
 	const oci_resources_t *r = cfg->linux_ ? cfg->linux_->resources : NULL;
+	if (unsupported_setting(cfg))
+		return km_err_set(err, 0, "config.json: %s: not supported by km-shim", unsupported_setting(cfg));
 	if (!r)
 		return 0;
 	if (r->cpu_cpus && *r->cpu_cpus)

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -49,6 +51,21 @@ int shim_console_send_fd(int sock, const char *name, int fd, km_err_t **err)
 	return n < 0 ? km_err_set(err, errno, "--console-socket: sending the pty master") : 0;
 }
 
+/* The spec: with a terminal, /dev/console is the pty, bound over it. An image's symlink there is
+ * replaced (a bind would land on its target); a node or file is covered. Runs after pivot_root:
+ * every path is the container's. */
+static int bind_console(const char *pty, km_err_t **err)
+{
+	struct stat st;
+	if (lstat("/dev/console", &st) == 0 && S_ISLNK(st.st_mode) && unlink("/dev/console") < 0)
+		return km_err_set(err, errno, "process.terminal: removing the symlink /dev/console");
+	if (mknod("/dev/console", S_IFREG | 0600, 0) < 0 && errno != EEXIST)
+		return km_err_set(err, errno, "process.terminal: making /dev/console");
+	if (mount(pty, "/dev/console", NULL, MS_BIND, NULL) < 0)
+		return km_err_set(err, errno, "process.terminal: binding %s over /dev/console", pty);
+	return 0;
+}
+
 int shim_console_setup(int sock, const oci_process_t *p, km_err_t **err)
 {
 	int rc = -1, slave = -1;
@@ -77,7 +94,7 @@ int shim_console_setup(int sock, const oci_process_t *p, km_err_t **err)
 	}
 	char name[32];
 	snprintf(name, sizeof(name), "/dev/pts/%d", n);
-	if (shim_console_send_fd(sock, name, master, err) < 0)
+	if (bind_console(name, err) < 0 || shim_console_send_fd(sock, name, master, err) < 0)
 		goto out;
 	if (ioctl(slave, TIOCSCTTY, 0) < 0) {
 		km_err_set(err, errno, "process.terminal: making the pty the controlling terminal");

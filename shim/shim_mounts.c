@@ -335,6 +335,26 @@ static bool dev_is_bound(const oci_config_t *cfg)
 	return false;
 }
 
+/* The spec: a file already at a linux.devices path that is not the requested device is an error
+ * (an image's file must not be silently replaced); the same node is fine and made again. */
+static int device_conflict(int rootfd, const oci_device_t *d, mode_t type, km_err_t **err)
+{
+	const char *base;
+	struct stat st;
+	int dfd = shim_path_open_parent(rootfd, d->path, false, &base, err);
+	if (dfd < 0) {
+		km_err_free(err); /* no parent yet: nothing is there */
+		return 0;
+	}
+	int r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	if (r < 0)
+		return 0;
+	bool same = (st.st_mode & S_IFMT) == type &&
+		    (type == S_IFIFO || (major(st.st_rdev) == (unsigned)d->major && minor(st.st_rdev) == (unsigned)d->minor));
+	return same ? 0 : km_err_set(err, 0, "%s: exists in the rootfs and is not the requested device", d->path);
+}
+
 static int devices(const shim_mount_ctx_t *ctx, int rootfd, km_err_t **err)
 {
 	const oci_linux_t *lx = ctx->cfg->linux_;
@@ -351,7 +371,7 @@ static int devices(const shim_mount_ctx_t *ctx, int rootfd, km_err_t **err)
 	for (size_t i = 0; lx && i < lx->n_devices; i++) {
 		const oci_device_t *d = &lx->devices[i];
 		mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
-		if (make_device(ctx, rootfd, d->path, d->path, type, d->major < 0 ? 0 : (unsigned)d->major,
+		if (device_conflict(rootfd, d, type, err) < 0 || make_device(ctx, rootfd, d->path, d->path, type, d->major < 0 ? 0 : (unsigned)d->major,
 				d->minor < 0 ? 0 : (unsigned)d->minor, d->has_file_mode ? d->file_mode : 0666,
 				d->has_uid ? (int)d->uid : -1, d->has_gid ? (int)d->gid : -1, err) < 0)
 			return km_err_wrap(err, "linux.devices[%zu]", i);

@@ -212,10 +212,11 @@ shim_ctr_test_seccomp_default() {
 }
 
 # process.terminal with --console-socket: console-recv gets the pty master (runc's protocol), the
-# program has a tty on 0-2 of process.consoleSize, and its output comes through the master.
+# program has a tty on 0-2 of process.consoleSize, and its output comes through the master;
+# /dev/console is that pty (the spec's MUST).
 shim_ctr_test_console() {
 	local d=$SHIM_WORK/ctr-con b=$SHIM_WORK/ctr-con/bundle sock
-	ctr_bundle "$b" tty cat /f
+	ctr_bundle "$b" tty cat /f stat /dev/console
 	echo "through the pty" >"$b/rootfs/f"
 	sed -i -e 's|"terminal": false|"terminal": true, "consoleSize": {"height": 25, "width": 91}|' \
 		-e 's|"mode=755"\]}\]|"mode=755"]}, {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666", "mode=0620"]}]|' \
@@ -239,6 +240,7 @@ shim_ctr_test_console() {
 	ctr_line "$d/console.txt" "tty: 0 yes 1 yes 2 yes"
 	ctr_line "$d/console.txt" "winsize: 25x91"
 	ctr_line "$d/console.txt" "cat /f: through the pty"
+	ctr_line "$d/console.txt" "stat /dev/console: chr, fd 0's device"
 	grep -q '^console-recv: got fd, name /dev/pts/[0-9]*$' "$d/console.err" || bad "console-recv: $(cat "$d/console.err")"
 	[ -s "$d/c/out" ] && bad "the program's output also went to km-shim's stdout"
 	if [ -n "$T_DIAG" ]; then

@@ -9,6 +9,8 @@
  *   host          "hostname: H" and "domainname: D"
  *   cwd / umask   "cwd: /dir", "umask: 0022"
  *   tty           "tty: 0 yes 1 yes 2 yes" (isatty) and "winsize: ROWSxCOLS" or "winsize: ERRNO-NAME"
+ *   stat PATH     "stat PATH: chr|blk|reg|dir|other, fd 0's device|not fd 0's device" or
+ *                 "stat PATH: ERRNO-NAME"
  *   threads N     makes up to N threads that wait: "threads: made M of N: ok|ERRNO-NAME"
  *   mem MIB       maps and touches MIB MiB in 1 MiB chunks, printing "mem: N MiB" every 4 MiB
  *                 (flushed: a program killed midway shows how far it got), then
@@ -20,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +154,21 @@ static void do_tty(void)
 		printf("winsize: %ux%u\n", ws.ws_row, ws.ws_col);
 }
 
+static void do_stat(const char *path)
+{
+	struct stat st, in;
+	if (stat(path, &st) < 0) {
+		printf("stat %s: %s\n", path, ename(errno));
+		return;
+	}
+	const char *t = S_ISCHR(st.st_mode) ? "chr" : S_ISBLK(st.st_mode) ? "blk" : S_ISREG(st.st_mode) ? "reg"
+		      : S_ISDIR(st.st_mode)				    ? "dir"
+									    : "other";
+	bool same = fstat(0, &in) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) &&
+		    (in.st_mode & S_IFMT) == (st.st_mode & S_IFMT) && in.st_rdev == st.st_rdev;
+	printf("stat %s: %s, %s\n", path, t, same ? "fd 0's device" : "not fd 0's device");
+}
+
 static pthread_mutex_t hold = PTHREAD_MUTEX_INITIALIZER;
 
 static void *waiter(void *arg)
@@ -228,6 +246,8 @@ int main(int argc, char **argv)
 			do_host();
 		else if (!strcmp(c, "tty"))
 			do_tty();
+		else if (!strcmp(c, "stat") && a)
+			do_stat(argv[++i]);
 		else if (!strcmp(c, "cwd")) {
 			char buf[4096];
 			printf("cwd: %s\n", getcwd(buf, sizeof(buf)) ? buf : ename(errno));

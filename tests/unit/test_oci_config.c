@@ -899,6 +899,45 @@ static void test_device_rules(void **state)
 	free(j);
 }
 
+/* Members km-shim cannot honour are recorded when set ({} and [] are not set), so it can refuse them. */
+static void test_recorded_only(void **state)
+{
+	(void)state;
+	char *j = edit(minimal, "linux.resources",
+		       "{\"unified\":{\"io.weight\":\"100\"},\"blockIO\":{\"weight\":10},\"hugepageLimits\":"
+		       "[{\"pageSize\":\"2MB\",\"limit\":1}],\"network\":{\"classID\":1},\"rdma\":{\"mlx\":{}}}");
+	char *j2 = edit(j, "linux.intelRdt", "{\"closID\":\"x\"}");
+	char *j3 = edit(j2, "linux.memoryPolicy", "{\"mode\":\"MPOL_BIND\",\"nodes\":\"0\"}");
+	char *j4 = edit(j3, "linux.personality", "{\"domain\":\"LINUX32\",\"flags\":[\"x\"]}");
+	char *j5 = edit(j4, "process.scheduler", "{\"policy\":\"SCHED_FIFO\",\"priority\":1}");
+	char *j6 = edit(j5, "process.ioPriority", "{\"class\":\"IOPRIO_CLASS_IDLE\"}");
+	char *j7 = edit(j6, "mounts", "[{\"destination\":\"/a\",\"source\":\"/b\",\"options\":[\"bind\"],"
+				   "\"uidMappings\":[{\"containerID\":0,\"hostID\":1,\"size\":1}]},"
+				   "{\"destination\":\"/c\",\"uidMappings\":[],\"gidMappings\":null}]");
+	oci_config_t *cfg = accepted(j7);
+	const oci_resources_t *r = cfg->linux_->resources;
+	assert_true(r->has_unified && r->has_block_io && r->has_hugepage_limits && r->has_network && r->has_rdma);
+	assert_true(cfg->linux_->has_intel_rdt && cfg->linux_->has_memory_policy && cfg->linux_->has_personality_flags);
+	assert_string_equal(cfg->linux_->personality_domain, "LINUX32");
+	assert_true(cfg->process->has_scheduler && cfg->process->has_io_priority);
+	assert_true(cfg->mounts[0].has_id_mappings);
+	assert_false(cfg->mounts[1].has_id_mappings);
+	oci_config_free(cfg);
+	char *e = edit(minimal, "linux.resources", "{\"unified\":{},\"blockIO\":{},\"hugepageLimits\":[]}");
+	char *e2 = edit(e, "linux.personality", "{\"domain\":\"LINUX\",\"flags\":[]}");
+	cfg = accepted(e2);
+	assert_false(cfg->linux_->resources->has_unified || cfg->linux_->resources->has_block_io ||
+		     cfg->linux_->resources->has_hugepage_limits || cfg->linux_->has_personality_flags);
+	assert_string_equal(cfg->linux_->personality_domain, "LINUX");
+	assert_false(cfg->linux_->has_intel_rdt || cfg->process->has_scheduler);
+	oci_config_free(cfg);
+	char *bad = edit(minimal, "linux.personality", "{\"flags\":[]}");
+	refused(bad, "config.json: linux.personality.domain: is required");
+	char *ps[] = { j, j2, j3, j4, j5, j6, j7, e, e2, bad };
+	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++)
+		free(ps[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,6 +955,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_size_limit, make_bundle, remove_bundle),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_device_rules),
+		cmocka_unit_test(test_recorded_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -532,6 +533,32 @@ static void test_check(void **state)
 		     "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY");
 	check_refuses(CFG_HEAD "},\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"cpus\":\"0-1\"}}}}",
 		     "linux.resources.cpu.cpus");
+	static const char *const refused[][2] = {
+		{ ",\"scheduler\":{\"policy\":\"SCHED_FIFO\"}},\"linux\":{", "process.scheduler: not supported by km-shim" },
+		{ ",\"ioPriority\":{\"class\":\"IOPRIO_CLASS_RT\"}},\"linux\":{", "process.ioPriority: not supported by km-shim" },
+		{ "},\"mounts\":[{\"destination\":\"/a\",\"source\":\"/tmp\",\"options\":[\"bind\"],\"gidMappings\":"
+		  "[{\"containerID\":0,\"hostID\":1,\"size\":1}]}],\"linux\":{",
+		  "mounts[0].uidMappings/gidMappings: not supported by km-shim" },
+		{ "},\"linux\":{\"intelRdt\":{\"closID\":\"c\"},", "linux.intelRdt: not supported by km-shim" },
+		{ "},\"linux\":{\"memoryPolicy\":{\"mode\":\"MPOL_BIND\"},", "linux.memoryPolicy: not supported by km-shim" },
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX32\"},", "linux.personality.domain: not supported by km-shim" },
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX\",\"flags\":[\"f\"]},",
+		  "linux.personality.flags: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"unified\":{\"io.weight\":\"1\"}},", "linux.resources.unified: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"blockIO\":{\"weight\":10}},", "linux.resources.blockIO: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":1}]},",
+		  "linux.resources.hugepageLimits: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"network\":{\"classID\":1}},", "linux.resources.network: not supported by km-shim" },
+		{ "},\"linux\":{\"resources\":{\"rdma\":{\"m\":{\"hcaHandles\":1}}},", "linux.resources.rdma: not supported by km-shim" },
+		/* Unset (empty) members and the default domain are what clients send: accepted. */
+		{ "},\"linux\":{\"personality\":{\"domain\":\"LINUX\"},\"resources\":{\"unified\":{},\"blockIO\":{}},", NULL },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char *j = NULL;
+		assert_true(asprintf(&j, CFG_HEAD "%s\"namespaces\":[{\"type\":\"mount\"}]}}", refused[i][0]) > 0);
+		check_refuses(j, refused[i][1]);
+		free(j);
+	}
 }
 
 /* ---- spawning ---- */
@@ -798,6 +825,35 @@ static void test_spawn_errors(void **state)
 		"\"linux\":{\"namespaces\":[{\"type\":\"mount\"}]}}";
 	assert_int_equal(spawn(&e, prog, "probe-prog", &c, &err, NULL), -1);
 	if (!strstr(err->msg, "process.args[0]: \"nosuch\": executable file not found in $PATH"))
+		fail_msg("%s", err->msg);
+	km_err_free(&err);
+
+	/* linux.devices over a file of the image that is not that device: an error, the file kept;
+	 * the same node already there is fine (the create then fails later, at the program). */
+	snprintf(p, sizeof(p), "%s/dev", e.rootfs);
+	assert_true(mkdir(p, 0755) == 0 || errno == EEXIST); /* the creates above made default nodes */
+	snprintf(p, sizeof(p), "%s/dev/zero", e.rootfs);
+	unlink(p);
+	assert_int_equal(mknod(p, S_IFCHR | 0666, makedev(1, 5)), 0);
+	snprintf(p, sizeof(p), "%s/dev/thing", e.rootfs);
+	int f = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(f >= 0);
+	close(f);
+	const char *dev =
+		"{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},"
+		"\"process\":{\"cwd\":\"/\",\"args\":[\"nosuch\"],\"env\":[\"PATH=/bin\"],\"user\":{\"uid\":0,\"gid\":0}},"
+		"\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"devices\":[{\"path\":\"/dev/zero\",\"type\":\"c\","
+		"\"major\":1,\"minor\":5},{\"path\":\"/dev/thing\",\"type\":\"c\",\"major\":1,\"minor\":3}]}}";
+	assert_int_equal(spawn(&e, dev, "probe-dev", &c, &err, NULL), -1);
+	if (!strstr(err->msg, "linux.devices[1]: /dev/thing: exists in the rootfs and is not the requested device"))
+		fail_msg("%s", err->msg);
+	km_err_free(&err);
+	struct stat fst;
+	assert_int_equal(stat(p, &fst), 0);
+	assert_true(S_ISREG(fst.st_mode));
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(spawn(&e, dev, "probe-dev", &c, &err, NULL), -1);
+	if (!strstr(err->msg, "process.args[0]: \"nosuch\""))
 		fail_msg("%s", err->msg);
 	km_err_free(&err);
 	env_close(&e);
