@@ -627,14 +627,33 @@ static bool default_path(const char *path)
 	return path && !strncmp(path, "km-shim/", 8) && path[8] && !strchr(path + 8, '/');
 }
 
+/* rmdir of a cgroup whose last task has just been killed: the kernel lets go of a dying task a
+ * little after it is seen gone (and later still on a loaded machine), so EBUSY is retried with
+ * backoff for about a second, as runc does. 0, or -1 with errno. */
+static int rmdir_cgroup(const char *d)
+{
+	for (long wait_us = 1000;; wait_us *= 2) {
+		if (rmdir(d) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY || wait_us > 512000)
+			return -1;
+		usleep((useconds_t)wait_us);
+	}
+}
+
 int shim_cgroup_remove_in(const shim_cgroup_layout_t *l, const char *path, const shim_cgroup_paths_t *p,
 			  km_err_t **err)
 {
+	/* Every hierarchy is tried even when one fails, so one busy cgroup does not leave the
+	 * others behind; the first failure is reported. */
+	int rc = 0;
 	for (int c = 0; c < SHIM_CG_NCTRL; c++) {
 		km_autofree char *d = shim_cgroup_dir(l, c, p);
-		if (d && rmdir(d) < 0 && errno != ENOENT)
-			return km_err_set(err, errno, "cgroups: removing %s", d);
+		if (d && rmdir_cgroup(d) < 0 && rc == 0)
+			rc = km_err_set(err, errno, "cgroups: removing %s", d);
 	}
+	if (rc != 0)
+		return rc;
 	/* The default parent km-shim made goes with its last container; one still in use (or just
 	 * made by a concurrent create, which retries) refuses with EBUSY/ENOTEMPTY: left alone. */
 	if (default_path(path))

@@ -64,6 +64,15 @@ shim_cg_dir() {
 	fi
 }
 
+# shim_cg_children: every container cgroup under km-shim's default parent, in every hierarchy
+# (sorted paths), to see what the tests leave.
+shim_cg_children() {
+	local c
+	for c in memory pids cpu cpuacct devices; do
+		find "$(dirname "$(shim_cg_dir "$c" x)")" -mindepth 1 -maxdepth 1 -type d 2>/dev/null
+	done | sort
+}
+
 # shim DIR ARGS...: runs km-shim --root $SHIM_ROOT ARGS with stdout/stderr in DIR/out, DIR/err;
 # sets RC. km's output (the container's stdio) goes there too for create/run/restore.
 shim() {
@@ -807,16 +816,27 @@ run_shim() {
 	# sanitizer build's km is not static and cannot run inside a container)
 	local had_km=${KM_SHIM_KM+set}
 	export KM_SHIM_KM=${KM_SHIM_KM:-$KM}
+	local cg_before
+	cg_before=$(shim_cg_children)
 	for t in "${SHIM_TESTS[@]}"; do
 		want "shim/$t" || continue
 		begin "shim/$t"
 		"shim_test_$t"
 		end
 	done
-	# nothing may outlive the tests
+	# nothing may outlive the tests: no container left, and every cgroup a deleted container had
+	# is gone (in every hierarchy, not only the first one km-shim removes)
 	local id
 	for id in $(ls -A "$SHIM_ROOT" 2>/dev/null); do
 		"$KM_SHIM" --root "$SHIM_ROOT" delete --force "$id" >/dev/null 2>&1
 	done
+	begin shim/no_cgroups_left
+	local left
+	left=$(comm -13 <(echo "$cg_before") <(shim_cg_children))
+	if [ -n "$left" ]; then
+		bad "cgroups of deleted containers are left: $(echo $left)"
+		while read -r id; do [ -n "$id" ] && rmdir "$id" 2>/dev/null; done <<<"$left"
+	fi
+	end
 	[ "$had_km" = set ] || unset KM_SHIM_KM
 }

@@ -403,6 +403,18 @@ static void test_cgroup_remove_parent(void **state)
 	assert_int_equal(access(p, F_OK), -1);
 	snprintf(p, sizeof(p), "%s/memory/process_api/m", d);
 	assert_int_equal(access(p, F_OK), 0); /* km-shim's own cgroup stays */
+	/* One hierarchy's cgroup cannot go (memory comes first; a file stands in for a busy cgroup):
+	 * the others are still removed, and the failure names the one left. */
+	shim_cgroup_paths_t pz;
+	assert_int_equal(shim_cgroup_resolve(&l, "km-shim/z", text, &pz, &err), 0);
+	assert_int_equal(shim_cgroup_create(&l, &pz, NULL, NULL, 0, &err), 0);
+	put(d, "memory/process_api/m/km-shim/z/busy", "");
+	assert_int_equal(shim_cgroup_remove_in(&l, "km-shim/z", &pz, &err), -1);
+	assert_non_null(strstr(err->msg, "memory/process_api/m/km-shim/z"));
+	km_err_free(&err);
+	snprintf(p, sizeof(p), "%s/pids/km-shim/z", d);
+	assert_int_equal(access(p, F_OK), -1);
+	shim_cgroup_paths_free(&pz);
 	shim_cgroup_paths_free(&px);
 	shim_cgroup_paths_free(&py);
 	free(text);
