@@ -295,6 +295,32 @@ oci_status_t shim_ctr_status(shim_ctr_t *c)
 	return s;
 }
 
+/* The cgroups of a container whose record could not be read: planned again from the config
+ * saved at create, as create planned them (same id and config, km-shim's own cgroups being the
+ * same), so that delete --force leaves none behind. -1 if there is nothing to go by. */
+static int planned_cgroups(shim_ctr_t *c, char **path, char ***paths)
+{
+	*path = NULL;
+	*paths = NULL;
+	km_err_t *e = NULL;
+	oci_config_t *cfg = oci_config_load(c->dir.path, &e);
+	int rc = cfg != NULL ? shim_cgroup_plan(cfg, c->dir.id, path, paths, &e) : -1;
+	if (rc != 0 || *path == NULL) {
+		shim_log(SHIM_LOG_DEBUG, "cgroups of %s unknown: %s", c->dir.id, e != NULL ? e->msg : "none");
+		rc = -1;
+	}
+	km_err_free(&e);
+	oci_config_free(cfg);
+	return rc;
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
 void shim_ctr_kill_all(shim_ctr_t *c)
 {
 	if (c->st != NULL && shim_pid_running(c->st->pid, c->st->pid_start_time)) {
@@ -307,7 +333,14 @@ void shim_ctr_kill_all(shim_ctr_t *c)
 	/* whatever else is in its cgroup (a container process that never became km) */
 	pid_t *pids = NULL;
 	km_err_t *e = NULL;
-	int n = c->st != NULL && c->st->cgroup_path != NULL ? shim_cgroup_pids(c->st->cgroup_path, c->st->cgroup_paths, 0, &pids, &e) : 0;
+	char *plan = NULL, **plan_paths = NULL;
+	int n = 0;
+	if (c->st != NULL && c->st->cgroup_path != NULL)
+		n = shim_cgroup_pids(c->st->cgroup_path, c->st->cgroup_paths, 0, &pids, &e);
+	else if (c->st == NULL && planned_cgroups(c, &plan, &plan_paths) == 0)
+		n = shim_cgroup_pids(plan, plan_paths, 0, &pids, &e);
+	free(plan);
+	free_strv(plan_paths);
 	for (int i = 0; i < n; i++)
 		if (pids[i] > 0 && pids[i] != getpid())
 			kill(pids[i], SIGKILL);
@@ -320,13 +353,22 @@ void shim_ctr_kill_all(shim_ctr_t *c)
 
 int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 {
-	if (c->st != NULL && c->st->cgroup_path != NULL) {
+	char *plan = NULL, **plan_paths = NULL;
+	const char *path = c->st != NULL ? c->st->cgroup_path : NULL;
+	char *const *paths = c->st != NULL ? c->st->cgroup_paths : NULL;
+	if (c->st == NULL && planned_cgroups(c, &plan, &plan_paths) == 0) {
+		path = plan;
+		paths = plan_paths;
+	}
+	if (path != NULL) {
 		km_err_t *e = NULL;
-		if (shim_cgroup_remove(c->st->cgroup_path, c->st->cgroup_paths, &e) != 0) {
+		if (shim_cgroup_remove(path, paths, &e) != 0) {
 			shim_log(SHIM_LOG_WARN, "removing the cgroups of %s: %s", c->dir.id, e->msg);
 			km_err_free(&e);
 		}
 	}
+	free(plan);
+	free_strv(plan_paths);
 	/* poststop hooks: from the config saved at create (the bundle's may have changed) */
 	if (c->st != NULL && c->st->status != OCI_STATUS_CREATING) {
 		km_err_t *e = NULL;
