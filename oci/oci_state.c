@@ -1,5 +1,6 @@
 /* km-shim's state.json: see oci_state.h. */
 #include "oci_state.h"
+#include "oci_file.h"
 #include "oci_json.h"
 
 #include <errno.h>
@@ -95,55 +96,6 @@ static json_t *state_object(const oci_state_t *st)
 	return o;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd km_autoclose = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -1 : fsync(fd);
-}
-
-/* Writes `text` to a new file in `dir` and renames it over <dir>/state.json. */
-static int replace_file(const char *dir, const char *text, km_err_t **err)
-{
-	char tmp[4096], path[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s/.state.json.XXXXXX", dir) >= (int)sizeof(tmp) ||
-	    snprintf(path, sizeof(path), "%s/state.json", dir) >= (int)sizeof(path))
-		return km_err_set(err, ENAMETOOLONG, "writing %s/state.json", dir);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "writing %s: creating a temporary file in %s", path, dir);
-	const char *step = "writing";
-	errno = EIO;
-	int rc = write_all(fd, text, strlen(text));
-	if (rc == 0)
-		rc = fsync(fd), step = "syncing";
-	int e = errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -1, e = errno, step = "closing";
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -1, e = errno, step = "renaming";
-	if (rc < 0) {
-		unlink(tmp);
-		return km_err_set(err, e, "%s %s (%s)", step, path, tmp);
-	}
-	if (fsync_dir(dir) < 0)
-		return km_err_set(err, errno, "syncing directory %s after writing state.json", dir);
-	return 0;
-}
-
 int oci_state_write(const char *dir, const oci_state_t *st, km_err_t **err)
 {
 	json_t *o = state_object(st);
@@ -151,7 +103,12 @@ int oci_state_write(const char *dir, const oci_state_t *st, km_err_t **err)
 	json_decref(o);
 	if (text == NULL) /* jansson refuses strings that are not UTF-8 */
 		return km_err_set(err, 0, "writing %s/state.json: a field is not UTF-8 (or out of memory)", dir);
-	int rc = replace_file(dir, text, err);
+	char path[4096];
+	int rc;
+	if (snprintf(path, sizeof(path), "%s/state.json", dir) >= (int)sizeof(path))
+		rc = km_err_set(err, ENAMETOOLONG, "writing %s/state.json", dir);
+	else
+		rc = oci_file_replace(path, text, strlen(text), 0600, err);
 	free(text);
 	return rc;
 }

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "oci_file.h"
 #include "shim_log.h"
 #include "shim_mgmt_client.h"
 
@@ -83,26 +84,6 @@ static int check_cr_flags(const shim_args_t *a, bool checkpoint, km_err_t **err)
 	return 0;
 }
 
-/* Writes `len` bytes to `name` in directory `dfd` atomically (temporary + rename). */
-static int write_atomic(int dfd, const char *dir, const char *name, const void *buf, size_t len, km_err_t **err)
-{
-	char tmp[128];
-	snprintf(tmp, sizeof(tmp), ".%s.tmp-%d", name, (int)getpid());
-	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return km_err_set(err, errno, "writing %s/%s", dir, name);
-	bool ok = write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
-	int e = errno;
-	ok = close(fd) == 0 && ok;
-	if (!ok || renameat(dfd, tmp, dfd, name) != 0) {
-		if (ok)
-			e = errno;
-		unlinkat(dfd, tmp, 0);
-		return km_err_set(err, e, "writing %s/%s", dir, name);
-	}
-	return 0;
-}
-
 static int write_inventory(int dfd, const char *dir, km_err_t **err)
 {
 	uint8_t img[10];
@@ -111,7 +92,7 @@ static int write_inventory(int dfd, const char *dir, km_err_t **err)
 	memcpy(img + 4, &len, 4);
 	img[8] = 0x08; /* field 1, varint */
 	img[9] = CRIU_IMAGES_V1_1;
-	return write_atomic(dfd, dir, INVENTORY_NAME, img, sizeof(img), err);
+	return oci_file_replace_at(dfd, dir, INVENTORY_NAME, img, sizeof(img), 0600, err);
 }
 
 static long long field_ll(const shim_mgmt_reply_t *r, const char *key)
@@ -140,7 +121,7 @@ static int write_meta(int dfd, const char *dir, const oci_state_t *st, const shi
 		return km_err_set(err, ENOMEM, "writing %s/%s", dir, META_NAME);
 	size_t n = strlen(text);
 	text[n] = '\n';
-	int rc = write_atomic(dfd, dir, META_NAME, text, n + 1, err);
+	int rc = oci_file_replace_at(dfd, dir, META_NAME, text, n + 1, 0600, err);
 	free(text);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci_file.h"
 #include "shim_console.h"
 #include "shim_container.h"
 #include "shim_hooks.h"
@@ -148,28 +149,10 @@ void shim_kill_fifo_holders(const shim_dir_t *d)
 
 int shim_write_pid_file(const char *path, pid_t pid, km_err_t **err)
 {
-	char *tmp = NULL;
-	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
-		return km_err_set(err, ENOMEM, "pid file %s", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		km_err_set(err, errno, "writing the pid file %s", path);
-		free(tmp);
-		return -1;
-	}
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d", (int)pid);
-	bool ok = write(fd, buf, (size_t)n) == n;
-	int e = errno;
-	ok = (close(fd) == 0) && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		if (ok)
-			e = errno;
-		unlink(tmp);
-		free(tmp);
-		return km_err_set(err, e, "writing the pid file %s", path);
-	}
-	free(tmp);
+	if (oci_file_replace(path, buf, (size_t)n, 0644, err) != 0)
+		return km_err_wrap(err, "pid file");
 	return 0;
 }
 
