@@ -39,12 +39,17 @@ int shim_cmd_exec(const shim_args_t *a, km_err_t **err);
 typedef struct shim_ctr {
 	shim_dir_t dir;
 	oci_state_t *st;
+	oci_config_t *cfg; /* the config saved at create, once shim_ctr_config has read it */
 } shim_ctr_t;
 
 /* Opens <root>/<id> and reads its state.json; `lock`: hold the container's lock (commands that
  * change it). -1 with *err ("container \"ID\" does not exist"). */
 int shim_ctr_open(const shim_args_t *a, bool lock, shim_ctr_t *c, km_err_t **err);
 void shim_ctr_close(shim_ctr_t *c);
+
+/* The config saved in the container's directory at create, read on first use and kept until
+ * shim_ctr_close (the caller does not free it). NULL with *err if it cannot be read. */
+oci_config_t *shim_ctr_config(shim_ctr_t *c, km_err_t **err);
 
 /* The container's status now: the record, corrected by whether km still lives (pid and start
  * time; a zombie is dead) and, for running/paused, km's own answer to `status`. */

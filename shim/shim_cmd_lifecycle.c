@@ -328,7 +328,7 @@ out:
 /* Undoes a create that failed after its directory was published. */
 static void create_undo(shim_dir_t *d, oci_state_t *st)
 {
-	shim_ctr_t c = {*d, st};
+	shim_ctr_t c = {.dir = *d, .st = st};
 	shim_ctr_kill_all(&c);
 	if (st->pid > 0)
 		waitpid(st->pid, NULL, WNOHANG);
@@ -409,7 +409,7 @@ int shim_cmd_create(const shim_args_t *a, km_err_t **err)
 static void run_hooks_logged(shim_ctr_t *c, oci_hook_kind_t kind, oci_status_t s, const char *what)
 {
 	km_err_t *e = NULL;
-	oci_config_t *cfg = oci_config_load(c->dir.path, &e);
+	oci_config_t *cfg = shim_ctr_config(c, &e);
 	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c->st->id, s, c->st->pid, c->st->bundle) : NULL;
 	if (cfg != NULL && json == NULL)
 		km_err_set(&e, ENOMEM, "the hooks' state");
@@ -419,7 +419,6 @@ static void run_hooks_logged(shim_ctr_t *c, oci_hook_kind_t kind, oci_status_t s
 		shim_log(SHIM_LOG_WARN, "%s hooks of %s not run: %s", what, c->dir.id, e->msg);
 	km_err_free(&e);
 	free(json);
-	oci_config_free(cfg);
 }
 
 static int not_startable(const char *id, oci_status_t s, km_err_t **err)
@@ -448,13 +447,12 @@ int shim_start_container(const shim_args_t *a, km_err_t **err)
 	}
 	/* startContainer hooks run before the program's first instruction; a failing one stops
 	 * the start (the spec: the runtime must generate an error) */
-	oci_config_t *cfg = oci_config_load(c.dir.path, err);
+	oci_config_t *cfg = shim_ctr_config(&c, err);
 	char *json = cfg != NULL ? shim_hooks_state_json(cfg, c.st->id, OCI_STATUS_CREATED, c.st->pid, c.st->bundle) : NULL;
 	if (cfg != NULL && json == NULL)
 		km_err_set(err, ENOMEM, "the hooks' state");
 	int hr = json != NULL ? shim_hooks_run(cfg, OCI_HOOK_START_CONTAINER, json, c.st->pid, err) : -1;
 	free(json);
-	oci_config_free(cfg);
 	if (hr != 0) {
 		km_err_wrap(err, "starting container \"%s\"", a->id);
 		goto out;

@@ -26,6 +26,7 @@
 int shim_ctr_open(const shim_args_t *a, bool lock, shim_ctr_t *c, km_err_t **err)
 {
 	c->st = NULL;
+	c->cfg = NULL;
 	if (shim_dir_open(a->root, a->id, lock, &c->dir, err) != 0)
 		return -1;
 	c->st = oci_state_read(c->dir.path, err);
@@ -51,7 +52,16 @@ void shim_ctr_close(shim_ctr_t *c)
 {
 	oci_state_free(c->st);
 	c->st = NULL;
+	oci_config_free(c->cfg);
+	c->cfg = NULL;
 	shim_dir_close(&c->dir);
+}
+
+oci_config_t *shim_ctr_config(shim_ctr_t *c, km_err_t **err)
+{
+	if (c->cfg == NULL)
+		c->cfg = oci_config_load(c->dir.path, err);
+	return c->cfg;
 }
 
 /* The state letter of /proc/<pid>/stat and its start time (field 22). -1 if no such process. */
@@ -286,14 +296,13 @@ static int planned_cgroups(shim_ctr_t *c, char **path, char ***paths)
 	*path = NULL;
 	*paths = NULL;
 	km_err_t *e = NULL;
-	oci_config_t *cfg = oci_config_load(c->dir.path, &e);
+	oci_config_t *cfg = shim_ctr_config(c, &e);
 	int rc = cfg != NULL ? shim_cgroup_plan(cfg, c->dir.id, path, paths, &e) : -1;
 	if (rc != 0 || *path == NULL) {
 		shim_log(SHIM_LOG_DEBUG, "cgroups of %s unknown: %s", c->dir.id, e != NULL ? e->msg : "none");
 		rc = -1;
 	}
 	km_err_free(&e);
-	oci_config_free(cfg);
 	return rc;
 }
 
@@ -355,7 +364,7 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 	/* poststop hooks: from the config saved at create (the bundle's may have changed) */
 	if (c->st != NULL && c->st->status != OCI_STATUS_CREATING) {
 		km_err_t *e = NULL;
-		oci_config_t *cfg = oci_config_load(c->dir.path, &e);
+		oci_config_t *cfg = shim_ctr_config(c, &e);
 		char *json = cfg != NULL ? shim_hooks_state_json(cfg, c->st->id, OCI_STATUS_STOPPED, 0, c->st->bundle) : NULL;
 		if (cfg != NULL && json == NULL)
 			shim_log(SHIM_LOG_WARN, "poststop hooks of %s not run: no memory for their state", c->dir.id);
@@ -365,7 +374,6 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err)
 			shim_log(SHIM_LOG_DEBUG, "no poststop hooks for %s: %s", c->dir.id, e->msg);
 		km_err_free(&e);
 		free(json);
-		oci_config_free(cfg);
 	}
 	return shim_dir_remove(&c->dir, err);
 }
