@@ -177,9 +177,7 @@ static int load_guest_seccomp(km_cli_t *cli, km_guest_t *g, km_err_t **err)
 	int fd = open(cli->guest_seccomp_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return km_err_set(err, errno, "--guest-seccomp: %s", cli->guest_seccomp_path);
-	char what[64];
-	snprintf(what, sizeof(what), "--guest-seccomp");
-	int rc = km_gsc_add_fd(g->gseccomp, fd, what, err);
+	int rc = km_gsc_add_fd(g->gseccomp, fd, "--guest-seccomp", err);
 	close(fd);
 	return rc < 0 ? km_err_wrap(err, "%s", cli->guest_seccomp_path) : 0;
 }

@@ -306,7 +306,7 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 }
 
 /* One record per pending signal: the process's (tid 0), then each recorded thread's. */
-static void add_pending(notebuf_t *nb, uint8_t **at, uint32_t tid, const km_sigqueue_t *q)
+static void add_pending(uint8_t **at, uint32_t tid, const km_sigqueue_t *q)
 {
 	for (size_t i = 0; i < q->n; i++) {
 		km_nt_sigpending_t e;
@@ -317,7 +317,6 @@ static void add_pending(notebuf_t *nb, uint8_t **at, uint32_t tid, const km_sigq
 			memcpy(*at, &e, sizeof(e));
 		*at = *at != NULL ? *at + sizeof(e) : NULL;
 	}
-	(void)nb;
 }
 
 static void add_signal_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t *req)
@@ -328,10 +327,10 @@ static void add_signal_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req
 		if (recorded(req, g->vcpus[i]))
 			n += g->vcpus[i]->sigpending.n;
 	uint8_t *at = note_add(nb, KM_NOTE_OWNER, NT_KM_SIGPENDING, NULL, n * sizeof(km_nt_sigpending_t));
-	add_pending(nb, &at, 0, &g->sigpending);
+	add_pending(&at, 0, &g->sigpending);
 	for (int i = 0; i < g->nvcpus; i++)
 		if (recorded(req, g->vcpus[i]))
-			add_pending(nb, &at, (uint32_t)g->vcpus[i]->tid, &g->vcpus[i]->sigpending);
+			add_pending(&at, (uint32_t)g->vcpus[i]->tid, &g->vcpus[i]->sigpending);
 	km_signal_unlock(g);
 	void *timers = NULL;
 	size_t len = km_timers_save(g, &timers);

@@ -333,7 +333,7 @@ km_gsc_verdict_t km_gsc_eval(const km_gsc_t *s, uint64_t nr, const uint64_t a[6]
 	km_gsc_verdict_t v = {KM_GSC_ALLOW, 0};
 	for (int i = 0; s != NULL && i < s->nfilters; i++) {
 		km_gsc_verdict_t f = eval_filter(&s->filters[i], nr, a);
-		if (f.action > v.action || i == 0)
+		if (f.action > v.action)
 			v = f;
 	}
 	return v;

@@ -198,11 +198,12 @@ static long seccomp_trap(km_vcpu_t *v, uint64_t nr, uint16_t data)
 static bool guest_filtered(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long *ret)
 {
 	km_gsc_verdict_t vd = km_gsc_eval(v->g->gseccomp, nr, a);
-	const char *name = name_of(nr);
+	const char *name;
 	switch (vd.action) {
 	case KM_GSC_ALLOW:
 		return false;
 	case KM_GSC_LOG:
+		name = name_of(nr);
 		dprintf(km_error_fd(), "km: seccomp: the program's syscall %s (%lu) logged by its filter\n",
 			name != NULL ? name : "?", (unsigned long)nr);
 		return false;
