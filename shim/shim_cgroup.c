@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shim_cgroup.h"
+#include "shim_file.h"
 #include "shim_container.h"
 #include "shim_devices.h"
 
@@ -362,15 +363,7 @@ static int cg_write(const char *dir, const char *file, const char *val, km_err_t
 	km_autofree char *p = join(dir, file);
 	if (!p)
 		return km_err_set(err, ENOMEM, "cgroups");
-	int fd = open(p, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "cgroups: opening %s", p);
-	ssize_t n = write(fd, val, strlen(val));
-	int e = errno;
-	close(fd);
-	if (n < 0)
-		return km_err_set(err, e, "cgroups: writing \"%s\" to %s", val, p);
-	return 0;
+	return shim_write_file(p, 0, val, err) < 0 ? km_err_wrap(err, "cgroups") : 0;
 }
 
 static int cg_write_num(const char *dir, const char *file, int64_t v, const char *unlimited, km_err_t **err)

@@ -42,6 +42,7 @@
 #include "shim_cgroup.h"
 #include "shim_console.h"
 #include "shim_container.h"
+#include "shim_file.h"
 #include "shim_hooks.h"
 #include "shim_mounts.h"
 #include "shim_process.h"
@@ -284,17 +285,6 @@ static void parent_warn(const shim_spawn_t *sp, const char *msg)
 	fclose(f);
 }
 
-static int write_file(const char *path, const char *text, km_err_t **err)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "opening %s", path);
-	ssize_t n = write(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	return n < 0 ? km_err_set(err, e, "writing %s", path) : 0;
-}
-
 static int write_idmap(pid_t pid, const char *file, const oci_idmap_t *m, size_t n, km_err_t **err)
 {
 	char buf[4096] = "", path[64];
@@ -306,7 +296,7 @@ static int write_idmap(pid_t pid, const char *file, const oci_idmap_t *m, size_t
 		off += (size_t)w;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	return write_file(path, buf, err);
+	return shim_write_file(path, 0, buf, err);
 }
 
 static int parent_user_maps(spawn_ctx_t *c, pid_t pid, km_err_t **err)
@@ -319,7 +309,7 @@ static int parent_user_maps(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 	/* Without CAP_SETGID in our namespace the kernel wants setgroups denied first. */
 	char sg[64];
 	snprintf(sg, sizeof(sg), "/proc/%d/setgroups", (int)pid);
-	if (geteuid() != 0 && write_file(sg, "deny", err) < 0)
+	if (geteuid() != 0 && shim_write_file(sg, 0, "deny", err) < 0)
 		return -1;
 	if (lx->n_gid_mappings && write_idmap(pid, "gid_map", lx->gid_mappings, lx->n_gid_mappings, err) < 0)
 		return km_err_wrap(err, "linux.gidMappings");
@@ -347,7 +337,7 @@ static int parent_prepare_child(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 		char path[64], v[16];
 		snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
 		snprintf(v, sizeof(v), "%d", c->cfg->process->oom_score_adj);
-		if (write_file(path, v, err) < 0)
+		if (shim_write_file(path, 0, v, err) < 0)
 			return km_err_wrap(err, "process.oomScoreAdj");
 	}
 	return parent_send_go(c, pid, err);

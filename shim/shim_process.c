@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shim_process.h"
+#include "shim_file.h"
 
 int shim_caps_mask(char *const *names, const char *what, uint64_t *mask, km_err_t **err)
 {
@@ -74,13 +75,7 @@ static int write_sysctl(const char *key, const char *value, km_err_t **err)
 	for (char *p = path + 10; *p; p++)
 		if (*p == '.')
 			*p = '/';
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "opening %s", path);
-	ssize_t w = write(fd, value, strlen(value));
-	int e = errno;
-	close(fd);
-	return w < 0 ? km_err_set(err, e, "writing %s", path) : 0;
+	return shim_write_file(path, O_NOFOLLOW, value, err);
 }
 
 int shim_process_uts_sysctl(const oci_config_t *cfg, km_err_t **err)

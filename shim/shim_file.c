@@ -1,0 +1,23 @@
+/* Writing a value into a kernel file: see shim_file.h. */
+#include "shim_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int shim_write_file(const char *path, int oflags, const char *text, km_err_t **err)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | oflags);
+	if (fd < 0)
+		return km_err_set(err, errno, "opening %s", path);
+	ssize_t n = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	if (n >= 0)
+		return 0;
+	/* an id map is several lines: the file name is enough there */
+	if (strchr(text, '\n'))
+		return km_err_set(err, e, "writing %s", path);
+	return km_err_set(err, e, "writing \"%s\" to %s", text, path);
+}

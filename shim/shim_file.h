@@ -1,0 +1,15 @@
+/*
+ * Writing a value into a kernel file (/proc/<pid>/uid_map, /proc/sys/..., a cgroup's files):
+ * the one "open, write once, close" every part of the container layer needs.
+ */
+#ifndef SHIM_FILE_H
+#define SHIM_FILE_H
+
+#include "km_error.h"
+
+/* Writes `text` to the existing file `path`, opened O_WRONLY|O_CLOEXEC|`oflags`, in a single
+ * write(2) (kernel files take a value per write). -1 with *err naming the file and, if it is one
+ * line, the value ("writing \"max\" to /sys/fs/cgroup/x/pids.max: Invalid argument"). */
+int shim_write_file(const char *path, int oflags, const char *text, km_err_t **err);
+
+#endif
