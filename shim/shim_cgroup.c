@@ -376,31 +376,11 @@ static int cg_write_num(const char *dir, const char *file, int64_t v, const char
 	return cg_write(dir, file, buf, err);
 }
 
-static int mkdirs_once(const char *p)
-{
-	char *s = strdup(p);
-	if (!s)
-		return -1;
-	for (char *q = s + 1; *q; q++) {
-		if (*q != '/')
-			continue;
-		*q = '\0';
-		if (mkdir(s, 0755) < 0 && errno != EEXIST) {
-			free(s);
-			return -1;
-		}
-		*q = '/';
-	}
-	int rc = mkdir(s, 0755) < 0 && errno != EEXIST ? -1 : 0;
-	free(s);
-	return rc;
-}
-
 /* A concurrent delete may remove an empty parent (/km-shim) between our mkdirs: start over. */
 static int mkdirs(const char *p)
 {
 	int rc = -1;
-	for (int tries = 0; tries < 16 && (rc = mkdirs_once(p)) < 0 && errno == ENOENT; tries++)
+	for (int tries = 0; tries < 16 && (rc = shim_mkdir_p(p)) < 0 && errno == ENOENT; tries++)
 		;
 	return rc;
 }

@@ -131,26 +131,6 @@ int shim_process_rlimits(const oci_process_t *p, shim_warn_fn warn, void *arg, k
 	return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *q = buf + 1;; q++) {
-		if (*q != '/' && *q != '\0')
-			continue;
-		char save = *q;
-		*q = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		if (!save)
-			return 0;
-		*q = save;
-	}
-}
-
 int shim_process_mkcwd(const oci_process_t *p, km_err_t **err)
 {
 	struct stat st;
@@ -159,7 +139,7 @@ int shim_process_mkcwd(const oci_process_t *p, km_err_t **err)
 			return km_err_set(err, ENOTDIR, "process.cwd: %s", p->cwd);
 		return 0;
 	}
-	if (mkdir_p(p->cwd) < 0)
+	if (shim_mkdir_p(p->cwd) < 0)
 		return km_err_set(err, errno, "process.cwd: making %s", p->cwd);
 	return 0;
 }
