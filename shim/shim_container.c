@@ -499,6 +499,7 @@ static int console_pair(spawn_ctx_t *c, km_err_t **err)
 int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t **err)
 {
 	spawn_ctx_t c = { .sp = sp, .cfg = sp->cfg, .console = -1, .console_peer = -1, .sync = { -1, -1 } };
+	pid_t pid = -1;
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		c.ns_fd[t] = -1;
 	memset(out, 0, sizeof(*out));
@@ -529,7 +530,7 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 		if (c.ns_new[t] && t != OCI_NS_CGROUP)
 			flags |= ns_clone_flag[t];
 	fflush(NULL);
-	pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+	pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		km_err_set(err, errno, "clone of the container process");
 		goto fail;
@@ -540,20 +541,19 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 	c.sync[1] = -1;
 	/* The child sent the pty master before its exec: it is waiting in the socket already. */
 	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, pid, err) < 0 ||
-	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0)) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		km_err_wrap(err, "creating container %s", sp->id);
-		ctx_free(&c, true);
-		return -1;
-	}
+	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0))
+		goto fail;
 	out->pid = pid;
 	out->cgroup_path = c.have_cg ? strdup(c.cgroup_path) : NULL;
 	out->cgroup_paths = c.have_cg ? shim_cgroup_paths_to_record(&c.cg_paths) : NULL;
 	ctx_free(&c, false);
 	return 0;
 fail:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	km_err_wrap(err, "creating container %s", sp->id);
 	ctx_free(&c, true);
 	return -1;
