@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shim_cgroup.h"
+#include "shim_file.h"
 #include "shim_container.h"
 #include "shim_devices.h"
 
@@ -362,15 +363,7 @@ static int cg_write(const char *dir, const char *file, const char *val, km_err_t
 	km_autofree char *p = join(dir, file);
 	if (!p)
 		return km_err_set(err, ENOMEM, "cgroups");
-	int fd = open(p, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "cgroups: opening %s", p);
-	ssize_t n = write(fd, val, strlen(val));
-	int e = errno;
-	close(fd);
-	if (n < 0)
-		return km_err_set(err, e, "cgroups: writing \"%s\" to %s", val, p);
-	return 0;
+	return shim_write_file(p, 0, val, err) < 0 ? km_err_wrap(err, "cgroups") : 0;
 }
 
 static int cg_write_num(const char *dir, const char *file, int64_t v, const char *unlimited, km_err_t **err)
@@ -383,31 +376,11 @@ static int cg_write_num(const char *dir, const char *file, int64_t v, const char
 	return cg_write(dir, file, buf, err);
 }
 
-static int mkdirs_once(const char *p)
-{
-	char *s = strdup(p);
-	if (!s)
-		return -1;
-	for (char *q = s + 1; *q; q++) {
-		if (*q != '/')
-			continue;
-		*q = '\0';
-		if (mkdir(s, 0755) < 0 && errno != EEXIST) {
-			free(s);
-			return -1;
-		}
-		*q = '/';
-	}
-	int rc = mkdir(s, 0755) < 0 && errno != EEXIST ? -1 : 0;
-	free(s);
-	return rc;
-}
-
 /* A concurrent delete may remove an empty parent (/km-shim) between our mkdirs: start over. */
 static int mkdirs(const char *p)
 {
 	int rc = -1;
-	for (int tries = 0; tries < 16 && (rc = mkdirs_once(p)) < 0 && errno == ENOENT; tries++)
+	for (int tries = 0; tries < 16 && (rc = shim_mkdir_p(p)) < 0 && errno == ENOENT; tries++)
 		;
 	return rc;
 }

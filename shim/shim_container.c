@@ -42,6 +42,7 @@
 #include "shim_cgroup.h"
 #include "shim_console.h"
 #include "shim_container.h"
+#include "shim_file.h"
 #include "shim_hooks.h"
 #include "shim_mounts.h"
 #include "shim_process.h"
@@ -284,17 +285,6 @@ static void parent_warn(const shim_spawn_t *sp, const char *msg)
 	fclose(f);
 }
 
-static int write_file(const char *path, const char *text, km_err_t **err)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "opening %s", path);
-	ssize_t n = write(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	return n < 0 ? km_err_set(err, e, "writing %s", path) : 0;
-}
-
 static int write_idmap(pid_t pid, const char *file, const oci_idmap_t *m, size_t n, km_err_t **err)
 {
 	char buf[4096] = "", path[64];
@@ -306,7 +296,7 @@ static int write_idmap(pid_t pid, const char *file, const oci_idmap_t *m, size_t
 		off += (size_t)w;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	return write_file(path, buf, err);
+	return shim_write_file(path, 0, buf, err);
 }
 
 static int parent_user_maps(spawn_ctx_t *c, pid_t pid, km_err_t **err)
@@ -319,7 +309,7 @@ static int parent_user_maps(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 	/* Without CAP_SETGID in our namespace the kernel wants setgroups denied first. */
 	char sg[64];
 	snprintf(sg, sizeof(sg), "/proc/%d/setgroups", (int)pid);
-	if (geteuid() != 0 && write_file(sg, "deny", err) < 0)
+	if (geteuid() != 0 && shim_write_file(sg, 0, "deny", err) < 0)
 		return -1;
 	if (lx->n_gid_mappings && write_idmap(pid, "gid_map", lx->gid_mappings, lx->n_gid_mappings, err) < 0)
 		return km_err_wrap(err, "linux.gidMappings");
@@ -347,7 +337,7 @@ static int parent_prepare_child(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 		char path[64], v[16];
 		snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
 		snprintf(v, sizeof(v), "%d", c->cfg->process->oom_score_adj);
-		if (write_file(path, v, err) < 0)
+		if (shim_write_file(path, 0, v, err) < 0)
 			return km_err_wrap(err, "process.oomScoreAdj");
 	}
 	return parent_send_go(c, pid, err);
@@ -509,6 +499,7 @@ static int console_pair(spawn_ctx_t *c, km_err_t **err)
 int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t **err)
 {
 	spawn_ctx_t c = { .sp = sp, .cfg = sp->cfg, .console = -1, .console_peer = -1, .sync = { -1, -1 } };
+	pid_t pid = -1;
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		c.ns_fd[t] = -1;
 	memset(out, 0, sizeof(*out));
@@ -539,7 +530,7 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 		if (c.ns_new[t] && t != OCI_NS_CGROUP)
 			flags |= ns_clone_flag[t];
 	fflush(NULL);
-	pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+	pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		km_err_set(err, errno, "clone of the container process");
 		goto fail;
@@ -550,20 +541,19 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 	c.sync[1] = -1;
 	/* The child sent the pty master before its exec: it is waiting in the socket already. */
 	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, pid, err) < 0 ||
-	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0)) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		km_err_wrap(err, "creating container %s", sp->id);
-		ctx_free(&c, true);
-		return -1;
-	}
+	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0))
+		goto fail;
 	out->pid = pid;
 	out->cgroup_path = c.have_cg ? strdup(c.cgroup_path) : NULL;
 	out->cgroup_paths = c.have_cg ? shim_cgroup_paths_to_record(&c.cg_paths) : NULL;
 	ctx_free(&c, false);
 	return 0;
 fail:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	km_err_wrap(err, "creating container %s", sp->id);
 	ctx_free(&c, true);
 	return -1;

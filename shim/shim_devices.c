@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shim_devices.h"
+#include "shim_file.h"
 
 #define ANY (-1)
 
@@ -76,15 +77,7 @@ static int write_line(const char *dir, const char *file, const char *line, km_er
 	char path[4096];
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
 		return km_err_set(err, ENAMETOOLONG, "devices cgroup: %s", dir);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "devices cgroup: opening %s", path);
-	ssize_t w = write(fd, line, strlen(line));
-	int e = errno;
-	close(fd);
-	if (w < 0)
-		return km_err_set(err, e, "devices cgroup: writing \"%s\" to %s", line, path);
-	return 0;
+	return shim_write_file(path, 0, line, err) < 0 ? km_err_wrap(err, "devices cgroup") : 0;
 }
 
 int shim_devices_apply_v1(const char *dir, const oci_device_rule_t *rules, size_t n, km_err_t **err)

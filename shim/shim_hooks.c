@@ -43,8 +43,9 @@ char *shim_hooks_state_json(const oci_config_t *cfg, const char *id, oci_status_
 	return s;
 }
 
-/* In the hook's child: the container's namespaces of `pid`, user first (it grants the rest). */
-static int join_container(pid_t pid)
+/* In the hook's child: the container's namespaces of `pid`, user first (it grants the rest).
+ * -1 with errno and *which naming the namespace that could not be joined. */
+static int join_container(pid_t pid, const char **which)
 {
 	static const struct {
 		const char *name;
@@ -56,6 +57,7 @@ static int join_container(pid_t pid)
 		char p[64], self[64];
 		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, order[i].name);
 		snprintf(self, sizeof(self), "/proc/self/ns/%s", order[i].name);
+		*which = order[i].name;
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return -1;
@@ -80,8 +82,9 @@ static pid_t hook_spawn(const oci_hook_t *h, int stdin_fd, pid_t join)
 		return c;
 	if (dup2(stdin_fd, 0) < 0)
 		_exit(126);
-	if (join > 0 && join_container(join) < 0) {
-		dprintf(2, "km-shim: hook %s: joining the namespaces of %d: %s\n", h->path, (int)join, strerror(errno));
+	const char *ns = "";
+	if (join > 0 && join_container(join, &ns) < 0) {
+		dprintf(2, "km-shim: hook %s: joining the %s namespace of %d: %s\n", h->path, ns, (int)join, strerror(errno));
 		_exit(126);
 	}
 	char *const def_argv[] = { h->path, NULL };

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shim_process.h"
+#include "shim_file.h"
 
 int shim_caps_mask(char *const *names, const char *what, uint64_t *mask, km_err_t **err)
 {
@@ -74,13 +75,7 @@ static int write_sysctl(const char *key, const char *value, km_err_t **err)
 	for (char *p = path + 10; *p; p++)
 		if (*p == '.')
 			*p = '/';
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return km_err_set(err, errno, "opening %s", path);
-	ssize_t w = write(fd, value, strlen(value));
-	int e = errno;
-	close(fd);
-	return w < 0 ? km_err_set(err, e, "writing %s", path) : 0;
+	return shim_write_file(path, O_NOFOLLOW, value, err);
 }
 
 int shim_process_uts_sysctl(const oci_config_t *cfg, km_err_t **err)
@@ -136,26 +131,6 @@ int shim_process_rlimits(const oci_process_t *p, shim_warn_fn warn, void *arg, k
 	return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *q = buf + 1;; q++) {
-		if (*q != '/' && *q != '\0')
-			continue;
-		char save = *q;
-		*q = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		if (!save)
-			return 0;
-		*q = save;
-	}
-}
-
 int shim_process_mkcwd(const oci_process_t *p, km_err_t **err)
 {
 	struct stat st;
@@ -164,7 +139,7 @@ int shim_process_mkcwd(const oci_process_t *p, km_err_t **err)
 			return km_err_set(err, ENOTDIR, "process.cwd: %s", p->cwd);
 		return 0;
 	}
-	if (mkdir_p(p->cwd) < 0)
+	if (shim_mkdir_p(p->cwd) < 0)
 		return km_err_set(err, errno, "process.cwd: making %s", p->cwd);
 	return 0;
 }
