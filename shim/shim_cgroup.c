@@ -380,7 +380,7 @@ static int cg_write_num(const char *dir, const char *file, int64_t v, const char
 static int mkdirs(const char *p)
 {
 	int rc = -1;
-	for (int tries = 0; tries < 16 && (rc = shim_mkdir_p(p)) < 0 && errno == ENOENT; tries++)
+	for (int tries = 0; tries < 16 && (rc = shim_mkdir_p(p, 0755)) < 0 && errno == ENOENT; tries++)
 		;
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "oci_file.h"
+#include "shim_file.h"
 #include "shim_log.h"
 #include "shim_mgmt_client.h"
 
@@ -126,26 +127,6 @@ static int write_meta(int dfd, const char *dir, const oci_state_t *st, const shi
 	return rc;
 }
 
-/* Makes `path` and its parents (0700 for those made). */
-static int mkdir_p(const char *path, km_err_t **err)
-{
-	char p[PATH_MAX];
-	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
-		return km_err_set(err, ENAMETOOLONG, "%s", path);
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0700) != 0 && errno != EEXIST)
-				return km_err_set(err, errno, "making the image directory %s", p);
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	return 0;
-}
-
 int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 {
 	if (check_cr_flags(a, true, err) != 0)
@@ -170,8 +151,11 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		km_err_set(err, ENOMEM, "checkpoint");
 		goto out;
 	}
-	if (mkdir_p(dir, err) != 0)
+	/* 0700 for what is made: a snapshot holds the program's secrets */
+	if (shim_mkdir_p(dir, 0700) != 0) {
+		km_err_set(err, errno, "making the image directory %s", dir);
 		goto out;
+	}
 	dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (dfd < 0) {
 		km_err_set(err, errno, "image directory %s", dir);

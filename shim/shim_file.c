@@ -25,7 +25,7 @@ int shim_write_file(const char *path, int oflags, const char *text, km_err_t **e
 	return km_err_set(err, e, "writing \"%s\" to %s", text, path);
 }
 
-int shim_mkdir_p(const char *path)
+int shim_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
@@ -41,7 +41,7 @@ int shim_mkdir_p(const char *path)
 			continue;
 		char save = *q;
 		*q = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
 			return -1;
 		if (!save)
 			return 0;

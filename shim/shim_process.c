@@ -139,7 +139,7 @@ int shim_process_mkcwd(const oci_process_t *p, km_err_t **err)
 			return km_err_set(err, ENOTDIR, "process.cwd: %s", p->cwd);
 		return 0;
 	}
-	if (shim_mkdir_p(p->cwd) < 0)
+	if (shim_mkdir_p(p->cwd, 0755) < 0)
 		return km_err_set(err, errno, "process.cwd: making %s", p->cwd);
 	return 0;
 }
