@@ -175,8 +175,8 @@ bench: deps
 	@$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD)) KM=$(abspath $(BUILD)/bin/km)
 
 # The ELF fuzz target's own check is compiled into its replay test, so make check builds it too.
-$(BUILD)/tests/unit/test_elf_fuzz_replay: tests/fuzz/fuzz_elf.c tests/fuzz/fuzz_elf.h
-$(BUILD)/tests/unit/test_oci_fuzz_replay: tests/fuzz/fuzz_oci_config.c tests/fuzz/fuzz_oci_config.h
+$(BUILD)/tests/unit/test_elf_fuzz_replay: tests/fuzz/fuzz_elf.c tests/fuzz/fuzz_elf.h tests/unit/fuzz_replay.h
+$(BUILD)/tests/unit/test_oci_fuzz_replay: tests/fuzz/fuzz_oci_config.c tests/fuzz/fuzz_oci_config.h tests/unit/fuzz_replay.h
 
 # Fuzzing (tests/fuzz/README.md), each for FUZZ_SECONDS:
 #   make fuzz            the libFuzzer targets (clang): fuzz-snapshot, fuzz-elf, then fuzz-oci

@@ -672,6 +672,18 @@ run_clients_two_hosts() {
 	end
 }
 
+# cl_bundle_copy NAME DIR: copies the example bundle NAME into DIR/NAME for runs as b-NAME with
+# --root DIR/state (deleted at the end); a failure of the current test if it is not built.
+cl_bundle_copy() {
+	if [ ! -x "$CL_BUNDLES/$1/rootfs/bin/$1" ]; then
+		bad "bundle $CL_BUNDLES/$1 is not built (make bundles)"
+		return 1
+	fi
+	mkdir -p "$2"
+	cp -a "$CL_BUNDLES/$1" "$2/$1"
+	CL_DIRECT+=("$2/state:b-$1")
+}
+
 # The example bundles as they are, under the runtime itself: hello's output names the bundle's
 # hostname, cwd and pid namespace; echo's createRuntime hook brings lo up in the container's own
 # network namespace, and a client in that namespace gets its bytes back.
@@ -683,12 +695,7 @@ run_clients_bundles() {
 		begin "$t"
 		CL_LOG=$CL_W/bundle-hello.log
 		d=$CL_W/bundles
-		mkdir -p "$d"
-		if [ ! -x "$CL_BUNDLES/hello/rootfs/bin/hello" ]; then
-			bad "bundle $CL_BUNDLES/hello is not built (make bundles)"
-		else
-			cp -a "$CL_BUNDLES/hello" "$d/hello"
-			CL_DIRECT+=("$d/state:b-hello")
+		if cl_bundle_copy hello "$d"; then
 			if cl_expect "$CL_LOG" 30 "${CL_RTC[@]}" --root "$d/state" run --bundle "$d/hello" b-hello; then
 				[ "$CL_OUT" = "hello from hello (cwd /, pid 1)" ] ||
 					bad "hello printed '$CL_OUT', expected 'hello from hello (cwd /, pid 1)' (hostname, cwd and pid namespace from config.json)"
@@ -703,12 +710,7 @@ run_clients_bundles() {
 		begin "$t"
 		CL_LOG=$CL_W/bundle-echo.log
 		d=$CL_W/bundles
-		mkdir -p "$d"
-		if [ ! -x "$CL_BUNDLES/echo/rootfs/bin/echo" ]; then
-			bad "bundle $CL_BUNDLES/echo is not built (make bundles)"
-		else
-			cp -a "$CL_BUNDLES/echo" "$d/echo"
-			CL_DIRECT+=("$d/state:b-echo")
+		if cl_bundle_copy echo "$d"; then
 			# The container's stdout and stderr: a file of its own (the runtime's go there too).
 			printf '$ %s\n' "$CL_RT --root $d/state run -d --bundle $d/echo b-echo > $d/echo.out" >>"$CL_LOG"
 			timeout 30 "${CL_RTC[@]}" --root "$d/state" run -d --bundle "$d/echo" b-echo </dev/null >"$d/echo.out" 2>&1

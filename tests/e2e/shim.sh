@@ -795,48 +795,69 @@ shim_test_cgroup_v2() {
 	root_holds
 }
 
-run_shim() {
-	local t any=0
-	for t in "${SHIM_TESTS[@]}"; do want "shim/$t" && any=1; done
-	[ $any = 1 ] || return 0
+# shim_suite_ready PREFIX HINT TESTS...: true if any PREFIX/TEST is wanted and can run: in
+# KM=native mode the wanted ones are listed as not run; if km-shim (or a tool named in
+# SHIM_SUITE_NEEDS) is not built, one failed PREFIX/build test names it and HINT.
+shim_suite_ready() {
+	local p=$1 hint=$2 t f any=0 missing=()
+	shift 2
+	for t; do want "$p/$t" && any=1; done
+	[ $any = 1 ] || return 1
 	if [ $NATIVE = 1 ]; then
-		for t in "${SHIM_TESTS[@]}"; do want "shim/$t" && NOT_RUN+=("shim/$t"); done
-		return 0
+		for t; do want "$p/$t" && NOT_RUN+=("$p/$t"); done
+		return 1
 	fi
-	if [ ! -x "$KM_SHIM" ]; then
-		begin shim/build
-		bad "km-shim '$KM_SHIM' not found (make shim)"
-		end
-		return 0
-	fi
-	SHIM_WORK=$WORK/shim
+	for f in "$KM_SHIM" "${SHIM_SUITE_NEEDS[@]}"; do [ -x "$f" ] || missing+=("'$f'"); done
+	[ ${#missing[@]} = 0 ] && return 0
+	begin "$p/build"
+	bad "not found: ${missing[*]} ($hint)"
+	end
+	return 1
+}
+
+# shim_suite_run PREFIX TESTS...: runs each wanted PREFIX/TEST as the function PREFIX_test_TEST
+# with SHIM_ROOT under $WORK/PREFIX, then one PREFIX/no_containers_left test: a container a test
+# left behind fails it (and is force-deleted, so the next suite starts clean).
+shim_suite_run() {
+	local p=$1 t id left=()
+	shift
+	SHIM_WORK=$WORK/$p
 	SHIM_ROOT=$SHIM_WORK/root
 	mkdir -p "$SHIM_WORK"
 	# km-shim runs the km under test, unless the caller names a static one (make asan does: a
 	# sanitizer build's km is not static and cannot run inside a container)
 	local had_km=${KM_SHIM_KM+set}
 	export KM_SHIM_KM=${KM_SHIM_KM:-$KM}
-	local cg_before
-	cg_before=$(shim_cg_children)
-	for t in "${SHIM_TESTS[@]}"; do
-		want "shim/$t" || continue
-		begin "shim/$t"
-		"shim_test_$t"
+	for t; do
+		want "$p/$t" || continue
+		begin "$p/$t"
+		"${p}_test_$t"
 		end
 	done
-	# nothing may outlive the tests: no container left, and every cgroup a deleted container had
-	# is gone (in every hierarchy, not only the first one km-shim removes)
-	local id
+	begin "$p/no_containers_left"
 	for id in $(ls -A "$SHIM_ROOT" 2>/dev/null); do
+		left+=("$id")
 		"$KM_SHIM" --root "$SHIM_ROOT" delete --force "$id" >/dev/null 2>&1
 	done
+	[ ${#left[@]} = 0 ] || bad "containers the tests did not delete: ${left[*]}"
+	end
+	[ "$had_km" = set ] || unset KM_SHIM_KM
+}
+
+run_shim() {
+	local SHIM_SUITE_NEEDS=()
+	shim_suite_ready shim "make shim" "${SHIM_TESTS[@]}" || return 0
+	local cg_before
+	cg_before=$(shim_cg_children)
+	shim_suite_run shim "${SHIM_TESTS[@]}"
+	# every cgroup a deleted container had is gone (in every hierarchy, not only the first one
+	# km-shim removes)
 	begin shim/no_cgroups_left
-	local left
+	local left id
 	left=$(comm -13 <(echo "$cg_before") <(shim_cg_children))
 	if [ -n "$left" ]; then
 		bad "cgroups of deleted containers are left: $(echo $left)"
 		while read -r id; do [ -n "$id" ] && rmdir "$id" 2>/dev/null; done <<<"$left"
 	fi
 	end
-	[ "$had_km" = set ] || unset KM_SHIM_KM
 }

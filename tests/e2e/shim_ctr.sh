@@ -396,33 +396,7 @@ shim_ctr_test_devices() {
 }
 
 run_shim_ctr() {
-	local t any=0
-	for t in "${SHIM_CTR_TESTS[@]}"; do want "shim_ctr/$t" && any=1; done
-	[ $any = 1 ] || return 0
-	if [ $NATIVE = 1 ]; then
-		for t in "${SHIM_CTR_TESTS[@]}"; do want "shim_ctr/$t" && NOT_RUN+=("shim_ctr/$t"); done
-		return 0
-	fi
-	if [ ! -x "$KM_SHIM" ] || [ ! -x "$TOOLS/console-recv" ]; then
-		begin shim_ctr/build
-		bad "km-shim '$KM_SHIM' or '$TOOLS/console-recv' not found (make shim tools)"
-		end
-		return 0
-	fi
-	SHIM_WORK=$WORK/shim_ctr
-	SHIM_ROOT=$SHIM_WORK/root
-	mkdir -p "$SHIM_WORK"
-	local had_km=${KM_SHIM_KM+set}
-	export KM_SHIM_KM=${KM_SHIM_KM:-$KM}
-	for t in "${SHIM_CTR_TESTS[@]}"; do
-		want "shim_ctr/$t" || continue
-		begin "shim_ctr/$t"
-		"shim_ctr_test_$t"
-		end
-	done
-	local id
-	for id in $(ls -A "$SHIM_ROOT" 2>/dev/null); do
-		"$KM_SHIM" --root "$SHIM_ROOT" delete --force "$id" >/dev/null 2>&1
-	done
-	[ "$had_km" = set ] || unset KM_SHIM_KM
+	local SHIM_SUITE_NEEDS=("$TOOLS/console-recv")
+	shim_suite_ready shim_ctr "make shim tools" "${SHIM_CTR_TESTS[@]}" || return 0
+	shim_suite_run shim_ctr "${SHIM_CTR_TESTS[@]}"
 }

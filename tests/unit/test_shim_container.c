@@ -70,6 +70,17 @@ static void mkdir_in(const char *dir, const char *sub)
 	assert_int_equal(mkdir(p, 0755), 0);
 }
 
+/* A fake mounted hierarchy under `dir` for each of the `n` names: a directory with a cgroup.procs. */
+static void fake_hierarchies(const char *dir, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		mkdir_in(dir, names[i]);
+		char f[64];
+		snprintf(f, sizeof(f), "%s/cgroup.procs", names[i]);
+		put(dir, f, "");
+	}
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -170,13 +181,8 @@ static void test_cgroup_detect_hybrid(void **state)
 {
 	(void)state;
 	char *d = tmpdir();
-	const char *ctrls[] = { "memory", "pids", "cpuacct", "unified", "freezer" };
-	for (size_t i = 0; i < 5; i++) {
-		mkdir_in(d, ctrls[i]);
-		char f[64];
-		snprintf(f, sizeof(f), "%s/cgroup.procs", ctrls[i]);
-		put(d, f, "");
-	}
+	const char *const ctrls[] = { "memory", "pids", "cpuacct", "unified", "freezer" };
+	fake_hierarchies(d, ctrls, 5);
 	put(d, "unified/cgroup.controllers", "");
 	shim_cgroup_layout_t l;
 	km_err_t *err = NULL;
@@ -282,13 +288,8 @@ static void test_cgroup_resolve(void **state)
 {
 	(void)state;
 	char *d = tmpdir();
-	const char *ctrls[] = { "memory", "pids", "cpu", "cpuacct", "devices" };
-	for (size_t i = 0; i < 5; i++) {
-		mkdir_in(d, ctrls[i]);
-		char f[64];
-		snprintf(f, sizeof(f), "%s/cgroup.procs", ctrls[i]);
-		put(d, f, "");
-	}
+	const char *const ctrls[] = { "memory", "pids", "cpu", "cpuacct", "devices" };
+	fake_hierarchies(d, ctrls, 5);
 	shim_cgroup_layout_t l;
 	km_err_t *err = NULL;
 	assert_int_equal(shim_cgroup_detect(d, &l, &err), 0);
