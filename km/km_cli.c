@@ -1,5 +1,6 @@
 /* Command line parsing: see km_cli.h. */
 #include "km_cli.h"
+#include "km_fdtab.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,17 @@ static const char usage[] =
     "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
     "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
     "  --guest-seccomp=FILE  filter the program's syscalls with these rules (docs/guest-seccomp.md)\n"
+    "open files in snapshots (docs/snapshot-format.md, NT_KM_FILES):\n"
+    "  --tcp-established=repair|refuse|close\n"
+    "                      an established TCP connection is saved so that it goes on after the\n"
+    "                      resume (repair, the default: needs CAP_NET_ADMIN), makes the snapshot\n"
+    "                      fail (refuse), or is resumed as reset by its peer (close)\n"
+    "  --snapshot-file-max=SIZE  largest contents of a deleted file or memfd a snapshot carries\n"
+    "                      (default 64M); a larger one makes the snapshot fail\n"
+    "  --restore-missing=error|closed\n"
+    "                      when resuming, an fd that cannot be rebuilt (its file gone or changed,\n"
+    "                      its port taken...) fails the resume (error, the default) or is left\n"
+    "                      closed with a warning (closed)\n"
     "descriptors passed in (km-shim; each is checked and moved out of the program's reach):\n"
     "  --kvm-fd=N          use this open KVM device instead of opening --kvm-device\n"
     "  --mgmt-fd=N         serve the management protocol on this listening unix socket\n"
@@ -63,6 +75,9 @@ enum {
 	OPT_SNAPSHOT_FD,
 	OPT_GUEST_SECCOMP_FD,
 	OPT_GUEST_SECCOMP,
+	OPT_TCP_ESTABLISHED,
+	OPT_SNAPSHOT_FILE_MAX,
+	OPT_RESTORE_MISSING,
 };
 
 static const struct option options[] = {
@@ -78,8 +93,19 @@ static const struct option options[] = {
     {"snapshot-fd", required_argument, NULL, OPT_SNAPSHOT_FD},
     {"guest-seccomp-fd", required_argument, NULL, OPT_GUEST_SECCOMP_FD},
     {"guest-seccomp", required_argument, NULL, OPT_GUEST_SECCOMP},
+    {"tcp-established", required_argument, NULL, OPT_TCP_ESTABLISHED},
+    {"snapshot-file-max", required_argument, NULL, OPT_SNAPSHOT_FILE_MAX},
+    {"restore-missing", required_argument, NULL, OPT_RESTORE_MISSING},
     {NULL, 0, NULL, 0},
 };
+
+int km_cli_tcp_policy(const char *s)
+{
+	return strcmp(s, "repair") == 0 ? KM_TCP_REPAIR
+	     : strcmp(s, "refuse") == 0 ? KM_TCP_REFUSE
+	     : strcmp(s, "close") == 0  ? KM_TCP_CLOSE
+					: -1;
+}
 
 int km_parse_size(const char *s, unsigned long *out)
 {
@@ -174,6 +200,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.snapshot_path = "kmsnap";
 	cli->guest.coredump_path = "kmcore";
 	cli->guest.kvm_fd = -1;
+	cli->guest.tcp_established = KM_TCP_REPAIR;
+	cli->guest.restore_missing = KM_MISSING_ERROR;
+	cli->guest.snapshot_file_max = KM_FDTAB_FILE_MAX_DEFAULT;
 	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
 	opterr = 0;
 	optind = 1;
@@ -244,6 +273,23 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			if (optarg[0] == '\0')
 				return km_err_set(err, 0, "option '--guest-seccomp' needs a file name");
 			cli->guest_seccomp_path = optarg;
+			break;
+		case OPT_TCP_ESTABLISHED:
+			if ((cli->guest.tcp_established = km_cli_tcp_policy(optarg)) < 0)
+				return km_err_set(err, 0, "--tcp-established: '%s' is not repair, refuse or close", optarg);
+			break;
+		case OPT_RESTORE_MISSING:
+			if (strcmp(optarg, "error") == 0)
+				cli->guest.restore_missing = KM_MISSING_ERROR;
+			else if (strcmp(optarg, "closed") == 0)
+				cli->guest.restore_missing = KM_MISSING_CLOSED;
+			else
+				return km_err_set(err, 0, "--restore-missing: '%s' is not error or closed", optarg);
+			break;
+		case OPT_SNAPSHOT_FILE_MAX:
+			if (km_parse_size(optarg, &size) < 0)
+				return km_err_set(err, 0, "--snapshot-file-max: '%s' is not a size", optarg);
+			cli->guest.snapshot_file_max = size;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);

@@ -35,6 +35,9 @@ void km_cli_free_env(char **env);
 
 void km_cli_free(km_cli_t *cli);
 
+/* "repair", "refuse" or "close" as an enum km_tcp_policy (km_fdtab.h), or -1. */
+int km_cli_tcp_policy(const char *s);
+
 /* Parses sizes such as 512M, 4G, 1048576. Returns 0 or -1. */
 int km_parse_size(const char *s, unsigned long *out);
 

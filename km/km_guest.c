@@ -150,6 +150,11 @@ void km_guest_destroy(km_guest_t *g)
 		km_gsc_free(g->gseccomp);
 	free(g->gseccomp);
 	g->gseccomp = NULL;
+	for (int i = 0; i < g->ninherited; i++)
+		close(g->inherited[i].keeper);
+	free(g->inherited);
+	g->inherited = NULL;
+	g->ninherited = 0;
 	free(g->resume_timers);
 	g->resume_timers = NULL;
 	if (g->threads_inited) {

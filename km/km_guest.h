@@ -33,7 +33,16 @@ typedef struct km_guest_opts {
 	bool timing;               /* KM_TIMING=1: print restore timing */
 	const char *snapshot_source; /* the snapshot being resumed (for messages), or NULL */
 	uint64_t start_ns;         /* CLOCK_MONOTONIC when km started */
+	int tcp_established;       /* --tcp-established: enum km_tcp_policy (km_fdtab.h) */
+	int restore_missing;       /* --restore-missing: enum km_missing_policy */
+	uint64_t snapshot_file_max; /* --snapshot-file-max: largest file contents a snapshot carries */
 } km_guest_opts_t;
+
+/* An fd km's caller gave the program (km_fdtab.h, "inherited"): its number and km's copy of it,
+ * above the guest's range, to recognise the description later (kcmp). */
+typedef struct km_fd_inherit {
+	int fd, keeper;
+} km_fd_inherit_t;
 
 struct km_snapshot_req;
 struct km_snapshot_result;
@@ -118,6 +127,9 @@ typedef struct km_guest {
 	/* The guest's own seccomp filters (km_guest_seccomp.h), checked before each syscall; NULL:
 	 * none. Set before the guest runs, never changed while it does. */
 	struct km_gsc *gseccomp;
+	/* What km's caller gave the program (km_fdtab_note_inherited), in fd order. */
+	km_fd_inherit_t *inherited;
+	int ninherited;
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */

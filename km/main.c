@@ -16,6 +16,7 @@
 #include "km_guest_seccomp.h"
 #include "km_inspect.h"
 #include "km_mgmt.h"
+#include "km_fdtab.h"
 #include "km_passfd.h"
 #include "km_seccomp.h"
 #include "km_signal.h"
@@ -252,6 +253,8 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 		rc = km_guest_create(&g, &cli->guest, err);
 		if (rc == 0)
 			rc = km_guest_load_program(&g, prog, &argv[cli->prog_index], env, err);
+		if (rc == 0) /* what the program starts with is its caller's: a resume gives its own */
+			rc = km_fdtab_note_inherited(&g, err);
 	}
 	km_mgmt_t *mgmt = NULL;
 	bool go = true;

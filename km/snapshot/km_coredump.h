@@ -29,7 +29,7 @@
  * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
  * km can name a file's version. */
 #define KM_SNAPSHOT_MAJOR 2
-#define KM_SNAPSHOT_MINOR 2
+#define KM_SNAPSHOT_MINOR 3
 #define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
 #define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
 #define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
@@ -40,6 +40,9 @@
 				     * state, timers; a 2.0 file has none (nothing pending) */
 #define KM_SNAPSHOT_MINOR_SECCOMP 2 /* 2.2: the guest's own seccomp filters (NT_KM_SECCOMP); an
 				     * older file has none (the program was not filtered) */
+#define KM_SNAPSHOT_MINOR_FILES 3   /* 2.3: the fd table (NT_KM_FILES) and its data after the memory,
+				     * the process name and personality; an older file has no table
+				     * (only the resuming km's own fds reach the program) */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -56,6 +59,8 @@
 #define NT_KM_SECCOMP 0x4b4d000b   /* 2.2, at most once: the guest's seccomp filters, as text
 				    * (km_guest_seccomp.h, km_gsc_save: u32 count, per filter u32
 				    * length and its text) */
+#define NT_KM_FILES 0x4b4d000c     /* 2.3, at most once: the fd table (km/fd/km_fdtab.h); absent in
+				    * cores */
 
 /* Why the file was written (km_nt_proc_t.reason). */
 #define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */

@@ -1,4 +1,5 @@
 /* `km --inspect`: see km_inspect.h. */
+#include "km_fdtab.h"
 #include "km_inspect.h"
 
 #include <inttypes.h>
@@ -100,6 +101,22 @@ static void print_mappings(const km_snapshot_t *s, FILE *out)
 	fprintf(out, "file size:     %s\n", c);
 }
 
+static void print_files(const km_snapshot_t *s, FILE *out)
+{
+	if (s->files == NULL) {
+		fprintf(out, "open files:    not recorded (before format 2.3, or a core)\n");
+		return;
+	}
+	km_buf_t b = {0};
+	km_fdtab_describe(s->files, s->files_len, &b);
+	fprintf(out, "open files:\n");
+	if (b.failed)
+		fprintf(out, "  (out of memory)\n");
+	else
+		fwrite(b.p, 1, b.len, out);
+	km_buf_free(&b);
+}
+
 int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 {
 	km_snapshot_t s;
@@ -110,6 +127,7 @@ int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 	print_header(&s, path, out);
 	print_threads(&s, out);
 	print_mappings(&s, out);
+	print_files(&s, out);
 	fprintf(out, "heap:          %#" PRIx64 "-%#" PRIx64 "\n", s.proc.brk_start, s.proc.brk_cur);
 	fprintf(out, "environment:   %" PRIu64 " variables, %" PRIu64 " bytes at start\n", s.proc.env_count,
 		s.proc.env_bytes);

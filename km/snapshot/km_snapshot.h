@@ -35,6 +35,7 @@ typedef struct km_snapshot_req {
 	int reason;        /* KM_REASON_* */
 	bool keep_running; /* the guest goes on afterwards (else km ends it, exit status 0) */
 	const struct km_vcpu *only; /* a core: only this thread's state was captured; NULL: all */
+	int tcp;           /* established TCP: 0 km's --tcp-established, else enum km_tcp_policy + 1 */
 } km_snapshot_req_t;
 
 /* What writing it took. */
@@ -125,6 +126,8 @@ typedef struct km_snapshot {
 	size_t timers_len;
 	const uint8_t *seccomp;      /* 2.2: NT_KM_SECCOMP, seccomp_len bytes (checked when restored) */
 	size_t seccomp_len;
+	const uint8_t *files;        /* 2.3: NT_KM_FILES, files_len bytes (km_fdtab.h checks it) */
+	size_t files_len;
 	uint32_t nsegment_crcs;
 } km_snapshot_t;
 

@@ -15,6 +15,7 @@
 #include "km_mm.h"
 #include "km_runtime_layout.h"
 #include "km_sigqueue.h"
+#include "km_machine.h"
 #include "km_snapshot.h"
 
 #define MAX_NOTES_LEN (64ul << 20)
@@ -199,6 +200,11 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 				return *why = "bad NT_KM_SECCOMP note", -1;
 			s->seccomp = n.desc;
 			s->seccomp_len = n.len;
+		} else if (km && n.type == NT_KM_FILES && km_snapshot_has(s, KM_SNAPSHOT_MINOR_FILES)) {
+			if (s->files != NULL)
+				return *why = "two NT_KM_FILES notes", -1;
+			s->files = n.desc;
+			s->files_len = n.len;
 		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
 			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
 				return *why = "bad NT_X86_XSTATE note", -1;
@@ -467,7 +473,8 @@ int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **e
 
 int km_snapshot_open(const char *path, km_snapshot_t *s, km_err_t **err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* In km's range: a resume closes every fd below it that is not the program's. */
+	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0) {
 		memset(s, 0, sizeof(*s));
 		s->fd = -1;

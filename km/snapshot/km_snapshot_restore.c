@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "km_fdtab.h"
 #include "km_guest.h"
 #include "km_guest_seccomp.h"
 #include "km_machine.h"
@@ -216,6 +217,15 @@ static int restore_seccomp(km_guest_t *g, const km_snapshot_t *s, const char *na
 	return 0;
 }
 
+/* The fd table (2.3); an older file had only what the resuming km gives the program. */
+static int restore_files(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (s->files == NULL)
+		return km_fdtab_note_inherited(g, err);
+	return km_fdtab_restore(g, s->files, s->files_len, g->mm.snapshot_fd, s->file_size, name,
+				(enum km_missing_policy)g->opts.restore_missing, err);
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
@@ -239,7 +249,7 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
 			return -1;
-	if (restore_signals(g, s, name, err) < 0)
+	if (restore_signals(g, s, name, err) < 0 || restore_files(g, s, name, err) < 0)
 		return -1;
 	return restore_seccomp(g, s, name, err);
 }

@@ -23,6 +23,7 @@
 #include "km_buf.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
+#include "km_fdtab.h"
 #include "km_guest_seccomp.h"
 #include "km_signal.h"
 #include "km_timers.h"
@@ -41,6 +42,8 @@
 typedef struct notebuf {
 	km_buf_t b;
 	size_t sum_at; /* NT_KM_CHECKSUM's descriptor, filled in last */
+	km_fdtab_t *files; /* the fd table (NULL in cores) */
+	size_t files_at;   /* NT_KM_FILES's descriptor, whose blob offsets are filled in last */
 } notebuf_t;
 
 #define ALIGN4(x) (((x) + 3) & ~(size_t)3)
@@ -355,6 +358,24 @@ static void add_seccomp_note(notebuf_t *nb, km_guest_t *g)
 	free(p);
 }
 
+/* The fd table (2.3): its blobs' places and checksums are filled in when they are written. */
+static void add_files_note(notebuf_t *nb)
+{
+	if (nb->files == NULL)
+		return;
+	km_buf_t d = {0};
+	km_err_t *err = NULL;
+	if (km_fdtab_note(nb->files, &d, &err) < 0) {
+		km_err_free(&err);
+		nb->b.failed = true;
+	} else {
+		uint8_t *at = note_add(nb, KM_NOTE_OWNER, NT_KM_FILES, d.p, d.len);
+		if (at != NULL)
+			nb->files_at = (size_t)(at - nb->b.p);
+	}
+	km_buf_free(&d);
+}
+
 static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
 {
 	/* First, so a reader finds it before it must trust any other note; filled in last. */
@@ -371,6 +392,7 @@ static int build_notes(km_guest_t *g, const km_snapshot_req_t *req, int sig, not
 	add_proc_notes(nb, g, req, sig);
 	add_signal_notes(nb, g, req);
 	add_seccomp_note(nb, g);
+	add_files_note(nb);
 	add_vma_notes(nb, &g->mm);
 	if (nb->b.failed)
 		return km_err_set(err, ENOMEM, "building the snapshot's notes");
@@ -722,6 +744,15 @@ static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t
 					 .p_vaddr = v->start, .p_memsz = size, .p_filesz = fsz, .p_align = PAGE};
 		off += fsz;
 	}
+	/* The open files' data after the memory, page-aligned; no program header covers it. */
+	if (nb->files != NULL && km_fdtab_blob_bytes(nb->files) > 0) {
+		off = KM_PAGE_UP(off);
+		if (km_fdtab_write_blobs(nb->files, fd, off, nb->b.p + nb->files_at, err) < 0) {
+			km_err_wrap(err, "%s", path);
+			goto out;
+		}
+		off += km_fdtab_blob_bytes(nb->files);
+	}
 	if (write_memory(g, fd, ph, crcs, res, path, err) < 0 ||
 	    write_headers(fd, &eh, ph, nph, nb, crcs, mm->nvmas, path, err) < 0)
 		goto out;
@@ -781,8 +812,16 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 	memset(res, 0, sizeof(*res));
 	int sig = req->reason == KM_REASON_CORE ? g->term_signal : 0;
 	notebuf_t nb = {0};
+	if (req->reason != KM_REASON_CORE) {
+		km_fdtab_save_opts_t fo = {.tcp = req->tcp != 0 ? (enum km_tcp_policy)(req->tcp - 1)
+							  : (enum km_tcp_policy)g->opts.tcp_established,
+					   .file_max = g->opts.snapshot_file_max};
+		if (km_fdtab_save(g, &fo, &nb.files, err) < 0)
+			return km_err_wrap(err, "%s", req->path);
+	}
 	if (build_notes(g, req, sig, &nb, err) < 0) {
 		km_buf_free(&nb.b);
+		km_fdtab_release(nb.files, true);
 		return km_err_wrap(err, "%s", req->path);
 	}
 	char *dcopy = NULL;
@@ -812,6 +851,8 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		close(pl.dfd);
 	free(dcopy);
 	km_buf_free(&nb.b);
+	/* Live objects the table touched (TCP repair) go back as they were unless km now ends */
+	km_fdtab_release(nb.files, rc < 0 || req->keep_running);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->elapsed_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
 	if (rc == 0 && g->opts.timing)
