@@ -17,6 +17,7 @@
 #include "km_guest.h"
 #include "km_guest_seccomp.h"
 #include "km_machine.h"
+#include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_snapshot_lease.h"
@@ -111,6 +112,8 @@ static int restore_process(km_guest_t *g, const km_snapshot_t *s, const char *na
 	memcpy(g->sigactions, s->sigactions, sizeof(g->sigactions));
 	g->nofile.rlim_cur = s->proc.nofile_guest[0];
 	g->nofile.rlim_max = s->proc.nofile_guest[1];
+	if (km_snapshot_has(s, KM_SNAPSHOT_MINOR_FILES)) /* before, the file held km's own limits */
+		km_rlimit_restore(g, s->proc.rlimits, name);
 	umask((mode_t)s->proc.umask);
 	if (s->cwd[0] != '\0' && chdir(s->cwd) < 0)
 		return km_err_set(err, errno, "%s: entering the program's working directory %s", name, s->cwd);
@@ -148,6 +151,7 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 	v->clear_child_tid = c->km.clear_child_tid;
 	v->robust_list = c->km.robust_list;
 	v->robust_list_len = c->km.robust_list_len;
+	memcpy(v->comm, &c->km.reserved[5], 15); /* 2.3; zeros before: none (v->comm[15] stays 0) */
 	km_vcpu_state_t *st = &v->state;
 	const uint64_t *r = c->km.regs;
 	memset(&st->regs, 0, sizeof(st->regs));

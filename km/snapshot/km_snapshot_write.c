@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/procfs.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/user.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 #include "km_guest_fault.h"
 #include "km_io.h"
 #include "km_pagemap.h"
+#include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 
@@ -102,6 +104,26 @@ static void sleep_left(const km_vcpu_t *v, km_nt_cpu_t *c)
 	c->reserved[4] = v->sleep_restart.rip;
 }
 
+/* The thread's name (PR_SET_NAME), which lives in its host thread (2.3: NT_KM_CPU reserved[5..6],
+ * NUL-padded; all zero: not recorded). */
+static void thread_name(const km_vcpu_t *v, km_nt_cpu_t *c)
+{
+	pid_t host = __atomic_load_n(&v->host_tid, __ATOMIC_ACQUIRE);
+	char path[64], name[17] = {0};
+	if (v->comm[0] != '\0') { /* resumed and not yet run: still the saved one */
+		memcpy(name, v->comm, sizeof(v->comm));
+	} else if (host > 0) {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)host);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, name, 16) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && name[n - 1] == '\n')
+			name[n - 1] = '\0';
+	}
+	memcpy(&c->reserved[5], name, 16);
+}
+
 static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 {
 	const km_vcpu_state_t *s = &v->state;
@@ -131,6 +153,7 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	c.flags = s->flags | (v->restore_sigmask ? KM_CPU_RESTORE_SIGMASK : 0);
 	c.reserved[0] = v->restore_sigmask ? v->saved_sigmask : 0;
 	sleep_left(v, &c);
+	thread_name(v, &c);
 	c.fs_base = s->fs_base;
 	c.gs_base = s->gs_base;
 	c.sigmask = v->sigmask;
@@ -262,9 +285,9 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	umask(um);
 	p.umask = (uint32_t)um;
 	p.term_signal = (uint32_t)sig;
-	for (int r = 0; r < 16; r++) {
+	for (int r = 0; r < 16; r++) { /* 2.3: as the guest sees them (km_rlimit.h) */
 		struct rlimit rl;
-		if (getrlimit(r, &rl) == 0) {
+		if (km_rlimit_get(g, r, &rl) == 0) {
 			p.rlimits[r][0] = rl.rlim_cur;
 			p.rlimits[r][1] = rl.rlim_max;
 		}
@@ -824,6 +847,11 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		km_fdtab_release(nb.files, true);
 		return km_err_wrap(err, "%s", req->path);
 	}
+	/* The program's RLIMIT_FSIZE limits its own writes, not km's file of it (as a core is not
+	 * bound by it either): lifted to the hard limit while km writes (the guest is stopped). */
+	struct rlimit fsize;
+	bool fsize_lifted = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur < fsize.rlim_max &&
+			    setrlimit(RLIMIT_FSIZE, &(struct rlimit){fsize.rlim_max, fsize.rlim_max}) == 0;
 	char *dcopy = NULL;
 	char tmpname[128];
 	tmpname[0] = '\0';
@@ -851,6 +879,8 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		close(pl.dfd);
 	free(dcopy);
 	km_buf_free(&nb.b);
+	if (fsize_lifted)
+		setrlimit(RLIMIT_FSIZE, &fsize);
 	/* Live objects the table touched (TCP repair) go back as they were unless km now ends */
 	km_fdtab_release(nb.files, rc < 0 || req->keep_running);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

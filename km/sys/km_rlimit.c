@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,4 +81,38 @@ int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl)
 	if (res == RLIMIT_AS) /* enforced where km maps memory for the guest (km_mm.c) */
 		g->mm.as_limit = rl->rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl->rlim_cur;
 	return 0;
+}
+
+static const char *const rlimit_names[16] = {
+    "RLIMIT_CPU",   "RLIMIT_FSIZE",   "RLIMIT_DATA",   "RLIMIT_STACK",  "RLIMIT_CORE",       "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE",  "RLIMIT_MEMLOCK", "RLIMIT_AS",    "RLIMIT_LOCKS",      "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
+void km_rlimit_restore(km_guest_t *g, const uint64_t lim[16][2], const char *name)
+{
+	for (int res = 0; res < 16 && res < RLIM_NLIMITS; res++) {
+		struct rlimit rl = {lim[res][0], lim[res][1]};
+		if (res == RLIMIT_NOFILE || rl.rlim_cur > rl.rlim_max)
+			continue; /* NOFILE: restored apart; an impossible pair: keep what this km has */
+		if (km_rlimit_emulated(res)) {
+			/* km's own record of a limit it enforces only for the guest: nothing to ask the host */
+			g->rlim[res] = rl;
+			g->rlim_set |= 1u << res;
+			if (res == RLIMIT_AS)
+				g->mm.as_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+			continue;
+		}
+		if (setrlimit(res, &rl) == 0)
+			continue;
+		struct rlimit now;
+		if (getrlimit(res, &now) < 0)
+			continue;
+		rl.rlim_max = now.rlim_max;
+		if (rl.rlim_cur > rl.rlim_max)
+			rl.rlim_cur = rl.rlim_max;
+		setrlimit(res, &rl);
+		fprintf(stderr, "km: %s: %s stays at %llu (the snapshot had %llu): this km may not raise it\n", name,
+			rlimit_names[res], (unsigned long long)now.rlim_max, (unsigned long long)lim[res][1]);
+	}
 }

@@ -25,4 +25,10 @@ int km_rlimit_get(km_guest_t *g, int res, struct rlimit *rl);
  * the hard limit without CAP_SYS_RESOURCE); applied on the host or kept. 0 or -errno. */
 int km_rlimit_set(km_guest_t *g, int res, const struct rlimit *rl);
 
+/* A resume: the guest's limits become those a snapshot recorded (lim[res] = {soft, hard} for the
+ * first 16 resources, as km_rlimit_get gave them). RLIMIT_NOFILE is restored apart. A host limit
+ * this km may not raise (no CAP_SYS_RESOURCE) stays at this km's hard limit, with a warning line
+ * naming the snapshot `name`. */
+void km_rlimit_restore(km_guest_t *g, const uint64_t lim[16][2], const char *name);
+
 #endif

@@ -2,6 +2,7 @@
 #include "km_vcpu.h"
 
 #include <errno.h>
+#include <sys/prctl.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -482,6 +483,10 @@ static void thread_enter(km_vcpu_t *v)
 	__atomic_store_n(&v->host_tid, gettid(), __ATOMIC_RELEASE);
 	v->thread_live = true;
 	pthread_mutex_unlock(&v->kick_lock);
+	if (v->comm[0] != '\0') { /* the guest's name for this thread lives in its host thread */
+		prctl(PR_SET_NAME, v->comm);
+		v->comm[0] = '\0';
+	}
 }
 
 /* No kick signals after this: the thread may go on to other work, or end. */

@@ -36,6 +36,8 @@ typedef struct km_vcpu {
 	struct kvm_run *run; /* shared with KVM; sync regs live here */
 	pid_t tid;           /* thread id the guest sees */
 	pid_t host_tid;      /* the host thread running it, 0 until it runs (km's /proc view) */
+	char comm[16];       /* a resumed thread's name (PR_SET_NAME), given to its host thread when
+			      * it starts; "" for none */
 	uint64_t clear_child_tid; /* set_tid_address */
 	uint64_t robust_list, robust_list_len;
 	uint64_t sigmask;         /* blocked signals (bit sig-1); others read it under g->sig_lock */
