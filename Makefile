@@ -185,7 +185,7 @@ FUZZ_SECONDS ?= 300
 fuzz: fuzz-snapshot fuzz-elf fuzz-oci
 # One process, not -jobs: -jobs writes fuzz-N.log into the working directory and hides crashes
 # from the exit status (77 crash or leak, 70 timeout; the input lands in build/fuzz/artifacts/).
-fuzz-snapshot: $(BUILD)/gen/km_syscall_names.h
+fuzz-snapshot: km
 	@scripts/deps.sh --fuzz
 	@tests/fuzz/build.sh build/fuzz/fuzz_snapshot
 	@mkdir -p build/fuzz/work build/fuzz/artifacts

@@ -5,8 +5,7 @@
 #   tests/fuzz/build.sh oci [OUT]          config.json parsing (default OUT: build/fuzz/fuzz_oci_config)
 # then, e.g.:
 #   build/fuzz/fuzz_snapshot -max_len=65536 -timeout=5 -jobs=1 build/fuzz/work tests/fuzz/corpus
-# Only the code under test is linked: km_snapshot_read.c uses nothing else of km but the error
-# objects; the ELF loader needs the address space (km_mm, km_vma, km_physmem, km_pagetable, and
+# Only the code under test is linked (the snapshot loader: all of km, for the fd table's kinds); the ELF loader needs the address space (km_mm, km_vma, km_physmem, km_pagetable, and
 # km_guest_fault, which km_physmem sets up), and the initial stack it is followed by, all host
 # memory (no KVM); config.json parsing needs oci/ and jansson.
 set -eu
@@ -20,7 +19,7 @@ CLANG=${CLANG:-$(command -v clang-14 || command -v clang)}
 mkdir -p "$(dirname "$OUT")"
 FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 	-std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE
-	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen"
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen"
 if [ "$TARGET" = oci ]; then
 	# shellcheck disable=SC2086
 	"$CLANG" $FLAGS -Ioci -o "$OUT" tests/fuzz/fuzz_oci_config.c oci/oci_config.c oci/oci_config_process.c \
@@ -36,9 +35,14 @@ if [ "$TARGET" = elf ]; then
 	echo "built $OUT"
 	exit 0
 fi
+# The snapshot target also lists the fd table (km_fdtab_describe), whose kinds reach most of km:
+# it links all of km but main.c, with the guest runtime blob `make km` built.
+BLOB=build/obj/km/vm/runtime_blob.o
+[ -f "$BLOB" ] || { echo "tests/fuzz/build.sh: $BLOB is missing: run make km first" >&2; exit 1; }
+KM_SRCS=$(ls km/*.c km/vm/*.c km/mm/*.c km/load/*.c km/sys/*.c km/fd/*.c km/snapshot/*.c | grep -v '^km/main.c$')
+# shellcheck disable=SC2086
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
-	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
-	-o "$OUT" tests/fuzz/fuzz_snapshot.c km/snapshot/km_snapshot_read.c \
-	km/snapshot/km_snapshot_checksum.c km/snapshot/km_crc32c.c km/km_error.c
+	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE -pthread \
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
+	-o "$OUT" tests/fuzz/fuzz_snapshot.c $KM_SRCS "$BLOB" -lelf -lz -lpthread
 echo "built $OUT"

@@ -4,8 +4,8 @@
  * Every input is written to a memfd (a regular file, as the loader requires) and opened as a
  * snapshot. Whatever the bytes, the loader must return 0 or -1 with an error object: never
  * crash, hang, leak, read out of bounds or exit. On success the result is looked at a little
- * (strings, vCPU and mapping records) so that ASan sees reads of everything the loader hands
- * out; on failure the error must carry a message naming the file.
+ * (strings, vCPU and mapping records, and the fd table through --inspect's listing of it) so
+ * that ASan sees reads of everything the loader hands out; on failure the error must carry a message naming the file.
  *
  * A custom mutator helps the fuzzer past the one check blind byte mutation rarely gets through:
  * every PT_LOAD must agree with its NT_KM_VMA note (address, size, file size). After libFuzzer's
@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "km_fdtab.h"
 #include "km_snapshot.h"
 
 #define FUZZ_NAME "fuzz"
@@ -63,6 +64,14 @@ static void look_at(const km_snapshot_t *s)
 		sum += ((const uint8_t *)s->auxv)[0] + ((const uint8_t *)s->auxv)[s->auxv_len - 1];
 	if (s->sigactions != NULL)
 		sum += ((const uint8_t *)s->sigactions)[0] + ((const uint8_t *)s->sigactions)[64 * 32 - 1];
+	if (s->files != NULL) {
+		/* The fd table's own checks (and every kind's reading of its record) are not the
+		 * loader's: --inspect's listing runs them all on the hostile note. */
+		km_buf_t b = {0};
+		km_fdtab_describe(s->files, s->files_len, &b);
+		sum += b.len;
+		km_buf_free(&b);
+	}
 	(void)sum;
 }
 
