@@ -69,7 +69,8 @@ static const int allowed[] = {
     SYS_sync_file_range, SYS_utimensat, SYS_futimesat, SYS_utime, SYS_utimes, SYS_getcwd, SYS_chdir,
     SYS_fchdir, SYS_pipe2, SYS_dup, SYS_dup2, SYS_dup3, SYS_fcntl, SYS_flock, SYS_poll, SYS_ppoll,
     SYS_select, SYS_pselect6, SYS_sendfile, SYS_copy_file_range, SYS_splice, SYS_tee, SYS_mknod,
-    SYS_mknodat, SYS_memfd_create, SYS_eventfd, SYS_eventfd2, SYS_inotify_init, SYS_inotify_init1,
+    SYS_mknodat, SYS_memfd_create, SYS_eventfd, SYS_eventfd2, SYS_timerfd_create, SYS_timerfd_settime,
+    SYS_timerfd_gettime, SYS_inotify_init, SYS_inotify_init1,
     SYS_inotify_add_watch, SYS_inotify_rm_watch, SYS_epoll_create, SYS_epoll_create1, SYS_epoll_ctl,
     SYS_epoll_wait, SYS_epoll_pwait2,
     /* Guest sockets (km_sys_net.c) and the management socket (km_mgmt.c). */

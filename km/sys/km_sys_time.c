@@ -8,6 +8,7 @@
 
 #include "km_guest.h"
 #include "km_syscall.h"
+#include "km_sys_util.h"
 
 #define MM(v) (&(v)->g->mm)
 
@@ -133,6 +134,37 @@ KM_SYSCALL(times)
 	return rc;
 }
 
+/* timerfd: the host's own (reads, poll and epoll need nothing of km); km checks the fd and
+ * copies the itimerspecs, in Linux's order: the new value is read before the fd is looked at. */
+KM_SYSCALL(timerfd_create)
+{
+	return km_fd_new(v->g, km_host_ret(syscall(SYS_timerfd_create, (int)a[0], (int)a[1])));
+}
+
+KM_SYSCALL(timerfd_settime)
+{
+	struct itimerspec nv, ov;
+	if (km_copy_from_guest(MM(v), &nv, a[2], sizeof(nv)) < 0)
+		return -EFAULT;
+	if (km_fd_check((int)a[0]) < 0)
+		return -EBADF;
+	long rc = km_host_ret(syscall(SYS_timerfd_settime, (int)a[0], (int)a[1], &nv, a[3] != 0 ? &ov : NULL));
+	if (rc == 0 && a[3] != 0 && km_copy_to_guest(MM(v), a[3], &ov, sizeof(ov)) < 0)
+		return -EFAULT;
+	return rc;
+}
+
+KM_SYSCALL(timerfd_gettime)
+{
+	struct itimerspec cur;
+	if (km_fd_check((int)a[0]) < 0)
+		return -EBADF;
+	long rc = km_host_ret(syscall(SYS_timerfd_gettime, (int)a[0], &cur));
+	if (rc == 0 && km_copy_to_guest(MM(v), a[1], &cur, sizeof(cur)) < 0)
+		return -EFAULT;
+	return rc;
+}
+
 const km_sys_def_t km_sys_time_defs[] = {
     {SYS_clock_gettime, "clock_gettime", sys_clock_gettime, "dp"},
     {SYS_clock_getres, "clock_getres", sys_clock_getres, "dp"},
@@ -141,5 +173,8 @@ const km_sys_def_t km_sys_time_defs[] = {
     {SYS_nanosleep, "nanosleep", sys_nanosleep, "pp"},
     {SYS_clock_nanosleep, "clock_nanosleep", sys_clock_nanosleep, "ddpp"},
     {SYS_times, "times", sys_times, "p"},
+    {SYS_timerfd_create, "timerfd_create", sys_timerfd_create, "dx"},
+    {SYS_timerfd_settime, "timerfd_settime", sys_timerfd_settime, "fxpp"},
+    {SYS_timerfd_gettime, "timerfd_gettime", sys_timerfd_gettime, "fp"},
     {0, NULL, NULL, NULL},
 };
