@@ -13,7 +13,7 @@
 # GETPPID_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
-# SHIM_CK_RUNS (see bench/README.md).
+# SHIM_CK_RUNS, FDS_RUNS (see bench/README.md).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -32,7 +32,7 @@ THREAD_N=${THREAD_N:-2000}   # pthread_create + pthread_join rounds per thread_c
 THREAD_RUNS=${THREAD_RUNS:-5}
 FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
-ALL_SECTIONS="floors hello getppid cpu threads shim shimck snap snap4"
+ALL_SECTIONS="floors hello getppid cpu threads shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -52,6 +52,7 @@ KM_SHIM=${KM_SHIM:-$(dirname "$KM")/km-shim} # the OCI runtime, for the containe
 BUNDLES=${BUNDLES:-$B/../bundles}            # the example bundles (make bundles)
 SHIM_RUNS=${SHIM_RUNS:-30}                   # container start-to-exit runs per runtime
 SHIM_CK_RUNS=${SHIM_CK_RUNS:-5}              # checkpoint + restore rounds per runtime
+FDS_RUNS=${FDS_RUNS:-3}                      # snapshot + restore rounds of each fds row
 
 for f in walltime vmexit_floor vmcreate_floor snaptime; do
 	if [ ! -x "$B/$f" ]; then
@@ -129,7 +130,7 @@ CRIU_OMIT=0 # 1: left out on purpose, which does not fail the run
 if [ "$CRIU" = none ]; then
 	CRIU_WHY="left out (CRIU=none)"
 	CRIU_OMIT=1
-elif ! want snap && ! want snap4 && ! want shimck; then
+elif ! want snap && ! want snap4 && ! want shimck && ! want fds; then
 	CRIU_WHY="not needed: no snapshot or container checkpoint rows in SECTIONS"
 	CRIU_OMIT=1
 elif [ "$(id -u)" != 0 ]; then
@@ -578,7 +579,7 @@ fi
 # run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
-if want snap || want snap4; then
+if want snap || want snap4 || want fds; then
 	SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
 fi
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
@@ -763,7 +764,7 @@ snap_criu() {
 	mkdir -p "$img" "$work"
 	settle
 	r=$("${CRIU_NS[@]}" "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -S "$img" -O "$work/dump.stats" -- "$g" "$m" wait \
-		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job --display-stats 2>"$ed")
+		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job --display-stats "${CRIU_EXTRA[@]}" 2>"$ed")
 	l1=$(head -n1 <<<"$r")
 	st=$(field checkpointer_status <<<"$l1")
 	v=$(field checkpoint_ns <<<"$l1")
@@ -782,7 +783,7 @@ snap_criu() {
 	ino_out=$(field stdout_ino <<<"$l1")
 
 	r=$("${CRIU_NS[@]}" "$B/snaptime" firstout -t "$SNAP_TIMEOUT" -P -O "$work/restore.stats" -- "$CRIU" restore -D "$img" -W "$work" \
-		-o restore.log --shell-job --display-stats \
+		-o restore.log --shell-job --display-stats "${CRIU_EXTRA[@]}" \
 		--inherit-fd "fd[3]:pipe:[$ino_in]" --inherit-fd "fd[4]:pipe:[$ino_out]" 2>"$er")
 	l1=$(head -n1 <<<"$r")
 	st=$(field status <<<"$l1")
@@ -803,6 +804,8 @@ snap_criu() {
 	fi
 	rm -rf "$img" "$work"
 }
+
+CRIU_EXTRA=() # more options for criu dump and restore (the fds rows' TCP connections)
 
 # snap_rows MIB: the single-thread rows of one size, from ACC
 snap_rows() {
@@ -843,7 +846,7 @@ snap4_rows() {
 }
 
 SNAPNOTES=()
-if [ -n "$SNAPTMP" ]; then
+if [ -n "$SNAPTMP" ] && { want snap || want snap4; }; then
 	want snap && { [ -x "$SNAP_G" ] || fail "$SNAP_G is missing: build with make -C bench"; }
 	want snap4 && { [ -x "$SNAP_G4" ] || fail "$SNAP_G4 is missing: build with make -C bench"; }
 	for spec in $SNAP_SIZES; do
@@ -874,10 +877,41 @@ if [ -n "$SNAPTMP" ]; then
 	done
 fi
 
+# ---------------------------------------------------------------------------------------------------
+# fds: km beside CRIU on guests/fd_hold (SNAP_LIBC), taken from outside while it waits on stdin:
+# 1000 open fds (files and pipes mixed), then 10 established TCP connections (both ends the
+# program's; criu with --tcp-established, km with its default, repair). Uses snap_mgmt and
+# snap_criu with WHAT = files1000 or tcp10 in place of the size.
+FDS_G="$B/guests/$SNAP_LIBC/fd_hold"
+if want fds && [ -n "$SNAPTMP" ]; then
+	[ -x "$FDS_G" ] || fail "$FDS_G is missing: build with make -C bench"
+	export FD_HOLD_DIR=$SNAPTMP
+	for what in files1000 tcp10; do
+		label="1000 fds"
+		[ $what = tcp10 ] && label="10 TCP connections"
+		log "fds, $label ($SNAP_LIBC): $FDS_RUNS runs of km --mgmt + restore / criu dump + restore$([ $KM_OK = 0 ] && echo "$SKIPNOTE")$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
+		ACC=() KMERR=()
+		CRIU_EXTRA=()
+		[ $what = tcp10 ] && CRIU_EXTRA=(--tcp-established)
+		for ((i = 0; i < FDS_RUNS; i++)); do
+			snap_mgmt "$what" "$FDS_G" f ", $label"
+			rm -f "$SNAPTMP"/fd_hold.*
+			snap_criu "$what" "$FDS_G" f ", $label"
+			rm -f "$SNAPTMP"/fd_hold.*
+		done
+		CRIU_EXTRA=()
+		row "$label, snapshot, ms: km --mgmt vs criu dump + fsync" "$(nsms "$(res fmwall)")" \
+			"$(nsms "$(res fcsnap)")" "$(ratio "$(res fmwall)" "$(res fcsnap)")" - "$(kmfailed - "${KMERR[f]:-}")"
+		row "$label, restore to first output, ms: km vs criu restore" "$(nsms "$(res fmout)")" \
+			"$(nsms "$(res fcout)")" "$(ratio "$(res fmout)" "$(res fcout)")" - "$(kmfailed - "${KMERR[f]:-}")"
+		SNAPNOTES+=("$label: criu dump alone $(nsms "$(res fcdump)") ms; km's --mgmt reply ms= $(nsms "$(res fmown)") ms")
+	done
+fi
+
 echo
 echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"
 if [ ${#SNAPNOTES[@]} -gt 0 ]; then
-	echo "Snapshot rows: km and criu take the same static program ($SNAP_LIBC: snap_touch, or snap_threads for the 4-thread rows); medians of the runs in SNAP_SIZES."
+	echo "Snapshot rows: km and criu take the same static program ($SNAP_LIBC: snap_touch, or snap_threads for the 4-thread rows, fd_hold for the fds rows); medians of the runs in SNAP_SIZES (fds: FDS_RUNS)."
 	echo "  criu's 'Restore time' is its own stat (restore start to just before the tasks resume; not criu's exec)."
 	printf '  %s\n' "${SNAPNOTES[@]}"
 fi
@@ -893,7 +927,7 @@ if [ $KM_OK = 0 ]; then
 	echo "Only the floors and native runs were measured; the km column is n/a."
 	status=1
 fi
-if [ $CRIU_OK = 0 ] && { want snap || want snap4; }; then
+if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
 	[ $CRIU_OMIT = 1 ] || status=1
