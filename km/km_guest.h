@@ -38,6 +38,13 @@ typedef struct km_guest_opts {
 	uint64_t snapshot_file_max; /* --snapshot-file-max: largest file contents a snapshot carries */
 } km_guest_opts_t;
 
+/* A file a resume recreated under a new identity (km_fdtab.h): what the snapshot knew it as, and
+ * km's fd of the new one, until the program's shared mappings of it are mapped again. */
+typedef struct km_fd_restored {
+	uint64_t dev, ino;
+	int fd;
+} km_fd_restored_t;
+
 /* An fd km's caller gave the program (km_fdtab.h, "inherited"): its number and km's copy of it,
  * above the guest's range, to recognise the description later (kcmp). */
 typedef struct km_fd_inherit {
@@ -130,6 +137,9 @@ typedef struct km_guest {
 	/* What km's caller gave the program (km_fdtab_note_inherited), in fd order. */
 	km_fd_inherit_t *inherited;
 	int ninherited;
+	/* During a resume: files recreated under new identities (km_fdtab_restored_file). */
+	km_fd_restored_t *fd_restored;
+	int nfd_restored;
 	struct rlimit nofile;               /* RLIMIT_NOFILE as the guest set it (0: not set) */
 	struct rlimit rlim[RLIM_NLIMITS];   /* the other limits km keeps for the guest (km_rlimit.h) */
 	uint32_t rlim_set;                  /* which of them the guest set (bit res) */

@@ -282,6 +282,37 @@ int km_fdrest_stash_take(km_fdrest_t *rs, uint32_t kind, uint64_t key)
 	return -1;
 }
 
+int km_fdrest_remember_file(km_fdrest_t *rs, uint64_t dev, uint64_t ino, int fd, km_err_t **err)
+{
+	km_guest_t *g = rs->g;
+	km_fd_restored_t *n = realloc(g->fd_restored, (size_t)(g->nfd_restored + 1) * sizeof(*n));
+	if (n == NULL)
+		return km_err_set(err, ENOMEM, "remembering a recreated file");
+	g->fd_restored = n;
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, KM_FD_RESERVED_BASE);
+	if (copy < 0)
+		return km_err_set(err, errno, "remembering a recreated file");
+	g->fd_restored[g->nfd_restored++] = (km_fd_restored_t){dev, ino, copy};
+	return 0;
+}
+
+int km_fdtab_restored_file(km_guest_t *g, uint64_t dev, uint64_t ino)
+{
+	for (int i = 0; i < g->nfd_restored; i++)
+		if (g->fd_restored[i].dev == dev && g->fd_restored[i].ino == ino)
+			return g->fd_restored[i].fd;
+	return -1;
+}
+
+void km_fdtab_forget_files(km_guest_t *g)
+{
+	for (int i = 0; i < g->nfd_restored; i++)
+		close(g->fd_restored[i].fd);
+	free(g->fd_restored);
+	g->fd_restored = NULL;
+	g->nfd_restored = 0;
+}
+
 int km_fdrest_placed(const km_fdrest_t *rs, int fd)
 {
 	return fd >= 0 && fd < KM_FD_RESERVED_BASE && rs->placed[fd] ? fd : -1;

@@ -64,14 +64,21 @@ static int restore_memory(km_guest_t *g, const km_snapshot_t *s, const char *nam
 			      .ino = (ino_t)sv->nt.ino};
 		int fd = s->fd, share = MAP_PRIVATE;
 		uint64_t off = sv->file_off;
-		if (!sv->nt.saved) {
+		int again = (sv->nt.flags & MAP_SHARED) && !(sv->nt.flags & MAP_ANONYMOUS) && sv->nt.saved
+				    ? km_fdtab_restored_file(g, sv->nt.dev, sv->nt.ino)
+				    : -1;
+		if (again >= 0) { /* the memfd or deleted file the fd table recreated: shared again */
+			fd = again;
+			share = MAP_SHARED;
+			off = sv->nt.offset;
+		} else if (!sv->nt.saved) {
 			if ((fd = open_shared_file(sv, name, err)) < 0)
 				return -1;
 			share = MAP_SHARED;
 			off = sv->nt.offset;
 		}
 		int rc = km_mm_restore_vma(mm, &v, fd, off, share);
-		if (fd != s->fd)
+		if (fd != s->fd && fd != again)
 			close(fd);
 		if (rc < 0)
 			return km_err_set(err, -rc, "%s: mapping %#lx-%#lx", name, (unsigned long)v.start,
@@ -243,17 +250,20 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	if (g->mm.snapshot_fd < 0)
 		return km_err_set(err, errno, "%s: keeping the snapshot open", name);
 	int leased = km_snapshot_lease_take(g, saved_end(s), name, err);
-	if (leased < 0 || restore_memory(g, s, name, err) < 0)
+	/* Files before memory: a shared mapping of a memfd maps the one the fd table recreated. */
+	if (leased < 0 || restore_process(g, s, name, err) < 0 || restore_files(g, s, name, err) < 0)
+		return -1;
+	int rc = restore_memory(g, s, name, err);
+	km_fdtab_forget_files(g);
+	if (rc < 0)
 		return -1;
 	/* Without a lease the file could change under the guest at any time: copy it all now. */
 	if (!leased && km_snapshot_detach(g, err) < 0)
 		return km_err_wrap(err, "%s", name);
-	if (restore_process(g, s, name, err) < 0)
-		return -1;
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
 			return -1;
-	if (restore_signals(g, s, name, err) < 0 || restore_files(g, s, name, err) < 0)
+	if (restore_signals(g, s, name, err) < 0)
 		return -1;
 	return restore_seccomp(g, s, name, err);
 }
