@@ -50,6 +50,7 @@ typedef struct datarec {
 	uint64_t size;
 	uint32_t seals, flags;
 	uint64_t key;
+	uint64_t dev, ino; /* the file's identity at save (memory may map it: km_fdtab.h) */
 	uint32_t nextents;
 	extent_t ext[MAX_EXTENTS];
 	km_fdlocks_t locks;
@@ -246,6 +247,8 @@ static int datafile_save(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, 
 	km_rec_put_u32(rec, seals < 0 ? 0 : (uint32_t)seals);
 	km_rec_put_u32(rec, first ? 0 : FLAG_SHARED);
 	km_rec_put_u64(rec, key);
+	km_rec_put_u64(rec, p->st.st_dev);
+	km_rec_put_u64(rec, p->st.st_ino);
 	km_rec_put_u32(rec, n);
 	for (uint32_t i = 0; i < n; i++) {
 		km_rec_put_u64(rec, e[i].off);
@@ -288,6 +291,8 @@ static bool data_get(const km_fdrec_t *r, datarec_t *d)
 	d->seals = km_rec_get_u32(&rec);
 	d->flags = km_rec_get_u32(&rec);
 	d->key = km_rec_get_u64(&rec);
+	d->dev = km_rec_get_u64(&rec);
+	d->ino = km_rec_get_u64(&rec);
 	d->nextents = km_rec_get_u32(&rec);
 	if (rec.bad || d->nextents > MAX_EXTENTS || ((d->flags & FLAG_SHARED) && d->nextents != 0))
 		return false;
