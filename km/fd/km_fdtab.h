@@ -169,6 +169,13 @@ int km_fdrest_remember_file(km_fdrest_t *rs, uint64_t dev, uint64_t ino, int fd,
 /* The host fd rebuilt for guest fd `fd` in an earlier phase (it sits at that number), or -1. */
 int km_fdrest_placed(const km_fdrest_t *rs, int fd);
 
+/* Registers fn(arg, err) to run for the description being restored once every fd sits at its
+ * number and km's own copies are closed: POSIX record locks belong to the process and any close
+ * of the file by it drops them, so they can only be taken then. fn returns 0, or -1 with *err,
+ * which fails that description as a failed restore does (--restore-missing=closed: its fds are
+ * closed). arg is malloc'd and freed by the core, also when fn is never called. */
+int km_fdrest_after(km_fdrest_t *rs, int (*fn)(void *arg, km_err_t **err), void *arg, km_err_t **err);
+
 /* --- kinds ----------------------------------------------------------------------------------- */
 
 typedef struct km_fdkind {

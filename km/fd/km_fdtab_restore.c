@@ -34,6 +34,7 @@ typedef struct rdesc {
 	km_fdrec_t r;
 	int host;    /* the rebuilt fd in km's range, -1 until then (or when it failed) */
 	bool used;   /* some fd has it */
+	bool rebuilt; /* host was made (it stays true once km's copy is closed) */
 } rdesc_t;
 
 typedef struct parsed {
@@ -49,6 +50,12 @@ typedef struct stash {
 	int fd;
 } stash_t;
 
+typedef struct after {
+	int (*fn)(void *arg, km_err_t **err);
+	void *arg;
+	uint32_t desc;
+} after_t;
+
 struct km_fdrest {
 	km_guest_t *g;
 	const char *name;
@@ -56,6 +63,9 @@ struct km_fdrest {
 	parsed_t p;
 	stash_t *stash;
 	uint32_t nstash;
+	after_t *after;
+	uint32_t nafter;
+	uint32_t cur; /* the description being rebuilt */
 	int placed[KM_FD_RESERVED_BASE]; /* guest fd -> 1 when placed */
 };
 
@@ -318,6 +328,18 @@ int km_fdrest_placed(const km_fdrest_t *rs, int fd)
 	return fd >= 0 && fd < KM_FD_RESERVED_BASE && rs->placed[fd] ? fd : -1;
 }
 
+int km_fdrest_after(km_fdrest_t *rs, int (*fn)(void *, km_err_t **), void *arg, km_err_t **err)
+{
+	after_t *n = realloc(rs->after, (rs->nafter + 1) * sizeof(*n));
+	if (n == NULL) {
+		free(arg);
+		return km_err_set(err, ENOMEM, "keeping work for after the fds are placed");
+	}
+	rs->after = n;
+	rs->after[rs->nafter++] = (after_t){fn, arg, rs->cur};
+	return 0;
+}
+
 /* --- rebuilding ----------------------------------------------------------------------------- */
 
 static const char *name_of(uint32_t kind)
@@ -347,12 +369,14 @@ static int rebuild(km_fdrest_t *rs, rdesc_t *d, enum km_missing_policy pol, km_e
 	const km_fdkind_t *k = km_fdkind_of(d->r.kind);
 	km_err_t *why = NULL;
 	int fd;
+	rs->cur = (uint32_t)(d - rs->p.descs);
 	if (k == NULL)
 		fd = km_err_set(&why, 0, "a kind of file this km does not know (%u)", d->r.kind);
 	else
 		fd = k->restore(rs, &d->r, &why);
 	if (fd >= 0 && (d->host = km_fd_reserve(fd)) < 0)
 		km_err_set(&why, errno, "moving it into km's range");
+	d->rebuilt = d->host >= 0;
 	if (d->host >= 0)
 		return 0;
 	return missing(rs, d, &why, pol, err);
@@ -432,14 +456,49 @@ static int rebuild_all(km_fdrest_t *rs, enum km_missing_policy pol, km_err_t **e
 	return 0;
 }
 
-static void rest_free(km_fdrest_t *rs)
+/* Closes km's copies of the rebuilt descriptions and what no description took. */
+static void close_copies(km_fdrest_t *rs)
 {
 	for (uint32_t i = 0; i < rs->p.ndescs; i++)
-		if (rs->p.descs[i].host >= 0)
+		if (rs->p.descs[i].host >= 0) {
 			close(rs->p.descs[i].host);
+			rs->p.descs[i].host = -1;
+		}
 	for (uint32_t i = 0; i < rs->nstash; i++)
-		if (rs->stash[i].fd >= 0)
+		if (rs->stash[i].fd >= 0) {
 			close(rs->stash[i].fd);
+			rs->stash[i].fd = -1;
+		}
+}
+
+/* The work kinds left for when every fd is placed (km_fdrest_after); a failure is that
+ * description's: the resume fails, or (closed) every fd that had it is closed. */
+static int run_after(km_fdrest_t *rs, enum km_missing_policy pol, km_err_t **err)
+{
+	for (uint32_t i = 0; i < rs->nafter; i++) {
+		after_t *a = &rs->after[i];
+		rdesc_t *d = &rs->p.descs[a->desc];
+		km_err_t *why = NULL;
+		if (!d->rebuilt || a->fn(a->arg, &why) == 0)
+			continue;
+		if (missing(rs, d, &why, pol, err) < 0)
+			return -1;
+		d->rebuilt = false;
+		for (uint32_t f = 0; f < rs->p.nfds; f++)
+			if (rs->p.fds[f].desc == a->desc) {
+				close(rs->p.fds[f].fd);
+				rs->placed[rs->p.fds[f].fd] = 0;
+			}
+	}
+	return 0;
+}
+
+static void rest_free(km_fdrest_t *rs)
+{
+	close_copies(rs);
+	for (uint32_t i = 0; i < rs->nafter; i++)
+		free(rs->after[i].arg);
+	free(rs->after);
 	free(rs->stash);
 	parsed_free(&rs->p);
 	free(rs);
@@ -464,6 +523,10 @@ int km_fdtab_restore(km_guest_t *g, const void *note, size_t len, int snap_fd, u
 		km_err_wrap(err, "%s: corrupt snapshot", name);
 	else
 		rc = rebuild_all(rs, missing_pol, err);
+	if (rc == 0) {
+		close_copies(rs);
+		rc = run_after(rs, missing_pol, err);
+	}
 	rest_free(rs);
 	return rc;
 }

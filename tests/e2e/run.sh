@@ -644,6 +644,8 @@ run_clients
 run_cri
 . "$ROOT/tests/e2e/fds.sh"
 run_fds
+. "$ROOT/tests/e2e/fd_files.sh"
+run_fd_files
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
