@@ -155,8 +155,6 @@ void km_guest_destroy(km_guest_t *g)
 	free(g->inherited);
 	g->inherited = NULL;
 	g->ninherited = 0;
-	for (int i = 0; i < g->nfd_restored; i++)
-		close(g->fd_restored[i].fd);
 	free(g->fd_restored);
 	g->fd_restored = NULL;
 	g->nfd_restored = 0;

@@ -39,7 +39,7 @@ typedef struct km_guest_opts {
 } km_guest_opts_t;
 
 /* A file a resume recreated under a new identity (km_fdtab.h): what the snapshot knew it as, and
- * km's fd of the new one, until the program's shared mappings of it are mapped again. */
+ * the program's fd of the new one, until the program's shared mappings of it are mapped again. */
 typedef struct km_fd_restored {
 	uint64_t dev, ino;
 	int fd;

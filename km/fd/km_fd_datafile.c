@@ -498,7 +498,8 @@ static int datafile_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err
 	int fd = -1, file = filled(rs, &d, err);
 	if (file >= 0) {
 		fd = reopen(file, r->oflags, err);
-		if (fd >= 0 && (seal(&d, file, err) < 0 || finish(rs, r, &d, fd, err) < 0)) {
+		if (fd >= 0 && (seal(&d, file, err) < 0 || finish(rs, r, &d, fd, err) < 0 ||
+				(!(d.flags & FLAG_SHARED) && km_fdrest_remember_file(rs, d.dev, d.ino, fd, err) < 0))) {
 			close(fd);
 			fd = -1;
 		}

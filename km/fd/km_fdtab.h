@@ -162,8 +162,8 @@ int km_fdrest_stash_put(km_fdrest_t *rs, uint32_t kind, uint64_t key, int fd, km
 int km_fdrest_stash_take(km_fdrest_t *rs, uint32_t kind, uint64_t key);
 
 /* For kinds that recreate a file under a new identity (a deleted file, a memfd): the file the
- * snapshot knew as (dev, ino) is now fd (the core keeps its own copy), so that the program's
- * shared mappings of it map the new file (km_fdtab_restored_file). */
+ * snapshot knew as (dev, ino) is now the description being restored (fd: its rebuilt fd), so
+ * that the program's shared mappings of it map the new file (km_fdtab_restored_file). */
 int km_fdrest_remember_file(km_fdrest_t *rs, uint64_t dev, uint64_t ino, int fd, km_err_t **err);
 
 /* The host fd rebuilt for guest fd `fd` in an earlier phase (it sits at that number), or -1. */
@@ -240,8 +240,8 @@ void km_fdtab_release(km_fdtab_t *t, bool guest_goes_on);
 int km_fdtab_restore(struct km_guest *g, const void *note, size_t len, int snap_fd, uint64_t file_size,
 		     const char *name, enum km_missing_policy missing, km_err_t **err);
 
-/* After km_fdtab_restore: km's fd of the file the snapshot knew as (dev, ino), recreated by the
- * resume (km_fdrest_remember_file), or -1. Valid until km_fdtab_forget_files. */
+/* After km_fdtab_restore: the program's fd of the file the snapshot knew as (dev, ino), recreated
+ * by the resume (km_fdrest_remember_file), or -1. Valid until km_fdtab_forget_files. */
 int km_fdtab_restored_file(struct km_guest *g, uint64_t dev, uint64_t ino);
 void km_fdtab_forget_files(struct km_guest *g);
 

@@ -294,30 +294,29 @@ int km_fdrest_stash_take(km_fdrest_t *rs, uint32_t kind, uint64_t key)
 
 int km_fdrest_remember_file(km_fdrest_t *rs, uint64_t dev, uint64_t ino, int fd, km_err_t **err)
 {
+	/* The guest's own fd of it, once placed: no copy of km's, whose close would drop the
+	 * program's POSIX locks on the file (any close by the process does). */
+	(void)fd;
 	km_guest_t *g = rs->g;
 	km_fd_restored_t *n = realloc(g->fd_restored, (size_t)(g->nfd_restored + 1) * sizeof(*n));
 	if (n == NULL)
 		return km_err_set(err, ENOMEM, "remembering a recreated file");
 	g->fd_restored = n;
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, KM_FD_RESERVED_BASE);
-	if (copy < 0)
-		return km_err_set(err, errno, "remembering a recreated file");
-	g->fd_restored[g->nfd_restored++] = (km_fd_restored_t){dev, ino, copy};
+	g->fd_restored[g->nfd_restored++] = (km_fd_restored_t){dev, ino, rs->p.descs[rs->cur].r.first_fd};
 	return 0;
 }
 
 int km_fdtab_restored_file(km_guest_t *g, uint64_t dev, uint64_t ino)
 {
 	for (int i = 0; i < g->nfd_restored; i++)
-		if (g->fd_restored[i].dev == dev && g->fd_restored[i].ino == ino)
+		if (g->fd_restored[i].dev == dev && g->fd_restored[i].ino == ino &&
+		    fcntl(g->fd_restored[i].fd, F_GETFD) >= 0) /* left closed: a failed restore */
 			return g->fd_restored[i].fd;
 	return -1;
 }
 
 void km_fdtab_forget_files(km_guest_t *g)
 {
-	for (int i = 0; i < g->nfd_restored; i++)
-		close(g->fd_restored[i].fd);
 	free(g->fd_restored);
 	g->fd_restored = NULL;
 	g->nfd_restored = 0;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -71,6 +72,16 @@ static int restore_memory(km_guest_t *g, const km_snapshot_t *s, const char *nam
 			fd = again;
 			share = MAP_SHARED;
 			off = sv->nt.offset;
+			/* A writable mapping needs the file open for writing, which the program's fd
+			 * may not be (a copy made here and closed again drops the program's POSIX
+			 * locks on the file: a rare mix, left so). */
+			if ((sv->nt.prot & PROT_WRITE) && (fcntl(again, F_GETFL) & O_ACCMODE) != O_RDWR) {
+				char self[64];
+				snprintf(self, sizeof(self), "/proc/self/fd/%d", again);
+				if ((fd = km_fd_reserve(open(self, O_RDWR | O_CLOEXEC))) < 0)
+					return km_err_set(err, errno, "%s: the file of a shared mapping at %#lx", name,
+							  (unsigned long)sv->nt.start);
+			}
 		} else if (!sv->nt.saved) {
 			if ((fd = open_shared_file(sv, name, err)) < 0)
 				return -1;

@@ -16,6 +16,9 @@
 #   fds/stdio-inherited/FLAVOUR   taken with pipes on 0-2, resumed with a file and /dev/null: the
 #                                 copy writes to the resuming km's stdout; --inspect says inherited
 #   fds/many/FLAVOUR              tests/guests/fd_many.c: all 1000 guest fd numbers in use
+#   fds/memfd-map/FLAVOUR/{open,closed}  tests/guests/snap_memfd_map.c: shared mappings of a memfd
+#                                 and a deleted file, their fds open (one file again after the
+#                                 resume) or closed (the mappings keep their bytes)
 #   fds/hostile/note-tamper       --inspect --verify passes on a zoo snapshot; a byte changed in the
 #                                 NT_KM_FILES note is refused (checksum); changed and resealed
 #                                 (tests/tools/km-snapseal) at many offsets, km never crashes and
@@ -259,6 +262,28 @@ fds_many() {
 	done
 }
 
+fds_memfd_map() {
+	local flavour mode test
+	for flavour in "${FDS_FLAVOURS[@]}"; do
+		for mode in open closed; do
+			test="fds/memfd-map/$flavour/$mode"
+			want "$test" && km_only "$test" || continue
+			begin "$test"
+			fds_dir "memfd-$flavour-$mode"
+			srun "$FD_D/take" "$FD_D/cwd" /dev/null -- "$KM" --snapshot="$FD_D/s.snap" \
+				"$GUESTS/$flavour/snap_memfd_map" "$mode"
+			if [ -f "$FD_D/s.snap" ]; then
+				srun "$FD_D/resume" "$FD_D/cwd" /dev/null -- "$KM" "$FD_D/s.snap"
+				fds_ok "$FD_D/resume" "the resumed copy" "MEMFD MAP OK"
+			else
+				bad "no snapshot: exit status $(status_text "$RC"): $(head -c 300 "$FD_D/take/err")"
+			fi
+			snap_verbose && snap_show "$FD_D/take" "$FD_D/resume"
+			end
+		done
+	done
+}
+
 # --- hostile: the fd note edited ---------------------------------------------------------------------
 
 # fds_zoo_keep / fds_zoo_reset: a resumed zoo writes to rw.txt and app.txt, which would make the
@@ -356,5 +381,6 @@ run_fds() {
 	fds_missing
 	fds_stdio
 	fds_many
+	fds_memfd_map
 	fds_tamper
 }
