@@ -92,7 +92,9 @@ uint64_t km_fdsave_file_max(const km_fdsave_t *sv); /* largest contents a datafi
 
 /* Adds bulk data to the snapshot and returns its blob index (to put in the record), or -1 with
  * *err. _mem takes ownership of p (malloc'd; freed by the core, also on failure). _file copies
- * len bytes of fd from off when the file is written (the core dups fd; the caller keeps its own). */
+ * len bytes of fd from off when the file is written (the core dups fd; the caller keeps its own).
+ * The core's copy is closed afterwards, and any close by the process drops the program's POSIX
+ * locks on that file: never use _file for a file with POSIX locks (km_fd_locks.h tells). */
 int64_t km_fdsave_blob_mem(km_fdsave_t *sv, void *p, uint64_t len, km_err_t **err);
 int64_t km_fdsave_blob_file(km_fdsave_t *sv, int fd, uint64_t off, uint64_t len, km_err_t **err);
 
