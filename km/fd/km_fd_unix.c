@@ -133,8 +133,9 @@ static uint32_t fd_of_ino(uint64_t ino)
 	return NO_FD;
 }
 
-/* What the socket is, from the diagnostics of it and of its peer. */
-static uint32_t classify(int type, const km_unix_diag_t *d, uint64_t ino)
+/* What the socket is, from the diagnostics of it and of its peer. A datagram socket that others
+ * connected to is "established" with no peer of its own: getpeername tells. */
+static uint32_t classify(int fd, int type, const km_unix_diag_t *d, uint64_t ino)
 {
 	if (d->state == TCP_LISTEN)
 		return U_LISTEN;
@@ -146,6 +147,10 @@ static uint32_t classify(int type, const km_unix_diag_t *d, uint64_t ino)
 		km_err_free(&e);
 		return type == SOCK_DGRAM ? U_NAMED_PEER : U_PEER_GONE;
 	}
+	struct sockaddr_un pa;
+	socklen_t pal = sizeof(pa);
+	if (type == SOCK_DGRAM && getpeername(fd, (struct sockaddr *)&pa, &pal) < 0 && errno == ENOTCONN)
+		return U_UNCONNECTED;
 	return d->state == TCP_ESTABLISHED ? U_PEER_GONE : U_UNCONNECTED;
 }
 
@@ -181,7 +186,7 @@ static int unix_save(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, km_e
 	km_unix_diag_t d;
 	if (km_sockdiag_unix((uint64_t)p->st.st_ino, &d, err) < 0)
 		return -1;
-	uint32_t state = classify(type, &d, (uint64_t)p->st.st_ino);
+	uint32_t state = classify(p->fd, type, &d, (uint64_t)p->st.st_ino);
 	struct sockaddr_un a = {0}, pa = {0};
 	socklen_t al = sizeof(a), pal = 0;
 	if (getsockname(p->fd, (struct sockaddr *)&a, &al) < 0)

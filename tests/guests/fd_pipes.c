@@ -31,9 +31,9 @@
 
 static struct {
 	int p_both[2], p_rd, p_wr, p_big[2], fifo_r, fifo_w;
-	int st[2], dg[2], sq[2], sh[2], lsn, srv;
+	int st[2], dg[2], sq[2], sh[2], lsn, srv, dsrv, dcli;
 	bool outside_rd, outside_wr;
-	char dir[1024], fifo[1100], lpath[1100];
+	char dir[1024], fifo[1100], lpath[1100], dpath[1100];
 } s;
 
 static unsigned char pat(size_t i)
@@ -106,6 +106,18 @@ static void build(const char *server)
 	CHECK_SYS(s.lsn = socket(AF_UNIX, SOCK_STREAM, 0), "listening socket");
 	CHECK_SYS(bind(s.lsn, (struct sockaddr *)&a, sizeof(a)), "bind %s", "listen.sock");
 	CHECK_SYS(listen(s.lsn, 16), "listen");
+
+	/* a bound datagram socket and a client connected to it one way, two datagrams queued */
+	snprintf(s.dpath, sizeof(s.dpath), "%s/dgram.sock", s.dir);
+	unlink(s.dpath);
+	struct sockaddr_un da = {.sun_family = AF_UNIX};
+	snprintf(da.sun_path, sizeof(da.sun_path), "%.100s", s.dpath);
+	CHECK_SYS(s.dsrv = socket(AF_UNIX, SOCK_DGRAM, 0), "datagram server");
+	CHECK_SYS(bind(s.dsrv, (struct sockaddr *)&da, sizeof(da)), "bind dgram.sock");
+	CHECK_SYS(s.dcli = socket(AF_UNIX, SOCK_DGRAM, 0), "datagram client");
+	CHECK_SYS(connect(s.dcli, (struct sockaddr *)&da, sizeof(da)), "connect to dgram.sock");
+	put(s.dcli, "q1", 2, "datagram to the server");
+	put(s.dcli, "second q", 8, "datagram to the server");
 
 	s.srv = -1;
 	if (server != NULL) {
@@ -234,6 +246,14 @@ static void check_sockets(bool resumed)
 	socklen_t al = sizeof(a);
 	CHECK(getsockname(s.lsn, (struct sockaddr *)&a, &al) == 0 && strcmp(a.sun_path, s.lpath) == 0,
 	      "listening socket's name");
+
+	expect_msg(s.dsrv, "q1", "bound datagram socket: first datagram");
+	expect_msg(s.dsrv, "second q", "bound datagram socket: second datagram");
+	put(s.dcli, "q3", 2, "the client is still connected to the server");
+	expect_msg(s.dsrv, "q3", "bound datagram socket: a new datagram");
+	al = sizeof(a);
+	CHECK(getpeername(s.dcli, (struct sockaddr *)&a, &al) == 0 && strcmp(a.sun_path, s.dpath) == 0,
+	      "datagram client's peer");
 
 	if (s.srv >= 0) {
 		expect(s.srv, "from server", "connected to outside: its bytes");
