@@ -267,7 +267,7 @@ static int open_fifo(km_fdrest_t *rs, const char *path, int flags, km_err_t **er
 	long rc = km_path_admit(km_fdrest_guest(rs), AT_FDCWD, path, true);
 	if (rc < 0)
 		return km_err_set(err, (int)-rc, "%s", path);
-	rc = km_fd_admit(km_fdrest_guest(rs), km_host_ret(open(path, flags | O_NONBLOCK | O_CLOEXEC)));
+	rc = km_fd_admit(km_fdrest_guest(rs), km_host_ret(open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)));
 	if (rc < 0)
 		return km_err_set(err, (int)-rc, "opening the FIFO %s", path);
 	struct stat st;
