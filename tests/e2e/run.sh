@@ -646,6 +646,8 @@ run_cri
 run_fds
 . "$ROOT/tests/e2e/fd_files.sh"
 run_fd_files
+. "$ROOT/tests/e2e/fd_pipes.sh"
+run_fd_pipes
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
