@@ -137,8 +137,19 @@ static int parse_descs(km_rec_t *r, parsed_t *p, km_err_t **err)
 	return 0;
 }
 
-/* Reads and checks the note's structure (each kind checks its own record later). */
+static int parse_all(const void *note, size_t len, uint64_t file_size, parsed_t *p, km_err_t **err);
+
+/* Reads and checks the note's structure (each kind checks its own record later). On failure *p
+ * is empty (counts 0), whatever the note said. */
 static int parse(const void *note, size_t len, uint64_t file_size, parsed_t *p, km_err_t **err)
+{
+	int rc = parse_all(note, len, file_size, p, err);
+	if (rc < 0)
+		parsed_free(p);
+	return rc;
+}
+
+static int parse_all(const void *note, size_t len, uint64_t file_size, parsed_t *p, km_err_t **err)
 {
 	km_rec_t r = {.p = note, .len = len};
 	memset(p, 0, sizeof(*p));
