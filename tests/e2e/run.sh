@@ -642,6 +642,9 @@ run_guest_seccomp
 run_clients
 . "$ROOT/tests/e2e/cri.sh"
 run_cri
+. "$ROOT/tests/e2e/fd_inet.sh"
+run_fd_inet
+
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

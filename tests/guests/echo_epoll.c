@@ -7,7 +7,8 @@
  *
  * Each line a client sends is answered "N LINE" where N counts that connection's lines (state a
  * resumed server must still have). "opts" is answered with the listener's options as they read
- * now, "quit" ends the server. A UDP datagram D is answered "udp D".
+ * now, "quit" ends the server. A UDP datagram D is answered "udp D". A read that fails prints
+ * "read error: REASON".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +135,8 @@ static void readable(int fd)
 	ssize_t r = read(fd, c->buf + c->have, sizeof(c->buf) - 1 - c->have);
 	if (r < 0 && errno == EAGAIN)
 		return;
+	if (r < 0) /* a connection resumed as reset must say so, never EBADF */
+		printf("read error: %s\n", strerror(errno));
 	if (r <= 0) {
 		drop(fd);
 		return;
