@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "km_cli.h"
 #include "km_machine.h"
 
 /* One client connection: its own buffers and clocks. */
@@ -176,6 +177,14 @@ static int parse_snapshot_arg(const char *w, size_t n, km_mgmt_request_t *req, u
 		bit = 4;
 		rc = decode_value("label", v, vlen, req->label, sizeof(req->label), err);
 		req->has_label = rc == 0;
+	} else if (klen == 3 && memcmp(w, "tcp", 3) == 0) {
+		char pol[16];
+		bit = 32;
+		rc = decode_value("tcp", v, vlen, pol, sizeof(pol), err);
+		int p = rc == 0 ? km_cli_tcp_policy(pol) : -1;
+		if (rc == 0 && p < 0)
+			rc = km_err_set(err, 0, "tcp must be repair, refuse or close, not '%s'", shown(pol, strlen(pol), b));
+		req->tcp = p + 1;
 	} else if (klen == 3 && memcmp(w, "dir", 3) == 0) {
 		char dir[8];
 		bit = 8;
@@ -190,7 +199,7 @@ static int parse_snapshot_arg(const char *w, size_t n, km_mgmt_request_t *req, u
 		if (rc == 0 && (strchr(req->path, '/') != NULL || strcmp(req->path, ".") == 0 || strcmp(req->path, "..") == 0))
 			rc = km_err_set(err, 0, "name must be one file name, without '/' and not '.' or '..'");
 	} else {
-		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label, dir, name)",
+		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label, dir, name, tcp)",
 				  shown(w, klen, b));
 	}
 	if (rc == 0 && (*seen & bit))
@@ -427,6 +436,7 @@ static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 		.label = rq->has_label ? rq->label : NULL,
 		.reason = KM_REASON_MGMT,
 		.keep_running = rq->keep_running,
+		.tcp = rq->tcp,
 	};
 	if (rq->dir_fd) {
 		if (check_dir_fd(dirfd, &err) < 0)

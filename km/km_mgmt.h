@@ -58,6 +58,8 @@ typedef struct km_mgmt_request {
 	char label[KM_MGMT_LABEL_MAX + 1];   /* snapshot: "" when none was given */
 	bool has_label;
 	bool keep_running;                   /* snapshot: mode=continue */
+	int tcp;                             /* snapshot: tcp=, enum km_tcp_policy + 1; 0: km's
+					      * --tcp-established */
 } km_mgmt_request_t;
 
 /* Parses one request line (without its LF; a final CR is allowed) of `len` bytes, which may hold

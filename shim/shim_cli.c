@@ -580,8 +580,9 @@ static const char *const cmd_usage[SHIM_CMD_COUNT] = {
     [SHIM_CMD_CHECKPOINT] =
 	"usage: km-shim checkpoint [--image-path DIR] [--work-path DIR] [--leave-running] ID\n"
 	"Snapshots the container into DIR (default <bundle>/checkpoint): km.snap, km-checkpoint.json\n"
-	"and inventory.img. Without --leave-running the container ends.\n"
-	"Accepted and ignored: --work-path --tcp-established --ext-unix-sk --shell-job --file-locks\n"
+	"and inventory.img. Without --leave-running the container ends. Established TCP connections\n"
+	"fail the checkpoint unless --tcp-established (then km saves them with TCP_REPAIR).\n"
+	"Accepted and ignored: --work-path --ext-unix-sk --shell-job --file-locks\n"
 	"--manage-cgroups-mode --empty-ns --auto-dedup --status-fd.\n"
 	"Refused: --pre-dump --parent-path --lazy-pages --page-server.\n",
     [SHIM_CMD_RESTORE] =

@@ -61,7 +61,6 @@ static int check_cr_flags(const shim_args_t *a, bool checkpoint, km_err_t **err)
 		size_t off;
 		const char *name;
 	} ignored[] = {
-	    {offsetof(shim_args_t, tcp_established), "--tcp-established"},
 	    {offsetof(shim_args_t, ext_unix_sk), "--ext-unix-sk"},
 	    {offsetof(shim_args_t, shell_job), "--shell-job"},
 	    {offsetof(shim_args_t, file_locks), "--file-locks"},
@@ -71,6 +70,9 @@ static int check_cr_flags(const shim_args_t *a, bool checkpoint, km_err_t **err)
 	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
 		if (*(const bool *)((const char *)a + ignored[i].off))
 			shim_log(SHIM_LOG_DEBUG, "%s: %s accepted and ignored (not applicable to km)", cmd, ignored[i].name);
+	if (!checkpoint && a->tcp_established)
+		shim_log(SHIM_LOG_DEBUG, "restore: --tcp-established accepted and ignored (connections come back as "
+					 "the checkpoint saved them)");
 	if (a->work_path != NULL)
 		shim_log(SHIM_LOG_DEBUG, "%s: --work-path %s accepted and ignored (km writes no logs or work files)",
 			 cmd, a->work_path);
@@ -165,8 +167,11 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 	unlinkat(dfd, INVENTORY_NAME, 0);
 	char *label = shim_mgmt_encode(a->id);
 	char *req = NULL;
-	if (label == NULL || asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s",
-				      a->leave_running ? "continue" : "stop", label) < 0)
+	/* runc's semantics: an established TCP connection fails the checkpoint unless
+	 * --tcp-established asks for it to be saved (km: TCP_REPAIR) */
+	if (label == NULL || asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s tcp=%s",
+				      a->leave_running ? "continue" : "stop", label,
+				      a->tcp_established ? "repair" : "refuse") < 0)
 		req = NULL;
 	free(label);
 	if (req == NULL) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <linux/kcmp.h>
 #include <linux/kvm.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <seccomp.h>
@@ -113,6 +114,10 @@ static const unsigned int ioctl_allowed[] = {
     FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
 };
 
+/* km's own ioctls on the guest's TCP sockets when a snapshot saves an established connection
+ * (km_tcp_repair.c): the send queue's length and its unsent part (FIONREAD is above). */
+static const unsigned int km_ioctl_allowed[] = {SIOCOUTQ, SIOCOUTQNSD};
+
 #if defined(__SANITIZE_ADDRESS__)
 /*
  * The sanitizer build only: LeakSanitizer's check at exit stops km's threads from a helper task
@@ -190,6 +195,11 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 		return -1;
 	for (size_t i = 0; i < N(ioctl_allowed); i++) {
 		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, ioctl_allowed[i]);
+		if (add(ctx, SYS_ioctl, 1, &c, err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < N(km_ioctl_allowed); i++) {
+		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, km_ioctl_allowed[i]);
 		if (add(ctx, SYS_ioctl, 1, &c, err) < 0)
 			return -1;
 	}

@@ -648,6 +648,9 @@ run_fds
 run_fd_files
 . "$ROOT/tests/e2e/fd_pipes.sh"
 run_fd_pipes
+. "$ROOT/tests/e2e/fd_inet.sh"
+run_fd_inet
+
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

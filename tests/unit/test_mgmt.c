@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "km_fdtab.h"
 #include "km_mgmt.h"
 
 /* Lets this test link before km_snapshot_request exists; the real one wins once it does. The
@@ -110,6 +111,14 @@ static void test_parse_good(void **state)
 	/* A mode may be encoded too. */
 	parse_ok("snapshot path=x mode=%73top", &r);
 	assert_false(r.keep_running);
+	/* tcp=: the policy + 1, 0 when absent (km's --tcp-established) */
+	assert_int_equal(r.tcp, 0);
+	parse_ok("snapshot tcp=refuse path=x mode=stop", &r);
+	assert_int_equal(r.tcp, KM_TCP_REFUSE + 1);
+	parse_ok("snapshot path=x mode=stop tcp=repair", &r);
+	assert_int_equal(r.tcp, KM_TCP_REPAIR + 1);
+	parse_ok("snapshot path=x mode=stop tcp=close", &r);
+	assert_int_equal(r.tcp, KM_TCP_CLOSE + 1);
 }
 
 static void test_parse_bad(void **state)
@@ -136,6 +145,8 @@ static void test_parse_bad(void **state)
 	parse_bad("snapshot path=x mode=stop mode=stop", R, "'mode' given twice");
 	parse_bad("snapshot path=x mode=stop label=a label=b", R, "'label' given twice");
 	parse_bad("snapshot path=x mode=stop size=1", R, "unknown field 'size'");
+	parse_bad("snapshot path=x mode=stop tcp=keep", R, "tcp must be repair, refuse or close");
+	parse_bad("snapshot path=x mode=stop tcp=repair tcp=close", R, "'tcp' given twice");
 	parse_bad("snapshot path=x mode=stop =1", R, "unknown field ''");
 	parse_bad("snapshot path mode=stop", R, "'path' is not key=value");
 	parse_bad("snapshot path= mode=stop", R, "path is empty");
