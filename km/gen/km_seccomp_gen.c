@@ -71,7 +71,7 @@ static const int allowed[] = {
     SYS_select, SYS_pselect6, SYS_sendfile, SYS_copy_file_range, SYS_splice, SYS_tee, SYS_mknod,
     SYS_mknodat, SYS_memfd_create, SYS_eventfd, SYS_eventfd2, SYS_inotify_init, SYS_inotify_init1,
     SYS_inotify_add_watch, SYS_inotify_rm_watch, SYS_epoll_create, SYS_epoll_create1, SYS_epoll_ctl,
-    SYS_epoll_wait, SYS_epoll_pwait2,
+    SYS_epoll_wait, SYS_epoll_pwait2, SYS_timerfd_create, SYS_timerfd_settime, SYS_timerfd_gettime,
     /* Guest sockets (km_sys_net.c) and the management socket (km_mgmt.c). */
     SYS_socket, SYS_socketpair, SYS_bind, SYS_connect, SYS_listen, SYS_accept4, SYS_getsockname,
     SYS_getpeername, SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_shutdown, SYS_setsockopt,
@@ -179,9 +179,11 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	if (add_arg_values(ctx, SYS_prctl, 0, prctl_allowed, N(prctl_allowed), err) < 0)
 		return -1;
 	/* kcmp, only to tell whether a guest fd is one of km's signalfds (km_sigfd.c): every anon
-	 * inode file shares one inode number, so only the open file itself tells them apart. */
+	 * inode file shares one inode number, so only the open file itself tells them apart; and
+	 * KCMP_EPOLL_TFD, which file an epoll item watches, for a snapshot's epolls (km_fd_epoll.c). */
 	struct scmp_arg_cmp kcmp_file = SCMP_A2(SCMP_CMP_EQ, KCMP_FILE);
-	if (add(ctx, SYS_kcmp, 1, &kcmp_file, err) < 0)
+	struct scmp_arg_cmp kcmp_epoll = SCMP_A2(SCMP_CMP_EQ, KCMP_EPOLL_TFD);
+	if (add(ctx, SYS_kcmp, 1, &kcmp_file, err) < 0 || add(ctx, SYS_kcmp, 1, &kcmp_epoll, err) < 0)
 		return -1;
 	/* ioctl: KVM's requests (type KVMIO, on km's own KVM fds) and the guest's terminal ones. */
 	struct scmp_arg_cmp kvm = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8);
