@@ -642,6 +642,8 @@ run_guest_seccomp
 run_clients
 . "$ROOT/tests/e2e/cri.sh"
 run_cri
+. "$ROOT/tests/e2e/fd_events.sh"
+run_fd_events
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
