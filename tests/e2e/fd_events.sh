@@ -117,6 +117,22 @@ run_fd_events() {
 			end
 		done
 	done
+	test="fd_events/nested-epoll"
+	if want "$test" && km_only "$test"; then
+		begin "$test"
+		d=$WORK/fd_events/nested
+		mkdir -p "$d/cwd"
+		srun "$d/take" "$d/cwd" /dev/null -- "$KM" --snapshot="$d/s.snap" "$GUESTS/gcc/fd_events" nested
+		snap_expect_run "$d/take" "snapshot run" 0 "+PASSED"
+		srun "$d/inspect" "$d/cwd" /dev/null -- "$KM" --inspect "$d/s.snap"
+		grep -q "fd 4 unsupported rw epoll watching another epoll (fd 3): km does not restore nested epolls" \
+			"$d/inspect/out" || bad "--inspect does not show the outer epoll as unsupported, saying why"
+		srun "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/s.snap"
+		[ "$RC" = 1 ] && [ "$(wc -l <"$d/resume/err")" = 1 ] && grep -q "fd 4 (unsupported) cannot be restored: epoll watching another epoll" "$d/resume/err" ||
+			bad "resume: not one km: line saying the nested epoll cannot be restored"
+		snap_verbose && snap_show "$d/take" "$d/inspect" "$d/resume"
+		end
+	fi
 	[ -n "$base" ] || base=$WORK/fd_events/gcc/once/s.snap
 	[ -f "$base" ] || return 0
 	local dir=$WORK/fd_events/gcc/once/dir

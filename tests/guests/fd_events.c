@@ -7,6 +7,8 @@
  *   fd_events once DIR    set up, snapshot without KEEP_RUNNING (km ends); resumed, check
  *   fd_events keep DIR    set up, snapshot with KEEP_RUNNING; the original and the resumed copy
  *                         both check (the original goes on unchanged)
+ *   fd_events nested      an epoll watching an epoll, snapshot with KEEP_RUNNING (recorded as
+ *                         unsupported: its resume fails, saying why)
  * DIR: an empty directory the inotify watches live in.
  *
  * What "check" finds: eventfd counts (a semaphore one read 1 at a time, one above 2^32), a
@@ -261,8 +263,25 @@ static int check(const char *when)
 	return check_failed ? 1 : 0;
 }
 
+/* An epoll watching an epoll: the snapshot records the outer one as unsupported, saying why. */
+static int nested(void)
+{
+	syscall(SYS_close_range, 3, ~0u, 0);
+	int inner = epoll_create1(0), outer = epoll_create1(0), e = efd(1, 0);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+	CHECK_SYS(epoll_ctl(inner, EPOLL_CTL_ADD, e, &ev), "inner watches an eventfd");
+	CHECK_SYS(epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev), "outer watches inner");
+	long r = snap_take("nested", KM_SNAPSHOT_KEEP_RUNNING, NULL, NULL);
+	if (r != KM_SNAPSHOT_TAKEN)
+		snap_failed(r);
+	printf("PASSED all %d checks\n", check_total);
+	return check_failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "nested") == 0)
+		return nested();
 	if (argc != 3) {
 		printf("usage: fd_events check|once|keep DIR\n");
 		return 2;
