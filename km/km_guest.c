@@ -1,5 +1,6 @@
 /* One guest: creation, program loading, running, teardown. See km_guest.h. */
 #include "km_guest.h"
+#include "km_inotify_paths.h"
 #include "km_guest_seccomp.h"
 
 #include <errno.h>
@@ -160,6 +161,7 @@ void km_guest_destroy(km_guest_t *g)
 	g->nfd_restored = 0;
 	free(g->resume_timers);
 	g->resume_timers = NULL;
+	km_inotify_free(g);
 	if (g->threads_inited) {
 		km_threads_fini(&g->threads);
 		pthread_mutex_destroy(&g->sig_lock);

@@ -134,6 +134,8 @@ typedef struct km_guest {
 	/* The guest's own seccomp filters (km_guest_seccomp.h), checked before each syscall; NULL:
 	 * none. Set before the guest runs, never changed while it does. */
 	struct km_gsc *gseccomp;
+	/* The paths of the guest's inotify watches (km_inotify_paths.h); NULL until the first. */
+	struct km_inotify_paths *inotify_paths;
 	/* What km's caller gave the program (km_fdtab_note_inherited), in fd order. */
 	km_fd_inherit_t *inherited;
 	int ninherited;

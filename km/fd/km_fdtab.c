@@ -347,8 +347,16 @@ static int save_desc(km_fdsave_t *sv, const km_fdprobe_t *p, km_err_t **err)
 		snprintf(why, sizeof(why), "km cannot save this kind of file (%s, mode %#o)",
 			 p->link[0] != '\0' ? p->link : "no name", (unsigned)(p->st.st_mode & S_IFMT));
 		km_rec_put_str(&d->rec, why);
-	} else if (k->save(sv, p, &d->rec, err) < 0) {
-		return km_err_wrap(err, "fd %d (%s)", p->fd, k->name);
+	} else {
+		int rc = k->save(sv, p, &d->rec, err);
+		if (rc < 0)
+			return km_err_wrap(err, "fd %d (%s)", p->fd, k->name);
+		if (rc > 0) { /* the kind knows it cannot be rebuilt: recorded so, with its reason */
+			km_buf_free(&d->rec);
+			d->kind = KM_FDK_UNSUPPORTED;
+			km_rec_put_str(&d->rec, *err != NULL ? (*err)->msg : k->name);
+			km_err_free(err);
+		}
 	}
 	if (d->rec.failed)
 		return km_err_set(err, ENOMEM, "fd %d (%s)", p->fd, kind_name(d->kind));

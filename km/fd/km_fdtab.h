@@ -187,7 +187,8 @@ typedef struct km_fdkind {
 	/* True if this kind takes the probed fd. The core asks the kinds in table order. */
 	bool (*match)(struct km_guest *g, const km_fdprobe_t *p);
 	/* Appends the description's record to rec. 0, or -1 with *err saying why (the core adds
-	 * the fd and kind). */
+	 * the fd and kind): the snapshot fails. Or 1 with *err saying why a resume could not
+	 * rebuild it: the snapshot goes on with it recorded as unsupported, for that reason. */
 	int (*save)(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, km_err_t **err);
 	/* Rebuilds the description: a host fd with the saved access mode, status flags and
 	 * offset, or -1 with *err saying why. Must treat every byte of r as hostile: paths are

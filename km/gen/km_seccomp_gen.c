@@ -185,9 +185,11 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	if (add_arg_values(ctx, SYS_prctl, 0, prctl_allowed, N(prctl_allowed), err) < 0)
 		return -1;
 	/* kcmp, only to tell whether a guest fd is one of km's signalfds (km_sigfd.c): every anon
-	 * inode file shares one inode number, so only the open file itself tells them apart. */
+	 * inode file shares one inode number, so only the open file itself tells them apart; and
+	 * KCMP_EPOLL_TFD, which file an epoll item watches, for a snapshot's epolls (km_fd_epoll.c). */
 	struct scmp_arg_cmp kcmp_file = SCMP_A2(SCMP_CMP_EQ, KCMP_FILE);
-	if (add(ctx, SYS_kcmp, 1, &kcmp_file, err) < 0)
+	struct scmp_arg_cmp kcmp_epoll = SCMP_A2(SCMP_CMP_EQ, KCMP_EPOLL_TFD);
+	if (add(ctx, SYS_kcmp, 1, &kcmp_file, err) < 0 || add(ctx, SYS_kcmp, 1, &kcmp_epoll, err) < 0)
 		return -1;
 	/* ioctl: KVM's requests (type KVMIO, on km's own KVM fds) and the guest's terminal ones. */
 	struct scmp_arg_cmp kvm = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8);

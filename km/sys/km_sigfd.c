@@ -77,28 +77,61 @@ static int free_slot(km_guest_t *g)
 	return -1;
 }
 
-/* A new signalfd: an eventfd for the guest, and km's own copy of it to set its readiness. */
-static long create(km_guest_t *g, uint64_t mask, int flags)
+/* Records eventfd fd in a free slot with km's own copy of it. 0 or -errno; fd is the caller's.
+ * Called with the signal lock. */
+static int enter(km_guest_t *g, int fd, uint64_t mask)
 {
 	int slot = free_slot(g);
 	if (slot < 0)
 		return -EMFILE;
-	int efl = (flags & SFD_NONBLOCK ? EFD_NONBLOCK : 0) | (flags & SFD_CLOEXEC ? EFD_CLOEXEC : 0);
-	long fd = km_fd_new(g, km_host_ret(syscall(SYS_eventfd2, 0, efl)));
-	if (fd < 0)
-		return fd;
 	struct stat st;
-	int keeper = km_fd_reserve(fcntl((int)fd, F_DUPFD_CLOEXEC, 0));
-	if (keeper < 0 || fstat((int)fd, &st) < 0) {
+	int keeper = km_fd_reserve(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (keeper < 0 || fstat(fd, &st) < 0) {
 		if (keeper >= 0)
 			close(keeper);
-		close((int)fd);
 		return -ENOMEM;
 	}
 	g->sigfds[slot] = (km_sigfd_t){.used = true, .ino = st.st_ino, .dev = st.st_dev, .mask = mask,
 				       .keeper = keeper};
 	__atomic_add_fetch(&g->nsigfds, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* A new signalfd: an eventfd for the guest, and km's own copy of it to set its readiness. */
+static long create(km_guest_t *g, uint64_t mask, int flags)
+{
+	int efl = (flags & SFD_NONBLOCK ? EFD_NONBLOCK : 0) | (flags & SFD_CLOEXEC ? EFD_CLOEXEC : 0);
+	long fd = km_fd_new(g, km_host_ret(syscall(SYS_eventfd2, 0, efl)));
+	if (fd < 0)
+		return fd;
+	int rc = enter(g, (int)fd, mask);
+	if (rc < 0) {
+		close((int)fd);
+		return rc;
+	}
 	return fd;
+}
+
+int km_sigfd_adopt(km_guest_t *g, int fd, uint64_t mask)
+{
+	km_signal_lock(g);
+	int rc = enter(g, fd, mask & ~KM_SIG_UNBLOCKABLE);
+	km_signal_unlock(g);
+	if (rc == 0)
+		km_sigfd_sync(g);
+	return rc;
+}
+
+bool km_sigfd_mask(km_guest_t *g, int fd, uint64_t *mask)
+{
+	if (__atomic_load_n(&g->nsigfds, __ATOMIC_ACQUIRE) == 0)
+		return false;
+	km_signal_lock(g);
+	km_sigfd_t *s = lookup(g, fd);
+	if (s != NULL)
+		*mask = s->mask;
+	km_signal_unlock(g);
+	return s != NULL;
 }
 
 long km_sigfd_create(km_vcpu_t *v, int fd, uint64_t mask, int flags)

@@ -26,6 +26,13 @@ bool km_sigfd_read(km_vcpu_t *v, int fd, uint64_t buf, uint64_t len, long *ret);
  * would make km's own read or write of it block with the signal lock held). */
 bool km_sigfd_is(km_guest_t *g, int fd);
 
+/* If fd is one of the guest's signalfds: its mask in *mask, true (a snapshot records it). */
+bool km_sigfd_mask(km_guest_t *g, int fd, uint64_t *mask);
+
+/* Makes eventfd `fd` (a resume's rebuilt signalfd, as km_sigfd_create makes them) one of the
+ * guest's signalfds reading `mask`, and syncs readiness. 0 or -errno (EMFILE: table full). */
+int km_sigfd_adopt(km_guest_t *g, int fd, uint64_t mask);
+
 /* Brings every signalfd's readiness in line with what is pending (after signals are posted or
  * taken). Cheap when the guest has none. */
 void km_sigfd_sync(km_guest_t *g);

@@ -28,6 +28,7 @@
 
 #include "km_fd_admit.h"
 #include "km_guest.h"
+#include "km_inotify_paths.h"
 #include "km_procview.h"
 #include "km_sigfd.h"
 #include "km_signal.h"
@@ -478,7 +479,7 @@ static long path_call(km_vcpu_t *v, long nr, const uint64_t *a, int dfd, int idx
 		return rc;
 	const char *p = fix ? exe_fix(v, path) : path;
 	/* Judged as followed (a superset): these calls either follow or fail on procfs anyway. */
-	long r = path_ok(v, dfd < 0 || nr == SYS_inotify_add_watch ? AT_FDCWD : (int)a[dfd], p, true);
+	long r = path_ok(v, dfd < 0 ? AT_FDCWD : (int)a[dfd], p, true);
 	if (r < 0)
 		return r;
 	if (dfd < 0)
@@ -580,7 +581,18 @@ KM_SYSCALL(inotify_add_watch)
 {
 	if (km_fd_check((int)a[0]) < 0)
 		return -EBADF;
-	return path_call(v, SYS_inotify_add_watch, a, 0, 1, false);
+	char path[KM_PATH_MAX];
+	int rc = get_path(v, a[1], path);
+	if (rc < 0)
+		return rc;
+	/* Judged as followed (a superset); the path is noted for snapshots (km_inotify_paths.h). */
+	long r = path_ok(v, AT_FDCWD, path, true);
+	if (r < 0)
+		return r;
+	r = km_host_ret(syscall(SYS_inotify_add_watch, (int)a[0], path, (uint32_t)a[2]));
+	if (r >= 0)
+		km_inotify_note(v->g, path, (uint32_t)a[2]);
+	return r;
 }
 
 static int get_paths(km_vcpu_t *v, uint64_t g1, char *p1, uint64_t g2, char *p2)

@@ -651,6 +651,8 @@ run_fd_pipes
 . "$ROOT/tests/e2e/fd_inet.sh"
 run_fd_inet
 
+. "$ROOT/tests/e2e/fd_events.sh"
+run_fd_events
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
