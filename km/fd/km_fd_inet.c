@@ -366,7 +366,7 @@ static int inet_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err)
 		switch (s->state) {
 		case KM_INET_ESTABLISHED:
 			if (km_tcp_repair_check(rs, s, err) == 0)
-				fd = km_tcp_repair_restore(rs, s, err);
+				fd = km_tcp_repair_restore(rs, s, r->first_fd, err);
 			break;
 		case KM_INET_RESET:
 		case KM_INET_PEER_CLOSED:

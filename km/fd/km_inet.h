@@ -79,8 +79,10 @@ int km_inet_opt_get(const km_inet_t *s, uint32_t level, uint32_t name, int dflt)
 int km_tcp_repair_save(km_fdsave_t *sv, int fd, km_inet_t *s, km_err_t **err);
 /* Checks s->conn against the blobs and the limits. */
 int km_tcp_repair_check(km_fdrest_t *rs, const km_inet_t *s, km_err_t **err);
-/* Rebuilds the connection on a new socket; returns it, or -1 with *err. */
-int km_tcp_repair_restore(km_fdrest_t *rs, const km_inet_t *s, km_err_t **err);
+/* Rebuilds the connection on a new socket, still in repair mode: it leaves repair mode (and sends
+ * what was never sent) on guest fd guest_fd once the whole table is placed. Returns the socket, or
+ * -1 with *err. */
+int km_tcp_repair_restore(km_fdrest_t *rs, const km_inet_t *s, int guest_fd, km_err_t **err);
 
 /* --- connections that ended (km_inet_ended.c) --- */
 

@@ -328,9 +328,34 @@ static int set_window(int fd, const km_tcp_conn_t *c, km_err_t **err)
 	return 0;
 }
 
-/* The queues: the sent-but-unacknowledged bytes and the unread ones in repair mode (the peer has
- * or sent them already); after repair mode, the never-sent bytes are sent as the program would. */
-static int refill(km_fdrest_t *rs, int fd, const km_inet_t *s, km_err_t **err)
+/* Leaving repair mode, once every fd of the table sits at its number (km_fdrest_after): the
+ * kernel then sends a window probe, and a connection whose peer is in the program too (both
+ * ends of a loopback connection) must find that peer already there, or the probe meets no socket
+ * (or the listener) and the answer is a reset. Then the never-sent bytes go out as the program
+ * would have sent them. */
+typedef struct leave {
+	int fd; /* the guest's fd of the connection */
+	int reuse;
+	uint64_t unsent_len;
+	uint8_t unsent[];
+} leave_t;
+
+static int leave_repair(void *arg, km_err_t **err)
+{
+	leave_t *l = arg;
+	if (pick_queue(l->fd, TCP_NO_QUEUE) < 0 || repair_mode(l->fd, TCP_REPAIR_OFF) < 0)
+		return km_err_set(err, errno, "leaving TCP repair mode");
+	if (push(l->fd, l->unsent, l->unsent_len, "send queue", err) < 0)
+		return km_err_wrap(err, "sending the bytes not sent before the snapshot");
+	/* leaving repair mode cleared it (repair mode had forced reuse) */
+	if (l->reuse && setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &l->reuse, sizeof(l->reuse)) < 0)
+		return km_err_set(err, errno, "setting SO_REUSEADDR");
+	return 0;
+}
+
+/* The queues in repair mode: the sent-but-unacknowledged bytes and the unread ones (the peer has
+ * or sent them already); the rest waits for leave_repair. */
+static int refill(km_fdrest_t *rs, int fd, int guest_fd, const km_inet_t *s, km_err_t **err)
 {
 	const km_tcp_conn_t *c = &s->conn;
 	uint8_t *out = load(rs, c->out_len, c->out_blob, err);
@@ -346,24 +371,26 @@ static int refill(km_fdrest_t *rs, int fd, const km_inet_t *s, km_err_t **err)
 		km_err_wrap(err, "restoring the unread bytes");
 	else if (set_window(fd, c, err) < 0)
 		;
-	else if (pick_queue(fd, TCP_NO_QUEUE) < 0 || repair_mode(fd, TCP_REPAIR_OFF) < 0)
-		km_err_set(err, errno, "leaving TCP repair mode");
-	else if (push(fd, out + sent, c->unsent_len, "send queue", err) < 0)
-		km_err_wrap(err, "sending the bytes not sent before the snapshot");
-	else if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) < 0)
-		km_err_set(err, errno, "setting SO_REUSEADDR");
-	else
-		rc = 0;
+	else {
+		leave_t *l = malloc(sizeof(*l) + c->unsent_len);
+		if (l == NULL) {
+			km_err_set(err, ENOMEM, "keeping the bytes not sent before the snapshot");
+		} else {
+			*l = (leave_t){.fd = guest_fd, .reuse = reuse, .unsent_len = c->unsent_len};
+			memcpy(l->unsent, out + sent, c->unsent_len);
+			rc = km_fdrest_after(rs, leave_repair, l, err);
+		}
+	}
 	free(out);
 	free(in);
 	return rc;
 }
 
-int km_tcp_repair_restore(km_fdrest_t *rs, const km_inet_t *s, km_err_t **err)
+int km_tcp_repair_restore(km_fdrest_t *rs, const km_inet_t *s, int guest_fd, km_err_t **err)
 {
 	char name[200], l[80], p[80];
 	int fd = open_repaired(s, err);
-	if (fd >= 0 && (set_options(fd, &s->conn, err) < 0 || refill(rs, fd, s, err) < 0)) {
+	if (fd >= 0 && (set_options(fd, &s->conn, err) < 0 || refill(rs, fd, guest_fd, s, err) < 0)) {
 		close(fd); /* still in repair mode when it failed there: closing sends nothing */
 		fd = -1;
 	}

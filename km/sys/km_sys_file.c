@@ -983,6 +983,19 @@ static long fcntl_struct(km_vcpu_t *v, int fd, int cmd, uint64_t gva, size_t len
 	return out ? out_struct(v, r, gva, buf, len) : r;
 }
 
+/* F_GETLK, F_OFD_GETLK: a lock km's process holds is the program's, under the pid the program
+ * knows (a resumed program keeps the pid it had, and km's own is another). */
+static long fcntl_getlk(km_vcpu_t *v, int fd, int cmd, uint64_t gva)
+{
+	struct flock fl;
+	if (km_copy_from_guest(MM(v), &fl, gva, sizeof(fl)) < 0)
+		return km_fd_err_first(fd, 0, false, -EFAULT);
+	long r = km_host_ret(syscall(SYS_fcntl, fd, cmd, &fl));
+	if (r == 0 && fl.l_type != F_UNLCK && fl.l_pid == getpid())
+		fl.l_pid = v->g->pid;
+	return out_struct(v, r, gva, &fl, sizeof(fl));
+}
+
 /* Commands are allowed by name: an unknown one might take a pointer km would not translate, and
  * Linux answers EINVAL to unknown commands anyway. */
 /* Requests that make the kernel signal the fd's owner (O_ASYNC's SIGIO, a lease break, dnotify)
@@ -1014,7 +1027,7 @@ KM_SYSCALL(fcntl)
 	case FA_FLOCK_IN:
 		return fcntl_struct(v, fd, cmd, a[2], sizeof(struct flock), true, false);
 	case FA_FLOCK_INOUT:
-		return fcntl_struct(v, fd, cmd, a[2], sizeof(struct flock), true, true);
+		return fcntl_getlk(v, fd, cmd, a[2]);
 	case FA_OWNER_IN:
 		return fcntl_struct(v, fd, cmd, a[2], sizeof(struct f_owner_ex), true, false);
 	case FA_OWNER_OUT:
