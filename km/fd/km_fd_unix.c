@@ -19,6 +19,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -34,7 +36,15 @@
 #include "km_sys_util.h"
 #include "km_unix_queue.h"
 
-enum { U_UNCONNECTED = 0, U_LISTEN = 1, U_PAIR = 2, U_NAMED_PEER = 3, U_PEER_GONE = 4, U_STATE_MAX = 4 };
+enum {
+	U_UNCONNECTED = 0,
+	U_LISTEN = 1,
+	U_PAIR = 2,
+	U_NAMED_PEER = 3,
+	U_PEER_GONE = 4,
+	U_PENDING = 5, /* connected to a listener of the program that has not accepted it yet */
+	U_STATE_MAX = 5
+};
 #define SHUT_BITS_RCV 1
 #define SHUT_BITS_SEND 2
 #define NO_BLOB UINT64_MAX
@@ -133,10 +143,34 @@ static uint32_t fd_of_ino(uint64_t ino)
 	return NO_FD;
 }
 
-/* What the socket is, from the diagnostics of it and of its peer. A datagram socket that others
- * connected to is "established" with no peer of its own: getpeername tells. */
-static uint32_t classify(int fd, int type, const km_unix_diag_t *d, uint64_t ino)
+/* The program's listening unix socket that has the connection of client `ino` waiting to be
+ * accepted (its pending connections' clients, from the diagnostics), or -1. */
+static int pending_listener(uint64_t ino, int type)
 {
+	for (int fd = 0; fd < KM_FD_RESERVED_BASE; fd++) {
+		struct stat st;
+		int t;
+		km_unix_diag_t ld;
+		km_err_t *e = NULL;
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || sockopt_int(fd, SO_TYPE, &t) < 0 || t != type)
+			continue;
+		if (km_sockdiag_unix((uint64_t)st.st_ino, &ld, &e) < 0) {
+			km_err_free(&e);
+			continue;
+		}
+		for (uint32_t i = 0; ld.state == TCP_LISTEN && i < ld.nicons && i < KM_UNIX_DIAG_ICONS; i++)
+			if (ld.icons[i] == ino)
+				return fd;
+	}
+	return -1;
+}
+
+/* What the socket is, from the diagnostics of it and of its peer. A datagram socket that others
+ * connected to is "established" with no peer of its own: getpeername tells. A connection not yet
+ * accepted has peer 0 in the diagnostics (it is no socket of its own yet): its listener lists it. */
+static uint32_t classify(int fd, int type, const km_unix_diag_t *d, uint64_t ino, int *listener)
+{
+	*listener = -1;
 	if (d->state == TCP_LISTEN)
 		return U_LISTEN;
 	if (d->peer_ino != 0) {
@@ -151,7 +185,12 @@ static uint32_t classify(int fd, int type, const km_unix_diag_t *d, uint64_t ino
 	socklen_t pal = sizeof(pa);
 	if (type == SOCK_DGRAM && getpeername(fd, (struct sockaddr *)&pa, &pal) < 0 && errno == ENOTCONN)
 		return U_UNCONNECTED;
-	return d->state == TCP_ESTABLISHED ? U_PEER_GONE : U_UNCONNECTED;
+	if (d->state != TCP_ESTABLISHED)
+		return U_UNCONNECTED;
+	/* the diagnostics name a connection not yet accepted as peer 0: it has no inode yet */
+	if (type != SOCK_DGRAM && (*listener = pending_listener(ino, type)) >= 0)
+		return U_PENDING;
+	return U_PEER_GONE;
 }
 
 static int save_queue(km_fdsave_t *sv, const km_fdprobe_t *p, int type, const km_unix_diag_t *d, km_buf_t *rec,
@@ -186,22 +225,33 @@ static int unix_save(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, km_e
 	km_unix_diag_t d;
 	if (km_sockdiag_unix((uint64_t)p->st.st_ino, &d, err) < 0)
 		return -1;
-	uint32_t state = classify(p->fd, type, &d, (uint64_t)p->st.st_ino);
+	int listener;
+	uint32_t state = classify(p->fd, type, &d, (uint64_t)p->st.st_ino, &listener);
 	struct sockaddr_un a = {0}, pa = {0};
 	socklen_t al = sizeof(a), pal = 0;
 	if (getsockname(p->fd, (struct sockaddr *)&a, &al) < 0)
 		return km_err_set(err, errno, "getsockname");
-	if (state == U_NAMED_PEER) {
+	if (state == U_NAMED_PEER || state == U_PENDING) {
 		pal = sizeof(pa);
 		if (getpeername(p->fd, (struct sockaddr *)&pa, &pal) < 0 || pal <= offsetof(struct sockaddr_un, sun_path))
 			state = U_PEER_GONE, pal = 0;
+	}
+	if (state == U_PENDING) {
+		/* What it sent waits in the connection the listener has not accepted: no call reads it
+		 * there without accepting it, which would take it from the program. */
+		int unread = 0;
+		if (ioctl(p->fd, SIOCOUTQ, &unread) < 0 || unread > 0) {
+			km_err_set(err, 0, "its connection to fd %d was not accepted yet and holds bytes it sent, which km "
+					   "cannot read without accepting it", listener);
+			return 1;
+		}
 	}
 	km_rec_put_u32(rec, (uint32_t)type);
 	km_rec_put_u32(rec, state);
 	put_name(rec, &a, al);
 	km_rec_put_u64(rec, (uint64_t)p->st.st_ino);
 	km_rec_put_u64(rec, state == U_PAIR ? d.peer_ino : 0);
-	km_rec_put_u32(rec, state == U_PAIR ? fd_of_ino(d.peer_ino) : NO_FD);
+	km_rec_put_u32(rec, state == U_PAIR ? fd_of_ino(d.peer_ino) : state == U_PENDING ? (uint32_t)listener : NO_FD);
 	put_name(rec, &pa, pal);
 	km_rec_put_u32(rec, state == U_LISTEN ? d.wqueue : 0);
 	km_rec_put_u32(rec, d.shutdown);
@@ -219,7 +269,8 @@ static int check_rec(km_fdrest_t *rs, const unix_rec_t *u, km_unix_queue_t *q, k
 	if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET)
 		return km_err_set(err, 0, "corrupt record: socket type %u", u->type);
 	if (u->state > U_STATE_MAX || (u->state == U_LISTEN && u->type == SOCK_DGRAM) ||
-	    (u->state == U_NAMED_PEER && (u->type != SOCK_DGRAM || u->peer_namelen == 0)))
+	    (u->state == U_NAMED_PEER && (u->type != SOCK_DGRAM || u->peer_namelen == 0)) ||
+	    (u->state == U_PENDING && (u->type == SOCK_DGRAM || u->peer_namelen == 0)))
 		return km_err_set(err, 0, "corrupt record: state %u of a %s socket", u->state, type_name(u->type));
 	if (u->namelen > NAME_MAX_LEN || u->peer_namelen > NAME_MAX_LEN || u->backlog > BACKLOG_MAX || u->shut > 3)
 		return km_err_set(err, 0, "corrupt record: an address, backlog or shutdown state out of range");
@@ -434,6 +485,52 @@ static int pair_restore(km_fdrest_t *rs, const unix_rec_t *u, const km_unix_queu
 	return fd;
 }
 
+/* A connection the listener had not accepted: connected again, from the guest's fd once every fd
+ * (the listener among them) is in place, so that it waits in the listener's backlog as it did.
+ * Several come back in fd order, not necessarily the order they had in the backlog. */
+typedef struct pending {
+	int fd;
+	socklen_t al;
+	struct sockaddr_un a;
+} pending_t;
+
+static int connect_pending(void *arg, km_err_t **err)
+{
+	pending_t *p = arg;
+	int fl = fcntl(p->fd, F_GETFL);
+	fcntl(p->fd, F_SETFL, fl | O_NONBLOCK); /* a full backlog must fail, not block the resume */
+	int rc = connect(p->fd, (struct sockaddr *)&p->a, p->al);
+	int e = errno;
+	fcntl(p->fd, F_SETFL, fl);
+	if (rc < 0)
+		return km_err_set(err, e, "connecting again to its listener %s%s", p->a.sun_path[0] ? "" : "@",
+				  p->a.sun_path + !p->a.sun_path[0]);
+	return 0;
+}
+
+static int pending_restore(km_fdrest_t *rs, const km_fdrec_t *r, const unix_rec_t *u, km_err_t **err)
+{
+	km_autoclose int s = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return km_err_set(err, errno, "creating a unix socket");
+	if (bind_name(rs, s, u, err) < 0)
+		return -1;
+	pending_t *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return km_err_set(err, ENOMEM, "restoring a connection");
+	p->fd = r->first_fd;
+	p->al = make_addr(&p->a, u->peer_name, u->peer_namelen);
+	if (admit_path(rs, &p->a, err) < 0) {
+		free(p);
+		return -1;
+	}
+	if (km_fdrest_after(rs, connect_pending, p, err) < 0)
+		return -1;
+	int fd = s;
+	s = -1;
+	return fd;
+}
+
 static int unix_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err)
 {
 	unix_rec_t u;
@@ -443,7 +540,8 @@ static int unix_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err)
 	int fd = check_rec(rs, &u, &q, err);
 	if (fd == 0)
 		fd = u.state == U_PAIR || u.state == U_PEER_GONE ? pair_restore(rs, &u, &q, err)
-								   : named_restore(rs, &u, &q, err);
+		     : u.state == U_PENDING			 ? pending_restore(rs, r, &u, err)
+								 : named_restore(rs, &u, &q, err);
 	km_unix_queue_free(&q);
 	if (fd >= 0 && set_opts(fd, r, &u, err) < 0) {
 		close(fd);
@@ -469,7 +567,8 @@ static void unix_describe(const km_fdrec_t *r, km_buf_t *out)
 		km_buf_printf(out, "(corrupt record)");
 		return;
 	}
-	static const char *const states[] = {"unconnected", "listening", "connected", "connected", "connected"};
+	static const char *const states[] = {"unconnected", "listening", "connected", "connected", "connected",
+					     "connected"};
 	km_buf_printf(out, "unix %s %s", type_name(u.type), states[u.state]);
 	if (u.namelen > 0) {
 		km_buf_printf(out, " ");
@@ -483,6 +582,12 @@ static void unix_describe(const km_fdrec_t *r, km_buf_t *out)
 		km_buf_printf(out, " peer outside the program (gone after resume)");
 	else if (u.state == U_PEER_GONE)
 		km_buf_printf(out, " peer gone");
+	else if (u.state == U_PENDING) {
+		km_buf_printf(out, " to ");
+		put_addr(out, u.peer_name, u.peer_namelen);
+		if (u.peer_fd != NO_FD)
+			km_buf_printf(out, " not yet accepted by fd %u", u.peer_fd);
+	}
 	else if (u.state == U_NAMED_PEER) {
 		km_buf_printf(out, " to ");
 		put_addr(out, u.peer_name, u.peer_namelen);

@@ -32,6 +32,14 @@ static void parse_attrs(const struct unix_diag_msg *m, size_t len, km_unix_diag_
 		} else if (a->rta_type == UNIX_DIAG_SHUTDOWN && n >= 1) {
 			d->has_shutdown = true;
 			d->shutdown = *(const uint8_t *)v;
+		} else if (a->rta_type == UNIX_DIAG_ICONS) {
+			for (size_t k = 0; k + sizeof(uint32_t) <= n; k += sizeof(uint32_t)) {
+				uint32_t ino;
+				memcpy(&ino, (const uint8_t *)v + k, sizeof(ino));
+				if (d->nicons < KM_UNIX_DIAG_ICONS)
+					d->icons[d->nicons] = ino;
+				d->nicons++;
+			}
 		} else if (a->rta_type == UNIX_DIAG_RQLEN && n >= sizeof(struct unix_diag_rqlen)) {
 			struct unix_diag_rqlen q;
 			memcpy(&q, v, sizeof(q));
@@ -46,7 +54,7 @@ static int read_answer(int s, uint64_t ino, km_unix_diag_t *d, km_err_t **err)
 {
 	union {
 		struct nlmsghdr nh;
-		char b[8192];
+		char b[32768]; /* a listener's pending connections come as one attribute */
 	} buf;
 	ssize_t n;
 	do
@@ -88,7 +96,8 @@ int km_sockdiag_unix(uint64_t ino, km_unix_diag_t *d, km_err_t **err)
 	q.r.sdiag_family = AF_UNIX;
 	q.r.udiag_states = ~0u;
 	q.r.udiag_ino = (uint32_t)ino;
-	q.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN; /* the shutdown state comes always */
+	/* the shutdown state comes always */
+	q.r.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS;
 	q.r.udiag_cookie[0] = q.r.udiag_cookie[1] = DIAG_NOCOOKIE;
 	struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
 	int rc;

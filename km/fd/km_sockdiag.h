@@ -11,6 +11,8 @@
 
 #include "km_error.h"
 
+#define KM_UNIX_DIAG_ICONS 64
+
 typedef struct km_unix_diag {
 	uint8_t state;     /* TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE (<netinet/tcp.h> values) */
 	uint64_t peer_ino; /* inode of the socket it is connected to, 0 if none */
@@ -18,6 +20,8 @@ typedef struct km_unix_diag {
 	uint8_t shutdown;  /* with has_shutdown: RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2, as the kernel keeps */
 	uint32_t rqueue;   /* a listener: connections waiting to be accepted; else bytes queued */
 	uint32_t wqueue;   /* a listener: its backlog (listen's argument as the kernel keeps it) */
+	uint32_t nicons;   /* a listener: connections not yet accepted, whose clients' inodes... */
+	uint64_t icons[KM_UNIX_DIAG_ICONS]; /* ... are these (the first KM_UNIX_DIAG_ICONS of them) */
 } km_unix_diag_t;
 
 /* Asks the kernel about the unix socket with inode ino. 0 and *d, or -1 with *err (no such

@@ -35,7 +35,7 @@
  *     100 bytes whose write end is closed (reader: data, then EOF)
  *   a unix stream socketpair with data both ways; a unix dgram socketpair with 3 datagrams of
  *     10, 300 and 1 bytes queued; a unix listener bound in DIR with one pending connection
- *     (whose client end holds 5 unread bytes sent to the server); a TCP listener on 127.0.0.1
+ *     (from a client of the zoo's own, which sends nothing before the accept); a TCP listener on 127.0.0.1
  *     (SO_REUSEADDR, TCP_NODELAY, SO_RCVBUF, O_NONBLOCK); an established TCP pair through it with
  *     data queued both ways; a UDP socket bound to 127.0.0.1
  *   eventfd count 5 (EFD_NONBLOCK), eventfd count 3 (EFD_SEMAPHORE|EFD_NONBLOCK)
@@ -67,6 +67,9 @@
  *     edge; programs using EPOLLET read to EAGAIN, so this is harmless, and CRIU does the same)
  *   - inotify events queued before the snapshot (none are: the kernel offers no way to put them
  *     back), and the UDP socket's receive queue (datagrams in flight are not kept)
+ *   - bytes a client sent into a unix connection not yet accepted: no call reads them without
+ *     accepting it (which would take it from the program), so km refuses such a snapshot's fd
+ *     (docs/snapshot-files.md, "unix"); the zoo's pending client sends after the accept
  *   - the timerfd's exact remaining time (only 0 < remaining <= what it was just before the
  *     snapshot; time passes while the file waits)
  *   - in the original of keep mode nothing that writes to a file on disk: the copy is resumed
@@ -472,8 +475,6 @@ static void build_unix(void)
 	z.uclient = zadd("unix client pending in the listener's backlog", socket(AF_UNIX, SOCK_STREAM, 0), 0);
 	if (connect(z.uclient, (struct sockaddr *)&a, sizeof(a)) != 0)
 		die("connect unix");
-	if (write(z.uclient, "hello", 5) != 5)
-		die("write unix client");
 }
 
 static void build_inet(void)
@@ -906,12 +907,13 @@ static void check_unix(void)
 			   strcmp(a.sun_path, want_path) == 0,
 		   z.ulisten, "not bound to DIR/zoo.sock");
 		ZC(sockopt(z.ulisten, SOL_SOCKET, SO_ACCEPTCONN) == 1, z.ulisten, "not listening");
-		/* The connection pending before the snapshot, with the client's 5 bytes. */
+		/* The connection pending before the snapshot: the zoo's own client's. */
 		int s = accept4(z.ulisten, NULL, NULL, SOCK_CLOEXEC);
 		ZC(s >= 0, z.ulisten, "the connection pending in its backlog is gone (accept: %s)", err_text());
 		if (s >= 0) {
-			ZC(recv(s, b, 8, MSG_DONTWAIT) == 5 && memcmp(b, "hello", 5) == 0, z.ulisten,
-			   "the pending connection lost the client's 5 bytes");
+			ZC(!is_open(z.uclient) ||
+				   (write(z.uclient, "hello", 5) == 5 && recv(s, b, 8, MSG_DONTWAIT) == 5 && memcmp(b, "hello", 5) == 0),
+			   z.ulisten, "the pending connection does not carry the client's bytes");
 			if (is_open(z.uclient))
 				ZC(write(s, "hi", 2) == 2 && recv(z.uclient, b, 8, MSG_DONTWAIT) == 2, z.uclient,
 				   "not the client of the pending connection");
