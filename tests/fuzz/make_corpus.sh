@@ -1,6 +1,7 @@
 #!/bin/sh
 # Makes the seed corpus of the snapshot-loader fuzz target, tests/fuzz/corpus/, from real files:
-# snapshots km writes of tests/fuzz/snap_seed.c (with and without file mappings), a core file km
+# snapshots km writes of tests/fuzz/snap_seed.c (with and without file mappings) and of the fd
+# zoo (tests/guests/fd_zoo.c: every kind of fd in NT_KM_FILES), a core file km
 # writes (tests/guests/snap_segv), and a core file the Linux kernel writes of the same program.
 # Each is cut down to its headers and notes (tests/fuzz/make_seeds.c) so the seeds stay a few
 # KiB. Needs build/bin/km and the guests (make km guests) and a usable /dev/kvm.
@@ -23,6 +24,9 @@ cd "$W"
 echo "a file the seed guest maps" > mapped.txt
 "$KM" --snapshot="$W/plain.snap" "$B/snap_seed"
 "$KM" --snapshot="$W/file.snap" "$B/snap_seed" "$W/mapped.txt"
+# A program holding one fd of every kind (2.3's NT_KM_FILES): the zoo, in stop mode.
+mkdir -p "$W/zoo"
+(exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; "$KM" --snapshot="$W/zoo.snap" "$ROOT/build/tests/guests/musl/fd_zoo" "$W/zoo" stop >/dev/null)
 "$KM" --coredump="$W/km.core" "$ROOT/build/tests/guests/musl/snap_segv" >/dev/null 2>&1 || true
 test -s km.core
 # The kernel's own core of the same program (core_pattern permitting: skipped if none appears).
@@ -33,6 +37,7 @@ test -s km.core
 "$B/make_seeds" compact2 plain.snap "$OUT/snapshot-2vcpus-compact"
 "$B/make_seeds" compact-strings-last file.snap "$OUT/snapshot-strings-last-compact"
 "$B/make_seeds" compact km.core "$OUT/kmcore-compact"
+"$B/make_seeds" compact zoo.snap "$OUT/snapshot-fdzoo-compact"
 "$B/make_seeds" notes file.snap "$OUT/snapshot-notes-only"
 "$B/make_seeds" nokm file.snap "$OUT/snapshot-km-notes-renamed"
 if [ -s core ]; then
