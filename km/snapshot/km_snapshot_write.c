@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/procfs.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/user.h>
 #include <time.h>
@@ -857,11 +856,6 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		km_fdtab_release(nb.files, true);
 		return km_err_wrap(err, "%s", req->path);
 	}
-	/* The program's RLIMIT_FSIZE limits its own writes, not km's file of it (as a core is not
-	 * bound by it either): lifted to the hard limit while km writes (the guest is stopped). */
-	struct rlimit fsize;
-	bool fsize_lifted = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur < fsize.rlim_max &&
-			    setrlimit(RLIMIT_FSIZE, &(struct rlimit){fsize.rlim_max, fsize.rlim_max}) == 0;
 	char *dcopy = NULL;
 	char tmpname[128];
 	tmpname[0] = '\0';
@@ -889,8 +883,6 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		close(pl.dfd);
 	free(dcopy);
 	km_buf_free(&nb.b);
-	if (fsize_lifted)
-		setrlimit(RLIMIT_FSIZE, &fsize);
 	/* Live objects the table touched (TCP repair) go back as they were unless km now ends */
 	km_fdtab_release(nb.files, rc < 0 || req->keep_running);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
