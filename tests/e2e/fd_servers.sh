@@ -11,7 +11,8 @@
 #                                  its stdin and stdout); resumed with new stdin and stdout (fds
 #                                  0-2 are the resuming km's), the client's connection carries on
 #   fd_servers/nc/keep-25          the same nc across 25 keep-running snapshots, every other one
-#                                  taken with bytes in flight both ways
+#                                  requested right after bytes were sent both ways, without
+#                                  waiting for them to arrive
 #   fd_servers/http/FLAVOUR/stop-resume   tests/guests/http_keepalive.c (poll, keep-alive) with
 #                                  three held connections, two of them halfway through a request;
 #                                  after the resume they finish with the right responses (checked
@@ -19,7 +20,7 @@
 #                                  connect; the server's per-connection and total counts go on
 #   fd_servers/http/FLAVOUR/keep-25  25 keep-running snapshots, each with three held connections
 #                                  mid-request or between requests and a new client's 200 KB
-#                                  download in flight
+#                                  download started just before it
 #
 # The gap (docs/snapshot-files.md, "Kind 8"): between a mode=stop snapshot and the resume no
 # socket owns a saved connection, so clients owe the server nothing then (every byte they sent is
@@ -149,8 +150,8 @@ done"
 }
 
 # (2) busybox nc across 25 keep-running snapshots. Odd cycles: both sides quiet. Even cycles: the
-# client's line and the server's reply are on their way (client -> nc -> stdout, FIFO -> nc ->
-# client) while the snapshot is taken.
+# snapshot is requested as soon as the client's line and the server's reply are sent (client ->
+# nc -> stdout, FIFO -> nc -> client), without waiting for them to arrive.
 srv_nc_keep() {
 	local test=fd_servers/nc/keep-25
 	want "$test" && km_only "$test" || return 0
@@ -285,7 +286,7 @@ done"
 }
 
 # (4) http_keepalive across 25 keep-running snapshots: A is mid-request (request line sent), B
-# between requests, C halfway through a header, and a new client's download runs during each.
+# between requests, C halfway through a header, and a new client's download starts just before each.
 srv_http_keep() {
 	local fl=$1 test="fd_servers/http/$1/keep-25"
 	want "$test" && km_only "$test" || return 0
