@@ -650,6 +650,8 @@ run_fd_files
 run_fd_pipes
 . "$ROOT/tests/e2e/fd_inet.sh"
 run_fd_inet
+. "$ROOT/tests/e2e/fd_servers.sh"
+run_fd_servers
 
 . "$ROOT/tests/e2e/fd_events.sh"
 run_fd_events
