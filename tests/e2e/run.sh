@@ -652,7 +652,6 @@ run_fd_pipes
 run_fd_inet
 . "$ROOT/tests/e2e/fd_servers.sh"
 run_fd_servers
-
 . "$ROOT/tests/e2e/fd_events.sh"
 run_fd_events
 . "$ROOT/tests/e2e/hostile.sh"
