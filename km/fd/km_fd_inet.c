@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "km_inet.h"
+#include "km_netlock.h"
 
 #define BACKLOG_MAX 65535u /* net.core.somaxconn's ceiling */
 #define NO_BLOB UINT64_MAX
@@ -132,8 +133,9 @@ static int save_conn(km_fdsave_t *sv, int fd, km_inet_t *s, int tcp_state, km_er
 				  conn_name(s, name, sizeof(name)), tcp_state == TCP_ESTABLISHED ? "established" : "closing");
 	if (pol == KM_TCP_REPAIR && tcp_state == TCP_ESTABLISHED) {
 		s->state = KM_INET_ESTABLISHED;
-		if (km_tcp_repair_save(sv, fd, s, err) < 0)
+		if (km_tcp_repair_save(sv, fd, s, err) < 0 || km_netlock_add(sv, s, err) < 0)
 			return km_err_wrap(err, "%s", conn_name(s, name, sizeof(name)));
+		km_netlock_name(s->lock, sizeof(s->lock));
 		return 0;
 	}
 	if (pol == KM_TCP_REPAIR && tcp_state == TCP_CLOSE_WAIT) {
@@ -201,6 +203,8 @@ static void put_rec(km_buf_t *rec, const km_inet_t *s)
 		km_rec_put_u64(rec, c->in_len);
 		km_rec_put_u64(rec, c->in_blob < 0 ? NO_BLOB : (uint64_t)c->in_blob);
 	}
+	if (s->state == KM_INET_ESTABLISHED)
+		km_rec_put_str(rec, s->lock);
 }
 
 static int inet_save(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, km_err_t **err)
@@ -291,6 +295,12 @@ static int parse(const km_fdrec_t *fr, km_inet_t *s, km_err_t **err)
 		uint64_t b = km_rec_get_u64(&r);
 		c->in_blob = b == NO_BLOB ? -1 : b > INT32_MAX ? INT32_MAX : (int64_t)b;
 	}
+	/* the network lock's name came later: older records end before it */
+	if (s->state == KM_INET_ESTABLISHED && !r.bad && r.at < r.len) {
+		const char *lock = km_rec_get_str(&r, sizeof(s->lock));
+		if (lock != NULL)
+			memcpy(s->lock, lock, strlen(lock) + 1);
+	}
 	if (!km_rec_done(&r))
 		return km_err_set(err, 0, "corrupt record");
 	return 0;
@@ -317,6 +327,8 @@ static int check(const km_inet_t *s, km_err_t **err)
 		return km_err_set(err, 0, "corrupt record: addresses do not match the state");
 	if (s->backlog > BACKLOG_MAX || (s->state != KM_INET_LISTEN && s->backlog != 0))
 		return km_err_set(err, 0, "corrupt record: backlog %u", s->backlog);
+	if (s->lock[0] != '\0' && !km_netlock_name_ok(s->lock))
+		return km_err_set(err, 0, "corrupt record: a network lock named '%.40s'", s->lock);
 	return km_inet_opts_check(s, err);
 }
 
@@ -416,6 +428,10 @@ static void inet_describe(const km_fdrec_t *r, km_buf_t *out)
 		km_buf_printf(out, " established, %lu bytes unsent, %lu bytes unacknowledged, %lu bytes unread",
 			      (unsigned long)s->conn.unsent_len, (unsigned long)(s->conn.out_len > s->conn.unsent_len ? s->conn.out_len - s->conn.unsent_len : 0),
 			      (unsigned long)s->conn.in_len);
+		if (s->lock[0] != '\0')
+			km_buf_printf(out, ", locked by nft table inet %s if km ended the program (never resumed: "
+					   "nft delete table inet %s)",
+				      s->lock, s->lock);
 		break;
 	case KM_INET_RESET:
 		km_buf_printf(out, " reset (resumes as reset by the peer)");
@@ -427,6 +443,20 @@ static void inet_describe(const km_fdrec_t *r, km_buf_t *out)
 	free(s);
 }
 
+/* Once the resume is over, whether it worked or not: the network lock the save left on the host
+ * goes (a connection rebuilt is out of repair mode by then and owns its segments; one not rebuilt
+ * is gone, and its peer is better told so by a reset than left waiting). */
+static void inet_finish(const km_fdrec_t *r)
+{
+	km_inet_t *s = malloc(sizeof(*s));
+	km_err_t *err = NULL;
+	if (s != NULL && parse(r, s, &err) == 0 && s->state == KM_INET_ESTABLISHED && km_netlock_name_ok(s->lock) &&
+	    km_netlock_remove(s->lock, &err) < 0)
+		fprintf(stderr, "km: warning: %s (remove it with `nft delete table inet %s`)\n", err->msg, s->lock);
+	km_err_free(&err);
+	free(s);
+}
+
 const km_fdkind_t km_fdkind_inet = {
     .kind = KM_FDK_INET,
     .name = "inet",
@@ -434,4 +464,5 @@ const km_fdkind_t km_fdkind_inet = {
     .save = inet_save,
     .restore = inet_restore,
     .describe = inet_describe,
+    .finish = inet_finish,
 };

@@ -196,6 +196,10 @@ typedef struct km_fdkind {
 	int (*restore)(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err);
 	/* Appends what --inspect shows after "fd N KIND " (no newline); the record may be bad. */
 	void (*describe)(const km_fdrec_t *r, km_buf_t *out);
+	/* Optional: once the resume's table is rebuilt (after km_fdrest_after's work), or when the
+	 * resume failed, for every description of the kind: removes what the save left on the host
+	 * for it (the inet kind's network lock). The record may be bad. */
+	void (*finish)(const km_fdrec_t *r);
 } km_fdkind_t;
 
 /* The kinds (km_fd_<kind>.c each defines its own). */

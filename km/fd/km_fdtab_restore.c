@@ -503,6 +503,16 @@ static int run_after(km_fdrest_t *rs, enum km_missing_policy pol, km_err_t **err
 	return 0;
 }
 
+/* The kinds' last word on each description (km_fdkind_t.finish), success or not. */
+static void finish_all(km_fdrest_t *rs)
+{
+	for (uint32_t i = 0; i < rs->p.ndescs; i++) {
+		const km_fdkind_t *k = km_fdkind_of(rs->p.descs[i].r.kind);
+		if (k != NULL && k->finish != NULL)
+			k->finish(&rs->p.descs[i].r);
+	}
+}
+
 static void rest_free(km_fdrest_t *rs)
 {
 	close_copies(rs);
@@ -537,6 +547,7 @@ int km_fdtab_restore(km_guest_t *g, const void *note, size_t len, int snap_fd, u
 		close_copies(rs);
 		rc = run_after(rs, missing_pol, err);
 	}
+	finish_all(rs);
 	rest_free(rs);
 	return rc;
 }

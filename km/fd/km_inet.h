@@ -26,6 +26,7 @@ enum km_inet_state {
 
 #define KM_INET_QUEUE_MAX (64u << 20) /* bytes of one saved queue; more is a corrupt record */
 #define KM_INET_OPTS_MAX 32           /* options in one record (the table has fewer) */
+#define KM_INET_LOCK_MAX 40           /* bytes of a network lock's table name, NUL included */
 
 /* One socket option as recorded: level, name and an int value (SO_LINGER: onoff and seconds). */
 typedef struct km_inet_opt {
@@ -58,6 +59,8 @@ typedef struct km_inet {
 	uint32_t nopts;
 	km_inet_opt_t opts[KM_INET_OPTS_MAX];
 	km_tcp_conn_t conn;           /* ESTABLISHED; PEER_CLOSED uses in_len and in_blob */
+	char lock[KM_INET_LOCK_MAX];  /* ESTABLISHED: the network lock's table (km_netlock.h); "" in
+				       * older files */
 } km_inet_t;
 
 /* --- options (km_inet_opts.c) --- */

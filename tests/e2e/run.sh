@@ -654,6 +654,8 @@ run_fd_inet
 run_fd_servers
 . "$ROOT/tests/e2e/fd_events.sh"
 run_fd_events
+. "$ROOT/tests/e2e/fd_netlock.sh"
+run_fd_netlock
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

@@ -1,0 +1,355 @@
+/*
+ * The network lock (km_netlock.h): nf_tables spoken over NETLINK_NETFILTER. One transaction
+ * (a batch: begin, messages, end; all or nothing) creates table inet km_lock_<pid> with a chain
+ * on the input hook and one drop rule per connection; another deletes the table. The rule, as
+ * nft would write it: `meta nfproto ipv4 meta l4proto tcp ip saddr PEER ip daddr LOCAL
+ * tcp sport PEERPORT tcp dport LOCALPORT drop` (ip6 for IPv6; a v4-mapped IPv6 connection
+ * travels as IPv4 and is matched so). Incoming segments only: with them dropped before TCP sees
+ * them, the host has nothing to answer, so no output rule is needed.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+
+#include "km_buf.h"
+#include "km_netlock.h"
+
+#define CHAIN "input"
+#define LOCK_KEY UINT64_MAX /* km_fdsave_first's key for "this save has a lock" (inet uses no other) */
+
+/* --- building messages ---------------------------------------------------------------------- */
+
+static size_t align4(size_t n)
+{
+	return (n + 3) & ~(size_t)3;
+}
+
+/* Starts a message of type `type` (an nf_tables one, or a batch marker) for family; returns its
+ * offset in b, for msg_end. */
+static size_t msg_begin(km_buf_t *b, uint16_t type, uint16_t flags, uint8_t family, uint32_t seq)
+{
+	size_t at = b->len;
+	struct nlmsghdr *h = km_buf_reserve(b, NLMSG_HDRLEN + align4(sizeof(struct nfgenmsg)));
+	if (h == NULL)
+		return at;
+	h->nlmsg_type = type;
+	h->nlmsg_flags = NLM_F_REQUEST | flags;
+	h->nlmsg_seq = seq;
+	struct nfgenmsg *g = (struct nfgenmsg *)((uint8_t *)h + NLMSG_HDRLEN);
+	g->nfgen_family = family;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(NFNL_SUBSYS_NFTABLES);
+	return at;
+}
+
+static void msg_end(km_buf_t *b, size_t at)
+{
+	if (!b->failed)
+		((struct nlmsghdr *)(b->p + at))->nlmsg_len = (uint32_t)(b->len - at);
+}
+
+static void put_attr(km_buf_t *b, uint16_t type, const void *data, size_t len)
+{
+	struct nlattr *a = km_buf_reserve(b, NLA_HDRLEN + align4(len));
+	if (a == NULL)
+		return;
+	a->nla_type = type;
+	a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+	memcpy((uint8_t *)a + NLA_HDRLEN, data, len);
+}
+
+static void put_str(km_buf_t *b, uint16_t type, const char *s)
+{
+	put_attr(b, type, s, strlen(s) + 1);
+}
+
+static void put_be32(km_buf_t *b, uint16_t type, uint32_t v)
+{
+	v = htonl(v);
+	put_attr(b, type, &v, sizeof(v));
+}
+
+static size_t nest_begin(km_buf_t *b, uint16_t type)
+{
+	size_t at = b->len;
+	struct nlattr *a = km_buf_reserve(b, NLA_HDRLEN);
+	if (a != NULL)
+		a->nla_type = type | NLA_F_NESTED;
+	return at;
+}
+
+static void nest_end(km_buf_t *b, size_t at)
+{
+	if (!b->failed)
+		((struct nlattr *)(b->p + at))->nla_len = (uint16_t)(b->len - at);
+}
+
+/* One expression of a rule: its name and its data's attributes (added by the caller). */
+static size_t expr_begin(km_buf_t *b, const char *name, size_t *data)
+{
+	size_t elem = nest_begin(b, NFTA_LIST_ELEM);
+	put_str(b, NFTA_EXPR_NAME, name);
+	*data = nest_begin(b, NFTA_EXPR_DATA);
+	return elem;
+}
+
+static void expr_end(km_buf_t *b, size_t elem, size_t data)
+{
+	nest_end(b, data);
+	nest_end(b, elem);
+}
+
+/* reg1 == value (len bytes) or the rule stops here. */
+static void cmp_eq(km_buf_t *b, const void *value, uint32_t len)
+{
+	size_t d, e = expr_begin(b, "cmp", &d);
+	put_be32(b, NFTA_CMP_SREG, NFT_REG_1);
+	put_be32(b, NFTA_CMP_OP, NFT_CMP_EQ);
+	size_t v = nest_begin(b, NFTA_CMP_DATA);
+	put_attr(b, NFTA_DATA_VALUE, value, len);
+	nest_end(b, v);
+	expr_end(b, e, d);
+}
+
+static void meta_eq(km_buf_t *b, uint32_t key, uint8_t value)
+{
+	size_t d, e = expr_begin(b, "meta", &d);
+	put_be32(b, NFTA_META_DREG, NFT_REG_1);
+	put_be32(b, NFTA_META_KEY, key);
+	expr_end(b, e, d);
+	cmp_eq(b, &value, 1);
+}
+
+static void payload_eq(km_buf_t *b, uint32_t base, uint32_t off, const void *value, uint32_t len)
+{
+	size_t d, e = expr_begin(b, "payload", &d);
+	put_be32(b, NFTA_PAYLOAD_DREG, NFT_REG_1);
+	put_be32(b, NFTA_PAYLOAD_BASE, base);
+	put_be32(b, NFTA_PAYLOAD_OFFSET, off);
+	put_be32(b, NFTA_PAYLOAD_LEN, len);
+	expr_end(b, e, d);
+	cmp_eq(b, value, len);
+}
+
+static void verdict_drop(km_buf_t *b)
+{
+	size_t d, e = expr_begin(b, "immediate", &d);
+	put_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+	size_t data = nest_begin(b, NFTA_IMMEDIATE_DATA);
+	size_t v = nest_begin(b, NFTA_DATA_VERDICT);
+	put_be32(b, NFTA_VERDICT_CODE, NF_DROP);
+	nest_end(b, v);
+	nest_end(b, data);
+	expr_end(b, e, d);
+}
+
+/* --- talking to nf_tables -------------------------------------------------------------------- */
+
+/* Sends the batch in b (its `acks` messages asked for one) and reads the answers: 0, or -errno
+ * of the first message the kernel refused (the whole batch is then undone). */
+static int transact(km_buf_t *b, int acks)
+{
+	if (b->failed)
+		return -ENOMEM;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		return -errno;
+	/* an answer that never comes must not hang the snapshot or the resume */
+	struct timeval tv = {.tv_sec = 5};
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	int rc = 0;
+	if (sendto(fd, b->p, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)b->len)
+		rc = -errno;
+	uint8_t buf[8192] __attribute__((aligned(4)));
+	while (rc == 0 && acks > 0) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			rc = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			break;
+		}
+		for (struct nlmsghdr *h = (void *)buf; rc == 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type != NLMSG_ERROR)
+				continue;
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				rc = -EPROTO;
+			else if (e->error != 0)
+				rc = e->error;
+			else
+				acks--;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+void km_netlock_name(char *buf, size_t size)
+{
+	snprintf(buf, size, KM_NETLOCK_PREFIX "%d", (int)getpid());
+}
+
+bool km_netlock_name_ok(const char *name)
+{
+	size_t plen = strlen(KM_NETLOCK_PREFIX), n = strlen(name);
+	if (n <= plen || n >= 32 + plen || strncmp(name, KM_NETLOCK_PREFIX, plen) != 0)
+		return false;
+	for (size_t i = plen; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '_')
+			return false;
+	return true;
+}
+
+int km_netlock_remove(const char *name, km_err_t **err)
+{
+	if (!km_netlock_name_ok(name))
+		return km_err_set(err, 0, "'%s' is not a km lock table", name);
+	km_buf_t b = {0};
+	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, 1));
+	size_t m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELTABLE, NLM_F_ACK, NFPROTO_INET, 2);
+	put_str(&b, NFTA_TABLE_NAME, name);
+	msg_end(&b, m);
+	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, 3));
+	int rc = transact(&b, 1);
+	km_buf_free(&b);
+	if (rc == -ENOENT)
+		return 0; /* never installed (a keep-running snapshot, a lock that failed), or gone */
+	if (rc < 0)
+		return km_err_set(err, -rc, "deleting nf_tables table inet %s", name);
+	return 0;
+}
+
+/* --- the save's lock ------------------------------------------------------------------------- */
+
+typedef struct conn {
+	uint8_t nfproto;        /* NFPROTO_IPV4 or _IPV6: how the segments travel */
+	uint8_t peer[16], local[16];
+	uint16_t ports[2];      /* peer's, then ours: tcp sport and dport of an incoming segment */
+} conn_t;
+
+typedef struct lock {
+	char name[KM_INET_LOCK_MAX];
+	conn_t *conns;
+	uint32_t n;
+} lock_t;
+
+/* The lock of the save in progress: snapshots are written one at a time (every guest thread
+ * stopped), and the save's release clears it. */
+static lock_t *current;
+
+static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq)
+{
+	bool v4 = c->nfproto == NFPROTO_IPV4;
+	size_t m = msg_begin(b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+			     NFPROTO_INET, seq);
+	put_str(b, NFTA_RULE_TABLE, l->name);
+	put_str(b, NFTA_RULE_CHAIN, CHAIN);
+	size_t x = nest_begin(b, NFTA_RULE_EXPRESSIONS);
+	meta_eq(b, NFT_META_NFPROTO, c->nfproto);
+	meta_eq(b, NFT_META_L4PROTO, IPPROTO_TCP);
+	payload_eq(b, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, c->peer, v4 ? 4 : 16);
+	payload_eq(b, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, c->local, v4 ? 4 : 16);
+	payload_eq(b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, c->ports, 4);
+	verdict_drop(b);
+	nest_end(b, x);
+	msg_end(b, m);
+}
+
+/* The table, its input chain and the rules, in one transaction. */
+static int install(const lock_t *l)
+{
+	km_buf_t b = {0};
+	uint32_t seq = 1;
+	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, seq++));
+	size_t m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, NFPROTO_INET,
+			     seq++);
+	put_str(&b, NFTA_TABLE_NAME, l->name);
+	put_be32(&b, NFTA_TABLE_FLAGS, 0);
+	msg_end(&b, m);
+	m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK, NFPROTO_INET, seq++);
+	put_str(&b, NFTA_CHAIN_TABLE, l->name);
+	put_str(&b, NFTA_CHAIN_NAME, CHAIN);
+	size_t h = nest_begin(&b, NFTA_CHAIN_HOOK);
+	put_be32(&b, NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_IN);
+	put_be32(&b, NFTA_HOOK_PRIORITY, 0);
+	nest_end(&b, h);
+	put_str(&b, NFTA_CHAIN_TYPE, "filter");
+	put_be32(&b, NFTA_CHAIN_POLICY, NF_ACCEPT);
+	msg_end(&b, m);
+	for (uint32_t i = 0; i < l->n; i++)
+		one_rule(&b, l, &l->conns[i], seq++);
+	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, seq++));
+	int rc = transact(&b, (int)l->n + 2);
+	km_buf_free(&b);
+	return rc;
+}
+
+/* When km ends the program, the lock goes on before km exits (and its sockets with it). */
+static void release(void *arg, bool guest_goes_on)
+{
+	lock_t *l = arg;
+	int rc = guest_goes_on ? 0 : install(l);
+	if (rc < 0)
+		fprintf(stderr,
+			"km: warning: the snapshot's %u established TCP connections are not locked until the resume "
+			"(creating nf_tables table inet %s: %s): a segment a peer sends before then resets its "
+			"connection\n",
+			l->n, l->name, strerror(-rc));
+	if (current == l)
+		current = NULL;
+	free(l->conns);
+	free(l);
+}
+
+/* The addresses as an incoming segment carries them. */
+static void fill_conn(conn_t *c, const km_inet_t *s)
+{
+	memset(c, 0, sizeof(*c));
+	if (s->family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)&s->peer, *l = (const void *)&s->local;
+		c->nfproto = NFPROTO_IPV4;
+		memcpy(c->peer, &p->sin_addr, 4);
+		memcpy(c->local, &l->sin_addr, 4);
+		c->ports[0] = p->sin_port;
+		c->ports[1] = l->sin_port;
+		return;
+	}
+	const struct sockaddr_in6 *p = (const void *)&s->peer, *l = (const void *)&s->local;
+	bool mapped = IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) && IN6_IS_ADDR_V4MAPPED(&l->sin6_addr);
+	c->nfproto = mapped ? NFPROTO_IPV4 : NFPROTO_IPV6;
+	memcpy(c->peer, mapped ? &p->sin6_addr.s6_addr[12] : p->sin6_addr.s6_addr, mapped ? 4 : 16);
+	memcpy(c->local, mapped ? &l->sin6_addr.s6_addr[12] : l->sin6_addr.s6_addr, mapped ? 4 : 16);
+	c->ports[0] = p->sin6_port;
+	c->ports[1] = l->sin6_port;
+}
+
+int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
+{
+	if (km_fdsave_first(sv, KM_FDK_INET, LOCK_KEY) || current == NULL) {
+		lock_t *l = calloc(1, sizeof(*l));
+		if (l == NULL)
+			return km_err_set(err, ENOMEM, "saving a connection");
+		km_netlock_name(l->name, sizeof(l->name));
+		current = l;
+		if (km_fdsave_on_release(sv, release, l, err) < 0)
+			return -1;
+	}
+	conn_t *n = realloc(current->conns, (current->n + 1) * sizeof(*n));
+	if (n == NULL)
+		return km_err_set(err, ENOMEM, "saving a connection");
+	current->conns = n;
+	fill_conn(&n[current->n++], s);
+	return 0;
+}

@@ -1,0 +1,108 @@
+# shellcheck shell=bash
+# The network lock (km/fd/km_netlock.c; docs/snapshot-files.md, "Kind 8"): after a mode=stop
+# snapshot no socket owns a saved TCP connection until the resume rebuilds it, and km's nf_tables
+# table km_lock_<pid> drops the peer's segments meanwhile, so that the peer retransmits instead
+# of being reset. Sourced by run.sh after fd_inet.sh, whose helpers it uses (inet_bg, inet_wait,
+# inet_server, inet_expect, inet_show); defines run_fd_netlock. Needs root and nf_tables.
+
+NETLOCK_PORT=$((INET_PORT + 10))
+NETLOCK_FDREC=$INET_TOOLS/snap-fdrec
+NETLOCK_SEAL=$INET_TOOLS/km-snapseal
+
+# netlock_name SNAP: the lock table --inspect names for SNAP's established connection.
+netlock_name() {
+	"$KM" --inspect "$1" 2>/dev/null | sed -n 's/.*locked by nft table inet \(km_lock_[0-9]*\) .*/\1/p' | head -n 1
+}
+
+netlock_exists() {
+	nft list tables 2>/dev/null | grep -qx "table inet $1"
+}
+
+# netlock_snapshot DIR PORT: echo_epoll under km with a client (DIR/a) that says "one", waits for
+# DIR/go, then says "two" and "three"; snapshotted with mode=stop once the client waits. Sets
+# LOCK (the table's name) and CLIENT (the client's pid); the lock must exist once km is gone.
+netlock_snapshot() {
+	local d=$1 port=$2 rc
+	inet_server "$d" s1 "$GUESTS/gcc/echo_epoll" "$port"
+	inet_wait "$d/s1.out" "listening" || return 1
+	inet_bg "$d/a" "$INET_CONVO" 127.0.0.1 "$port" say:one "wait:$d/go" say:two say:three
+	CLIENT=$BG_PID
+	inet_wait "$d/a.out" "waiting" || return 1
+	"$INET_MGMT" "$d/s1.sock" snapshot path="$d/snap" mode=stop >"$d/mgmt.out" 2>&1 || bad "snapshot: $(cat "$d/mgmt.out")"
+	wait "$SRV_PID"
+	rc=$?
+	[ $rc = 0 ] || bad "the snapshotted km exited with $rc"
+	[ -s "$d/s1.err" ] && bad "the snapshotted km wrote to stderr: $(head -c 300 "$d/s1.err")"
+	LOCK=$(netlock_name "$d/snap")
+	[ -n "$LOCK" ] || { bad "--inspect names no lock table"; return 1; }
+	netlock_exists "$LOCK" || bad "no table inet $LOCK after the snapshot"
+	return 0
+}
+
+# (1) The client sends while no km owns its connection (its segment is dropped, then
+# retransmitted); the resumed server answers it: every reply once, in order, no reset.
+netlock_send_in_gap() {
+	local test="fd_netlock/send-in-gap"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/fd_netlock/gap port=$((NETLOCK_PORT + 1)) rc
+	rm -rf "$d"
+	mkdir -p "$d"
+	if netlock_snapshot "$d" "$port"; then
+		touch "$d/go" # the client sends "two" now: no socket owns the connection
+		sleep 1
+		inet_server "$d" s2 "$d/snap"
+		"$INET_MGMT" --wait-socket 20 "$d/s2.sock" status >/dev/null 2>&1 || bad "the resumed km never answered"
+		wait "$CLIENT"
+		inet_expect "$d/a.out" "connected
+reply: 1 one
+waiting $d/go
+reply: 2 two
+reply: 3 three
+done"
+		netlock_exists "$LOCK" && bad "table inet $LOCK is left after the resume"
+		"$INET_CONVO" 127.0.0.1 "$port" say:quit >"$d/q.out" 2>&1
+		wait "$SRV_PID"
+		rc=$?
+		[ $rc = 0 ] || bad "the resumed km exited with $rc"
+		[ -s "$d/s2.err" ] && bad "the resumed km wrote to stderr"
+	fi
+	[ -n "$LOCK" ] && nft delete table inet "$LOCK" 2>/dev/null
+	[ -n "$T_DIAG" ] && inet_show "$d/mgmt.out" "$d/s1.err" "$d/s2.err" "$d/a.out" "$d/a.err"
+	end
+}
+
+# (2) A resume that fails (the connection's record is corrupt) removes the lock too: the
+# connection is gone, and its peer is told so by a reset rather than left waiting.
+netlock_failed_resume() {
+	local test="fd_netlock/failed-resume"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/fd_netlock/failed port=$((NETLOCK_PORT + 2)) rc
+	rm -rf "$d"
+	mkdir -p "$d"
+	if netlock_snapshot "$d" "$port"; then
+		# inet record 1 is the connection (0 the listener); byte 56 its backlog, 0 unless listening
+		"$NETLOCK_FDREC" "$d/snap" 8 1 56 4 7 >"$d/edit.out" 2>&1 || bad "snap-fdrec: $(cat "$d/edit.out")"
+		"$NETLOCK_SEAL" "$d/snap" >/dev/null 2>&1 || bad "km-snapseal failed"
+		"$KM" "$d/snap" >"$d/r.out" 2>"$d/r.err"
+		rc=$?
+		[ $rc = 1 ] || bad "the resume of a corrupt record exited with $rc, expected 1"
+		grep -q "^km: .*(inet) .*corrupt record: backlog 7" "$d/r.err" || bad "the failed resume does not say why: $(cat "$d/r.err")"
+		netlock_exists "$LOCK" && bad "table inet $LOCK is left after a failed resume"
+		touch "$d/go"
+		wait "$CLIENT"
+		grep -q "^error: .*: Connection reset by peer$" "$d/a.out" ||
+			bad "the client was not reset once the lock went: $(tail -n 1 "$d/a.out")"
+	fi
+	[ -n "$LOCK" ] && nft delete table inet "$LOCK" 2>/dev/null
+	[ -n "$T_DIAG" ] && inet_show "$d/mgmt.out" "$d/r.err" "$d/a.out"
+	end
+}
+
+run_fd_netlock() {
+	LOCK=""
+	netlock_send_in_gap
+	LOCK=""
+	netlock_failed_resume
+}
