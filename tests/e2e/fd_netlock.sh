@@ -100,9 +100,54 @@ netlock_failed_resume() {
 	end
 }
 
+# (3) A lock km cannot install (here a table of its name already there, whose chain "input"
+# hooks output: nf_tables refuses the transaction) leaves the snapshot good, with one warning
+# line; the resume still works (the client waits for it) and deletes the table of that name.
+netlock_cannot_lock() {
+	local test="fd_netlock/cannot-lock"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/fd_netlock/cannot port=$((NETLOCK_PORT + 3)) rc kmpid
+	rm -rf "$d"
+	mkdir -p "$d"
+	inet_server "$d" s1 "$GUESTS/gcc/echo_epoll" "$port"
+	if inet_wait "$d/s1.out" "listening"; then
+		kmpid=$(pgrep -P "$SRV_PID" | head -n 1)
+		LOCK=km_lock_$kmpid
+		nft add table inet "$LOCK" && nft add chain inet "$LOCK" input '{ type filter hook output priority 0; }' ||
+			bad "could not make table inet $LOCK"
+		inet_bg "$d/a" "$INET_CONVO" 127.0.0.1 "$port" say:one "wait:$d/go" say:two
+		CLIENT=$BG_PID
+		inet_wait "$d/a.out" "waiting"
+		"$INET_MGMT" "$d/s1.sock" snapshot path="$d/snap" mode=stop >"$d/mgmt.out" 2>&1 || bad "snapshot: $(cat "$d/mgmt.out")"
+		wait "$SRV_PID"
+		rc=$?
+		[ $rc = 0 ] || bad "the snapshotted km exited with $rc"
+		[ "$(wc -l <"$d/s1.err")" = 1 ] && grep -q "^km: warning: the snapshot's 1 established TCP connections are not locked until the resume (creating nf_tables table inet $LOCK: " "$d/s1.err" ||
+			bad "no one warning line: $(cat "$d/s1.err")"
+		inet_server "$d" s2 "$d/snap"
+		"$INET_MGMT" --wait-socket 20 "$d/s2.sock" status >/dev/null 2>&1 || bad "the resumed km never answered"
+		touch "$d/go"
+		wait "$CLIENT"
+		inet_expect "$d/a.out" "connected
+reply: 1 one
+waiting $d/go
+reply: 2 two
+done"
+		netlock_exists "$LOCK" && bad "table inet $LOCK is left after the resume"
+		"$INET_CONVO" 127.0.0.1 "$port" say:quit >"$d/q.out" 2>&1
+		wait "$SRV_PID"
+	fi
+	[ -n "$LOCK" ] && nft delete table inet "$LOCK" 2>/dev/null
+	[ -n "$T_DIAG" ] && inet_show "$d/mgmt.out" "$d/s1.err" "$d/s2.err" "$d/a.out"
+	end
+}
+
 run_fd_netlock() {
 	LOCK=""
 	netlock_send_in_gap
 	LOCK=""
 	netlock_failed_resume
+	LOCK=""
+	netlock_cannot_lock
 }

@@ -120,7 +120,7 @@ srv_nc_stop() {
 	srv_rc "$s1" "the snapshotted km"
 	exec {w1}>&-
 	"$KM" --inspect "$d/snap" >"$d/inspect.out" 2>&1
-	grep -Eq "inet rw tcp6 \[::ffff:127\.0\.0\.1\]:$port -> \[::ffff:127\.0\.0\.1\]:[0-9]+ established, 0 bytes unsent, 0 bytes unacknowledged, 0 bytes unread$" "$d/inspect.out" ||
+	grep -Eq "inet rw tcp6 \[::ffff:127\.0\.0\.1\]:$port -> \[::ffff:127\.0\.0\.1\]:[0-9]+ established, 0 bytes unsent, 0 bytes unacknowledged, 0 bytes unread(, locked by nft table inet km_lock_[0-9]+ .*)?$" "$d/inspect.out" ||
 		bad "--inspect does not show nc's connection as established with nothing queued"
 	srv_bg "$d/s2" "$d/in2" "$KM" --mgmt="$d/s2.sock" "$d/snap"
 	local s2=$BG_PID
