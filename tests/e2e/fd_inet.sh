@@ -5,10 +5,11 @@
 # (want, begin, bad, note, end, km_only, show_file); defines run_fd_inet. Needs root (TCP_REPAIR
 # needs CAP_NET_ADMIN) and the loopback interface.
 #
-# The gap (docs/snapshot-files.md, "Kind 8"): between a mode=stop snapshot and the resume no
-# socket owns a saved connection, so a client never sends then: each waits for a go-ahead file
-# that the test creates only once the resumed km answers on its management socket (which it
-# opens after the fd table is rebuilt).
+# Between a mode=stop snapshot and the resume no socket owns a saved connection; km's network
+# lock (docs/snapshot-files.md, "Kind 8") drops the peer's segments meanwhile, and
+# tests/e2e/fd_netlock.sh has a client send then. Here each client still waits for a go-ahead file
+# that the test creates only once the resumed km answers on its management socket (which it opens
+# after the fd table is rebuilt), so that these tests do not depend on nf_tables.
 
 INET_TOOLS=${TOOLS:-$ROOT/build/tests/tools}
 case $INET_TOOLS in /*) ;; *) INET_TOOLS=$PWD/$INET_TOOLS ;; esac

@@ -61,9 +61,10 @@ static ssize_t fill(void)
 	while (r < 0 && errno == EINTR);
 	if (r > 0) {
 		/* The ACK goes out now, not 40 ms later (delayed ACK): a client that waits for its
-		 * go-ahead must owe the server nothing, since a segment, even a bare ACK, that
-		 * reaches the host while no km owns the connection draws a reset (the gap,
-		 * docs/snapshot-files.md "Kind 8"). */
+		 * go-ahead owes the server nothing, so that a test of a snapshot without the
+		 * network lock (nf_tables missing) still holds: a segment, even a bare ACK, that
+		 * reaches the host while no km owns the connection and no lock drops it draws a
+		 * reset (docs/snapshot-files.md "Kind 8"). */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 		have += (size_t)r;
