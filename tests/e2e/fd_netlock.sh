@@ -2,8 +2,9 @@
 # The network lock (km/fd/km_netlock.c; docs/snapshot-files.md, "Kind 8"): after a mode=stop
 # snapshot no socket owns a saved TCP connection until the resume rebuilds it, and km's nf_tables
 # table km_lock_<pid> drops the peer's segments meanwhile, so that the peer retransmits instead
-# of being reset. Sourced by run.sh after fd_inet.sh, whose helpers it uses (inet_bg, inet_wait,
-# inet_server, inet_expect, inet_show); defines run_fd_netlock. Needs root and nf_tables.
+# of being reset. Sourced by run.sh after fd_inet.sh and fd_servers.sh, whose helpers it uses
+# (inet_bg, inet_wait, inet_server, inet_expect, inet_show; srv_bg, srv_wait, srv_rc; busybox.sh's
+# BUSYBOX); defines run_fd_netlock. Needs root, nf_tables and IPv6 on the loopback interface.
 
 NETLOCK_PORT=$((INET_PORT + 10))
 NETLOCK_FDREC=$INET_TOOLS/snap-fdrec
@@ -143,6 +144,49 @@ done"
 	end
 }
 
+# (4) IPv6: busybox nc (listening on ::) with a client of ::1 that sends while no km owns the
+# connection; the rule matches ip6 addresses, and the resumed nc prints what was sent.
+netlock_ipv6() {
+	local test="fd_netlock/ipv6-send-in-gap"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/fd_netlock/ipv6 port=$((NETLOCK_PORT + 4)) w1 w2 s1 s2 a
+	rm -rf "$d"
+	mkdir -p "$d"
+	mkfifo "$d/in1" "$d/in2"
+	exec {w1}<>"$d/in1" {w2}<>"$d/in2"
+	srv_bg "$d/s1" "$d/in1" "$KM" --mgmt="$d/s1.sock" "$BUSYBOX" nc -l -p "$port"
+	s1=$BG_PID
+	if srv_listening "$port"; then
+		srv_bg "$d/a" /dev/null "$INET_CONVO" ::1 "$port" send:c1 "wait:$d/go" send:c2
+		a=$BG_PID
+		srv_wait "$d/s1.out" '^c1$'
+		srv_wait "$d/a.out" '^waiting'
+		"$INET_MGMT" "$d/s1.sock" snapshot path="$d/snap" mode=stop >"$d/mgmt.out" 2>&1 || bad "snapshot: $(cat "$d/mgmt.out")"
+		srv_rc "$s1" "the snapshotted km"
+		LOCK=$(netlock_name "$d/snap")
+		nft list table inet "$LOCK" >"$d/table.out" 2>&1
+		grep -Eq "ip6 saddr ::1 ip6 daddr ::1 tcp sport [0-9]+ tcp dport $port drop" "$d/table.out" ||
+			bad "table inet '$LOCK' has no rule for the IPv6 connection"
+		touch "$d/go"
+		sleep 1
+		srv_bg "$d/s2" "$d/in2" "$KM" --mgmt="$d/s2.sock" "$d/snap"
+		s2=$BG_PID
+		srv_wait "$d/s2.out" '^c2$' || bad "the resumed nc did not get what the client sent in the gap"
+		srv_rc "$a" "the client"
+		srv_rc "$s2" "the resumed km"
+		inet_expect "$d/a.out" "connected
+waiting $d/go
+done"
+		netlock_exists "$LOCK" && bad "table inet $LOCK is left after the resume"
+		[ -s "$d/s2.err" ] && bad "the resumed km wrote to stderr"
+	fi
+	exec {w1}>&- {w2}>&-
+	[ -n "$LOCK" ] && nft delete table inet "$LOCK" 2>/dev/null
+	[ -n "$T_DIAG" ] && inet_show "$d/mgmt.out" "$d/s1.err" "$d/s2.out" "$d/s2.err" "$d/a.out" "$d/table.out"
+	end
+}
+
 run_fd_netlock() {
 	LOCK=""
 	netlock_send_in_gap
@@ -150,4 +194,6 @@ run_fd_netlock() {
 	netlock_failed_resume
 	LOCK=""
 	netlock_cannot_lock
+	LOCK=""
+	netlock_ipv6
 }
