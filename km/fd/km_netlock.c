@@ -234,6 +234,7 @@ int km_netlock_remove(const char *name, km_err_t **err)
 /* --- the save's lock ------------------------------------------------------------------------- */
 
 typedef struct conn {
+	bool inside;            /* both ends are the program's: no live peer to hold off */
 	uint8_t nfproto;        /* NFPROTO_IPV4 or _IPV6: how the segments travel */
 	uint8_t peer[16], local[16];
 	uint16_t ports[2];      /* peer's, then ours: tcp sport and dport of an incoming segment */
@@ -288,19 +289,43 @@ static int install(const lock_t *l)
 	put_str(&b, NFTA_CHAIN_TYPE, "filter");
 	put_be32(&b, NFTA_CHAIN_POLICY, NF_ACCEPT);
 	msg_end(&b, m);
+	int rules = 0;
 	for (uint32_t i = 0; i < l->n; i++)
-		one_rule(&b, l, &l->conns[i], seq++);
+		if (!l->conns[i].inside) {
+			one_rule(&b, l, &l->conns[i], seq++);
+			rules++;
+		}
 	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, seq++));
-	int rc = transact(&b, (int)l->n + 2);
+	int rc = transact(&b, rules + 2);
 	km_buf_free(&b);
 	return rc;
+}
+
+static bool mirrors(const conn_t *a, const conn_t *b)
+{
+	return a->nfproto == b->nfproto && memcmp(a->peer, b->local, 16) == 0 && memcmp(a->local, b->peer, 16) == 0 &&
+	       a->ports[0] == b->ports[1] && a->ports[1] == b->ports[0];
+}
+
+/* Marks the connections whose other end is in the program too (over loopback): both sockets
+ * vanish silently with km and nothing else sends on them, so they need no rule. True if some
+ * connection has a peer outside. */
+static bool mark_inside(lock_t *l)
+{
+	bool outside = false;
+	for (uint32_t i = 0; i < l->n; i++) {
+		for (uint32_t j = 0; j < l->n && !l->conns[i].inside; j++)
+			l->conns[i].inside = j != i && mirrors(&l->conns[i], &l->conns[j]);
+		outside |= !l->conns[i].inside;
+	}
+	return outside;
 }
 
 /* When km ends the program, the lock goes on before km exits (and its sockets with it). */
 static void release(void *arg, bool guest_goes_on)
 {
 	lock_t *l = arg;
-	int rc = guest_goes_on ? 0 : install(l);
+	int rc = guest_goes_on || !mark_inside(l) ? 0 : install(l);
 	if (rc < 0)
 		fprintf(stderr,
 			"km: warning: the snapshot's %u established TCP connections are not locked until the resume "
