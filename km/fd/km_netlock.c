@@ -169,6 +169,11 @@ static int transact(km_buf_t *b, int acks)
 	/* an answer that never comes must not hang the snapshot or the resume */
 	struct timeval tv = {.tv_sec = 5};
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* a batch goes in one send, and hundreds of rules outgrow the default buffer (wmem_default):
+	 * CAP_NET_ADMIN, which the repaired connections needed, lets km grow it */
+	int sndbuf = b->len > INT32_MAX / 2 ? INT32_MAX / 2 : (int)b->len + 4096;
+	if (b->len > 65536)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	int rc = 0;
 	if (sendto(fd, b->p, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)b->len)
@@ -180,7 +185,8 @@ static int transact(km_buf_t *b, int acks)
 			rc = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			break;
 		}
-		for (struct nlmsghdr *h = (void *)buf; rc == 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		int len = (int)n;
+		for (struct nlmsghdr *h = (void *)buf; rc == 0 && NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_type != NLMSG_ERROR)
 				continue;
 			const struct nlmsgerr *e = NLMSG_DATA(h);
@@ -250,10 +256,10 @@ typedef struct lock {
  * stopped), and the save's release clears it. */
 static lock_t *current;
 
-static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq)
+static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq, uint16_t ack)
 {
 	bool v4 = c->nfproto == NFPROTO_IPV4;
-	size_t m = msg_begin(b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+	size_t m = msg_begin(b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | ack,
 			     NFPROTO_INET, seq);
 	put_str(b, NFTA_RULE_TABLE, l->name);
 	put_str(b, NFTA_RULE_CHAIN, CHAIN);
@@ -268,18 +274,19 @@ static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq
 	msg_end(b, m);
 }
 
-/* The table, its input chain and the rules, in one transaction. */
+/* The table, its input chain and the rules, in one transaction. Only the last message asks for
+ * an acknowledgement (a refused one is answered anyway, before it): thousands of acks would
+ * overflow the socket's receive buffer. */
 static int install(const lock_t *l)
 {
 	km_buf_t b = {0};
 	uint32_t seq = 1;
 	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, seq++));
-	size_t m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, NFPROTO_INET,
-			     seq++);
+	size_t m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE, NLM_F_CREATE, NFPROTO_INET, seq++);
 	put_str(&b, NFTA_TABLE_NAME, l->name);
 	put_be32(&b, NFTA_TABLE_FLAGS, 0);
 	msg_end(&b, m);
-	m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK, NFPROTO_INET, seq++);
+	m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWCHAIN, NLM_F_CREATE, NFPROTO_INET, seq++);
 	put_str(&b, NFTA_CHAIN_TABLE, l->name);
 	put_str(&b, NFTA_CHAIN_NAME, CHAIN);
 	size_t h = nest_begin(&b, NFTA_CHAIN_HOOK);
@@ -289,14 +296,14 @@ static int install(const lock_t *l)
 	put_str(&b, NFTA_CHAIN_TYPE, "filter");
 	put_be32(&b, NFTA_CHAIN_POLICY, NF_ACCEPT);
 	msg_end(&b, m);
-	int rules = 0;
-	for (uint32_t i = 0; i < l->n; i++)
-		if (!l->conns[i].inside) {
-			one_rule(&b, l, &l->conns[i], seq++);
-			rules++;
-		}
+	uint32_t last = l->n;
+	while (last > 0 && l->conns[last - 1].inside)
+		last--;
+	for (uint32_t i = 0; i < last; i++)
+		if (!l->conns[i].inside)
+			one_rule(&b, l, &l->conns[i], seq++, i + 1 == last ? NLM_F_ACK : 0);
 	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, seq++));
-	int rc = transact(&b, rules + 2);
+	int rc = transact(&b, 1);
 	km_buf_free(&b);
 	return rc;
 }
