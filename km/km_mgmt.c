@@ -381,13 +381,16 @@ static int send_dir(km_mgmt_t *m, int dirfd, courier_ticket_t *t, km_err_t **err
 		} u;
 		struct iovec iov = {junk, sizeof(junk)};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-		if (recvmsg(m->courier[1], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
-			break;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+		km_fd_transient_begin();
+		ssize_t got = recvmsg(m->courier[1], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		for (struct cmsghdr *c = got < 0 ? NULL : CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 				memcpy(fds, CMSG_DATA(c), sizeof(int));
 				close(fds[0]);
 			}
+		km_fd_transient_end();
+		if (got < 0)
+			break;
 	}
 	t->fd = m->courier[1];
 	t->seq = ++m->courier_seq;
@@ -654,9 +657,11 @@ static void conn_read(km_mgmt_t *m, km_mgmt_conn_t *c)
 	} u;
 	struct iovec iov = {c->in + c->in_len, sizeof(c->in) - c->in_len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	km_fd_transient_begin();
 	ssize_t r = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (r >= 0)
 		conn_keep_fds(m, c, &mh, c->in_len);
+	km_fd_transient_end();
 	if (r > 0)
 		c->in_len += (size_t)r;
 	else if (r == 0)
@@ -783,9 +788,11 @@ static void add_conn(km_mgmt_t *m, int fd)
 static void accept_some(km_mgmt_t *m)
 {
 	for (int k = 0; k < KM_MGMT_CONN_MAX; k++) {
+		km_fd_transient_begin();
 		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0 && m->shared_fds)
 			fd = km_fd_reserve(fd); /* out of the guest's fd range at once */
+		km_fd_transient_end();
 		if (fd >= 0) {
 			add_conn(m, fd);
 			continue;

@@ -386,11 +386,13 @@ int km_fdtab_save(km_guest_t *g, const km_fdtab_save_opts_t *o, km_fdtab_t **tp,
 		rc = km_err_set(err, ENOMEM, "saving the program's open files");
 	} else {
 		km_fdsave_t sv = {.g = g, .o = o, .t = t};
+		km_fd_scan_begin(); /* no fd of km's own passes through the guest's range meanwhile */
 		for (int fd = 0; fd < KM_FD_RESERVED_BASE && rc == 0; fd++) {
 			int fl = fcntl(fd, F_GETFD);
 			if (fl >= 0)
 				rc = save_fd(&sv, fd, fl, link, info, err);
 		}
+		km_fd_scan_end();
 	}
 	free(link);
 	free(info);

@@ -252,6 +252,11 @@ int km_fdtab_restore(struct km_guest *g, const void *note, size_t len, int snap_
 int km_fdtab_restored_file(struct km_guest *g, uint64_t dev, uint64_t ino);
 void km_fdtab_forget_files(struct km_guest *g);
 
+/* --inspect --verify: reads every blob of an NT_KM_FILES note from snapshot file snap_fd and
+ * checks its CRC32C; *bytes grows by what was read. 0, or -1 with *err naming the first bad one. */
+int km_fdtab_verify(const void *note, size_t len, int snap_fd, uint64_t file_size, const char *name,
+		    uint64_t *bytes, km_err_t **err);
+
 /* Appends --inspect's listing of an NT_KM_FILES note: one line per fd "  fd N KIND details\n";
  * a bad note gives a line saying so. */
 void km_fdtab_describe(const void *note, size_t len, km_buf_t *out);

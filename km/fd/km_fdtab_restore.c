@@ -554,6 +554,26 @@ int km_fdtab_restore(km_guest_t *g, const void *note, size_t len, int snap_fd, u
 
 /* --- --inspect ------------------------------------------------------------------------------ */
 
+static int discard(void *arg, const uint8_t *p, size_t n)
+{
+	(void)p;
+	*(uint64_t *)arg += n;
+	return 0;
+}
+
+int km_fdtab_verify(const void *note, size_t len, int snap_fd, uint64_t file_size, const char *name,
+		    uint64_t *bytes, km_err_t **err)
+{
+	km_fdrest_t rs = {.name = name, .snap_fd = snap_fd};
+	if (parse(note, len, file_size, &rs.p, err) < 0)
+		return km_err_wrap(err, "%s: corrupt snapshot", name);
+	int rc = 0;
+	for (uint32_t i = 0; i < rs.p.nblobs && rc == 0; i++)
+		rc = blob_each(&rs, &rs.p.blobs[i], discard, bytes, err);
+	parsed_free(&rs.p);
+	return rc;
+}
+
 static void describe_fd(const parsed_t *p, const rfd_t *f, km_buf_t *out)
 {
 	const rdesc_t *d = &p->descs[f->desc];

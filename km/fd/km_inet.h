@@ -94,7 +94,7 @@ int km_tcp_repair_restore(km_fdrest_t *rs, const km_inet_t *s, int guest_fd, km_
  * then EOF). Made over the loopback interface; without one, an unconnected socket (ENOTCONN). */
 int km_inet_ended_restore(km_fdrest_t *rs, const km_inet_t *s, km_err_t **err);
 
-/* --- addresses (km_fd_inet.c) --- */
+/* --- addresses (km_inet_addr.c) --- */
 
 /* "127.0.0.1:8080", "[::1]:80" or "unbound" into buf. */
 const char *km_inet_addr_str(const struct sockaddr_storage *a, uint32_t len, char *buf, size_t size);

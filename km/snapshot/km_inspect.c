@@ -143,6 +143,13 @@ int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 			human(bytes, b, sizeof(b));
 			fprintf(out, "verified:      memory of all %zu segments ok (%s laid out in the file)\n", s.nvmas, b);
 		}
+		uint64_t fbytes = 0;
+		if (rc == 0 && s.files != NULL &&
+		    (rc = km_fdtab_verify(s.files, s.files_len, s.fd, s.file_size, path, &fbytes, err)) == 0) {
+			char b[32];
+			human(fbytes, b, sizeof(b));
+			fprintf(out, "verified:      open files' saved data ok (%s)\n", b);
+		}
 	}
 	km_snapshot_close(&s);
 	return rc;

@@ -2,6 +2,7 @@
 #include "km_machine.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,28 @@ int km_fd_reserve(int fd)
 	close(fd);
 	errno = saved;
 	return high;
+}
+
+static pthread_rwlock_t fd_transient = PTHREAD_RWLOCK_INITIALIZER;
+
+void km_fd_transient_begin(void)
+{
+	pthread_rwlock_rdlock(&fd_transient);
+}
+
+void km_fd_transient_end(void)
+{
+	pthread_rwlock_unlock(&fd_transient);
+}
+
+void km_fd_scan_begin(void)
+{
+	pthread_rwlock_wrlock(&fd_transient);
+}
+
+void km_fd_scan_end(void)
+{
+	pthread_rwlock_unlock(&fd_transient);
 }
 
 void km_fd_limit_init(void)

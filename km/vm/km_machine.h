@@ -34,6 +34,15 @@ int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size
  * reach, closing the original. Returns the new fd, or -1 with errno set (the original is closed). */
 int km_fd_reserve(int fd);
 
+/* A thread of km that is not a vCPU (the management listener) makes fds between
+ * km_fd_transient_begin and _end: each lands in the guest's range until km_fd_reserve moves it,
+ * and a snapshot probing the guest's fds (between km_fd_scan_begin and _end, km_fdtab.h) must
+ * not take it for one of the guest's. vCPU threads need neither: a snapshot stops them all. */
+void km_fd_transient_begin(void);
+void km_fd_transient_end(void);
+void km_fd_scan_begin(void);
+void km_fd_scan_end(void);
+
 /* Raises km's soft RLIMIT_NOFILE so that its reserved fds fit above the guest's range. */
 void km_fd_limit_init(void);
 

@@ -19,6 +19,8 @@
 #   fds/memfd-map/FLAVOUR/{open,closed}  tests/guests/snap_memfd_map.c: shared mappings of a memfd
 #                                 and a deleted file, their fds open (one file again after the
 #                                 resume) or closed (the mappings keep their bytes)
+#   fds/verify-data               --inspect --verify checks the open files' saved data (blobs after
+#                                 the memory): a byte changed there fails it, naming the data
 #   fds/hostile/note-tamper       --inspect --verify passes on a zoo snapshot; a byte changed in the
 #                                 NT_KM_FILES note is refused (checksum); changed and resealed
 #                                 (tests/tools/km-snapseal) at many offsets, km never crashes and
@@ -288,6 +290,29 @@ fds_memfd_map() {
 	done
 }
 
+fds_verify_data() {
+	local test=fds/verify-data size
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	fds_dir verify-data
+	if fds_take musl fd_zoo stop; then
+		srun "$FD_D/good" "$FD_D/cwd" /dev/null -- "$KM" --inspect --verify "$FD_D/s.snap"
+		[ "$RC" = 0 ] && grep -q "^verified: *open files' saved data ok" "$FD_D/good/out" ||
+			bad "--verify of the untouched snapshot: exit status $(status_text "$RC"), no line for the saved data"
+		# the blobs are the file's last bytes: the zoo's memfd, deleted and O_TMPFILE contents
+		size=$(stat -c %s "$FD_D/s.snap")
+		fds_flip "$FD_D/s.snap" $((size - 10))
+		srun "$FD_D/bad" "$FD_D/cwd" /dev/null -- "$KM" --inspect --verify "$FD_D/s.snap"
+		[ "$RC" = 1 ] || bad "--verify of damaged saved data: exit status $(status_text "$RC"), expected 1"
+		grep -q "saved data at .* is damaged" "$FD_D/bad/err" || bad "--verify did not name the damaged data: $(head -c 300 "$FD_D/bad/err")"
+		srun "$FD_D/resume" "$FD_D/cwd" /dev/null -- "$KM" "$FD_D/s.snap"
+		[ "$RC" = 1 ] && grep -q "damaged" "$FD_D/resume/err" ||
+			bad "resuming damaged saved data: exit status $(status_text "$RC"): $(head -c 300 "$FD_D/resume/err")"
+	fi
+	snap_verbose && snap_show "$FD_D/take" "$FD_D/bad"
+	end
+}
+
 # --- hostile: the fd note edited ---------------------------------------------------------------------
 
 # fds_zoo_keep / fds_zoo_reset: a resumed zoo writes to rw.txt and app.txt, which would make the
@@ -386,5 +411,6 @@ run_fds() {
 	fds_stdio
 	fds_many
 	fds_memfd_map
+	fds_verify_data
 	fds_tamper
 }
