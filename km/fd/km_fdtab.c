@@ -95,6 +95,11 @@ uint64_t km_fdsave_file_max(const km_fdsave_t *sv)
 	return sv->o->file_max;
 }
 
+bool km_fdsave_ends(const km_fdsave_t *sv)
+{
+	return sv->o->ends;
+}
+
 /* Grows an array of n elements of size sz by one; NULL on failure. */
 static void *grow(void *arr, uint32_t n, size_t sz)
 {

@@ -89,6 +89,9 @@ typedef struct km_fdsave km_fdsave_t;
 struct km_guest *km_fdsave_guest(km_fdsave_t *sv);
 enum km_tcp_policy km_fdsave_tcp(const km_fdsave_t *sv);
 uint64_t km_fdsave_file_max(const km_fdsave_t *sv); /* largest contents a datafile may carry */
+/* True if km means to end the program once the file is written (a failed write: it goes on;
+ * release callbacks say which happened). */
+bool km_fdsave_ends(const km_fdsave_t *sv);
 
 /* Adds bulk data to the snapshot and returns its blob index (to put in the record), or -1 with
  * *err. _mem takes ownership of p (malloc'd; freed by the core, also on failure). _file copies
@@ -217,6 +220,7 @@ typedef struct km_fdtab km_fdtab_t;
 typedef struct km_fdtab_save_opts {
 	enum km_tcp_policy tcp;
 	uint64_t file_max;
+	bool ends; /* km ends the program once the file is written (unless writing it fails) */
 } km_fdtab_save_opts_t;
 
 /* Remembers what km's caller gave the program as its stdin, stdout and stderr: call once before

@@ -250,6 +250,9 @@ typedef struct lock {
 	char name[KM_INET_LOCK_MAX];
 	conn_t *conns;
 	uint32_t n;
+	bool ends;     /* km ends the program once the file is written: each rule goes on at once */
+	bool tried;    /* a rule was sent */
+	int rc;        /* the first failure to install, 0 if none */
 } lock_t;
 
 /* The lock of the save in progress: snapshots are written one at a time (every guest thread
@@ -274,10 +277,10 @@ static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq
 	msg_end(b, m);
 }
 
-/* The table, its input chain and the rules, in one transaction. Only the last message asks for
- * an acknowledgement (a refused one is answered anyway, before it): thousands of acks would
- * overflow the socket's receive buffer. */
-static int install(const lock_t *l)
+/* The table, its input chain (both kept if they exist) and the rules of l's connections from
+ * `first` on, in one transaction. Only the last message asks for an acknowledgement (a refused
+ * one is answered anyway, before it): thousands of acks would overflow the receive buffer. */
+static int install(const lock_t *l, uint32_t first)
 {
 	km_buf_t b = {0};
 	uint32_t seq = 1;
@@ -299,7 +302,7 @@ static int install(const lock_t *l)
 	uint32_t last = l->n;
 	while (last > 0 && l->conns[last - 1].inside)
 		last--;
-	for (uint32_t i = 0; i < last; i++)
+	for (uint32_t i = first; i < last; i++)
 		if (!l->conns[i].inside)
 			one_rule(&b, l, &l->conns[i], seq++, i + 1 == last ? NLM_F_ACK : 0);
 	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, seq++));
@@ -328,11 +331,23 @@ static bool mark_inside(lock_t *l)
 	return outside;
 }
 
-/* When km ends the program, the lock goes on before km exits (and its sockets with it). */
+/* When km ends the program, each connection's rule went on before its queues were read (a
+ * segment arriving while the file is written would be acknowledged by the host, then lost with
+ * the socket); the lock stays for the resume, unless the program goes on after all (a failed
+ * snapshot) or no connection has a peer outside it (both ends vanish with km). */
 static void release(void *arg, bool guest_goes_on)
 {
 	lock_t *l = arg;
-	int rc = guest_goes_on || !mark_inside(l) ? 0 : install(l);
+	int rc = l->rc;
+	if (l->tried && (guest_goes_on || !mark_inside(l))) {
+		km_err_t *e = NULL;
+		if (km_netlock_remove(l->name, &e) < 0) {
+			fprintf(stderr, "km: warning: removing the network lock %s: %s\n", l->name, e->msg);
+			km_err_free(&e);
+		}
+	}
+	if (guest_goes_on)
+		rc = 0;
 	if (rc < 0)
 		fprintf(stderr,
 			"km: warning: the snapshot's %u established TCP connections are not locked until the resume "
@@ -374,6 +389,7 @@ int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
 		if (l == NULL)
 			return km_err_set(err, ENOMEM, "saving a connection");
 		km_netlock_name(l->name, sizeof(l->name));
+		l->ends = km_fdsave_ends(sv);
 		current = l;
 		if (km_fdsave_on_release(sv, release, l, err) < 0)
 			return -1;
@@ -383,5 +399,9 @@ int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
 		return km_err_set(err, ENOMEM, "saving a connection");
 	current->conns = n;
 	fill_conn(&n[current->n++], s);
+	if (current->ends && current->rc == 0) { /* before repair mode reads the queues */
+		current->tried = true;
+		current->rc = install(current, current->n - 1);
+	}
 	return 0;
 }

@@ -24,9 +24,11 @@ void km_netlock_name(char *buf, size_t size);
  * letters, digits or '_'. */
 bool km_netlock_name_ok(const char *name);
 
-/* Adds s (an established TCP connection being saved) to this save's lock. The lock is installed
- * by the save's release when km ends the program (all of the save's connections in one netlink
- * transaction); if it cannot be, the snapshot stands and one warning line says so. */
+/* Adds s (an established TCP connection about to be saved, before repair mode reads its queues)
+ * to this save's lock. When km will end the program (km_fdsave_ends) its rule goes on at once, so
+ * that nothing the peer sends from now on is acknowledged by the host and then lost; the save's
+ * release takes the lock off again if the program goes on after all, and leaves it for the resume
+ * otherwise. If it cannot be installed, the snapshot stands and one warning line says so. */
 int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err);
 
 /* Deletes lock table `name` (inet family) if it exists; a name km_netlock_name_ok refuses is

@@ -847,7 +847,7 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 	if (req->reason != KM_REASON_CORE) {
 		km_fdtab_save_opts_t fo = {.tcp = req->tcp != 0 ? (enum km_tcp_policy)(req->tcp - 1)
 							  : (enum km_tcp_policy)g->opts.tcp_established,
-					   .file_max = g->opts.snapshot_file_max};
+					   .file_max = g->opts.snapshot_file_max, .ends = !req->keep_running};
 		if (km_fdtab_save(g, &fo, &nb.files, err) < 0)
 			return km_err_wrap(err, "%s", req->path);
 	}
