@@ -118,7 +118,7 @@ static int save_conn(km_fdsave_t *sv, int fd, km_inet_t *s, int tcp_state, km_er
 		s->state = KM_INET_ESTABLISHED;
 		if (km_netlock_add(sv, s, err) < 0 || km_tcp_repair_save(sv, fd, s, err) < 0)
 			return km_err_wrap(err, "%s", conn_name(s, name, sizeof(name)));
-		km_netlock_name(s->lock, sizeof(s->lock));
+		km_netlock_held(s->lock, sizeof(s->lock)); /* "" when none: a resume has nothing to delete */
 		return 0;
 	}
 	if (pol == KM_TCP_REPAIR && tcp_state == TCP_CLOSE_WAIT) {
@@ -412,7 +412,7 @@ static void inet_describe(const km_fdrec_t *r, km_buf_t *out)
 			      (unsigned long)s->conn.unsent_len, (unsigned long)(s->conn.out_len > s->conn.unsent_len ? s->conn.out_len - s->conn.unsent_len : 0),
 			      (unsigned long)s->conn.in_len);
 		if (s->lock[0] != '\0')
-			km_buf_printf(out, ", locked by nft table inet %s if km ended the program (never resumed: "
+			km_buf_printf(out, ", locked by nft table inet %s until the resume (never resumed: "
 					   "nft delete table inet %s)",
 				      s->lock, s->lock);
 		break;

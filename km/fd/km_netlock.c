@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 #include "km_buf.h"
 #include "km_netlock.h"
+#include "km_sys_util.h"
 
 #define CHAIN "input"
 #define LOCK_KEY UINT64_MAX /* km_fdsave_first's key for "this save has a lock" (inet uses no other) */
@@ -220,8 +222,13 @@ bool km_netlock_name_ok(const char *name)
 
 int km_netlock_remove(const char *name, km_err_t **err)
 {
+	/* every established connection of a resume names the same table: one transaction (each
+	 * costs tens of milliseconds here) does for all */
+	static char removed[KM_INET_LOCK_MAX];
 	if (!km_netlock_name_ok(name))
 		return km_err_set(err, 0, "'%s' is not a km lock table", name);
+	if (strcmp(name, removed) == 0)
+		return 0;
 	km_buf_t b = {0};
 	msg_end(&b, msg_begin(&b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, 1));
 	size_t m = msg_begin(&b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELTABLE, NLM_F_ACK, NFPROTO_INET, 2);
@@ -231,9 +238,10 @@ int km_netlock_remove(const char *name, km_err_t **err)
 	int rc = transact(&b, 1);
 	km_buf_free(&b);
 	if (rc == -ENOENT)
-		return 0; /* never installed (a keep-running snapshot, a lock that failed), or gone */
+		rc = 0; /* never installed (a keep-running snapshot, a lock that failed), or gone */
 	if (rc < 0)
 		return km_err_set(err, -rc, "deleting nf_tables table inet %s", name);
+	snprintf(removed, sizeof(removed), "%s", name);
 	return 0;
 }
 
@@ -339,7 +347,7 @@ static void release(void *arg, bool guest_goes_on)
 {
 	lock_t *l = arg;
 	int rc = l->rc;
-	if (l->tried && (guest_goes_on || !mark_inside(l))) {
+	if (l->tried && guest_goes_on) {
 		km_err_t *e = NULL;
 		if (km_netlock_remove(l->name, &e) < 0) {
 			fprintf(stderr, "km: warning: removing the network lock %s: %s\n", l->name, e->msg);
@@ -382,6 +390,68 @@ static void fill_conn(conn_t *c, const km_inet_t *s)
 	c->ports[1] = l->sin6_port;
 }
 
+static bool same_conn(const conn_t *a, const conn_t *b)
+{
+	return a->nfproto == b->nfproto && memcmp(a->peer, b->peer, 16) == 0 && memcmp(a->local, b->local, 16) == 0 &&
+	       memcmp(a->ports, b->ports, sizeof(a->ports)) == 0;
+}
+
+/* The established TCP connection guest fd holds, if it is one, into c. */
+static bool established(int fd, conn_t *c)
+{
+	int dom = 0, proto = 0;
+	socklen_t len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 || (dom != AF_INET && dom != AF_INET6))
+		return false;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP)
+		return false;
+	struct tcp_info ti;
+	len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ti.tcpi_state != TCP_ESTABLISHED)
+		return false;
+	km_inet_t *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return false;
+	s->family = (uint32_t)dom;
+	socklen_t ll = sizeof(s->local), pl = sizeof(s->peer);
+	bool ok = getsockname(fd, (struct sockaddr *)&s->local, &ll) == 0 &&
+		  getpeername(fd, (struct sockaddr *)&s->peer, &pl) == 0;
+	if (ok)
+		fill_conn(c, s);
+	free(s);
+	return ok;
+}
+
+/* Every established TCP connection of the program, once per save: the lock for all of them goes
+ * on in one transaction before the first one's queues are read (the guest is stopped: the set
+ * cannot change meanwhile). */
+static int prescan(lock_t *l)
+{
+	for (int fd = 0; fd < KM_FD_RESERVED_BASE; fd++) {
+		conn_t c;
+		if (!established(fd, &c))
+			continue;
+		bool dup = false;
+		for (uint32_t i = 0; i < l->n && !dup; i++)
+			dup = same_conn(&l->conns[i], &c);
+		if (dup)
+			continue; /* a dup of a socket already seen */
+		conn_t *n = realloc(l->conns, (l->n + 1) * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		l->conns = n;
+		l->conns[l->n++] = c;
+	}
+	return 0;
+}
+
+void km_netlock_held(char *buf, size_t size)
+{
+	bool held = current != NULL && current->tried && current->rc == 0;
+	snprintf(buf, size, "%s", held ? current->name : "");
+}
+
 int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
 {
 	if (km_fdsave_first(sv, KM_FDK_INET, LOCK_KEY) || current == NULL) {
@@ -393,15 +463,12 @@ int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
 		current = l;
 		if (km_fdsave_on_release(sv, release, l, err) < 0)
 			return -1;
+		/* before repair mode reads the first connection's queues */
+		if (l->ends && (l->rc = prescan(l)) == 0 && mark_inside(l)) {
+			l->tried = true;
+			l->rc = install(l, 0);
+		}
 	}
-	conn_t *n = realloc(current->conns, (current->n + 1) * sizeof(*n));
-	if (n == NULL)
-		return km_err_set(err, ENOMEM, "saving a connection");
-	current->conns = n;
-	fill_conn(&n[current->n++], s);
-	if (current->ends && current->rc == 0) { /* before repair mode reads the queues */
-		current->tried = true;
-		current->rc = install(current, current->n - 1);
-	}
+	(void)s; /* the prescan found it with the others */
 	return 0;
 }

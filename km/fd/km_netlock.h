@@ -31,6 +31,10 @@ bool km_netlock_name_ok(const char *name);
  * otherwise. If it cannot be installed, the snapshot stands and one warning line says so. */
 int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err);
 
+/* The name of the lock this save installed into buf (KM_INET_LOCK_MAX bytes), or "" if it
+ * installed none (a keep-running snapshot; only connections within the program; a failure). */
+void km_netlock_held(char *buf, size_t size);
+
 /* Deletes lock table `name` (inet family) if it exists; a name km_netlock_name_ok refuses is
  * never sent. 0 (also when there is no such table), or -1 with *err. */
 int km_netlock_remove(const char *name, km_err_t **err);
