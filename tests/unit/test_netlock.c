@@ -88,7 +88,7 @@ static void test_records(void **state)
 	assert_null(strstr(s, "locked"));
 	free(s);
 	s = describe("km_lock_42");
-	assert_non_null(strstr(s, ", locked by nft table inet km_lock_42 if km ended the program"));
+	assert_non_null(strstr(s, ", locked by nft table inet km_lock_42 until the resume"));
 	free(s);
 	s = describe("filter");
 	assert_non_null(strstr(s, "corrupt record: a network lock named 'filter'"));
