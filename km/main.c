@@ -167,7 +167,7 @@ static int load_guest_seccomp(km_cli_t *cli, km_guest_t *g, km_err_t **err)
 {
 	if (cli->guest_seccomp_fd < 0 && cli->guest_seccomp_path == NULL)
 		return 0;
-	if (g->gseccomp == NULL && (g->gseccomp = calloc(1, sizeof(*g->gseccomp))) == NULL)
+	if (km_gsc_ensure(&g->gseccomp) == NULL)
 		return km_err_set(err, ENOMEM, "the program's seccomp filter");
 	if (cli->guest_seccomp_fd >= 0) {
 		int rc = km_gsc_add_fd(g->gseccomp, cli->guest_seccomp_fd, "--guest-seccomp-fd", err);

@@ -195,7 +195,11 @@ char *shim_mgmt_field(const shim_mgmt_reply_t *reply, const char *key)
 			return NULL;
 		for (size_t i = 0; i < vl; i++) {
 			int h, l;
-			if (v[i] == '%' && i + 2 < vl + 1 && (h = hexval(v[i + 1])) >= 0 && (l = hexval(v[i + 2])) >= 0) {
+			if (v[i] == '%' && i + 2 < vl && (h = hexval(v[i + 1])) >= 0 && (l = hexval(v[i + 2])) >= 0) {
+				if (h == 0 && l == 0) { /* a C string cannot hold it: as km, refused */
+					free(out);
+					return NULL;
+				}
 				*o++ = (char)(h * 16 + l);
 				i += 2;
 			} else {

@@ -232,7 +232,7 @@ static int restore_seccomp(km_guest_t *g, const km_snapshot_t *s, const char *na
 {
 	if (s->seccomp == NULL)
 		return 0;
-	if (g->gseccomp == NULL && (g->gseccomp = calloc(1, sizeof(*g->gseccomp))) == NULL)
+	if (km_gsc_ensure(&g->gseccomp) == NULL)
 		return km_err_set(err, ENOMEM, "%s: the program's seccomp filter", name);
 	if (km_gsc_restore(g->gseccomp, s->seccomp, s->seccomp_len, err) < 0)
 		return km_err_wrap(err, "%s: corrupt snapshot", name);

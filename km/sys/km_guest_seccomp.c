@@ -398,3 +398,10 @@ void km_gsc_free(km_gsc_t *s)
 		km_gsc_filter_free(&s->filters[i]);
 	s->nfilters = 0;
 }
+
+km_gsc_t *km_gsc_ensure(km_gsc_t **s)
+{
+	if (*s == NULL)
+		*s = calloc(1, sizeof(**s));
+	return *s;
+}

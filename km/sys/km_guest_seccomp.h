@@ -100,6 +100,10 @@ int km_gsc_restore(km_gsc_t *s, const void *note, size_t len, km_err_t **err);
 
 void km_gsc_free(km_gsc_t *s);
 
+/* *s, made (with no filter) if it is NULL: where a guest's filters are first added. NULL if out
+ * of memory. */
+km_gsc_t *km_gsc_ensure(km_gsc_t **s);
+
 /* The action's name in the text format ("kill-process", ...). */
 const char *km_gsc_action_name(km_gsc_action_t a);
 

@@ -348,6 +348,22 @@ static void fake_km(int ls, const char *reply_fmt)
 	_exit(0);
 }
 
+/* Field values are decoded as km encodes them; %00 is refused (as km refuses it in requests:
+ * a C string would end there) and a % that does not start an escape is taken as it is. */
+static void test_mgmt_field_decoding(void **state)
+{
+	(void)state;
+	shim_mgmt_reply_t r = {.line = strdup("ok a=x%00y b=%41%4 c=%zz%25")};
+	assert_null(shim_mgmt_field(&r, "a"));
+	char *v = shim_mgmt_field(&r, "b");
+	assert_string_equal(v, "A%4");
+	free(v);
+	v = shim_mgmt_field(&r, "c");
+	assert_string_equal(v, "%zz%");
+	free(v);
+	shim_mgmt_reply_free(&r);
+}
+
 static void test_mgmt_client(void **state)
 {
 	(void)state;
@@ -521,6 +537,7 @@ static void test_dir_sweep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mgmt_field_decoding),
 	    cmocka_unit_test(test_containerd_create),
 	    cmocka_unit_test(test_go_style_restore),
 	    cmocka_unit_test(test_forms),
