@@ -116,9 +116,9 @@ static int save_conn(km_fdsave_t *sv, int fd, km_inet_t *s, int tcp_state, km_er
 				  conn_name(s, name, sizeof(name)), tcp_state == TCP_ESTABLISHED ? "established" : "closing");
 	if (pol == KM_TCP_REPAIR && tcp_state == TCP_ESTABLISHED) {
 		s->state = KM_INET_ESTABLISHED;
-		if (km_netlock_add(sv, s, err) < 0 || km_tcp_repair_save(sv, fd, s, err) < 0)
+		if (km_netlock_cover(sv, err) < 0 || km_tcp_repair_save(sv, fd, s, err) < 0)
 			return km_err_wrap(err, "%s", conn_name(s, name, sizeof(name)));
-		km_netlock_held(s->lock, sizeof(s->lock)); /* "" when none: a resume has nothing to delete */
+		km_netlock_held(sv, s->lock, sizeof(s->lock)); /* "" when none: a resume has nothing to delete */
 		return 0;
 	}
 	if (pol == KM_TCP_REPAIR && tcp_state == TCP_CLOSE_WAIT) {

@@ -78,6 +78,7 @@ struct km_fdsave {
 	km_guest_t *g;
 	const km_fdtab_save_opts_t *o;
 	km_fdtab_t *t;
+	void *kind_state[KM_FDK_MAX];
 };
 
 km_guest_t *km_fdsave_guest(km_fdsave_t *sv)
@@ -98,6 +99,11 @@ uint64_t km_fdsave_file_max(const km_fdsave_t *sv)
 bool km_fdsave_ends(const km_fdsave_t *sv)
 {
 	return sv->o->ends;
+}
+
+void **km_fdsave_state(km_fdsave_t *sv, uint32_t kind)
+{
+	return &sv->kind_state[kind < KM_FDK_MAX ? kind : 0];
 }
 
 /* Grows an array of n elements of size sz by one; NULL on failure. */

@@ -101,6 +101,10 @@ bool km_fdsave_ends(const km_fdsave_t *sv);
 int64_t km_fdsave_blob_mem(km_fdsave_t *sv, void *p, uint64_t len, km_err_t **err);
 int64_t km_fdsave_blob_file(km_fdsave_t *sv, int fd, uint64_t off, uint64_t len, km_err_t **err);
 
+/* A slot a kind may keep save-wide state in (one lock for all of its connections), NULL at the
+ * save's start and gone with it: what it points to, the kind frees in a release callback. */
+void **km_fdsave_state(km_fdsave_t *sv, uint32_t kind);
+
 /* True the first time `key` (an object several descriptions share: a pipe, a socketpair) is
  * marked in this save, false after: so that shared state (a pipe's bytes) is saved once. */
 bool km_fdsave_first(km_fdsave_t *sv, uint32_t kind, uint64_t key);

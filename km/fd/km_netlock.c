@@ -29,7 +29,6 @@
 #include "km_sys_util.h"
 
 #define CHAIN "input"
-#define LOCK_KEY UINT64_MAX /* km_fdsave_first's key for "this save has a lock" (inet uses no other) */
 
 /* --- building messages ---------------------------------------------------------------------- */
 
@@ -263,10 +262,6 @@ typedef struct lock {
 	int rc;        /* the first failure to install, 0 if none */
 } lock_t;
 
-/* The lock of the save in progress: snapshots are written one at a time (every guest thread
- * stopped), and the save's release clears it. */
-static lock_t *current;
-
 static void one_rule(km_buf_t *b, const lock_t *l, const conn_t *c, uint32_t seq, uint16_t ack)
 {
 	bool v4 = c->nfproto == NFPROTO_IPV4;
@@ -362,8 +357,6 @@ static void release(void *arg, bool guest_goes_on)
 			"(creating nf_tables table inet %s: %s): a segment a peer sends before then resets its "
 			"connection\n",
 			l->n, l->name, strerror(-rc));
-	if (current == l)
-		current = NULL;
 	free(l->conns);
 	free(l);
 }
@@ -446,21 +439,23 @@ static int prescan(lock_t *l)
 	return 0;
 }
 
-void km_netlock_held(char *buf, size_t size)
+void km_netlock_held(km_fdsave_t *sv, char *buf, size_t size)
 {
-	bool held = current != NULL && current->tried && current->rc == 0;
-	snprintf(buf, size, "%s", held ? current->name : "");
+	const lock_t *l = *km_fdsave_state(sv, KM_FDK_INET);
+	bool held = l != NULL && l->tried && l->rc == 0;
+	snprintf(buf, size, "%s", held ? l->name : "");
 }
 
-int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
+int km_netlock_cover(km_fdsave_t *sv, km_err_t **err)
 {
-	if (km_fdsave_first(sv, KM_FDK_INET, LOCK_KEY) || current == NULL) {
+	void **slot = km_fdsave_state(sv, KM_FDK_INET);
+	if (*slot == NULL) {
 		lock_t *l = calloc(1, sizeof(*l));
 		if (l == NULL)
 			return km_err_set(err, ENOMEM, "saving a connection");
 		km_netlock_name(l->name, sizeof(l->name));
 		l->ends = km_fdsave_ends(sv);
-		current = l;
+		*slot = l;
 		if (km_fdsave_on_release(sv, release, l, err) < 0)
 			return -1;
 		/* before repair mode reads the first connection's queues */
@@ -469,6 +464,5 @@ int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err)
 			l->rc = install(l, 0);
 		}
 	}
-	(void)s; /* the prescan found it with the others */
 	return 0;
 }

@@ -24,16 +24,18 @@ void km_netlock_name(char *buf, size_t size);
  * letters, digits or '_'. */
 bool km_netlock_name_ok(const char *name);
 
-/* Adds s (an established TCP connection about to be saved, before repair mode reads its queues)
- * to this save's lock. When km will end the program (km_fdsave_ends) its rule goes on at once, so
- * that nothing the peer sends from now on is acknowledged by the host and then lost; the save's
- * release takes the lock off again if the program goes on after all, and leaves it for the resume
- * otherwise. If it cannot be installed, the snapshot stands and one warning line says so. */
-int km_netlock_add(km_fdsave_t *sv, const km_inet_t *s, km_err_t **err);
+/* Called before an established TCP connection of the save is read (repair mode): the first
+ * call makes this save's lock. When km will end the program (km_fdsave_ends), it covers every
+ * established connection of the (stopped) program whose peer is outside it, installed at once in
+ * one transaction, so that nothing a peer sends from now on is acknowledged by the host and then
+ * lost; the save's release takes it off again if the program goes on after all, and leaves it
+ * for the resume otherwise. If it cannot be installed, the snapshot stands and one warning line
+ * says so. */
+int km_netlock_cover(km_fdsave_t *sv, km_err_t **err);
 
 /* The name of the lock this save installed into buf (KM_INET_LOCK_MAX bytes), or "" if it
  * installed none (a keep-running snapshot; only connections within the program; a failure). */
-void km_netlock_held(char *buf, size_t size);
+void km_netlock_held(km_fdsave_t *sv, char *buf, size_t size);
 
 /* Deletes lock table `name` (inet family) if it exists; a name km_netlock_name_ok refuses is
  * never sent. 0 (also when there is no such table), or -1 with *err. */
