@@ -124,7 +124,7 @@ endef
 $(foreach b,$(BUNDLE_NAMES),$(eval $(call bundle_program,$(b))))
 
 tools: $(TOOLS)
-build/tests/tools/%: tests/tools/%.c
+build/tests/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 # ctr-probe stands in for km inside test containers, after pivot_root: no host libraries there.

@@ -32,81 +32,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int fd;
+#include "tcp_lines.h"
+
 static const char *docroot;
-static char buf[1 << 16];
-static size_t have;
 static char path[1024];
-
-static void fail(const char *what)
-{
-	printf("error: %s: %s\n", what, errno != 0 ? strerror(errno) : "connection closed");
-	exit(1);
-}
-
-static void failx(const char *what, const char *detail)
-{
-	printf("error: %s: %s\n", what, detail);
-	exit(1);
-}
-
-static void send_all(const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			fail("send");
-		s += w;
-		n -= (size_t)w;
-	}
-}
 
 static void send_str(const char *s)
 {
 	send_all(s, strlen(s));
-}
-
-/* Reads more bytes into buf; 0 at EOF, -1 with errno. */
-static ssize_t fill(void)
-{
-	if (have == sizeof(buf))
-		return errno = EMSGSIZE, -1;
-	ssize_t r;
-	do
-		r = recv(fd, buf + have, sizeof(buf) - have, 0);
-	while (r < 0 && errno == EINTR);
-	if (r > 0) {
-		/* Acknowledge now, not after the delayed-ACK timer: a client waiting for its go-ahead
-		 * must owe the server nothing, since any segment reaching the host while no km owns
-		 * the connection draws a reset (docs/snapshot-files.md, "The gap"). */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-		have += (size_t)r;
-	}
-	return r;
-}
-
-static void consume(size_t n)
-{
-	memmove(buf, buf + n, have - n);
-	have -= n;
-}
-
-static void get_line(char *out, size_t size)
-{
-	char *nl;
-	while ((nl = memchr(buf, '\n', have)) == NULL) {
-		errno = 0;
-		if (fill() <= 0)
-			fail("reading a response");
-	}
-	size_t n = (size_t)(nl - buf);
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	snprintf(out, size, "%.*s", (int)n, buf);
-	consume((size_t)(nl - buf) + 1);
 }
 
 /* The file PATH stands for, whole, or NULL if there is none. */
@@ -131,11 +64,11 @@ static void response(void)
 	char status[512], h[2048];
 	long len = -1, reqno = -1;
 	int code;
-	get_line(status, sizeof(status));
+	get_line(status, sizeof(status), "reading a response");
 	if (sscanf(status, "HTTP/1.1 %d", &code) != 1)
 		failx("not an HTTP/1.1 status line", status);
 	for (;;) {
-		get_line(h, sizeof(h));
+		get_line(h, sizeof(h), "reading a response");
 		if (h[0] == '\0')
 			break;
 		if (strncasecmp(h, "Content-Length:", 15) == 0)
@@ -210,18 +143,6 @@ static void until_eof(void)
 			fail("waiting for the end");
 		failx("bytes after the last response", "unexpected");
 	}
-}
-
-static void connect_to(const char *host, const char *port)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(host, port, &hints, &ai) != 0)
-		failx("resolving the address", host);
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		fail("connect");
-	freeaddrinfo(ai);
-	printf("connected\n");
 }
 
 int main(int argc, char **argv)

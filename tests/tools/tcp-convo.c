@@ -27,72 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int fd;
-static char buf[1 << 16];
-static size_t have;
-
-static void fail(const char *what)
-{
-	printf("error: %s: %s\n", what, errno != 0 ? strerror(errno) : "connection closed");
-	exit(1);
-}
-
-static void send_all(const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			fail("send");
-		s += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Reads more bytes into buf; 0 at EOF, -1 with errno. */
-static ssize_t fill(void)
-{
-	if (have == sizeof(buf))
-		return errno = EMSGSIZE, -1;
-	ssize_t r;
-	do
-		r = recv(fd, buf + have, sizeof(buf) - have, 0);
-	while (r < 0 && errno == EINTR);
-	if (r > 0) {
-		/* The ACK goes out now, not 40 ms later (delayed ACK): a client that waits for its
-		 * go-ahead owes the server nothing, so that a test of a snapshot without the
-		 * network lock (nf_tables missing) still holds: a segment, even a bare ACK, that
-		 * reaches the host while no km owns the connection and no lock drops it draws a
-		 * reset (docs/snapshot-files.md "Kind 8"). */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-		have += (size_t)r;
-	}
-	return r;
-}
-
-static void consume(size_t n)
-{
-	memmove(buf, buf + n, have - n);
-	have -= n;
-}
-
-/* One line without its LF, into out. */
-static void get_line(char *out, size_t size)
-{
-	char *nl;
-	while ((nl = memchr(buf, '\n', have)) == NULL) {
-		errno = 0;
-		if (fill() <= 0)
-			fail("reading a reply");
-	}
-	size_t n = (size_t)(nl - buf);
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	snprintf(out, size, "%.*s", (int)n, buf);
-	consume((size_t)(nl - buf) + 1);
-}
+#include "tcp_lines.h"
 
 static void http(const char *path)
 {
@@ -100,9 +35,9 @@ static void http(const char *path)
 	long len = -1;
 	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n", path);
 	send_all(req, (size_t)n);
-	get_line(status, sizeof(status));
+	get_line(status, sizeof(status), "reading a reply");
 	for (;;) {
-		get_line(h, sizeof(h));
+		get_line(h, sizeof(h), "reading a reply");
 		if (h[0] == '\0')
 			break;
 		if (strncasecmp(h, "Content-Length:", 15) == 0)
@@ -144,20 +79,6 @@ static void until_end(void)
 	}
 }
 
-static void connect_to(const char *host, const char *port)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(host, port, &hints, &ai) != 0) {
-		errno = 0;
-		fail("resolving the address");
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		fail("connect");
-	freeaddrinfo(ai);
-	printf("connected\n");
-}
-
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -174,11 +95,11 @@ int main(int argc, char **argv)
 			send_all(t, strlen(t));
 			send_all("\n", 1);
 			if (s[1] == 'a') {
-				get_line(l, sizeof(l));
+				get_line(l, sizeof(l), "reading a reply");
 				printf("reply: %s\n", l);
 			}
 		} else if (strcmp(s, "read") == 0) {
-			get_line(l, sizeof(l));
+			get_line(l, sizeof(l), "reading a reply");
 			printf("reply: %s\n", l);
 		} else if (strncmp(s, "http:", 5) == 0) {
 			http(s + 5);
