@@ -28,8 +28,8 @@
 /* --- the table ------------------------------------------------------------------------------ */
 
 typedef struct blob {
-	void *mem;      /* NULL: from file */
-	int fd;         /* with mem NULL: km's copy of the file */
+	void *mem;      /* bytes in memory (owned; NULL for none or from a file) */
+	int fd;         /* >= 0: km's copy of the file the bytes are copied from */
 	uint64_t off;   /* in that file */
 	uint64_t len;
 } blob_t;
@@ -117,7 +117,7 @@ static int64_t add_blob(km_fdtab_t *t, blob_t b, km_err_t **err)
 	blob_t *nb = grow(t->blobs, t->nblobs, sizeof(*nb));
 	if (nb == NULL) {
 		free(b.mem);
-		if (b.mem == NULL && b.fd >= 0)
+		if (b.fd >= 0)
 			close(b.fd);
 		return km_err_set(err, ENOMEM, "saving an open file's data");
 	}
@@ -128,7 +128,9 @@ static int64_t add_blob(km_fdtab_t *t, blob_t b, km_err_t **err)
 
 int64_t km_fdsave_blob_mem(km_fdsave_t *sv, void *p, uint64_t len, km_err_t **err)
 {
-	return add_blob(sv->t, (blob_t){.mem = p != NULL ? p : malloc(1), .fd = -1, .len = len}, err);
+	if (p == NULL && len > 0) /* a failed allocation passed on */
+		return km_err_set(err, ENOMEM, "saving an open file's data (%lu bytes)", (unsigned long)len);
+	return add_blob(sv->t, (blob_t){.mem = p, .fd = -1, .len = len}, err);
 }
 
 int64_t km_fdsave_blob_file(km_fdsave_t *sv, int fd, uint64_t off, uint64_t len, km_err_t **err)
@@ -174,7 +176,7 @@ void km_fdtab_release(km_fdtab_t *t, bool guest_goes_on)
 		t->rel[i].fn(t->rel[i].arg, guest_goes_on);
 	for (uint32_t i = 0; i < t->nblobs; i++) {
 		free(t->blobs[i].mem);
-		if (t->blobs[i].mem == NULL && t->blobs[i].fd >= 0)
+		if (t->blobs[i].fd >= 0)
 			close(t->blobs[i].fd);
 	}
 	for (uint32_t i = 0; i < t->ndescs; i++)
@@ -503,9 +505,9 @@ int km_fdtab_write_blobs(km_fdtab_t *t, int fd, uint64_t blob_off, uint8_t *note
 		uint64_t off = blob_off + blob_start(t, i);
 		uint32_t crc = 0;
 		int rc;
-		if (bl->mem != NULL) {
-			crc = km_crc32c(0, bl->mem, bl->len);
-			rc = km_pwrite_all(fd, bl->mem, bl->len, off);
+		if (bl->fd < 0) {
+			crc = bl->len > 0 ? km_crc32c(0, bl->mem, bl->len) : 0;
+			rc = bl->len > 0 ? km_pwrite_all(fd, bl->mem, bl->len, off) : 0;
 		} else {
 			rc = copy_blob(bl, fd, off, &crc);
 		}
