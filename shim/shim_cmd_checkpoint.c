@@ -137,6 +137,7 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 	if (shim_ctr_open(a, true, &c, err) != 0)
 		return -1;
 	int rc = -1, dfd = -1;
+	bool made = false; /* this call made the image directory */
 	char *dir = NULL;
 	shim_mgmt_reply_t r = {NULL, NULL};
 	oci_status_t s = shim_ctr_status(&c);
@@ -154,6 +155,8 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		goto out;
 	}
 	/* 0700 for what is made: a snapshot holds the program's secrets */
+	struct stat was;
+	made = stat(dir, &was) != 0;
 	if (shim_mkdir_p(dir, 0700) != 0) {
 		km_err_set(err, errno, "making the image directory %s", dir);
 		goto out;
@@ -163,8 +166,10 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		km_err_set(err, errno, "image directory %s", dir);
 		goto out;
 	}
-	/* A stale inventory must not make an older image look complete if this one fails. */
+	/* A stale inventory or description must not make an older image look complete, or describe
+	 * this one, if this one fails. */
 	unlinkat(dfd, INVENTORY_NAME, 0);
+	unlinkat(dfd, META_NAME, 0);
 	char *label = shim_mgmt_encode(a->id);
 	char *req = NULL;
 	/* runc's semantics: an established TCP connection fails the checkpoint unless
@@ -189,17 +194,22 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		goto out;
 	if (!a->leave_running) {
 		/* km ends once the snapshot is written: the container is stopped, as after runc's */
-		if (shim_wait_gone(c.st->pid, c.st->pid_start_time, 30000) != 0)
-			shim_log(SHIM_LOG_WARN, "km (pid %d) still runs after its checkpoint", (int)c.st->pid);
-		c.st->status = OCI_STATUS_STOPPED;
-		if (oci_state_write(c.dir.path, c.st, err) != 0)
-			goto out;
+		if (shim_wait_gone(c.st->pid, c.st->pid_start_time, 30000) != 0) {
+			/* not stopped while it runs: its state stays what it is */
+			shim_log(SHIM_LOG_WARN, "km (pid %d) still runs 30 s after its checkpoint", (int)c.st->pid);
+		} else {
+			c.st->status = OCI_STATUS_STOPPED;
+			if (oci_state_write(c.dir.path, c.st, err) != 0)
+				goto out;
+		}
 	}
 	rc = 0;
 out:
 	shim_mgmt_reply_free(&r);
 	if (dfd >= 0)
 		close(dfd);
+	if (rc != 0 && made && dir != NULL)
+		rmdir(dir); /* made for this checkpoint and left empty by its failure (else kept) */
 	free(dir);
 	shim_ctr_close(&c);
 	return rc;
@@ -233,7 +243,9 @@ int shim_cmd_restore(const shim_args_t *a, km_err_t **err)
 		km_err_set(err, errno, "restore: %s/%s", dir, SNAP_NAME);
 	} else {
 		struct stat st;
-		if (fstat(snap, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fstat(snap, &st) != 0) {
+			km_err_set(err, errno, "restore: %s/%s", dir, SNAP_NAME);
+		} else if (!S_ISREG(st.st_mode)) {
 			km_err_set(err, 0, "restore: %s/%s is not a regular file", dir, SNAP_NAME);
 		} else {
 			shim_args_t ra = *a;

@@ -355,8 +355,9 @@ static int parent_hooks(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 	return parent_send_go(c, pid, err);
 }
 
-/* Reads the child's messages until it has exec'd km (0) or failed (-1). */
-static int parent_follow(spawn_ctx_t *c, pid_t pid, km_err_t **err)
+/* Reads the child's messages until it has exec'd km (0) or failed (-1). A child that hung up
+ * before its exec is reaped here, and *pid set to -1: its number may already be another's. */
+static int parent_follow(spawn_ctx_t *c, pid_t *pid, km_err_t **err)
 {
 	bool execing = false;
 	char buf[MSG_MAX + 1];
@@ -370,7 +371,9 @@ static int parent_follow(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 			if (execing)
 				return 0;
 			int st = 0;
-			waitpid(pid, &st, 0);
+			while (waitpid(*pid, &st, 0) < 0 && errno == EINTR)
+				;
+			*pid = -1;
 			return WIFSIGNALED(st) ? km_err_set(err, 0, "the container process died of signal %d during setup", WTERMSIG(st))
 					       : km_err_set(err, 0, "the container process exited (%d) during setup", WEXITSTATUS(st));
 		}
@@ -382,7 +385,7 @@ static int parent_follow(spawn_ctx_t *c, pid_t pid, km_err_t **err)
 		case 'E':
 			return km_err_set(err, 0, "%s", buf + 1);
 		case 'H':
-			if (parent_hooks(c, pid, err) < 0)
+			if (parent_hooks(c, *pid, err) < 0)
 				return -1;
 			break;
 		case 'X':
@@ -540,7 +543,7 @@ int shim_container_spawn(const shim_spawn_t *sp, shim_container_t *out, km_err_t
 	close(c.sync[1]);
 	c.sync[1] = -1;
 	/* The child sent the pty master before its exec: it is waiting in the socket already. */
-	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, pid, err) < 0 ||
+	if (parent_prepare_child(&c, pid, err) < 0 || parent_follow(&c, &pid, err) < 0 ||
 	    (c.console_peer >= 0 && shim_console_recv_fd(c.console_peer, &out->console_master, err) < 0))
 		goto fail;
 	out->pid = pid;

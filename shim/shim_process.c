@@ -281,7 +281,8 @@ char *shim_process_program(const oci_process_t *p, km_err_t **err)
 	for (const char *d = path; d;) {
 		const char *end = strchr(d, ':');
 		size_t n = end ? (size_t)(end - d) : strlen(d);
-		if (asprintf(&out, "%.*s/%s", (int)n, n ? d : ".", a0) < 0) {
+		/* an empty element is the working directory, as in execvp */
+		if (asprintf(&out, "%.*s/%s", n ? (int)n : 1, n ? d : ".", a0) < 0) {
 			km_err_set(err, ENOMEM, "process.args[0]");
 			return NULL;
 		}

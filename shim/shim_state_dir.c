@@ -285,22 +285,29 @@ int shim_dir_list(const char *root, char ***ids, km_err_t **err)
 		return km_err_set(err, errno, "listing %s", root);
 	}
 	struct dirent *e;
-	while (dir != NULL && (e = readdir(dir)) != NULL) {
+	bool oom = false; /* a list missing a container must not pass for the whole list */
+	while (!oom && dir != NULL && (e = readdir(dir)) != NULL) {
 		if (e->d_name[0] == '.' || shim_id_check(e->d_name, NULL) != 0)
 			continue;
 		if (n == cap) {
 			char **nv = realloc(v, (cap * 2 + 1) * sizeof(*v));
-			if (nv == NULL)
+			if ((oom = nv == NULL))
 				break;
 			v = nv;
 			cap *= 2;
 		}
-		if ((v[n] = strdup(e->d_name)) != NULL)
+		if (!(oom = (v[n] = strdup(e->d_name)) == NULL))
 			n++;
 	}
 	if (dir != NULL)
 		closedir(dir);
 	v[n] = NULL;
+	if (oom) {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		return km_err_set(err, ENOMEM, "listing %s", root);
+	}
 	qsort(v, n, sizeof(*v), cmp_str);
 	*ids = v;
 	return 0;

@@ -427,6 +427,35 @@ static void test_cgroup_remove_parent(void **state)
 
 /* ---- paths inside the rootfs ---- */
 
+/* process.args[0] without a slash is looked up in PATH as execvp does: an empty element is the
+ * working directory ("./prog"), not the root ("/prog"). */
+static void test_program_lookup(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/km-shim-path-XXXXXX", old[4096];
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_int_equal(chdir(dir), 0);
+	int fd = open("prog", O_CREAT | O_WRONLY, 0755);
+	assert_true(fd >= 0);
+	close(fd);
+	char *args[] = {"prog", NULL}, *env[] = {"PATH=/nonexistent::/also-not", NULL};
+	oci_process_t p = {.args = args, .env = env};
+	km_err_t *err = NULL;
+	char *got = shim_process_program(&p, &err);
+	assert_non_null(got);
+	assert_string_equal(got, "./prog");
+	free(got);
+	char *env2[] = {"PATH=/nonexistent", NULL};
+	p.env = env2;
+	assert_null(shim_process_program(&p, &err));
+	assert_non_null(err);
+	km_err_free(&err);
+	unlink("prog");
+	assert_int_equal(chdir(old), 0);
+	rmdir(dir);
+}
+
 static void test_path_escape(void **state)
 {
 	(void)state;
@@ -1176,7 +1205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mount_options), cmocka_unit_test(test_mountinfo_unescape),	  cmocka_unit_test(test_cap_table),
 		cmocka_unit_test(test_cgroup_detect_hybrid), cmocka_unit_test(test_cgroup_detect_v2),
-		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_cgroup_real), cmocka_unit_test(test_path_escape),
+		cmocka_unit_test(test_cgroup_conversions), cmocka_unit_test(test_cgroup_real), cmocka_unit_test(test_path_escape), cmocka_unit_test(test_program_lookup),
 		cmocka_unit_test(test_check),		  cmocka_unit_test(test_spawn_full),
 		cmocka_unit_test(test_spawn_errors),	  cmocka_unit_test(test_spawn_userns),
 		cmocka_unit_test(test_spawn_km),
