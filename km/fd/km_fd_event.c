@@ -88,7 +88,7 @@ static int eventfd_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err)
 	if (!ev_read(r, &count, &sem))
 		return km_err_set(err, 0, "corrupt record");
 	/* eventfd2 takes an int's worth: a larger count is written in. */
-	int fd = (int)syscall(SYS_eventfd2, 0, (sem ? EFD_SEMAPHORE : 0) | EFD_NONBLOCK);
+	int fd = (int)syscall(SYS_eventfd2, 0, (sem ? EFD_SEMAPHORE : 0) | EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0)
 		return km_err_set(err, errno, "eventfd");
 	int rc = 0;
@@ -211,7 +211,7 @@ static int timerfd_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err)
 	tfd_t t;
 	if (!timerfd_read(r, &t))
 		return km_err_set(err, 0, "corrupt record");
-	int fd = (int)syscall(SYS_timerfd_create, (int)t.clock, TFD_NONBLOCK);
+	int fd = (int)syscall(SYS_timerfd_create, (int)t.clock, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (fd < 0)
 		return km_err_set(err, errno, "timerfd_create (clock %u)", t.clock);
 	if (arm(fd, &t, err) < 0 || put_flags(fd, r->oflags, O_RDWR, err) < 0) {

@@ -102,17 +102,6 @@ int km_fdlocks_save(const char *fdinfo, km_buf_t *rec, km_err_t **err)
 	return 0;
 }
 
-static int is_posix(void *arg, const km_fdlock_t *l)
-{
-	(void)arg;
-	return l->type == KM_LOCK_POSIX;
-}
-
-bool km_fdlocks_has_posix(const char *fdinfo)
-{
-	return each_fdinfo_lock(fdinfo, is_posix, NULL) != 0;
-}
-
 bool km_fdlocks_posix_held(dev_t dev, ino_t ino)
 {
 	FILE *f = fopen("/proc/locks", "re");

@@ -36,9 +36,6 @@ typedef struct km_fdlocks {
  * per lock u32 type, u32 mode, u64 start, u64 end. -1 with *err if there are too many. */
 int km_fdlocks_save(const char *fdinfo, km_buf_t *rec, km_err_t **err);
 
-/* True if the fdinfo lists a POSIX lock. */
-bool km_fdlocks_has_posix(const char *fdinfo);
-
 /* True if this process holds a POSIX lock on file (dev, ino), through any description
  * (/proc/locks). */
 bool km_fdlocks_posix_held(dev_t dev, ino_t ino);

@@ -174,7 +174,7 @@ static int put_state(km_fdrest_t *rs, const pipe_rec_t *p, int w, km_err_t **err
 		return 0;
 	int cap = fcntl(w, F_GETPIPE_SZ);
 	if (cap < 0 || (uint64_t)cap < p->nbytes)
-		return km_err_set(err, errno, "%lu saved bytes do not fit in a pipe of %d bytes",
+		return km_err_set(err, cap < 0 ? errno : 0, "%lu saved bytes do not fit in a pipe of %d bytes",
 				  (unsigned long)p->nbytes, cap);
 	return km_fdrest_blob_write(rs, p->blob, w, err);
 }

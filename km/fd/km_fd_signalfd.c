@@ -35,7 +35,7 @@ static int signalfd_restore(km_fdrest_t *rs, const km_fdrec_t *r, km_err_t **err
 	uint64_t mask = km_rec_get_u64(&rec);
 	if (!km_rec_done(&rec) || (r->oflags & ~(uint32_t)O_NONBLOCK) != O_RDWR)
 		return km_err_set(err, 0, "corrupt record");
-	int fd = (int)syscall(SYS_eventfd2, 0, (r->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+	int fd = (int)syscall(SYS_eventfd2, 0, ((r->oflags & O_NONBLOCK) ? EFD_NONBLOCK : 0) | EFD_CLOEXEC);
 	if (fd < 0)
 		return km_err_set(err, errno, "eventfd");
 	int rc = km_sigfd_adopt(km_fdrest_guest(rs), fd, mask);

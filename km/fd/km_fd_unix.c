@@ -307,9 +307,16 @@ static int check_rec(km_fdrest_t *rs, const unix_rec_t *u, km_unix_queue_t *q, k
 	return km_fdrest_blob_read(rs, u->blob, q->data, total, err);
 }
 
-static socklen_t make_addr(struct sockaddr_un *a, const uint8_t *name, uint32_t len)
+/* An address whose sun_path a 108-byte path fills: `end` (always 0) makes it a C string still. */
+typedef struct unix_addr {
+	struct sockaddr_un a;
+	char end;
+} unix_addr_t;
+
+static socklen_t make_addr(unix_addr_t *ua, const uint8_t *name, uint32_t len)
 {
-	memset(a, 0, sizeof(*a));
+	memset(ua, 0, sizeof(*ua));
+	struct sockaddr_un *a = &ua->a;
 	a->sun_family = AF_UNIX;
 	memcpy(a->sun_path, name, len);
 	/* a path's length with its NUL (it fits: NAME_MAX_LEN includes room only when shorter) */
@@ -357,22 +364,23 @@ static int bind_name(km_fdrest_t *rs, int s, const unix_rec_t *u, km_err_t **err
 {
 	if (u->namelen == 0)
 		return 0;
-	struct sockaddr_un a;
-	socklen_t al = make_addr(&a, u->name, u->namelen);
-	if (admit_path(rs, &a, err) < 0)
+	unix_addr_t ua;
+	socklen_t al = make_addr(&ua, u->name, u->namelen);
+	const struct sockaddr_un *a = &ua.a; /* sun_path read as a string ends at ua.end at last */
+	if (admit_path(rs, a, err) < 0)
 		return -1;
-	if (bind(s, (struct sockaddr *)&a, al) == 0)
+	if (bind(s, (const struct sockaddr *)a, al) == 0)
 		return 0;
-	if (errno == EADDRINUSE && stale_socket(&a, al, (int)u->type) && unlink(a.sun_path) == 0 &&
-	    bind(s, (struct sockaddr *)&a, al) == 0)
+	if (errno == EADDRINUSE && stale_socket(a, al, (int)u->type) && unlink(a->sun_path) == 0 &&
+	    bind(s, (const struct sockaddr *)a, al) == 0)
 		return 0;
 	if (errno == EADDRINUSE && autobound(u->name, u->namelen) &&
-	    bind(s, (struct sockaddr *)&a, sizeof(sa_family_t)) == 0)
+	    bind(s, (const struct sockaddr *)a, sizeof(sa_family_t)) == 0)
 		return 0; /* another autobound name: nobody could have known this one */
 	int e = errno;
-	if (a.sun_path[0] == '\0')
+	if (a->sun_path[0] == '\0')
 		return km_err_set(err, e, "binding the abstract name @%.*s", (int)u->namelen - 1, (const char *)u->name + 1);
-	return km_err_set(err, e, "binding %s", a.sun_path);
+	return km_err_set(err, e, "binding %s", a->sun_path);
 }
 
 /* Options and status flags as saved (buffer sizes as given: the kernel doubles them). */
@@ -414,23 +422,24 @@ static int named_restore(km_fdrest_t *rs, const unix_rec_t *u, const km_unix_que
 	if (bind_name(rs, s, u, err) < 0)
 		return -1;
 	if (q->n > 0) {
-		struct sockaddr_un a;
-		socklen_t al = make_addr(&a, u->name, u->namelen);
+		unix_addr_t ua;
+		socklen_t al = make_addr(&ua, u->name, u->namelen);
 		km_autoclose int from = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (from < 0 || km_unix_queue_send(from, SOCK_DGRAM, q, &a, al, err) < 0)
+		if (from < 0 || km_unix_queue_send(from, SOCK_DGRAM, q, &ua.a, al, err) < 0)
 			return from < 0 ? km_err_set(err, errno, "a socket to put the queue back") : -1;
 	}
 	if (u->state == U_LISTEN && listen(s, (int)u->backlog) < 0)
 		return km_err_set(err, errno, "listen");
 	if (u->state == U_NAMED_PEER) {
-		struct sockaddr_un pa;
-		socklen_t pal = make_addr(&pa, u->peer_name, u->peer_namelen);
-		if (admit_path(rs, &pa, err) < 0)
+		unix_addr_t upa;
+		socklen_t pal = make_addr(&upa, u->peer_name, u->peer_namelen);
+		const struct sockaddr_un *pa = &upa.a;
+		if (admit_path(rs, pa, err) < 0)
 			return -1;
 		/* nobody there any more: left unconnected, sends fail as to a peer gone */
-		if (connect(s, (struct sockaddr *)&pa, pal) < 0 && errno != ECONNREFUSED && errno != ENOENT)
-			return km_err_set(err, errno, "connecting to its peer %s%.*s", pa.sun_path[0] ? "" : "@",
-					  (int)u->peer_namelen - !pa.sun_path[0], pa.sun_path + !pa.sun_path[0]);
+		if (connect(s, (const struct sockaddr *)pa, pal) < 0 && errno != ECONNREFUSED && errno != ENOENT)
+			return km_err_set(err, errno, "connecting to its peer %s%.*s", pa->sun_path[0] ? "" : "@",
+					  (int)u->peer_namelen - !pa->sun_path[0], pa->sun_path + !pa->sun_path[0]);
 	}
 	int fd = s;
 	s = -1;
@@ -491,7 +500,7 @@ static int pair_restore(km_fdrest_t *rs, const unix_rec_t *u, const km_unix_queu
 typedef struct pending {
 	int fd;
 	socklen_t al;
-	struct sockaddr_un a;
+	unix_addr_t ua;
 } pending_t;
 
 static int connect_pending(void *arg, km_err_t **err)
@@ -499,12 +508,13 @@ static int connect_pending(void *arg, km_err_t **err)
 	pending_t *p = arg;
 	int fl = fcntl(p->fd, F_GETFL);
 	fcntl(p->fd, F_SETFL, fl | O_NONBLOCK); /* a full backlog must fail, not block the resume */
-	int rc = connect(p->fd, (struct sockaddr *)&p->a, p->al);
+	const struct sockaddr_un *a = &p->ua.a;
+	int rc = connect(p->fd, (const struct sockaddr *)a, p->al);
 	int e = errno;
 	fcntl(p->fd, F_SETFL, fl);
 	if (rc < 0)
-		return km_err_set(err, e, "connecting again to its listener %s%s", p->a.sun_path[0] ? "" : "@",
-				  p->a.sun_path + !p->a.sun_path[0]);
+		return km_err_set(err, e, "connecting again to its listener %s%s", a->sun_path[0] ? "" : "@",
+				  a->sun_path + !a->sun_path[0]);
 	return 0;
 }
 
@@ -519,8 +529,8 @@ static int pending_restore(km_fdrest_t *rs, const km_fdrec_t *r, const unix_rec_
 	if (p == NULL)
 		return km_err_set(err, ENOMEM, "restoring a connection");
 	p->fd = r->first_fd;
-	p->al = make_addr(&p->a, u->peer_name, u->peer_namelen);
-	if (admit_path(rs, &p->a, err) < 0) {
+	p->al = make_addr(&p->ua, u->peer_name, u->peer_namelen);
+	if (admit_path(rs, &p->ua.a, err) < 0) {
 		free(p);
 		return -1;
 	}

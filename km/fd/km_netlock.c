@@ -455,9 +455,9 @@ int km_netlock_cover(km_fdsave_t *sv, km_err_t **err)
 			return km_err_set(err, ENOMEM, "saving a connection");
 		km_netlock_name(l->name, sizeof(l->name));
 		l->ends = km_fdsave_ends(sv);
-		*slot = l;
 		if (km_fdsave_on_release(sv, release, l, err) < 0)
-			return -1;
+			return -1; /* l is freed already */
+		*slot = l;
 		/* before repair mode reads the first connection's queues */
 		if (l->ends && (l->rc = prescan(l)) == 0 && mark_inside(l)) {
 			l->tried = true;

@@ -19,6 +19,8 @@
 #   fds/memfd-map/FLAVOUR/{open,closed}  tests/guests/snap_memfd_map.c: shared mappings of a memfd
 #                                 and a deleted file, their fds open (one file again after the
 #                                 resume) or closed (the mappings keep their bytes)
+#   fds/unix-longpath/FLAVOUR     tests/guests/snap_unix_longpath.c: a unix listener whose path
+#                                 fills sun_path (108 bytes, no NUL) is bound and listening again
 #   fds/verify-data               --inspect --verify checks the open files' saved data (blobs after
 #                                 the memory): a byte changed there fails it, naming the data
 #   fds/hostile/note-tamper       --inspect --verify passes on a zoo snapshot; a byte changed in the
@@ -290,6 +292,26 @@ fds_memfd_map() {
 	done
 }
 
+fds_unix_longpath() {
+	local flavour test
+	for flavour in "${FDS_FLAVOURS[@]}"; do
+		test="fds/unix-longpath/$flavour"
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		fds_dir "longpath-$flavour"
+		srun "$FD_D/take" "$FD_D/cwd" /dev/null -- "$KM" --snapshot="$FD_D/s.snap" \
+			"$GUESTS/$flavour/snap_unix_longpath" "$FD_D/zoo" snap
+		if [ -f "$FD_D/s.snap" ]; then
+			srun "$FD_D/resume" "$FD_D/cwd" /dev/null -- "$KM" "$FD_D/s.snap"
+			fds_ok "$FD_D/resume" "the resumed copy" "PASSED"
+		else
+			bad "no snapshot: exit status $(status_text "$RC"): $(head -c 300 "$FD_D/take/err")"
+		fi
+		snap_verbose && snap_show "$FD_D/take" "$FD_D/resume"
+		end
+	done
+}
+
 fds_verify_data() {
 	local test=fds/verify-data size
 	want "$test" && km_only "$test" || return 0
@@ -411,6 +433,7 @@ run_fds() {
 	fds_stdio
 	fds_many
 	fds_memfd_map
+	fds_unix_longpath
 	fds_verify_data
 	fds_tamper
 }
