@@ -58,17 +58,11 @@ typedef struct datarec {
 
 /* --- matching ------------------------------------------------------------------------------- */
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static bool datafile_match(struct km_guest *g, const km_fdprobe_t *p)
 {
 	(void)g;
 	return S_ISREG(p->st.st_mode) && p->link[0] == '/' &&
-	       (p->st.st_nlink == 0 || ends_with(p->link, DELETED) || strncmp(p->link, MEMFD_PREFIX, 7) == 0);
+	       (p->st.st_nlink == 0 || km_link_deleted(p->link) || strncmp(p->link, MEMFD_PREFIX, 7) == 0);
 }
 
 /* --- saving --------------------------------------------------------------------------------- */
@@ -77,7 +71,7 @@ static bool datafile_match(struct km_guest *g, const km_fdprobe_t *p)
 static void strip_deleted(const char *link, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", link);
-	if (ends_with(buf, DELETED))
+	if (km_link_deleted(buf))
 		buf[strlen(buf) - strlen(DELETED)] = '\0';
 }
 
@@ -191,9 +185,7 @@ static int save_contents(km_fdsave_t *sv, const km_fdprobe_t *p, extent_t *e, ui
 	int rd = p->fd;
 	off_t pos = -1;
 	if (!locked) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", p->fd);
-		if ((rd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC))) < 0)
+		if ((rd = km_fd_reserve(km_fd_reopen(p->fd, O_RDONLY))) < 0)
 			return km_err_set(err, errno, "reopening it to read its contents");
 	} else if ((p->oflags & O_PATH) || (p->oflags & O_ACCMODE) == O_WRONLY) {
 		return km_err_set(err, 0, "its contents cannot be read without dropping the program's POSIX locks "
@@ -459,9 +451,7 @@ static int reopen(int fd, uint32_t oflags, km_err_t **err)
 	if (acc == O_ACCMODE)
 		return km_err_set(err, 0, "corrupt record: access mode 3");
 	int flags = (oflags & O_PATH) ? O_PATH : acc | (int)(oflags & REOPEN_FLAGS);
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	int nfd = open(path, flags | O_CLOEXEC);
+	int nfd = km_fd_reopen(fd, flags);
 	if (nfd < 0)
 		return km_err_set(err, errno, "opening it with its flags (%#o)", (unsigned)flags);
 	return nfd;

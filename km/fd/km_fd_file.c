@@ -23,7 +23,6 @@
 #include "km_fdtab.h"
 #include "km_sys_util.h"
 
-#define DELETED " (deleted)"
 
 /* Status flags a reopen carries over; creation flags never (O_CREAT, O_TRUNC, O_EXCL,
  * O_TMPFILE), nor O_NOFOLLOW: the saved path was already resolved. */
@@ -38,16 +37,10 @@ typedef struct pathrec {
 
 /* --- matching ------------------------------------------------------------------------------- */
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* A path that still names the file (not deleted, not a memfd): the probe's link. */
 static bool named(const km_fdprobe_t *p)
 {
-	return p->link[0] == '/' && !ends_with(p->link, DELETED) && strncmp(p->link, "/memfd:", 7) != 0;
+	return p->link[0] == '/' && !km_link_deleted(p->link) && strncmp(p->link, "/memfd:", 7) != 0;
 }
 
 static bool file_match(struct km_guest *g, const km_fdprobe_t *p)

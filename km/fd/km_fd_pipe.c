@@ -78,9 +78,7 @@ static bool pipe_match(struct km_guest *g, const km_fdprobe_t *p)
 /* A FIFO the program could open again by path (not deleted). */
 static bool fifo_path(const char *link)
 {
-	static const char deleted[] = " (deleted)";
-	size_t n = strlen(link), d = sizeof(deleted) - 1;
-	return link[0] == '/' && !(n >= d && strcmp(link + n - d, deleted) == 0);
+	return link[0] == '/' && !km_link_deleted(link);
 }
 
 /* The n bytes buffered in the pipe `fd` has, left where they are: tee(2) duplicates them into a
@@ -90,9 +88,7 @@ static int peek_bytes(const km_fdprobe_t *p, uint32_t cap, uint8_t *buf, size_t 
 {
 	km_autoclose int rd = -1;
 	if ((p->oflags & O_ACCMODE) == O_WRONLY) {
-		char self[64];
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", p->fd);
-		if ((rd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		if ((rd = km_fd_reopen(p->fd, O_RDONLY | O_NONBLOCK)) < 0)
 			return km_err_set(err, errno, "opening a read end to copy the buffered bytes");
 	}
 	int sp[2];
@@ -211,9 +207,7 @@ static int set_flags(int fd, uint32_t oflags, km_err_t **err)
 /* A new description of the pipe whose end `end` is (another open of it, as a FIFO is opened). */
 static int open_end(int end, uint32_t oflags, km_err_t **err)
 {
-	char self[64];
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", end);
-	int fd = open(self, (int)(oflags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	int fd = km_fd_reopen(end, (int)(oflags & O_ACCMODE) | O_NONBLOCK);
 	if (fd < 0)
 		return km_err_set(err, errno, "opening the rebuilt pipe");
 	if (set_flags(fd, oflags, err) < 0) {

@@ -25,6 +25,7 @@
 #include "km_signal.h"
 #include "km_threads.h"
 #include "km_time.h"
+#include "km_sys_util.h"
 #include "km_timers.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
@@ -76,9 +77,7 @@ static int restore_memory(km_guest_t *g, const km_snapshot_t *s, const char *nam
 			 * may not be (a copy made here and closed again drops the program's POSIX
 			 * locks on the file: a rare mix, left so). */
 			if ((sv->nt.prot & PROT_WRITE) && (fcntl(again, F_GETFL) & O_ACCMODE) != O_RDWR) {
-				char self[64];
-				snprintf(self, sizeof(self), "/proc/self/fd/%d", again);
-				if ((fd = km_fd_reserve(open(self, O_RDWR | O_CLOEXEC))) < 0)
+				if ((fd = km_fd_reserve(km_fd_reopen(again, O_RDWR))) < 0)
 					return km_err_set(err, errno, "%s: the file of a shared mapping at %#lx", name,
 							  (unsigned long)sv->nt.start);
 			}

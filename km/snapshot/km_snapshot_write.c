@@ -34,6 +34,7 @@
 #include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
+#include "km_sys_util.h"
 
 #define PAGE KM_PAGE_SIZE
 #define KM_RUNTIME_VERSION 1
@@ -221,20 +222,12 @@ static void add_nt_file(notebuf_t *nb, km_mm_t *mm)
 	}
 }
 
-/* A file that no path names: a memfd, or one deleted (or O_TMPFILE) before it was mapped. */
-static bool nameless(const char *path)
-{
-	static const char deleted[] = " (deleted)";
-	size_t n = path != NULL ? strlen(path) : 0;
-	return n >= sizeof(deleted) - 1 && strcmp(path + n - (sizeof(deleted) - 1), deleted) == 0;
-}
-
 static bool vma_saved(const km_vma_t *v)
 {
 	/* A shared file mapping's contents are the file's: restore maps the file again. One of a
 	 * file no path names is saved too (2.3): restore maps the file the fd table recreated, or,
 	 * if the program no longer had it open, a private copy of these bytes. */
-	return !((v->flags & MAP_SHARED) && !(v->flags & MAP_ANONYMOUS)) || nameless(v->path);
+	return !((v->flags & MAP_SHARED) && !(v->flags & MAP_ANONYMOUS)) || km_link_deleted(v->path);
 }
 
 static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)

@@ -79,6 +79,20 @@ ssize_t km_fd_path(int fd, char *buf, size_t size)
 	return n;
 }
 
+bool km_link_deleted(const char *link)
+{
+	static const char deleted[] = " (deleted)";
+	size_t n = link != NULL ? strlen(link) : 0, d = sizeof(deleted) - 1;
+	return n >= d && strcmp(link + n - d, deleted) == 0;
+}
+
+int km_fd_reopen(int fd, int flags)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	return open(self, flags | O_CLOEXEC);
+}
+
 long km_fd_pair_out(km_guest_t *g, long r, uint64_t gva, const int fds[2])
 {
 	if (r < 0)

@@ -68,6 +68,14 @@ static inline long km_fd_new(const km_guest_t *g, long r)
  * Returns its length or -1. */
 ssize_t km_fd_path(int fd, char *buf, size_t size);
 
+/* True if a /proc/self/fd link (or a mapping's recorded path) names a file no path reaches any
+ * more: it ends in " (deleted)" (deleted and O_TMPFILE files, memfds). NULL is false. */
+bool km_link_deleted(const char *link);
+
+/* A new open file description of fd's file (open of /proc/self/fd/N) with `flags`, O_CLOEXEC
+ * added. The host fd, or -1 with errno. */
+int km_fd_reopen(int fd, int flags);
+
 /* Turns a host call's result (-1 and errno on failure) into the syscall ABI's -errno. */
 static inline long km_host_ret(long r)
 {
