@@ -133,13 +133,50 @@ static void put_name(km_buf_t *rec, const struct sockaddr_un *a, socklen_t len)
 }
 
 /* The guest fd that holds the socket with inode ino, or NO_FD (for --inspect only). */
-static uint32_t fd_of_ino(uint64_t ino)
+/* The program's sockets by inode, made once per save (a lookup per pair end would otherwise
+ * fstat every guest fd: quadratic in the sockets a program holds). */
+typedef struct sock_index {
+	uint32_t n;
+	struct sock_at {
+		uint64_t ino;
+		uint32_t fd;
+	} at[];
+} sock_index_t;
+
+static void index_free(void *arg, bool goes_on)
 {
+	(void)goes_on;
+	free(arg);
+}
+
+static const sock_index_t *sock_index(km_fdsave_t *sv)
+{
+	void **slot = km_fdsave_state(sv, KM_FDK_UNIX);
+	if (*slot != NULL)
+		return *slot;
+	sock_index_t *x = malloc(sizeof(*x) + KM_FD_RESERVED_BASE * sizeof(x->at[0]));
+	km_err_t *e = NULL;
+	if (x == NULL || km_fdsave_on_release(sv, index_free, x, &e) < 0) {
+		km_err_free(&e); /* the release freed x: --inspect only loses the peer's fd number */
+		return NULL;
+	}
+	x->n = 0;
 	for (int fd = 0; fd < KM_FD_RESERVED_BASE; fd++) {
 		struct stat st;
-		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == ino)
-			return (uint32_t)fd;
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+			x->at[x->n++] = (struct sock_at){(uint64_t)st.st_ino, (uint32_t)fd};
 	}
+	*slot = x;
+	return x;
+}
+
+/* The lowest guest fd that holds the socket with inode ino, or NO_FD (for --inspect only). */
+static uint32_t fd_of_ino(km_fdsave_t *sv, uint64_t ino)
+{
+	const sock_index_t *x = sock_index(sv);
+	for (uint32_t i = 0; x != NULL && i < x->n; i++)
+		if (x->at[i].ino == ino)
+			return x->at[i].fd;
 	return NO_FD;
 }
 
@@ -251,7 +288,7 @@ static int unix_save(km_fdsave_t *sv, const km_fdprobe_t *p, km_buf_t *rec, km_e
 	put_name(rec, &a, al);
 	km_rec_put_u64(rec, (uint64_t)p->st.st_ino);
 	km_rec_put_u64(rec, state == U_PAIR ? d.peer_ino : 0);
-	km_rec_put_u32(rec, state == U_PAIR ? fd_of_ino(d.peer_ino) : state == U_PENDING ? (uint32_t)listener : NO_FD);
+	km_rec_put_u32(rec, state == U_PAIR ? fd_of_ino(sv, d.peer_ino) : state == U_PENDING ? (uint32_t)listener : NO_FD);
 	put_name(rec, &pa, pal);
 	km_rec_put_u32(rec, state == U_LISTEN ? d.wqueue : 0);
 	km_rec_put_u32(rec, d.shutdown);
