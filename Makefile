@@ -11,7 +11,7 @@ MUSLCC := musl-gcc
 SAN ?=
 OPT ?= -O2
 # km/ holds the program and its glue; its layers are folders, each on the include path.
-KM_DIRS := km km/vm km/mm km/load km/sys km/fd km/snapshot
+KM_DIRS := km km/vm km/mm km/load km/sys km/fd km/proc km/snapshot
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lpthread

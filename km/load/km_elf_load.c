@@ -154,3 +154,35 @@ int km_elf_load(km_mm_t *mm, const char *path, km_elf_info_t *info, km_err_t **e
 	elf_end(e);
 	return rc;
 }
+
+/* Placeholder until PT_INTERP is honoured: the checks of km_elf_load, nothing mapped. */
+int km_elf_probe(const char *path, km_err_t **err)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return km_err_set(err, 0, "libelf is unusable: %s", elf_errmsg(-1)) < 0 ? -ENOEXEC : 0;
+	km_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		km_err_set(err, e, "%s", path);
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		km_err_set(err, 0, "%s: not a regular file", path);
+		return -EACCES;
+	}
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	if (e == NULL) {
+		km_err_set(err, 0, "%s: cannot read as ELF (%s)", path, elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	GElf_Ehdr eh;
+	km_elf_info_t info;
+	memset(&info, 0, sizeof(info));
+	int rc = check_header(e, path, &eh, err) < 0 ||
+			 check_segments(e, path, &eh, st.st_size, eh.e_type == ET_DYN ? KM_PIE_BASE : 0, &info, err) < 0
+		     ? -ENOEXEC
+		     : 0;
+	elf_end(e);
+	return rc;
+}

@@ -27,4 +27,11 @@ typedef struct km_elf_info {
  * name the file and say what is wrong with it. */
 int km_elf_load(km_mm_t *mm, const char *path, km_elf_info_t *info, km_err_t **err);
 
+/* Whether km can run `path` as a program, checked without mapping anything (execve decides with
+ * it before km commits to replacing the program): 0 if so; else -errno as Linux's execve gives
+ * for that file (EACCES not a regular file, ENOEXEC not an x86-64 ELF program or unusable
+ * headers, ENOENT its interpreter is missing, ELIBBAD its interpreter is not a usable ELF), with
+ * *err saying why for --trace. A #! script is not ELF: callers handle scripts before this. */
+int km_elf_probe(const char *path, km_err_t **err);
+
 #endif

@@ -19,7 +19,7 @@ CLANG=${CLANG:-$(command -v clang-14 || command -v clang)}
 mkdir -p "$(dirname "$OUT")"
 FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 	-std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE
-	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen"
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/proc -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen"
 if [ "$TARGET" = oci ]; then
 	# shellcheck disable=SC2086
 	"$CLANG" $FLAGS -Ioci -o "$OUT" tests/fuzz/fuzz_oci_config.c oci/oci_config.c oci/oci_config_process.c \
@@ -39,10 +39,10 @@ fi
 # it links all of km but main.c, with the guest runtime blob `make km` built.
 BLOB=build/obj/km/vm/runtime_blob.o
 [ -f "$BLOB" ] || { echo "tests/fuzz/build.sh: $BLOB is missing: run make km first" >&2; exit 1; }
-KM_SRCS=$(ls km/*.c km/vm/*.c km/mm/*.c km/load/*.c km/sys/*.c km/fd/*.c km/snapshot/*.c | grep -v '^km/main.c$')
+KM_SRCS=$(ls km/*.c km/vm/*.c km/mm/*.c km/load/*.c km/sys/*.c km/fd/*.c km/proc/*.c km/snapshot/*.c | grep -v '^km/main.c$')
 # shellcheck disable=SC2086
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE -pthread \
-	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/proc -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
 	-o "$OUT" tests/fuzz/fuzz_snapshot.c $KM_SRCS "$BLOB" -lelf -lz -lpthread
 echo "built $OUT"
