@@ -76,6 +76,10 @@ typedef struct km_guest {
 	int nvcpus;                     /* slots used so far (high-water mark) */
 
 	pid_t pid;            /* process id the guest sees */
+	/* A forked child's parent: km's host pid and the pid that parent's guest sees (they differ
+	 * for a resumed parent), so that getppid() gives what the parent's getpid() gives while the
+	 * parent lives. 0: not a forked child (getppid is the host's). */
+	pid_t ppid_host, ppid_guest;
 	/* km is the init of a pid namespace (km-shim's container with a pid namespace): as Linux's
 	 * SIGNAL_UNKILLABLE, a signal at its default action is dropped, unless forced (a fault,
 	 * a seccomp trap), which clears this as Linux's force_sig_info does. */
