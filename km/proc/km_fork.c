@@ -109,31 +109,22 @@ static int capture(km_vcpu_t *v, fork_point_t *fp, uint64_t flags, uint64_t stac
 	return 0;
 }
 
-/* Takes km's locks in their order (the signal lock, the thread group's, the mapping lock
- * written) so that none is held by a thread that will not exist in the child. A stop in progress
- * is parked in first: no process appears in the middle of one. Other vCPUs may stay in KVM_RUN or
- * in host syscalls: they touch guest memory only through KVM or the host kernel, whose copy at
- * the fork is as atomic as any multithreaded process's (a page is copied either before or after
- * a concurrent write), so no KM_STOP_OUT is needed; they simply do not exist in the child.
- * Returns false if the guest is ending (nothing held). */
+/* Makes km's state consistent across the host fork: nothing the child needs may be held or half
+ * changed by a thread that will not exist in it. Other vCPUs are parked at clean points first (a
+ * KM_STOP_CLEAN stop: none is inside a syscall handler, where it could hold the mapping lock and
+ * want the signal lock, or the reverse, both of which km does; a KM_STOP_OUT stop would leave
+ * those in host syscalls running). Then the locks of the threads that are not vCPUs (the signal
+ * forwarder, the management listener) are taken: the signal lock, the thread group's, the
+ * mapping lock written. A stop in progress is parked in first, as about to make this syscall
+ * again. Returns false if the guest is ending (nothing held). */
 static bool lock_all(km_vcpu_t *v)
 {
 	km_guest_t *g = v->g;
-	for (;;) {
-		km_signal_lock(g);
-		pthread_mutex_lock(&g->threads.lock);
-		if (km_guest_ended(g)) {
-			pthread_mutex_unlock(&g->threads.lock);
-			km_signal_unlock(g);
-			return false;
-		}
-		if (g->threads.stop == KM_STOP_NONE)
-			break;
-		pthread_mutex_unlock(&g->threads.lock);
-		km_signal_unlock(g);
-		struct kvm_regs r = km_syscall_restart_regs(v);
-		km_stopall_park(v, &r, KM_CPU_RESTART_SYSCALL);
-	}
+	struct kvm_regs r = km_syscall_restart_regs(v);
+	if (km_stopall_begin(g, v, KM_STOP_CLEAN, &r, KM_CPU_RESTART_SYSCALL) < 0)
+		return false;
+	km_signal_lock(g);
+	pthread_mutex_lock(&g->threads.lock);
 	pthread_rwlock_wrlock(&g->mm.lock);
 	return true;
 }
@@ -143,6 +134,7 @@ static void unlock_all(km_guest_t *g)
 	pthread_rwlock_unlock(&g->mm.lock);
 	pthread_mutex_unlock(&g->threads.lock);
 	km_signal_unlock(g);
+	km_stopall_end(g);
 }
 
 /* --- the child ---------------------------------------------------------------------------- */
@@ -292,19 +284,22 @@ long km_proc_fork(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t ptid, u
 	fp->ctid = ctid;
 	fp->vfork_wr = -1;
 	int pfd[2] = {-1, -1};
-	if ((rc = capture(v, fp, flags, stack, tls)) < 0 || ((flags & CLONE_VFORK) && (rc = vfork_pipe(pfd)) < 0)) {
+	if ((rc = capture(v, fp, flags, stack, tls)) < 0) {
+		free(fp);
+		return rc;
+	}
+	if (!lock_all(v)) {
+		free(fp);
+		return -EAGAIN;
+	}
+	/* The vfork pipe is made and its write end closed in the parent while forks are excluded:
+	 * no other child can inherit it and hold up this parent's wait. */
+	if ((flags & CLONE_VFORK) && (rc = vfork_pipe(pfd)) < 0) {
+		unlock_all(g);
 		free(fp);
 		return rc;
 	}
 	fp->vfork_wr = pfd[1];
-	if (!lock_all(v)) {
-		free(fp);
-		if (pfd[0] >= 0) {
-			close(pfd[0]);
-			close(pfd[1]);
-		}
-		return -EAGAIN;
-	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (pfd[0] >= 0)
@@ -312,10 +307,10 @@ long km_proc_fork(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t ptid, u
 		child_main(g, fp);
 	}
 	int e = errno;
-	unlock_all(g);
-	free(fp);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
+	unlock_all(g);
+	free(fp);
 	if (pid < 0) {
 		if (pfd[0] >= 0)
 			close(pfd[0]);
