@@ -72,7 +72,10 @@ static int refuse_children(km_guest_t *g, km_err_t **err)
 		return rc;
 	char pids[160] = "";
 	list_children(pids, sizeof(pids));
-	return km_err_set(err, EBUSY, "the program has child processes (pid %s); km snapshots one process", pids);
+	km_err_set(err, 0, "the program has child processes (pid %s); km snapshots one process", pids);
+	if (err != NULL && *err != NULL)
+		(*err)->errnum = EBUSY; /* what the program's hypercall returns; the message says why */
+	return -1;
 }
 
 /* With every other thread stopped: writes, then ends the guest if asked to. */
