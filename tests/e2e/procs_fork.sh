@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Guest processes made by fork (issue 10): what the plain guest runs (fork_basic, fork_threads,
 # fork_loop) cannot check. Sourced by run.sh after its helpers; defines run_procs_fork.
-#   procs/fork/no-fd-leak/F       200 children in a km leave it no more fds than 1 child did
+#   procs/fork/no-fd-leak/F       200 children in a km leave it no more fds than 1 child did; the
+#                                  children neither took nor removed km's management socket
 #   procs/fork/snapshot-refused/F  a snapshot with a live child: EBUSY, one km line naming the
 #                                  child; the program goes on
 #   procs/fork/resumed/F           a program resumed from a snapshot forks; its child's getppid()
@@ -18,7 +19,8 @@ pf_no_fd_leak() {
 	begin "$test"
 	local d=$WORK/procs/fork/leak/$flavour
 	mkdir -p "$d"
-	coproc PF { exec timeout -k 5 "$TIMEOUT" "$KM" "$GUESTS/$flavour/fork_loop" stdin 2>"$d/err"; }
+	local sock=$d/m.sock mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
+	coproc PF { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$sock" "$GUESTS/$flavour/fork_loop" stdin 2>"$d/err"; }
 	local line before after km_pid
 	echo 1 >&"${PF[1]}"
 	read -r -t "$TIMEOUT" line <&"${PF[0]}"
@@ -32,6 +34,9 @@ pf_no_fd_leak() {
 	after=$(pf_fd_count "$km_pid")
 	[ -n "$km_pid" ] && [ "$before" -gt 0 ] || bad "could not count km's fds (pid '$km_pid')"
 	[ "$before" = "$after" ] || bad "km had $before fds after 1 child and $after after 200 more"
+	local reply
+	reply=$("$mgmt" --timeout 20 "$sock" status 2>&1) && [[ $reply == ok* ]] ||
+		bad "the management socket no longer answers after the children ended: '$reply'"
 	exec {PF[1]}>&-
 	wait "$PF_PID"
 	local rc=$?
