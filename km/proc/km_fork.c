@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "km_end.h"
@@ -232,6 +234,55 @@ static _Noreturn void child_main(km_guest_t *g, fork_point_t *fp)
 	km_end_child(g, rc, err);
 }
 
+/* The child goes on from the forking thread's stack, deep in the parent's syscall handler frames
+ * that it never returns to: it moves to a stack of its own first, so that a chain of forks (a
+ * child forking a child...) does not pile up frames per generation. The stack it leaves, if it
+ * was one of these (its parent was itself a forked child), is released. */
+#define CHILD_STACK_SIZE (8ul << 20) /* glibc's default thread stack */
+
+#if defined(__SANITIZE_ADDRESS__)
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#endif
+
+static void *own_stack;      /* the stack this km runs on if it is a forked child (NULL: none) */
+static void *left_stack;     /* the one it left, to release once off it */
+static km_guest_t *start_g;  /* child_main's arguments across the switch */
+static fork_point_t *start_fp;
+
+static void child_on_own_stack(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	if (left_stack != NULL)
+		munmap(left_stack, CHILD_STACK_SIZE);
+	left_stack = NULL;
+	child_main(start_g, start_fp);
+}
+
+static _Noreturn void child_start(km_guest_t *g, fork_point_t *fp)
+{
+	void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	ucontext_t uc;
+	if (stack == MAP_FAILED || mprotect(stack, 4096, PROT_NONE) < 0 || getcontext(&uc) < 0)
+		child_main(g, fp); /* stays where it is: a few KiB per generation */
+	left_stack = own_stack;
+	own_stack = stack;
+	start_g = g;
+	start_fp = fp;
+	uc.uc_stack.ss_sp = stack;
+	uc.uc_stack.ss_size = CHILD_STACK_SIZE;
+	uc.uc_link = NULL;
+	makecontext(&uc, child_on_own_stack, 0);
+#if defined(__SANITIZE_ADDRESS__)
+	__sanitizer_start_switch_fiber(NULL, stack, CHILD_STACK_SIZE); /* the old stack is not coming back */
+#endif
+	setcontext(&uc);
+	child_main(g, fp); /* setcontext failed */
+}
+
 /* --- the parent --------------------------------------------------------------------------- */
 
 /* CLONE_VFORK: the parent goes on once the child has exec'd or ended, which closes the pipe's
@@ -304,7 +355,7 @@ long km_proc_fork(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t ptid, u
 	if (pid == 0) {
 		if (pfd[0] >= 0)
 			close(pfd[0]);
-		child_main(g, fp);
+		child_start(g, fp);
 	}
 	int e = errno;
 	if (pfd[1] >= 0)

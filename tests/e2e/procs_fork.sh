@@ -3,6 +3,8 @@
 # fork_loop) cannot check. Sourced by run.sh after its helpers; defines run_procs_fork.
 #   procs/fork/no-fd-leak/F       200 children in a km leave it no more fds than 1 child did; the
 #                                  children neither took nor removed km's management socket
+#   procs/fork/chain-stack/F      300 generations of forks (each child forks the next and ends):
+#                                  km's stack in the last is no deeper than in the first
 #   procs/fork/snapshot-refused/F  a snapshot with a live child: EBUSY, one km line naming the
 #                                  child; the program goes on
 #   procs/fork/resumed/F           a program resumed from a snapshot forks; its child's getppid()
@@ -45,6 +47,42 @@ pf_no_fd_leak() {
 	end
 }
 
+# pf_vmstk PID: the size of km's main stack (kB), from /proc/PID/status.
+pf_vmstk() {
+	sed -n 's/^VmStk:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+pf_chain_stack() {
+	local flavour=$1 test="procs/fork/chain-stack/$1" n=300
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/chain/$flavour
+	mkdir -p "$d"
+	coproc PC { exec timeout -k 5 "$TIMEOUT" "$KM" "$GUESTS/$flavour/fork_chain" "$n" stdin 2>"$d/err"; }
+	local line first last pid
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pid=${line##* }
+	[[ $line == "gen 1 pid "* ]] && first=$(pf_vmstk "$pid") || bad "first generation: '$line'"
+	echo go >&"${PC[1]}"
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pid=${line##* }
+	[[ $line == "gen $n pid "* ]] && last=$(pf_vmstk "$pid") || bad "generation $n: '$line'"
+	echo go >&"${PC[1]}"
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	[[ $line == ok* ]] || bad "the first generation did not hear from the last: '$line'"
+	exec {PC[1]}>&-
+	wait "$PC_PID"
+	if [ -z "$first" ] || [ -z "$last" ]; then
+		bad "could not read km's stack size ('$first', '$last')"
+	elif [ "$last" -gt $((first + 64)) ]; then
+		bad "km's stack grew from $first kB in the first generation to $last kB in generation $n"
+	else
+		note "    VmStk: $first kB in generation 1, $last kB in generation $n"
+	fi
+	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
+	end
+}
+
 pf_snapshot_refused() {
 	local flavour=$1 test="procs/fork/snapshot-refused/$1"
 	want "$test" && km_only "$test" || return 0
@@ -82,6 +120,7 @@ run_procs_fork() {
 	local flavour
 	for flavour in gcc musl; do
 		pf_no_fd_leak "$flavour"
+		pf_chain_stack "$flavour"
 		pf_snapshot_refused "$flavour"
 		pf_resumed "$flavour"
 	done
