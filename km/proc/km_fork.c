@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -36,7 +37,7 @@
 /* What a new process may ask for beside the exit signal; anything else is refused. */
 #define FORK_OK                                                                                               \
 	(CLONE_VM | CLONE_VFORK | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID |                    \
-	 CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_IO | CLONE_SYSVSEM)
+	 CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_IO | CLONE_SYSVSEM | CLONE_CLEAR_SIGHAND)
 
 /* The write end of the vfork pipe this process's parent waits on (-1: none): closed by exec
  * (close-on-exec) or exit, and by any child this process forks (it is not theirs to hold). */
@@ -160,6 +161,10 @@ static void reset_process(km_guest_t *g, const fork_point_t *fp)
 	g->ppid_host = fp->parent_host;
 	g->ppid_guest = fp->parent_guest;
 	km_sigqueue_discard(&g->sigpending, ~0ull);
+	if (fp->flags & CLONE_CLEAR_SIGHAND) /* clone3: handlers back to SIG_DFL, ignored ones stay */
+		for (int i = 0; i < KM_NSIG; i++)
+			if (g->sigactions[i].handler != (uint64_t)(uintptr_t)SIG_IGN)
+				memset(&g->sigactions[i], 0, sizeof(g->sigactions[i]));
 	memset(g->timers, 0, sizeof(g->timers));
 	free(g->resume_timers);
 	g->resume_timers = NULL;

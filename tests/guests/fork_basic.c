@@ -255,6 +255,36 @@ static void process_groups(void)
 	close(ready[1]);
 }
 
+/* clone3's struct clone_args, first version (libc headers do not all have it). */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+#define CLEAR_SIGHAND 0x100000000ull /* CLONE_CLEAR_SIGHAND */
+
+/* clone3 without a stack is a fork; CLONE_CLEAR_SIGHAND gives the child SIG_DFL for every handled
+ * signal, and keeps ignored ones ignored. */
+static void clone3_clear_sighand(void)
+{
+	signal(SIGUSR2, on_usr1);
+	signal(SIGURG, SIG_IGN);
+	struct clone3_args ca = {.flags = CLEAR_SIGHAND, .exit_signal = SIGCHLD};
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0) {
+		struct sigaction usr2, urg;
+		sigaction(SIGUSR2, NULL, &usr2);
+		sigaction(SIGURG, NULL, &urg);
+		_exit(usr2.sa_handler == SIG_DFL && urg.sa_handler == SIG_IGN ? 0 : 1);
+	}
+	int st = 0;
+	CHECK(pid > 0 && waitpid((pid_t)pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "clone3 with CLONE_CLEAR_SIGHAND: handlers reset in the child, ignored signals kept");
+	struct sigaction mine;
+	sigaction(SIGUSR2, NULL, &mine);
+	CHECK(mine.sa_handler == on_usr1, "and the parent keeps its handler");
+	signal(SIGUSR2, SIG_DFL);
+	signal(SIGURG, SIG_DFL);
+}
+
 int main(void)
 {
 	exit_status();
@@ -267,5 +297,6 @@ int main(void)
 	ignored_sigchld();
 	vfork_exit();
 	process_groups();
+	clone3_clear_sighand();
 	return check_done();
 }
