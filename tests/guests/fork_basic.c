@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -255,6 +256,42 @@ static void process_groups(void)
 	close(ready[1]);
 }
 
+/* As a child subreaper, an orphaned grandchild becomes our child: its getppid() says so and we
+ * reap it (what an init does in a container). */
+static void subreaper(void)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return (void)CHECK(0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	int is = 0;
+	CHECK(prctl(PR_GET_CHILD_SUBREAPER, &is, 0, 0, 0) == 0 && is == 1, "PR_GET_CHILD_SUBREAPER says 1");
+	int go[2], back[2];
+	if (pipe(go) < 0 || pipe(back) < 0)
+		return (void)CHECK(0, "pipe");
+	pid_t me = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (fork() == 0) {
+			char c;
+			if (read(go[0], &c, 1) != 1) /* until its parent has gone */
+				_exit(2);
+			_exit(getppid() == me ? 6 : 7);
+		}
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	CHECK(write(go[1], "g", 1) == 1, "the middle process ended");
+	pid_t gc = wait(&st);
+	CHECK(gc > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 6,
+	      "the orphaned grandchild was reparented to us and reaped here (status %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+	close(go[0]);
+	close(go[1]);
+	close(back[0]);
+	close(back[1]);
+}
+
 /* clone3's struct clone_args, first version (libc headers do not all have it). */
 struct clone3_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -298,5 +335,6 @@ int main(void)
 	vfork_exit();
 	process_groups();
 	clone3_clear_sighand();
+	subreaper();
 	return check_done();
 }
