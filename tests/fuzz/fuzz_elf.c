@@ -81,7 +81,7 @@ static void check_stack(km_guest_t *g, const km_elf_info_t *info, const char *pa
 	char *envp[] = {"HOME=/", NULL};
 	uint64_t rsp = 0, argc = 0;
 	km_err_t *err = NULL;
-	if (km_initstack_build(g, info, argv, envp, &rsp, &err) < 0) {
+	if (km_initstack_build(g, info, NULL, argv, envp, &rsp, &err) < 0) {
 		/* Fine when the program's own segments took the room (limit, or the stack's range). */
 		if (err == NULL)
 			broken("stack refused without an error", path, 0, 0);
