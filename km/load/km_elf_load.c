@@ -243,6 +243,13 @@ static int load_interp(elf_file_t *f, const char *path, km_mm_t *mm, km_interp_i
 		if (at == 0)
 			return km_err_set(err, ENOMEM, "%s: no room for %lu KiB", path, (unsigned long)(span >> 10));
 		bias = at - (layout.image_start - probe_bias);
+	} else {
+		/* At its own addresses: the segments are mapped MAP_FIXED, which must not replace the
+		 * program's (Linux refuses the overlap too). */
+		size_t i = km_vma_index(mm, layout.image_start);
+		if (i < mm->nvmas && mm->vmas[i].start < KM_PAGE_UP(layout.image_end))
+			return km_err_set(err, 0, "%s: its segments overlap the program's (%#lx-%#lx)", path,
+					  (unsigned long)layout.image_start, (unsigned long)KM_PAGE_UP(layout.image_end));
 	}
 	if (map_image(f->e, f->fd, &f->st, path, &f->eh, bias, mm, err) < 0)
 		return -1;

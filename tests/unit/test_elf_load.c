@@ -317,6 +317,43 @@ static void test_bad_interp(void **state)
 	expect_interp_error(mm, with_interp("i-32", c32), "32-bit", ELIBBAD);
 }
 
+/* An ET_EXEC interpreter is loaded at its own addresses: one that overlaps the program (here
+ * busybox as its own interpreter) is refused, not mapped over it. */
+static void test_interp_overlap(void **state)
+{
+	km_mm_t *mm = *state;
+	NEED_BUSYBOX();
+	char interp[128];
+	snprintf(interp, sizeof(interp), "%s", fixture_path("busybox"));
+	size_t n = strlen(interp) + 1;
+	uint8_t *c = malloc(bb_size + n);
+	assert_non_null(c);
+	memcpy(c, bb, bb_size);
+	memcpy(c + bb_size, interp, n);
+	Elf64_Phdr *p = ph_of(c, find_ph(c, PT_NOTE, 0));
+	p->p_type = PT_INTERP;
+	p->p_offset = bb_size;
+	p->p_filesz = n;
+	write_fixture("self-interp", c, bb_size + n);
+	free(c);
+	char prog[128];
+	snprintf(prog, sizeof(prog), "%s", fixture_path("self-interp"));
+	km_elf_info_t info;
+	km_interp_info_t in;
+	km_err_t *err = NULL;
+	assert_int_equal(km_elf_load(mm, prog, &info, &err), 0);
+	assert_string_equal(info.interp, interp);
+	size_t before = mm->nvmas;
+	km_vma_t first = mm->vmas[0];
+	assert_int_equal(km_elf_load_interp(mm, prog, &info, &in, &err), -1);
+	if (strstr(err->msg, "overlap") == NULL || strstr(err->msg, prog) == NULL)
+		fail_msg("unexpected message: %s", err->msg);
+	km_err_free(&err);
+	assert_int_equal(mm->nvmas, before);
+	assert_int_equal(mm->vmas[0].start, first.start);
+	assert_int_equal(mm->vmas[0].gpa, first.gpa);
+}
+
 static void test_bad_pt_interp(void **state)
 {
 	km_mm_t *mm = *state;
@@ -563,6 +600,7 @@ int main(void)
 	    T(test_dynamic),
 	    T(test_bad_interp),
 	    T(test_bad_pt_interp),
+	    T(test_interp_overlap),
 	    T(test_not_elf),
 	    T(test_not_a_file),
 	    T(test_truncated),
