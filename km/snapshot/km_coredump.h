@@ -182,7 +182,7 @@ typedef struct km_nt_dynlinker {
 
 /* One file-backed private mapping (a library, the interpreter, the program, a data file): its
  * file's identity when the snapshot was written. A resume refuses a file that is gone or whose
- * identity differs. */
+ * size or modification time differs (dev/ino may: a copy on another host is the same file). */
 typedef struct km_nt_mapfile {
 	uint32_t vma;       /* index of the NT_KM_VMA note (and PT_LOAD) it is about */
 	uint32_t reserved0;

@@ -248,7 +248,7 @@ static int restore_files(km_guest_t *g, const km_snapshot_t *s, const char *name
 }
 
 /* Every file a private mapping maps (2.4: the program, its interpreter, libraries, data files)
- * must be the file it was: the program's code came from it, and what it maps later (dlopen, the
+ * must still have the size and modification time it had: the program's code came from it, and what it maps later (dlopen, the
  * next library of a search path) must match what it already has. Checked before anything is
  * recreated. */
 static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t **err)
@@ -261,11 +261,14 @@ static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t
 		if (stat(v->path, &st) < 0)
 			return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx, is gone", name, v->path,
 					  (unsigned long)v->nt.start);
-		if (st.st_dev != f.id.dev || st.st_ino != f.id.ino || (uint64_t)st.st_size != f.id.size ||
-		    st.st_mtim.tv_sec != f.id.mtime_sec || st.st_mtim.tv_nsec != f.id.mtime_nsec)
+		/* Not dev/ino: a copy with the same size and modification time (cp -a, an image
+		 * unpacked again, another host) is the same file, so snapshots move between hosts
+		 * and containers; an upgrade or a rebuild changes one of them. */
+		if ((uint64_t)st.st_size != f.id.size || st.st_mtim.tv_sec != f.id.mtime_sec ||
+		    st.st_mtim.tv_nsec != f.id.mtime_nsec)
 			return km_err_set(err, 0,
 					  "%s: %s, mapped by the program at %#lx, changed since the snapshot "
-					  "(device, inode, size or modification time differ)",
+					  "(size or modification time differ)",
 					  name, v->path, (unsigned long)v->nt.start);
 	}
 	return 0;

@@ -250,8 +250,8 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 }
 
 /* The identity a private mapping's file has now, if it is still the file the program mapped
- * (same dev/ino); else the mapping's own dev/ino with no size or time, which no file at that path
- * matches at resume. False if the mapping has no file to check (anonymous, shared: the shared
+ * (same dev/ino); else the mapping's own dev/ino with size and time 0, which no file at that
+ * path matches at resume. False if the mapping has no file to check (anonymous, shared: the shared
  * ones are mapped from their file again and checked then, deleted, not a regular file). */
 static bool mapfile_id(const km_vma_t *v, km_nt_fileid_t *id)
 {

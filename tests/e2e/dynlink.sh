@@ -118,13 +118,32 @@ dyn_resume_refused() {
 	end
 }
 
+# dyn_resume_ok NAME SNAPSHOT WANT_OUT: km SNAPSHOT exits 0 printing WANT_OUT's contents.
+dyn_resume_ok() {
+	local test="dyn/$1" snap=$2 want_out=$3
+	want "$test" || return 0
+	km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/dyn/$1
+	run "$d" "$WORK/dyn" /dev/null -- "$KM" "$snap"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0: $(head -2 "$d/err")"
+	cmp -s "$want_out" "$d/out" || bad "stdout differs from the first resume's"
+	if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then
+		show_file stdout "$d/out"
+		show_file stderr "$d/err"
+	fi
+	end
+}
+
 # dyn_snap with its plugin copied aside, snapshotted and resumed: the two runs' output together
-# is the native run's; then the copy is changed, then removed, and each resume is refused.
+# is the native run's; a copy of the plugin (same size and time) put in its place is accepted;
+# then the plugin is changed, then removed, and each of these resumes is refused.
 dyn_snapshot() {
 	local test=dyn/snapshot
 	local d=$WORK/dyn/snapshot
 	local lib=$d/lib snap=$d/snap
-	want "$test" || want dyn/snapshot-library-changed || want dyn/snapshot-library-gone || return 0
+	want "$test" || want dyn/snapshot-library-copied || want dyn/snapshot-library-changed ||
+		want dyn/snapshot-library-gone || return 0
 	km_only "$test" || return 0
 	begin "$test"
 	mkdir -p "$lib"
@@ -157,6 +176,10 @@ dyn_snapshot() {
 	fi
 	end
 	[ -f "$snap" ] || return 0
+	# A copy with the same size and modification time (another inode: what a bundle copied to
+	# another host has) is the same file.
+	cp -a "$lib/libdynplug.so" "$lib/copy.so" && mv "$lib/copy.so" "$lib/libdynplug.so"
+	dyn_resume_ok snapshot-library-copied "$snap" "$d/resume/out"
 	# Same size, one byte different (the modification time changes with it).
 	printf 'X' | dd of="$lib/libdynplug.so" bs=1 seek=100 conv=notrunc status=none
 	dyn_resume_refused snapshot-library-changed "$snap" "$lib/libdynplug.so" "changed since the snapshot"
