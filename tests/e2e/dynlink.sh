@@ -93,6 +93,16 @@ dyn_guests() {
 	dyn_compare library-missing 127 "$cwd" /dev/null -- "$lib/dyn_hello"
 	dyn_compare interp-as-program 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" -- \
 		/lib64/ld-linux-x86-64.so.2 "$lib/dyn_hello" via ld.so
+	# musl's dynamic linker (/lib/ld-musl-x86_64.so.1) is its libc too.
+	if want dyn/musl-args; then
+		if ! musl-gcc -O1 -D_GNU_SOURCE -o "$cwd/bin-musl-args" "$ROOT/tests/guests/args.c" 2>"$cwd/musl-build.log"; then
+			begin dyn/musl-args
+			bad "musl-gcc could not build a dynamic program: $(head -2 "$cwd/musl-build.log")"
+			end
+		else
+			dyn_compare musl-args 0 "$cwd" /dev/null -- "$cwd/bin-musl-args" one 'two words' ''
+		fi
+	fi
 }
 
 # dyn_resume_refused NAME SNAPSHOT MENTION...: km SNAPSHOT exits 1 with one stderr line that
