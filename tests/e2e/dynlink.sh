@@ -15,26 +15,41 @@ DYN_MGMT=${KM_MGMT:-${TOOLS:-$ROOT/build/tests/tools}/km-mgmt}
 case $DYN_MGMT in /*) ;; *) DYN_MGMT=$PWD/$DYN_MGMT ;; esac
 
 # dyn_compare NAME EXPECT CWD STDIN VAR=VALUE... -- CMD ARGS...: CMD natively and under km with
-# the same environment; exit status EXPECT, identical stdout and stderr, no FAIL lines.
+# the same environment; exit status EXPECT, identical stdout and stderr, no FAIL lines. A
+# "GUEST:VAR=VALUE" is given to the program only: natively in its environment, under km with
+# --env (LD_PRELOAD in km's own environment would load into an ASan km, which is dynamic).
 dyn_compare() {
 	local name=$1 expect=$2 cwd=$3 stdin=$4
 	shift 4
 	local test="dyn/$name"
 	want "$test" || return 0
 	begin "$test"
-	local d=$WORK/dyn/$name
+	local d=$WORK/dyn/$name v
 	split_run_args "$@"
-	local -a extra=("${RUN_EXTRA[@]}") cmd=("${RUN_CMD[@]}")
+	local -a extra=() native_env=() km_opts=() cmd=("${RUN_CMD[@]}")
+	for v in "${RUN_EXTRA[@]}"; do
+		case $v in
+		GUEST:*)
+			native_env+=("${v#GUEST:}")
+			km_opts+=("--env=${v#GUEST:}")
+			;;
+		*) extra+=("$v") ;;
+		esac
+	done
 	if [ ! -x "${cmd[0]}" ]; then
 		bad "${cmd[0]} is missing (make guests; scripts/deps.sh installs the Debian programs)"
 		end
 		return
 	fi
-	run "$d/native" "$cwd" "$stdin" "${extra[@]}" -- "${cmd[@]}"
+	run "$d/native" "$cwd" "$stdin" "${extra[@]}" "${native_env[@]}" -- "${cmd[@]}"
 	local nrc=$RC
 	N_CMDLINE=$CMDLINE
-	km_cmd "${cmd[@]}"
-	run "$d/km" "$cwd" "$stdin" "${extra[@]}" -- "${KMCMD[@]}"
+	if [ $NATIVE = 1 ]; then
+		km_cmd "${cmd[@]}"
+		run "$d/km" "$cwd" "$stdin" "${extra[@]}" "${native_env[@]}" -- "${KMCMD[@]}"
+	else
+		run "$d/km" "$cwd" "$stdin" "${extra[@]}" -- "$KM" "${km_opts[@]}" "${cmd[@]}"
+	fi
 	K_CMDLINE=$CMDLINE
 	compare_runs "$d/native" "$nrc" "$d/km" "$RC" "$expect"
 	grep -q '^FAIL' "$d/km/out" && bad "the guest's own checks failed under km: $(grep -m3 '^FAIL' "$d/km/out" | tr '\n' ' ')"
@@ -89,7 +104,7 @@ dyn_guests() {
 	dyn_compare dlopen-path 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" -- "$lib/dyn_dlopen" "$lib/libdynplug.so"
 	dyn_compare dlopen-name 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" -- "$lib/dyn_dlopen" libdynplug.so
 	dyn_compare library-path 0 "$cwd" /dev/null "LD_LIBRARY_PATH=/nonexistent:$lib" -- "$lib/dyn_hello" a 'b c'
-	dyn_compare preload 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" "LD_PRELOAD=$lib/libdynpre.so" -- "$lib/dyn_hello" x
+	dyn_compare preload 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" "GUEST:LD_PRELOAD=$lib/libdynpre.so" -- "$lib/dyn_hello" x
 	dyn_compare library-missing 127 "$cwd" /dev/null -- "$lib/dyn_hello"
 	dyn_compare interp-as-program 0 "$cwd" /dev/null "LD_LIBRARY_PATH=$lib" -- \
 		/lib64/ld-linux-x86-64.so.2 "$lib/dyn_hello" via ld.so
