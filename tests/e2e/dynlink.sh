@@ -4,9 +4,9 @@
 # shared library, IFUNC, dlopen, LD_PRELOAD, LD_LIBRARY_PATH), each run natively and under km and
 # compared byte for byte (stdout, stderr, exit status); then snapshots of dynamic programs
 # (dyn_snap and python3 after its imports) resumed, and resumes refused because a mapped library
-# changed or vanished. Sourced by run.sh after its helpers (want, begin, bad, note, end, run,
-# split_run_args, km_cmd, compare_runs, show_runs, km_only, status_text, show_file); defines
-# run_dynlink.
+# changed or vanished; a dynamic program in a container under km-shim. Sourced by run.sh after
+# its helpers (want, begin, bad, note, end, run, split_run_args, km_cmd, compare_runs, show_runs,
+# show_diff, km_only, status_text, show_file); defines run_dynlink.
 #
 # Knob: KM_MGMT=$TOOLS/km-mgmt (the management socket's client, for the python3 snapshot).
 
@@ -267,6 +267,75 @@ print(json.dumps({"got": line.strip(), "sha": hashlib.sha1(line.encode()).hexdig
 	end
 }
 
+# dyn_ctr_bundle DIR WITH_INTERP: a bundle whose rootfs holds dyn_tls, its libraries and glibc
+# (with the interpreter only if WITH_INTERP is 1), running /bin/dyn_tls.
+dyn_ctr_bundle() {
+	local b=$1 with_interp=$2 f
+	mkdir -p "$b/rootfs/bin" "$b/rootfs/lib64" "$b/rootfs/lib/x86_64-linux-gnu" "$b/rootfs/usr/local/lib"
+	cp "$DYN_GUESTS/dyn_tls" "$b/rootfs/bin/"
+	cp "$DYN_GUESTS/libdyntls.so" "$DYN_GUESTS/libdynwho.so" "$b/rootfs/usr/local/lib/"
+	for f in libc.so.6; do cp -L "/lib/x86_64-linux-gnu/$f" "$b/rootfs/lib/x86_64-linux-gnu/"; done
+	[ "$with_interp" = 1 ] && cp -L /lib64/ld-linux-x86-64.so.2 "$b/rootfs/lib64/"
+	cat >"$b/config.json" <<-EOF
+		{
+		  "ociVersion": "1.0.2",
+		  "process": {
+		    "terminal": false,
+		    "user": {"uid": 0, "gid": 0},
+		    "args": ["/bin/dyn_tls"],
+		    "env": ["PATH=/bin", "LD_LIBRARY_PATH=/usr/local/lib"],
+		    "cwd": "/"
+		  },
+		  "root": {"path": "rootfs", "readonly": true},
+		  "hostname": "km-dyn",
+		  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+		  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]}
+		}
+	EOF
+}
+
+# A dynamic program in a container (km-shim): its interpreter and libraries come from the
+# rootfs, not the host; without an interpreter in the rootfs it is refused, naming it. km-shim
+# runs $KM_SHIM_KM if set (make asan names a static km: a sanitizer build's cannot run in a
+# container), else the km under test.
+dyn_container() {
+	local shim=${KM_SHIM:-$ROOT/build/bin/km-shim} d=$WORK/dyn/ctr test
+	want dyn/container || want dyn/container-no-interpreter || return 0
+	km_only dyn/container || return 0
+	local root=$d/root
+	mkdir -p "$d"
+	test=dyn/container
+	if want "$test"; then
+		begin "$test"
+		if [ ! -x "$shim" ]; then
+			bad "km-shim is missing (make shim)"
+		else
+			dyn_ctr_bundle "$d/b1" 1
+			run "$d/native" "$WORK/dyn" /dev/null "LD_LIBRARY_PATH=$DYN_GUESTS" -- "$DYN_GUESTS/dyn_tls"
+			KM_SHIM_KM=${KM_SHIM_KM:-$KM} timeout -k 5 "$TIMEOUT" "$shim" --root "$root" run --bundle "$d/b1" dyn-ctr \
+				>"$d/out" 2>"$d/err" </dev/null
+			local rc=$?
+			[ "$rc" = 0 ] || bad "km-shim run: exit status $(status_text "$rc"): $(head -2 "$d/err")"
+			cmp -s "$d/native/out" "$d/out" || { bad "output differs from the native run's"; show_diff "$d/native/out" "$d/out"; }
+			"$shim" --root "$root" delete --force dyn-ctr >/dev/null 2>&1
+		fi
+		end
+	fi
+	test=dyn/container-no-interpreter
+	if want "$test" && [ -x "$shim" ]; then
+		begin "$test"
+		dyn_ctr_bundle "$d/b2" 0
+		KM_SHIM_KM=${KM_SHIM_KM:-$KM} timeout -k 5 "$TIMEOUT" "$shim" --root "$root" run --bundle "$d/b2" dyn-ctr2 \
+			>"$d/out2" 2>"$d/err2" </dev/null
+		local rc=$?
+		[ "$rc" != 0 ] || bad "km-shim run succeeded without an interpreter in the rootfs"
+		grep -q "/bin/dyn_tls: its interpreter: /lib64/ld-linux-x86-64.so.2" "$d/out2" "$d/err2" ||
+			bad "no line naming the program and its missing interpreter: $(cat "$d/out2" "$d/err2" | head -3 | tr '\n' ' ')"
+		"$shim" --root "$root" delete --force dyn-ctr2 >/dev/null 2>&1
+		end
+	fi
+}
+
 run_dynlink() {
 	if [ ! -d "$DYN_GUESTS" ]; then
 		if want dyn/; then
@@ -280,4 +349,5 @@ run_dynlink() {
 	dyn_guests
 	dyn_snapshot
 	dyn_python_snapshot
+	dyn_container
 }
