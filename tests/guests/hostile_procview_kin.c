@@ -121,6 +121,7 @@ static void fd_routes(const char *base)
 		struct stat st;
 		CHECK_ERR(stat(p, &st), ENOENT, "%s: stat(%s) is ENOENT", who, p);
 		CHECK_ERR(lstat(p, &st), ENOENT, "%s: lstat(%s) is ENOENT", who, p);
+		CHECK_ERR(access(p, F_OK), ENOENT, "%s: access(%s) is ENOENT", who, p);
 		snprintf(p, sizeof(p), "%s/fdinfo/%d", base, fd);
 		no_open(p, O_RDONLY, ENOENT);
 	}
