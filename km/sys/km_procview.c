@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,25 +153,26 @@ static km_pv_t classify_entry(km_guest_t *g, const char *rest, pid_t tid)
 	return verdict(KM_PV_DENY);
 }
 
-/* Whether host process `pid` runs km's own binary: its exe would show km's path. */
+static struct stat km_binary;
+static bool km_binary_known;
+
+static void find_km_binary(void)
+{
+	km_binary_known = stat("/proc/self/exe", &km_binary) == 0;
+}
+
+/* Whether host process `pid` runs km's own binary: its exe would show km's path. If km cannot
+ * name its own binary, every process may be a km. */
 static bool km_process(pid_t pid)
 {
-	static struct stat self;
-	static int known; /* 0 unknown, 1 known, -1 km's own binary cannot be named; a race asks twice */
-	int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
-	if (k == 0) {
-		struct stat st;
-		k = stat("/proc/self/exe", &st) == 0 ? 1 : -1;
-		if (k == 1)
-			self = st;
-		__atomic_store_n(&known, k, __ATOMIC_RELEASE);
-	}
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, find_km_binary);
 	char p[64];
 	struct stat st;
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	if (stat(p, &st) < 0)
-		return k < 0; /* exe unreadable (a kernel thread, a process gone): nothing of km shows */
-	return k < 0 || (st.st_dev == self.st_dev && st.st_ino == self.st_ino);
+		return !km_binary_known; /* exe unreadable (a kernel thread, a process gone): no path shows */
+	return !km_binary_known || (st.st_dev == km_binary.st_dev && st.st_ino == km_binary.st_ino);
 }
 
 /* An entry inside another process's directory (tid 0) or one of its threads' (km_procview.h). */
