@@ -5,7 +5,8 @@
  *
  * What is refused is decided by what the fd is, never by the path the guest wrote: km's own
  * memory, registers and threads (/proc/<km>/mem, pagemap, map_files, ... by whatever route) and
- * km's own files (the reserved fds re-opened through /proc/<km>/fd) never enter. Some /proc files
+ * km's own files (the reserved fds re-opened through /proc/<km>/fd) never enter, nor those of any
+ * other process (a guest's parent and children are kms too: km_procview.h). Some /proc files
  * that would describe km are replaced by km's description of the guest (km_procview.c).
  */
 #ifndef KM_FD_ADMIT_H

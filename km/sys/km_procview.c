@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,17 @@ static const struct {
     {"cmdline", KM_PV_CMDLINE}, {"environ", KM_PV_ENVIRON}, {"auxv", KM_PV_AUXV},
     {"maps", KM_PV_MAPS},	{"stat", KM_PV_STAT},	    {"status", KM_PV_STATUS},
     {"statm", KM_PV_STATM},
+};
+
+/* Entries of another process (or of one of its threads) that describe it without reaching into
+ * its memory, registers, fds or layout: the host's file, as natively. stat is answered with its
+ * address fields 0 and exe is judged apart (km_procview.h). */
+static const char *const other_pass_entries[] = {
+    "cmdline",	  "comm",	"status",	"statm",      "limits",	    "cgroup",	  "mounts",
+    "mountinfo",  "mountstats", "io",		"oom_score",  "oom_score_adj", "oom_adj",   "loginuid",
+    "sessionid",  "sched",	"schedstat",	"cpuset",     "wchan",	    "uid_map",	  "gid_map",
+    "setgroups",  "projid_map", "cwd",		"root",	      "personality", "timers",	  "children",
+    "arch_status", "autogroup", NULL,
 };
 
 static km_pv_t verdict(km_pv_verdict_t v)
@@ -96,6 +108,18 @@ static bool comp_is(const char *rest, const char *name, const char **after)
 	return true;
 }
 
+/* fd/ and fdinfo/ of any process: km's reserved range does not exist (a km's fds there are its
+ * VM, vCPUs, pagemap, snapshot files and management socket). NULL if `rest` is neither. */
+static const km_pv_t *fd_entry(const char *rest, km_pv_t *out)
+{
+	const char *sub, *after;
+	if (!comp_is(rest, "fd", &sub) && !comp_is(rest, "fdinfo", &sub))
+		return NULL;
+	long fd = *sub == '\0' ? 0 : number(sub, &after);
+	*out = verdict(fd >= KM_FD_RESERVED_BASE ? KM_PV_HIDE : KM_PV_PASS);
+	return out;
+}
+
 /* An entry inside km's process directory (process: tid 0) or a guest thread's directory. */
 static km_pv_t classify_entry(km_guest_t *g, const char *rest, pid_t tid)
 {
@@ -113,13 +137,9 @@ static km_pv_t classify_entry(km_guest_t *g, const char *rest, pid_t tid)
 			return verdict(KM_PV_HIDE);
 		return classify_entry(g, after, (pid_t)t);
 	}
-	if (comp_is(rest, "fd", &sub) || comp_is(rest, "fdinfo", &sub)) {
-		const char *after;
-		long fd = *sub == '\0' ? 0 : number(sub, &after);
-		if (fd >= KM_FD_RESERVED_BASE)
-			return verdict(KM_PV_HIDE);
-		return verdict(KM_PV_PASS);
-	}
+	km_pv_t fdv;
+	if (fd_entry(rest, &fdv) != NULL)
+		return fdv;
 	if (comp_is(rest, "net", &sub) || comp_is(rest, "ns", &sub))
 		return verdict(KM_PV_PASS);
 	for (size_t i = 0; i < sizeof(synth_entries) / sizeof(synth_entries[0]); i++)
@@ -133,6 +153,56 @@ static km_pv_t classify_entry(km_guest_t *g, const char *rest, pid_t tid)
 	return verdict(KM_PV_DENY);
 }
 
+static struct stat km_binary;
+static bool km_binary_known;
+
+static void find_km_binary(void)
+{
+	km_binary_known = stat("/proc/self/exe", &km_binary) == 0;
+}
+
+/* Whether host process `pid` runs km's own binary: its exe would show km's path. If km cannot
+ * name its own binary, every process may be a km. */
+static bool km_process(pid_t pid)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, find_km_binary);
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
+	if (stat(p, &st) < 0)
+		return !km_binary_known; /* exe unreadable (a kernel thread, a process gone): no path shows */
+	return !km_binary_known || (st.st_dev == km_binary.st_dev && st.st_ino == km_binary.st_ino);
+}
+
+/* An entry inside another process's directory (tid 0) or one of its threads' (km_procview.h). */
+static km_pv_t classify_other(const char *rest, pid_t pid, pid_t tid)
+{
+	const char *sub;
+	km_pv_t fdv;
+	if (*rest == '\0')
+		return verdict(KM_PV_PASS);
+	if (tid == 0 && comp_is(rest, "task", &sub)) {
+		const char *after;
+		long t = *sub == '\0' ? -1 : number(sub, &after);
+		if (t < 0)
+			return verdict(KM_PV_PASS); /* task/ itself; any other name does not exist */
+		return classify_other(after, pid, (pid_t)t);
+	}
+	if (fd_entry(rest, &fdv) != NULL)
+		return fdv;
+	if (comp_is(rest, "net", &sub) || comp_is(rest, "ns", &sub))
+		return verdict(KM_PV_PASS);
+	if (strcmp(rest, "stat") == 0)
+		return (km_pv_t){.verdict = KM_PV_SYNTH, .file = KM_PV_OTHER_STAT, .tid = tid, .pid = pid};
+	if (strcmp(rest, "exe") == 0)
+		return verdict(km_process(tid != 0 ? tid : pid) ? KM_PV_DENY : KM_PV_PASS);
+	for (size_t i = 0; other_pass_entries[i] != NULL; i++)
+		if (strcmp(rest, other_pass_entries[i]) == 0)
+			return verdict(KM_PV_PASS);
+	return verdict(KM_PV_DENY);
+}
+
 km_pv_t km_procview_classify(km_guest_t *g, const char *rel)
 {
 	const char *rest;
@@ -142,7 +212,7 @@ km_pv_t km_procview_classify(km_guest_t *g, const char *rel)
 	if (pid == getpid())
 		return classify_entry(g, rest, 0);
 	if (!km_thread((pid_t)pid))
-		return verdict(KM_PV_PASS); /* another process: the host's view, as natively */
+		return classify_other(rest, (pid_t)pid, 0);
 	if (!km_procview_guest_tid(g, (pid_t)pid))
 		return verdict(KM_PV_HIDE);
 	return classify_entry(g, rest, (pid_t)pid);
@@ -277,15 +347,17 @@ static uint64_t guest_vsize(km_guest_t *g)
 	return total;
 }
 
-/* The host's file for km's process (tid 0) or one of its threads, whole and NUL-terminated
- * (to free), or NULL with *rc = -errno. */
-static char *host_text(pid_t tid, const char *name, int *rc)
+/* The host's file `name` of process `pid` (0: km's) or of its thread `tid` (0: the process),
+ * whole and NUL-terminated (to free), or NULL with *rc = -errno. */
+static char *host_text_of(pid_t pid, pid_t tid, const char *name, int *rc)
 {
-	char path[96];
+	char path[96], proc[24] = "self";
+	if (pid != 0)
+		snprintf(proc, sizeof(proc), "%d", (int)pid);
 	if (tid == 0)
-		snprintf(path, sizeof(path), "/proc/self/%s", name);
+		snprintf(path, sizeof(path), "/proc/%s/%s", proc, name);
 	else
-		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
+		snprintf(path, sizeof(path), "/proc/%s/task/%d/%s", proc, (int)tid, name);
 	int fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0) {
 		*rc = -errno;
@@ -306,6 +378,12 @@ static char *host_text(pid_t tid, const char *name, int *rc)
 		return NULL;
 	}
 	return (char *)b.p;
+}
+
+/* The host's file for km's process (tid 0) or one of its threads: see host_text_of. */
+static char *host_text(pid_t tid, const char *name, int *rc)
+{
+	return host_text_of(0, tid, name, rc);
 }
 
 /* The guest's id for host thread `tid` (0: the process). */
@@ -339,52 +417,87 @@ static code_range_t program_ranges(km_guest_t *g)
 	return r;
 }
 
+/* The value km puts in stat's field `field` (proc(5)'s numbering): false to keep the host's. */
+typedef bool (*stat_field_fn)(km_guest_t *g, const code_range_t *cr, int field, uint64_t *val);
+
+/* Writes the host's stat line `host` (modified in place) to t, with pid `id` and the fields
+ * `set` chooses. */
+static int put_stat(km_guest_t *g, char *host, int id, stat_field_fn set, km_buf_t *t)
+{
+	char *comm_end = strrchr(host, ')');
+	char *open = strchr(host, '(');
+	if (comm_end == NULL || open == NULL || comm_end < open)
+		return -EIO;
+	code_range_t cr = g != NULL ? program_ranges(g) : (code_range_t){0};
+	km_buf_printf(t, "%d ", id);
+	km_buf_put(t, open, (size_t)(comm_end - open) + 1);
+	int field = 2;
+	char *save = NULL;
+	for (char *f = strtok_r(comm_end + 1, " \n", &save); f != NULL; f = strtok_r(NULL, " \n", &save)) {
+		uint64_t val;
+		if (set(g, &cr, ++field, &val))
+			km_buf_printf(t, " %" PRIu64, val);
+		else
+			km_buf_printf(t, " %s", f);
+	}
+	km_buf_put(t, "\n", 1);
+	return 0;
+}
+
+/* The guest's sizes and addresses where the host's would be km's. */
+static bool own_stat_field(km_guest_t *g, const code_range_t *cr, int field, uint64_t *val)
+{
+	switch (field) {
+	case 23: *val = guest_vsize(g); return true;
+	case 26: *val = cr->code_start; return true;
+	case 27: *val = cr->code_end; return true;
+	case 28: *val = g->start_stack; return true;
+	case 29: case 30: *val = 0; return true; /* kstkesp, kstkeip: 0 as Linux shows them */
+	case 45: *val = cr->data_start; return true;
+	case 46: *val = cr->data_end; return true;
+	case 47: *val = g->mm.brk_start; return true;
+	case 48: *val = g->arg_start; return true;
+	case 49: *val = g->arg_end; return true;
+	case 50: *val = g->env_start; return true;
+	case 51: *val = g->env_end; return true;
+	default: return false;
+	}
+}
+
+/* Another process's addresses (a km's would be its layout) are 0, as the kernel shows them for a
+ * process one may not trace: startcode, endcode, startstack, kstkesp, kstkeip, and start_data
+ * to env_end. */
+static bool other_stat_field(km_guest_t *g, const code_range_t *cr, int field, uint64_t *val)
+{
+	(void)g;
+	(void)cr;
+	*val = 0;
+	return (field >= 26 && field <= 30) || (field >= 45 && field <= 51);
+}
+
 /* /proc/<pid>/stat: the host's line with the ids, sizes and addresses (which would be km's) set
- * from the guest. Field numbers as proc(5) counts them. */
+ * from the guest. */
 static int gen_stat(km_guest_t *g, pid_t tid, km_buf_t *t)
 {
 	int rc;
 	char *host = host_text(tid, "stat", &rc);
 	if (host == NULL)
 		return rc;
-	char *comm_end = strrchr(host, ')');
-	char *open = strchr(host, '(');
-	if (comm_end == NULL || open == NULL || comm_end < open) {
-		free(host);
-		return -EIO;
-	}
-	code_range_t cr = program_ranges(g);
-	km_buf_printf(t, "%d ", (int)guest_id(g, tid));
-	km_buf_put(t, open, (size_t)(comm_end - open) + 1);
-	int field = 2;
-	char *save = NULL;
-	for (char *f = strtok_r(comm_end + 1, " \n", &save); f != NULL; f = strtok_r(NULL, " \n", &save)) {
-		field++;
-		uint64_t val;
-		bool set = true;
-		switch (field) {
-		case 23: val = guest_vsize(g); break;
-		case 26: val = cr.code_start; break;
-		case 27: val = cr.code_end; break;
-		case 28: val = g->start_stack; break;
-		case 29: case 30: val = 0; break; /* kstkesp, kstkeip: 0 as Linux shows them */
-		case 45: val = cr.data_start; break;
-		case 46: val = cr.data_end; break;
-		case 47: val = g->mm.brk_start; break;
-		case 48: val = g->arg_start; break;
-		case 49: val = g->arg_end; break;
-		case 50: val = g->env_start; break;
-		case 51: val = g->env_end; break;
-		default: set = false; val = 0; break;
-		}
-		if (set)
-			km_buf_printf(t, " %" PRIu64, val);
-		else
-			km_buf_printf(t, " %s", f);
-	}
-	km_buf_put(t, "\n", 1);
+	rc = put_stat(g, host, (int)guest_id(g, tid), own_stat_field, t);
 	free(host);
-	return 0;
+	return rc;
+}
+
+/* Another process's (or thread's) stat: the host's line without its addresses. */
+static int gen_other_stat(pid_t pid, pid_t tid, km_buf_t *t)
+{
+	int rc;
+	char *host = host_text_of(pid, tid, "stat", &rc);
+	if (host == NULL)
+		return rc;
+	rc = put_stat(NULL, host, (int)(tid != 0 ? tid : pid), other_stat_field, t);
+	free(host);
+	return rc;
 }
 
 /* /proc/<pid>/status: the host's lines with the ids and the address-space size set from the
@@ -451,6 +564,8 @@ static int generate(km_guest_t *g, const km_pv_t *pv, km_buf_t *t)
 		return gen_status(g, pv->tid, t);
 	case KM_PV_STATM:
 		return gen_statm(g, pv->tid, t);
+	case KM_PV_OTHER_STAT:
+		return gen_other_stat(pv->pid, pv->tid, t);
 	default:
 		return -EACCES;
 	}
@@ -492,11 +607,13 @@ static dir_kind_t dir_kind(km_guest_t *g, const char *dir)
 	if (pid < 0)
 		return DIR_OTHER;
 	bool process = pid == getpid();
-	if (!process && !(km_thread((pid_t)pid) && km_procview_guest_tid(g, (pid_t)pid)))
+	/* Another process (not one of km's threads): its task/ is the host's; its fds are filtered. */
+	bool other = !process && !km_thread((pid_t)pid);
+	if (!process && !other && !km_procview_guest_tid(g, (pid_t)pid))
 		return DIR_OTHER;
-	if (process && comp_is(rest, "task", &sub)) {
+	if ((process || other) && comp_is(rest, "task", &sub)) {
 		if (*sub == '\0')
-			return DIR_TASK;
+			return other ? DIR_OTHER : DIR_TASK;
 		long t = number(sub, &rest);
 		if (t < 0)
 			return DIR_OTHER;

@@ -9,8 +9,19 @@
  * opened file), not over the path the guest wrote: entries of km's process that describe the
  * guest harmlessly pass through; cmdline, environ, auxv, maps, stat, statm and status are answered by km
  * from the guest's own state; km's other threads and fds do not exist (ENOENT); everything else
- * under km's pid is EACCES. Entries of other processes and the rest of /proc pass through: they
- * are the host's view, exactly what a native program sees.
+ * under km's pid is EACCES.
+ *
+ * Other processes: the guest's parent and children are kms too (fork forks km), so their /proc
+ * is another km's memory, registers, fds and layout. A program cannot tell whether a pid is a
+ * km, so one rule holds for every other process, the kernel's own for a process one may not
+ * trace (what a program already copes with): mem, pagemap, map_files, syscall, stack, environ,
+ * auxv, maps/smaps/numa_maps (km's layout would undo km's ASLR), attr/, clear_refs and anything
+ * not listed are EACCES; stat's address fields are 0; fd/N and fdinfo/N at km's reserved range
+ * do not exist and are left out of listings. What describes a process without reaching into it
+ * (status, cmdline, comm, limits, cgroup, cwd, root, ns/, net/, fd/ below km's range, ...) is
+ * the host's. exe is the host's too, except that of a km (its target is km's own binary): that
+ * is EACCES, since /proc/self/exe does not show km's path either. The rest of /proc (meminfo,
+ * sys/, ...) is the host's view, exactly what a native program sees.
  */
 #ifndef KM_PROCVIEW_H
 #define KM_PROCVIEW_H
@@ -37,12 +48,14 @@ typedef enum km_pv_file {
 	KM_PV_STAT,
 	KM_PV_STATUS,
 	KM_PV_STATM,
+	KM_PV_OTHER_STAT, /* another process's stat, its address fields 0 */
 } km_pv_file_t;
 
 typedef struct km_pv {
 	km_pv_verdict_t verdict;
 	km_pv_file_t file; /* KM_PV_SYNTH: which file */
 	pid_t tid;         /* KM_PV_SYNTH: the host thread it describes (0: the process) */
+	pid_t pid;         /* KM_PV_OTHER_STAT: the other process (tid: its thread, or 0) */
 } km_pv_t;
 
 /* Classifies `rel`, a path inside procfs without the mount point ("1234/task/1235/mem",

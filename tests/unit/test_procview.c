@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "km_fd_admit.h"
@@ -98,7 +99,6 @@ static void test_verdicts(void **state)
 	assert_int_equal(cls(f, "meminfo").verdict, KM_PV_PASS);
 	assert_int_equal(cls(f, "sys/kernel/ostype").verdict, KM_PV_PASS);
 	assert_int_equal(cls(f, "self").verdict, KM_PV_PASS);
-	assert_int_equal(cls(f, "1/mem").verdict, KM_PV_PASS); /* another process: as natively */
 	assert_int_equal(cls(f, "%d", pid).verdict, KM_PV_PASS);
 	const char *deny[] = {"mem", "pagemap", "map_files", "map_files/400000-401000", "syscall", "stack",
 			      "smaps", "smaps_rollup", "numa_maps", "clear_refs", "attr/current", "timerslack_ns",
@@ -127,6 +127,64 @@ static void test_verdicts(void **state)
 	assert_int_equal(cls(f, "%d", km).verdict, KM_PV_HIDE);
 	assert_int_equal(cls(f, "%d/task/notanumber", pid).verdict, KM_PV_HIDE);
 	assert_int_equal(cls(f, "%d/task/0%d/mem", pid, me).verdict, KM_PV_HIDE);
+}
+
+/* Another process (a guest's parent or child is a km): the kernel's rule for a process one may
+ * not trace, for every pid alike; exe is refused only for a process running km's binary. */
+static void test_other_process(void **state)
+{
+	fx_t *f = *state;
+	const char *deny[] = {"mem", "pagemap", "map_files", "syscall", "stack", "maps", "smaps", "environ",
+			      "auxv", "attr/current", "clear_refs", "a_file_a_newer_kernel_adds", "task/1/mem"};
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++)
+		assert_int_equal(cls(f, "1/%s", deny[i]).verdict, KM_PV_DENY);
+	const char *pass[] = {"", "status", "cmdline", "comm", "cwd", "root", "exe", "fd", "fd/3", "fdinfo/0",
+			      "task", "task/1", "task/1/status", "net/tcp", "ns/mnt"};
+	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
+		assert_int_equal(cls(f, "1/%s", pass[i]).verdict, KM_PV_PASS);
+	assert_int_equal(cls(f, "1/fd/1000").verdict, KM_PV_HIDE);
+	assert_int_equal(cls(f, "1/fdinfo/1003").verdict, KM_PV_HIDE);
+	assert_int_equal(cls(f, "1/task/1/fd/1001").verdict, KM_PV_HIDE);
+
+	/* A child running this binary stands for another km. */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char c;
+		close(p[1]);
+		_exit(read(p[0], &c, 1) < 0);
+	}
+	close(p[0]);
+	assert_int_equal(cls(f, "%d/exe", child).verdict, KM_PV_DENY);
+	assert_int_equal(cls(f, "%d/task/%d/exe", child, child).verdict, KM_PV_DENY);
+	km_pv_t pv = cls(f, "%d/stat", child);
+	assert_int_equal(pv.verdict, KM_PV_SYNTH);
+	assert_int_equal(pv.file, KM_PV_OTHER_STAT);
+	assert_int_equal(pv.pid, child);
+	int fd = km_procview_open(&f->g, &pv);
+	assert_true(fd >= 0);
+	char line[1024];
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	assert_true(n > 0);
+	line[n] = '\0';
+	assert_int_equal(atoi(line), child);
+	/* Fields 26-30 and 45-51 (addresses) are 0; the others are the host's. */
+	char *save = NULL;
+	int field = 2;
+	for (char *t = strtok_r(strrchr(line, ')') + 1, " \n", &save); t != NULL; t = strtok_r(NULL, " \n", &save)) {
+		field++;
+		if ((field >= 26 && field <= 30) || (field >= 45 && field <= 51))
+			assert_string_equal(t, "0");
+		if (field == 3)
+			assert_true(strlen(t) == 1); /* the state, kept */
+	}
+	assert_true(field >= 51);
+	close(p[1]);
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
 }
 
 /* The open handlers judge the file they opened, whatever the path. */
@@ -284,6 +342,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_handlers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_path_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
