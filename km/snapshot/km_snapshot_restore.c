@@ -27,6 +27,7 @@
 #include "km_time.h"
 #include "km_sys_util.h"
 #include "km_timers.h"
+#include "km_vdso.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
 static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
@@ -247,12 +248,30 @@ static int restore_files(km_guest_t *g, const km_snapshot_t *s, const char *name
 				(enum km_missing_policy)g->opts.restore_missing, err);
 }
 
+/* The program may hold the vDSO's entry addresses (2.4): this km must give the same layout at the
+ * same place. Its monotonic clocks go on from where the file left them (km_vdso.h). An older
+ * file's program never saw a vDSO. */
+static int restore_vdso(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (!km_snapshot_has(s, KM_SNAPSHOT_MINOR_VDSO))
+		return 0;
+	const km_nt_guest_t *n = &s->guest;
+	if (n->vdso_layout != 0 && (n->vdso_layout != KM_VDSO_LAYOUT || n->vdso_gva != g->vdso_gva))
+		return km_err_set(err, 0, "%s: its program uses vDSO layout %u at %#lx, this km gives layout %u at %#lx: "
+				  "resume it with the km that wrote it", name, n->vdso_layout,
+				  (unsigned long)n->vdso_gva, KM_VDSO_LAYOUT, (unsigned long)g->vdso_gva);
+	km_vdso_resume_clocks(g, n->mono_ns);
+	return 0;
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
 	if (s->guest.user_top > KM_USER_TOP)
 		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
 				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
+	if (restore_vdso(g, s, name, err) < 0)
+		return -1;
 	/* Memory not yet touched stays in the snapshot file: keep it open for the guest's lifetime
 	 * (the next snapshot reads what was never copied), leased so that nobody changes it under
 	 * the guest (km_snapshot_lease.h). */

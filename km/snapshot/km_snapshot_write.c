@@ -35,6 +35,7 @@
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_sys_util.h"
+#include "km_vdso.h"
 
 #define PAGE KM_PAGE_SIZE
 #define KM_RUNTIME_VERSION 1
@@ -307,7 +308,9 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	note_add(nb, KM_NOTE_OWNER, NT_KM_PROC, &p, sizeof(p));
 
 	km_nt_guest_t gn = {.runtime_version = KM_RUNTIME_VERSION, .rt_gva = KM_RT_GVA, .rt_size = KM_RT_SIZE,
-			    .user_top = KM_USER_TOP};
+			    .user_top = KM_USER_TOP, .vdso_layout = g->vdso_gva != 0 ? KM_VDSO_LAYOUT : 0,
+			    .vdso_gva = g->vdso_gva};
+	km_vdso_save_clocks(g, gn.mono_ns);
 	note_add(nb, KM_NOTE_OWNER, NT_KM_GUEST, &gn, sizeof(gn));
 	note_add(nb, KM_NOTE_OWNER, NT_KM_DYNLINKER, NULL, 0);
 	note_add(nb, KM_NOTE_OWNER, NT_KM_SIGACTIONS, g->sigactions, sizeof(g->sigactions));

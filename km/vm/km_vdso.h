@@ -1,0 +1,51 @@
+/*
+ * The guest's vDSO (runtime/vdso/, layout in km_vdso_layout.h, data page in km_vdso_data.h):
+ * km maps its image (read/exec) and the data page (read-only) into every guest, keeps the page's
+ * clock lines current from a thread of its own, and answers the clock syscalls from the same
+ * lines, so that the vDSO and km agree exactly. It also keeps the one offset by which the guest's
+ * monotonic clocks (MONOTONIC, BOOTTIME, MONOTONIC_RAW and MONOTONIC_COARSE) differ from the
+ * host's: 0 for a new guest, set at resume so they never go back (docs/decisions.md, entry 13).
+ */
+#ifndef KM_VDSO_H
+#define KM_VDSO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "km_error.h"
+#include "km_vdso_data.h"
+#include "km_vdso_layout.h"
+
+struct km_guest;
+
+/* Copies the image in, maps it and the data page, draws the first lines and starts the thread
+ * that keeps them current (km_vdso_stop ends it). Sets g->vdso_gva. */
+int km_vdso_init(struct km_guest *g, km_err_t **err);
+
+/* Starts the updating thread again (a forked km child: threads do not survive fork). */
+int km_vdso_start(struct km_guest *g, km_err_t **err);
+
+/* Stops the updating thread and frees km's state; safe when never started. */
+void km_vdso_stop(struct km_guest *g);
+
+/* Gives a new vCPU the host's TSC (KVM's TSC offset 0); where KVM cannot, the vDSO stops using
+ * the TSC (every clock read becomes a syscall) and stays correct. */
+void km_vdso_vcpu_init(struct km_guest *g, int vcpu_fd);
+
+/* The guest's view of clock clk, for km's clock_gettime: true if clk is one the vDSO answers
+ * (then *ts is set), false for the others (the host's then). */
+bool km_vdso_clock(struct km_guest *g, clockid_t clk, struct timespec *ts);
+
+/* The guest's monotonic clocks minus the host's, in ns: a guest deadline on such a clock is the
+ * host's plus this. */
+int64_t km_vdso_mono_shift(struct km_guest *g);
+
+/* What a snapshot records of the guest's monotonic clocks: MONOTONIC, BOOTTIME, MONOTONIC_RAW. */
+void km_vdso_save_clocks(struct km_guest *g, uint64_t ns[3]);
+
+/* At resume: sets the offset so that none of the guest's monotonic clocks reads less than the
+ * snapshot recorded (ns[] as km_vdso_save_clocks wrote them; zeros: not recorded). */
+void km_vdso_resume_clocks(struct km_guest *g, const uint64_t ns[3]);
+
+#endif
