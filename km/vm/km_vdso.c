@@ -287,6 +287,12 @@ void km_vdso_vcpu_init(km_guest_t *g, int vcpu_fd)
 	pthread_mutex_unlock(&g->vdso->lock);
 }
 
+bool km_vdso_holds(km_guest_t *g, uint64_t gva)
+{
+	size_t len = (size_t)(km_vdso_image_end - km_vdso_image_start);
+	return g->vdso_gva != 0 && gva >= KM_VDSO_DATA_GVA && gva < KM_VDSO_GVA + len;
+}
+
 static int line_of(clockid_t clk)
 {
 	switch (clk) {

@@ -29,6 +29,10 @@ int km_vdso_start(struct km_guest *g, km_err_t **err);
 /* Stops the updating thread and frees km's state; safe when never started. */
 void km_vdso_stop(struct km_guest *g);
 
+/* Whether gva is in the vDSO or its data page: mapped for the guest, as Linux's [vdso] and [vvar]
+ * are (a fault there is SEGV_ACCERR). */
+bool km_vdso_holds(struct km_guest *g, uint64_t gva);
+
 /* Gives a new vCPU the host's TSC (KVM's TSC offset 0); where KVM cannot, the vDSO stops using
  * the TSC (every clock read becomes a syscall) and stays correct. */
 void km_vdso_vcpu_init(struct km_guest *g, int vcpu_fd);
