@@ -235,9 +235,11 @@ int km_vdso_init(km_guest_t *g, km_err_t **err)
 	struct timespec res;
 	d->page->hres_ns = clock_getres(CLOCK_MONOTONIC, &res) == 0 ? km_ts_ns(res) : 1;
 	d->page->coarse_ns = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 ? km_ts_ns(res) : 4000000;
-	d->page->flags = rdtscp_is_hosts(g) ? KM_VDSO_RDTSCP : 0;
+	/* Tests only: the vDSO as on a host whose TSC km cannot use (every read a syscall). */
+	bool no_tsc = getenv("KM_TEST_VDSO_SYSCALL") != NULL;
+	d->page->flags = !no_tsc && rdtscp_is_hosts(g) ? KM_VDSO_RDTSCP : 0;
 	long khz = ioctl(g->machine.vm_fd, KVM_GET_TSC_KHZ, 0);
-	if (khz > 0 && tsc_usable()) {
+	if (khz > 0 && !no_tsc && tsc_usable()) {
 		d->nominal_mult = (uint64_t)((1000000ull << 32) / (uint64_t)khz);
 		d->page->flags |= KM_VDSO_TSC;
 		redraw(d);
