@@ -102,10 +102,9 @@ static long do_sleep(km_vcpu_t *v, clockid_t clk, int flags, uint64_t req_gva, u
 	if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0)
 		return -EINVAL;
 	struct timespec deadline = req;
-	/* A guest deadline on a monotonic clock is on the guest's clock (km_vdso_mono_shift). */
-	int64_t shift = clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME ? km_vdso_mono_shift(v->g) : 0;
-	if ((flags & TIMER_ABSTIME) && shift != 0)
-		deadline = km_ns_ts((uint64_t)((int64_t)km_ts_ns(req) - shift > 0 ? (int64_t)km_ts_ns(req) - shift : 0));
+	/* A guest deadline on a monotonic clock is on the guest's clock (km_vdso.h). */
+	if ((flags & TIMER_ABSTIME) && (clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME))
+		deadline = km_vdso_mono_to_host(v->g, req);
 	if (!(flags & TIMER_ABSTIME))
 		deadline = sleep_deadline(v, clk, req_gva, req);
 	int rc = clock_nanosleep(clk, TIMER_ABSTIME, &deadline, NULL);

@@ -41,8 +41,7 @@ struct km_vdso {
 	bool drawn;                 /* the page holds lines to continue from */
 	uint64_t nominal_mult;      /* from KVM's TSC frequency */
 	uint64_t first_tsc, first_ns[KM_VCLK_N]; /* the rate's baseline, the host's own readings */
-	int64_t shift_ns;           /* added to the host's monotonic clocks: the resume offset minus
-				     * KM_TEST_CLOCK_BEHIND (tests only) */
+	int64_t shift_ns;           /* added to the host's monotonic clocks: the resume offset */
 };
 
 static uint64_t ts_ns_signed(struct timespec t, int64_t add)
@@ -227,11 +226,12 @@ int km_vdso_init(km_guest_t *g, km_err_t **err)
 	if (map_pages(g, err) < 0)
 		return -1;
 	g->vdso_gva = KM_VDSO_GVA;
-	/* Tests only: km's view of the host's monotonic clocks this many seconds behind the truth,
-	 * as on a host booted later than the one a snapshot was taken on. */
-	const char *behind = getenv("KM_TEST_CLOCK_BEHIND");
-	if (behind != NULL)
-		d->shift_ns = -(int64_t)(strtoull(behind, NULL, 10) * KM_NS_PER_SEC);
+	/* Tests only: the guest's monotonic clocks this many seconds ahead of the host's from the
+	 * start, as on a host up that much longer; its snapshot then resumes on a host whose clocks
+	 * are far behind it (the test cannot reboot). */
+	const char *ahead = getenv("KM_TEST_CLOCK_AHEAD");
+	if (ahead != NULL)
+		d->shift_ns = (int64_t)(strtoull(ahead, NULL, 10) % 100000000ull * KM_NS_PER_SEC);
 	struct timespec res;
 	d->page->hres_ns = clock_getres(CLOCK_MONOTONIC, &res) == 0 ? km_ts_ns(res) : 1;
 	d->page->coarse_ns = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 ? km_ts_ns(res) : 4000000;
@@ -328,6 +328,16 @@ bool km_vdso_clock(km_guest_t *g, clockid_t clk, struct timespec *ts)
 int64_t km_vdso_mono_shift(km_guest_t *g)
 {
 	return g->vdso != NULL ? __atomic_load_n(&g->vdso->shift_ns, __ATOMIC_RELAXED) : 0;
+}
+
+struct timespec km_vdso_mono_to_host(km_guest_t *g, struct timespec guest)
+{
+	int64_t shift = km_vdso_mono_shift(g);
+	/* A malformed one stays as it is, for the host to refuse (EINVAL) as Linux does. */
+	if (shift == 0 || guest.tv_sec < 0 || guest.tv_nsec < 0 || guest.tv_nsec >= (long)KM_NS_PER_SEC)
+		return guest;
+	int64_t ns = (int64_t)km_ts_ns(guest) - shift;
+	return km_ns_ts(ns > 0 ? (uint64_t)ns : 0);
 }
 
 void km_vdso_save_clocks(km_guest_t *g, uint64_t ns[3])

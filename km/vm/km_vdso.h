@@ -45,6 +45,10 @@ bool km_vdso_clock(struct km_guest *g, clockid_t clk, struct timespec *ts);
  * host's plus this. */
 int64_t km_vdso_mono_shift(struct km_guest *g);
 
+/* A deadline on the guest's monotonic clock as the same moment on the host's (a malformed one as
+ * it is). */
+struct timespec km_vdso_mono_to_host(struct km_guest *g, struct timespec guest);
+
 /* What a snapshot records of the guest's monotonic clocks: MONOTONIC, BOOTTIME, MONOTONIC_RAW. */
 void km_vdso_save_clocks(struct km_guest *g, uint64_t ns[3]);
 

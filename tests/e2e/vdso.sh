@@ -6,8 +6,10 @@
 #   vdso/syscall/FLAVOUR  the same checks with the vDSO making the real syscall for every read, as
 #                         on a host whose TSC km cannot use (KM_TEST_VDSO_SYSCALL, test-only)
 #   vdso/resume/FLAVOUR   the guest snapshots itself; resumed, no monotonic clock went back, also
-#                         when the resuming km sees the host's monotonic clocks far behind (as on
-#                         a host booted since: KM_TEST_CLOCK_BEHIND, a test-only knob)
+#                         when the snapshot's clocks are a day ahead of the resuming host's (its
+#                         original ran with KM_TEST_CLOCK_AHEAD, a test-only knob: as if taken on
+#                         a host up a day longer), and absolute MONOTONIC deadlines
+#                         (clock_nanosleep, FUTEX_WAIT_BITSET) still end when due
 #   vdso/layout           a snapshot whose program has another vDSO layout is refused, one line
 #   vdso/old-format       a 2.3 snapshot (before the vDSO) still resumes
 # Sourced by run.sh after its helpers and snapshot.sh (srun); defines run_vdso.
@@ -64,25 +66,25 @@ vdso_syscall() {
 }
 
 vdso_resume() {
-	local flavour=$1 d=$WORK/vdso/resume/$1 up behind
+	local flavour=$1 d=$WORK/vdso/resume/$1
 	begin "vdso/resume/$flavour"
 	rm -rf "$d" && mkdir -p "$d"
 	srun "$d/orig" "$d" /dev/null -- "$KM" "$GUESTS/$flavour/vdso_clocks" snap "$d/v.snap"
 	[ "$RC" = 0 ] || bad "original run: exit status $(status_text "$RC"), expected 0"
-	if [ -f "$d/v.snap" ]; then
+	# A day ahead: the snapshot's clocks are far ahead of the resuming host's.
+	srun "$d/orig-ahead" "$d" /dev/null KM_TEST_CLOCK_AHEAD=86400 -- \
+		"$KM" "$GUESTS/$flavour/vdso_clocks" snap "$d/ahead.snap"
+	[ "$RC" = 0 ] || bad "original run a day ahead: exit status $(status_text "$RC"), expected 0"
+	if [ -f "$d/v.snap" ] && [ -f "$d/ahead.snap" ]; then
 		cp "$d/v.snap" "$d/old.snap"
 		srun "$d/resumed" "$d" /dev/null -- "$KM" "$d/v.snap"
 		vdso_passed "$d/resumed" "resumed"
-		# Half the host's uptime behind: the snapshot's clocks are far ahead of the resuming km's.
-		up=$(cut -d. -f1 /proc/uptime)
-		behind=$((up / 2))
-		[ "$behind" -ge 1 ] || behind=1
-		srun "$d/behind" "$d" /dev/null KM_TEST_CLOCK_BEHIND=$behind -- "$KM" "$d/v.snap"
-		vdso_passed "$d/behind" "resumed with the host's clocks ${behind}s behind"
-		vdso_show "$d/orig" "$d/resumed" "$d/behind"
+		srun "$d/behind" "$d" /dev/null -- "$KM" "$d/ahead.snap"
+		vdso_passed "$d/behind" "resumed on a host a day behind"
+		vdso_show "$d/orig" "$d/orig-ahead" "$d/resumed" "$d/behind"
 	else
-		bad "no snapshot $d/v.snap"
-		vdso_show "$d/orig"
+		bad "no snapshot $d/v.snap or $d/ahead.snap"
+		vdso_show "$d/orig" "$d/orig-ahead"
 	fi
 	end
 }

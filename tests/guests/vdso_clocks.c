@@ -24,6 +24,10 @@
 #include "km_hcall.h"
 #include "snap_common.h"
 
+/* <linux/futex.h>'s, which musl's headers lack. */
+#define FUTEX_WAIT_BITSET_PRIVATE 137
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+
 static const struct {
 	clockid_t id;
 	const char *name;
@@ -205,6 +209,25 @@ static int loop(long n)
 	return 0;
 }
 
+/* Absolute deadlines on MONOTONIC, 20 ms from the guest's now, end (not hours later on a host
+ * whose clock is behind the guest's after a resume). */
+static void deadlines(void)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_nsec += 20000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	CHECK(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == 0,
+	      "clock_nanosleep(MONOTONIC, TIMER_ABSTIME) ends");
+	dl.tv_sec++; /* a second on: futex deadlines */
+	static uint32_t word;
+	CHECK_ERR(syscall(SYS_futex, &word, FUTEX_WAIT_BITSET_PRIVATE, 0, &dl, NULL, FUTEX_BITSET_MATCH_ANY), ETIMEDOUT,
+		  "FUTEX_WAIT_BITSET with a MONOTONIC deadline times out");
+}
+
 static int snap(const char *file)
 {
 	static const clockid_t mono[] = {CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE};
@@ -223,6 +246,7 @@ static int snap(const char *file)
 	}
 	between();
 	never_back();
+	deadlines();
 	return check_done();
 }
 
@@ -239,5 +263,6 @@ int main(int argc, char **argv)
 	cpu();
 	never_back();
 	across_threads();
+	deadlines();
 	return check_done();
 }
