@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -20,7 +21,7 @@
 extern const uint8_t km_vdso_image_start[], km_vdso_image_end[];
 
 /* How often the lines are redrawn: often enough that a change of the host's rate (NTP) shows
- * within a fraction of a second, rarely enough to cost nothing (about 2 us of km's time each). */
+ * within a fraction of a second, rarely enough to cost nothing (a few microseconds of km's time each). */
 #define PERIOD_NS 100000000ull
 /* Most a line is slewed per period to meet the host's clock (500 ppm), and the gap past which a
  * clock is stepped instead (REALTIME set, BOOTTIME after a suspend). */
@@ -251,7 +252,13 @@ int km_vdso_start(km_guest_t *g, km_err_t **err)
 {
 	struct km_vdso *d = g->vdso;
 	d->stop = false;
+	/* Every signal blocked in the thread: the host's are the forwarding thread's, the kicks and
+	 * SIGXCPU/SIGXFSZ the vCPU threads' (km_signal_host.c). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&d->thread, NULL, updater, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
 		return km_err_set(err, rc, "starting the vDSO's clock thread");
 	d->running = true;
