@@ -21,7 +21,7 @@
 extern const uint8_t km_vdso_image_start[], km_vdso_image_end[];
 
 /* How often the lines are redrawn: often enough that a change of the host's rate (NTP) shows
- * within a fraction of a second, rarely enough to cost nothing (a few microseconds of km's time each). */
+ * within a fraction of a second, rarely enough to cost nothing (a few microseconds each). */
 #define PERIOD_NS 100000000ull
 /* Most a line is slewed per period to meet the host's clock (500 ppm), and the gap past which a
  * clock is stepped instead (REALTIME set, BOOTTIME after a suspend). */
@@ -95,7 +95,7 @@ static void redraw_one(struct km_vdso *d, int i, uint64_t t1, uint64_t h, uint64
 		corr = -(int64_t)SLEW_MAX_NS;
 	/* The ticks of one period at rate r; the correction spread over them. */
 	uint64_t ticks = (uint64_t)(((unsigned __int128)PERIOD_NS << 32) / (r ? r : 1));
-	int64_t adj = (int64_t)(((__int128)corr << 32) / (__int128)(ticks ? ticks : 1));
+	int64_t adj = (int64_t)((__int128)corr * ((__int128)1 << 32) / (__int128)(ticks ? ticks : 1));
 	out->base_ns = base;
 	out->mult = adj < 0 && (uint64_t)-adj >= r ? r / 2 : (uint64_t)((int64_t)r + adj);
 }
@@ -106,6 +106,9 @@ static void redraw(struct km_vdso *d)
 	uint64_t tsc[KM_VCLK_N], ns[KM_VCLK_N], h[KM_VCLK_N];
 	for (int i = 0; i < KM_VCLK_N; i++)
 		sample(i, &tsc[i], &ns[i]);
+	/* A TSC behind the last line's start (reset by a host suspend): measure the rate afresh. */
+	if (d->drawn && tsc[KM_VCLK_MONOTONIC] < d->page->tsc_base)
+		d->first_tsc = 0;
 	if (d->first_tsc == 0) {
 		d->first_tsc = tsc[KM_VCLK_MONOTONIC];
 		for (int i = 0; i < KM_VCLK_N; i++)
@@ -212,6 +215,24 @@ static int map_pages(km_guest_t *g, km_err_t **err)
 	return 0;
 }
 
+/* Starts the thread that keeps the lines current. */
+static int start(km_guest_t *g, km_err_t **err)
+{
+	struct km_vdso *d = g->vdso;
+	d->stop = false;
+	/* Every signal blocked in the thread: the host's are the forwarding thread's, the kicks and
+	 * SIGXCPU/SIGXFSZ the vCPU threads' (km_signal_host.c). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&d->thread, NULL, updater, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return km_err_set(err, rc, "starting the vDSO's clock thread");
+	d->running = true;
+	return 0;
+}
+
 int km_vdso_init(km_guest_t *g, km_err_t **err)
 {
 	struct km_vdso *d = calloc(1, sizeof(*d));
@@ -245,24 +266,27 @@ int km_vdso_init(km_guest_t *g, km_err_t **err)
 		d->page->flags |= KM_VDSO_TSC;
 		redraw(d);
 	}
-	return km_vdso_start(g, err);
+	return start(g, err);
 }
 
-int km_vdso_start(km_guest_t *g, km_err_t **err)
+int km_vdso_fork_child(km_guest_t *g, km_err_t **err)
 {
 	struct km_vdso *d = g->vdso;
-	d->stop = false;
-	/* Every signal blocked in the thread: the host's are the forwarding thread's, the kicks and
-	 * SIGXCPU/SIGXFSZ the vCPU threads' (km_signal_host.c). */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&d->thread, NULL, updater, d);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		return km_err_set(err, rc, "starting the vDSO's clock thread");
-	d->running = true;
-	return 0;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	d->running = false;
+	/* A write the parent's thread left half done: nobody finishes it here but this redraw. */
+	if (d->page->seq & 1) {
+		__atomic_store_n(&d->page->seq, d->page->seq + 1, __ATOMIC_RELEASE);
+		d->drawn = false;
+	}
+	if (d->page->flags & KM_VDSO_TSC)
+		redraw(d);
+	return start(g, err);
 }
 
 void km_vdso_stop(km_guest_t *g)

@@ -23,8 +23,10 @@ struct km_guest;
  * that keeps them current (km_vdso_stop ends it). Sets g->vdso_gva. */
 int km_vdso_init(struct km_guest *g, km_err_t **err);
 
-/* Starts the updating thread again (a forked km child: threads do not survive fork). */
-int km_vdso_start(struct km_guest *g, km_err_t **err);
+/* In a forked km child (one thread, the guest's memory a copy): takes the vDSO's state over from
+ * the parent (whose thread may have held its lock or been mid-write) and starts the child's own
+ * updating thread, before the child's guest runs. */
+int km_vdso_fork_child(struct km_guest *g, km_err_t **err);
 
 /* Stops the updating thread and frees km's state; safe when never started. */
 void km_vdso_stop(struct km_guest *g);
