@@ -78,14 +78,14 @@ static uint64_t rate(const struct km_vdso *d, int i, uint64_t tsc, uint64_t ns)
 	return (uint64_t)(((unsigned __int128)(ns - d->first_ns[i]) << 32) / (tsc - d->first_tsc));
 }
 
-/* Where line i goes from T1: from where the old line stands (never back), slewed towards host
- * value h; stepped to h when far off (forward for monotonic clocks, either way for REALTIME). */
-static void redraw_one(struct km_vdso *d, int i, uint64_t t1, uint64_t h, uint64_t r, struct km_vdso_clock *out)
+struct km_vdso_clock km_vdso_next_line(const struct km_vdso_clock *old, uint64_t old_base, bool wall,
+				       uint64_t t1, uint64_t h, uint64_t r)
 {
+	struct km_vdso_clock out;
 	uint64_t base = h;
-	if (d->drawn) {
-		uint64_t e = km_vdso_line(d->page->tsc_base, &d->page->clk[i], t1);
-		bool step = h > e + STEP_NS || (i == KM_VCLK_REALTIME && e > h + STEP_NS);
+	if (old != NULL) {
+		uint64_t e = km_vdso_line(old_base, old, t1);
+		bool step = h > e + STEP_NS || (wall && e > h + STEP_NS);
 		base = step ? h : e;
 	}
 	int64_t corr = (int64_t)(h - base);
@@ -96,8 +96,9 @@ static void redraw_one(struct km_vdso *d, int i, uint64_t t1, uint64_t h, uint64
 	/* The ticks of one period at rate r; the correction spread over them. */
 	uint64_t ticks = (uint64_t)(((unsigned __int128)PERIOD_NS << 32) / (r ? r : 1));
 	int64_t adj = (int64_t)((__int128)corr * ((__int128)1 << 32) / (__int128)(ticks ? ticks : 1));
-	out->base_ns = base;
-	out->mult = adj < 0 && (uint64_t)-adj >= r ? r / 2 : (uint64_t)((int64_t)r + adj);
+	out.base_ns = base;
+	out.mult = adj < 0 && (uint64_t)-adj >= r ? r / 2 : (uint64_t)((int64_t)r + adj);
+	return out;
 }
 
 /* Redraws every line from the host's clocks now. Under d->lock. */
@@ -129,7 +130,8 @@ static void redraw(struct km_vdso *d)
 		int64_t add = i == KM_VCLK_REALTIME ? 0 : d->shift_ns;
 		uint64_t proj = ns[i] + (uint64_t)((((unsigned __int128)(t1 - tsc[i])) * r) >> 32);
 		h[i] = (int64_t)proj + add < 0 ? 0 : (uint64_t)((int64_t)proj + add);
-		redraw_one(d, i, t1, h[i], r, &c[i]);
+		c[i] = km_vdso_next_line(d->drawn ? &d->page->clk[i] : NULL, d->page->tsc_base,
+					 i == KM_VCLK_REALTIME, t1, h[i], r);
 	}
 	p->tsc_base = t1;
 	memcpy(p->clk, c, sizeof(c));

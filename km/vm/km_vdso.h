@@ -39,6 +39,13 @@ bool km_vdso_holds(struct km_guest *g, uint64_t gva);
  * the TSC (every clock read becomes a syscall) and stays correct. */
 void km_vdso_vcpu_init(struct km_guest *g, int vcpu_fd);
 
+/* The line that follows `old` (which started at TSC old_base; NULL: none, start afresh) from TSC
+ * t1, where the host's clock reads h and runs at r ns per tick (32.32): it starts where `old`
+ * stands at t1, so no reader sees a step back, and is slewed (at most 500 ppm) to meet h one
+ * period later; a gap over 1 ms steps to h instead: forward only, unless `wall` (REALTIME). */
+struct km_vdso_clock km_vdso_next_line(const struct km_vdso_clock *old, uint64_t old_base, bool wall,
+				       uint64_t t1, uint64_t h, uint64_t r);
+
 /* The guest's view of clock clk, for km's clock_gettime: true if clk is one the vDSO answers
  * (then *ts is set), false for the others (the host's then). */
 bool km_vdso_clock(struct km_guest *g, clockid_t clk, struct timespec *ts);

@@ -1,6 +1,7 @@
 /*
  * The vDSO image km embeds (runtime/vdso/, km_vdso_layout.h) as glibc's and musl's loaders read
- * it, and the clock-line arithmetic km and the vDSO share (km_vdso_data.h).
+ * it, the clock-line arithmetic km and the vDSO share (km_vdso_data.h), and how km redraws a
+ * line (km_vdso_next_line, km_vdso.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +10,10 @@
 #include <cmocka.h>
 
 #include <elf.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "km_vdso.h"
 #include "km_vdso_data.h"
 #include "km_vdso_layout.h"
 
@@ -170,6 +173,59 @@ static void test_read(void **state)
 	assert_int_equal(ns, 987654321);
 }
 
+/* 2.6 GHz; 100 ms of ticks; a line's value at a TSC. */
+#define RATE ((1000000ull << 32) / 2600000)
+#define PERIOD_TICKS 260000000ull
+
+/* Whatever the host reads at a redraw (behind, ahead, by a little or a lot), a monotonic line
+ * never goes back, across the redraw or along the new line, and steps only forward. */
+static void test_next_line_monotonic(void **state)
+{
+	(void)state;
+	static const int64_t gaps[] = {0, 1, -1, 40, -40, 49999, -49999, 50001, -50001, 999999, -999999,
+				       1000001, -1000001, 3600000000000ll, -3600000000000ll};
+	struct km_vdso_clock old = {.base_ns = 10000000000000000ull, .mult = RATE}; /* 115 days */
+	uint64_t old_base = 5000000, t1 = old_base + PERIOD_TICKS;
+	uint64_t e = km_vdso_line(old_base, &old, t1);
+	for (size_t i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
+		uint64_t h = (uint64_t)((int64_t)e + gaps[i]);
+		struct km_vdso_clock n = km_vdso_next_line(&old, old_base, false, t1, h, RATE);
+		uint64_t start = km_vdso_line(t1, &n, t1);
+		assert_true(start >= e);                                 /* never back at the redraw */
+		assert_true(start == e || (gaps[i] > 1000000 && start == h)); /* steps only far forward */
+		assert_true(n.mult > 0);
+		uint64_t prev = start;
+		for (uint64_t t = t1; t < t1 + 2 * PERIOD_TICKS; t += PERIOD_TICKS / 64) {
+			uint64_t v = km_vdso_line(t1, &n, t);
+			assert_true(v >= prev);
+			prev = v;
+		}
+		/* Slewed: one period later it is nearer the host's clock than it started, or on it. */
+		uint64_t later = km_vdso_line(t1, &n, t1 + PERIOD_TICKS), host_later = h + 100000000;
+		int64_t before = (int64_t)(start - h), after = (int64_t)(later - host_later);
+		assert_true(llabs(after) <= llabs(before) + 2); /* 2 ns: the 32.32 rounding */
+		if (llabs(before) <= 50000)
+			assert_true(llabs(after) <= 2); /* within the slew: met, but for rounding */
+	}
+}
+
+/* REALTIME follows the host's wall clock when it is set back by more than a step. */
+static void test_next_line_wall(void **state)
+{
+	(void)state;
+	struct km_vdso_clock old = {.base_ns = 1700000000000000000ull, .mult = RATE};
+	uint64_t old_base = 5000000, t1 = old_base + PERIOD_TICKS;
+	uint64_t e = km_vdso_line(old_base, &old, t1);
+	struct km_vdso_clock n = km_vdso_next_line(&old, old_base, true, t1, e - 3600000000000ull, RATE);
+	assert_int_equal(km_vdso_line(t1, &n, t1), e - 3600000000000ull);
+	n = km_vdso_next_line(&old, old_base, true, t1, e - 500, RATE); /* small: slewed, not stepped */
+	assert_int_equal(km_vdso_line(t1, &n, t1), e);
+	assert_true(n.mult < RATE);
+	n = km_vdso_next_line(NULL, 0, true, t1, 42, RATE); /* no old line: the host's value */
+	assert_int_equal(km_vdso_line(t1, &n, t1), 42);
+	assert_int_equal(n.mult, RATE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +233,8 @@ int main(void)
 		cmocka_unit_test(test_exports),
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_read),
+		cmocka_unit_test(test_next_line_monotonic),
+		cmocka_unit_test(test_next_line_wall),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
