@@ -177,7 +177,8 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 				     .rsp = r[6], .rbp = r[7], .r8 = r[8], .r9 = r[9], .r10 = r[10], .r11 = r[11],
 				     .r12 = r[12], .r13 = r[13], .r14 = r[14], .r15 = r[15], .rip = r[16],
 				     .rflags = r[17]};
-	if (st->regs.rip >= KM_USER_TOP)
+	/* The program's code, or the vDSO's (a thread caught inside clock_gettime). */
+	if (st->regs.rip >= KM_USER_TOP && !km_vdso_holds(g, st->regs.rip))
 		return km_err_set(err, 0, "%s: vCPU %u stood outside the program (rip %#lx)", name, c->km.vcpu_id,
 				  (unsigned long)st->regs.rip);
 	st->fs_base = c->km.fs_base;
@@ -260,6 +261,12 @@ static int restore_vdso(km_guest_t *g, const km_snapshot_t *s, const char *name,
 		return km_err_set(err, 0, "%s: its program uses vDSO layout %u at %#lx, this km gives layout %u at %#lx: "
 				  "resume it with the km that wrote it", name, n->vdso_layout,
 				  (unsigned long)n->vdso_gva, KM_VDSO_LAYOUT, (unsigned long)g->vdso_gva);
+	/* A thread stopped inside the vDSO's code goes on in that code: only the same image has it. */
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (s->cpus[i].km.reserved[7] > UINT32_MAX || !km_vdso_code_ok((uint32_t)s->cpus[i].km.reserved[7]))
+			return km_err_set(err, 0, "%s: thread %u stood inside the vDSO of another km build "
+					  "(image %#lx): resume it with the km that wrote it", name,
+					  s->cpus[i].km.tid, (unsigned long)s->cpus[i].km.reserved[7]);
 	km_vdso_resume_clocks(g, n->mono_ns);
 	return 0;
 }

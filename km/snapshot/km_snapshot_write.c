@@ -169,6 +169,7 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	uint64_t regs[18] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp, r->r8,
 			     r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
 	memcpy(c.regs, regs, sizeof(regs));
+	c.reserved[7] = km_vdso_code_id(g, r->rip); /* 2.4: stood inside the vDSO's code */
 	note_add(nb, KM_NOTE_OWNER, NT_KM_CPU, &c, sizeof(c));
 }
 

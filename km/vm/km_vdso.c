@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_crc32c.h"
 #include "km_pagetable.h"
 #include "km_runtime.h"
 #include "km_time.h"
@@ -320,6 +321,30 @@ void km_vdso_vcpu_init(km_guest_t *g, int vcpu_fd)
 	pthread_mutex_lock(&g->vdso->lock);
 	__atomic_and_fetch(&g->vdso->page->flags, ~KM_VDSO_TSC, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&g->vdso->lock);
+}
+
+static uint32_t image_id(void)
+{
+	static uint32_t id;
+	uint32_t v = __atomic_load_n(&id, __ATOMIC_RELAXED);
+	if (v == 0) {
+		v = km_crc32c(0, km_vdso_image_start, (size_t)(km_vdso_image_end - km_vdso_image_start));
+		v = v != 0 ? v : 1;
+		__atomic_store_n(&id, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
+uint32_t km_vdso_code_id(const km_guest_t *g, uint64_t rip)
+{
+	size_t len = (size_t)(km_vdso_image_end - km_vdso_image_start);
+	bool inside = g->vdso_gva != 0 && rip >= KM_VDSO_GVA + KM_VDSO_ENTRY_END && rip < KM_VDSO_GVA + len;
+	return inside ? image_id() : 0;
+}
+
+bool km_vdso_code_ok(uint32_t id)
+{
+	return id == 0 || id == image_id();
 }
 
 bool km_vdso_holds(km_guest_t *g, uint64_t gva)

@@ -58,6 +58,14 @@ int64_t km_vdso_mono_shift(struct km_guest *g);
  * it is). */
 struct timespec km_vdso_mono_to_host(struct km_guest *g, struct timespec guest);
 
+/* Which vDSO code a thread standing at rip runs: 0 when rip is not in the vDSO's code past its
+ * entry slots (which every km of a layout has), else a nonzero identity of this km's image, which
+ * a km resuming that thread must have too (its code there may differ). */
+uint32_t km_vdso_code_id(const struct km_guest *g, uint64_t rip);
+
+/* Whether a thread recorded with code id `id` (km_vdso_code_id, 0: none) can resume here. */
+bool km_vdso_code_ok(uint32_t id);
+
 /* What a snapshot records of the guest's monotonic clocks: MONOTONIC, BOOTTIME, MONOTONIC_RAW. */
 void km_vdso_save_clocks(struct km_guest *g, uint64_t ns[3]);
 

@@ -29,5 +29,6 @@
 #define KM_VDSO_ENTRY_TIME 0x1020
 #define KM_VDSO_ENTRY_GETCPU 0x1030
 #define KM_VDSO_ENTRY_CLOCK_GETRES 0x1040
+#define KM_VDSO_ENTRY_END 0x1050 /* the code behind the slots is this km's own */
 
 #endif

@@ -10,9 +10,14 @@
 #                         original ran with KM_TEST_CLOCK_AHEAD, a test-only knob: as if taken on
 #                         a host up a day longer), and absolute MONOTONIC deadlines
 #                         (clock_nanosleep, FUTEX_WAIT_BITSET) still end when due
+#   vdso/inside           a snapshot from outside (the management socket) of a thread inside the
+#                         vDSO's code (CLOCK_TAI is a syscall from there) records which image it
+#                         ran; it resumes there with the same km, and a file naming another
+#                         image is refused, one line
 #   vdso/layout           a snapshot whose program has another vDSO layout is refused, one line
 #   vdso/old-format       a 2.3 snapshot (before the vDSO) still resumes
-# Sourced by run.sh after its helpers and snapshot.sh (srun); defines run_vdso.
+# Sourced by run.sh after its helpers and snapshot.sh (srun, snap_start, snap_wait_line,
+# snap_mgmt); defines run_vdso.
 
 VDSO_TOOLS=${TOOLS:-$ROOT/build/tests/tools}
 case $VDSO_TOOLS in /*) ;; *) VDSO_TOOLS=$PWD/$VDSO_TOOLS ;; esac
@@ -89,6 +94,51 @@ vdso_resume() {
 	end
 }
 
+# A thread stops inside the vDSO's code almost always here (each CLOCK_TAI read is a 30 us
+# syscall from there against some ns outside it); up to 5 snapshots until one caught it there.
+vdso_inside() {
+	local d=$WORK/vdso/inside n code="" out pid
+	begin vdso/inside
+	rm -rf "$d" && mkdir -p "$d"
+	mkfifo "$d/in" "$d/in2"
+	snap_start "$d/orig" "$d" "$d/in" -- "$KM" --mgmt="$d/sock" "$GUESTS/gcc/vdso_clocks" tai
+	pid=$BG_PID
+	if snap_wait_line "$d/orig/out" "tai ready" "$TIMEOUT"; then
+		for n in 1 2 3 4 5; do
+			snap_mgmt "$d" "$d/sock" continue "$d/tai.snap"
+			out=$("$VDSO_TOOLS/snap-vdso-edit" "$d/tai.snap" code 2>&1)
+			code=${out#code }
+			[ "$code" != 0 ] && break
+		done
+	else
+		bad "the guest never said 'tai ready'"
+	fi
+	echo go >"$d/in"
+	wait "$pid"
+	[ $? = 0 ] && grep -qx 'tai done' "$d/orig/out" || bad "the original did not finish"
+	if [ -z "$code" ] || [ "$code" = 0 ]; then
+		bad "no snapshot recorded its thread inside the vDSO's code ($out)"
+	else
+		# The resumed thread goes on from inside the vDSO, and ends when told to.
+		cp "$d/tai.snap" "$d/other.snap"
+		snap_start "$d/resumed" "$d" "$d/in2" -- "$KM" "$d/tai.snap"
+		pid=$BG_PID
+		echo go >"$d/in2"
+		wait "$pid"
+		RC=$?
+		vdso_passed "$d/resumed" "resumed inside the vDSO"
+		grep -qx 'tai done' "$d/resumed/out" || bad "the resumed copy did not finish"
+		out=$("$VDSO_TOOLS/snap-vdso-edit" "$d/other.snap" code 0x5eed 2>&1) || bad "snap-vdso-edit: $out"
+		srun "$d/other" "$d" /dev/null -- "$KM" "$d/other.snap"
+		[ "$RC" = 1 ] || bad "another image: exit status $(status_text "$RC"), expected 1"
+		[ "$(wc -l <"$d/other/err")" = 1 ] || bad "another image: stderr has $(wc -l <"$d/other/err") lines, expected one"
+		grep -qE '^km: .*other.snap: thread [0-9]+ stood inside the vDSO of another km build \(image 0x5eed\): resume it with the km that wrote it$' \
+			"$d/other/err" || bad "another image: stderr does not say so"
+	fi
+	vdso_show "$d/orig" "$d/resumed" "$d/other"
+	end
+}
+
 vdso_layout() {
 	local d=$WORK/vdso/resume/gcc out
 	if want vdso/layout; then
@@ -127,5 +177,6 @@ run_vdso() {
 			vdso_resume "$flavour"
 		fi
 	done
+	want vdso/inside && km_only vdso/inside && vdso_inside
 	km_only vdso/layout && vdso_layout
 }

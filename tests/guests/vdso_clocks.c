@@ -6,10 +6,14 @@
  *                  with syscalls and across threads; clocks the vDSO does not answer still work
  *   loop N         N rounds of clock_gettime, gettimeofday and time (tests/e2e/vdso.sh checks
  *                  under --trace that none of them leaves the VM)
+ *   tai            prints "tai ready", then reads CLOCK_TAI (which the vDSO makes a syscall from
+ *                  its own code: vdso.sh snapshots it there from outside) until stdin is
+ *                  readable, then prints "tai done"
  *   snap FILE      records the monotonic clocks, snapshots itself into FILE (stopping), and in
  *                  the resumed copy checks that none of them went back (vdso.sh resumes it
  *                  also as on a host booted later: KM_TEST_CLOCK_BEHIND)
  */
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -250,10 +254,31 @@ static int snap(const char *file)
 	return check_done();
 }
 
+static int tai(void)
+{
+	printf("tai ready\n");
+	fflush(stdout);
+	int64_t last = 0;
+	int back = 0;
+	struct pollfd in = {.fd = 0, .events = POLLIN};
+	do {
+		for (int i = 0; i < 1000; i++) {
+			int64_t t = libc_ns(CLOCK_TAI);
+			back |= t < last;
+			last = t;
+		}
+	} while (poll(&in, 1, 0) == 0);
+	printf("tai done\n");
+	CHECK(!back, "CLOCK_TAI never went back");
+	return check_done();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && strcmp(argv[1], "loop") == 0)
 		return loop(atol(argv[2]));
+	if (argc > 1 && strcmp(argv[1], "tai") == 0)
+		return tai();
 	if (argc > 2 && strcmp(argv[1], "snap") == 0)
 		return snap(argv[2]);
 	CHECK(getauxval(AT_SYSINFO_EHDR) != 0, "the program has a vDSO (AT_SYSINFO_EHDR)");
