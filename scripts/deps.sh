@@ -28,6 +28,8 @@ packages=(
 	iptables             # runc checkpoint/restore (CRIU) with a network namespace
 	python3-grpcio       # tests/tools/cri-client.py: containerd's CRI over gRPC (tests/e2e/cri.sh)
 	jq                   # tests/e2e/shim_ctr.sh reads the state JSON hooks get
+	python3              # tests/e2e/dynlink.sh: Debian's dynamically linked python3 under km (perl
+	                     # and coreutils, the others it runs, are essential packages)
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

@@ -173,7 +173,7 @@ static bool tsc_usable(void)
 
 /* Whether the guest's rdtscp reads the host's TSC_AUX (Linux's cpu | node << 12): the CPU has
  * rdtscp and KVM neither offers it to guests nor keeps a TSC_AUX of theirs, as under PVM, where
- * the guest's rdtscp runs natively (measured: docs/decisions.md, entry 13). Where KVM keeps a
+ * the guest's rdtscp runs natively (measured: docs/decisions.md, entry 14). Where KVM keeps a
  * guest TSC_AUX (hardware KVM) it would read km's value, not the host CPU: getcpu asks km. */
 static bool rdtscp_is_hosts(const km_guest_t *g)
 {

@@ -4,7 +4,7 @@
  * clock lines current from a thread of its own, and answers the clock syscalls from the same
  * lines, so that the vDSO and km agree exactly. It also keeps the one offset by which the guest's
  * monotonic clocks (MONOTONIC, BOOTTIME, MONOTONIC_RAW and MONOTONIC_COARSE) differ from the
- * host's: 0 for a new guest, set at resume so they never go back (docs/decisions.md, entry 13).
+ * host's: 0 for a new guest, set at resume so they never go back (docs/decisions.md, entry 14).
  */
 #ifndef KM_VDSO_H
 #define KM_VDSO_H

@@ -15,7 +15,7 @@
 #                         ran; it resumes there with the same km, and a file naming another
 #                         image is refused, one line
 #   vdso/layout           a snapshot whose program has another vDSO layout is refused, one line
-#   vdso/old-format       a 2.3 snapshot (before the vDSO) still resumes
+#   vdso/old-format       a 2.4 snapshot (before the vDSO) still resumes
 # Sourced by run.sh after its helpers and snapshot.sh (srun, snap_start, snap_wait_line,
 # snap_mgmt); defines run_vdso.
 
@@ -159,9 +159,9 @@ vdso_layout() {
 		cp "$d/old.snap" "$d/23.snap" 2>/dev/null || bad "no snapshot from vdso/resume/gcc"
 		out=$("$VDSO_TOOLS/snap-vdso-edit" "$d/23.snap" old 2>&1) || bad "snap-vdso-edit: $out"
 		srun "$d/23" "$d" /dev/null -- "$KM" --inspect "$d/23.snap"
-		grep -q 'km snapshot format 2.3' "$d/23/out" || bad "--inspect does not say 2.3"
+		grep -q 'km snapshot format 2.4' "$d/23/out" || bad "--inspect does not say 2.4"
 		srun "$d/23" "$d" /dev/null -- "$KM" "$d/23.snap"
-		vdso_passed "$d/23" "a 2.3 file resumed"
+		vdso_passed "$d/23" "a 2.4 file resumed"
 		vdso_show "$d/23"
 		end
 	fi

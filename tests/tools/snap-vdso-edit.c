@@ -2,7 +2,7 @@
  * snap-vdso-edit FILE layout N | FILE old | FILE code [N]: edits a km snapshot in place as another
  * km would have written it, and recomputes its header checksum (tests/e2e/vdso.sh):
  *   layout N   NT_KM_GUEST's vdso_layout becomes N (a km whose vDSO has another layout)
- *   old        format 2.3 with NT_KM_GUEST's vDSO fields zero (a file from before the vDSO)
+ *   old        format 2.4 with NT_KM_GUEST's vDSO fields zero (a file from before the vDSO)
  *   code [N]   prints the first thread's vDSO code id (NT_KM_CPU reserved[7]: which vDSO image
  *              it stood inside, 0 for none) as "code 0x..."; with N, sets it to N
  * Exits 0, or prints what went wrong and exits 1. Knows the format only as far as this needs:
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 		uint32_t layout = (uint32_t)strtoul(argv[3], NULL, 0);
 		memcpy(guest + GUEST_VDSO_LAYOUT, &layout, sizeof(layout));
 	} else if (strcmp(argv[2], "old") == 0) {
-		uint32_t version = 2u | 3u << 16;
+		uint32_t version = 2u | 4u << 16;
 		memcpy(proc, &version, sizeof(version));
 		memset(guest + GUEST_VDSO_LAYOUT, 0, 4);
 		memset(guest + GUEST_VDSO_GVA, 0, 8 * 4);
