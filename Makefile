@@ -13,7 +13,7 @@ OPT ?= -O2
 # km/ holds the program and its glue; its layers are folders, each on the include path.
 KM_DIRS := km km/vm km/mm km/load km/sys km/fd km/proc km/snapshot
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
-	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/include -I$(BUILD)/gen $(SAN)
+	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/vdso -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lpthread
 # km is linked statically (except under a sanitizer, which cannot be): km-shim execs it inside a
 # container after pivot_root, where none of the host's shared libraries exist (static-pie: km
@@ -23,8 +23,17 @@ KM_LDLIBS := -lelf -lz -lpthread
 
 KM_SRCS := $(sort $(wildcard $(KM_DIRS:%=%/*.c)))
 KM_OBJS := $(KM_SRCS:%.c=$(BUILD)/obj/%.o)
-KM_LIB_OBJS := $(filter-out $(BUILD)/obj/km/main.o,$(KM_OBJS)) $(BUILD)/obj/km/vm/runtime_blob.o
+KM_LIB_OBJS := $(filter-out $(BUILD)/obj/km/main.o,$(KM_OBJS)) $(BUILD)/obj/km/vm/runtime_blob.o \
+	       $(BUILD)/obj/km/vm/vdso_blob.o
 RT_BIN := $(BUILD)/runtime/km_runtime.bin
+# The guest's vDSO (runtime/vdso/): a freestanding shared object whose file is its image.
+VDSO_SO := $(BUILD)/runtime/km_vdso.so
+VDSO_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -ffreestanding -fno-stack-protector \
+	       -fno-asynchronous-unwind-tables -fno-unwind-tables -fcf-protection=none -mno-sse -mno-mmx \
+	       -fvisibility=hidden -Iruntime/vdso
+VDSO_LDFLAGS := -nostdlib -shared -Wl,-T,runtime/vdso/km_vdso.lds -Wl,-soname,linux-vdso.so.1 \
+		-Wl,--hash-style=both -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack \
+		-Wl,--no-undefined
 
 # Test guests are ordinary static programs, built twice (glibc and musl); never sanitized.
 GUEST_DIR := build/tests/guests
@@ -62,7 +71,7 @@ km: $(BUILD)/bin/km
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c $(wildcard $(KM_DIRS:%=%/*.h) runtime/*.h runtime/include/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard $(KM_DIRS:%=%/*.h) runtime/*.h runtime/vdso/*.h runtime/include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -75,7 +84,17 @@ $(BUILD)/obj/km/vm/runtime_blob.o: km/vm/runtime_blob.S $(RT_BIN)
 	@mkdir -p $(dir $@)
 	$(CC) -c -DKM_RUNTIME_BIN='"$(RT_BIN)"' $< -o $@
 
-$(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/vm/runtime_blob.o
+$(VDSO_SO): runtime/vdso/km_vdso_guest.c runtime/vdso/km_vdso_entry.S runtime/vdso/km_vdso.lds \
+	    $(wildcard runtime/vdso/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(VDSO_CFLAGS) $(VDSO_LDFLAGS) -o $@.full runtime/vdso/km_vdso_guest.c runtime/vdso/km_vdso_entry.S
+	objcopy --strip-debug $@.full $@
+
+$(BUILD)/obj/km/vm/vdso_blob.o: km/vm/vdso_blob.S $(VDSO_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -c -DKM_VDSO_SO='"$(VDSO_SO)"' $< -o $@
+
+$(BUILD)/bin/km: $(KM_OBJS) $(BUILD)/obj/km/vm/runtime_blob.o $(BUILD)/obj/km/vm/vdso_blob.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(KM_LDFLAGS) -o $@ $^ $(KM_LDLIBS)
 

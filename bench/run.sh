@@ -10,7 +10,7 @@
 # Numbers never decide the exit status: targets are printed, not asserted.
 #
 # Knobs (environment): SECTIONS (which rows to measure; default all), HELLO_RUNS, GETPPID_N,
-# GETPPID_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
+# GETPPID_RUNS, CLOCK_N, CLOCK_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
 # SHIM_CK_RUNS, FDS_RUNS (see bench/README.md).
@@ -26,6 +26,8 @@ KM=$2
 HELLO_RUNS=${HELLO_RUNS:-300}
 GETPPID_N=${GETPPID_N:-50000}
 GETPPID_RUNS=${GETPPID_RUNS:-5}
+CLOCK_N=${CLOCK_N:-1000000}  # clock_gettime calls per clock_loop run
+CLOCK_RUNS=${CLOCK_RUNS:-5}
 CPU_N=${CPU_N:-150000000}
 CPU_RUNS=${CPU_RUNS:-7}
 THREAD_N=${THREAD_N:-2000}   # pthread_create + pthread_join rounds per thread_create run
@@ -34,7 +36,7 @@ FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
 FORK_N=${FORK_N:-200}        # fork + exit + wait rounds per fork_wait run
 FORK_RUNS=${FORK_RUNS:-5}
-ALL_SECTIONS="floors hello getppid cpu threads procs shim shimck snap snap4 fds"
+ALL_SECTIONS="floors hello getppid clock cpu threads procs shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -408,6 +410,13 @@ want getppid && for libc in $LIBCS; do
 	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
 	row "getppid, ns/call ($libc) vs km-path floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
 		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)" "$KM_ERR")"
+done
+
+want clock && for libc in $LIBCS; do
+	log "clock_gettime loop ($libc): $CLOCK_RUNS runs of $CLOCK_N calls each, native / km alternating$SKIPNOTE"
+	compare "$libc" clock_loop "$CLOCK_N" ns_per_call "$CLOCK_RUNS" 0
+	row "clock_gettime (vDSO), ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" "<= 2.00x" \
+		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$NAT")" 2.00)" "$KM_ERR")"
 done
 
 want cpu && for libc in $LIBCS; do

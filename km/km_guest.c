@@ -17,6 +17,7 @@
 #include "km_snapshot.h"
 #include "km_syscall.h"
 #include "km_threads.h"
+#include "km_vdso.h"
 
 static int register_slot(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host)
 {
@@ -81,7 +82,9 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 		return -1;
 	g->mm.oldest_busy = oldest_busy;
 	g->mm.busy_ctx = g;
-	return km_runtime_load(&g->mm, err);
+	if (km_runtime_load(&g->mm, err) < 0)
+		return -1;
+	return km_vdso_init(g, err);
 }
 
 /* Loads the interpreter and records it in g->dynlinker. */
@@ -175,6 +178,7 @@ void km_guest_destroy(km_guest_t *g)
 		free(g->argv[i]);
 	free(g->argv);
 	free(g->auxv);
+	km_vdso_stop(g);
 	g->argv = NULL;
 	g->auxv = NULL;
 	for (int i = 0; i < KM_MAX_VCPUS; i++) {

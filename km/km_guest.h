@@ -102,6 +102,8 @@ typedef struct km_guest {
 	 * /proc/<pid>/cmdline and environ read); 0 when unknown (a resumed snapshot). */
 	uint64_t arg_start, arg_end, env_start, env_end;
 	uint64_t start_stack; /* the initial stack pointer (at argc), as /proc/<pid>/stat shows */
+	uint64_t vdso_gva;    /* the vDSO's image (AT_SYSINFO_EHDR), km_vdso.h */
+	struct km_vdso *vdso; /* its clock lines and the thread keeping them current */
 
 	/* The guest's threads (one per vCPU) and the stop-all primitive (km_stopall.h). */
 	km_threads_t threads;

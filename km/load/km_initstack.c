@@ -122,6 +122,7 @@ int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, const km_interp_
 	AUX(AT_EXECFN, execfn);
 	AUX(AT_PLATFORM, platform);
 	AUX(AT_MINSIGSTKSZ, getauxval(AT_MINSIGSTKSZ));
+	AUX(AT_SYSINFO_EHDR, g->vdso_gva);
 	AUX(AT_NULL, 0);
 #undef AUX
 	size_t auxv_bytes = (size_t)(a - auxv) * sizeof(uint64_t);

@@ -30,6 +30,7 @@
 #include "km_stopall.h"
 #include "km_sys_util.h"
 #include "km_threads.h"
+#include "km_vdso.h"
 
 #define NAMESPACES                                                                                            \
 	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |             \
@@ -227,6 +228,8 @@ static _Noreturn void child_main(km_guest_t *g, fork_point_t *fp)
 	reset_locks(g);
 	reset_process(g, fp);
 	int rc = detach_snapshot(g, &err);
+	if (rc == 0) /* before the vCPU: its setup may take the vDSO's lock, maybe held at the fork */
+		rc = km_vdso_fork_child(g, &err);
 	if (rc == 0)
 		rc = new_machine(g, fp, &err);
 	free(fp);

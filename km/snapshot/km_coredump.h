@@ -29,7 +29,7 @@
  * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
  * km can name a file's version. */
 #define KM_SNAPSHOT_MAJOR 2
-#define KM_SNAPSHOT_MINOR 4
+#define KM_SNAPSHOT_MINOR 5
 #define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
 #define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
 #define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
@@ -46,6 +46,9 @@
 #define KM_SNAPSHOT_MINOR_DYNLINKER 4 /* 2.4: NT_KM_DYNLINKER's content (the interpreter, and the
 				       * identity of every file a private mapping maps, checked at
 				       * resume); an older file's note is empty: nothing to check */
+#define KM_SNAPSHOT_MINOR_VDSO 5    /* 2.5: the vDSO's layout and the guest's monotonic clocks in
+				     * NT_KM_GUEST, a thread inside the vDSO's code (NT_KM_CPU
+				     * reserved[7]); an older file had no vDSO (layout 0) */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -146,10 +149,11 @@ typedef struct km_nt_timers {
 
 typedef struct km_nt_guest {
 	uint32_t runtime_version; /* layout version of runtime/ the file was taken with */
-	uint32_t reserved0;
+	uint32_t vdso_layout;     /* 2.5: KM_VDSO_LAYOUT of the program's vDSO; 0: none */
 	uint64_t rt_gva, rt_size; /* the runtime region: never saved, rebuilt by the restoring km */
 	uint64_t user_top;        /* program mappings end here */
-	uint64_t reserved[4];
+	uint64_t vdso_gva;        /* 2.5: the vDSO's address (AT_SYSINFO_EHDR); 0: none */
+	uint64_t mono_ns[3];      /* 2.5: the program's MONOTONIC, BOOTTIME, MONOTONIC_RAW; 0: unknown */
 } km_nt_guest_t;
 
 /* km_nt_vma_t.kind: as enum km_vma_kind in km_mm.h. */

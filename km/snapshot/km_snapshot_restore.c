@@ -27,6 +27,7 @@
 #include "km_time.h"
 #include "km_sys_util.h"
 #include "km_timers.h"
+#include "km_vdso.h"
 
 /* A shared file mapping comes back from its file, which must still be the same file. */
 static int open_shared_file(const km_snap_vma_t *sv, const char *name, km_err_t **err)
@@ -176,7 +177,8 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 				     .rsp = r[6], .rbp = r[7], .r8 = r[8], .r9 = r[9], .r10 = r[10], .r11 = r[11],
 				     .r12 = r[12], .r13 = r[13], .r14 = r[14], .r15 = r[15], .rip = r[16],
 				     .rflags = r[17]};
-	if (st->regs.rip >= KM_USER_TOP)
+	/* The program's code, or the vDSO's (a thread caught inside clock_gettime). */
+	if (st->regs.rip >= KM_USER_TOP && !km_vdso_holds(g, st->regs.rip))
 		return km_err_set(err, 0, "%s: vCPU %u stood outside the program (rip %#lx)", name, c->km.vcpu_id,
 				  (unsigned long)st->regs.rip);
 	st->fs_base = c->km.fs_base;
@@ -247,6 +249,28 @@ static int restore_files(km_guest_t *g, const km_snapshot_t *s, const char *name
 				(enum km_missing_policy)g->opts.restore_missing, err);
 }
 
+/* The program may hold the vDSO's entry addresses (2.5): this km must give the same layout at the
+ * same place. Its monotonic clocks go on from where the file left them (km_vdso.h). An older
+ * file's program never saw a vDSO. */
+static int restore_vdso(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (!km_snapshot_has(s, KM_SNAPSHOT_MINOR_VDSO))
+		return 0;
+	const km_nt_guest_t *n = &s->guest;
+	if (n->vdso_layout != 0 && (n->vdso_layout != KM_VDSO_LAYOUT || n->vdso_gva != g->vdso_gva))
+		return km_err_set(err, 0, "%s: its program uses vDSO layout %u at %#lx, this km gives layout %u at %#lx: "
+				  "resume it with the km that wrote it", name, n->vdso_layout,
+				  (unsigned long)n->vdso_gva, KM_VDSO_LAYOUT, (unsigned long)g->vdso_gva);
+	/* A thread stopped inside the vDSO's code goes on in that code: only the same image has it. */
+	for (uint32_t i = 0; i < s->ncpus; i++)
+		if (s->cpus[i].km.reserved[7] > UINT32_MAX || !km_vdso_code_ok((uint32_t)s->cpus[i].km.reserved[7]))
+			return km_err_set(err, 0, "%s: thread %u stood inside the vDSO of another km build "
+					  "(image %#lx): resume it with the km that wrote it", name,
+					  s->cpus[i].km.tid, (unsigned long)s->cpus[i].km.reserved[7]);
+	km_vdso_resume_clocks(g, n->mono_ns);
+	return 0;
+}
+
 /* Every file a private mapping maps (2.4: the program, its interpreter, libraries, data files)
  * must still have the size and modification time it had: the program's code came from it, and what it maps later (dlopen, the
  * next library of a search path) must match what it already has. Checked before anything is
@@ -298,7 +322,8 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	if (s->guest.user_top > KM_USER_TOP)
 		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
 				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
-	if (check_mapped_files(s, name, err) < 0 || restore_dynlinker(g, s, name, err) < 0)
+	if (restore_vdso(g, s, name, err) < 0 || check_mapped_files(s, name, err) < 0 ||
+	    restore_dynlinker(g, s, name, err) < 0)
 		return -1;
 	/* Memory not yet touched stays in the snapshot file: keep it open for the guest's lifetime
 	 * (the next snapshot reads what was never copied), leased so that nobody changes it under

@@ -35,6 +35,7 @@
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_sys_util.h"
+#include "km_vdso.h"
 
 #define PAGE KM_PAGE_SIZE
 #define KM_RUNTIME_VERSION 1
@@ -168,6 +169,7 @@ static void add_cpu_notes(notebuf_t *nb, km_guest_t *g, km_vcpu_t *v, int sig)
 	uint64_t regs[18] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp, r->r8,
 			     r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
 	memcpy(c.regs, regs, sizeof(regs));
+	c.reserved[7] = km_vdso_code_id(g, r->rip); /* 2.5: stood inside the vDSO's code */
 	note_add(nb, KM_NOTE_OWNER, NT_KM_CPU, &c, sizeof(c));
 }
 
@@ -362,7 +364,9 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	note_add(nb, KM_NOTE_OWNER, NT_KM_PROC, &p, sizeof(p));
 
 	km_nt_guest_t gn = {.runtime_version = KM_RUNTIME_VERSION, .rt_gva = KM_RT_GVA, .rt_size = KM_RT_SIZE,
-			    .user_top = KM_USER_TOP};
+			    .user_top = KM_USER_TOP, .vdso_layout = g->vdso_gva != 0 ? KM_VDSO_LAYOUT : 0,
+			    .vdso_gva = g->vdso_gva};
+	km_vdso_save_clocks(g, gn.mono_ns);
 	note_add(nb, KM_NOTE_OWNER, NT_KM_GUEST, &gn, sizeof(gn));
 	add_dynlinker(nb, g);
 	note_add(nb, KM_NOTE_OWNER, NT_KM_SIGACTIONS, g->sigactions, sizeof(g->sigactions));

@@ -18,6 +18,7 @@
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
+#include "km_vdso.h"
 
 #define MM(v) (&(v)->g->mm)
 #define MSR_GS_BASE 0xc0000101
@@ -133,6 +134,10 @@ KM_SYSCALL(futex)
 		if (a[3] != 0) {
 			if (km_copy_from_guest(MM(v), &ts, a[3], sizeof(ts)) < 0)
 				return -EFAULT;
+			/* These two take an absolute deadline, on the guest's MONOTONIC unless told
+			 * otherwise: the host's is offset from it after some resumes (km_vdso.h). */
+			if ((op == FUTEX_WAIT_BITSET || op == FUTEX_WAIT_REQUEUE_PI) && !((int)a[1] & FUTEX_CLOCK_REALTIME))
+				ts = km_vdso_mono_to_host(v->g, ts);
 			tsp = &ts;
 		}
 		break;

@@ -9,6 +9,8 @@
 #include "km_guest.h"
 #include "km_syscall.h"
 #include "km_sys_util.h"
+#include "km_time.h"
+#include "km_vdso.h"
 
 #define MM(v) (&(v)->g->mm)
 
@@ -17,7 +19,7 @@ KM_SYSCALL(clock_gettime)
 	/* Into km's memory first: the vDSO would write the guest's page from km's own code, where
 	 * a page the host cannot provide (a file past its end) would be a host SIGBUS. */
 	struct timespec ts;
-	if (clock_gettime((clockid_t)a[0], &ts) < 0)
+	if (!km_vdso_clock(v->g, (clockid_t)a[0], &ts) && clock_gettime((clockid_t)a[0], &ts) < 0)
 		return -errno;
 	return km_copy_to_guest(MM(v), a[1], &ts, sizeof(ts));
 }
@@ -34,9 +36,11 @@ KM_SYSCALL(clock_getres)
 
 KM_SYSCALL(gettimeofday)
 {
-	struct timeval tv;
+	struct timespec ts;
+	if (!km_vdso_clock(v->g, CLOCK_REALTIME, &ts))
+		clock_gettime(CLOCK_REALTIME, &ts);
+	struct timeval tv = {ts.tv_sec, ts.tv_nsec / 1000};
 	struct timezone tz = {0, 0};
-	gettimeofday(&tv, NULL);
 	if (a[0] != 0 && km_copy_to_guest(MM(v), a[0], &tv, sizeof(tv)) < 0)
 		return -EFAULT;
 	if (a[1] != 0 && km_copy_to_guest(MM(v), a[1], &tz, sizeof(tz)) < 0)
@@ -46,7 +50,10 @@ KM_SYSCALL(gettimeofday)
 
 KM_SYSCALL(time)
 {
-	time_t t = time(NULL);
+	struct timespec ts;
+	if (!km_vdso_clock(v->g, CLOCK_REALTIME, &ts))
+		clock_gettime(CLOCK_REALTIME, &ts);
+	time_t t = ts.tv_sec;
 	if (a[0] != 0 && km_copy_to_guest(MM(v), a[0], &t, sizeof(t)) < 0)
 		return -EFAULT;
 	return t;
@@ -95,6 +102,9 @@ static long do_sleep(km_vcpu_t *v, clockid_t clk, int flags, uint64_t req_gva, u
 	if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0)
 		return -EINVAL;
 	struct timespec deadline = req;
+	/* A guest deadline on a monotonic clock is on the guest's clock (km_vdso.h). */
+	if ((flags & TIMER_ABSTIME) && (clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME))
+		deadline = km_vdso_mono_to_host(v->g, req);
 	if (!(flags & TIMER_ABSTIME))
 		deadline = sleep_deadline(v, clk, req_gva, req);
 	int rc = clock_nanosleep(clk, TIMER_ABSTIME, &deadline, NULL);

@@ -12,6 +12,7 @@
 #include "km_stopall.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
+#include "km_vdso.h"
 #include <errno.h>
 #include <pthread.h>
 
@@ -209,7 +210,7 @@ static int fault_code(km_vcpu_t *v, int vector, uint64_t err, uint64_t *addr, ui
 		return SI_KERNEL;
 	case 14: {
 		km_mm_rdlock(&v->g->mm);
-		bool mapped = km_vma_find(&v->g->mm, *addr) != NULL;
+		bool mapped = km_vma_find(&v->g->mm, *addr) != NULL || km_vdso_holds(v->g, *addr);
 		km_mm_rdunlock(&v->g->mm);
 		(void)err;
 		return mapped ? SEGV_ACCERR : SEGV_MAPERR;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "km_exception.h"
+#include "km_vdso.h"
 #include "km_guest.h"
 #include "km_runtime.h"
 #include "km_signal.h"
@@ -171,6 +172,7 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 		km_vcpu_destroy(v);
 		return -1;
 	}
+	km_vdso_vcpu_init(g, v->fd);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 	v->tlb_gen = g->mm.tlb_gen;
 	*out = v;

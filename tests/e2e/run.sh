@@ -649,6 +649,8 @@ run_fd_netlock
 run_procs_fork
 . "$ROOT/tests/e2e/dynlink.sh"
 run_dynlink
+. "$ROOT/tests/e2e/vdso.sh"
+run_vdso
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

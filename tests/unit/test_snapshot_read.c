@@ -613,11 +613,11 @@ static void test_version_2_0(void **state)
 	close_ok(s);
 }
 
-/* 2.1 files (the encoding keeps the major where a plain 2 was); km writes 2.4 now. */
+/* 2.1 files (the encoding keeps the major where a plain 2 was); km writes 2.5 now. */
 static void test_version_2_1(void **state)
 {
 	(void)state;
-	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00040002);
+	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00050002);
 	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(2, 1));
 	km_snapshot_t *s = open_ok(seed, seed_len, "format-2.1");
 	assert_true(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
