@@ -228,16 +228,29 @@ static int script_argv(strv_t *argv, const char *interp, const char *arg, const 
 	return 0;
 }
 
-/* Follows #! scripts from (dirfd, path) to the ELF program km will run and checks it. The
- * program's fd (km's range) in *fd, argv rewritten for scripts. 0 or -errno; *why for --trace. */
+/* Opens and checks the file named, as Linux does first (before it looks at argv). */
+static int open_checked(km_guest_t *g, int dirfd, const char *path, int flags)
+{
+	int f = open_prog(g, dirfd, path, flags);
+	int rc = f < 0 ? f : check_file(f);
+	if (rc < 0 && f >= 0)
+		close(f);
+	return rc < 0 ? rc : f;
+}
+
+/* Follows #! scripts from (dirfd, path), open and checked at *fd, to the ELF program km will run
+ * and checks it. The program's fd (km's range) in *fd, argv rewritten for scripts. 0 or -errno
+ * (*fd then closed); *why for --trace. */
 static int resolve(km_guest_t *g, int dirfd, const char *path0, int flags, strv_t *argv, int *fd, char *why,
 		   size_t whylen)
 {
 	char path[KM_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s", path0);
+	int f = *fd;
+	*fd = -1;
 	for (int depth = 0;; depth++) {
-		int f = open_prog(g, dirfd, path, flags);
-		int rc = f < 0 ? f : check_file(f);
+		int rc = depth == 0 ? 0 : (f = open_checked(g, dirfd, path, flags));
+		rc = rc < 0 ? rc : 0;
 		char buf[BINPRM_BUF_SIZE + 1];
 		ssize_t n = rc == 0 ? pread(f, buf, BINPRM_BUF_SIZE, 0) : 0;
 		if (rc == 0 && n < 0)
@@ -463,9 +476,15 @@ long km_proc_execve(km_vcpu_t *v, int dirfd, uint64_t pathp, uint64_t argvp, uin
 	int rc = km_copy_str(&g->mm, pathp, path, sizeof(path));
 	if (rc < 0)
 		return rc;
+	/* Linux's order: the file first (ENOENT, EACCES), then argv and envp, then its contents. */
+	int prog = open_checked(g, dirfd, path, flags);
+	if (prog < 0)
+		return prog;
 	char *buf = malloc(MAX_ARG_STRLEN);
-	if (buf == NULL)
+	if (buf == NULL) {
+		close(prog);
 		return -ENOMEM;
+	}
 	strv_t argv = {0}, envp = {0};
 	size_t room = arg_room(g);
 	long ret = copy_strv(g, argvp, &argv, &room, buf);
@@ -478,7 +497,6 @@ long km_proc_execve(km_vcpu_t *v, int dirfd, uint64_t pathp, uint64_t argvp, uin
 	if (ret == 0 && envp.v == NULL && (envp.v = calloc(1, sizeof(char *))) == NULL)
 		ret = -ENOMEM;
 	char why[512] = "";
-	int prog = -1;
 	if (ret == 0)
 		ret = resolve(g, dirfd, path, flags, &argv, &prog, why, sizeof(why));
 	if (ret == 0 && fcntl(KM_EXEC_SELF_FD, F_GETFD) < 0) {

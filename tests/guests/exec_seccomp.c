@@ -1,0 +1,29 @@
+/*
+ * execve under a seccomp filter (a container's linux.seccomp, km --guest-seccomp): the filter
+ * stays in force for the new program, as Linux keeps seccomp filters across exec.
+ * tests/e2e/procs_exec.sh runs it as "filtered" with rules that make getppid fail with EPERM;
+ * as "plain" (natively and under km, no filter) getppid works before and after.
+ */
+// E2E: run 0 plain
+#include <stdbool.h>
+
+#include "check.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	bool filtered = strcmp(argv[1], "filtered") == 0;
+	const char *when = argc > 2 ? "after execve" : "before execve";
+	if (filtered)
+		CHECK_ERR(getppid(), EPERM, "the filter holds %s", when);
+	else
+		CHECK(getppid() > 0, "getppid works %s", when);
+	if (argc > 2)
+		return check_done();
+	char *nargv[] = {argv[0], argv[1], "after", NULL};
+	fflush(stdout);
+	execve("/proc/self/exe", nargv, (char *[]){NULL});
+	printf("FAIL execve: %s\n", strerror(errno));
+	return 1;
+}
