@@ -449,6 +449,10 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 	if (rc == 0 && kv == NULL)
 		rc = -ENOMEM;
 	if (rc == 0) {
+		/* The syscall layer traces a call when it returns, which this one does not. */
+		if (v->g->opts.trace)
+			dprintf(v->g->opts.trace_fd, "execve(\"%s\", ...) = 0 (km starts again for the new program)\n",
+				argv->v[0]);
 		fcntl(KM_EXEC_SELF_FD, F_SETFD, 0);
 		syscall(SYS_execveat, KM_EXEC_SELF_FD, "", kv, envp->v, AT_EMPTY_PATH);
 		rc = -errno;
