@@ -237,6 +237,13 @@ static int add_exec(scmp_filter_ctx ctx, km_err_t **err)
 	if (add(ctx, SYS_arch_prctl, 1, &set_fs, err) < 0 || add(ctx, SYS_set_tid_address, 0, NULL, err) < 0 ||
 	    add(ctx, SYS_unshare, 1, &files, err) < 0)
 		return -1;
+#if defined(__SANITIZE_ADDRESS__)
+	/* The sanitizer build's km is dynamically linked: after an execve its ld.so maps the
+	 * libraries' code (file mappings with PROT_EXEC) under this filter. Sanitizer builds only. */
+	struct scmp_arg_cmp file = SCMP_A4(SCMP_CMP_NE, (scmp_datum_t)(uint32_t)-1);
+	if (add(ctx, SYS_mmap, 1, &file, err) < 0)
+		return -1;
+#endif
 	return 0;
 }
 
