@@ -102,10 +102,34 @@ procs_exec_trace() {
 	end
 }
 
+# A container whose program execs (no fork: busybox sh execs its last command): km-shim's km
+# re-executes itself inside the container (its fd on its own binary, opened through /proc).
+procs_exec_shim() {
+	local test=procs_exec/shim-sh-exec d=$WORK/procs_exec/shim b
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	if [ ! -x "$KM_SHIM" ] || [ "$(id -u)" != 0 ]; then
+		bad "needs root and km-shim ($KM_SHIM)"
+		end
+		return
+	fi
+	b=$d/bundle
+	rm -rf "$d" && mkdir -p "$b/rootfs"
+	cp "$BUSYBOX" "$b/rootfs/busybox"
+	local SHIM_ROOT=$d/root
+	KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim_bundle "$b" /busybox sh -c 'exec /shim_count 3 0 7'
+	KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim "$d/r" run --bundle "$b" shexec
+	[ "$RC" = 7 ] || bad "run: exit status $(status_text "$RC"), expected the exec'd program's 7: $(head -c 300 "$d/r/err")"
+	grep -qx 'count 3' "$d/r/out" || bad "no 'count 3' from the exec'd program: $(head -c 300 "$d/r/out")"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force shexec >/dev/null 2>&1
+	end
+}
+
 run_procs_exec() {
 	procs_exec_elf32
 	procs_exec_seccomp
 	procs_exec_mgmt
 	procs_exec_state
 	procs_exec_trace
+	procs_exec_shim
 }
