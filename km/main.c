@@ -249,6 +249,8 @@ static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
 		st->err_fd = -1;
 	}
 	o->trace_fd = km_error_fd();
+	/* The km before blocked its own signals for the exec; this km has its handlers now. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &st->host_mask, NULL, sizeof(st->host_mask));
 	o->memory = st->memory;
 	o->snapshot_file_max = st->snapshot_file_max;
 	o->tcp_established = st->tcp_established;

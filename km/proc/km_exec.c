@@ -439,7 +439,13 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 {
 	km_exec_state_t st;
 	km_err_t *err = NULL;
+	/* A kick or another signal of km's own that reached this thread during the exec would find
+	 * its handler reset in the new km and end it: blocked until the new km has its handlers
+	 * (the mask crosses the exec; the state says what to go back to). */
+	uint64_t block = ~(KM_SIGBIT(SIGSYS) | KM_SIG_UNBLOCKABLE), old_mask = 0;
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old_mask, sizeof(old_mask));
 	long rc = collect(v, prog_fd, &st);
+	st.host_mask = old_mask;
 	int sfd = rc == 0 ? km_exec_state_write(&st, &err) : -1;
 	if (rc == 0 && sfd < 0)
 		rc = -(err != NULL && err->errnum != 0 ? err->errnum : ENOMEM);
@@ -462,6 +468,7 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 	if (sfd >= 0)
 		close(sfd);
 	drop(&st);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old_mask, NULL, sizeof(old_mask));
 	return rc;
 }
 

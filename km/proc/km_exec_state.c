@@ -56,6 +56,7 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	put64(b, (uint64_t)(int64_t)st->restore_missing);
 	put64(b, (uint64_t)st->trace | (uint64_t)st->coredump_forced << 1 | (uint64_t)st->no_seccomp << 2 |
 		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4);
+	put64(b, st->host_mask);
 	put_str(b, st->snapshot_path);
 	put_str(b, st->coredump_path);
 	put_str(b, st->mgmt_path);
@@ -260,6 +261,7 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->no_seccomp = flags & 4;
 	st->timing = flags & 8;
 	st->unkillable = flags & 16;
+	st->host_mask = get64(r) & ~(KM_SIGBIT(SIGSYS) | KM_SIG_UNBLOCKABLE); /* km's reporter stays */
 	st->snapshot_path = get_str(r);
 	st->coredump_path = get_str(r);
 	st->mgmt_path = get_str(r);

@@ -42,6 +42,7 @@ typedef struct km_exec_state {
 	uint64_t memory, snapshot_file_max;
 	int32_t tcp_established, restore_missing;
 	bool trace, coredump_forced, no_seccomp, timing;
+	uint64_t host_mask; /* the exec'ing thread's host signal mask, for the new km's main thread */
 	char *snapshot_path, *coredump_path, *mgmt_path; /* absolute; mgmt_path NULL: none */
 	/* fds passed across (in km's range, not close-on-exec), -1 when none */
 	int32_t kvm_fd, mgmt_fd, err_fd, prog_fd;
