@@ -225,8 +225,19 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 
 /* km's fd on its own binary at KM_EXEC_SELF_FD, for execve (km_exec.c). After an execve the
  * km before left its own there: kept when /proc is not there to open it again. */
-static void open_self(const km_cli_t *cli)
+static void open_self(km_cli_t *cli)
 {
+	/* A descriptor passed in on that very number moves out of the way first. */
+	int *passed[] = {&cli->kvm_fd, &cli->mgmt_fd, &cli->ready_fd, &cli->start_fd, &cli->snapshot_fd,
+			 &cli->guest_seccomp_fd};
+	for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+		if (*passed[i] == KM_EXEC_SELF_FD) {
+			int moved = fcntl(KM_EXEC_SELF_FD, F_DUPFD, KM_FD_RESERVED_BASE);
+			if (moved >= 0) {
+				close(KM_EXEC_SELF_FD);
+				*passed[i] = moved;
+			}
+		}
 	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && fd != KM_EXEC_SELF_FD) {
 		dup3(fd, KM_EXEC_SELF_FD, O_CLOEXEC);
