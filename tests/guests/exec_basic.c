@@ -2,13 +2,15 @@
  * execve of a static program (itself, again): argv and envp arrive as given, the pid stays, an fd
  * without FD_CLOEXEC stays open and one with it is closed, a handler is reset to SIG_DFL while
  * SIG_IGN stays, the caller's mask stays, a blocked pending signal stays pending, RLIMIT_NOFILE
- * as set stays, and the program runs on with the new image (a pointer of the old one is gone).
+ * as set stays, a signal pending for the process stays and a signalfd without FD_CLOEXEC still
+ * reads it.
  */
 // E2E: run 0 @TMP
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 
 #include "check.h"
@@ -43,10 +45,17 @@ static int after(char **argv)
 	CHECK(sa.sa_handler == SIG_IGN, "SIG_IGN stays");
 	sigset_t mask, pend;
 	sigprocmask(SIG_BLOCK, NULL, &mask);
-	CHECK(sigismember(&mask, SIGTERM) && sigismember(&mask, SIGWINCH) && !sigismember(&mask, SIGUSR1),
+	CHECK(sigismember(&mask, SIGTERM) && sigismember(&mask, SIGWINCH) && sigismember(&mask, SIGHUP) &&
+		  !sigismember(&mask, SIGUSR1),
 	      "the mask stays");
 	sigpending(&pend);
 	CHECK(sigismember(&pend, SIGTERM) && !sigismember(&pend, SIGWINCH), "a blocked pending signal stays pending");
+	CHECK(sigismember(&pend, SIGHUP), "a signal pending for the process stays pending");
+	struct signalfd_siginfo si;
+	CHECK(read(12, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP,
+	      "a signalfd kept across execve reads the pending signal");
+	sigpending(&pend);
+	CHECK(!sigismember(&pend, SIGHUP), "read from the signalfd, it is no longer pending");
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
 	CHECK(rl.rlim_cur == 200, "RLIMIT_NOFILE as the program set it stays (%lu)", (unsigned long)rl.rlim_cur);
@@ -74,8 +83,16 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGWINCH);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	raise(SIGTERM);
+	kill(getpid(), SIGHUP);
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	int sfd = signalfd(-1, &hup, SFD_NONBLOCK);
+	CHECK(sfd >= 0 && dup2(sfd, 12) == 12, "a signalfd for SIGHUP at fd 12");
+	close(sfd);
 	struct rlimit rl = {200, 4096};
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rl.rlim_cur = 200;
