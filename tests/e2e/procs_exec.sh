@@ -3,8 +3,10 @@
 # run. A 32-bit ELF is ENOEXEC (Linux would run it); the guest's seccomp filter stays across
 # exec; the management socket (--mgmt) still serves, and snapshots, the program after it exec'd;
 # km's internal --exec-state option refuses what km did not make; --trace shows why an exec
-# failed. Sourced by run.sh after its helpers and after snapshot.sh and mgmt.sh (snap_start,
-# snap_wait_line, mgmt_sock, mgmt_expect_ok); defines run_procs_exec.
+# failed; a km-shim container whose shell execs its program runs, checkpoints and restores.
+# Sourced by run.sh after its helpers and after snapshot.sh, mgmt.sh and shim.sh (snap_start,
+# snap_wait_line, mgmt_sock, mgmt_expect_ok, shim, shim_bundle, wait_count, last_count,
+# first_count); defines run_procs_exec.
 
 procs_exec_elf32() {
 	local flavour test d
@@ -122,6 +124,24 @@ procs_exec_shim() {
 	[ "$RC" = 7 ] || bad "run: exit status $(status_text "$RC"), expected the exec'd program's 7: $(head -c 300 "$d/r/err")"
 	grep -qx 'count 3' "$d/r/out" || bad "no 'count 3' from the exec'd program: $(head -c 300 "$d/r/out")"
 	"$KM_SHIM" --root "$SHIM_ROOT" delete --force shexec >/dev/null 2>&1
+	# checkpoint and restore after the exec: the management listener km-shim passed (--mgmt-fd)
+	# crossed the exec
+	KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim_bundle "$b" /busybox sh -c 'exec /shim_count 1000000 20'
+	KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim "$d/r2" run -d --bundle "$b" shcr
+	if ! wait_count "$d/r2/out" 5; then
+		bad "no count from the exec'd program: $(head -c 300 "$d/r2/out")"
+	else
+		KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim "$d/c" checkpoint shcr
+		[ "$RC" = 0 ] || bad "checkpoint after the exec: $(status_text "$RC"), $(head -c 300 "$d/c/err")"
+		local last
+		last=$(last_count "$d/r2/out")
+		"$KM_SHIM" --root "$SHIM_ROOT" delete --force shcr >/dev/null 2>&1
+		KM_SHIM_KM=${KM_SHIM_KM:-$KM} shim "$d/rs" restore --detach --bundle "$b" shcr
+		[ "$RC" = 0 ] || bad "restore: $(status_text "$RC"), $(head -c 300 "$d/rs/err")"
+		wait_count "$d/rs/out" $((last + 3)) || bad "no count after restore (last before: $last)"
+		[ "$(first_count "$d/rs/out")" = $((last + 1)) ] || bad "restored count starts at $(first_count "$d/rs/out"), expected $((last + 1))"
+	fi
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force shcr >/dev/null 2>&1
 	end
 }
 
