@@ -101,6 +101,11 @@ procs_exec_trace() {
 	[ "$RC" = 0 ] && grep -q 'hello' "$d/out" || bad "exit $(status_text "$RC"): $(head -c 300 "$d/out")"
 	grep -q '^execve(' "$d/err" || bad "no execve line in the trace"
 	grep -q '^exit_group(0) = ?' "$d/err" || bad "the new program is not traced"
+	printf 'not a program\n' >"$d/text"
+	chmod 755 "$d/text"
+	run "$d/2" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/gcc/exec_errors" try "$d/text"
+	[ "$RC" = 0 ] || bad "exec_errors try: exit $(status_text "$RC")"
+	grep -q "^km: execve $d/text: .*(ENOEXEC)\$" "$d/2/err" || bad "no line saying why: $(grep -m2 execve "$d/2/err")"
 	end
 }
 
