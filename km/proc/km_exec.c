@@ -279,8 +279,11 @@ static int resolve(km_guest_t *g, int dirfd, const char *path0, int flags, strv_
 			km_err_t *err = NULL;
 			snprintf(self, sizeof(self), "/proc/self/fd/%d", f);
 			rc = km_elf_probe(self, &err);
-			if (err != NULL)
-				snprintf(why, whylen, "%s", err->msg);
+			if (err != NULL) { /* named by the path the guest gave, not km's fd */
+				size_t sl = strlen(self);
+				bool named = strncmp(err->msg, self, sl) == 0 && strncmp(err->msg + sl, ": ", 2) == 0;
+				snprintf(why, whylen, "%s", err->msg + (named ? sl + 2 : 0));
+			}
 			km_err_free(&err);
 		}
 		if (rc < 0) {
