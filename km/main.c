@@ -317,9 +317,11 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	if (cli->inspect)
 		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
 	paths_t paths = {0};
-	char **env = km_cli_guest_env(cli, environ, err);
+	/* After an execve the program's environment is the one it passed, not km's (km_exec_state.h). */
+	char **env = cli->exec_state_fd >= 0 ? xs.envp : km_cli_guest_env(cli, environ, err);
 	if (env == NULL || make_paths_absolute(&cli->guest, &paths, err) < 0) {
-		km_cli_free_env(env);
+		if (cli->exec_state_fd < 0)
+			km_cli_free_env(env);
 		km_exec_state_free(&xs);
 		return -1;
 	}
@@ -372,8 +374,9 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	km_exec_set_host(false, -1);
 	if (mgmt_copy >= 0)
 		close(mgmt_copy);
+	if (cli->exec_state_fd < 0)
+		km_cli_free_env(env);
 	km_exec_state_free(&xs);
-	km_cli_free_env(env);
 	free(paths.snapshot);
 	free(paths.coredump);
 	free(paths.mgmt);

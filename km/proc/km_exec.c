@@ -417,6 +417,8 @@ static int collect(km_vcpu_t *v, int prog_fd, km_exec_state_t *st)
 static void drop(km_exec_state_t *st)
 {
 	st->snapshot_path = st->coredump_path = st->mgmt_path = NULL; /* the options' */
+	st->envp = NULL; /* the caller's */
+	st->nenvp = 0;
 	km_exec_state_free(st);
 }
 
@@ -438,6 +440,8 @@ static char **km_argv(int state_fd, strv_t *argv, char *opt, size_t optlen)
 }
 
 /* Replaces km with a km running the program at prog_fd. Returns only on failure (-errno). */
+extern char **environ;
+
 static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 {
 	km_exec_state_t st;
@@ -449,6 +453,8 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old_mask, sizeof(old_mask));
 	long rc = collect(v, prog_fd, &st);
 	st.host_mask = old_mask;
+	st.envp = envp->v;
+	st.nenvp = (uint32_t)envp->n;
 	int sfd = rc == 0 ? km_exec_state_write(&st, &err) : -1;
 	if (rc == 0 && sfd < 0)
 		rc = -(err != NULL && err->errnum != 0 ? err->errnum : ENOMEM);
@@ -463,7 +469,7 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 			dprintf(v->g->opts.trace_fd, "execve(\"%s\", ...) = 0 (km starts again for the new program)\n",
 				argv->v[0]);
 		fcntl(KM_EXEC_SELF_FD, F_SETFD, 0);
-		syscall(SYS_execveat, KM_EXEC_SELF_FD, "", kv, envp->v, AT_EMPTY_PATH);
+		syscall(SYS_execveat, KM_EXEC_SELF_FD, "", kv, environ, AT_EMPTY_PATH); /* km's own */
 		rc = -errno;
 		fcntl(KM_EXEC_SELF_FD, F_SETFD, FD_CLOEXEC);
 	}

@@ -84,6 +84,9 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 		km_buf_put(b, st->gsc, st->gsc_len);
 	put_pairs(b, st->inherited, st->ninherited);
 	put_pairs(b, st->sigfds, st->nsigfds);
+	put64(b, st->nenvp);
+	for (uint32_t i = 0; i < st->nenvp; i++)
+		put_str(b, st->envp[i]);
 	put64(b, MAGIC); /* the end: a truncated state is refused */
 }
 
@@ -147,13 +150,13 @@ static const void *get_bytes(reader_t *r, uint64_t n)
 	return p;
 }
 
-/* A NUL-terminated string of at most KM_PATH_MAX bytes, or NULL (absent, or bad). */
-static char *get_str(reader_t *r)
+/* A NUL-terminated string of at most max bytes, or NULL (absent, or bad). */
+static char *get_str_max(reader_t *r, uint64_t max)
 {
 	uint64_t n = get64(r);
 	if (n == 0)
 		return NULL;
-	const char *s = n <= KM_PATH_MAX ? get_bytes(r, n) : NULL;
+	const char *s = n <= max ? get_bytes(r, n) : NULL;
 	if (s == NULL || memchr(s, '\0', n) != s + n - 1) {
 		r->bad = true;
 		return NULL;
@@ -161,6 +164,33 @@ static char *get_str(reader_t *r)
 	char *c = strdup(s);
 	r->bad |= c == NULL;
 	return c;
+}
+
+static char *get_str(reader_t *r)
+{
+	return get_str_max(r, KM_PATH_MAX);
+}
+
+/* The program's environment: bounded in count and bytes as execve bounds it. */
+static void get_env(reader_t *r, km_exec_state_t *st)
+{
+	uint64_t n = get64(r), bytes = 0;
+	if (n > KM_EXEC_STATE_ENV_MAX / sizeof(char *)) {
+		r->bad = true;
+		return;
+	}
+	st->envp = calloc(n + 1, sizeof(char *));
+	r->bad |= st->envp == NULL;
+	for (uint64_t i = 0; i < n && !r->bad; i++) {
+		char *e = get_str_max(r, KM_EXEC_STATE_STR_MAX);
+		if (e == NULL) {
+			r->bad = true;
+			break;
+		}
+		st->envp[st->nenvp++] = e;
+		bytes += strlen(e) + 1 + sizeof(char *);
+		r->bad |= bytes > KM_EXEC_STATE_ENV_MAX;
+	}
 }
 
 /* An fd the old km passed: -1, or one of km's (open, in km's range), made close-on-exec. */
@@ -292,6 +322,7 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	}
 	st->inherited = get_pairs(r, &st->ninherited, true);
 	st->sigfds = get_pairs(r, &st->nsigfds, false);
+	get_env(r, st);
 	if (get64(r) != MAGIC || r->off != r->len)
 		r->bad = true;
 }
@@ -370,6 +401,9 @@ void km_exec_state_free(km_exec_state_t *st)
 	close_pairs(st->sigfds, st->nsigfds);
 	free(st->sigs);
 	free(st->gsc);
+	for (uint32_t i = 0; st->envp != NULL && i < st->nenvp; i++)
+		free(st->envp[i]);
+	free(st->envp);
 	free(st->snapshot_path);
 	free(st->coredump_path);
 	free(st->mgmt_path);

@@ -24,6 +24,8 @@
 #define KM_EXEC_STATE_MAX (16u << 20)  /* bytes of one state (the guest's seccomp texts dominate) */
 #define KM_EXEC_STATE_FDS_MAX 64      /* inherited fds and signalfds passed across, each */
 #define KM_EXEC_STATE_SIGS_MAX 2048   /* pending signals passed across (two queues) */
+#define KM_EXEC_STATE_ENV_MAX (6u << 20) /* bytes of the program's environment (execve's bound) */
+#define KM_EXEC_STATE_STR_MAX (32u * 4096) /* one environment string, NUL included (MAX_ARG_STRLEN) */
 
 
 typedef struct km_exec_fdpair {
@@ -59,6 +61,11 @@ typedef struct km_exec_state {
 	uint32_t gsc_len;
 	km_exec_fdpair_t *inherited, *sigfds;
 	uint32_t ninherited, nsigfds;
+	/* The program's environment (NULL-terminated). It travels here, not as the new km's own
+	 * environment, which stays km's: the guest must not set what km's C library reads at start
+	 * (GLIBC_TUNABLES, LD_* for a sanitizer build's dynamic km, km's own KM_* switches). */
+	char **envp;
+	uint32_t nenvp;
 } km_exec_state_t;
 
 /* What main tells km_exec.c about this km: whether its own seccomp filter is in force (it stays

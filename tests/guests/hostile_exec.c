@@ -4,8 +4,9 @@
  * --exec-state option in the program's argv is only the program's argument (the new km takes its
  * options before "--", which only km writes); huge argv and envp are refused with E2BIG once past
  * Linux's bound, without km taking memory for them; an unterminated argv running into unmapped
- * memory is EFAULT. The last exec runs this program again with the crafted argv: it must arrive
- * unchanged, and km's fds must still be out of reach in the new image.
+ * memory is EFAULT. The last exec runs this program again with the crafted argv and an
+ * environment km itself would act on: the argv must arrive unchanged, the environment must be
+ * the program's only, and km's fds must still be out of reach in the new image.
  */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -71,6 +72,9 @@ int main(int argc, char **argv)
 		struct rlimit rl;
 		CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= KM_FDS, "the fd limit still keeps km's fds out");
 		km_fds_unreachable("after execve");
+		const char *probe = getenv("KM_TEST_SECCOMP_PROBE");
+		CHECK(probe != NULL && strcmp(probe, "ptrace") == 0,
+		      "the program's environment is its own, and km's is not it (km ran on)");
 		return check_done();
 	}
 	km_fds_unreachable("before execve");
@@ -80,7 +84,10 @@ int main(int argc, char **argv)
 	CHECK(fd >= 0, "an fd to name");
 	char *nargv[] = {"--exec-state=1001", "--", "--exec-state=3", "--no-seccomp", NULL};
 	fflush(stdout);
-	execve("/proc/self/exe", nargv, ev);
+	/* km reads KM_TEST_SECCOMP_PROBE from its own environment (and would make a forbidden
+	 * call): the program's environment must not become km's. */
+	char *nenv[] = {"KM_TEST_SECCOMP_PROBE=ptrace", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0", NULL};
+	execve("/proc/self/exe", nargv, nenv);
 	CHECK(0, "execve of itself: %s", strerror(errno));
 	return check_done();
 }

@@ -77,6 +77,9 @@ static void test_round_trip(void **state)
 	(void)state;
 	km_exec_state_t st, got;
 	fill(&st);
+	char *envp[] = {"A=1", "", "B=two words", NULL};
+	st.envp = envp;
+	st.nenvp = 3;
 	km_exec_sig_t sigs[2] = {{0, {.si_signo = SIGTERM}}, {1, {.si_signo = SIGRTMIN + 1}}};
 	st.sigs = sigs;
 	st.nsigs = 2;
@@ -101,6 +104,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(got.sigs[1].info.si_signo, SIGRTMIN + 1);
 	assert_int_equal(got.nofile.rlim_cur, 200);
 	assert_int_equal(got.rlim[RLIMIT_STACK].rlim_max, 8 << 20);
+	assert_int_equal(got.nenvp, 3);
+	assert_string_equal(got.envp[2], "B=two words");
+	assert_string_equal(got.envp[1], "");
+	assert_null(got.envp[3]);
 	km_exec_state_free(&got);
 	assert_int_equal(fcntl(st.prog_fd, F_GETFD), -1); /* free closed it */
 }
