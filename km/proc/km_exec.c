@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,10 +440,10 @@ static char **km_argv(int state_fd, strv_t *argv, char *opt, size_t optlen)
 	return kv;
 }
 
-/* Replaces km with a km running the program at prog_fd. Returns only on failure (-errno). */
 extern char **environ;
 
-static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
+/* Replaces km with a km running the program at prog_fd. Returns only on failure (-errno). */
+static long reexec_locked(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 {
 	km_exec_state_t st;
 	km_err_t *err = NULL;
@@ -478,6 +479,18 @@ static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
 		close(sfd);
 	drop(&st);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old_mask, NULL, sizeof(old_mask));
+	return rc;
+}
+
+/* One exec at a time: two threads exec'ing at once would each pass fds to a km that knows only
+ * one state (the kernel lets one exec win and ends the other thread). */
+static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long reexec(km_vcpu_t *v, int prog_fd, strv_t *argv, strv_t *envp)
+{
+	pthread_mutex_lock(&exec_lock);
+	long rc = reexec_locked(v, prog_fd, argv, envp);
+	pthread_mutex_unlock(&exec_lock);
 	return rc;
 }
 
