@@ -204,7 +204,8 @@ static int ready_and_wait(km_cli_t *cli, bool *go, km_err_t **err)
 	return 0;
 }
 
-static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t **err)
+/* xs: after an execve, the state of the km before (a socket file it created is this km's now). */
+static int start_mgmt(km_cli_t *cli, km_guest_t *g, const km_exec_state_t *xs, km_mgmt_t **mgmt, km_err_t **err)
 {
 	if (cli->guest.mgmt_path == NULL && cli->mgmt_fd < 0)
 		return 0;
@@ -213,6 +214,8 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 	int rc;
 	if (cli->mgmt_fd >= 0) {
 		km_mgmt_opts_t opts = {0};
+		if ((xs->mgmt_dev | xs->mgmt_ino) != 0)
+			opts = (km_mgmt_opts_t){.owned_path = xs->mgmt_path, .owned_dev = xs->mgmt_dev, .owned_ino = xs->mgmt_ino};
 		rc = km_mgmt_start_fd(g, cli->mgmt_fd, &opts, mgmt, err);
 		if (rc == 0)
 			cli->mgmt_fd = -1; /* the listener's now */
@@ -271,6 +274,8 @@ static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
 	o->timing = st->timing;
 	o->snapshot_path = st->snapshot_path;
 	o->coredump_path = st->coredump_path;
+	/* The listener: handed over (with the file km made at mgmt_path, or as --mgmt-fd), or,
+	 * when it could not be, bound at mgmt_path again. start_mgmt takes a handed-over one first. */
 	o->mgmt_path = st->mgmt_path;
 	o->ignored_signals = st->ignored;
 	cli->no_seccomp = st->no_seccomp;
@@ -354,11 +359,13 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 		rc = ready_and_wait(cli, &go, err);
 	if (rc == 0 && !go)
 		status = 0; /* nobody will start it: not an error, and nothing ran */
-	/* execve passes the management listener on: km keeps a copy the listener thread cannot close */
-	int mgmt_copy = rc == 0 && cli->mgmt_fd >= 0 ? fcntl(cli->mgmt_fd, F_DUPFD_CLOEXEC, KM_FD_RESERVED_BASE) : -1;
-	km_exec_set_host(!cli->no_seccomp, mgmt_copy);
 	if (rc == 0 && go)
-		rc = start_mgmt(cli, &g, &mgmt, err);
+		rc = start_mgmt(cli, &g, &xs, &mgmt, err);
+	if (rc == 0 && go) { /* what an execve hands over to the next km */
+		uint64_t dev = 0, ino = 0;
+		int lfd = mgmt != NULL ? km_mgmt_handover(mgmt, &dev, &ino) : -1;
+		km_exec_set_host(!cli->no_seccomp, lfd, dev, ino);
+	}
 	if (rc == 0 && go)
 		rc = km_signal_forward_start(&g, err);
 	/* Confined from here on, before the guest's first instruction, in every mode. */
@@ -367,13 +374,11 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	if (rc == 0 && go && km_guest_run(&g, err) == 0)
 		status = report_end(&g, cli->exec_state_fd >= 0 && g.exe_path != NULL ? g.exe_path : prog);
 	km_signal_forward_stop(&g);
+	km_exec_set_host(false, -1, 0, 0);
 	if (mgmt != NULL)
 		km_mgmt_stop(mgmt);
 	*term_signal = status >= 0 ? g.term_signal : 0;
 	km_guest_destroy(&g);
-	km_exec_set_host(false, -1);
-	if (mgmt_copy >= 0)
-		close(mgmt_copy);
 	if (cli->exec_state_fd < 0)
 		km_cli_free_env(env);
 	km_exec_state_free(&xs);

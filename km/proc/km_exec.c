@@ -35,11 +35,14 @@
 
 static bool host_confined;
 static int host_mgmt_fd = -1;
+static uint64_t host_mgmt_dev, host_mgmt_ino;
 
-void km_exec_set_host(bool confined, int mgmt_fd)
+void km_exec_set_host(bool confined, int mgmt_fd, uint64_t mgmt_dev, uint64_t mgmt_ino)
 {
 	host_confined = confined;
 	host_mgmt_fd = mgmt_fd;
+	host_mgmt_dev = mgmt_dev;
+	host_mgmt_ino = mgmt_ino;
 }
 
 /* --- argv and envp ------------------------------------------------------------------------ */
@@ -393,7 +396,11 @@ static int collect(km_vcpu_t *v, int prog_fd, km_exec_state_t *st)
 	st->timing = o->timing;
 	st->snapshot_path = (char *)o->snapshot_path;
 	st->coredump_path = (char *)o->coredump_path;
-	st->mgmt_path = host_mgmt_fd < 0 ? (char *)o->mgmt_path : NULL;
+	/* A socket km created by path: handed over with its file, which the new km removes at its
+	 * end; one given as --mgmt-fd: handed over alone. */
+	st->mgmt_path = (char *)o->mgmt_path;
+	st->mgmt_dev = host_mgmt_fd >= 0 ? host_mgmt_dev : 0;
+	st->mgmt_ino = host_mgmt_fd >= 0 ? host_mgmt_ino : 0;
 	st->kvm_fd = pass(g->machine.kvm_fd);
 	st->mgmt_fd = pass(host_mgmt_fd);
 	st->err_fd = pass(km_error_fd());

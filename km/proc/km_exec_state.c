@@ -63,6 +63,8 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	const int32_t fds[] = {st->kvm_fd, st->mgmt_fd, st->err_fd, st->prog_fd};
 	for (size_t i = 0; i < 4; i++)
 		put64(b, (uint64_t)(int64_t)fds[i]);
+	put64(b, st->mgmt_dev);
+	put64(b, st->mgmt_ino);
 	put64(b, (uint64_t)(int64_t)st->pid);
 	put64(b, st->ignored);
 	put64(b, st->sigmask);
@@ -302,6 +304,10 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->mgmt_fd = get_fd(r);
 	st->err_fd = get_fd(r);
 	st->prog_fd = get_fd(r);
+	st->mgmt_dev = get64(r);
+	st->mgmt_ino = get64(r);
+	if ((st->mgmt_dev | st->mgmt_ino) != 0 && (st->mgmt_fd < 0 || st->mgmt_path == NULL))
+		r->bad = true;
 	int64_t pid = (int64_t)get64(r);
 	if (st->prog_fd < 0 || pid <= 0 || pid > INT32_MAX)
 		r->bad = true;

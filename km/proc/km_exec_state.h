@@ -46,6 +46,7 @@ typedef struct km_exec_state {
 	bool trace, coredump_forced, no_seccomp, timing;
 	uint64_t host_mask; /* the exec'ing thread's host signal mask, for the new km's main thread */
 	char *snapshot_path, *coredump_path, *mgmt_path; /* absolute; mgmt_path NULL: none */
+	uint64_t mgmt_dev, mgmt_ino; /* the socket file km created at mgmt_path (0: not km's) */
 	/* fds passed across (in km's range, not close-on-exec), -1 when none */
 	int32_t kvm_fd, mgmt_fd, err_fd, prog_fd;
 	/* the guest */
@@ -69,9 +70,9 @@ typedef struct km_exec_state {
 } km_exec_state_t;
 
 /* What main tells km_exec.c about this km: whether its own seccomp filter is in force (it stays
- * in force in the new km, which then does not install it again), and a copy of the management
- * listener it was given with --mgmt-fd (-1: none; with --mgmt=PATH the new km binds PATH anew). */
-void km_exec_set_host(bool confined, int mgmt_fd);
+ * in force in the new km, which then does not install it again), and the management listener to
+ * hand over (km_mgmt_handover: -1 none; the socket file's identity when km created it). */
+void km_exec_set_host(bool confined, int mgmt_fd, uint64_t mgmt_dev, uint64_t mgmt_ino);
 
 /* Writes st into a new sealed memfd in km's range, not close-on-exec. The fd, or -1 with *err. */
 int km_exec_state_write(const km_exec_state_t *st, km_err_t **err);

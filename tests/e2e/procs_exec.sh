@@ -54,8 +54,14 @@ procs_exec_mgmt() {
 	sock=$(mgmt_sock "$d")
 	rm -f "$sock"
 	mkfifo "$d/in"
-	snap_start "$d/orig" "$d/cwd" "$d/in" -- "$KM" --mgmt="$sock" "$BUSYBOX" sh -c "exec $bin"
+	snap_start "$d/orig" "$d/cwd" "$d/in" -- "$KM" --mgmt="$sock" "$BUSYBOX" sh -c "read x; exec $bin"
 	bg=$BG_PID
+	local i ino=""
+	for ((i = 0; i < 200; i++)); do # the shell waits for a line: the socket is the first km's
+		[ -S "$sock" ] && ino=$(stat -c %i "$sock") && break
+		sleep 0.05
+	done
+	echo go >"$d/in"
 	if ! snap_wait_line "$d/orig/out" "tick 3" 10; then
 		bad "the exec'd ticker did not start within 10 s: $(head -c 300 "$d/orig/err")"
 		kill "$bg" 2>/dev/null
@@ -63,6 +69,8 @@ procs_exec_mgmt() {
 		end
 		return
 	fi
+	[ -n "$ino" ] && [ "$(stat -c %i "$sock" 2>/dev/null)" = "$ino" ] ||
+		bad "the socket file was made again across the exec (inode $ino, now $(stat -c %i "$sock" 2>&1)): the listener was not handed over"
 	mgmt_expect_ok "$d" snap "$sock" snapshot "path=$d/s.snap" mode=stop
 	wait "$bg"
 	RC=$?
