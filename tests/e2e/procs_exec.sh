@@ -58,7 +58,7 @@ procs_exec_mgmt() {
 	bg=$BG_PID
 	local i ino=""
 	for ((i = 0; i < 200; i++)); do # the shell waits for a line: the socket is the first km's
-		[ -S "$sock" ] && ino=$(stat -c %i "$sock") && break
+		[ -S "$sock" ] && ino=$(stat -c '%i %z' "$sock") && break
 		sleep 0.05
 	done
 	echo go >"$d/in"
@@ -69,8 +69,8 @@ procs_exec_mgmt() {
 		end
 		return
 	fi
-	[ -n "$ino" ] && [ "$(stat -c %i "$sock" 2>/dev/null)" = "$ino" ] ||
-		bad "the socket file was made again across the exec (inode $ino, now $(stat -c %i "$sock" 2>&1)): the listener was not handed over"
+	[ -n "$ino" ] && [ "$(stat -c '%i %z' "$sock" 2>/dev/null)" = "$ino" ] ||
+		bad "the socket file was made again across the exec ($ino, now $(stat -c '%i %z' "$sock" 2>&1)): the listener was not handed over"
 	mgmt_expect_ok "$d" snap "$sock" snapshot "path=$d/s.snap" mode=stop
 	wait "$bg"
 	RC=$?
