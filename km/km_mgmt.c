@@ -971,7 +971,9 @@ static void *listener_main(void *arg)
 		m->paused = false;
 		km_stopall_end(m->g);
 	}
-	/* With a private table this closes the only listening fd: later connects are refused. */
+	/* Later connects are refused: shut down, as km keeps a copy for an execve (km_mgmt_handover)
+	 * that closing this one would leave listening. */
+	shutdown(m->listen_fd, SHUT_RDWR);
 	close(m->listen_fd);
 	if (!m->shared_fds) {
 		close(m->courier[0]);
