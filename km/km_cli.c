@@ -78,6 +78,7 @@ enum {
 	OPT_TCP_ESTABLISHED,
 	OPT_SNAPSHOT_FILE_MAX,
 	OPT_RESTORE_MISSING,
+	OPT_EXEC_STATE,
 };
 
 static const struct option options[] = {
@@ -96,6 +97,7 @@ static const struct option options[] = {
     {"tcp-established", required_argument, NULL, OPT_TCP_ESTABLISHED},
     {"snapshot-file-max", required_argument, NULL, OPT_SNAPSHOT_FILE_MAX},
     {"restore-missing", required_argument, NULL, OPT_RESTORE_MISSING},
+    {"exec-state", required_argument, NULL, OPT_EXEC_STATE}, /* internal: not in --help */
     {NULL, 0, NULL, 0},
 };
 
@@ -204,6 +206,7 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.restore_missing = KM_MISSING_ERROR;
 	cli->guest.snapshot_file_max = KM_FDTAB_FILE_MAX_DEFAULT;
 	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
+	cli->exec_state_fd = -1;
 	opterr = 0;
 	optind = 1;
 	int c;
@@ -269,6 +272,10 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 				return -1;
 			break;
 		}
+		case OPT_EXEC_STATE:
+			if (parse_fd("--exec-state", optarg, &cli->exec_state_fd, err) < 0)
+				return -1;
+			break;
 		case OPT_GUEST_SECCOMP:
 			if (optarg[0] == '\0')
 				return km_err_set(err, 0, "option '--guest-seccomp' needs a file name");
@@ -317,6 +324,12 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		return km_err_set(err, 0, "--verify goes with --inspect (km --inspect --verify SNAPSHOT)");
 	if (check_fds(cli, err) < 0)
 		return -1;
+	/* km's own command line for a program its guest exec'd: nothing else may come with it. */
+	if (cli->exec_state_fd >= 0 && (cli->inspect || cli->snapshot_fd >= 0 || cli->kvm_fd >= 0 || cli->mgmt_fd >= 0 ||
+					cli->ready_fd >= 0 || cli->start_fd >= 0 || cli->guest_seccomp_fd >= 0 ||
+					cli->guest_seccomp_path != NULL || cli->guest.mgmt_path != NULL || cli->nenv > 0 ||
+					cli->clear_env || optind >= argc))
+		return km_err_set(err, 0, "--exec-state is km's own, at execve: it goes with nothing else");
 	if (cli->snapshot_fd >= 0) {
 		if (cli->inspect)
 			return km_err_set(err, 0, "--snapshot-fd does not go with --inspect");

@@ -23,6 +23,9 @@ typedef struct km_cli {
 	bool inspect;         /* --inspect: describe the snapshot at prog_index */
 	bool verify;          /* --verify (with --inspect): check every memory page's checksum too */
 	bool no_seccomp;      /* --no-seccomp: km runs without its syscall filter (debugging only) */
+	/* --exec-state=FD (internal: only km itself passes it, when its guest execs; km_exec_state.h):
+	 * the state the km before the exec handed over, -1 when not given */
+	int exec_state_fd;
 } km_cli_t;
 
 /* Parses argv. Returns 0 (check cli->done) or -1 with *err saying what is wrong. */

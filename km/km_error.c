@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,21 @@ void km_error_keep_stderr(int min_fd)
 	fflush(stderr);
 	stderr = f;
 	err_fd = fd;
+}
+
+void km_error_use_fd(int fd)
+{
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL)
+		return;
+	setvbuf(f, NULL, _IONBF, 0);
+	fflush(stderr);
+	FILE *old = stderr;
+	bool ours = err_fd != 2;
+	stderr = f;
+	err_fd = fd;
+	if (ours)
+		fclose(old);
 }
 
 int km_error_fd(void)

@@ -31,6 +31,9 @@ void km_err_free(km_err_t **err);
  * km_error_fd() is the fd to write to (2 until then, or if fd 2 was not open). */
 void km_error_keep_stderr(int min_fd);
 int km_error_fd(void);
+/* Makes fd (in km's range, km's stderr before an execve of km: km_exec_state.h) km's stderr
+ * instead, closing the copy km_error_keep_stderr made. */
+void km_error_use_fd(int fd);
 
 /* Cleanup attribute helpers: free a pointer / close an fd when the variable leaves scope. */
 void km_cleanup_freep(void *p);

@@ -16,6 +16,7 @@
 #include "km_runtime.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
+#include "km_sys_util.h"
 #include "km_threads.h"
 #include "km_vdso.h"
 
@@ -111,13 +112,23 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 {
 	km_elf_info_t elf;
 	g->exe_path = realpath(path, NULL);
+	/* A program an execve named by an fd on a file no path reaches (fexecve of a memfd, passed
+	 * as /proc/self/fd/N: km_exec_state.h) is called what Linux calls it, "/memfd:x (deleted)". */
+	int e = errno;
+	char link[4096];
+	ssize_t n = g->exe_path == NULL && e == ENOENT ? readlink(path, link, sizeof(link) - 1) : -1;
+	if (n > 0) {
+		link[n] = '\0';
+		if (km_link_deleted(link))
+			g->exe_path = strdup(link);
+	}
 	if (g->exe_path == NULL)
-		return km_err_set(err, errno, "%s", path);
+		return km_err_set(err, e, "%s", path);
 	if (km_guest_set_argv(g, argv, err) < 0)
 		return -1;
 	for (g->env_count = 0; envp[g->env_count] != NULL; g->env_count++)
 		g->env_bytes += strlen(envp[g->env_count]) + 1;
-	if (km_elf_load(&g->mm, g->exe_path, &elf, err) < 0)
+	if (km_elf_load(&g->mm, path, &elf, err) < 0)
 		return -1;
 	g->entry = elf.entry;
 	km_mm_set_brk_start(&g->mm, elf.image_end);

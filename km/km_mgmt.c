@@ -2,6 +2,7 @@
 #include "km_mgmt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -58,6 +59,7 @@ struct km_mgmt {
 	dev_t dev;        /* identity of the socket file km created, so stop removes only that */
 	ino_t ino;
 	int listen_fd;    /* in the listener's fd table (and km's until the listener is ready) */
+	int exec_fd;      /* km's own copy of it, for an execve to hand over (km_mgmt_handover) */
 	int wake_fd;      /* eventfd in km's table: km_mgmt_stop wakes the listener with it */
 	pthread_t thread;
 	atomic_bool stopping;
@@ -969,7 +971,9 @@ static void *listener_main(void *arg)
 		m->paused = false;
 		km_stopall_end(m->g);
 	}
-	/* With a private table this closes the only listening fd: later connects are refused. */
+	/* Later connects are refused: shut down, as km keeps a copy for an execve (km_mgmt_handover)
+	 * that closing this one would leave listening. */
+	shutdown(m->listen_fd, SHUT_RDWR);
 	close(m->listen_fd);
 	if (!m->shared_fds) {
 		close(m->courier[0]);
@@ -1075,6 +1079,7 @@ static int start_thread(km_mgmt_t *m, km_err_t **err)
 		return km_err_set(err, e, "giving the management thread its own fd table");
 	}
 	if (!m->shared_fds) {
+		m->exec_fd = km_fd_reserve(fcntl(m->listen_fd, F_DUPFD_CLOEXEC, 0));
 		close(m->listen_fd); /* km's copies; the thread has its own */
 		close(m->courier[0]); /* the number stays the listener's */
 	}
@@ -1114,7 +1119,7 @@ static km_mgmt_t *new_mgmt(km_guest_t *g, const km_mgmt_opts_t *opts, km_err_t *
 	m->send_ms = opts->send_ms > 0 ? opts->send_ms : KM_MGMT_SEND_MS;
 	m->shared_fds = opts->shared_fds;
 	m->serve_own_process = opts->serve_own_process;
-	m->listen_fd = m->wake_fd = -1;
+	m->listen_fd = m->wake_fd = m->exec_fd = -1;
 	atomic_init(&m->stopping, false);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
@@ -1190,7 +1195,9 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	if (bound)
-		remove_socket(m);
+		if (m->exec_fd >= 0)
+		close(m->exec_fd);
+	remove_socket(m);
 	free_mgmt(m);
 	return km_err_wrap(err, "management socket");
 }
@@ -1202,13 +1209,31 @@ int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, k
 	if (m == NULL)
 		return -1;
 	m->listen_fd = listen_fd;
-	m->any_peer_uid = true;
+	m->any_peer_uid = opts->owned_path == NULL;
+	if (opts->owned_path != NULL) { /* the km before an execve made it: this one removes it */
+		m->path = strdup(opts->owned_path);
+		m->abs_path = strdup(opts->owned_path);
+		m->dev = (dev_t)opts->owned_dev;
+		m->ino = (ino_t)opts->owned_ino;
+		if (m->path == NULL || m->abs_path == NULL) {
+			free_mgmt(m);
+			return km_err_set(err, ENOMEM, "management socket");
+		}
+	}
 	if (start_serving(m, "--mgmt-fd", err) < 0) {
 		free_mgmt(m);
 		return km_err_wrap(err, "management socket");
 	}
 	*out = m;
 	return 0;
+}
+
+int km_mgmt_handover(const km_mgmt_t *m, uint64_t *dev, uint64_t *ino)
+{
+	bool owned = m->abs_path != NULL && !m->any_peer_uid;
+	*dev = owned ? (uint64_t)m->dev : 0;
+	*ino = owned ? (uint64_t)m->ino : 0;
+	return m->shared_fds ? m->listen_fd : m->exec_fd;
 }
 
 int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_t **err)
@@ -1255,6 +1280,8 @@ void km_mgmt_stop(km_mgmt_t *m)
 	close(m->courier[1]); /* km's copy */
 	if (m->shared_fds)
 		close(m->courier[0]); /* else the listener's own, closed by it */
+	if (m->exec_fd >= 0)
+		close(m->exec_fd);
 	remove_socket(m);
 	free_mgmt(m);
 }

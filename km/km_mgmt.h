@@ -89,6 +89,12 @@ typedef struct km_mgmt_opts {
 	int send_ms;                   /* 0: KM_MGMT_SEND_MS */
 	bool shared_fds;               /* tests: skip the private fd table (the fallback path) */
 	bool serve_own_process;        /* tests: serve clients in km's own process (else: denied) */
+	/* km_mgmt_start_fd in a km an execve started (km_exec_state.h): the socket file the km
+	 * before created at this absolute path (its identity: owned_dev, owned_ino), which this km
+	 * removes at its end and whose peers it checks by uid, as km_mgmt_start's. NULL: a socket
+	 * someone else made (--mgmt-fd). */
+	const char *owned_path;
+	uint64_t owned_dev, owned_ino;
 } km_mgmt_opts_t;
 
 typedef struct km_mgmt km_mgmt_t;
@@ -111,6 +117,11 @@ int km_mgmt_start_opts(km_guest_t *g, const char *sock_path, const km_mgmt_opts_
  * unmapped uid; who may connect was decided by the socket's maker), only km's own process is
  * refused. */
 int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, km_mgmt_t **out, km_err_t **err);
+
+/* For an execve of km (km_exec.c): an fd on m's listening socket in km's own fd table (km's
+ * range, close-on-exec; m keeps and closes it), -1 if there is none; *dev and *ino the identity
+ * of the socket file km created for it by path, 0 for a socket given as --mgmt-fd. */
+int km_mgmt_handover(const km_mgmt_t *m, uint64_t *dev, uint64_t *ino);
 
 /* Stops listening (the guest has ended): a request being served (a snapshot in progress) is
  * finished and answered first, a request already received on any connection is answered

@@ -76,7 +76,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 
 #include "km_seccomp_bpf.h" /* generated at build time by km/gen/km_seccomp_gen.c */
 
-int km_seccomp_install(km_err_t **err)
+int km_seccomp_reporter(km_err_t **err)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -90,6 +90,13 @@ int km_seccomp_install(km_err_t **err)
 	sigemptyset(&sys);
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	return 0;
+}
+
+int km_seccomp_install(km_err_t **err)
+{
+	if (km_seccomp_reporter(err) < 0)
+		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return km_err_set(err, errno, "seccomp: no_new_privs");
 	struct sock_fprog prog = {.len = N(km_seccomp_bpf), .filter = (struct sock_filter *)km_seccomp_bpf};

@@ -20,6 +20,11 @@
  * thread blocks it silently, without the line. Returns 0, or -1 with *err. */
 int km_seccomp_install(km_err_t **err);
 
+/* Only the SIGSYS reporter (km_seccomp_install installs it too): a km started by an execve of
+ * km (km_exec_state.h) runs under the filter of the km before from its first instruction, and
+ * exec reset that km's handler. 0 or -1 with *err. */
+int km_seccomp_reporter(km_err_t **err);
+
 /* Test hook (KM_TEST_SECCOMP_PROBE): makes km itself call the forbidden host syscall `probe`
  * names ("ptrace", "execve", "process_vm_readv", "mprotect-exec", "mmap-exec", "thread-ptrace":
  * ptrace from a new thread), in a way that is harmless when no filter is installed. NULL does nothing. Returns 0, or -1 with *err for an

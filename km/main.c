@@ -13,6 +13,7 @@
 
 #include "km_cli.h"
 #include "km_end.h"
+#include "km_exec_state.h"
 #include "km_guest.h"
 #include "km_guest_seccomp.h"
 #include "km_inspect.h"
@@ -92,7 +93,9 @@ static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, 
 /* km's seccomp filter from here on (unless --no-seccomp); then the test hook, if asked for. */
 static int confine(const km_cli_t *cli, km_err_t **err)
 {
-	if (!cli->no_seccomp && km_seccomp_install(err) < 0)
+	/* After an execve the filter of the km before is in force (it forbids seccomp(2) itself). */
+	bool inherited = cli->exec_state_fd >= 0 && !cli->no_seccomp;
+	if (!cli->no_seccomp && !inherited && km_seccomp_install(err) < 0)
 		return -1;
 	return km_seccomp_probe(getenv("KM_TEST_SECCOMP_PROBE"), err);
 }
@@ -169,7 +172,8 @@ static int ready_and_wait(km_cli_t *cli, bool *go, km_err_t **err)
 	return 0;
 }
 
-static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t **err)
+/* xs: after an execve, the state of the km before (a socket file it created is this km's now). */
+static int start_mgmt(km_cli_t *cli, km_guest_t *g, const km_exec_state_t *xs, km_mgmt_t **mgmt, km_err_t **err)
 {
 	if (cli->guest.mgmt_path == NULL && cli->mgmt_fd < 0)
 		return 0;
@@ -178,6 +182,8 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 	int rc;
 	if (cli->mgmt_fd >= 0) {
 		km_mgmt_opts_t opts = {0};
+		if ((xs->mgmt_dev | xs->mgmt_ino) != 0)
+			opts = (km_mgmt_opts_t){.owned_path = xs->mgmt_path, .owned_dev = xs->mgmt_dev, .owned_ino = xs->mgmt_ino};
 		rc = km_mgmt_start_fd(g, cli->mgmt_fd, &opts, mgmt, err);
 		if (rc == 0)
 			cli->mgmt_fd = -1; /* the listener's now */
@@ -188,28 +194,117 @@ static int start_mgmt(km_cli_t *cli, km_guest_t *g, km_mgmt_t **mgmt, km_err_t *
 	return rc;
 }
 
+/* km's fd on its own binary at KM_EXEC_SELF_FD, for execve (km_exec.c). After an execve the
+ * km before left its own there: kept when /proc is not there to open it again. */
+static void open_self(km_cli_t *cli)
+{
+	/* A descriptor passed in on that very number moves out of the way first. */
+	int *passed[] = {&cli->kvm_fd, &cli->mgmt_fd, &cli->ready_fd, &cli->start_fd, &cli->snapshot_fd,
+			 &cli->guest_seccomp_fd};
+	for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+		if (*passed[i] == KM_EXEC_SELF_FD) {
+			int moved = fcntl(KM_EXEC_SELF_FD, F_DUPFD, KM_FD_RESERVED_BASE);
+			if (moved >= 0) {
+				close(KM_EXEC_SELF_FD);
+				*passed[i] = moved;
+			}
+		}
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fd != KM_EXEC_SELF_FD) {
+		dup3(fd, KM_EXEC_SELF_FD, O_CLOEXEC);
+		close(fd);
+	} else if (fd < 0 && cli->exec_state_fd < 0) {
+		close(KM_EXEC_SELF_FD); /* not ours: execve then fails with ENOSYS */
+	}
+	fcntl(KM_EXEC_SELF_FD, F_SETFD, FD_CLOEXEC);
+}
+
+/* --exec-state: the options and fds of the km before the execve become this km's. */
+static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
+{
+	int fd = cli->exec_state_fd;
+	if (km_exec_state_read(fd, st, err) < 0)
+		return -1;
+	km_guest_opts_t *o = &cli->guest;
+	if (st->err_fd >= 0) {
+		km_error_use_fd(st->err_fd);
+		st->err_fd = -1;
+	}
+	o->trace_fd = km_error_fd();
+	/* The km before blocked its own signals for the exec; this km has its handlers now. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &st->host_mask, NULL, sizeof(st->host_mask));
+	o->memory = st->memory;
+	o->snapshot_file_max = st->snapshot_file_max;
+	o->tcp_established = st->tcp_established;
+	o->restore_missing = st->restore_missing;
+	o->trace = st->trace;
+	o->coredump_forced = st->coredump_forced;
+	o->timing = st->timing;
+	o->snapshot_path = st->snapshot_path;
+	o->coredump_path = st->coredump_path;
+	/* The listener: handed over (with the file km made at mgmt_path, or as --mgmt-fd), or,
+	 * when it could not be, bound at mgmt_path again. start_mgmt takes a handed-over one first. */
+	o->mgmt_path = st->mgmt_path;
+	o->ignored_signals = st->ignored;
+	cli->no_seccomp = st->no_seccomp;
+	cli->kvm_fd = st->kvm_fd;
+	cli->mgmt_fd = st->mgmt_fd;
+	st->kvm_fd = st->mgmt_fd = -1; /* take_passed_fds checks and keeps them */
+	return 0;
+}
+
+/* The program an execve named: loaded with the state of the km before it. */
+static int exec_load(km_guest_t *g, km_cli_t *cli, km_exec_state_t *st, char **argv, char **env, km_err_t **err)
+{
+	char prog[64];
+	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", st->prog_fd);
+	int rc = km_guest_create(g, &cli->guest, err);
+	if (rc == 0)
+		rc = km_exec_state_apply_process(g, st, err);
+	if (rc == 0)
+		rc = km_guest_load_program(g, prog, &argv[cli->prog_index], env, err);
+	if (rc == 0)
+		rc = km_exec_state_apply_thread(g, st, err);
+	close(st->prog_fd);
+	st->prog_fd = -1;
+	return rc;
+}
+
 static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t **err)
 {
 	(void)argc;
 	char fdname[64]; /* by the number it was given on */
 	snprintf(fdname, sizeof(fdname), "--snapshot-fd=%d", cli->snapshot_fd);
-	if (take_passed_fds(cli, err) < 0)
+	km_exec_state_t xs;
+	memset(&xs, 0, sizeof(xs));
+	xs.kvm_fd = xs.mgmt_fd = xs.err_fd = xs.prog_fd = -1;
+	open_self(cli);
+	if (cli->exec_state_fd >= 0 && take_exec_state(cli, &xs, err) < 0)
 		return -1;
+	if (take_passed_fds(cli, err) < 0) {
+		km_exec_state_free(&xs);
+		return -1;
+	}
 	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
 		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;
 	paths_t paths = {0};
-	char **env = km_cli_guest_env(cli, environ, err);
+	/* After an execve the program's environment is the one it passed, not km's (km_exec_state.h). */
+	char **env = cli->exec_state_fd >= 0 ? xs.envp : km_cli_guest_env(cli, environ, err);
 	if (env == NULL || make_paths_absolute(&cli->guest, &paths, err) < 0) {
-		km_cli_free_env(env);
+		if (cli->exec_state_fd < 0)
+			km_cli_free_env(env);
+		km_exec_state_free(&xs);
 		return -1;
 	}
 	km_guest_t g;
 	memset(&g, 0, sizeof(g));
 	g.machine.kvm_fd = g.machine.vm_fd = -1;
 	int status = -1, rc;
-	if (cli->snapshot_fd >= 0) {
+	if (cli->exec_state_fd >= 0) {
+		rc = exec_load(&g, cli, &xs, argv, env, err);
+	} else if (cli->snapshot_fd >= 0) {
 		int fd = cli->snapshot_fd;
 		cli->snapshot_fd = -1; /* the snapshot's from here on, closed with it */
 		cli->guest.snapshot_source = prog;
@@ -233,21 +328,30 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	if (rc == 0 && !go)
 		status = 0; /* nobody will start it: not an error, and nothing ran */
 	if (rc == 0 && go)
-		rc = start_mgmt(cli, &g, &mgmt, err);
+		rc = start_mgmt(cli, &g, &xs, &mgmt, err);
+	if (rc == 0 && go) { /* what an execve hands over to the next km */
+		uint64_t dev = 0, ino = 0;
+		int lfd = mgmt != NULL ? km_mgmt_handover(mgmt, &dev, &ino) : -1;
+		km_exec_set_host(!cli->no_seccomp, lfd, dev, ino);
+	}
 	if (rc == 0 && go)
 		rc = km_signal_forward_start(&g, err);
 	/* Confined from here on, before the guest's first instruction, in every mode. */
 	if (rc == 0 && go)
 		rc = confine(cli, err);
-	km_end_set_prog(prog); /* a forked child ends through km_end too */
+	/* A forked child ends through km_end too; after an exec, the program is the one exec named. */
+	km_end_set_prog(cli->exec_state_fd >= 0 && g.exe_path != NULL ? g.exe_path : prog);
 	if (rc == 0 && go && km_guest_run(&g, err) == 0)
 		status = km_end_report(&g);
 	km_signal_forward_stop(&g);
+	km_exec_set_host(false, -1, 0, 0);
 	if (mgmt != NULL)
 		km_mgmt_stop(mgmt);
 	*term_signal = status >= 0 ? g.term_signal : 0;
 	km_guest_destroy(&g);
-	km_cli_free_env(env);
+	if (cli->exec_state_fd < 0)
+		km_cli_free_env(env);
+	km_exec_state_free(&xs);
 	free(paths.snapshot);
 	free(paths.coredump);
 	free(paths.mgmt);
@@ -259,6 +363,8 @@ int main(int argc, char **argv)
 	km_err_t *err = NULL;
 	km_cli_t cli;
 	int status = 1, term_signal = 0;
+	/* First: a km an execve started is under km's filter already (km_exec_state.h). */
+	km_seccomp_reporter(NULL);
 	uint64_t ignored = inherited_ignored();
 	/* A guest writing to a closed pipe must see EPIPE (and km decides about SIGPIPE), not kill km. */
 	signal(SIGPIPE, SIG_IGN);

@@ -27,6 +27,10 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/filter.h>
+#include <asm/prctl.h>
+#include <fcntl.h>
+
+#include "km_exec_fd.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -180,9 +184,10 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_clone3, 0);
 	if (rc < 0)
 		return km_err_set(err, -rc, "seccomp: clone3");
-	/* The SIGSYS reporter stays: nothing after the install may replace it. */
-	struct scmp_arg_cmp not_sigsys = SCMP_A0(SCMP_CMP_NE, SIGSYS);
-	if (add(ctx, SYS_rt_sigaction, 1, &not_sigsys, err) < 0)
+	/* Every signal, SIGSYS included: a km started by an execve of km runs under this filter and
+	 * must install its SIGSYS reporter again (exec reset it). A replaced reporter changes only
+	 * what happens after a forbidden call, which is never made (SECCOMP_RET_TRAP). */
+	if (add(ctx, SYS_rt_sigaction, 0, NULL, err) < 0)
 		return -1;
 	if (add_arg_values(ctx, SYS_prctl, 0, prctl_allowed, N(prctl_allowed), err) < 0)
 		return -1;
@@ -234,6 +239,34 @@ static int add_proc_rules(scmp_filter_ctx ctx, km_err_t **err)
 	return add_arg_values(ctx, SYS_prctl, 0, proc_prctl_allowed, N(proc_prctl_allowed), err);
 }
 
+/* execve of the guest (km_exec.c): km re-executes itself, and only itself. Seccomp cannot read
+ * the path, so the rule pins what it can see: the dirfd is km's fd on its own binary (opened at
+ * start at a fixed number) and the path must be empty (AT_EMPTY_PATH, exactly). execve and any
+ * other execveat stay forbidden. docs/decisions.md entry 6 says what is left open. */
+static int add_exec(scmp_filter_ctx ctx, km_err_t **err)
+{
+	struct scmp_arg_cmp self[] = {SCMP_A0(SCMP_CMP_EQ, KM_EXEC_SELF_FD), SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH)};
+	if (add(ctx, SYS_execveat, 2, self, err) < 0)
+		return -1;
+	/* The new km starts under this filter (it stays across exec, and the new km cannot install
+	 * another: seccomp(2) is forbidden), so what km does before its own install must pass: the
+	 * C library's start (the thread pointer, the tid address), the management listener's own fd
+	 * table. */
+	struct scmp_arg_cmp set_fs = SCMP_A0(SCMP_CMP_EQ, ARCH_SET_FS);
+	struct scmp_arg_cmp files = SCMP_A0(SCMP_CMP_EQ, CLONE_FILES);
+	if (add(ctx, SYS_arch_prctl, 1, &set_fs, err) < 0 || add(ctx, SYS_set_tid_address, 0, NULL, err) < 0 ||
+	    add(ctx, SYS_unshare, 1, &files, err) < 0)
+		return -1;
+#if defined(__SANITIZE_ADDRESS__)
+	/* The sanitizer build's km is dynamically linked: after an execve its ld.so maps the
+	 * libraries' code (file mappings with PROT_EXEC) under this filter. Sanitizer builds only. */
+	struct scmp_arg_cmp file = SCMP_A4(SCMP_CMP_NE, (scmp_datum_t)(uint32_t)-1);
+	if (add(ctx, SYS_mmap, 1, &file, err) < 0)
+		return -1;
+#endif
+	return 0;
+}
+
 static int build(scmp_filter_ctx ctx, km_err_t **err)
 {
 	int rc;
@@ -243,7 +276,7 @@ static int build(scmp_filter_ctx ctx, km_err_t **err)
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP)) < 0)
 		return km_err_set(err, -rc, "seccomp: filter attributes");
 	return add_list(ctx, allowed, N(allowed), err) < 0 || add_filtered(ctx, err) < 0 ||
-		       add_proc_rules(ctx, err) < 0
+		       add_proc_rules(ctx, err) < 0 || add_exec(ctx, err) < 0
 		   ? -1
 		   : 0;
 }

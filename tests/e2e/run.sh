@@ -651,6 +651,8 @@ run_procs_fork
 run_dynlink
 . "$ROOT/tests/e2e/vdso.sh"
 run_vdso
+. "$ROOT/tests/e2e/procs_exec.sh"
+run_procs_exec
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

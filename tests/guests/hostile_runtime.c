@@ -55,7 +55,7 @@ static void host_routes(void)
 	    {"open_by_handle_at", SYS_open_by_handle_at, {AT_FDCWD, (long)buf, O_RDONLY, 0, 0, 0}},
 	    {"perf_event_open", SYS_perf_event_open, {(long)buf, 0, -1, -1, 0, 0}},
 	    {"bpf", SYS_bpf, {0, (long)buf, 16, 0, 0, 0}},
-	    {"execve", SYS_execve, {(long)"/proc/self/exe", 0, 0, 0, 0, 0}},
+	    /* execve is the guest's since issue 10: hostile_exec.c tries its routes to km */
 	    {"mount", SYS_mount, {(long)"none", (long)"/tmp", (long)"proc", 0, 0, 0}},
 	    {"setns", SYS_setns, {0, 0, 0, 0, 0, 0}},
 	    {"unshare", SYS_unshare, {0x20000, 0, 0, 0, 0, 0}},
