@@ -656,6 +656,8 @@ run_fd_servers
 run_fd_events
 . "$ROOT/tests/e2e/fd_netlock.sh"
 run_fd_netlock
+. "$ROOT/tests/e2e/procs.sh"
+run_procs
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
