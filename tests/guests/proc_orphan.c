@@ -54,10 +54,12 @@ int main(int argc, char **argv)
 			_exit(3);
 		_exit(0); /* orphans the grandchild */
 	}
-	CHECK(child > 0, "fork the child");
+	if (!CHECK(child > 0, "fork the child"))
+		return check_done();
 	close(go[0]);
 	close(info[1]);
-	CHECK(read(info[0], &gc, sizeof(gc)) == sizeof(gc) && gc > 0, "the child forked a grandchild");
+	if (!CHECK(read(info[0], &gc, sizeof(gc)) == sizeof(gc) && gc > 0, "the child forked a grandchild"))
+		return check_done();
 	close(info[0]);
 
 	w = waitpid(child, &st, 0);
