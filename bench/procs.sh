@@ -3,7 +3,8 @@
 # uses its helpers (compare, row, ratio, kmfailed, fail, field, isnum, median, calc, log) and B,
 # KM, KM_OK, KM_TIMEOUT, SNAP_DIR, SNAP_TIMEOUT, KM_MGMT. Every km value is measured beside its
 # native peer in the same run:
-#   - fork+exit+wait (guests/fork_wait) and fork+exec+wait of hello (guests/fork_exec), per libc;
+#   - fork+exec+wait of hello (guests/fork_exec), per libc (fork+exit+wait alone is the row of
+#     guests/fork_wait, section procs of run.sh, from the fork work: branch i10-fork);
 #   - `python3 -c pass`, start to exit (walltime), Debian's dynamically linked python3;
 #   - python3 after `import json, decimal, email.parser`, to its first output: resumed by km from a
 #     snapshot taken (km --mgmt, stop mode) while it waited on stdin after the imports, beside a cold
@@ -11,9 +12,8 @@
 # A km case whose feature km lacks fails like any km row (FAIL, "km: failed (...)", listed under the
 # table): nothing is skipped by name.
 
-PROCS_FORK_N=${PROCS_FORK_N:-200} # fork+exit+wait rounds per fork_wait run
-PROCS_EXEC_N=${PROCS_EXEC_N:-50}  # fork+exec+wait rounds per fork_exec run
-PROCS_RUNS=${PROCS_RUNS:-5}       # runs of each, native / km alternating
+PROCS_EXEC_N=${PROCS_EXEC_N:-50} # fork+exec+wait rounds per fork_exec run
+PROCS_RUNS=${PROCS_RUNS:-5}      # fork_exec runs, native / km alternating
 PY_RUNS=${PY_RUNS:-20}            # python3 -c pass runs (after 3 warm-ups) per side
 PYSNAP_RUNS=${PYSNAP_RUNS:-5}     # cold starts and snapshot + resume rounds
 PYTHON3=${PYTHON3:-/usr/bin/python3}
@@ -88,10 +88,6 @@ procs_ms() { if isnum "$1"; then calc %.2f 'a / 1000' "$1"; else echo "$1"; fi; 
 if want procs; then
 	PROCSTMP=$(mktemp -d "$SNAP_DIR/procsbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; PROCSTMP=""; }
 	for libc in $LIBCS; do
-		log "fork+exit+wait ($libc): $PROCS_RUNS runs of $PROCS_FORK_N forks each, native / km alternating$SKIPNOTE"
-		compare "$libc" fork_wait "$PROCS_FORK_N" ns_per_fork "$PROCS_RUNS" 0
-		row "fork+exit+wait, us/fork ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
-			- "$(kmfailed - "$KM_ERR")"
 		log "fork+exec+wait of hello ($libc): $PROCS_RUNS runs of $PROCS_EXEC_N each, native / km alternating$SKIPNOTE"
 		compare "$libc" fork_exec "$PROCS_EXEC_N" ns_per_exec "$PROCS_RUNS" 0
 		row "fork+exec(hello)+wait, ms ($libc) vs native" "$(procs_ms "$(nsus "$KMV")")" "$(procs_ms "$(nsus "$NAT")")" \
