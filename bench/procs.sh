@@ -24,20 +24,20 @@ print("ready", flush=True)
 os.read(0, 1)
 print("resumed", flush=True)'
 
-# procs_py_pass MODE(native|km): R1 = median us of `python3 -c pass`, R2 = p90; FAIL with R_ERR.
+# procs_py_pass MODE(native|km): R1 = median us of `python3 -c pass`; FAIL with R_ERR.
 procs_py_pass() {
 	local mode=$1 r rc err="$B/$1-python3-pass.err"
 	local -a cmd=("$PYTHON3" -c pass)
-	R1=n/a R2=n/a R_ERR=""
+	R1=n/a R_ERR=""
 	if [ "$mode" = km ]; then
 		[ $KM_OK = 0 ] && return
 		cmd=("$KM" "${cmd[@]}")
 	fi
 	r=$("$B/walltime" -n "$PY_RUNS" -w 3 -t "$KM_TIMEOUT" -- "${cmd[@]}" 2>"$err")
 	rc=$?
-	R1=$(field median_us <<<"$r") R2=$(field p90_us <<<"$r")
+	R1=$(field median_us <<<"$r")
 	if [ $rc -ne 0 ] || ! isnum "$R1"; then
-		R1=FAIL R2=FAIL R_ERR=$(errline "$err" $rc)
+		R1=FAIL R_ERR=$(errline "$err" $rc)
 		fail "python3 -c pass failed $([ "$mode" = km ] && echo under km || echo natively): $R_ERR (all in $err)"
 	fi
 }

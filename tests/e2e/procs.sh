@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2016,SC2034,SC2153
 # Real programs (issue 10's "Done when"): each run natively and under km, compared byte for byte
 # (stdout, stderr, exit status), never against a hard-coded output.
 #   procs/sh/SHELL/SCRIPT      tests/fixtures/procs_sh/*.sh under busybox sh, bash-static, dash,
