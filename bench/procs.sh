@@ -33,8 +33,13 @@ procs_py_pass() {
 		[ $KM_OK = 0 ] && return
 		cmd=("$KM" "${cmd[@]}")
 	fi
-	r=$("$B/walltime" -n "$PY_RUNS" -w 3 -t "$KM_TIMEOUT" -- "${cmd[@]}" 2>"$err")
+	# one untimed run first, whose stderr names what fails (walltime's runs have none)
+	timeout "$KM_TIMEOUT" "${cmd[@]}" </dev/null >/dev/null 2>"$err"
 	rc=$?
+	if [ $rc -eq 0 ]; then
+		r=$("$B/walltime" -n "$PY_RUNS" -w 3 -t "$KM_TIMEOUT" -- "${cmd[@]}" 2>"$err")
+		rc=$?
+	fi
 	R1=$(field median_us <<<"$r")
 	if [ $rc -ne 0 ] || ! isnum "$R1"; then
 		R1=FAIL R_ERR=$(errline "$err" $rc)
