@@ -3,7 +3,8 @@
 # (stdout, stderr, exit status), never against a hard-coded output.
 #   procs/sh/SHELL/SCRIPT      tests/fixtures/procs_sh/*.sh under busybox sh, bash-static, dash,
 #                              mksh and mksh-static (pipelines, $(...), &/wait, redirections,
-#                              here-documents, trap, subshells, exec, a loop of 50 commands)
+#                              here-documents, trap, subshells, exec, a loop of 50 commands,
+#                              commands that cannot run: 127, 126, #! with a missing interpreter)
 #   procs/make-j2              `make -j2` of tests/fixtures/procs_make: make, gcc, cc1, as, ld all
 #                              run under km (every exec of a km guest goes through km); the
 #                              objects and the program must be identical to a native build
