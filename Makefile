@@ -33,6 +33,14 @@ GUEST_NAMES := $(GUEST_SRCS:tests/guests/%.c=%)
 GUESTS := $(GUEST_NAMES:%=$(GUEST_DIR)/gcc/%) $(GUEST_NAMES:%=$(GUEST_DIR)/musl/%)
 GUEST_CFLAGS := -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime/include
 
+# Dynamically linked test guests (tests/guests-dyn/, tests/e2e/dynlink.sh): gcc without -static;
+# lib*.c are shared libraries beside them, of which libdyntls and libdynwho are linked in (found
+# at run time through LD_LIBRARY_PATH: no rpath), the others dlopen'd or preloaded.
+DYN_GUEST_DIR := $(GUEST_DIR)/dyn
+DYN_LIBS := $(patsubst tests/guests-dyn/%.c,$(DYN_GUEST_DIR)/%.so,$(sort $(wildcard tests/guests-dyn/lib*.c)))
+DYN_GUESTS := $(patsubst tests/guests-dyn/%.c,$(DYN_GUEST_DIR)/%,\
+	      $(filter-out tests/guests-dyn/lib%,$(sort $(wildcard tests/guests-dyn/*.c))))
+
 # Go test guests (threads and signals as Go's runtime uses them): static, CGO_ENABLED=0, one
 # program per .go file. The Go cache and GOPATH live under build/ so a build writes nothing else.
 GO_GUEST_DIR := build/tests/guests-go
@@ -95,13 +103,20 @@ $(BUILD)/bin/km-shim: $(SHIM_OBJS) $(OCI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(SHIM_LDLIBS)
 shim: $(if $(wildcard shim/shim_main.c),$(BUILD)/bin/km-shim)
 
-guests: $(GUESTS) $(GO_GUESTS)
+guests: $(GUESTS) $(GO_GUESTS) $(DYN_LIBS) $(DYN_GUESTS)
 $(GUEST_DIR)/gcc/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -static -o $@ $< -lm
 $(GUEST_DIR)/musl/%: tests/guests/%.c $(wildcard tests/guests/*.h)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(GUEST_CFLAGS) -static -o $@ $< -lm
+
+$(DYN_GUEST_DIR)/%.so: tests/guests-dyn/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -fPIC -shared -o $@ $<
+$(DYN_GUEST_DIR)/%: tests/guests-dyn/%.c tests/guests/check.h $(DYN_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -o $@ $< -L$(DYN_GUEST_DIR) -ldyntls -ldynwho -ldl -pthread
 
 $(GO_GUEST_DIR)/%: tests/guests-go/%.go
 	@mkdir -p $(dir $@)

@@ -3,8 +3,8 @@
 # uses its helpers (compare, row, ratio, kmfailed, fail, field, isnum, median, calc, log) and B,
 # KM, KM_OK, KM_TIMEOUT, SNAP_DIR, SNAP_TIMEOUT, KM_MGMT. Every km value is measured beside its
 # native peer in the same run:
-#   - fork+exec+wait of hello (guests/fork_exec), per libc (fork+exit+wait alone is the row of
-#     guests/fork_wait, section procs of run.sh, from the fork work: branch i10-fork);
+#   - fork+exec+wait of hello (guests/fork_exec), per libc (fork+exit+wait alone: run.sh's own
+#     procs rows, after the thread rows);
 #   - `python3 -c pass`, start to exit (walltime), Debian's dynamically linked python3;
 #   - python3 after `import json, decimal, email.parser`, to its first output: resumed by km from a
 #     snapshot taken (km --mgmt, stop mode) while it waited on stdin after the imports, beside a cold

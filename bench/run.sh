@@ -33,7 +33,9 @@ THREAD_N=${THREAD_N:-2000}   # pthread_create + pthread_join rounds per thread_c
 THREAD_RUNS=${THREAD_RUNS:-5}
 FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
-ALL_SECTIONS="floors hello getppid cpu threads shim shimck snap snap4 fds procs"
+FORK_N=${FORK_N:-200}        # fork + exit + wait rounds per fork_wait run
+FORK_RUNS=${FORK_RUNS:-5}
+ALL_SECTIONS="floors hello getppid cpu threads procs shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -430,6 +432,15 @@ want threads && for libc in $LIBCS; do
 	log "futex ping-pong ($libc): $FUTEX_RUNS runs of $FUTEX_N round trips each, native / km alternating$SKIPNOTE"
 	compare "$libc" futex_pingpong "$FUTEX_N" ns_per_round_trip "$FUTEX_RUNS" 0
 	row "futex ping-pong, us/round trip ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
+		- "$(kmfailed - "$KM_ERR")"
+done
+
+# Processes: fork + _exit + waitpid, natively and under km, alternating (each km child is a km
+# process with a new VM over the parent's copy-on-write memory).
+want procs && for libc in $LIBCS; do
+	log "fork+exit+wait ($libc): $FORK_RUNS runs of $FORK_N children each, native / km alternating$SKIPNOTE"
+	compare "$libc" fork_wait "$FORK_N" ns_per_fork "$FORK_RUNS" 0
+	row "fork+exit+wait, us/child ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
 		- "$(kmfailed - "$KM_ERR")"
 done
 

@@ -84,6 +84,25 @@ int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err)
 	return km_runtime_load(&g->mm, err);
 }
 
+/* Loads the interpreter and records it in g->dynlinker. */
+static int load_interp(km_guest_t *g, const char *prog, const km_elf_info_t *elf, km_interp_info_t *interp,
+		       km_err_t **err)
+{
+	if (km_elf_load_interp(&g->mm, prog, elf, interp, err) < 0)
+		return -1;
+	struct km_dynlinker *d = &g->dynlinker;
+	if ((d->path = strdup(interp->path)) == NULL)
+		return km_err_set(err, ENOMEM, "%s", prog);
+	d->base = interp->base;
+	d->entry = interp->entry;
+	d->dev = interp->dev;
+	d->ino = interp->ino;
+	d->size = interp->size;
+	d->mtime_sec = interp->mtime_sec;
+	d->mtime_nsec = interp->mtime_nsec;
+	return 0;
+}
+
 int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], char *const envp[],
 			  km_err_t **err)
 {
@@ -99,15 +118,32 @@ int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], c
 		return -1;
 	g->entry = elf.entry;
 	km_mm_set_brk_start(&g->mm, elf.image_end);
+	/* As Linux: the stack (which sets where mmap looks) before the interpreter, mapped as mmap
+	 * would place it. */
+	if (km_initstack_map(g, elf.exec_stack, err) < 0)
+		return km_err_wrap(err, "%s", path);
+	km_interp_info_t *interp = NULL;
+	if (elf.interp[0] != '\0') {
+		if ((interp = malloc(sizeof(*interp))) == NULL)
+			return km_err_set(err, ENOMEM, "%s", path);
+		int rc = load_interp(g, g->exe_path, &elf, interp, err);
+		if (rc < 0) {
+			free(interp);
+			return -1;
+		}
+	}
 	uint64_t rsp;
-	if (km_initstack_build(g, &elf, argv, envp, &rsp, err) < 0)
+	int rc = km_initstack_build(g, &elf, interp, argv, envp, &rsp, err);
+	uint64_t start = interp != NULL ? interp->entry : elf.entry;
+	free(interp);
+	if (rc < 0)
 		return km_err_wrap(err, "%s", path);
 	km_vcpu_t *v;
 	if (km_vcpu_create(g, 0, &v, err) < 0)
 		return -1;
 	v->tid = g->pid;
 	km_threads_add_initial(g, v);
-	return km_vcpu_set_entry(v, elf.entry, rsp, err);
+	return km_vcpu_set_entry(v, start, rsp, err);
 }
 
 int km_guest_run(km_guest_t *g, km_err_t **err)
@@ -171,4 +207,6 @@ void km_guest_destroy(km_guest_t *g)
 	km_machine_close(&g->machine);
 	free(g->exe_path);
 	g->exe_path = NULL;
+	free(g->dynlinker.path);
+	g->dynlinker.path = NULL;
 }

@@ -76,12 +76,23 @@ typedef struct km_guest {
 	int nvcpus;                     /* slots used so far (high-water mark) */
 
 	pid_t pid;            /* process id the guest sees */
+	/* A forked child's parent: km's host pid and the pid that parent's guest sees (they differ
+	 * for a resumed parent), so that getppid() gives what the parent's getpid() gives while the
+	 * parent lives. 0: not a forked child (getppid is the host's). */
+	pid_t ppid_host, ppid_guest;
 	/* km is the init of a pid namespace (km-shim's container with a pid namespace): as Linux's
 	 * SIGNAL_UNKILLABLE, a signal at its default action is dropped, unless forced (a fault,
 	 * a seccomp trap), which clears this as Linux's force_sig_info does. */
 	bool unkillable;
 	char *exe_path;       /* absolute path of the program (readlink /proc/self/exe) */
 	uint64_t entry;       /* program entry point */
+	/* The program's interpreter (PT_INTERP) as loaded: NT_KM_DYNLINKER records it, a resume
+	 * checks the file is still the same. path NULL: a static program. */
+	struct km_dynlinker {
+		char *path; /* absolute, owned */
+		uint64_t base, entry, dev, ino, size;
+		int64_t mtime_sec, mtime_nsec;
+	} dynlinker;
 	uint64_t *auxv;       /* the auxiliary vector the program started with (a copy) */
 	size_t auxv_len;      /* its size in bytes */
 	char **argv;          /* the program's arguments (a copy, for snapshots and cores) */
@@ -167,8 +178,8 @@ bool km_guest_end(km_guest_t *g, int exit_status, int term_signal);
 /* Creates the VM, guest memory and runtime for a new guest. */
 int km_guest_create(km_guest_t *g, const km_guest_opts_t *opts, km_err_t **err);
 
-/* Loads program `path` (a static x86-64 ELF), builds its stack from argv/envp and creates vCPU 0
- * ready to enter it. */
+/* Loads program `path` (an x86-64 ELF) and, if it names one, its interpreter, builds its stack
+ * from argv/envp and creates vCPU 0 ready to enter it (at the interpreter's entry if any). */
 int km_guest_load_program(km_guest_t *g, const char *path, char *const argv[], char *const envp[],
 			  km_err_t **err);
 

@@ -1081,6 +1081,9 @@ static int start_thread(km_mgmt_t *m, km_err_t **err)
 	return 0;
 }
 
+/* The listener this process runs (a forked child must drop it without serving or unlinking). */
+static km_mgmt_t *running;
+
 static void free_mgmt(km_mgmt_t *m)
 {
 	pthread_cond_destroy(&m->cond);
@@ -1139,8 +1142,10 @@ static int start_serving(km_mgmt_t *m, const char *what, km_err_t **err)
 		m->courier[1] = km_fd_reserve(pair[1]);
 		if (m->courier[0] < 0 || m->courier[1] < 0)
 			km_err_set(err, errno, "%s: socketpair", what);
-		else if (start_thread(m, err) == 0)
+		else if (start_thread(m, err) == 0) {
+			running = m;
 			return 0;
+		}
 	}
 	for (int i = 0; i < 2; i++)
 		if (m->courier[i] >= 0)
@@ -1212,10 +1217,35 @@ int km_mgmt_start(km_guest_t *g, const char *sock_path, km_mgmt_t **out, km_err_
 	return km_mgmt_start_opts(g, sock_path, &opts, out, err);
 }
 
+void km_mgmt_forget_in_child(void)
+{
+	km_mgmt_t *m = running;
+	running = NULL;
+	if (m == NULL)
+		return;
+	/* Only the fds in km's own table: the listener's private table went with its thread. The
+	 * socket file and the connections stay the parent's; m's memory is left (its locks may have
+	 * been held by the parent's threads). */
+	close(m->wake_fd);
+	close(m->courier[1]);
+	if (m->shared_fds) {
+		close(m->courier[0]);
+		close(m->listen_fd);
+		for (int i = 0; i < KM_MGMT_CONN_MAX; i++) {
+			if (m->conns[i].fd >= 0)
+				close(m->conns[i].fd);
+			if (m->conns[i].pass_fd >= 0)
+				close(m->conns[i].pass_fd);
+		}
+	}
+}
+
 void km_mgmt_stop(km_mgmt_t *m)
 {
 	if (m == NULL)
 		return;
+	if (running == m)
+		running = NULL;
 	atomic_store(&m->stopping, true);
 	uint64_t one = 1;
 	while (write(m->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)

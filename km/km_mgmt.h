@@ -119,4 +119,8 @@ int km_mgmt_start_fd(km_guest_t *g, int listen_fd, const km_mgmt_opts_t *opts, k
  * m. Call before the guest is destroyed. Safe on NULL. */
 void km_mgmt_stop(km_mgmt_t *m);
 
+/* After a host fork, in the child: the child neither serves the parent's socket nor removes it.
+ * Closes km's fds of the listener this process ran (if any) and forgets it. */
+void km_mgmt_forget_in_child(void);
+
 #endif

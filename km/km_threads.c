@@ -20,8 +20,7 @@
 #define MSR_GS_BASE 0xc0000101
 #define KM_PID_MAX 4194304 /* Linux's largest pid_max: thread ids stay below it */
 
-/* What a thread must share to be a thread: km runs no other kind of clone yet (processes come
- * with fork/exec). */
+/* What a thread must share to be a thread (a clone without CLONE_THREAD is a process: km_fork.c). */
 #define THREAD_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD)
 #define THREAD_OPTIONAL                                                                                       \
 	(CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |       \
@@ -224,11 +223,9 @@ static long refuse(km_vcpu_t *v, uint64_t flags, long err, const char *why)
 static long check_flags(km_vcpu_t *v, uint64_t flags)
 {
 	uint64_t f = flags & ~(uint64_t)CSIGNAL;
-	if ((f & THREAD_FLAGS) != THREAD_FLAGS) {
-		if (!(f & CLONE_VM) || !(f & CLONE_THREAD))
-			return refuse(v, flags, -ENOSYS, "a new process (fork, vfork, posix_spawn) is not supported yet");
-		return refuse(v, flags, -EINVAL, "a thread must share files, filesystem and signal handlers");
-	}
+	/* Without CLONE_THREAD it is a new process (km_proc_fork), never here. */
+	if ((f & THREAD_FLAGS) != THREAD_FLAGS)
+		return refuse(v, flags, -EINVAL, "a thread must share memory, files, filesystem and signal handlers");
 	if (f & ~(uint64_t)(THREAD_FLAGS | THREAD_OPTIONAL))
 		return refuse(v, flags, -EINVAL, "namespaces, pidfds, ptrace and other clone flags are not supported");
 	return 0;

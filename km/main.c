@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "km_cli.h"
+#include "km_end.h"
 #include "km_guest.h"
 #include "km_guest_seccomp.h"
 #include "km_inspect.h"
@@ -34,39 +35,6 @@ const char *__asan_default_options(void)
 	return "disable_coredump=0";
 }
 #endif
-
-/* Tells how the guest ended, as a shell would, and gives km's exit status. */
-static int report_end(const km_guest_t *g, const char *prog)
-{
-	if (g->term_signal == 0)
-		return g->exit_status & 0xff;
-	int sig = g->term_signal;
-	if (sig != SIGPIPE) /* shells stay quiet about broken pipes; so does km */
-		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx%s%s%s\n", prog,
-			sigabbrev_np(sig) ?: "?", strsignal(sig), (unsigned long)g->fault_rip,
-			(unsigned long)g->fault_addr, g->core_written ? " (core dumped to " : "",
-			g->core_written ? g->opts.coredump_path : "", g->core_written ? ")" : "");
-	return 128 + sig;
-}
-
-/* The guest died of sig: km does too, so that its parent (a shell, a container runtime) sees the
- * wait status a native run gives. No host core: km wrote the guest's own (kmcore) if one was
- * due, and km's would be of km. */
-static void die_like_the_guest(int sig)
-{
-	/* SIGSYS is km's own seccomp reporter, which its filter keeps in place: km exits 159
-	 * (128 + SIGSYS, what report_end returned) instead. */
-	if (sig == SIGSTOP || sig == SIGSYS)
-		return;
-	struct rlimit none = {0, 0};
-	setrlimit(RLIMIT_CORE, &none);
-	fflush(stdout);
-	fflush(stderr);
-	signal(sig, SIG_DFL);
-	uint64_t set = 1ull << (sig - 1);
-	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, sizeof(set));
-	raise(sig);
-}
 
 /* Signals km was started with ignored, as a mask (bit sig-1). */
 static uint64_t inherited_ignored(void)
@@ -271,8 +239,9 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 	/* Confined from here on, before the guest's first instruction, in every mode. */
 	if (rc == 0 && go)
 		rc = confine(cli, err);
+	km_end_set_prog(prog); /* a forked child ends through km_end too */
 	if (rc == 0 && go && km_guest_run(&g, err) == 0)
-		status = report_end(&g, prog);
+		status = km_end_report(&g);
 	km_signal_forward_stop(&g);
 	if (mgmt != NULL)
 		km_mgmt_stop(mgmt);
@@ -313,6 +282,6 @@ int main(int argc, char **argv)
 	km_err_free(&err);
 	km_cli_free(&cli);
 	if (term_signal != 0)
-		die_like_the_guest(term_signal);
+		km_end_die_like_the_guest(term_signal);
 	return status;
 }

@@ -62,6 +62,8 @@ static const int allowed[] = {
     SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_preadv, SYS_pwritev,
     SYS_preadv2, SYS_pwritev2, SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_close, SYS_close_range,
     SYS_lseek, SYS_stat, SYS_fstat, SYS_lstat, SYS_newfstatat, SYS_statx, SYS_statfs, SYS_fstatfs,
+    SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr, SYS_listxattr,
+    SYS_llistxattr, SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
     SYS_getdents, SYS_getdents64, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_rename, SYS_renameat,
     SYS_renameat2, SYS_unlink, SYS_unlinkat, SYS_mkdir, SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat,
     SYS_symlink, SYS_symlinkat, SYS_readlink, SYS_readlinkat, SYS_chmod, SYS_fchmod, SYS_fchmodat,
@@ -214,6 +216,24 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	return 0;
 }
 
+/* Guest processes (km_fork.c, km_sys_wait.c): km forks itself with glibc's fork(), whose clone
+ * has exactly these flags (no stack, no CLONE_VM: a new process, never a thread sharing km);
+ * the guest's waits are the host's; prctl's child-process options are forwarded. */
+static const int proc_prctl_allowed[] = {PR_GET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER};
+
+static int add_proc_rules(scmp_filter_ctx ctx, km_err_t **err)
+{
+	struct scmp_arg_cmp fork_flags =
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD);
+	if (add(ctx, SYS_clone, 1, &fork_flags, err) < 0 || add(ctx, SYS_waitid, 0, NULL, err) < 0)
+		return -1;
+#if !defined(__SANITIZE_ADDRESS__) /* san_allowed has it */
+	if (add(ctx, SYS_wait4, 0, NULL, err) < 0)
+		return -1;
+#endif
+	return add_arg_values(ctx, SYS_prctl, 0, proc_prctl_allowed, N(proc_prctl_allowed), err);
+}
+
 static int build(scmp_filter_ctx ctx, km_err_t **err)
 {
 	int rc;
@@ -222,7 +242,10 @@ static int build(scmp_filter_ctx ctx, km_err_t **err)
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0 ||
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP)) < 0)
 		return km_err_set(err, -rc, "seccomp: filter attributes");
-	return add_list(ctx, allowed, N(allowed), err) < 0 || add_filtered(ctx, err) < 0 ? -1 : 0;
+	return add_list(ctx, allowed, N(allowed), err) < 0 || add_filtered(ctx, err) < 0 ||
+		       add_proc_rules(ctx, err) < 0
+		   ? -1
+		   : 0;
 }
 
 int main(int argc, char **argv)

@@ -58,18 +58,27 @@ static size_t count(char *const v[])
 	return n;
 }
 
-int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, char *const argv[], char *const envp[],
-		       uint64_t *rsp, km_err_t **err)
+int km_initstack_map(km_guest_t *g, bool exec_stack, km_err_t **err)
 {
 	km_mm_t *mm = &g->mm;
 	uint64_t size = stack_size(), top = KM_USER_TOP;
-	int prot = PROT_READ | PROT_WRITE | (elf->exec_stack ? PROT_EXEC : 0);
+	int prot = PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0);
 	int64_t base = km_mm_map(mm, top - size, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0,
 				 KM_VMA_STACK, NULL);
 	if (base < 0)
 		return km_err_set(err, (int)-base, "mapping the %lu KiB stack", (unsigned long)(size >> 10));
 	mm->stack_top = top;
 	mm->mmap_base = KM_PAGE_DOWN(top - (size > MIN_GAP ? size : MIN_GAP) - (1ul << 20));
+	return 0;
+}
+
+int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, const km_interp_info_t *interp,
+		       char *const argv[], char *const envp[], uint64_t *rsp, km_err_t **err)
+{
+	km_mm_t *mm = &g->mm;
+	if (mm->stack_top == 0 && km_initstack_map(g, elf->exec_stack, err) < 0)
+		return -1;
+	uint64_t size = stack_size(), top = mm->stack_top;
 
 	stack_writer_t w = {.host_top = km_gva_to_hva(mm, top - 1, 1, KM_ACC_WRITE) + 1, .top = top,
 			    .bottom = top - size, .sp = top};
@@ -100,7 +109,7 @@ int km_initstack_build(km_guest_t *g, const km_elf_info_t *elf, char *const argv
 	AUX(AT_PHDR, elf->phdr);
 	AUX(AT_PHENT, elf->phent);
 	AUX(AT_PHNUM, elf->phnum);
-	AUX(AT_BASE, 0);
+	AUX(AT_BASE, interp != NULL ? interp->base : 0);
 	AUX(AT_FLAGS, 0);
 	AUX(AT_ENTRY, elf->entry);
 	AUX(AT_UID, getuid());

@@ -120,6 +120,11 @@ int km_mm_init(km_mm_t *mm, uint64_t limit, int phys_bits, km_err_t **err);
 int km_mm_attach(km_mm_t *mm, int (*reg)(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host),
 		 void *ctx, km_err_t **err);
 
+/* Registers again every memory slot registered so far (the runtime's and each chunk in
+ * slot_present) through the same callback: a forked child's new VM over the same host memory.
+ * Returns 0, or -1 with errno set. */
+int km_mm_register_all(km_mm_t *mm);
+
 /* Unmaps everything; safe on a zeroed or partly initialised mm. */
 void km_mm_fini(km_mm_t *mm);
 

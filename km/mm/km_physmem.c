@@ -102,6 +102,23 @@ int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
+int km_mm_register_all(km_mm_t *mm)
+{
+	if (mm->register_slot == NULL)
+		return 0;
+	if (mm->register_slot(mm->slot_ctx, 0, 0, mm->user_gpa, mm->host) < 0)
+		return -1;
+	for (uint64_t c = 0; mm->user_gpa + c * KM_SLOT_CHUNK < mm->gpa_size; c++) {
+		if (!mm->slot_present[c])
+			continue;
+		uint64_t start = mm->user_gpa + c * KM_SLOT_CHUNK;
+		uint64_t size = start + KM_SLOT_CHUNK > mm->gpa_size ? mm->gpa_size - start : KM_SLOT_CHUNK;
+		if (mm->register_slot(mm->slot_ctx, (int)(1 + c), start, size, mm->host + start) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 void km_mm_fini(km_mm_t *mm)
 {
 	if (mm->snapshot_fd >= 0)

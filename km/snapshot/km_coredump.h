@@ -29,7 +29,7 @@
  * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
  * km can name a file's version. */
 #define KM_SNAPSHOT_MAJOR 2
-#define KM_SNAPSHOT_MINOR 3
+#define KM_SNAPSHOT_MINOR 4
 #define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
 #define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
 #define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
@@ -43,13 +43,17 @@
 #define KM_SNAPSHOT_MINOR_FILES 3   /* 2.3: the fd table (NT_KM_FILES) and its data after the memory,
 				     * the process name and personality; an older file has no table
 				     * (only the resuming km's own fds reach the program) */
+#define KM_SNAPSHOT_MINOR_DYNLINKER 4 /* 2.4: NT_KM_DYNLINKER's content (the interpreter, and the
+				       * identity of every file a private mapping maps, checked at
+				       * resume); an older file's note is empty: nothing to check */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
 #define NT_KM_PROC 0x4b4d0001      /* once: format version, process state (km_nt_proc_t) */
 #define NT_KM_CPU 0x4b4d0002       /* per vCPU: what NT_PRSTATUS lacks (km_nt_cpu_t) */
 #define NT_KM_GUEST 0x4b4d0003     /* once: the runtime layout the file was taken with */
-#define NT_KM_DYNLINKER 0x4b4d0004 /* once: dynamic linker state; empty for static programs */
+#define NT_KM_DYNLINKER 0x4b4d0004 /* once: the interpreter and mapped files' identities
+				    * (km_nt_dynlinker_t, 2.4); empty before 2.4 */
 #define NT_KM_VMA 0x4b4d0005       /* per PT_LOAD, same order: km's view of the mapping */
 #define NT_KM_SIGACTIONS 0x4b4d0006 /* once: 64 km_sigaction_t, signal dispositions */
 #define NT_KM_STRINGS 0x4b4d0007   /* once: exe path, cwd, label, argv, km version (NUL-separated) */
@@ -160,6 +164,30 @@ typedef struct km_nt_vma {
 	uint32_t path_len; /* bytes of path following this struct, NUL included, padded to 8 */
 	uint32_t reserved0;
 } km_nt_vma_t;
+
+/* A file's identity as stat(2) gives it: a resume compares it with the file at the same path. */
+typedef struct km_nt_fileid {
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, mtime_nsec;
+} km_nt_fileid_t;
+
+/* NT_KM_DYNLINKER (2.4): this structure, then nfiles km_nt_mapfile_t, then the interpreter's
+ * path (path_len bytes). A static program has path_len 0 and base, entry, interp all zero. */
+typedef struct km_nt_dynlinker {
+	uint64_t base, entry;  /* the interpreter's load address (AT_BASE) and entry point */
+	km_nt_fileid_t interp; /* its identity when it was loaded */
+	uint32_t nfiles;       /* km_nt_mapfile_t records that follow */
+	uint32_t path_len;     /* bytes of its absolute path after them, NUL included, padded to 8 */
+} km_nt_dynlinker_t;
+
+/* One file-backed private mapping (a library, the interpreter, the program, a data file): its
+ * file's identity when the snapshot was written. A resume refuses a file that is gone or whose
+ * size or modification time differs (dev/ino may: a copy on another host is the same file). */
+typedef struct km_nt_mapfile {
+	uint32_t vma;       /* index of the NT_KM_VMA note (and PT_LOAD) it is about */
+	uint32_t reserved0;
+	km_nt_fileid_t id;
+} km_nt_mapfile_t;
 
 /* NT_KM_CHECKSUM: CRC32C (km_crc32c.h) of the file's bytes [0, covered), where covered is the end
  * of the PT_NOTE segment (so: ELF header, program headers, every note), with the four bytes of

@@ -101,6 +101,22 @@ static void print_mappings(const km_snapshot_t *s, FILE *out)
 	fprintf(out, "file size:     %s\n", c);
 }
 
+static void print_dynlinker(const km_snapshot_t *s, FILE *out)
+{
+	if (!km_snapshot_has(s, KM_SNAPSHOT_MINOR_DYNLINKER)) {
+		fprintf(out, "interpreter:   not recorded (before format 2.4)\n");
+		return;
+	}
+	if (s->interp_path == NULL)
+		fprintf(out, "interpreter:   none (statically linked)\n");
+	else
+		fprintf(out, "interpreter:   %s at %#" PRIx64 ", entry %#" PRIx64 " (inode %" PRIu64 ", %" PRIu64 " bytes)\n",
+			s->interp_path, s->dynlinker.base, s->dynlinker.entry, s->dynlinker.interp.ino,
+			s->dynlinker.interp.size);
+	fprintf(out, "mapped files:  %u private file mappings, each refused at resume if its file changed\n",
+		s->nmapfiles);
+}
+
 static void print_files(const km_snapshot_t *s, FILE *out)
 {
 	if (s->files == NULL) {
@@ -127,6 +143,7 @@ int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 	print_header(&s, path, out);
 	print_threads(&s, out);
 	print_mappings(&s, out);
+	print_dynlinker(&s, out);
 	print_files(&s, out);
 	fprintf(out, "heap:          %#" PRIx64 "-%#" PRIx64 "\n", s.proc.brk_start, s.proc.brk_cur);
 	fprintf(out, "environment:   %" PRIu64 " variables, %" PRIu64 " bytes at start\n", s.proc.env_count,

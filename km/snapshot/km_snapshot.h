@@ -129,6 +129,13 @@ typedef struct km_snapshot {
 	const uint8_t *files;        /* 2.3: NT_KM_FILES, files_len bytes (km_fdtab.h checks it) */
 	size_t files_len;
 	uint32_t nsegment_crcs;
+	/* 2.4: NT_KM_DYNLINKER; path NULL for a static program or an older file. mapfiles are
+	 * nmapfiles km_nt_mapfile_t in the notes (4-byte aligned: copy before use), each vma index
+	 * checked against nvmas. */
+	km_nt_dynlinker_t dynlinker;
+	const char *interp_path;
+	const uint8_t *mapfiles;
+	uint32_t nmapfiles;
 } km_snapshot_t;
 
 /* True if `path` is an ELF core file with km's notes (what `km FILE` resumes rather than runs).

@@ -136,6 +136,37 @@ static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
 	return 0;
 }
 
+/* NT_KM_DYNLINKER (2.4): the header, nfiles records and the path fill it exactly; the path is an
+ * absolute NUL-terminated string, and absent exactly when the program had no interpreter. The
+ * records' vma indices are checked once every NT_KM_VMA is known (check_mapfiles). */
+static int parse_dynlinker(km_snapshot_t *s, const note_t *n)
+{
+	if (n->len == 0 || !km_snapshot_has(s, KM_SNAPSHOT_MINOR_DYNLINKER))
+		return 0; /* before 2.4: empty, nothing recorded */
+	if (n->len < sizeof(km_nt_dynlinker_t) || s->mapfiles != NULL)
+		return -1;
+	km_nt_dynlinker_t d;
+	memcpy(&d, n->desc, sizeof(d));
+	uint64_t rest = n->len - sizeof(d);
+	if ((uint64_t)d.nfiles > rest / sizeof(km_nt_mapfile_t) ||
+	    rest - (uint64_t)d.nfiles * sizeof(km_nt_mapfile_t) != d.path_len || (d.path_len & 7u))
+		return -1;
+	const uint8_t *files = n->desc + sizeof(d);
+	const char *path = (const char *)files + (size_t)d.nfiles * sizeof(km_nt_mapfile_t);
+	if (d.path_len == 0) {
+		if (d.base != 0 || d.entry != 0)
+			return -1;
+	} else if (memchr(path, '\0', d.path_len) == NULL || path[0] != '/' || d.base == 0 ||
+		   d.base >= KM_USER_TOP || d.entry >= KM_USER_TOP) {
+		return -1;
+	}
+	s->dynlinker = d;
+	s->interp_path = d.path_len > 0 ? path : NULL;
+	s->mapfiles = files;
+	s->nmapfiles = d.nfiles;
+	return 0;
+}
+
 /* True if the notes hold km's process note: a core km did not write is "not a km snapshot",
  * whatever its own notes look like (a kernel core's XSAVE note is larger than km accepts). */
 static bool has_km_proc(const km_snapshot_t *s)
@@ -205,6 +236,9 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 				return *why = "two NT_KM_FILES notes", -1;
 			s->files = n.desc;
 			s->files_len = n.len;
+		} else if (km && n.type == NT_KM_DYNLINKER) {
+			if (parse_dynlinker(s, &n) < 0)
+				return *why = "bad NT_KM_DYNLINKER note", -1;
 		} else if (strcmp(n.owner, "LINUX") == 0 && n.type == NT_X86_XSTATE) {
 			if (n.len < MIN_XSAVE || n.len > MAX_XSAVE || nxsave >= KM_SNAP_MAX_VCPUS)
 				return *why = "bad NT_X86_XSTATE note", -1;
@@ -269,6 +303,15 @@ static int check_complete(km_snapshot_t *s, const char *name, km_err_t **err)
 		return km_err_set(err, 0, "%s: corrupt snapshot: process notes missing", name);
 	if (check_threads(s) < 0)
 		return km_err_set(err, 0, "%s: corrupt snapshot: bad thread ids or pending signals", name);
+	for (uint32_t i = 0; i < s->nmapfiles; i++) {
+		km_nt_mapfile_t f;
+		memcpy(&f, s->mapfiles + (size_t)i * sizeof(f), sizeof(f));
+		/* Only a private mapping of a named file has an identity to check. */
+		if (f.vma >= s->nvmas || s->vmas[f.vma].path == NULL || !s->vmas[f.vma].nt.saved ||
+		    (s->vmas[f.vma].nt.flags & MAP_ANONYMOUS))
+			return km_err_set(err, 0, "%s: corrupt snapshot: NT_KM_DYNLINKER names mapping %u of %zu", name,
+					  f.vma, s->nvmas);
+	}
 	const km_nt_proc_t *p = &s->proc;
 	if ((p->brk_start & (KM_PAGE_SIZE - 1)) || p->brk_start > p->brk_cur || p->brk_cur > KM_USER_TOP ||
 	    p->mmap_base > KM_USER_TOP || p->stack_top > KM_USER_TOP || (p->umask & ~0777u))

@@ -7,10 +7,15 @@
  * point), while threads are created or end (stops and clone exclude each other), while the
  * guest is ending and after (refused).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "km_guest.h"
+#include "km_proc.h"
 #include "km_snapshot.h"
 #include "km_stopall.h"
 
@@ -26,11 +31,60 @@ static int check_captured(km_guest_t *g, const km_vcpu_t *self, km_err_t **err)
 	return 0;
 }
 
+/* Appends the pids of km's children (each thread's, from /proc) to buf, at most a few. */
+static void list_children(char *buf, size_t size)
+{
+	size_t used = 0;
+	int shown = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL && shown < 8) {
+		char path[64], kids[256];
+		if (e->d_name[0] == '.' || snprintf(path, sizeof(path), "/proc/self/task/%.20s/children", e->d_name) < 0)
+			continue;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, kids, sizeof(kids) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		kids[n] = '\0';
+		for (char *t = strtok(kids, " \n"); t != NULL && shown < 8; t = strtok(NULL, " \n"), shown++) {
+			int w = snprintf(buf + used, size - used, "%s%s", shown ? ", " : "", t);
+			if (w < 0 || (size_t)w >= size - used)
+				break;
+			used += (size_t)w;
+		}
+	}
+	if (d != NULL)
+		closedir(d);
+	if (shown == 0)
+		snprintf(buf, size, "one that has ended and was not waited for");
+}
+
+/* km snapshots one process: a snapshot of a parent without its children would be a silent partial
+ * one of the program (its children go on, and a resume would have none). Refused before anything
+ * is written; the program goes on. */
+static int refuse_children(km_guest_t *g, km_err_t **err)
+{
+	int rc = km_proc_has_children(g, err);
+	if (rc <= 0)
+		return rc;
+	char pids[160] = "";
+	list_children(pids, sizeof(pids));
+	km_err_set(err, 0, "the program has child processes (pid %s); km snapshots one process", pids);
+	if (err != NULL && *err != NULL)
+		(*err)->errnum = EBUSY; /* what the program's hypercall returns; the message says why */
+	return -1;
+}
+
 /* With every other thread stopped: writes, then ends the guest if asked to. */
 static int write_stopped(km_guest_t *g, const km_vcpu_t *self, const km_snapshot_req_t *req,
 			 km_snapshot_result_t *res, km_err_t **err)
 {
-	int rc = check_captured(g, self, err);
+	int rc = refuse_children(g, err);
+	if (rc == 0)
+		rc = check_captured(g, self, err);
 	if (rc == 0) {
 		km_mm_rdlock(&g->mm);
 		rc = km_snapshot_write(g, req, res, err);

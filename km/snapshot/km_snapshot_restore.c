@@ -247,12 +247,59 @@ static int restore_files(km_guest_t *g, const km_snapshot_t *s, const char *name
 				(enum km_missing_policy)g->opts.restore_missing, err);
 }
 
+/* Every file a private mapping maps (2.4: the program, its interpreter, libraries, data files)
+ * must still have the size and modification time it had: the program's code came from it, and what it maps later (dlopen, the
+ * next library of a search path) must match what it already has. Checked before anything is
+ * recreated. */
+static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	for (uint32_t i = 0; i < s->nmapfiles; i++) {
+		km_nt_mapfile_t f;
+		memcpy(&f, s->mapfiles + (size_t)i * sizeof(f), sizeof(f));
+		const km_snap_vma_t *v = &s->vmas[f.vma]; /* index checked by the reader */
+		struct stat st;
+		if (stat(v->path, &st) < 0)
+			return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx, is gone", name, v->path,
+					  (unsigned long)v->nt.start);
+		/* Not dev/ino: a copy with the same size and modification time (cp -a, an image
+		 * unpacked again, another host) is the same file, so snapshots move between hosts
+		 * and containers; an upgrade or a rebuild changes one of them. */
+		if ((uint64_t)st.st_size != f.id.size || st.st_mtim.tv_sec != f.id.mtime_sec ||
+		    st.st_mtim.tv_nsec != f.id.mtime_nsec)
+			return km_err_set(err, 0,
+					  "%s: %s, mapped by the program at %#lx, changed since the snapshot "
+					  "(size or modification time differ)",
+					  name, v->path, (unsigned long)v->nt.start);
+	}
+	return 0;
+}
+
+/* The interpreter the program was started with, for the next snapshot to record. */
+static int restore_dynlinker(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	if (s->interp_path == NULL)
+		return 0;
+	const km_nt_dynlinker_t *d = &s->dynlinker;
+	if ((g->dynlinker.path = strdup(s->interp_path)) == NULL)
+		return km_err_set(err, ENOMEM, "%s", name);
+	g->dynlinker.base = d->base;
+	g->dynlinker.entry = d->entry;
+	g->dynlinker.dev = d->interp.dev;
+	g->dynlinker.ino = d->interp.ino;
+	g->dynlinker.size = d->interp.size;
+	g->dynlinker.mtime_sec = d->interp.mtime_sec;
+	g->dynlinker.mtime_nsec = d->interp.mtime_nsec;
+	return 0;
+}
+
 int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 {
 	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
 	if (s->guest.user_top > KM_USER_TOP)
 		return km_err_set(err, 0, "%s: taken with a larger program address space (%#lx) than this km's (%#lx)",
 				  name, (unsigned long)s->guest.user_top, (unsigned long)KM_USER_TOP);
+	if (check_mapped_files(s, name, err) < 0 || restore_dynlinker(g, s, name, err) < 0)
+		return -1;
 	/* Memory not yet touched stays in the snapshot file: keep it open for the guest's lifetime
 	 * (the next snapshot reads what was never copied), leased so that nobody changes it under
 	 * the guest (km_snapshot_lease.h). */

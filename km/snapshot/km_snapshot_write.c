@@ -249,6 +249,61 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 	}
 }
 
+/* The identity a private mapping's file has now, if it is still the file the program mapped
+ * (same dev/ino); else the mapping's own dev/ino with size and time 0, which no file at that
+ * path matches at resume. False if the mapping has no file to check (anonymous, shared: the shared
+ * ones are mapped from their file again and checked then, deleted, not a regular file). */
+static bool mapfile_id(const km_vma_t *v, km_nt_fileid_t *id)
+{
+	if (v->path == NULL || (v->flags & MAP_SHARED) || (v->flags & MAP_ANONYMOUS) || v->path[0] != '/' ||
+	    km_link_deleted(v->path))
+		return false;
+	struct stat st;
+	if (stat(v->path, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	*id = (km_nt_fileid_t){.dev = v->dev, .ino = v->ino};
+	if (st.st_dev == v->dev && st.st_ino == v->ino) {
+		id->size = (uint64_t)st.st_size;
+		id->mtime_sec = st.st_mtim.tv_sec;
+		id->mtime_nsec = st.st_mtim.tv_nsec;
+	}
+	return true;
+}
+
+/* NT_KM_DYNLINKER: the interpreter, and the identity of each private file mapping's file. */
+static void add_dynlinker(notebuf_t *nb, km_guest_t *g)
+{
+	km_mm_t *mm = &g->mm;
+	const struct km_dynlinker *dl = &g->dynlinker;
+	size_t plen = dl->path != NULL ? strlen(dl->path) + 1 : 0, padded = (plen + 7) & ~(size_t)7;
+	km_nt_mapfile_t *files = calloc(mm->nvmas + 1, sizeof(*files));
+	if (files == NULL) {
+		nb->b.failed = true; /* the snapshot fails for want of memory, as for any note */
+		return;
+	}
+	uint32_t n = 0;
+	for (size_t i = 0; i < mm->nvmas; i++)
+		if (mapfile_id(&mm->vmas[i], &files[n].id))
+			files[n++].vma = (uint32_t)i;
+	km_nt_dynlinker_t d = {.nfiles = n, .path_len = (uint32_t)padded};
+	if (dl->path != NULL) {
+		d.base = dl->base;
+		d.entry = dl->entry;
+		d.interp = (km_nt_fileid_t){.dev = dl->dev, .ino = dl->ino, .size = dl->size,
+					    .mtime_sec = dl->mtime_sec, .mtime_nsec = dl->mtime_nsec};
+	}
+	size_t flen = (size_t)n * sizeof(*files);
+	uint8_t *p = note_add(nb, KM_NOTE_OWNER, NT_KM_DYNLINKER, NULL, sizeof(d) + flen + padded);
+	if (p != NULL) {
+		/* descriptors are only 4-byte aligned: copied in, not built in place */
+		memcpy(p, &d, sizeof(d));
+		memcpy(p + sizeof(d), files, flen);
+		if (plen > 0)
+			memcpy(p + sizeof(d) + flen, dl->path, plen);
+	}
+	free(files);
+}
+
 /* The threads a file records: every live one, or only the one a core is for. */
 static bool recorded(const km_snapshot_req_t *req, const km_vcpu_t *v)
 {
@@ -309,7 +364,7 @@ static void add_proc_notes(notebuf_t *nb, km_guest_t *g, const km_snapshot_req_t
 	km_nt_guest_t gn = {.runtime_version = KM_RUNTIME_VERSION, .rt_gva = KM_RT_GVA, .rt_size = KM_RT_SIZE,
 			    .user_top = KM_USER_TOP};
 	note_add(nb, KM_NOTE_OWNER, NT_KM_GUEST, &gn, sizeof(gn));
-	note_add(nb, KM_NOTE_OWNER, NT_KM_DYNLINKER, NULL, 0);
+	add_dynlinker(nb, g);
 	note_add(nb, KM_NOTE_OWNER, NT_KM_SIGACTIONS, g->sigactions, sizeof(g->sigactions));
 
 	/* exe, cwd, label, km version, then argv */

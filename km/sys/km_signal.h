@@ -149,6 +149,15 @@ void km_signal_host_init(void);
  * timers the guest set...) and posts them to the guest. Returns 0 or -1 with *err. */
 int km_signal_forward_start(km_guest_t *g, km_err_t **err);
 
+/* True if km forwards sig to the guest when the host sends it to km (km keeps the others for
+ * itself: the kick, faults, SIGXCPU/SIGXFSZ, SIGPIPE, SIGSYS, SIGKILL, SIGSTOP). */
+bool km_signal_host_forwarded(int sig);
+
+/* Makes km's host disposition of SIGCHLD follow the guest's (sa): SIG_IGN and SA_NOCLDWAIT make
+ * the host reap the guest's children (km's) by itself, as Linux does for the guest; SA_NOCLDSTOP
+ * spares stops. km still never takes SIGCHLD itself: it stays blocked for the forwarding thread. */
+void km_signal_host_sigchld(const km_sigaction_t *sa);
+
 /* Stops it (the guest has ended). */
 void km_signal_forward_stop(km_guest_t *g);
 

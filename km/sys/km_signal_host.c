@@ -85,6 +85,21 @@ static uint64_t forwarded_mask(void)
 	return ~keep;
 }
 
+bool km_signal_host_forwarded(int sig)
+{
+	return sig >= 1 && sig <= 64 && (forwarded_mask() & BIT(sig)) != 0;
+}
+
+void km_signal_host_sigchld(const km_sigaction_t *sa)
+{
+	struct sigaction h;
+	memset(&h, 0, sizeof(h));
+	h.sa_handler = sa->handler == (uint64_t)(uintptr_t)SIG_IGN ? SIG_IGN : SIG_DFL;
+	h.sa_flags = (int)(sa->flags & (SA_NOCLDWAIT | SA_NOCLDSTOP));
+	sigemptyset(&h.sa_mask);
+	sigaction(SIGCHLD, &h, NULL);
+}
+
 /* The signal km sends its own forwarding thread to make it look again (never forwarded: its
  * sender is km itself, by tgkill). */
 #define POKE_SIG SIGURG
@@ -163,6 +178,8 @@ int km_signal_forward_start(km_guest_t *g, km_err_t **err)
 	if (rc != 0)
 		return km_err_set(err, rc, "starting the thread that forwards signals to the program");
 	g->sigfwd_running = true;
+	/* A resumed guest's SIGCHLD disposition (a forked child's is already the host's). */
+	km_signal_host_sigchld(&g->sigactions[SIGCHLD - 1]);
 	/* Timers created right away aim at its thread id: wait until it is known. */
 	while (__atomic_load_n(&g->sigfwd_tid, __ATOMIC_ACQUIRE) == 0)
 		sched_yield();

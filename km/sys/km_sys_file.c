@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -694,6 +695,136 @@ KM_SYSCALL(readlinkat)
 {
 	return do_readlink(v, km_fd_at((int)a[0]), a[1], a[2], (int)a[3]);
 }
+
+/* --- extended attributes ------------------------------------------------------------------ */
+
+/* Linux's bounds (XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX): km copies through buffers of
+ * these sizes, and Linux refuses larger names with ERANGE and caps sizes the same way. */
+#define XATTR_NAME_BYTES 256
+#define XATTR_VALUE_MAX 65536
+
+/* Where an xattr call finds its file: a path (followed or not) or an fd. */
+typedef struct xattr_target {
+	const char *path; /* NULL: fd */
+	int fd;
+	bool follow;
+} xattr_target_t;
+
+/* Reads the target from a[0] (a path for the path forms, an fd for the f* forms) and judges it. */
+static long xattr_target(km_vcpu_t *v, const uint64_t *a, int kind, char *buf, xattr_target_t *t)
+{
+	*t = (xattr_target_t){.path = NULL, .fd = (int)a[0], .follow = kind == 0};
+	if (kind == 2)
+		return km_fd_check(t->fd) < 0 ? -EBADF : 0;
+	int rc = get_path(v, a[0], buf);
+	if (rc < 0)
+		return rc;
+	t->path = t->follow ? exe_fix(v, buf) : buf;
+	return path_ok(v, AT_FDCWD, t->path, t->follow);
+}
+
+/* An attribute name from the guest: ERANGE past Linux's limit, as Linux. */
+static long xattr_name(km_vcpu_t *v, uint64_t gva, char *name)
+{
+	int rc = km_copy_str(MM(v), gva, name, XATTR_NAME_BYTES);
+	return rc == -ENAMETOOLONG ? -ERANGE : rc;
+}
+
+/* getxattr (kind 0), lgetxattr (1), fgetxattr (2): path/fd, name, value, size. */
+static long xattr_get(km_vcpu_t *v, const uint64_t *a, int kind)
+{
+	char path[KM_PATH_MAX], name[XATTR_NAME_BYTES];
+	xattr_target_t t;
+	long r = xattr_target(v, a, kind, path, &t);
+	if (r == 0)
+		r = xattr_name(v, a[1], name);
+	if (r < 0)
+		return r;
+	size_t size = a[3] > XATTR_VALUE_MAX ? XATTR_VALUE_MAX : a[3];
+	km_autofree uint8_t *val = size > 0 ? malloc(size) : NULL;
+	if (size > 0 && val == NULL)
+		return -ENOMEM;
+	if (t.path == NULL)
+		r = fgetxattr(t.fd, name, val, size);
+	else
+		r = t.follow ? getxattr(t.path, name, val, size) : lgetxattr(t.path, name, val, size);
+	r = km_host_ret(r);
+	if (r > 0 && size > 0 && km_copy_to_guest(MM(v), a[2], val, (size_t)r) < 0)
+		return -EFAULT;
+	return r;
+}
+
+/* setxattr (kind 0), lsetxattr (1), fsetxattr (2): path/fd, name, value, size, flags. */
+static long xattr_set(km_vcpu_t *v, const uint64_t *a, int kind)
+{
+	char path[KM_PATH_MAX], name[XATTR_NAME_BYTES];
+	xattr_target_t t;
+	long r = xattr_target(v, a, kind, path, &t);
+	if (r == 0)
+		r = xattr_name(v, a[1], name);
+	if (r < 0)
+		return r;
+	if (a[3] > XATTR_VALUE_MAX)
+		return -E2BIG;
+	km_autofree uint8_t *val = a[3] > 0 ? malloc(a[3]) : NULL;
+	if (a[3] > 0 && (val == NULL || km_copy_from_guest(MM(v), val, a[2], a[3]) < 0))
+		return val == NULL ? -ENOMEM : -EFAULT;
+	int flags = (int)a[4];
+	if (t.path == NULL)
+		return km_host_ret(fsetxattr(t.fd, name, val, a[3], flags));
+	return km_host_ret(t.follow ? setxattr(t.path, name, val, a[3], flags)
+				    : lsetxattr(t.path, name, val, a[3], flags));
+}
+
+/* listxattr (kind 0), llistxattr (1), flistxattr (2): path/fd, list, size. */
+static long xattr_list(km_vcpu_t *v, const uint64_t *a, int kind)
+{
+	char path[KM_PATH_MAX];
+	xattr_target_t t;
+	long r = xattr_target(v, a, kind, path, &t);
+	if (r < 0)
+		return r;
+	size_t size = a[2] > XATTR_VALUE_MAX ? XATTR_VALUE_MAX : a[2];
+	km_autofree char *list = size > 0 ? malloc(size) : NULL;
+	if (size > 0 && list == NULL)
+		return -ENOMEM;
+	if (t.path == NULL)
+		r = flistxattr(t.fd, list, size);
+	else
+		r = t.follow ? listxattr(t.path, list, size) : llistxattr(t.path, list, size);
+	r = km_host_ret(r);
+	if (r > 0 && size > 0 && km_copy_to_guest(MM(v), a[1], list, (size_t)r) < 0)
+		return -EFAULT;
+	return r;
+}
+
+/* removexattr (kind 0), lremovexattr (1), fremovexattr (2): path/fd, name. */
+static long xattr_remove(km_vcpu_t *v, const uint64_t *a, int kind)
+{
+	char path[KM_PATH_MAX], name[XATTR_NAME_BYTES];
+	xattr_target_t t;
+	long r = xattr_target(v, a, kind, path, &t);
+	if (r == 0)
+		r = xattr_name(v, a[1], name);
+	if (r < 0)
+		return r;
+	if (t.path == NULL)
+		return km_host_ret(fremovexattr(t.fd, name));
+	return km_host_ret(t.follow ? removexattr(t.path, name) : lremovexattr(t.path, name));
+}
+
+KM_SYSCALL(getxattr) { return xattr_get(v, a, 0); }
+KM_SYSCALL(lgetxattr) { return xattr_get(v, a, 1); }
+KM_SYSCALL(fgetxattr) { return xattr_get(v, a, 2); }
+KM_SYSCALL(setxattr) { return xattr_set(v, a, 0); }
+KM_SYSCALL(lsetxattr) { return xattr_set(v, a, 1); }
+KM_SYSCALL(fsetxattr) { return xattr_set(v, a, 2); }
+KM_SYSCALL(listxattr) { return xattr_list(v, a, 0); }
+KM_SYSCALL(llistxattr) { return xattr_list(v, a, 1); }
+KM_SYSCALL(flistxattr) { return xattr_list(v, a, 2); }
+KM_SYSCALL(removexattr) { return xattr_remove(v, a, 0); }
+KM_SYSCALL(lremovexattr) { return xattr_remove(v, a, 1); }
+KM_SYSCALL(fremovexattr) { return xattr_remove(v, a, 2); }
 
 /* --- calls on one fd with plain arguments ------------------------------------------------ */
 
@@ -1484,6 +1615,18 @@ const km_sys_def_t km_sys_file_defs[] = {
     DEF(newfstatat, "fspx"),
     DEF(statx, "fsxxp"),
     DEF(statfs, "sp"),
+    DEF(getxattr, "sspu"),
+    DEF(lgetxattr, "sspu"),
+    DEF(fgetxattr, "fspu"),
+    DEF(setxattr, "sspux"),
+    DEF(lsetxattr, "sspux"),
+    DEF(fsetxattr, "fspux"),
+    DEF(listxattr, "spu"),
+    DEF(llistxattr, "spu"),
+    DEF(flistxattr, "fpu"),
+    DEF(removexattr, "ss"),
+    DEF(lremovexattr, "ss"),
+    DEF(fremovexattr, "fs"),
     DEF(fstatfs, "fp"),
     DEF(getdents64, "fpu"),
     DEF(getdents, "fpu"),

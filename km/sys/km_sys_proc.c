@@ -28,9 +28,12 @@ KM_SYSCALL(getpid)
 	return v->g->pid;
 }
 
+/* A forked child's parent is its parent km, whose guest may see another pid (a resumed one): while
+ * that km is the parent, the child sees the pid its parent's getpid() gives. */
 KM_SYSCALL(getppid)
 {
-	return getppid();
+	pid_t pp = getppid();
+	return v->g->ppid_host != 0 && pp == v->g->ppid_host ? v->g->ppid_guest : pp;
 }
 
 KM_SYSCALL(arch_prctl)
@@ -154,6 +157,15 @@ KM_SYSCALL(futex)
 	return rc < 0 ? -errno : rc;
 }
 
+/* A prctl whose answer is an int the kernel stores at a user address: km's copy, then the guest's. */
+static long prctl_int_out(km_vcpu_t *v, int option, uint64_t addr)
+{
+	int val = 0;
+	if (prctl(option, &val, 0, 0, 0) < 0)
+		return -errno;
+	return km_copy_to_guest(MM(v), addr, &val, sizeof(val)) < 0 ? -EFAULT : 0;
+}
+
 KM_SYSCALL(prctl)
 {
 	char name[16];
@@ -176,7 +188,11 @@ KM_SYSCALL(prctl)
 		return 1;
 	case PR_SET_DUMPABLE:
 		return a[1] <= 1 ? 0 : -EINVAL;
+	case PR_GET_PDEATHSIG:
+	case PR_GET_CHILD_SUBREAPER: /* int results written by the host into guest memory */
+		return prctl_int_out(v, (int)a[0], a[1]);
 	case PR_SET_PDEATHSIG:
+	case PR_SET_CHILD_SUBREAPER:
 	case PR_SET_NO_NEW_PRIVS:
 		return prctl((int)a[0], a[1], a[2], a[3], a[4]) < 0 ? -errno : 0;
 	case PR_GET_NO_NEW_PRIVS:

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_proc.h"
 #include "km_sigfd.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
@@ -51,6 +52,8 @@ KM_SYSCALL(rt_sigaction)
 	if (a[1] != 0) {
 		g->sigactions[sig - 1] = act;
 		km_signal_discard_ignored(g, sig); /* POSIX: pending ones vanish when ignored */
+		if (sig == SIGCHLD)
+			km_signal_host_sigchld(&act); /* the host reaps km's children as Linux would */
 	}
 	km_signal_unlock(g);
 	if (a[2] != 0 && km_copy_to_guest(MM(v), a[2], &old, sizeof(old)) < 0)
@@ -205,8 +208,19 @@ static long signal_thread(km_vcpu_t *v, pid_t tgid, pid_t tid, int sig, siginfo_
 	return r < 0 ? -errno : 0;
 }
 
-/* kill(0) and kill(-km's group) reach only the guest: the kernel has no way to signal a group
- * but one member, and signalling the members one by one would race with the group changing. */
+/* kill(0) and kill(-km's group): the group's other members are other processes (the guest's
+ * children are km processes), which only the host's kill(-pgrp) reaches, km included. While km
+ * has child processes, a signal km forwards goes that way (km's forwarding thread then hands it
+ * to the guest, as one from outside); without children, or for a signal km keeps for itself
+ * (which would hit km, not the guest), only the guest gets it, at once: the kernel has no way to
+ * signal a group but one member. */
+static long signal_own_group(km_vcpu_t *v, int sig)
+{
+	if (sig != 0 && km_signal_host_forwarded(sig) && km_proc_has_children(v->g, NULL) == 1)
+		return kill(-getpgrp(), sig) < 0 ? -errno : 0;
+	return signal_process(v, v->g->pid, sig, NULL);
+}
+
 KM_SYSCALL(kill)
 {
 	pid_t pid = (pid_t)a[0];
@@ -220,7 +234,7 @@ KM_SYSCALL(kill)
 	if (pid == INT_MIN)
 		return -ESRCH;
 	if (pid == 0 || -pid == getpgrp())
-		return signal_process(v, v->g->pid, sig, NULL);
+		return signal_own_group(v, sig);
 	return kill(pid, sig) < 0 ? -errno : 0; /* another group: km is not in it */
 }
 

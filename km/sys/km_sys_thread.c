@@ -1,5 +1,6 @@
 /* Thread syscalls: clone, clone3, exit, exit_group, thread ids, robust lists, scheduling. */
 #include <errno.h>
+#include <signal.h>
 #include <linux/membarrier.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "km_guest.h"
+#include "km_proc.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
@@ -30,7 +32,19 @@ KM_SYSCALL(exit)
 /* x86-64 argument order: flags, stack, parent_tid, child_tid, tls. */
 KM_SYSCALL(clone)
 {
+	if (km_proc_is_fork(a[0]))
+		return km_proc_fork(v, a[0], a[1], a[2], a[3], a[4]);
 	return km_threads_clone(v, a[0], a[1], a[2], a[3], a[4]);
+}
+
+KM_SYSCALL(fork)
+{
+	return km_proc_fork(v, SIGCHLD, 0, 0, 0, 0);
+}
+
+KM_SYSCALL(vfork)
+{
+	return km_proc_fork(v, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
 }
 
 /* struct clone_args, as far as CLONE_ARGS_SIZE_VER0 (64 bytes); later fields must be zero. */
@@ -57,12 +71,17 @@ KM_SYSCALL(clone3)
 	}
 	/* pidfd is read only with CLONE_PIDFD (refused with the flags); glibc fills it anyway. */
 	/* set_tid is refused outright; with set_tid_size 0 it still is, as Linux refuses the pair. */
-	if (ca.exit_signal != 0 || (size >= 80 && (ca.set_tid_size != 0 || ca.set_tid != 0)) ||
+	/* A new process's exit signal is its own field here (km_proc_fork checks it); a thread has
+	 * none. */
+	bool process = km_proc_is_fork(ca.flags);
+	if ((!process && ca.exit_signal != 0) || ca.exit_signal > 64 || (ca.flags & CSIGNAL) || (size >= 80 && (ca.set_tid_size != 0 || ca.set_tid != 0)) ||
 	    (size >= 88 && ca.cgroup != 0))
 		return -EINVAL;
 	if ((ca.stack == 0) != (ca.stack_size == 0))
 		return -EINVAL;
 	uint64_t top = ca.stack != 0 ? ca.stack + ca.stack_size : 0;
+	if (process)
+		return km_proc_fork(v, ca.flags | ca.exit_signal, top, ca.parent_tid, ca.child_tid, ca.tls);
 	return km_threads_clone(v, ca.flags, top, ca.parent_tid, ca.child_tid, ca.tls);
 }
 
@@ -160,6 +179,8 @@ const km_sys_def_t km_sys_thread_defs[] = {
     {SYS_exit_group, "exit_group", sys_exit_group, "d"},
     {SYS_clone, "clone", sys_clone, "xpppx"},
     {SYS_clone3, "clone3", sys_clone3, "pu"},
+    {SYS_fork, "fork", sys_fork, ""},
+    {SYS_vfork, "vfork", sys_vfork, ""},
     {SYS_gettid, "gettid", sys_gettid, ""},
     {SYS_set_tid_address, "set_tid_address", sys_set_tid_address, "p"},
     {SYS_set_robust_list, "set_robust_list", sys_set_robust_list, "pu"},

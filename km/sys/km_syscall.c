@@ -41,6 +41,7 @@ static void build_table(void)
 	add_family(km_sys_misc_defs);
 	add_family(km_sys_thread_defs);
 	add_family(km_sys_signal_defs);
+	add_family(km_sys_wait_defs);
 }
 
 void km_syscall_init(void)

@@ -34,6 +34,7 @@ extern const km_sys_def_t km_sys_net_defs[];
 extern const km_sys_def_t km_sys_misc_defs[];
 extern const km_sys_def_t km_sys_thread_defs[];
 extern const km_sys_def_t km_sys_signal_defs[];
+extern const km_sys_def_t km_sys_wait_defs[];
 
 /* Builds the dispatch table from the family tables (idempotent). */
 void km_syscall_init(void);

@@ -145,12 +145,8 @@ static int load_cpuid(km_machine_t *m, const char *dev, km_err_t **err)
 	return 0;
 }
 
-int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err)
+static int create_vm(km_machine_t *m, const char *dev, km_err_t **err)
 {
-	memset(m, 0, sizeof(*m));
-	m->kvm_fd = m->vm_fd = -1;
-	if (open_kvm(m, dev, kvm_fd, err) < 0)
-		return -1;
 	do {
 		m->vm_fd = ioctl(m->kvm_fd, KVM_CREATE_VM, 0);
 	} while (m->vm_fd < 0 && errno == EINTR);
@@ -158,9 +154,31 @@ int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err
 		return km_err_set(err, errno, "%s: creating a VM (KVM_CREATE_VM)", dev);
 	if ((m->vm_fd = km_fd_reserve(m->vm_fd)) < 0)
 		return km_err_set(err, errno, "%s: moving the VM fd out of the guest's range", dev);
+	return 0;
+}
+
+int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err)
+{
+	memset(m, 0, sizeof(*m));
+	m->kvm_fd = m->vm_fd = -1;
+	if (open_kvm(m, dev, kvm_fd, err) < 0 || create_vm(m, dev, err) < 0)
+		return -1;
 	if (check_caps(m, dev, err) < 0 || load_cpuid(m, dev, err) < 0)
 		return -1;
 	return 0;
+}
+
+int km_machine_new_vm(km_machine_t *m, km_err_t **err)
+{
+	if (m->vm_fd >= 0)
+		close(m->vm_fd); /* the parent's: closing drops only this process's reference */
+	m->vm_fd = -1;
+	return create_vm(m, "the KVM device", err);
+}
+
+void km_fd_transient_reset(void)
+{
+	pthread_rwlock_init(&fd_transient, NULL);
 }
 
 int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err)

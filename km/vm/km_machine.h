@@ -27,6 +27,11 @@ typedef struct km_machine {
  * virtualisation). */
 int km_machine_open(km_machine_t *m, const char *dev, int kvm_fd, km_err_t **err);
 
+/* After a host fork, in the child: drops the parent's VM fd (a VM belongs to the process that made
+ * it: its ioctls fail elsewhere) and creates a new VM on the same /dev/kvm fd. Capabilities and
+ * CPUID were checked by the parent and are kept. No memory slots yet. */
+int km_machine_new_vm(km_machine_t *m, km_err_t **err);
+
 /* Registers host memory [host, host+size) as guest-physical [gpa, gpa+size) in memory slot `slot`. */
 int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err);
 
@@ -42,6 +47,9 @@ void km_fd_transient_begin(void);
 void km_fd_transient_end(void);
 void km_fd_scan_begin(void);
 void km_fd_scan_end(void);
+/* After a host fork, in the child (its only thread): forgets holders of the lock above that were
+ * the parent's other threads. */
+void km_fd_transient_reset(void);
 
 /* Raises km's soft RLIMIT_NOFILE so that its reserved fds fit above the guest's range. */
 void km_fd_limit_init(void);

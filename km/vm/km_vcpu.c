@@ -614,3 +614,18 @@ void km_vcpu_destroy(km_vcpu_t *v)
 	km_sigqueue_free(&v->sigpending);
 	free(v);
 }
+
+void km_vcpu_forget(km_vcpu_t *v)
+{
+	if (v == NULL)
+		return;
+	if (current_vcpu == v)
+		current_vcpu = NULL; /* a kick from now on finds no vCPU (none will come until the next) */
+	if (v->run != NULL)
+		munmap(v->run, v->g->machine.run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	/* kick_lock is not destroyed: a thread of the parent may have held it at the fork. */
+	km_sigqueue_free(&v->sigpending);
+	free(v);
+}

@@ -136,6 +136,11 @@ void km_vcpu_kick_init(void);
 /* Releases the KVM vCPU and its mapping. */
 void km_vcpu_destroy(km_vcpu_t *v);
 
+/* After a host fork, in the child: releases the parent's vCPU without a single ioctl (a vCPU's
+ * ioctls fail outside the process that made its VM): unmaps kvm_run, closes the fd, frees v. The
+ * calling thread may be the one that ran v (it stops being its vCPU for kicks). */
+void km_vcpu_forget(km_vcpu_t *v);
+
 /* The signal km sends a vCPU's thread to stop it (a real-time one, never the guest's). */
 #define KM_SIG_KICK (SIGRTMIN + 3)
 

@@ -385,19 +385,8 @@ run_bad_input() {
 	cp "$hello" "$d/aarch64" && printf '\xb7\x00' | dd of="$d/aarch64" bs=1 seek=18 conv=notrunc status=none
 	km_rejects non-x86-machine "$d/aarch64" "$d/aarch64"
 
-	# A dynamically linked program (has PT_INTERP).
-	local dyn=/bin/true
-	if ! readelf -l "$dyn" 2>/dev/null | grep -q 'program interpreter'; then
-		dyn=$d/dynamic
-		gcc -o "$dyn" "$ROOT/tests/guests/hello.c" 2>/dev/null || dyn=""
-	fi
-	if [ -n "$dyn" ]; then
-		km_rejects dynamic-program "$dyn" "$dyn"
-	elif want km/bad-input/dynamic-program; then
-		begin km/bad-input/dynamic-program
-		bad "no dynamically linked program available to test with (/bin/true is static and gcc failed)"
-		end
-	fi
+	# A dynamically linked program whose interpreter is missing: one line naming both files.
+	km_rejects missing-interpreter "/lib/ld.so" "$ROOT/tests/fuzz/elf-corpus/tiny-interp"
 
 	km_rejects bad-option "--no-such-option" --no-such-option "$hello"
 	km_rejects missing-kvm-device "/nonexistent/kvm-e2e" --kvm-device=/nonexistent/kvm-e2e "$hello"
@@ -656,6 +645,10 @@ run_fd_servers
 run_fd_events
 . "$ROOT/tests/e2e/fd_netlock.sh"
 run_fd_netlock
+. "$ROOT/tests/e2e/procs_fork.sh"
+run_procs_fork
+. "$ROOT/tests/e2e/dynlink.sh"
+run_dynlink
 . "$ROOT/tests/e2e/procs.sh"
 run_procs
 . "$ROOT/tests/e2e/hostile.sh"

@@ -95,8 +95,8 @@ thr_external_tests() {
 
 # --- clone flags km refuses ------------------------------------------------------------------
 
-# clone without CLONE_VM (a new process) is refused for now (fork has its own issue): an errno,
-# never a hang, and a --trace line saying so.
+# clone of a new process sharing memory (CLONE_VM without CLONE_THREAD or CLONE_VFORK) is refused
+# (fork and vfork are tests/e2e/procs_fork.sh's): an errno, never a hang, and a --trace line.
 thr_clone_refused() {
 	local flavour test d
 	for flavour in gcc musl; do
@@ -107,8 +107,8 @@ thr_clone_refused() {
 		mkdir -p "$d/cwd"
 		run "$d" "$d/cwd" /dev/null -- "$KM" --trace "$GUESTS/$flavour/thr_lifecycle" novm
 		[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
-		[ "$(cat "$d/out")" = "clone without CLONE_VM: refused" ] ||
-			bad "stdout is '$(head -c 200 "$d/out")', expected 'clone without CLONE_VM: refused'"
+		[ "$(cat "$d/out")" = "clone of a process sharing memory: refused" ] ||
+			bad "stdout is '$(head -c 200 "$d/out")', expected 'clone of a process sharing memory: refused'"
 		grep -qE '(^|[] [])clone3?\(.*\) += *-(1 )?E[A-Z]+' "$d/err" ||
 			bad "no trace line like 'clone(...) = -1 EINVAL ...' for the refused clone"
 		if [ -n "$T_DIAG" ] || [ "$VERBOSE" = 1 ]; then

@@ -9,7 +9,9 @@
  * every mapping page aligned, sorted, inside [0x1000, KM_USER_TOP), within the memory limit, the
  * entry point mapped, the first and last page of every mapping readable on the host (a file
  * mapping past the end of the file would SIGBUS here); then the initial stack is built and must
- * leave an aligned rsp inside the stack mapping with argc at it.
+ * leave an aligned rsp inside the stack mapping with argc at it. The same bytes are also loaded
+ * as a program's interpreter (km_elf_load_interp: what a PT_INTERP may name), which must land
+ * page aligned below mmap_base (ET_DYN) with its entry mapped, or be refused naming the program.
  *
  * Build: tests/fuzz/build.sh elf (clang, -fsanitize=fuzzer,address,undefined). Seeds are in
  * tests/fuzz/elf-corpus/ (made by tests/fuzz/make_elf_corpus.sh); inputs that once broke the
@@ -81,7 +83,7 @@ static void check_stack(km_guest_t *g, const km_elf_info_t *info, const char *pa
 	char *envp[] = {"HOME=/", NULL};
 	uint64_t rsp = 0, argc = 0;
 	km_err_t *err = NULL;
-	if (km_initstack_build(g, info, argv, envp, &rsp, &err) < 0) {
+	if (km_initstack_build(g, info, NULL, argv, envp, &rsp, &err) < 0) {
 		/* Fine when the program's own segments took the room (limit, or the stack's range). */
 		if (err == NULL)
 			broken("stack refused without an error", path, 0, 0);
@@ -93,6 +95,39 @@ static void check_stack(km_guest_t *g, const km_elf_info_t *info, const char *pa
 		broken("bad initial rsp", path, rsp, 0);
 	if (km_copy_from_guest(&g->mm, &argc, rsp, sizeof(argc)) != 0 || argc != 2)
 		broken("argc not at rsp", path, rsp, argc);
+}
+
+/* The file at `path` loaded as the interpreter a program names: as for a program, plus the
+ * interpreter's own promises (an ET_DYN one below mmap_base at a page-aligned base). */
+static void check_as_interp(const char *path)
+{
+	static const char prog_path[] = "/fuzz/program";
+	km_mm_t *mm = calloc(1, sizeof(*mm));
+	km_elf_info_t *prog = calloc(1, sizeof(*prog));
+	km_interp_info_t *in = calloc(1, sizeof(*in));
+	km_err_t *err = NULL;
+	if (mm == NULL || prog == NULL || in == NULL || km_mm_init(mm, FUZZ_LIMIT, 46, &err) < 0) {
+		fprintf(stderr, "fuzz_elf: %s\n", err != NULL ? err->msg : "out of memory");
+		abort();
+	}
+	mm->mmap_base = KM_USER_TOP - (256ul << 20); /* where km_initstack_map would put it */
+	snprintf(prog->interp, sizeof(prog->interp), "%s", path);
+	if (km_elf_load_interp(mm, prog_path, prog, in, &err) == 0) {
+		if (err != NULL)
+			broken("interpreter accepted with an error set", path, 0, 0);
+		km_elf_info_t as_prog = {.entry = in->entry};
+		check_mappings(mm, &as_prog, path);
+		if (in->base % KM_PAGE_SIZE != 0 || (in->base != 0 && in->base >= mm->mmap_base))
+			broken("interpreter base not page aligned or above mmap_base", path, in->base, mm->mmap_base);
+	} else if (err == NULL || strstr(err->msg, prog_path) == NULL) {
+		fprintf(stderr, "fuzz_elf: interpreter refusal does not name the program: %s\n", err ? err->msg : "(none)");
+		abort();
+	}
+	km_err_free(&err);
+	km_mm_fini(mm);
+	free(mm);
+	free(prog);
+	free(in);
 }
 
 int km_fuzz_elf_one(const uint8_t *data, size_t size, char *msg, size_t msg_size)
@@ -112,6 +147,7 @@ int km_fuzz_elf_one(const uint8_t *data, size_t size, char *msg, size_t msg_size
 		fprintf(stderr, "fuzz_elf: %s\n", err != NULL ? err->msg : "out of memory");
 		abort();
 	}
+	check_as_interp(path);
 	g->mm.mmap_base = KM_USER_TOP; /* as before km_initstack_build sets it */
 	g->exe_path = path;
 	km_elf_info_t info;

@@ -27,6 +27,10 @@ echo "a file the seed guest maps" > mapped.txt
 # A program holding one fd of every kind (2.3's NT_KM_FILES): the zoo, in stop mode.
 mkdir -p "$W/zoo"
 (exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; "$KM" --snapshot="$W/zoo.snap" "$ROOT/build/tests/guests/musl/fd_zoo" "$W/zoo" stop >/dev/null)
+# A dynamically linked program with a dlopen'd plugin (NT_KM_DYNLINKER with its interpreter and
+# mapped files; make guests builds it).
+D=$ROOT/build/tests/guests/dyn
+LD_LIBRARY_PATH=$D "$KM" --snapshot="$W/dyn.snap" "$D/dyn_snap" "$D/libdynplug.so" >/dev/null
 "$KM" --coredump="$W/km.core" "$ROOT/build/tests/guests/musl/snap_segv" >/dev/null 2>&1 || true
 test -s km.core
 # The kernel's own core of the same program (core_pattern permitting: skipped if none appears).
@@ -38,6 +42,7 @@ test -s km.core
 "$B/make_seeds" compact-strings-last file.snap "$OUT/snapshot-strings-last-compact"
 "$B/make_seeds" compact km.core "$OUT/kmcore-compact"
 "$B/make_seeds" compact zoo.snap "$OUT/snapshot-fdzoo-compact"
+"$B/make_seeds" compact dyn.snap "$OUT/snapshot-dynamic-compact"
 "$B/make_seeds" notes file.snap "$OUT/snapshot-notes-only"
 "$B/make_seeds" nokm file.snap "$OUT/snapshot-km-notes-renamed"
 if [ -s core ]; then

@@ -11,7 +11,7 @@
  *                                   PT_PHDR, a .bss-only segment, an executable stack),
  *                                   tiny-sections (with a section table, which libelf parses),
  *                                   tiny-shared-page (two segments in one page), tiny-interp
- *                                   (dynamically linked: refused).
+ *                                   (dynamically linked: loads, PT_INTERP read).
  */
 #include <elf.h>
 #include <errno.h>

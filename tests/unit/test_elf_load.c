@@ -30,7 +30,7 @@
 static char dir[64];
 static uint8_t *bb;     /* busybox's bytes */
 static size_t bb_size;
-static char made[32][128]; /* fixtures to remove */
+static char made[48][128]; /* fixtures to remove */
 static int nmade;
 
 /* --- fixtures --- */
@@ -106,7 +106,12 @@ static void p_rel(uint8_t *b) { eh_of(b)->e_type = ET_REL; }
 static void p_pie(uint8_t *b) { eh_of(b)->e_type = ET_DYN; }
 static void p_phentsize(uint8_t *b) { eh_of(b)->e_phentsize = 32; }
 static void p_entry(uint8_t *b) { eh_of(b)->e_entry = 0x100000; }
-static void p_interp(uint8_t *b) { ph_of(b, find_ph(b, PT_NOTE, 0))->p_type = PT_INTERP; }
+static void p_interp(uint8_t *b)
+{
+	Elf64_Phdr *p = ph_of(b, find_ph(b, PT_NOTE, 0));
+	p->p_type = PT_INTERP;
+	p->p_filesz = 1; /* too short for a path: Linux refuses it (ENOEXEC) */
+}
 static void p_execstack(uint8_t *b) { ph_of(b, find_ph(b, PT_GNU_STACK, 0))->p_flags |= PF_X; }
 static void p_nostack(uint8_t *b) { ph_of(b, find_ph(b, PT_GNU_STACK, 0))->p_type = PT_NULL; }
 static void p_noload(uint8_t *b)
@@ -215,21 +220,150 @@ static void expect_load_error(km_mm_t *mm, const char *path, const char *want, b
 
 /* --- refused files --- */
 
+/* A copy of the dynamic program whose PT_INTERP names `interp` (appended to the file). */
+static const char *with_interp(const char *name, const char *interp)
+{
+	size_t len, n = strlen(interp) + 1;
+	uint8_t *t = read_all(DYNAMIC, &len);
+	assert_non_null(t);
+	uint8_t *c = malloc(len + n);
+	assert_non_null(c);
+	memcpy(c, t, len);
+	memcpy(c + len, interp, n);
+	Elf64_Phdr *p = ph_of(c, find_ph(c, PT_INTERP, 0));
+	p->p_offset = len;
+	p->p_filesz = n;
+	write_fixture(name, c, len + n);
+	free(c);
+	free(t);
+	static char path[128];
+	snprintf(path, sizeof(path), "%s", fixture_path(name));
+	return path;
+}
+
 static void test_dynamic(void **state)
 {
 	km_mm_t *mm = *state;
-	size_t len;
-	uint8_t *t = read_all(DYNAMIC, &len);
-	if (t == NULL)
+	if (access(DYNAMIC, R_OK) != 0)
 		skip();
-	write_fixture("true", t, len);
-	free(t);
-	char path[128];
-	snprintf(path, sizeof(path), "%s", fixture_path("true"));
-	expect_load_error(mm, path, "dynamically linked", true);
+	km_elf_info_t info;
+	km_err_t *err = NULL;
+	assert_int_equal(km_elf_load(mm, DYNAMIC, &info, &err), 0);
+	assert_string_equal(info.interp, "/lib64/ld-linux-x86-64.so.2");
+	assert_int_equal(info.bias, KM_PIE_BASE);
+	km_interp_info_t in;
+	if (km_elf_load_interp(mm, DYNAMIC, &info, &in, &err) != 0)
+		fail_msg("km_elf_load_interp: %s", err->msg);
+	/* Where mmap would put it: below mmap_base, page aligned, its entry in one of its mappings,
+	 * which name the file itself (symlinks resolved) and its identity. */
+	char *real = realpath(info.interp, NULL);
+	struct stat st;
+	assert_int_equal(stat(real, &st), 0);
+	assert_string_equal(in.path, real);
+	assert_true(in.base < mm->mmap_base && in.base >= 0x10000 && in.base % KM_PAGE_SIZE == 0);
+	km_vma_t *v = km_vma_find(mm, in.entry);
+	assert_non_null(v);
+	assert_int_equal(v->kind, KM_VMA_ELF);
+	assert_string_equal(v->path, real);
+	assert_int_equal(v->ino, st.st_ino);
+	assert_int_equal(v->dev, st.st_dev);
+	assert_int_equal(in.ino, st.st_ino);
+	assert_int_equal(in.size, st.st_size);
+	assert_non_null(km_vma_find(mm, in.base));
+	assert_null(km_vma_find(mm, in.base - 1));
+	free(real);
+	assert_int_equal(km_elf_probe(DYNAMIC, &err), 0);
+	assert_null(err);
+}
+
+/* A program whose interpreter km_elf_load_interp refuses: the message names both files and
+ * says `want`; km_elf_probe gives `errnum` as execve would. */
+static void expect_interp_error(km_mm_t *mm, const char *prog, const char *want, int errnum)
+{
+	km_elf_info_t info;
+	km_interp_info_t in;
+	km_err_t *err = NULL;
+	assert_int_equal(km_elf_load(mm, prog, &info, &err), 0);
+	size_t before = mm->nvmas;
+	assert_int_equal(km_elf_load_interp(mm, prog, &info, &in, &err), -1);
+	assert_non_null(err);
+	if (strstr(err->msg, prog) == NULL || strstr(err->msg, info.interp) == NULL || strstr(err->msg, want) == NULL)
+		fail_msg("message \"%s\" should name %s and %s and say \"%s\"", err->msg, prog, info.interp, want);
+	km_err_free(&err);
+	assert_int_equal(mm->nvmas, before);
+	int rc = km_elf_probe(prog, &err);
+	if (rc != -errnum)
+		fail_msg("km_elf_probe(%s) = %d, expected %d", prog, rc, -errnum);
+	assert_non_null(err);
+	km_err_free(&err);
+}
+
+static void test_bad_interp(void **state)
+{
+	km_mm_t *mm = *state;
+	if (access(DYNAMIC, R_OK) != 0)
+		skip();
+	char missing[128], text[128];
+	snprintf(missing, sizeof(missing), "%s/no-such-ld.so", dir);
+	expect_interp_error(mm, with_interp("i-missing", missing), strerror(ENOENT), ENOENT);
+	write_fixture("i-text", "#!/bin/sh\n", 10);
+	snprintf(text, sizeof(text), "%s", fixture_path("i-text"));
+	expect_interp_error(mm, with_interp("i-notelf", text), "not an ELF file", ELIBBAD);
+	/* An interpreter that is itself dynamically linked. */
+	expect_interp_error(mm, with_interp("i-nested", "/usr/bin/true"), "asks for an interpreter", ELIBBAD);
 	NEED_BUSYBOX();
+	char c32[128];
+	snprintf(c32, sizeof(c32), "%s", fixture_path("class32"));
+	expect_interp_error(mm, with_interp("i-32", c32), "32-bit", ELIBBAD);
+}
+
+/* An ET_EXEC interpreter is loaded at its own addresses: one that overlaps the program (here
+ * busybox as its own interpreter) is refused, not mapped over it. */
+static void test_interp_overlap(void **state)
+{
+	km_mm_t *mm = *state;
+	NEED_BUSYBOX();
+	char interp[128];
+	snprintf(interp, sizeof(interp), "%s", fixture_path("busybox"));
+	size_t n = strlen(interp) + 1;
+	uint8_t *c = malloc(bb_size + n);
+	assert_non_null(c);
+	memcpy(c, bb, bb_size);
+	memcpy(c + bb_size, interp, n);
+	Elf64_Phdr *p = ph_of(c, find_ph(c, PT_NOTE, 0));
+	p->p_type = PT_INTERP;
+	p->p_offset = bb_size;
+	p->p_filesz = n;
+	write_fixture("self-interp", c, bb_size + n);
+	free(c);
+	char prog[128];
+	snprintf(prog, sizeof(prog), "%s", fixture_path("self-interp"));
+	km_elf_info_t info;
+	km_interp_info_t in;
+	km_err_t *err = NULL;
+	assert_int_equal(km_elf_load(mm, prog, &info, &err), 0);
+	assert_string_equal(info.interp, interp);
+	size_t before = mm->nvmas;
+	km_vma_t first = mm->vmas[0];
+	assert_int_equal(km_elf_load_interp(mm, prog, &info, &in, &err), -1);
+	if (strstr(err->msg, "overlap") == NULL || strstr(err->msg, prog) == NULL)
+		fail_msg("unexpected message: %s", err->msg);
+	km_err_free(&err);
+	assert_int_equal(mm->nvmas, before);
+	assert_int_equal(mm->vmas[0].start, first.start);
+	assert_int_equal(mm->vmas[0].gpa, first.gpa);
+}
+
+static void test_bad_pt_interp(void **state)
+{
+	km_mm_t *mm = *state;
+	NEED_BUSYBOX();
+	char path[128];
 	snprintf(path, sizeof(path), "%s", fixture_path("interp"));
-	expect_load_error(mm, path, "dynamically linked", true);
+	expect_load_error(mm, path, "PT_INTERP", true);
+	km_err_t *err = NULL;
+	assert_int_equal(km_elf_probe(path, &err), -ENOEXEC);
+	km_err_free(&err);
 }
 
 static void test_not_elf(void **state)
@@ -464,6 +598,9 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_dynamic),
+	    T(test_bad_interp),
+	    T(test_bad_pt_interp),
+	    T(test_interp_overlap),
 	    T(test_not_elf),
 	    T(test_not_a_file),
 	    T(test_truncated),

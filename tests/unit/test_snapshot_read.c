@@ -467,6 +467,137 @@ static void close_ok(km_snapshot_t *s)
 	free(s);
 }
 
+/* --- NT_KM_DYNLINKER (2.4) ---------------------------------------------------------------- */
+
+/* A copy of the seed (an empty NT_KM_DYNLINKER, as every file before 2.4 has) as format `version`
+ * with a second NT_KM_DYNLINKER appended: `d`, `nfiles` records for mapping `vma`, and `path`
+ * (padded to 8; NULL for none) or `raw_path_len` raw bytes of it. */
+static uint8_t *with_dynlinker(size_t *len, uint32_t version, km_nt_dynlinker_t d, uint32_t nfiles, uint32_t vma,
+			       const char *path, uint32_t raw_path_len)
+{
+	uint8_t *desc;
+	assert_non_null(find_note(seed, seed_len, KM_NOTE_OWNER, NT_KM_DYNLINKER, 0, &desc));
+	size_t plen = path != NULL ? strlen(path) + 1 : 0, padded = raw_path_len ? raw_path_len : (plen + 7) & ~(size_t)7;
+	d.nfiles = nfiles;
+	d.path_len = (uint32_t)padded;
+	size_t n = sizeof(d) + nfiles * sizeof(km_nt_mapfile_t) + padded;
+	uint8_t *note = calloc(1, n);
+	assert_non_null(note);
+	memcpy(note, &d, sizeof(d));
+	for (uint32_t i = 0; i < nfiles; i++) {
+		km_nt_mapfile_t f = {.vma = vma, .id = {.dev = 1, .ino = 2, .size = 3, .mtime_sec = 4}};
+		memcpy(note + sizeof(d) + i * sizeof(f), &f, sizeof(f));
+	}
+	if (path != NULL)
+		memcpy(note + sizeof(d) + nfiles * sizeof(km_nt_mapfile_t), path, plen < padded ? plen : padded);
+	*len = seed_len;
+	uint8_t *b = malloc(*len);
+	assert_non_null(b);
+	memcpy(b, seed, *len);
+	append_note(&b, len, KM_NOTE_OWNER, NT_KM_DYNLINKER, note, n);
+	set_version(b, *len, version);
+	free(note);
+	return b;
+}
+
+static const km_nt_dynlinker_t interp_at = {.base = 0x7ffff7fc3000ul, .entry = 0x7ffff7fe3000ul};
+
+/* The first mapping of the seed that names a file (its program). */
+static uint32_t file_vma(void)
+{
+	size_t len;
+	uint8_t *b = with_dynlinker(&len, KM_SNAPSHOT_VERSION, (km_nt_dynlinker_t){0}, 0, 0, NULL, 0);
+	km_snapshot_t *s = open_ok(b, len, "dynlinker-none");
+	uint32_t i = 0;
+	while (i < s->nvmas && s->vmas[i].path == NULL)
+		i++;
+	assert_true(i < s->nvmas);
+	assert_null(s->interp_path);
+	close_ok(s);
+	free(b);
+	return i;
+}
+
+static void test_dynlinker(void **state)
+{
+	(void)state;
+	uint32_t v = file_vma();
+	size_t len;
+	uint8_t *b = with_dynlinker(&len, KM_SNAPSHOT_VERSION, interp_at, 2, v, "/lib64/ld-linux-x86-64.so.2", 0);
+	km_snapshot_t *s = open_ok(b, len, "dynlinker");
+	assert_string_equal(s->interp_path, "/lib64/ld-linux-x86-64.so.2");
+	assert_int_equal(s->dynlinker.base, interp_at.base);
+	assert_int_equal(s->nmapfiles, 2);
+	km_nt_mapfile_t f;
+	memcpy(&f, s->mapfiles + sizeof(f), sizeof(f));
+	assert_int_equal(f.vma, v);
+	assert_int_equal(f.id.size, 3);
+	close_ok(s);
+	free(b);
+	/* A 2.3 file's note is not read, whatever it holds. */
+	b = with_dynlinker(&len, KM_SNAPSHOT_VERSION_OF(2, 3), interp_at, 1, 9999, "relative", 0);
+	s = open_ok(b, len, "dynlinker-2.3");
+	assert_null(s->interp_path);
+	assert_int_equal(s->nmapfiles, 0);
+	close_ok(s);
+	free(b);
+}
+
+/* Hostile NT_KM_DYNLINKER contents: each refused as a bad note or a bad mapping index. */
+static void test_dynlinker_bad(void **state)
+{
+	(void)state;
+	uint32_t v = file_vma();
+	const char *ld = "/lib64/ld-linux-x86-64.so.2";
+	const uint32_t ver = KM_SNAPSHOT_VERSION;
+	struct {
+		const char *name, *want;
+		km_nt_dynlinker_t d;
+		uint32_t nfiles, vma;
+		const char *path;
+		uint32_t raw;
+	} cases[] = {
+	    {"dl-relative", "NT_KM_DYNLINKER", interp_at, 0, 0, "lib/ld.so", 0},
+	    {"dl-no-nul", "NT_KM_DYNLINKER", interp_at, 0, 0, "/lib/ld-12345678", 16},
+	    {"dl-odd-len", "NT_KM_DYNLINKER", interp_at, 0, 0, "/lib/ld.so", 11},
+	    {"dl-base-no-path", "NT_KM_DYNLINKER", interp_at, 0, 0, NULL, 0},
+	    {"dl-no-base", "NT_KM_DYNLINKER", {.entry = 1}, 0, 0, ld, 0},
+	    {"dl-base-high", "NT_KM_DYNLINKER", {.base = KM_RT_GVA, .entry = 1}, 0, 0, ld, 0},
+	    {"dl-vma-range", "names mapping", interp_at, 1, 100000, ld, 0},
+	    {"dl-vma-max", "names mapping", interp_at, 1, UINT32_MAX, ld, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len;
+		uint8_t *b = with_dynlinker(&len, ver, cases[i].d, cases[i].nfiles, cases[i].vma, cases[i].path,
+					    cases[i].raw);
+		expect_refused(b, len, cases[i].name, cases[i].want);
+		free(b);
+	}
+	/* nfiles larger than the note holds (a count that would overflow the size check). */
+	size_t len;
+	uint8_t *b = with_dynlinker(&len, ver, interp_at, 1, v, ld, 0);
+	uint8_t *desc;
+	int nth = 1; /* the appended one */
+	assert_non_null(find_note(b, len, KM_NOTE_OWNER, NT_KM_DYNLINKER, nth, &desc));
+	uint32_t huge[] = {2, 0x10000000u, UINT32_MAX};
+	for (size_t i = 0; i < 3; i++) {
+		memcpy(desc + offsetof(km_nt_dynlinker_t, nfiles), &huge[i], sizeof(huge[i]));
+		expect_refused(b, len, "dl-nfiles", "NT_KM_DYNLINKER");
+	}
+	free(b);
+	/* Two notes with contents. */
+	b = with_dynlinker(&len, ver, interp_at, 1, v, ld, 0);
+	assert_non_null(find_note(b, len, KM_NOTE_OWNER, NT_KM_DYNLINKER, 1, &desc));
+	Elf64_Nhdr *nh = find_note(b, len, KM_NOTE_OWNER, NT_KM_DYNLINKER, 1, &desc);
+	size_t n = nh->n_descsz;
+	uint8_t *copy = malloc(n);
+	memcpy(copy, desc, n);
+	append_note(&b, &len, KM_NOTE_OWNER, NT_KM_DYNLINKER, copy, n);
+	expect_refused(b, len, "dl-twice", "NT_KM_DYNLINKER");
+	free(copy);
+	free(b);
+}
+
 /* Files km wrote before versions had minors hold a plain 2 (the seed was one such, and is marked
  * so again in case the corpus is remade): they read as 2.0, files without what 2.1 added. */
 static void test_version_2_0(void **state)
@@ -482,11 +613,11 @@ static void test_version_2_0(void **state)
 	close_ok(s);
 }
 
-/* 2.1 files (the encoding keeps the major where a plain 2 was); km writes 2.3 now. */
+/* 2.1 files (the encoding keeps the major where a plain 2 was); km writes 2.4 now. */
 static void test_version_2_1(void **state)
 {
 	(void)state;
-	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00030002);
+	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00040002);
 	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(2, 1));
 	km_snapshot_t *s = open_ok(seed, seed_len, "format-2.1");
 	assert_true(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
@@ -806,6 +937,8 @@ int main(void)
 		T(test_vcpu_id),
 		T(test_many_cpus),
 		T(test_auxv),
+		T(test_dynlinker),
+		T(test_dynlinker_bad),
 		T(test_checksum_every_byte),
 		T(test_checksum_message),
 		T(test_checksum_missing),

@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# Guest processes made by fork (issue 10): what the plain guest runs (fork_basic, fork_threads,
+# fork_loop) cannot check. Sourced by run.sh after its helpers; defines run_procs_fork.
+#   procs/fork/no-fd-leak/F       200 children in a km leave it no more fds than 1 child did; the
+#                                  children neither took nor removed km's management socket
+#   procs/fork/chain-stack/F      300 generations of forks (each child forks the next and ends):
+#                                  km's stack in the last is no deeper than in the first
+#   procs/fork/snapshot-refused/F  a snapshot with a live child: EBUSY, one km line naming the
+#                                  child; the program goes on
+#   procs/fork/resumed/F           a program resumed from a snapshot forks; its child's getppid()
+#                                  is the parent's (old) pid
+
+# pf_fd_count PID: how many fds km's process PID has.
+pf_fd_count() {
+	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+pf_no_fd_leak() {
+	local flavour=$1 test="procs/fork/no-fd-leak/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/leak/$flavour
+	mkdir -p "$d"
+	local sock=$d/m.sock mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
+	coproc PF { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$sock" "$GUESTS/$flavour/fork_loop" stdin 2>"$d/err"; }
+	local line before after km_pid
+	echo 1 >&"${PF[1]}"
+	read -r -t "$TIMEOUT" line <&"${PF[0]}"
+	[ "$line" = "done 1" ] || bad "first round: '$line', expected 'done 1'"
+	# timeout's child is km.
+	km_pid=$(pgrep -P "$PF_PID" | head -1)
+	before=$(pf_fd_count "$km_pid")
+	echo 200 >&"${PF[1]}"
+	read -r -t "$TIMEOUT" line <&"${PF[0]}"
+	[ "$line" = "done 200" ] || bad "second round: '$line', expected 'done 200'"
+	after=$(pf_fd_count "$km_pid")
+	[ -n "$km_pid" ] && [ "$before" -gt 0 ] || bad "could not count km's fds (pid '$km_pid')"
+	[ "$before" = "$after" ] || bad "km had $before fds after 1 child and $after after 200 more"
+	local reply
+	reply=$("$mgmt" --timeout 20 "$sock" status 2>&1) && [[ $reply == ok* ]] ||
+		bad "the management socket no longer answers after the children ended: '$reply'"
+	exec {PF[1]}>&-
+	wait "$PF_PID"
+	local rc=$?
+	[ "$rc" = 0 ] || bad "exit status $(status_text "$rc")"
+	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
+	end
+}
+
+# pf_vmstk PID: the size of km's main stack (kB), from /proc/PID/status.
+pf_vmstk() {
+	sed -n 's/^VmStk:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+pf_chain_stack() {
+	local flavour=$1 test="procs/fork/chain-stack/$1" n=300
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/chain/$flavour
+	mkdir -p "$d"
+	coproc PC { exec timeout -k 5 "$TIMEOUT" "$KM" "$GUESTS/$flavour/fork_chain" "$n" stdin 2>"$d/err"; }
+	local line first last pid
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pid=${line##* }
+	[[ $line == "gen 1 pid "* ]] && first=$(pf_vmstk "$pid") || bad "first generation: '$line'"
+	echo go >&"${PC[1]}"
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pid=${line##* }
+	[[ $line == "gen $n pid "* ]] && last=$(pf_vmstk "$pid") || bad "generation $n: '$line'"
+	echo go >&"${PC[1]}"
+	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	[[ $line == ok* ]] || bad "the first generation did not hear from the last: '$line'"
+	exec {PC[1]}>&-
+	wait "$PC_PID"
+	if [ -z "$first" ] || [ -z "$last" ]; then
+		bad "could not read km's stack size ('$first', '$last')"
+	elif [ "$last" -gt $((first + 64)) ]; then
+		bad "km's stack grew from $first kB in the first generation to $last kB in generation $n"
+	else
+		note "    VmStk: $first kB in generation 1, $last kB in generation $n"
+	fi
+	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
+	end
+}
+
+pf_snapshot_refused() {
+	local flavour=$1 test="procs/fork/snapshot-refused/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/refused/$flavour
+	mkdir -p "$d/cwd"
+	run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/fork_snap" refuse "$d/s.snap"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+	grep -q '^PASSED' "$d/out" || bad "the guest's checks did not pass"
+	[ "$(wc -l <"$d/err")" = 1 ] || bad "stderr has $(wc -l <"$d/err") lines, expected one"
+	grep -Eq '^km: snapshot failed: the program has child processes \(pid [0-9]+\); km snapshots one process$' "$d/err" ||
+		bad "stderr does not say the snapshot was refused for the child"
+	[ -f "$d/s.snap" ] || bad "no snapshot once the child was reaped"
+	[ -n "$T_DIAG" ] && show_file stdout "$d/out" && show_file stderr "$d/err"
+	end
+}
+
+pf_resumed() {
+	local flavour=$1 test="procs/fork/resumed/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/resumed/$flavour
+	mkdir -p "$d/cwd"
+	run "$d/take" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/fork_snap" resume "$d/s.snap"
+	[ "$RC" = 0 ] && grep -qx 'snapshot taken' "$d/take/out" || bad "taking: exit status $(status_text "$RC")"
+	run "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/s.snap"
+	[ "$RC" = 0 ] || bad "resumed: exit status $(status_text "$RC"), expected 0"
+	grep -q '^PASSED' "$d/resume/out" || bad "resumed: the guest's checks did not pass"
+	[ -s "$d/resume/err" ] && bad "resumed: km wrote to stderr"
+	[ -n "$T_DIAG" ] && show_file stdout "$d/resume/out" && show_file stderr "$d/resume/err"
+	end
+}
+
+run_procs_fork() {
+	local flavour
+	for flavour in gcc musl; do
+		pf_no_fd_leak "$flavour"
+		pf_chain_stack "$flavour"
+		pf_snapshot_refused "$flavour"
+		pf_resumed "$flavour"
+	done
+}
