@@ -13,7 +13,8 @@
 # GETPPID_RUNS, CLOCK_N, CLOCK_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
-# SHIM_CK_RUNS, FDS_RUNS (see bench/README.md).
+# SHIM_CK_RUNS, FDS_RUNS, PROCS_EXEC_N, PROCS_RUNS, PY_RUNS, PYSNAP_RUNS, PYTHON3
+# (see bench/README.md).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -166,6 +167,7 @@ fi
 CRIU_NS=()     # prefix for commands that run criu
 CRIU_NS_PID="" # the process that holds the namespace; killed at exit
 SNAPTMP=""     # the snapshot rows' temporary directory; removed at exit
+PROCSTMP=""    # the procs rows' (bench/procs.sh); removed at exit
 SHIMTMP=""     # the container rows' bundles, state roots and images; removed at exit
 SHIM_LIVE=()   # "PREFIX-INDEX|RUNTIME|ROOT|ID" of containers that may still exist (killed at exit)
 # shellcheck disable=SC2317 # called by cleanup
@@ -183,6 +185,7 @@ shim_cleanup() {
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	[ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"
+	[ -n "$PROCSTMP" ] && rm -rf "$PROCSTMP"
 	shim_cleanup
 	[ -n "$CRIU_NS_PID" ] && kill "$CRIU_NS_PID" 2>/dev/null
 }
@@ -927,6 +930,10 @@ if want fds && [ -n "$SNAPTMP" ]; then
 		SNAPNOTES+=("$label: criu dump alone $(nsms "$(res fcdump)") ms; km's --mgmt reply ms= $(nsms "$(res fmown)") ms")
 	done
 fi
+
+# Processes: fork, exec, python3 (bench/procs.sh).
+# shellcheck source=procs.sh
+. "$(dirname "$0")/procs.sh"
 
 echo
 echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"

@@ -30,6 +30,14 @@ packages=(
 	jq                   # tests/e2e/shim_ctr.sh reads the state JSON hooks get
 	python3              # tests/e2e/dynlink.sh: Debian's dynamically linked python3 under km (perl
 	                     # and coreutils, the others it runs, are essential packages)
+	# Real programs under km (issue 10: tests/e2e/procs.sh, bench/ section procs), each compared
+	# with a native run (python3: above). Shells: one of each family, static and dynamic.
+	bash-static          # /bin/bash-static (glibc, static)
+	mksh                 # /bin/mksh (dynamic) and /bin/mksh-static (klibc, static)
+	dash                 # /bin/dash (dynamic; in Debian's base, listed so it is never assumed)
+	make                 # `make -j2` of tests/fixtures/procs_make, its compiler run under km too
+	curl                 # the native client of busybox httpd under km (fork per connection)
+	perl                 # dynamically linked, the other common script interpreter
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then

@@ -653,6 +653,8 @@ run_dynlink
 run_vdso
 . "$ROOT/tests/e2e/procs_exec.sh"
 run_procs_exec
+. "$ROOT/tests/e2e/procs.sh"
+run_procs
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
