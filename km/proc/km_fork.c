@@ -31,6 +31,7 @@
 #include "km_sys_util.h"
 #include "km_threads.h"
 #include "km_vdso.h"
+#include "km_vfork_wb.h"
 
 #define NAMESPACES                                                                                            \
 	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |             \
@@ -43,6 +44,10 @@
 /* The write end of the vfork pipe this process's parent waits on (-1: none): closed by exec
  * (close-on-exec) or exit, and by any child this process forks (it is not theirs to hold). */
 static int vfork_fd = -1;
+/* What a CLONE_VM|CLONE_VFORK child sends back through vfork_fd if it ends without exec'ing:
+ * the parent's memory is not shared, so the writes Linux would leave in it are copied back
+ * (km_vfork_wb.h). Empty for any other child. */
+static km_vfork_tx_t vfork_tx;
 
 bool km_proc_is_fork(uint64_t flags)
 {
@@ -218,6 +223,22 @@ static int new_machine(km_guest_t *g, const fork_point_t *fp, km_err_t **err)
 	return 0;
 }
 
+/* A CLONE_VM|CLONE_VFORK child at its end without an exec (exit, exit_group, a fatal signal):
+ * its parent is still waiting, and gets the pages this child wrote before it goes on. A failure
+ * loses them, as before this existed; --trace says so. */
+static void vfork_write_back(km_guest_t *g)
+{
+	if (vfork_fd < 0 || vfork_tx.ranges == NULL)
+		return;
+	long n = km_vfork_tx_send(&vfork_tx, &g->mm, vfork_fd);
+	if (g->opts.trace && n < 0)
+		dprintf(g->opts.trace_fd, "km: vfork child: sending its writes to its parent failed: %s\n",
+			strerror((int)-n));
+	else if (g->opts.trace)
+		dprintf(g->opts.trace_fd, "km: vfork child: %ld pages written back to its parent\n", n);
+	km_vfork_tx_free(&vfork_tx);
+}
+
 /* Runs in the child process on the forking thread, its only thread; never returns. */
 static _Noreturn void child_main(km_guest_t *g, fork_point_t *fp)
 {
@@ -225,9 +246,15 @@ static _Noreturn void child_main(km_guest_t *g, fork_point_t *fp)
 	if (vfork_fd >= 0)
 		close(vfork_fd); /* our parent's parent's vfork wait is not ours to hold up */
 	vfork_fd = fp->vfork_wr;
+	km_vfork_tx_free(&vfork_tx); /* our parent's, if it was a vfork child too */
 	reset_locks(g);
 	reset_process(g, fp);
-	int rc = detach_snapshot(g, &err);
+	int rc = 0;
+	/* The mappings as the parent had them, before the snapshot's copy-out or the guest. */
+	if ((fp->flags & CLONE_VM) && vfork_fd >= 0 && km_vfork_tx_begin(&vfork_tx, &g->mm) < 0)
+		rc = km_err_set(&err, ENOMEM, "remembering the parent's mappings");
+	if (rc == 0)
+		rc = detach_snapshot(g, &err);
 	if (rc == 0) /* before the vCPU: its setup may take the vDSO's lock, maybe held at the fork */
 		rc = km_vdso_fork_child(g, &err);
 	if (rc == 0)
@@ -235,9 +262,11 @@ static _Noreturn void child_main(km_guest_t *g, fork_point_t *fp)
 	free(fp);
 	if (rc == 0)
 		rc = km_signal_forward_start(g, &err);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = km_guest_run(g, &err);
-	else
+		if (rc == 0)
+			vfork_write_back(g);
+	} else
 		km_err_wrap(&err, "starting the child process");
 	km_end_child(g, rc, err);
 }
@@ -294,14 +323,24 @@ static _Noreturn void child_start(km_guest_t *g, fork_point_t *fp)
 /* --- the parent --------------------------------------------------------------------------- */
 
 /* CLONE_VFORK: the parent goes on once the child has exec'd or ended, which closes the pipe's
- * write end, the child's only (close-on-exec). Stops are served meanwhile at this clean point
- * (the syscall done, returning pid); the guest ending ends the wait. */
-static void wait_vfork(km_vcpu_t *v, int rd, pid_t pid)
+ * write end, the child's only (close-on-exec). A CLONE_VM child that ends without exec'ing first
+ * sends the pages it wrote through it (km_vfork_wb.h), applied here as they come; any other
+ * child's bytes are ignored. Stops are served meanwhile at this clean point (the syscall done,
+ * returning pid); the guest ending ends the wait. */
+static void wait_vfork(km_vcpu_t *v, int rd, pid_t pid, bool shared_vm)
 {
-	char c;
+	km_vfork_rx_t *rx = shared_vm ? malloc(sizeof(*rx)) : NULL;
+	uint8_t buf[16384];
+	if (rx != NULL)
+		km_vfork_rx_init(rx, &v->g->mm);
 	for (;;) {
-		ssize_t n = read(rd, &c, 1);
-		if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+		ssize_t n = read(rd, buf, sizeof(buf));
+		if (n > 0) {
+			if (rx != NULL)
+				km_vfork_rx_feed(rx, &v->g->mm, buf, (size_t)n);
+			continue;
+		}
+		if (n == 0 || (errno != EINTR && errno != EAGAIN))
 			break;
 		if (km_guest_ended(v->g))
 			break;
@@ -312,6 +351,12 @@ static void wait_vfork(km_vcpu_t *v, int rd, pid_t pid)
 				break;
 		}
 	}
+	int e = rx != NULL ? km_vfork_rx_finish(rx) : 0;
+	if (rx != NULL && v->g->opts.trace && (rx->records > 0 || e < 0))
+		dprintf(v->g->opts.trace_fd, "km: vfork child %d: %lu pages written back, %lu skipped%s%s\n", (int)pid,
+			(unsigned long)rx->applied, (unsigned long)rx->skipped, e < 0 ? "; stream refused: " : "",
+			e < 0 ? strerror(-e) : "");
+	free(rx);
 }
 
 static int vfork_pipe(int fds[2])
@@ -380,7 +425,7 @@ long km_proc_fork(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t ptid, u
 		km_copy_to_guest(&g->mm, ptid, &t, sizeof(t));
 	}
 	if (pfd[0] >= 0) {
-		wait_vfork(v, pfd[0], pid);
+		wait_vfork(v, pfd[0], pid, (flags & CLONE_VM) != 0);
 		close(pfd[0]);
 	}
 	return pid;
