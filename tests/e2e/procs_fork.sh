@@ -9,6 +9,10 @@
 #                                  child; the program goes on
 #   procs/fork/resumed/F           a program resumed from a snapshot forks; its child's getppid()
 #                                  is the parent's (old) pid
+#   procs/fork/mgmt-refused/F      a forked child's guest connects to its parent km's --mgmt
+#                                  socket: refused, as a program under km
+#   procs/fork/setid-snapshot/F    (root) a forked child drops to nobody and snapshots itself:
+#                                  where nobody may write it is taken, in root's directory EACCES
 
 # pf_fd_count PID: how many fds km's process PID has.
 pf_fd_count() {
@@ -144,6 +148,22 @@ pf_resumed() {
 	end
 }
 
+# A forked child's guest asks its parent km's management socket for the status: refused (it is a
+# km serving a guest), one line; the parent's own client is still served.
+pf_mgmt_refused() {
+	local flavour=$1 test="procs/fork/mgmt-refused/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/mgmt/$flavour
+	rm -rf "$d" && mkdir -p "$d/cwd"
+	run "$d" "$d/cwd" /dev/null -- "$KM" --mgmt="$d/m.sock" "$GUESTS/$flavour/fork_mgmt" "$d/m.sock"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+	grep -qx "reply: error denied a program under km may not use km's management socket" "$d/out" ||
+		bad "the child was not refused: $(head -c 300 "$d/out")"
+	[ -s "$d/err" ] && bad "km wrote to stderr: $(head -c 300 "$d/err")"
+	end
+}
+
 run_procs_fork() {
 	local flavour
 	for flavour in gcc musl; do
@@ -151,5 +171,6 @@ run_procs_fork() {
 		pf_chain_stack "$flavour"
 		pf_snapshot_refused "$flavour"
 		pf_resumed "$flavour"
+		pf_mgmt_refused "$flavour"
 	done
 }
