@@ -164,6 +164,33 @@ pf_mgmt_refused() {
 	end
 }
 
+# As root: a forked child drops to nobody (tests/guests/setid.c snap): km still runs it, writes
+# its snapshot where nobody may write, and refuses (EACCES) one into a directory only root may.
+pf_setid_snapshot() {
+	local flavour=$1 test="procs/fork/setid-snapshot/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/setid/$flavour
+	if [ "$(id -u)" != 0 ]; then
+		bad "needs root"
+		end
+		return
+	fi
+	rm -rf "$d" && mkdir -p "$d/cwd" "$d/snaps/root"
+	chmod 755 "$WORK" "$WORK/procs" "$WORK/procs/fork" "$d" 2>/dev/null
+	chmod 1777 "$d/snaps"
+	chmod 700 "$d/snaps/root"
+	run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/setid" snap "$d/snaps"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+	grep -q '^FAIL' "$d/out" && bad "$(grep -m3 '^FAIL' "$d/out" | tr '\n' ' ')"
+	[ "$(grep -c '^PASSED' "$d/out")" = 2 ] || bad "the checks did not all pass: $(head -c 300 "$d/out")"
+	[ "$(stat -c %u "$d/snaps/nobody.snap" 2>/dev/null)" = 65534 ] || bad "no snapshot owned by nobody"
+	[ -e "$d/snaps/root/nobody.snap" ] && bad "a snapshot in root's directory"
+	[ "$(wc -l <"$d/err")" = 1 ] && grep -q '^km: snapshot failed: .*/snaps/root/nobody.snap: .*Permission denied$' "$d/err" ||
+		bad "stderr is not the one line saying the second snapshot failed: $(head -c 300 "$d/err")"
+	end
+}
+
 run_procs_fork() {
 	local flavour
 	for flavour in gcc musl; do
@@ -172,5 +199,6 @@ run_procs_fork() {
 		pf_snapshot_refused "$flavour"
 		pf_resumed "$flavour"
 		pf_mgmt_refused "$flavour"
+		pf_setid_snapshot "$flavour"
 	done
 }
