@@ -770,7 +770,8 @@ static void note_self(km_mgmt_t *m)
 	}
 }
 
-/* The pid a pidfd names now (its fdinfo's Pid line), or -1 (ended, or unreadable). */
+/* The pid a pidfd names now (its fdinfo's Pid line): 0 when the process is outside km's pid
+ * namespace, -1 when it ended (or the line cannot be read). */
 static pid_t pidfd_pid(int pidfd)
 {
 	char path[64], buf[512];
@@ -784,7 +785,7 @@ static pid_t pidfd_pid(int pidfd)
 	buf[n] = '\0';
 	const char *p = strstr(buf, "\nPid:\t");
 	long pid = p != NULL ? strtol(p + 6, NULL, 10) : -1;
-	return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
+	return pid >= 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
 }
 
 /* Whether the peer runs km's own binary: 1 yes, 0 no, -1 cannot tell. The peer's pidfd (from
@@ -793,7 +794,9 @@ static pid_t pidfd_pid(int pidfd)
  * at by pid, and the pidfd then still naming a live process means that pid was still it. */
 static int peer_is_km(km_mgmt_t *m, int fd, pid_t cred_pid)
 {
-	if (!m->self_known)
+	/* A peer outside km's pid namespace (pid 0: km-shim, outside its container) is no program
+	 * under this km, whose children all live in its namespace (a guest cannot make another). */
+	if (!m->self_known || cred_pid == 0)
 		return 0;
 	km_fd_transient_begin();
 	int pidfd = -1;
@@ -801,6 +804,11 @@ static int peer_is_km(km_mgmt_t *m, int fd, pid_t cred_pid)
 	pid_t pid = -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
 		pid = pidfd_pid(pidfd);
+		if (pid == 0) {
+			close(pidfd);
+			km_fd_transient_end();
+			return 0;
+		}
 	} else {
 		pidfd = (int)syscall(SYS_pidfd_open, cred_pid, 0);
 		pid = cred_pid;
