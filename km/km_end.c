@@ -12,10 +12,24 @@
 #include "km_signal.h"
 
 static const char *end_prog = "program";
+static pid_t end_origin_pid; /* the km the user started: 0 until km_end_set_origin */
+static bool end_descendant;
 
 void km_end_set_prog(const char *prog)
 {
 	end_prog = prog;
+}
+
+void km_end_set_origin(bool descendant)
+{
+	end_origin_pid = getpid();
+	end_descendant = descendant;
+}
+
+bool km_end_is_descendant(void)
+{
+	/* A fork copies the recorded pid; exec keeps the pid and passes the flag on. */
+	return end_descendant || (end_origin_pid != 0 && getpid() != end_origin_pid);
 }
 
 int km_end_report(const km_guest_t *g)
@@ -23,7 +37,8 @@ int km_end_report(const km_guest_t *g)
 	if (g->term_signal == 0)
 		return g->exit_status & 0xff;
 	int sig = g->term_signal;
-	if (sig != SIGPIPE) /* shells stay quiet about broken pipes; so does km */
+	/* Shells stay quiet about broken pipes; so does km. */
+	if (sig != SIGPIPE && !km_end_is_descendant())
 		fprintf(stderr, "km: %s: killed by SIG%s (%s) at rip %#lx, fault address %#lx%s%s%s\n", end_prog,
 			sigabbrev_np(sig) ?: "?", strsignal(sig), (unsigned long)g->fault_rip,
 			(unsigned long)g->fault_addr, g->core_written ? " (core dumped to " : "",
@@ -53,12 +68,7 @@ _Noreturn void km_end_child(km_guest_t *g, int rc, km_err_t *err)
 {
 	int status = 1, sig = 0;
 	if (rc == 0) {
-		/* A child killed by a terminating signal is its parent program's to report (a shell
-		 * says "Terminated"), as natively; a core-dumping one (a fault) still gets km's line. */
-		if (g->term_signal != 0 && km_sig_default_action(g->term_signal) != KM_SIG_CORE)
-			status = 128 + g->term_signal;
-		else
-			status = km_end_report(g);
+		status = km_end_report(g); /* no line: a forked child is a descendant */
 		sig = g->term_signal;
 	} else {
 		fprintf(stderr, "km: %s\n", err != NULL ? err->msg : "failed");

@@ -15,11 +15,13 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "km_cli.h"
+#include "km_exec_fd.h"
 #include "km_machine.h"
 
 /* One client connection: its own buffers and clocks. */
@@ -37,6 +39,10 @@ typedef struct km_mgmt_conn {
 	size_t pass_at;                  /* where in `in` the bytes it came with begin */
 } km_mgmt_conn_t;
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5; older kernels: ENOPROTOOPT */
+#endif
+
 struct km_mgmt {
 	km_guest_t *g;
 	pid_t host_pid;   /* km's own pid: the process a supervisor signals */
@@ -53,6 +59,9 @@ struct km_mgmt {
 	bool shared_fds;  /* the thread uses km's fd table (requested, or unshare was refused) */
 	bool serve_own_process; /* tests only: see km_mgmt_opts_t */
 	bool any_peer_uid; /* --mgmt-fd: who may connect is decided by whoever made the socket */
+	bool self_known;  /* km's own binary (KM_EXEC_SELF_FD) is known: self_dev, self_ino */
+	dev_t self_dev;
+	ino_t self_ino;
 	char *path;       /* the socket file, as given: what bind and the stale check use */
 	char *abs_path;   /* the same from the start directory: what stop removes (cwd may move) */
 	char *base;       /* km's working directory at start: where relative paths begin */
@@ -748,9 +757,80 @@ static int free_slot(km_mgmt_t *m)
 	return best;
 }
 
+/* km's own binary, as main opened it at KM_EXEC_SELF_FD (checked to be /proc/self/exe): a peer
+ * running it is a km, serving a guest. Unknown (no check) in a program that is not km. */
+static void note_self(km_mgmt_t *m)
+{
+	struct stat fd_st, exe_st;
+	if (fstat(KM_EXEC_SELF_FD, &fd_st) == 0 && stat("/proc/self/exe", &exe_st) == 0 && S_ISREG(fd_st.st_mode) &&
+	    fd_st.st_dev == exe_st.st_dev && fd_st.st_ino == exe_st.st_ino) {
+		m->self_known = true;
+		m->self_dev = fd_st.st_dev;
+		m->self_ino = fd_st.st_ino;
+	}
+}
+
+/* The pid a pidfd names now (its fdinfo's Pid line): 0 when the process is outside km's pid
+ * namespace, -1 when it ended (or the line cannot be read). */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/thread-self/fdinfo/%d", pidfd); /* this thread may have its own fd table */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nPid:\t");
+	long pid = p != NULL ? strtol(p + 6, NULL, 10) : -1;
+	return pid >= 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
+}
+
+/* Whether the peer runs km's own binary: 1 yes, 0 no, -1 cannot tell. The peer's pidfd (from
+ * SO_PEERPIDFD, the process that connected; where the kernel has none, one opened from its
+ * SO_PEERCRED pid, which a pid reused in between could fool) pins it: its executable is looked
+ * at by pid, and the pidfd then still naming a live process means that pid was still it. */
+static int peer_is_km(km_mgmt_t *m, int fd, pid_t cred_pid)
+{
+	/* A peer outside km's pid namespace (pid 0: km-shim, outside its container) is no program
+	 * under this km, whose children all live in its namespace (a guest cannot make another). */
+	if (!m->self_known || cred_pid == 0)
+		return 0;
+	km_fd_transient_begin();
+	int pidfd = -1;
+	socklen_t len = sizeof(pidfd);
+	pid_t pid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
+		pid = pidfd_pid(pidfd);
+		if (pid == 0) {
+			close(pidfd);
+			km_fd_transient_end();
+			return 0;
+		}
+	} else {
+		pidfd = (int)syscall(SYS_pidfd_open, cred_pid, 0);
+		pid = cred_pid;
+	}
+	char exe[64];
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	struct stat st;
+	int rc = pidfd >= 0 && pid > 0 && stat(exe, &st) == 0 ? 0 : -1;
+	if (rc == 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+		rc = -1; /* ended: the pid may name another process now */
+	if (pidfd >= 0)
+		close(pidfd);
+	km_fd_transient_end();
+	if (rc < 0)
+		return -1;
+	return st.st_dev == m->self_dev && st.st_ino == m->self_ino;
+}
+
 /* Only km's own user and root may talk to km, whatever the socket file's mode has become; and
- * never the guest: its sockets are km's, so a connection from km's own pid is the guest's, which
- * must not get km to write files for it (snapshot path=...). Returns NULL or why not. */
+ * never a guest: its sockets are km's, so a connection from km's own pid is the guest's, which
+ * must not get km to write files for it (snapshot path=...), nor one from another km (a forked
+ * child's guest, or any program under km). Returns NULL or why not. */
 static const char *peer_refused(km_mgmt_t *m, int fd)
 {
 	struct ucred cr;
@@ -761,6 +841,13 @@ static const char *peer_refused(km_mgmt_t *m, int fd)
 		return "error " KM_MGMT_E_DENIED " the program km runs may not use km's management socket\n";
 	if (cr.uid != 0 && cr.uid != m->uid && !m->any_peer_uid)
 		return "error " KM_MGMT_E_DENIED " only km's user and root may use this socket\n";
+	if (cr.pid == m->host_pid) /* serve_own_process: tests */
+		return NULL;
+	int km = peer_is_km(m, fd, cr.pid);
+	if (km < 0)
+		return "error " KM_MGMT_E_DENIED " cannot tell who is connecting (the peer's executable)\n";
+	if (km > 0)
+		return "error " KM_MGMT_E_DENIED " a program under km may not use km's management socket\n";
 	return NULL;
 }
 
@@ -1110,6 +1197,7 @@ static km_mgmt_t *new_mgmt(km_guest_t *g, const km_mgmt_opts_t *opts, km_err_t *
 	m->g = g;
 	m->host_pid = getpid();
 	m->uid = geteuid();
+	note_self(m);
 	for (int i = 0; i < KM_MGMT_CONN_MAX; i++)
 		m->conns[i].fd = m->conns[i].pass_fd = -1;
 	m->courier[0] = m->courier[1] = -1;

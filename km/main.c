@@ -341,6 +341,7 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 		rc = confine(cli, err);
 	/* A forked child ends through km_end too; after an exec, the program is the one exec named. */
 	km_end_set_prog(cli->exec_state_fd >= 0 && g.exe_path != NULL ? g.exe_path : prog);
+	km_end_set_origin(cli->exec_state_fd >= 0 && xs.descendant);
 	if (rc == 0 && go && km_guest_run(&g, err) == 0)
 		status = km_end_report(&g);
 	km_signal_forward_stop(&g);

@@ -102,6 +102,10 @@ static const int allowed[] = {
     SYS_getresgid, SYS_getpgrp, SYS_getpgid, SYS_getsid, SYS_setsid, SYS_setpgid, SYS_getpriority,
     SYS_setpriority, SYS_prlimit64, SYS_getrlimit, SYS_setrlimit, SYS_getrusage, SYS_uname,
     SYS_sysinfo, SYS_getcpu, SYS_times, SYS_capget,
+    /* The guest's set*id calls (km_sys_proc.c), through glibc's wrappers: glibc makes the call in
+     * every km thread, from a SIGSETXID handler (tgkill, rt_sigaction and futex are above). */
+    SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid, SYS_setfsuid,
+    SYS_setfsgid, SYS_setgroups,
     /* Signals the guest sends to other processes (km_signal.c): by pidfd, so a reused pid never
      * reaches km; queued signals with their siginfo. Not pidfd_getfd. */
     SYS_pidfd_open, SYS_pidfd_send_signal, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,

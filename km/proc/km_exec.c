@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "km_elf_load.h"
+#include "km_end.h"
 #include "km_exec_state.h"
 #include "km_fd_admit.h"
 #include "km_guest_seccomp.h"
@@ -26,6 +27,7 @@
 #include "km_sigqueue.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
+#include "km_vdso.h"
 
 #define MAX_ARG_STRLEN (32 * 4096) /* Linux: one argument or environment string, NUL included */
 #define ARG_MIN (128u << 10)       /* Linux's ARG_MAX: the least room execve gives */
@@ -407,6 +409,8 @@ static int collect(km_vcpu_t *v, int prog_fd, km_exec_state_t *st)
 	st->prog_fd = pass(prog_fd);
 	st->pid = g->pid;
 	st->unkillable = g->unkillable;
+	st->descendant = km_end_is_descendant();
+	st->mono_shift = km_vdso_mono_shift(g);
 	st->nofile = g->nofile;
 	memcpy(st->rlim, g->rlim, sizeof(st->rlim));
 	st->rlim_set = g->rlim_set;

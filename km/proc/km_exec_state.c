@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_buf.h"
@@ -16,6 +17,7 @@
 #include "km_signal.h"
 #include "km_sigqueue.h"
 #include "km_sys_util.h"
+#include "km_vdso.h"
 
 #define MAGIC 0x316574617473786bull /* "kxstate1" */
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
@@ -55,7 +57,7 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	put64(b, (uint64_t)(int64_t)st->tcp_established);
 	put64(b, (uint64_t)(int64_t)st->restore_missing);
 	put64(b, (uint64_t)st->trace | (uint64_t)st->coredump_forced << 1 | (uint64_t)st->no_seccomp << 2 |
-		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4);
+		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4 | (uint64_t)st->descendant << 5);
 	put64(b, st->host_mask);
 	put_str(b, st->snapshot_path);
 	put_str(b, st->coredump_path);
@@ -66,6 +68,7 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	put64(b, st->mgmt_dev);
 	put64(b, st->mgmt_ino);
 	put64(b, (uint64_t)(int64_t)st->pid);
+	put64(b, (uint64_t)st->mono_shift);
 	put64(b, st->ignored);
 	put64(b, st->sigmask);
 	put64(b, st->nsigs);
@@ -284,7 +287,7 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->snapshot_file_max = get64(r);
 	int64_t tcp = (int64_t)get64(r), missing = (int64_t)get64(r);
 	uint64_t flags = get64(r);
-	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 5 != 0 || st->memory < (16ul << 20))
+	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 6 != 0 || st->memory < (16ul << 20))
 		r->bad = true;
 	st->tcp_established = (int32_t)tcp;
 	st->restore_missing = (int32_t)missing;
@@ -293,6 +296,7 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->no_seccomp = flags & 4;
 	st->timing = flags & 8;
 	st->unkillable = flags & 16;
+	st->descendant = flags & 32;
 	st->host_mask = get64(r) & ~(KM_SIGBIT(SIGSYS) | KM_SIG_UNBLOCKABLE); /* km's reporter stays */
 	st->snapshot_path = get_str(r);
 	st->coredump_path = get_str(r);
@@ -312,6 +316,11 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	if (st->prog_fd < 0 || pid <= 0 || pid > INT32_MAX)
 		r->bad = true;
 	st->pid = (int32_t)pid;
+	/* Ahead of the host's only (a resume moves the guest's clocks forward, never back), and by
+	 * less than a century: a state naming a shift that would wrap the clocks is not km's. */
+	st->mono_shift = (int64_t)get64(r);
+	if (st->mono_shift < 0 || st->mono_shift > KM_EXEC_STATE_SHIFT_MAX)
+		r->bad = true;
 	st->ignored = get64(r) & ~KM_SIG_UNBLOCKABLE;
 	st->sigmask = get64(r) & ~KM_SIG_UNBLOCKABLE;
 	get_sigs(r, st);
@@ -467,12 +476,29 @@ static int apply_inherited(km_guest_t *g, km_exec_state_t *st, km_err_t **err)
 	return 0;
 }
 
+/* The new km's guest clocks start at least shift ahead of the host's, as the old km's stood: the
+ * vDSO's resume path, given the host's clocks now plus shift, moves them there and never back. */
+static void apply_clocks(km_guest_t *g, int64_t shift)
+{
+	static const clockid_t c[3] = {CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC_RAW};
+	if (shift == 0 || g->vdso == NULL)
+		return;
+	uint64_t ns[3];
+	for (int i = 0; i < 3; i++) {
+		struct timespec t;
+		clock_gettime(c[i], &t);
+		ns[i] = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec + (uint64_t)shift;
+	}
+	km_vdso_resume_clocks(g, ns);
+}
+
 int km_exec_state_apply_thread(km_guest_t *g, km_exec_state_t *st, km_err_t **err)
 {
 	km_vcpu_t *v = g->vcpus[0];
 	if (v == NULL)
 		return km_err_set(err, 0, "--exec-state: no thread to apply it to");
 	v->sigmask = st->sigmask;
+	apply_clocks(g, st->mono_shift);
 	if (apply_signals(g, v, st, err) < 0 || apply_inherited(g, st, err) < 0)
 		return -1;
 	for (uint32_t i = 0; i < st->nsigfds; i++) {

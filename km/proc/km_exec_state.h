@@ -20,12 +20,13 @@
 #include "km_exec_fd.h"
 #include "km_guest.h"
 
-#define KM_EXEC_STATE_VERSION 1
+#define KM_EXEC_STATE_VERSION 2 /* 2: descendant, mono_shift */
 #define KM_EXEC_STATE_MAX (16u << 20)  /* bytes of one state (the guest's seccomp texts dominate) */
 #define KM_EXEC_STATE_FDS_MAX 64      /* inherited fds and signalfds passed across, each */
 #define KM_EXEC_STATE_SIGS_MAX 2048   /* pending signals passed across (two queues) */
 #define KM_EXEC_STATE_ENV_MAX (6u << 20) /* bytes of the program's environment (execve's bound) */
 #define KM_EXEC_STATE_STR_MAX (32u * 4096) /* one environment string, NUL included (MAX_ARG_STRLEN) */
+#define KM_EXEC_STATE_SHIFT_MAX (100ll * 366 * 86400 * 1000000000ll) /* ns: a century */
 
 
 typedef struct km_exec_fdpair {
@@ -44,6 +45,9 @@ typedef struct km_exec_state {
 	uint64_t memory, snapshot_file_max;
 	int32_t tcp_established, restore_missing;
 	bool trace, coredump_forced, no_seccomp, timing;
+	/* The km exec'ing is not the one the user started but a forked child's (or one such a km
+	 * exec'd): it leaves reporting its program's death to the parent program (km_end.h). */
+	bool descendant;
 	uint64_t host_mask; /* the exec'ing thread's host signal mask, for the new km's main thread */
 	char *snapshot_path, *coredump_path, *mgmt_path; /* absolute; mgmt_path NULL: none */
 	uint64_t mgmt_dev, mgmt_ino; /* the socket file km created at mgmt_path (0: not km's) */
@@ -52,6 +56,9 @@ typedef struct km_exec_state {
 	/* the guest */
 	int32_t pid; /* as the guest sees it (a resumed guest's is virtual) */
 	bool unkillable;
+	/* The guest's monotonic clocks minus the host's (km_vdso_mono_shift; a resumed guest's is
+	 * not 0): Linux's clocks do not go back across exec, so neither do the guest's. */
+	int64_t mono_shift;
 	uint64_t ignored, sigmask;
 	km_exec_sig_t *sigs;
 	uint32_t nsigs;
@@ -88,8 +95,8 @@ void km_exec_state_free(km_exec_state_t *st);
  * reset, SIG_IGN kept), seccomp filters. 0, or -1 with *err. */
 int km_exec_state_apply_process(km_guest_t *g, km_exec_state_t *st, km_err_t **err);
 
-/* After the program is loaded (vCPU 0 exists): its mask, the pending signals, inherited fds and
- * signalfds. 0, or -1 with *err. */
+/* After the program is loaded (vCPU 0 exists): its mask, the pending signals, inherited fds,
+ * signalfds and the monotonic clocks' offset. 0, or -1 with *err. */
 int km_exec_state_apply_thread(km_guest_t *g, km_exec_state_t *st, km_err_t **err);
 
 #endif

@@ -150,19 +150,33 @@ static bool rekick(km_guest_t *g)
 
 #define REKICK_NS 5000000l /* 5 ms */
 
+/* glibc's set*id broadcast (SIGSETXID, 33, sent by km's own thread that runs a guest's set*id
+ * call, km_sys_proc.c): this thread waits for 33 too (the guest's), so it takes the signal from
+ * the wait and sends it to itself again, unblocked, for glibc's handler to run here. */
+#define HOST_SIGSETXID 33
+
+static bool is_setxid(const siginfo_t *info)
+{
+	return info->si_signo == HOST_SIGSETXID && info->si_code == SI_TKILL && info->si_pid == getpid();
+}
+
 static void *forward_main(void *arg)
 {
 	km_guest_t *g = arg;
 	uint64_t mask = forwarded_mask();
 	bool waiting = false;
 	__atomic_store_n(&g->sigfwd_tid, gettid(), __ATOMIC_RELEASE);
+	uint64_t setxid = BIT(HOST_SIGSETXID); /* raw: glibc's sigprocmask leaves 33 alone */
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &setxid, NULL, sizeof(setxid));
 	while (!__atomic_load_n(&g->sigfwd_stop, __ATOMIC_ACQUIRE)) {
 		siginfo_t info;
 		struct timespec ts = {0, REKICK_NS};
 		long sig = syscall(SYS_rt_sigtimedwait, &mask, &info, waiting ? &ts : NULL, sizeof(mask));
 		if (__atomic_load_n(&g->sigfwd_stop, __ATOMIC_ACQUIRE))
 			break;
-		if (sig > 0 && !is_poke(&info))
+		if (sig > 0 && is_setxid(&info))
+			syscall(SYS_tgkill, getpid(), gettid(), HOST_SIGSETXID);
+		else if (sig > 0 && !is_poke(&info))
 			forward(g, &info);
 		waiting = rekick(g);
 	}

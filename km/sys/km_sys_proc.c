@@ -1,6 +1,7 @@
 /* Process and thread syscalls: exit, ids, arch_prctl, limits, signal dispositions, futex. */
 #include <asm/prctl.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/fsuid.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 
 #define MM(v) (&(v)->g->mm)
 #define MSR_GS_BASE 0xc0000101
+#define NGROUPS_MAX_KERNEL 65536 /* the kernel's NGROUPS_MAX (glibc's header says 65536 too) */
 #define KM_SS_AUTODISARM (1u << 31) /* <asm/signal.h>; glibc does not export it */
 
 KM_SYSCALL(getpid)
@@ -257,6 +260,70 @@ KM_SYSCALL(getresgid)
 	return 0;
 }
 
+/*
+ * The set*id family. Credentials are per thread in the kernel; the C library makes them the
+ * process's by running the call in every thread (glibc: SIGSETXID to each, musl: __synccall).
+ * The guest's C library does so for the guest's threads, each a vCPU thread; km's own calls here
+ * go through glibc's wrappers, which do the same for all of km's threads (the forwarding, vDSO
+ * and management threads too), so no km thread keeps credentials the guest gave up. The host's
+ * rules decide what is allowed; a repeat of the same change by the guest's other threads is
+ * allowed by them too. setfsuid/setfsgid are per thread in both C libraries, as here.
+ * docs/syscalls.md has what a guest that dropped its ids can still reach.
+ */
+#define ID(x) ((uint32_t)(x))
+
+KM_SYSCALL(setuid)
+{
+	return setuid(ID(a[0])) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(setgid)
+{
+	return setgid(ID(a[0])) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(setreuid)
+{
+	return setreuid(ID(a[0]), ID(a[1])) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(setregid)
+{
+	return setregid(ID(a[0]), ID(a[1])) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(setresuid)
+{
+	return setresuid(ID(a[0]), ID(a[1]), ID(a[2])) < 0 ? -errno : 0;
+}
+
+KM_SYSCALL(setresgid)
+{
+	return setresgid(ID(a[0]), ID(a[1]), ID(a[2])) < 0 ? -errno : 0;
+}
+
+/* Returns the previous fsuid, never an error (as the kernel's). */
+KM_SYSCALL(setfsuid)
+{
+	return setfsuid(ID(a[0]));
+}
+
+KM_SYSCALL(setfsgid)
+{
+	return setfsgid(ID(a[0]));
+}
+
+KM_SYSCALL(setgroups)
+{
+	long n = (long)(int)a[0];
+	if (n < 0 || n > NGROUPS_MAX_KERNEL)
+		return -EINVAL;
+	const gid_t *list = n > 0 ? km_gva_to_hva(MM(v), a[1], (size_t)n * sizeof(gid_t), KM_ACC_READ) : NULL;
+	if (n > 0 && list == NULL)
+		return -EFAULT;
+	return setgroups((size_t)n, list) < 0 ? -errno : 0;
+}
+
 KM_SYSCALL(getpgrp)
 {
 	return getpgrp();
@@ -322,6 +389,15 @@ const km_sys_def_t km_sys_proc_defs[] = {
     {SYS_getgroups, "getgroups", sys_getgroups, "dp"},
     {SYS_getresuid, "getresuid", sys_getresuid, "ppp"},
     {SYS_getresgid, "getresgid", sys_getresgid, "ppp"},
+    {SYS_setuid, "setuid", sys_setuid, "d"},
+    {SYS_setgid, "setgid", sys_setgid, "d"},
+    {SYS_setreuid, "setreuid", sys_setreuid, "dd"},
+    {SYS_setregid, "setregid", sys_setregid, "dd"},
+    {SYS_setresuid, "setresuid", sys_setresuid, "ddd"},
+    {SYS_setresgid, "setresgid", sys_setresgid, "ddd"},
+    {SYS_setfsuid, "setfsuid", sys_setfsuid, "d"},
+    {SYS_setfsgid, "setfsgid", sys_setfsgid, "d"},
+    {SYS_setgroups, "setgroups", sys_setgroups, "dp"},
     {SYS_getpgrp, "getpgrp", sys_getpgrp, ""},
     {SYS_getpgid, "getpgid", sys_getpgid, "d"},
     {SYS_getsid, "getsid", sys_getsid, "d"},

@@ -3,7 +3,9 @@
 # run. A 32-bit ELF is ENOEXEC (Linux would run it); the guest's seccomp filter stays across
 # exec; the management socket (--mgmt) still serves, and snapshots, the program after it exec'd;
 # km's internal --exec-state option refuses what km did not make; --trace shows why an exec
-# failed; a km-shim container whose shell execs its program runs, checkpoints and restores.
+# failed; a km-shim container whose shell execs its program runs, checkpoints and restores; a
+# resumed program's monotonic clocks do not go back across its exec; only the km the user
+# started reports its program's death by a signal, also after an exec.
 # Sourced by run.sh after its helpers and after snapshot.sh, mgmt.sh and shim.sh (snap_start,
 # snap_wait_line, mgmt_sock, mgmt_expect_ok, shim, shim_bundle, wait_count, last_count,
 # first_count); defines run_procs_exec.
@@ -158,6 +160,50 @@ procs_exec_shim() {
 	end
 }
 
+# A resumed program whose clocks run ahead of the host's (its snapshot was taken with
+# KM_TEST_CLOCK_AHEAD, a day: as on a host up a day longer) execs: the exec'd program's
+# monotonic clocks must not go back (the offset crosses the exec in km's exec state).
+procs_exec_clock() {
+	local flavour test d
+	for flavour in gcc musl; do
+		test=procs_exec/$flavour/clock-resumed
+		want "$test" && km_only "$test" || continue
+		begin "$test"
+		d=$WORK/procs_exec/$flavour/clock
+		rm -rf "$d" && mkdir -p "$d/cwd"
+		run "$d/take" "$d/cwd" /dev/null KM_TEST_CLOCK_AHEAD=86400 -- \
+			"$KM" "$GUESTS/$flavour/exec_clock" snap "$d/c.snap"
+		[ "$RC" = 0 ] && [ -f "$d/c.snap" ] || bad "taking the snapshot: $(status_text "$RC"), $(head -c 300 "$d/take/err")"
+		run "$d/resume" "$d/cwd" /dev/null -- "$KM" "$d/c.snap"
+		[ "$RC" = 0 ] || bad "resumed: exit status $(status_text "$RC"), expected 0"
+		grep -q '^FAIL' "$d/resume/out" && bad "$(grep -m3 -A1 '^FAIL' "$d/resume/out" | tr '\n' ' ')"
+		grep -q '^PASSED' "$d/resume/out" || bad "the exec'd program did not pass its checks"
+		[ -s "$d/resume/err" ] && bad "stderr: $(head -c 300 "$d/resume/err")"
+		end
+	done
+}
+
+# Who reports a program's death by a signal: the km the user started does, also after its
+# program exec'd; a forked child's km does not, also after it exec'd (twice), as natively the
+# dying process says nothing and the shell reports what it reports.
+procs_exec_report() {
+	local test=procs_exec/death-report d=$WORK/procs_exec/report bb=${BUSYBOX:-/bin/busybox}
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	rm -rf "$d" && mkdir -p "$d/cwd"
+	run "$d/top" "$d/cwd" /dev/null -- "$KM" "$bb" sh -c 'exec "$0" sh -c "kill \$\$"' "$bb"
+	[ "$RC" = 143 ] || bad "the user's km after an exec: exit status $(status_text "$RC"), expected 143"
+	[ "$(wc -l <"$d/top/err")" = 1 ] && grep -q '^km: .*: killed by SIGTERM' "$d/top/err" ||
+		bad "the user's km after an exec did not say how its program died: $(head -c 300 "$d/top/err")"
+	run "$d/child" "$d/cwd" /dev/null -- "$KM" "$bb" sh -c \
+		'"$0" sh -c "exec \"\$0\" sh -c \"kill \\\$\\\$\"" "$0"; echo "child: $?"' "$bb"
+	[ "$RC" = 0 ] || bad "a forked and exec'd child: exit status $(status_text "$RC"), expected 0"
+	grep -qx 'child: 143' "$d/child/out" || bad "the child's status: $(head -c 300 "$d/child/out")"
+	# (the shell may say "Terminated" itself, as natively)
+	grep -q '^km:' "$d/child/err" && bad "a km line for a forked and exec'd child's death: $(head -c 300 "$d/child/err")"
+	end
+}
+
 run_procs_exec() {
 	procs_exec_elf32
 	procs_exec_seccomp
@@ -165,4 +211,6 @@ run_procs_exec() {
 	procs_exec_state
 	procs_exec_trace
 	procs_exec_shim
+	procs_exec_clock
+	procs_exec_report
 }

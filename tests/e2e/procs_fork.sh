@@ -9,10 +9,23 @@
 #                                  child; the program goes on
 #   procs/fork/resumed/F           a program resumed from a snapshot forks; its child's getppid()
 #                                  is the parent's (old) pid
+#   procs/fork/mgmt-refused/F      a forked child's guest connects to its parent km's --mgmt
+#                                  socket: refused, as a program under km
+#   procs/fork/setid-snapshot/F    (root) a forked child drops to nobody and snapshots itself:
+#                                  where nobody may write it is taken, in root's directory EACCES
 
 # pf_fd_count PID: how many fds km's process PID has.
 pf_fd_count() {
 	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# pf_send FD LINE: LINE to a coproc's stdin; one that has died fails its test, not the run (an
+# EPIPE instead of the shell's death by SIGPIPE; a subshell cannot write: bash closes coproc fds
+# in subshells).
+pf_send() {
+	trap '' PIPE
+	echo "$2" 2>/dev/null >&"$1"
+	trap - PIPE
 }
 
 pf_no_fd_leak() {
@@ -23,24 +36,34 @@ pf_no_fd_leak() {
 	mkdir -p "$d"
 	local sock=$d/m.sock mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
 	coproc PF { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$sock" "$GUESTS/$flavour/fork_loop" stdin 2>"$d/err"; }
+	# bash unsets PF and PF_PID once the coproc has ended, maybe before the next line: a km that
+	# died at once fails this test, not (set -u) the whole run.
+	local pf_pid=${PF_PID:-} pf_in=${PF[1]:-} pf_out=${PF[0]:-}
+	if [ -z "$pf_pid" ] || [ -z "$pf_in" ] || [ -z "$pf_out" ]; then
+		[ -n "$pf_pid" ] && wait "$pf_pid"
+		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
+		end
+		return
+	fi
 	local line before after km_pid
-	echo 1 >&"${PF[1]}"
-	read -r -t "$TIMEOUT" line <&"${PF[0]}"
+	pf_send "$pf_in" 1
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pf_out"
 	[ "$line" = "done 1" ] || bad "first round: '$line', expected 'done 1'"
 	# timeout's child is km.
-	km_pid=$(pgrep -P "$PF_PID" | head -1)
+	km_pid=$(pgrep -P "$pf_pid" | head -1)
 	before=$(pf_fd_count "$km_pid")
-	echo 200 >&"${PF[1]}"
-	read -r -t "$TIMEOUT" line <&"${PF[0]}"
+	pf_send "$pf_in" 200
+	line=""
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pf_out"
 	[ "$line" = "done 200" ] || bad "second round: '$line', expected 'done 200'"
 	after=$(pf_fd_count "$km_pid")
-	[ -n "$km_pid" ] && [ "$before" -gt 0 ] || bad "could not count km's fds (pid '$km_pid')"
+	[ -n "$km_pid" ] && [ "${before:-0}" -gt 0 ] || bad "could not count km's fds (pid '$km_pid')"
 	[ "$before" = "$after" ] || bad "km had $before fds after 1 child and $after after 200 more"
 	local reply
 	reply=$("$mgmt" --timeout 20 "$sock" status 2>&1) && [[ $reply == ok* ]] ||
 		bad "the management socket no longer answers after the children ended: '$reply'"
-	exec {PF[1]}>&-
-	wait "$PF_PID"
+	exec {pf_in}>&- 2>/dev/null
+	wait "$pf_pid"
 	local rc=$?
 	[ "$rc" = 0 ] || bad "exit status $(status_text "$rc")"
 	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
@@ -59,19 +82,28 @@ pf_chain_stack() {
 	local d=$WORK/procs/fork/chain/$flavour
 	mkdir -p "$d"
 	coproc PC { exec timeout -k 5 "$TIMEOUT" "$KM" "$GUESTS/$flavour/fork_chain" "$n" stdin 2>"$d/err"; }
-	local line first last pid
-	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	local pc_pid=${PC_PID:-} pc_in=${PC[1]:-} pc_out=${PC[0]:-} # see pf_no_fd_leak
+	if [ -z "$pc_pid" ] || [ -z "$pc_in" ] || [ -z "$pc_out" ]; then
+		[ -n "$pc_pid" ] && wait "$pc_pid"
+		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
+		end
+		return
+	fi
+	local line="" first="" last="" pid
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	pid=${line##* }
 	[[ $line == "gen 1 pid "* ]] && first=$(pf_vmstk "$pid") || bad "first generation: '$line'"
-	echo go >&"${PC[1]}"
-	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pf_send "$pc_in" go
+	line=""
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	pid=${line##* }
 	[[ $line == "gen $n pid "* ]] && last=$(pf_vmstk "$pid") || bad "generation $n: '$line'"
-	echo go >&"${PC[1]}"
-	read -r -t "$TIMEOUT" line <&"${PC[0]}"
+	pf_send "$pc_in" go
+	line=""
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	[[ $line == ok* ]] || bad "the first generation did not hear from the last: '$line'"
-	exec {PC[1]}>&-
-	wait "$PC_PID"
+	exec {pc_in}>&- 2>/dev/null
+	wait "$pc_pid"
 	if [ -z "$first" ] || [ -z "$last" ]; then
 		bad "could not read km's stack size ('$first', '$last')"
 	elif [ "$last" -gt $((first + 64)) ]; then
@@ -116,6 +148,49 @@ pf_resumed() {
 	end
 }
 
+# A forked child's guest asks its parent km's management socket for the status: refused (it is a
+# km serving a guest), one line; the parent's own client is still served.
+pf_mgmt_refused() {
+	local flavour=$1 test="procs/fork/mgmt-refused/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/mgmt/$flavour
+	rm -rf "$d" && mkdir -p "$d/cwd"
+	run "$d" "$d/cwd" /dev/null -- "$KM" --mgmt="$d/m.sock" "$GUESTS/$flavour/fork_mgmt" "$d/m.sock"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+	grep -qx "reply: error denied a program under km may not use km's management socket" "$d/out" ||
+		bad "the child was not refused: $(head -c 300 "$d/out")"
+	[ -s "$d/err" ] && bad "km wrote to stderr: $(head -c 300 "$d/err")"
+	end
+}
+
+# As root: a forked child drops to nobody (tests/guests/setid.c snap): km still runs it, writes
+# its snapshot where nobody may write, and refuses (EACCES) one into a directory only root may.
+pf_setid_snapshot() {
+	local flavour=$1 test="procs/fork/setid-snapshot/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/setid/$flavour
+	if [ "$(id -u)" != 0 ]; then
+		bad "needs root"
+		end
+		return
+	fi
+	rm -rf "$d" && mkdir -p "$d/cwd" "$d/snaps/root"
+	chmod 755 "$WORK" "$WORK/procs" "$WORK/procs/fork" "$d" 2>/dev/null
+	chmod 1777 "$d/snaps"
+	chmod 700 "$d/snaps/root"
+	run "$d" "$d/cwd" /dev/null -- "$KM" "$GUESTS/$flavour/setid" snap "$d/snaps"
+	[ "$RC" = 0 ] || bad "exit status $(status_text "$RC"), expected 0"
+	grep -q '^FAIL' "$d/out" && bad "$(grep -m3 '^FAIL' "$d/out" | tr '\n' ' ')"
+	[ "$(grep -c '^PASSED' "$d/out")" = 2 ] || bad "the checks did not all pass: $(head -c 300 "$d/out")"
+	[ "$(stat -c %u "$d/snaps/nobody.snap" 2>/dev/null)" = 65534 ] || bad "no snapshot owned by nobody"
+	[ -e "$d/snaps/root/nobody.snap" ] && bad "a snapshot in root's directory"
+	[ "$(wc -l <"$d/err")" = 1 ] && grep -q '^km: snapshot failed: .*/snaps/root/nobody.snap: .*Permission denied$' "$d/err" ||
+		bad "stderr is not the one line saying the second snapshot failed: $(head -c 300 "$d/err")"
+	end
+}
+
 run_procs_fork() {
 	local flavour
 	for flavour in gcc musl; do
@@ -123,5 +198,7 @@ run_procs_fork() {
 		pf_chain_stack "$flavour"
 		pf_snapshot_refused "$flavour"
 		pf_resumed "$flavour"
+		pf_mgmt_refused "$flavour"
+		pf_setid_snapshot "$flavour"
 	done
 }

@@ -42,6 +42,8 @@ static void fill(km_exec_state_t *st)
 	st->kvm_fd = st->mgmt_fd = st->err_fd = -1;
 	st->prog_fd = passed_fd();
 	st->pid = getpid();
+	st->descendant = true;
+	st->mono_shift = 86400ll * 1000000000ll; /* a resumed guest's, a day ahead */
 	st->ignored = 1ull << (SIGPIPE - 1);
 	st->sigmask = 1ull << (SIGUSR1 - 1);
 	st->nofile = (struct rlimit){200, 4096};
@@ -98,6 +100,8 @@ static void test_round_trip(void **state)
 	assert_int_equal(got.prog_fd, st.prog_fd);
 	assert_int_equal(fcntl(got.prog_fd, F_GETFD), FD_CLOEXEC); /* km's again */
 	assert_int_equal(got.pid, getpid());
+	assert_true(got.descendant);
+	assert_int_equal(got.mono_shift, st.mono_shift);
 	assert_int_equal(got.sigmask, st.sigmask);
 	assert_int_equal(got.nsigs, 2);
 	assert_int_equal(got.sigs[1].own, 1);
@@ -191,6 +195,7 @@ static void test_flips(void **state)
 		for (uint32_t k = 0; k < got.nsigs; k++)
 			assert_true(got.sigs[k].info.si_signo >= 1 && got.sigs[k].info.si_signo <= 64);
 		assert_true(got.nofile.rlim_cur <= got.nofile.rlim_max);
+		assert_true(got.mono_shift >= 0 && got.mono_shift <= KM_EXEC_STATE_SHIFT_MAX);
 		got.prog_fd = -1; /* st's: closed once, below */
 		km_exec_state_free(&got);
 	}
