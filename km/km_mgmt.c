@@ -1341,6 +1341,10 @@ void km_mgmt_forget_in_child(void)
 	 * been held by the parent's threads). */
 	close(m->wake_fd);
 	close(m->courier[1]);
+	/* km's copy for an execve's hand-over too: a child that execs must not take the listener
+	 * with it (it would serve the parent's requests and remove the parent's socket file). */
+	if (m->exec_fd >= 0)
+		close(m->exec_fd);
 	if (m->shared_fds) {
 		close(m->courier[0]);
 		close(m->listen_fd);

@@ -47,6 +47,12 @@ void km_exec_set_host(bool confined, int mgmt_fd, uint64_t mgmt_dev, uint64_t mg
 	host_mgmt_ino = mgmt_ino;
 }
 
+void km_exec_forget_mgmt(void)
+{
+	host_mgmt_fd = -1;
+	host_mgmt_dev = host_mgmt_ino = 0;
+}
+
 /* --- argv and envp ------------------------------------------------------------------------ */
 
 typedef struct strv {

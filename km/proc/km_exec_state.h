@@ -81,6 +81,10 @@ typedef struct km_exec_state {
  * hand over (km_mgmt_handover: -1 none; the socket file's identity when km created it). */
 void km_exec_set_host(bool confined, int mgmt_fd, uint64_t mgmt_dev, uint64_t mgmt_ino);
 
+/* A forked child has no management listener to hand over (km_mgmt_forget_in_child closed its
+ * copies): an execve of the child passes none. */
+void km_exec_forget_mgmt(void);
+
 /* Writes st into a new sealed memfd in km's range, not close-on-exec. The fd, or -1 with *err. */
 int km_exec_state_write(const km_exec_state_t *st, km_err_t **err);
 

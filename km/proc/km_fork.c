@@ -22,6 +22,7 @@
 
 #include "km_end.h"
 #include "km_exception.h"
+#include "km_exec_state.h"
 #include "km_machine.h"
 #include "km_mgmt.h"
 #include "km_signal.h"
@@ -184,6 +185,7 @@ static void reset_process(km_guest_t *g, const fork_point_t *fp)
 	}
 	g->nvcpus = 0;
 	km_mgmt_forget_in_child();
+	km_exec_forget_mgmt();
 }
 
 /* A resumed parent's memory may still map its snapshot file under a lease that is the parent's

@@ -11,6 +11,9 @@
 #                                  is the parent's (old) pid
 #   procs/fork/mgmt-refused/F      a forked child's guest connects to its parent km's --mgmt
 #                                  socket: refused, as a program under km
+#   procs/fork/exec-listener       a child of a --mgmt km execs and ends: the parent's socket file
+#                                  stays, and the parent still answers on it (the child took no
+#                                  copy of the listener across its exec)
 #   procs/fork/setid-snapshot/F    (root) a forked child drops to nobody and snapshots itself:
 #                                  where nobody may write it is taken, in root's directory EACCES
 
@@ -191,7 +194,42 @@ pf_setid_snapshot() {
 	end
 }
 
+# busybox sh (static) forks and execs `true` twice: before the fix the exec'd child km got the
+# parent's listener in its exec state, served it, and removed the socket file at its end.
+pf_exec_listener() {
+	local test="procs/fork/exec-listener"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/procs/fork/exec-listener bb=${BUSYBOX:-/bin/busybox}
+	local mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
+	rm -rf "$d" && mkdir -p "$d/cwd"
+	coproc PX { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$d/m.sock" "$bb" sh -c \
+		"$bb true; $bb true; if [ -S '$d/m.sock' ]; then echo kept; else echo gone; fi; read x" 2>"$d/err"; }
+	local px_pid=${PX_PID:-} px_in=${PX[1]:-} px_out=${PX[0]:-} # see pf_no_fd_leak
+	if [ -z "$px_pid" ] || [ -z "$px_in" ] || [ -z "$px_out" ]; then
+		[ -n "$px_pid" ] && wait "$px_pid"
+		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
+		end
+		return
+	fi
+	local line="" reply km_pid
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$px_out"
+	[ "$line" = kept ] || bad "after the children: '$line', expected 'kept' (the socket file)"
+	km_pid=$(pgrep -P "$px_pid" | head -1)
+	reply=$("$mgmt" --timeout 20 "$d/m.sock" status 2>&1)
+	[[ $reply == ok* && $reply == *" pid=$km_pid "* ]] ||
+		bad "the parent km (pid $km_pid) does not answer on its socket: '$reply'"
+	pf_send "$px_in" bye
+	exec {px_in}>&- 2>/dev/null
+	wait "$px_pid"
+	local rc=$?
+	[ "$rc" = 0 ] || bad "exit status $(status_text "$rc")"
+	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
+	end
+}
+
 run_procs_fork() {
+	pf_exec_listener
 	local flavour
 	for flavour in gcc musl; do
 		pf_no_fd_leak "$flavour"
