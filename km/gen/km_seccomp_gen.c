@@ -93,6 +93,10 @@ static const int allowed[] = {
     SYS_sched_getaffinity, SYS_set_robust_list, SYS_rseq, SYS_exit, SYS_exit_group, SYS_nanosleep,
     SYS_clock_nanosleep, SYS_clock_gettime, SYS_clock_getres, SYS_gettimeofday, SYS_time,
     SYS_getrandom,
+    /* A stop (SIGSTOP, Ctrl-Z) and SIGCONT make the kernel resume a timed wait of any of km's
+     * threads (nanosleep, futex, poll with a timeout) through restart_syscall: it continues only
+     * a call this filter already let through. */
+    SYS_restart_syscall,
     /* Guest threads' affinity and barriers (km_sys_thread.c); the guest's timers, which the host
      * runs and whose signals km's signal thread takes (km_signal.c). */
     SYS_sched_setaffinity, SYS_membarrier, SYS_setitimer, SYS_getitimer, SYS_alarm, SYS_timer_create,

@@ -170,7 +170,49 @@ seccomp_active() {
 	end
 }
 
+# seccomp/stop-continue: km stopped (SIGSTOP, as Ctrl-Z) and continued while its guest waits on
+# stdin goes on: the kernel resumes km's threads' timed waits through restart_syscall, which the
+# filter once forbade (km died of SIGSYS, status 159, without a line).
+seccomp_stop_continue() {
+	local test="seccomp/stop-continue"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/seccomp/stop-continue
+	mkdir -p "$d"
+	coproc SC { exec timeout -k 5 "$TIMEOUT" "$KM" "$BUSYBOX" sh -c 'echo ready; read x; echo "got $x"' 2>"$d/err"; }
+	local sc_pid=${SC_PID:-} sc_in=${SC[1]:-} sc_out=${SC[0]:-}
+	if [ -z "$sc_pid" ] || [ -z "$sc_in" ] || [ -z "$sc_out" ]; then
+		[ -n "$sc_pid" ] && wait "$sc_pid"
+		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
+		end
+		return
+	fi
+	local line="" km_pid
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$sc_out"
+	[ "$line" = ready ] || bad "the guest did not start: '$line'"
+	km_pid=$(pgrep -P "$sc_pid" | head -1)
+	# Every thread of km is then asleep in a wait; stop it there for a while, then continue.
+	sleep 0.3
+	kill -STOP "$km_pid" 2>/dev/null
+	sleep 0.3
+	kill -CONT "$km_pid" 2>/dev/null
+	sleep 0.3
+	trap '' PIPE
+	echo hello 2>/dev/null >&"$sc_in"
+	trap - PIPE
+	line=""
+	read -r -t "$TIMEOUT" line 2>/dev/null <&"$sc_out"
+	[ "$line" = "got hello" ] || bad "after SIGSTOP and SIGCONT: '$line', expected 'got hello'"
+	exec {sc_in}>&- 2>/dev/null
+	wait "$sc_pid"
+	local rc=$?
+	[ "$rc" = 0 ] || bad "exit status $(status_text "$rc")"
+	[ -s "$d/err" ] && show_file stderr "$d/err" && bad "km wrote to stderr"
+	end
+}
+
 run_seccomp() {
+	seccomp_stop_continue
 	seccomp_probes_run
 	seccomp_probe_resume
 	seccomp_probe_mgmt
