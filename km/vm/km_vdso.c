@@ -236,18 +236,25 @@ static int start(km_guest_t *g, km_err_t **err)
 	return 0;
 }
 
-int km_vdso_init(km_guest_t *g, km_err_t **err)
+/* The redraw thread's lock and wake-up (its timed waits on CLOCK_MONOTONIC); made anew in a
+ * forked child, where the parent's thread may have held them. */
+static void init_sync(struct km_vdso *d)
 {
-	struct km_vdso *d = calloc(1, sizeof(*d));
-	if (d == NULL)
-		return km_err_set(err, ENOMEM, "allocating the vDSO's state");
-	g->vdso = d;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
+}
+
+int km_vdso_init(km_guest_t *g, km_err_t **err)
+{
+	struct km_vdso *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return km_err_set(err, ENOMEM, "allocating the vDSO's state");
+	g->vdso = d;
+	init_sync(d);
 	if (map_pages(g, err) < 0)
 		return -1;
 	g->vdso_gva = KM_VDSO_GVA;
@@ -275,12 +282,7 @@ int km_vdso_init(km_guest_t *g, km_err_t **err)
 int km_vdso_fork_child(km_guest_t *g, km_err_t **err)
 {
 	struct km_vdso *d = g->vdso;
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	init_sync(d);
 	d->running = false;
 	/* A write the parent's thread left half done: nobody finishes it here but this redraw. */
 	if (d->page->seq & 1) {
