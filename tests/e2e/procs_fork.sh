@@ -22,14 +22,6 @@ pf_fd_count() {
 	ls "/proc/$1/fd" 2>/dev/null | wc -l
 }
 
-# pf_send FD LINE: LINE to a coproc's stdin; one that has died fails its test, not the run (an
-# EPIPE instead of the shell's death by SIGPIPE; a subshell cannot write: bash closes coproc fds
-# in subshells).
-pf_send() {
-	trap '' PIPE
-	echo "$2" 2>/dev/null >&"$1"
-	trap - PIPE
-}
 
 pf_no_fd_leak() {
 	local flavour=$1 test="procs/fork/no-fd-leak/$1"
@@ -39,23 +31,16 @@ pf_no_fd_leak() {
 	mkdir -p "$d"
 	local sock=$d/m.sock mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
 	coproc PF { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$sock" "$GUESTS/$flavour/fork_loop" stdin 2>"$d/err"; }
-	# bash unsets PF and PF_PID once the coproc has ended, maybe before the next line: a km that
-	# died at once fails this test, not (set -u) the whole run.
 	local pf_pid=${PF_PID:-} pf_in=${PF[1]:-} pf_out=${PF[0]:-}
-	if [ -z "$pf_pid" ] || [ -z "$pf_in" ] || [ -z "$pf_out" ]; then
-		[ -n "$pf_pid" ] && wait "$pf_pid"
-		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
-		end
-		return
-	fi
+	coproc_gone "$pf_pid" "$pf_in" "$pf_out" "$d/err" && return
 	local line before after km_pid
-	pf_send "$pf_in" 1
+	coproc_send "$pf_in" 1
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pf_out"
 	[ "$line" = "done 1" ] || bad "first round: '$line', expected 'done 1'"
 	# timeout's child is km.
 	km_pid=$(pgrep -P "$pf_pid" | head -1)
 	before=$(pf_fd_count "$km_pid")
-	pf_send "$pf_in" 200
+	coproc_send "$pf_in" 200
 	line=""
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pf_out"
 	[ "$line" = "done 200" ] || bad "second round: '$line', expected 'done 200'"
@@ -85,23 +70,18 @@ pf_chain_stack() {
 	local d=$WORK/procs/fork/chain/$flavour
 	mkdir -p "$d"
 	coproc PC { exec timeout -k 5 "$TIMEOUT" "$KM" "$GUESTS/$flavour/fork_chain" "$n" stdin 2>"$d/err"; }
-	local pc_pid=${PC_PID:-} pc_in=${PC[1]:-} pc_out=${PC[0]:-} # see pf_no_fd_leak
-	if [ -z "$pc_pid" ] || [ -z "$pc_in" ] || [ -z "$pc_out" ]; then
-		[ -n "$pc_pid" ] && wait "$pc_pid"
-		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
-		end
-		return
-	fi
+	local pc_pid=${PC_PID:-} pc_in=${PC[1]:-} pc_out=${PC[0]:-}
+	coproc_gone "$pc_pid" "$pc_in" "$pc_out" "$d/err" && return
 	local line="" first="" last="" pid
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	pid=${line##* }
 	[[ $line == "gen 1 pid "* ]] && first=$(pf_vmstk "$pid") || bad "first generation: '$line'"
-	pf_send "$pc_in" go
+	coproc_send "$pc_in" go
 	line=""
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	pid=${line##* }
 	[[ $line == "gen $n pid "* ]] && last=$(pf_vmstk "$pid") || bad "generation $n: '$line'"
-	pf_send "$pc_in" go
+	coproc_send "$pc_in" go
 	line=""
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$pc_out"
 	[[ $line == ok* ]] || bad "the first generation did not hear from the last: '$line'"
@@ -205,13 +185,8 @@ pf_exec_listener() {
 	rm -rf "$d" && mkdir -p "$d/cwd"
 	coproc PX { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$d/m.sock" "$bb" sh -c \
 		"$bb true; $bb true; if [ -S '$d/m.sock' ]; then echo kept; else echo gone; fi; read x" 2>"$d/err"; }
-	local px_pid=${PX_PID:-} px_in=${PX[1]:-} px_out=${PX[0]:-} # see pf_no_fd_leak
-	if [ -z "$px_pid" ] || [ -z "$px_in" ] || [ -z "$px_out" ]; then
-		[ -n "$px_pid" ] && wait "$px_pid"
-		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
-		end
-		return
-	fi
+	local px_pid=${PX_PID:-} px_in=${PX[1]:-} px_out=${PX[0]:-}
+	coproc_gone "$px_pid" "$px_in" "$px_out" "$d/err" && return
 	local line="" reply km_pid
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$px_out"
 	[ "$line" = kept ] || bad "after the children: '$line', expected 'kept' (the socket file)"
@@ -219,7 +194,7 @@ pf_exec_listener() {
 	reply=$("$mgmt" --timeout 20 "$d/m.sock" status 2>&1)
 	[[ $reply == ok* && $reply == *" pid=$km_pid "* ]] ||
 		bad "the parent km (pid $km_pid) does not answer on its socket: '$reply'"
-	pf_send "$px_in" bye
+	coproc_send "$px_in" bye
 	exec {px_in}>&- 2>/dev/null
 	wait "$px_pid"
 	local rc=$?

@@ -88,6 +88,27 @@ note() {
 	T_DIAG+="$*"$'\n'
 }
 
+# coproc_gone PID IN OUT ERRFILE: for a test that runs km as a bash coproc. True, with the test
+# failed and ended, when km ended before the caller could take the coproc's pid and fds: bash
+# unsets NAME and NAME_PID once a coproc has ended, maybe before the caller's next line, and
+# `set -u` would then abort the whole run.
+coproc_gone() {
+	[ -n "$1" ] && [ -n "$2" ] && [ -n "$3" ] && return 1
+	[ -n "$1" ] && wait "$1"
+	bad "km ended at once: $(head -c 300 "$4" 2>/dev/null)"
+	end
+	return 0
+}
+
+# coproc_send FD LINE: LINE to a coproc's stdin; one that has died fails its test, not the run (an
+# EPIPE instead of the shell's death by SIGPIPE; a subshell cannot write: bash closes coproc fds
+# in subshells).
+coproc_send() {
+	trap '' PIPE
+	echo "$2" 2>/dev/null >&"$1"
+	trap - PIPE
+}
+
 # km_only NAME: a test that needs the real km; in KM=native mode it is listed as not run.
 km_only() {
 	if [ $NATIVE = 1 ]; then

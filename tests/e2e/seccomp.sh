@@ -181,12 +181,7 @@ seccomp_stop_continue() {
 	mkdir -p "$d"
 	coproc SC { exec timeout -k 5 "$TIMEOUT" "$KM" "$BUSYBOX" sh -c 'echo ready; read x; echo "got $x"' 2>"$d/err"; }
 	local sc_pid=${SC_PID:-} sc_in=${SC[1]:-} sc_out=${SC[0]:-}
-	if [ -z "$sc_pid" ] || [ -z "$sc_in" ] || [ -z "$sc_out" ]; then
-		[ -n "$sc_pid" ] && wait "$sc_pid"
-		bad "km ended at once: $(head -c 300 "$d/err" 2>/dev/null)"
-		end
-		return
-	fi
+	coproc_gone "$sc_pid" "$sc_in" "$sc_out" "$d/err" && return
 	local line="" km_pid
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$sc_out"
 	[ "$line" = ready ] || bad "the guest did not start: '$line'"
@@ -197,9 +192,7 @@ seccomp_stop_continue() {
 	sleep 0.3
 	kill -CONT "$km_pid" 2>/dev/null
 	sleep 0.3
-	trap '' PIPE
-	echo hello 2>/dev/null >&"$sc_in"
-	trap - PIPE
+	coproc_send "$sc_in" hello
 	line=""
 	read -r -t "$TIMEOUT" line 2>/dev/null <&"$sc_out"
 	[ "$line" = "got hello" ] || bad "after SIGSTOP and SIGCONT: '$line', expected 'got hello'"
