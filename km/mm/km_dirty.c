@@ -231,13 +231,16 @@ int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 {
 	struct km_dirty *d = tracker(mm);
 	if (d != NULL) { /* a restart: what changed so far no longer counts */
+		/* A slot KVM refused to log is tried again first (KVM's log cannot be read without);
+		 * the logged ones are unchanged by it (same flags: KVM does nothing). */
+		if (d->lost && log_slots(mm, &d->ops, err) < 0)
+			return -1;
+		d->lost = false;
 		uint64_t *snap = new_snap(d);
 		if (snap == NULL)
 			return km_err_set(err, ENOMEM, "restarting the tracking of changed pages");
 		int rc = drain(mm, d, snap, err);
 		free(snap);
-		if (rc == 0 && d->lost && (rc = log_slots(mm, &d->ops, err)) == 0)
-			d->lost = false;
 		return rc;
 	}
 	if ((d = calloc(1, sizeof(*d))) == NULL)
