@@ -5,18 +5,14 @@
  * pages it had written before tracking began), read(2) into a buffer, mmap, munmap, mremap,
  * MADV_DONTNEED, brk, stores from several threads; and checks that each collect reports exactly
  * those pages of those regions (its stack, heap and the probe's buffer change too: not checked).
- *
- *   dirty_pages          the checks; without the probe (natively, or km without the option) it
- *                        prints one line and exits 0
- *   dirty_pages bench N  N pages: the cost of a first store to a page after a collect, beside a
- *                        store with tracking off (one line of numbers, for bench/run.sh)
+ * Without the probe (natively, or km without the option) it prints one line after the checks
+ * that need none. The cost side is bench/guests/dirty_write.c.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "check.h"
 #include "km_hcall.h"
@@ -252,41 +248,6 @@ static void forked(void)
 	CHECK(nlist >= 0, "the parent is still tracked");
 }
 
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static double store_each(char *r, long pages)
-{
-	double t0 = now_ns();
-	for (long p = 0; p < pages; p++)
-		r[p * PG] ^= 1;
-	return (now_ns() - t0) / pages;
-}
-
-static int bench(long pages)
-{
-	char *r = map((size_t)pages);
-	double fresh = store_each(r, pages); /* first touch of anonymous memory */
-	double off = store_each(r, pages);
-	if (probe(KM_DIRTY_PROBE_START) < 0) {
-		printf("dirty probe not available\n");
-		return 1;
-	}
-	collect();
-	double on = store_each(r, pages);
-	double again = store_each(r, pages); /* pages already written in this interval */
-	double t0 = now_ns();
-	collect();
-	double coll = now_ns() - t0;
-	printf("pages %ld fresh_ns %.0f off_ns %.0f first_after_collect_ns %.0f again_ns %.0f collect_us %.0f\n",
-	       pages, fresh, off, on, again, coll / 1e3);
-	return 0;
-}
-
 /* Natively and under km alike: a PI futex stores to its word, so it must be writable. */
 static void futex_pi_readonly(void)
 {
@@ -296,10 +257,8 @@ static void futex_pi_readonly(void)
 	munmap(w, PG);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-	if (argc > 2 && strcmp(argv[1], "bench") == 0)
-		return bench(atol(argv[2]));
 	futex_pi_readonly();
 	km_hc_args_t a = {0};
 	if (km_hcall(HC_dirty_probe, &a) == -ENOSYS) {
