@@ -257,8 +257,34 @@ static void futex_pi_readonly(void)
 	munmap(w, PG);
 }
 
-int main(void)
+/* "snap": snapshots itself (km exits); resumed (km --test-dirty-probe FILE), its memory is the
+ * snapshot file's, mapped privately: stores to it and read(2) into it must be seen alike. */
+static int resumed_memory(void)
 {
+	char *a = map(8);
+	memset(a, 1, 8 * PG);
+	long r = km_snapshot(NULL, 0);
+	if (r != KM_SNAPSHOT_RESUMED) {
+		printf("snapshot: %ld\n", r);
+		return 1;
+	}
+	printf("resumed\n");
+	CHECK(probe(KM_DIRTY_PROBE_START) == 0, "tracking starts after a resume");
+	collect();
+	expect("nothing changed right after the start", a, 8, NULL);
+	a[2 * PG] = 5;
+	int fds[2];
+	CHECK_SYS(pipe(fds), "pipe");
+	CHECK(write(fds[1], "x", 1) == 1 && read(fds[0], a + 6 * PG, 1) == 1, "read(2) into the region");
+	collect();
+	expect("stores and read(2) into memory mapped from the snapshot", a, 8, "00100010");
+	return check_done();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "snap") == 0)
+		return resumed_memory();
 	futex_pi_readonly();
 	km_hc_args_t a = {0};
 	if (km_hcall(HC_dirty_probe, &a) == -ENOSYS) {
