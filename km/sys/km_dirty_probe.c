@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include "km_dirty.h"
+#include "km_coredump.h" /* KM_CPU_RESTART_SYSCALL */
+#include "km_exception.h"
 #include "km_guest.h"
 #include "km_stopall.h"
 
@@ -69,7 +71,9 @@ long km_dirty_probe(km_vcpu_t *v, const km_hc_args_t *args)
 		return -ENOSYS;
 	if (args->arg1 > KM_DIRTY_PROBE_RETURN)
 		return -EINVAL;
-	if (km_stopall_begin(g, v, KM_STOP_CLEAN, &v->user, 0) < 0)
+	/* A stop in progress is parked in first, as about to make this call again. */
+	struct kvm_regs r = km_syscall_restart_regs(v);
+	if (km_stopall_begin(g, v, KM_STOP_CLEAN, &r, KM_CPU_RESTART_SYSCALL) < 0)
 		return -EINTR;
 	uint64_t *list = NULL;
 	long n = probe_stopped(g, args->arg1, &list);
