@@ -225,8 +225,8 @@ static void test_log_and_marks_per_vma(void **state)
 	guest_store(mm, &f->kvm, a + 1 * P);
 	guest_store(mm, &f->kvm, b + 69 * P);
 	guest_store(mm, &f->kvm, b + 63 * P);
-	char byte = 1;
-	assert_int_equal(km_copy_to_guest(mm, a + 6 * P + P - 1, &byte, 2), 0); /* km's store across pages */
+	char bytes[2] = {1, 1};
+	assert_int_equal(km_copy_to_guest(mm, a + 6 * P + P - 1, bytes, 2), 0); /* km's store across pages */
 	h = collect(f);
 	expect(f, h, a, "01000011");
 	expect(f, h, b + 60 * P, "0001000001");
