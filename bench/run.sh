@@ -39,6 +39,7 @@ FORK_N=${FORK_N:-200}        # fork + exit + wait rounds per fork_wait run
 FORK_RUNS=${FORK_RUNS:-5}
 DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
 DIRTY_RUNS=${DIRTY_RUNS:-5}
+DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
 ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
@@ -457,23 +458,31 @@ done
 
 # Dirty tracking (issue 11, the tracker behind incremental snapshots): what a program pays per page
 # it stores to after each collect (KVM write-protects the pages again), beside the same store with
-# tracking off; and the collect itself (with every vCPU stopped). guests/dirty_write under km's
+# tracking off; and the collect itself (every vCPU stopped; part of an incremental snapshot's
+# pause), timed by the program around the hypercall. guests/dirty_write under km's
 # test-only --test-dirty-probe; no peer runs it (CRIU's counterpart is soft-dirty bits, not timed).
-want dirty && for libc in gcc; do
-	log "dirty tracking ($libc): $DIRTY_RUNS runs of $DIRTY_PAGES pages$SKIPNOTE"
+if want dirty; then
+	libc=gcc
+	log "dirty tracking ($libc): $DIRTY_RUNS runs of $DIRTY_PAGES pages, and of ${DIRTY_BIG%%:*} with ${DIRTY_BIG##*:} changed$SKIPNOTE"
 	d_on=() d_off=() d_coll=() d_err=""
 	for ((i = 0; i < DIRTY_RUNS; i++)); do
 		[ $KM_OK = 1 ] || break
-		out=$(timeout "$KM_TIMEOUT" "$KM" --test-dirty-probe "$B/guests/$libc/dirty_write" "$DIRTY_PAGES" \
-			2>"$B/dirty-$libc.err")
-		rc=$?
-		if [ $rc -ne 0 ] || ! isnum "$(field first_ns <<<"$out")"; then
-			d_err=$(errline "$B/dirty-$libc.err" $rc)
-			fail "dirty_write ($libc) failed under km: status $rc, output '$(head -c 100 <<<"$out")', stderr in $B/dirty-$libc.err"
-			break
-		fi
-		d_on+=("$(field first_ns <<<"$out")") d_off+=("$(field off_ns <<<"$out")")
-		d_coll+=("$(field collect_us <<<"$out")")
+		for args in "$DIRTY_PAGES" "${DIRTY_BIG%%:*} ${DIRTY_BIG##*:}"; do
+			# shellcheck disable=SC2086 # two numbers
+			out=$(timeout "$KM_TIMEOUT" "$KM" --test-dirty-probe "$B/guests/$libc/dirty_write" $args \
+				2>"$B/dirty-$libc.err")
+			rc=$?
+			if [ $rc -ne 0 ] || ! isnum "$(field first_ns <<<"$out")"; then
+				d_err=$(errline "$B/dirty-$libc.err" $rc)
+				fail "dirty_write $args ($libc) failed under km: status $rc, output '$(head -c 100 <<<"$out")', stderr in $B/dirty-$libc.err"
+				break 2
+			fi
+			if [ "$args" = "$DIRTY_PAGES" ]; then
+				d_on+=("$(field first_ns <<<"$out")") d_off+=("$(field off_ns <<<"$out")")
+			else
+				d_coll+=("$(field collect_us <<<"$out")")
+			fi
+		done
 	done
 	if [ -n "$d_err" ]; then
 		KMV=FAIL NAT=FAIL COLL=FAIL
@@ -486,8 +495,8 @@ want dirty && for libc in gcc; do
 	row "first store to a page after a dirty collect, us/page vs tracking off" "$(nsus "$KMV")" "$(nsus "$NAT")" \
 		"$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$d_err")"
 	isnum "$COLL" && COLL=$(ms "$COLL")
-	row "dirty collect of $((DIRTY_PAGES / 256)) MiB written, ms" "$COLL" - - - "$(kmfailed - "$d_err")"
-done
+	row "dirty collect, $((${DIRTY_BIG##*:} / 256)) MiB changed of $((${DIRTY_BIG%%:*} / 256)) MiB, ms" "$COLL" - - - "$(kmfailed - "$d_err")"
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # Containers: km-shim beside runc (and crun) on the example bundles (examples/bundles), the same
