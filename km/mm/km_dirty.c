@@ -25,6 +25,12 @@ struct km_dirty {
 	uint64_t npages; /* pages of guest-physical [user_gpa, gpa_size) */
 	uint64_t *marks; /* a bit per such page: km's marks, and intervals given back */
 	bool lost;       /* a slot registered while tracking could not be logged */
+	/* The last collect, kept by guest-physical page until the next one so that it can be given
+	 * back after the VMAs changed (a live snapshot's writer fails while the program runs on):
+	 * the bitmap, the holds it gave and how many. */
+	uint64_t *last;
+	uint64_t **last_holds;
+	size_t last_n;
 };
 
 static struct km_dirty *tracker(const km_mm_t *mm)
@@ -222,9 +228,24 @@ int km_dirty_collect_mm(km_mm_t *mm, uint64_t ***holds, km_err_t **err)
 		km_bits_or_at(d->marks, 0, snap, d->npages);
 		rc = km_err_set(err, ENOMEM, "collecting the pages changed since the last snapshot");
 	}
+	if (rc == 0) {
+		free(d->last);
+		d->last = snap;
+		d->last_holds = *holds;
+		d->last_n = mm->nvmas;
+		snap = NULL;
+	}
 	km_mm_rdunlock(mm);
 	free(snap);
 	return rc;
+}
+
+/* Forgets the last collect (a new interval that cannot be given back). */
+static void drop_last(struct km_dirty *d)
+{
+	free(d->last);
+	d->last = NULL;
+	d->last_holds = NULL;
 }
 
 int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
@@ -241,6 +262,8 @@ int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 			return km_err_set(err, ENOMEM, "restarting the tracking of changed pages");
 		int rc = drain(mm, d, snap, err);
 		free(snap);
+		if (rc == 0)
+			drop_last(d);
 		return rc;
 	}
 	if ((d = calloc(1, sizeof(*d))) == NULL)
@@ -265,6 +288,14 @@ int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 void km_dirty_return_mm(km_mm_t *mm, uint64_t **holds)
 {
 	struct km_dirty *d = tracker(mm);
+	if (d != NULL && holds != NULL && holds == d->last_holds) {
+		/* By guest-physical page, as collected: right whatever the VMAs became since. */
+		km_bits_or_at(d->marks, 0, d->last, d->npages);
+		size_t n = d->last_n;
+		drop_last(d);
+		km_dirty_free(holds, n);
+		return;
+	}
 	if (d != NULL && holds != NULL) {
 		km_mm_rdlock(mm);
 		for (size_t i = 0; i < mm->nvmas; i++) {
@@ -289,8 +320,10 @@ void km_dirty_forget(km_mm_t *mm)
 {
 	struct km_dirty *d = tracker(mm);
 	__atomic_store_n(&mm->dirty, NULL, __ATOMIC_RELEASE);
-	if (d != NULL)
+	if (d != NULL) {
 		free(d->marks);
+		free(d->last);
+	}
 	free(d);
 }
 

@@ -41,7 +41,9 @@ void km_dirty_mark(struct km_mm *mm, uint64_t gva, uint64_t len);
 int km_dirty_collect(struct km_guest *g, uint64_t ***holds, km_err_t **err);
 
 /* A collected interval that was not used (its snapshot failed): its pages count again in the next
- * collect. Frees holds. holds was collected with the VMAs as they still are. */
+ * collect. Frees holds. For the holds of the latest collect the VMAs may have changed since (a
+ * live snapshot's writer failed while the program ran on); older holds must have been collected
+ * with the VMAs as they still are. */
 void km_dirty_return(struct km_guest *g, uint64_t **holds);
 
 /* Frees what km_dirty_collect gave: n bitmaps and the array. */

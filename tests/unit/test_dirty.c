@@ -287,6 +287,30 @@ static void test_return(void **state)
 	km_dirty_free(h, mm->nvmas);
 }
 
+/* A live snapshot's writer fails after the program changed its mappings: the interval given back
+ * still lands on the right pages, and the holds are freed with the count they were made with. */
+static void test_return_after_mappings_changed(void **state)
+{
+	fixture_t *f = *state;
+	km_mm_t *mm = &f->mm;
+	uint64_t a = map(mm, 0, 4, 0), b = map(mm, 0, 4, 0);
+	start(f);
+	guest_store(mm, &f->kvm, a + P);
+	guest_store(mm, &f->kvm, b + 2 * P);
+	uint64_t **h = collect(f);
+	assert_int_equal(km_mm_unmap(mm, b, 4 * P), 0);
+	uint64_t c = map(mm, 0, 2, 0), d = map(mm, 0, 5, 0);
+	km_dirty_return_mm(mm, h);
+	h = collect(f);
+	expect(f, h, a, "0100");
+	expect(f, h, c, "11"); /* new */
+	expect(f, h, d, "11111");
+	km_dirty_free(h, mm->nvmas);
+	h = collect(f);
+	expect(f, h, a, "0000");
+	km_dirty_free(h, mm->nvmas);
+}
+
 static void test_restart_drops(void **state)
 {
 	fixture_t *f = *state;
@@ -376,6 +400,7 @@ int main(void)
 	    T(test_mapping_changes),
 	    T(test_shared_is_whole),
 	    T(test_return),
+	    T(test_return_after_mappings_changed),
 	    T(test_restart_drops),
 	    T(test_slots_added_later),
 	    T(test_fetch_failure_keeps_pages),
