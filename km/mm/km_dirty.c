@@ -25,6 +25,7 @@ struct km_dirty {
 	uint64_t npages; /* pages of guest-physical [user_gpa, gpa_size) */
 	uint64_t *marks; /* a bit per such page: km's marks, and intervals given back */
 	bool lost;       /* a slot registered while tracking could not be logged */
+	bool armed;      /* logging, but not started (km_dirty_arm): nothing to collect yet */
 	/* The last collect, kept by guest-physical page until the next one so that it can be given
 	 * back after the VMAs changed (a live snapshot's writer fails while the program runs on):
 	 * the bitmap, the holds it gave and how many. */
@@ -217,6 +218,8 @@ int km_dirty_collect_mm(km_mm_t *mm, uint64_t ***holds, km_err_t **err)
 	struct km_dirty *d = tracker(mm);
 	if (d == NULL)
 		return km_err_set(err, 0, "pages changed since the last snapshot are not tracked");
+	if (d->armed)
+		return km_err_set(err, 0, "pages changed since the last snapshot are not tracked yet");
 	if (d->lost)
 		return km_err_set(err, 0, "KVM did not log a memory slot added since the last snapshot");
 	uint64_t *snap = new_snap(d);
@@ -248,10 +251,50 @@ static void drop_last(struct km_dirty *d)
 	d->last_holds = NULL;
 }
 
+/* A new tracker with every registered slot logging, published (marks land from now on), or NULL
+ * with *err. Under the mapping lock read, so that a slot registered meanwhile (under the lock
+ * written) is either logged here or sees the tracker and logs itself. */
+static struct km_dirty *new_tracker(km_mm_t *mm, const km_dirty_ops_t *ops, bool armed, km_err_t **err)
+{
+	struct km_dirty *d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		km_err_set(err, ENOMEM, "starting the tracking of changed pages");
+		return NULL;
+	}
+	d->ops = *ops;
+	d->armed = armed;
+	d->npages = (mm->gpa_size - mm->user_gpa) / KM_PAGE_SIZE;
+	if ((d->marks = new_snap(d)) == NULL) {
+		free(d);
+		km_err_set(err, ENOMEM, "starting the tracking of changed pages");
+		return NULL;
+	}
+	/* Logging turned on write-protects the slot and starts with an empty log. A failure leaves
+	 * the slots done so far logging (harmless: KVM logs, nobody reads) and tracking off. */
+	km_mm_rdlock(mm);
+	int rc = log_slots(mm, ops, err);
+	if (rc == 0)
+		__atomic_store_n(&mm->dirty, d, __ATOMIC_RELEASE);
+	km_mm_rdunlock(mm);
+	if (rc < 0) {
+		free(d->marks);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+int km_dirty_arm_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
+{
+	if (tracker(mm) != NULL)
+		return 0;
+	return new_tracker(mm, ops, true, err) != NULL ? 0 : -1;
+}
+
 int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 {
 	struct km_dirty *d = tracker(mm);
-	if (d != NULL) { /* a restart: what changed so far no longer counts */
+	if (d != NULL) { /* armed, or a restart: what changed so far no longer counts */
 		/* A slot KVM refused to log is tried again first (KVM's log cannot be read without);
 		 * the logged ones are unchanged by it (same flags: KVM does nothing). */
 		if (d->lost && log_slots(mm, &d->ops, err) < 0)
@@ -262,27 +305,13 @@ int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 			return km_err_set(err, ENOMEM, "restarting the tracking of changed pages");
 		int rc = drain(mm, d, snap, err);
 		free(snap);
-		if (rc == 0)
+		if (rc == 0) {
 			drop_last(d);
+			d->armed = false;
+		}
 		return rc;
 	}
-	if ((d = calloc(1, sizeof(*d))) == NULL)
-		return km_err_set(err, ENOMEM, "starting the tracking of changed pages");
-	d->ops = *ops;
-	d->npages = (mm->gpa_size - mm->user_gpa) / KM_PAGE_SIZE;
-	if ((d->marks = new_snap(d)) == NULL) {
-		free(d);
-		return km_err_set(err, ENOMEM, "starting the tracking of changed pages");
-	}
-	/* Logging turned on write-protects the slot and starts with an empty log. A failure leaves
-	 * the slots done so far logging (harmless: KVM logs, nobody reads) and tracking off. */
-	if (log_slots(mm, ops, err) < 0) {
-		free(d->marks);
-		free(d);
-		return -1;
-	}
-	__atomic_store_n(&mm->dirty, d, __ATOMIC_RELEASE);
-	return 0;
+	return new_tracker(mm, ops, false, err) != NULL ? 0 : -1;
 }
 
 void km_dirty_return_mm(km_mm_t *mm, uint64_t **holds)
@@ -339,6 +368,12 @@ static int kvm_fetch(void *ctx, int slot, uint64_t *bitmap)
 	return km_dirtylog_fetch(ctx, slot, bitmap);
 }
 
+int km_dirty_arm(struct km_guest *g, km_err_t **err)
+{
+	km_dirty_ops_t ops = {kvm_log_on, kvm_fetch, &g->machine};
+	return km_dirty_arm_mm(&g->mm, &ops, err);
+}
+
 int km_dirty_start(struct km_guest *g, km_err_t **err)
 {
 	km_dirty_ops_t ops = {kvm_log_on, kvm_fetch, &g->machine};
@@ -366,5 +401,6 @@ void km_dirty_free(uint64_t **holds, size_t n)
 
 bool km_dirty_on(const struct km_guest *g)
 {
-	return tracker(&g->mm) != NULL;
+	const struct km_dirty *d = tracker(&g->mm);
+	return d != NULL && !d->armed;
 }

@@ -21,6 +21,7 @@ typedef struct km_dirty_ops {
 
 /* km_dirty_start, km_dirty_collect and km_dirty_return on an address space, with KVM through ops. */
 int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err);
+int km_dirty_arm_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err);
 int km_dirty_collect_mm(km_mm_t *mm, uint64_t ***holds, km_err_t **err);
 void km_dirty_return_mm(km_mm_t *mm, uint64_t **holds);
 

@@ -38,6 +38,15 @@ static long list_pages(km_mm_t *mm, uint64_t **holds, uint64_t **out)
 	return (long)n;
 }
 
+/* The error's line for the test's stderr, and -errno. */
+static long probe_error(km_err_t **err)
+{
+	fprintf(stderr, "km: dirty probe: %s\n", (*err)->msg);
+	long rc = (*err)->errnum > 0 ? -(*err)->errnum : -EIO;
+	km_err_free(err);
+	return rc;
+}
+
 /* With the other vCPUs stopped. *list gets the pages for COLLECT. */
 static long probe_stopped(km_guest_t *g, uint64_t op, uint64_t **list)
 {
@@ -56,12 +65,7 @@ static long probe_stopped(km_guest_t *g, uint64_t op, uint64_t **list)
 		else
 			km_dirty_free(holds, g->mm.nvmas);
 	}
-	if (err != NULL) {
-		fprintf(stderr, "km: dirty probe: %s\n", err->msg);
-		rc = err->errnum > 0 ? -err->errnum : -EIO;
-		km_err_free(&err);
-	}
-	return rc;
+	return err != NULL ? probe_error(&err) : rc;
 }
 
 long km_dirty_probe(km_vcpu_t *v, const km_hc_args_t *args)
@@ -69,8 +73,12 @@ long km_dirty_probe(km_vcpu_t *v, const km_hc_args_t *args)
 	km_guest_t *g = v->g;
 	if (!g->opts.test_dirty_probe)
 		return -ENOSYS;
-	if (args->arg1 > KM_DIRTY_PROBE_RETURN)
+	if (args->arg1 > KM_DIRTY_PROBE_ARM)
 		return -EINVAL;
+	if (args->arg1 == KM_DIRTY_PROBE_ARM) {
+		km_err_t *err = NULL;
+		return km_dirty_arm(g, &err) < 0 ? probe_error(&err) : 0;
+	}
 	/* A stop in progress is parked in first, as about to make this call again. */
 	struct kvm_regs r = km_syscall_restart_regs(v);
 	if (km_stopall_begin(g, v, KM_STOP_CLEAN, &r, KM_CPU_RESTART_SYSCALL) < 0)

@@ -14,7 +14,9 @@
  * ascending, to arg2 (room for arg3 of them); returns how many there are (more than arg3: only
  * arg3 written).
  * arg1 KM_DIRTY_PROBE_RETURN: collects and gives the interval back (km_dirty_return); returns 0.
- * Every vCPU but the caller is stopped meanwhile. Errors: -errno. */
+ * Every vCPU but the caller is stopped meanwhile, except for
+ * arg1 KM_DIRTY_PROBE_ARM: km_dirty_arm, with the other vCPUs running; returns 0.
+ * Errors: -errno. */
 long km_dirty_probe(km_vcpu_t *v, const km_hc_args_t *args);
 
 #endif

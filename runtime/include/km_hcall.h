@@ -24,6 +24,7 @@ enum km_hcall_nr {
 #define KM_DIRTY_PROBE_START 0
 #define KM_DIRTY_PROBE_COLLECT 1
 #define KM_DIRTY_PROBE_RETURN 2
+#define KM_DIRTY_PROBE_ARM 3
 
 /* Arguments and result of a hypercall; unused fields must be zero. */
 typedef struct km_hc_args {

@@ -81,6 +81,38 @@ static void collect(void)
 	}
 }
 
+/* Logging turned on ahead, while another thread stores (km_dirty_arm): nothing counts until the
+ * start, and from the start on exactly what changed. */
+static volatile int spin_stop;
+static void *spinner(void *arg)
+{
+	volatile char *r = arg;
+	for (unsigned i = 0; !spin_stop; i++)
+		r[(i % 64) * PG] = (char)i;
+	return NULL;
+}
+
+static void armed(void)
+{
+	char *a = map(8), *busy = map(64);
+	memset(a, 1, 8 * PG);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, spinner, busy) == 0, "a thread stores meanwhile");
+	CHECK(probe(KM_DIRTY_PROBE_ARM) == 0, "logging armed with the program running");
+	a[1 * PG] = 2;
+	CHECK(probe(KM_DIRTY_PROBE_COLLECT) < 0, "nothing to collect before the start");
+	CHECK(probe(KM_DIRTY_PROBE_START) == 0, "tracking starts after arming");
+	collect();
+	expect("what was stored before the start does not count", a, 8, NULL);
+	a[4 * PG] = 2;
+	collect();
+	expect("stores after an armed start", a, 8, "00001000");
+	spin_stop = 1;
+	pthread_join(th, NULL);
+	munmap(busy, 64 * PG);
+	munmap(a, 8 * PG);
+}
+
 static void stores(void)
 {
 	char *a = map(16);
@@ -286,11 +318,12 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "snap") == 0)
 		return resumed_memory();
 	futex_pi_readonly();
-	km_hc_args_t a = {0};
+	km_hc_args_t a = {0, 99, 0, 0, 0, 0, 0}; /* no such operation: EINVAL, or ENOSYS without the probe */
 	if (km_hcall(HC_dirty_probe, &a) == -ENOSYS) {
 		printf("dirty probe not available\n");
 		return check_done();
 	}
+	armed();
 	stores();
 	syscalls();
 	mappings();

@@ -378,6 +378,36 @@ static void test_fetch_failure_keeps_pages(void **state)
 	km_dirty_free(h, mm->nvmas);
 }
 
+/* Armed ahead (logging on, program running): nothing to collect, and what was logged or marked
+ * before the start does not count; a slot added while armed is logged too. */
+static void test_arm_then_start(void **state)
+{
+	fixture_t *f = *state;
+	km_mm_t *mm = &f->mm;
+	uint64_t a = map(mm, 0, 4, 0);
+	km_err_t *err = NULL;
+	assert_int_equal(km_dirty_arm_mm(mm, &f->ops, &err), 0);
+	int slot = (int)(1 + (km_vma_find(mm, a)->gpa - mm->user_gpa) / KM_SLOT_CHUNK);
+	assert_true(f->kvm.logging[slot]);
+	uint64_t big = map(mm, 0, (300ul << 20) / P, MAP_NORESERVE); /* a slot added while armed */
+	guest_store(mm, &f->kvm, a + P);
+	km_dirty_mark(mm, a + 2 * P, 1);
+	uint64_t **h = NULL;
+	assert_int_equal(km_dirty_collect_mm(mm, &h, &err), -1);
+	km_err_free(&err);
+	start(f);
+	h = collect(f);
+	expect(f, h, a, "0000");
+	km_dirty_free(h, mm->nvmas);
+	guest_store(mm, &f->kvm, a + 3 * P);
+	guest_store(mm, &f->kvm, big + (300ul << 20) - P);
+	assert_int_equal(km_dirty_arm_mm(mm, &f->ops, &err), 0); /* on already: nothing changes */
+	h = collect(f);
+	expect(f, h, a, "0001");
+	expect(f, h, big + (300ul << 20) - 2 * P, "01");
+	km_dirty_free(h, mm->nvmas);
+}
+
 /* A forked child's new VM: tracking off. */
 static void test_register_all_forgets(void **state)
 {
@@ -404,6 +434,7 @@ int main(void)
 	    T(test_restart_drops),
 	    T(test_slots_added_later),
 	    T(test_fetch_failure_keeps_pages),
+	    T(test_arm_then_start),
 	    T(test_register_all_forgets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
