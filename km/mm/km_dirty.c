@@ -25,7 +25,7 @@ struct km_dirty {
 	uint64_t npages; /* pages of guest-physical [user_gpa, gpa_size) */
 	uint64_t *marks; /* a bit per such page: km's marks, and intervals given back */
 	bool lost;       /* a slot registered while tracking could not be logged */
-	bool armed;      /* logging, but not started (km_dirty_arm): nothing to collect yet */
+	bool armed;      /* logging, but not started (km_dirty_arm): nothing to collect yet (atomics) */
 	/* The last collect, kept by guest-physical page until the next one so that it can be given
 	 * back after the VMAs changed (a live snapshot's writer fails while the program runs on):
 	 * the bitmap, the holds it gave and how many. */
@@ -218,7 +218,7 @@ int km_dirty_collect_mm(km_mm_t *mm, uint64_t ***holds, km_err_t **err)
 	struct km_dirty *d = tracker(mm);
 	if (d == NULL)
 		return km_err_set(err, 0, "pages changed since the last snapshot are not tracked");
-	if (d->armed)
+	if (__atomic_load_n(&d->armed, __ATOMIC_ACQUIRE))
 		return km_err_set(err, 0, "pages changed since the last snapshot are not tracked yet");
 	if (d->lost)
 		return km_err_set(err, 0, "KVM did not log a memory slot added since the last snapshot");
@@ -253,8 +253,11 @@ static void drop_last(struct km_dirty *d)
 
 /* A new tracker with every registered slot logging, published (marks land from now on), or NULL
  * with *err. Under the mapping lock read, so that a slot registered meanwhile (under the lock
- * written) is either logged here or sees the tracker and logs itself. */
-static struct km_dirty *new_tracker(km_mm_t *mm, const km_dirty_ops_t *ops, bool armed, km_err_t **err)
+ * written) is either logged here or sees the tracker and logs itself. Another thread may publish
+ * one first (an arm from the management thread racing a start): that one is returned, *mine
+ * false. */
+static struct km_dirty *new_tracker(km_mm_t *mm, const km_dirty_ops_t *ops, bool armed, bool *mine,
+				    km_err_t **err)
 {
 	struct km_dirty *d = calloc(1, sizeof(*d));
 	if (d == NULL) {
@@ -271,30 +274,33 @@ static struct km_dirty *new_tracker(km_mm_t *mm, const km_dirty_ops_t *ops, bool
 	}
 	/* Logging turned on write-protects the slot and starts with an empty log. A failure leaves
 	 * the slots done so far logging (harmless: KVM logs, nobody reads) and tracking off. */
+	struct km_dirty *won = NULL;
 	km_mm_rdlock(mm);
 	int rc = log_slots(mm, ops, err);
-	if (rc == 0)
-		__atomic_store_n(&mm->dirty, d, __ATOMIC_RELEASE);
+	*mine = rc == 0 && __atomic_compare_exchange_n(&mm->dirty, &won, d, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 	km_mm_rdunlock(mm);
-	if (rc < 0) {
-		free(d->marks);
-		free(d);
-		return NULL;
-	}
-	return d;
+	if (*mine)
+		return d;
+	free(d->marks);
+	free(d);
+	return won; /* NULL when log_slots failed */
 }
 
 int km_dirty_arm_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 {
+	bool mine;
 	if (tracker(mm) != NULL)
 		return 0;
-	return new_tracker(mm, ops, true, err) != NULL ? 0 : -1;
+	return new_tracker(mm, ops, true, &mine, err) != NULL ? 0 : -1;
 }
 
 int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 {
 	struct km_dirty *d = tracker(mm);
-	if (d != NULL) { /* armed, or a restart: what changed so far no longer counts */
+	bool mine = false;
+	if (d == NULL && (d = new_tracker(mm, ops, false, &mine, err)) == NULL)
+		return -1;
+	if (!mine) { /* armed, or a restart: what changed so far no longer counts */
 		/* A slot KVM refused to log is tried again first (KVM's log cannot be read without);
 		 * the logged ones are unchanged by it (same flags: KVM does nothing). */
 		if (d->lost && log_slots(mm, &d->ops, err) < 0)
@@ -307,11 +313,11 @@ int km_dirty_start_mm(km_mm_t *mm, const km_dirty_ops_t *ops, km_err_t **err)
 		free(snap);
 		if (rc == 0) {
 			drop_last(d);
-			d->armed = false;
+			__atomic_store_n(&d->armed, false, __ATOMIC_RELEASE);
 		}
 		return rc;
 	}
-	return new_tracker(mm, ops, false, err) != NULL ? 0 : -1;
+	return 0;
 }
 
 void km_dirty_return_mm(km_mm_t *mm, uint64_t **holds)
@@ -402,5 +408,5 @@ void km_dirty_free(uint64_t **holds, size_t n)
 bool km_dirty_on(const struct km_guest *g)
 {
 	const struct km_dirty *d = tracker(&g->mm);
-	return d != NULL && !d->armed;
+	return d != NULL && !__atomic_load_n(&d->armed, __ATOMIC_ACQUIRE);
 }
