@@ -37,7 +37,10 @@ FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
 FORK_N=${FORK_N:-200}        # fork + exit + wait rounds per fork_wait run
 FORK_RUNS=${FORK_RUNS:-5}
-ALL_SECTIONS="floors hello getppid clock cpu threads procs shim shimck snap snap4 fds"
+DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
+DIRTY_RUNS=${DIRTY_RUNS:-5}
+DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
+ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -452,6 +455,55 @@ want procs && for libc in $LIBCS; do
 	row "fork+exit+wait, us/child ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
 		- "$(kmfailed - "$KM_ERR")"
 done
+
+# Dirty tracking (issue 11, the tracker behind incremental snapshots): what a program pays per page
+# it stores to after each collect (KVM write-protects the pages again), beside the same store with
+# tracking off; the collect itself (every vCPU stopped; part of an incremental snapshot's pause),
+# and the start (part of the first snapshot's pause), plain or after km_dirty_arm turned KVM's
+# log on while the program ran; all timed by the program around the hypercall. guests/dirty_write under km's
+# test-only --test-dirty-probe; no peer runs it (CRIU's counterpart is soft-dirty bits, not timed).
+if want dirty; then
+	libc=gcc
+	log "dirty tracking ($libc): $DIRTY_RUNS runs of $DIRTY_PAGES pages, and of ${DIRTY_BIG%%:*} with ${DIRTY_BIG##*:} changed$SKIPNOTE"
+	d_on=() d_off=() d_coll=() d_start=() d_armed=() d_err=""
+	for ((i = 0; i < DIRTY_RUNS; i++)); do
+		[ $KM_OK = 1 ] || break
+		for args in "$DIRTY_PAGES" "${DIRTY_BIG%%:*} ${DIRTY_BIG##*:}" "${DIRTY_BIG%%:*} ${DIRTY_BIG##*:} arm"; do
+			# shellcheck disable=SC2086 # two numbers
+			out=$(timeout "$KM_TIMEOUT" "$KM" --test-dirty-probe "$B/guests/$libc/dirty_write" $args \
+				2>"$B/dirty-$libc.err")
+			rc=$?
+			if [ $rc -ne 0 ] || ! isnum "$(field first_ns <<<"$out")"; then
+				d_err=$(errline "$B/dirty-$libc.err" $rc)
+				fail "dirty_write $args ($libc) failed under km: status $rc, output '$(head -c 100 <<<"$out")', stderr in $B/dirty-$libc.err"
+				break 2
+			fi
+			case $args in
+			"$DIRTY_PAGES") d_on+=("$(field first_ns <<<"$out")") d_off+=("$(field off_ns <<<"$out")") ;;
+			*arm) d_armed+=("$(field start_us <<<"$out")") ;;
+			*) d_coll+=("$(field collect_us <<<"$out")") d_start+=("$(field start_us <<<"$out")") ;;
+			esac
+		done
+	done
+	if [ -n "$d_err" ]; then
+		KMV=FAIL NAT=FAIL COLL=FAIL START=FAIL ARMED=FAIL
+	elif [ ${#d_on[@]} -eq 0 ]; then
+		KMV=n/a NAT=n/a COLL=n/a START=n/a ARMED=n/a
+	else
+		KMV=$(printf '%s\n' "${d_on[@]}" | median) NAT=$(printf '%s\n' "${d_off[@]}" | median)
+		COLL=$(printf '%s\n' "${d_coll[@]}" | median) START=$(printf '%s\n' "${d_start[@]}" | median)
+		ARMED=$(printf '%s\n' "${d_armed[@]}" | median)
+	fi
+	row "first store to a page after a dirty collect, us/page vs tracking off" "$(nsus "$KMV")" "$(nsus "$NAT")" \
+		"$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$d_err")"
+	isnum "$COLL" && COLL=$(ms "$COLL")
+	isnum "$START" && START=$(ms "$START")
+	isnum "$ARMED" && ARMED=$(ms "$ARMED")
+	row "dirty collect, $((${DIRTY_BIG##*:} / 256)) MiB changed of $((${DIRTY_BIG%%:*} / 256)) MiB, ms" "$COLL" - - - "$(kmfailed - "$d_err")"
+	row "dirty start, $((${DIRTY_BIG%%:*} / 256)) MiB touched, ms" "$START" - - - "$(kmfailed - "$d_err")"
+	row "dirty start armed beforehand (km_dirty_arm), $((${DIRTY_BIG%%:*} / 256)) MiB touched, ms" "$ARMED" - - - \
+		"$(kmfailed - "$d_err")"
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # Containers: km-shim beside runc (and crun) on the example bundles (examples/bundles), the same

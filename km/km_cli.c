@@ -79,6 +79,7 @@ enum {
 	OPT_SNAPSHOT_FILE_MAX,
 	OPT_RESTORE_MISSING,
 	OPT_EXEC_STATE,
+	OPT_TEST_DIRTY_PROBE,
 };
 
 static const struct option options[] = {
@@ -98,6 +99,7 @@ static const struct option options[] = {
     {"snapshot-file-max", required_argument, NULL, OPT_SNAPSHOT_FILE_MAX},
     {"restore-missing", required_argument, NULL, OPT_RESTORE_MISSING},
     {"exec-state", required_argument, NULL, OPT_EXEC_STATE}, /* internal: not in --help */
+    {"test-dirty-probe", no_argument, NULL, OPT_TEST_DIRTY_PROBE}, /* km's tests: not in --help */
     {NULL, 0, NULL, 0},
 };
 
@@ -229,6 +231,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			break;
 		case OPT_TRACE:
 			cli->guest.trace = true;
+			break;
+		case OPT_TEST_DIRTY_PROBE:
+			cli->guest.test_dirty_probe = true;
 			break;
 		case OPT_KVM_DEV:
 			cli->guest.kvm_dev = optarg;
