@@ -39,7 +39,7 @@
 
 #define PM_BATCH 4096 /* pages whose pagemap entries are read at once (32 KiB of entries) */
 #define BUF_PAGES 256 /* the bounce buffer: 1 MiB, stays in L2 between the copy and the write */
-#define WB_STEP (8ull << 20) /* write-back is started after every WB_STEP bytes written */
+#define WB_STEP (2ull << 20) /* write-back is started after every WB_STEP bytes written */
 
 /* Where the bytes a page may hold come from, to know which pages need reading at all. */
 typedef struct source {
