@@ -853,7 +853,7 @@ snap_rows() {
 		"$(ratio "$mwall" "$csnap")" - "$(kmfailed - "${KMERR[1]:-}")"
 	row "restore to first output after it, ms ($m MiB): km vs criu restore" "$(nsms "$mout")" "$(nsms "$cout")" \
 		"$(ratio "$mout" "$cout")" - "$(kmfailed - "${KMERR[1]:-}")"
-	SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (the rest is the fsync of its images); km's own times: snapshot_ns $(nsms "$kown") ms (KM_TIMING), --mgmt reply ms= $(nsms "$mown") ms")
+	SNAPNOTES+=("$m MiB: criu dump alone $(nsms "$cdump") ms (the rest is the fsync of its images); km's own times: snapshot_ns $(nsms "$kown") ms (KM_TIMING; $(ratio "$kown" "$floor") the plain write: the rest of the row is stopping the vCPUs and km's exit), --mgmt reply ms= $(nsms "$mown") ms")
 }
 
 # snap4_rows MIB: the 4-thread rows of one size (snap_threads, taken from outside), from ACC
