@@ -85,7 +85,7 @@ typedef struct out {
 	uint64_t used;     /* pages in buf */
 	uint64_t at;       /* file offset of buf's first page */
 	uint64_t written;  /* bytes written, in all */
-	uint64_t wb_lo, wb_hi; /* written since write-back was last started ([0, 0): nothing) */
+	uint64_t wb_lo, wb_hi; /* written since write-back was last started (empty: nothing) */
 } out_t;
 
 static void start_writeback(out_t *o)
@@ -104,7 +104,7 @@ static int out_flush(out_t *o)
 	if (rc < 0)
 		return rc;
 	o->written += bytes;
-	if (o->wb_hi == 0 || o->at < o->wb_lo)
+	if (o->wb_hi <= o->wb_lo || o->at < o->wb_lo)
 		o->wb_lo = o->at;
 	if (o->at + bytes > o->wb_hi)
 		o->wb_hi = o->at + bytes;
