@@ -41,6 +41,23 @@ __attribute__((target("sse4.2"))) static uint32_t hw_update(uint32_t reg, const 
 	return r32;
 }
 
+/* Appending a zero byte to the CRC register is linear over GF(2): a 32x32 bit matrix, kept as
+ * 32 columns. Appending 2^k zero bytes is that matrix squared k times. */
+static uint32_t mat_times(const uint32_t m[32], uint32_t v)
+{
+	uint32_t r = 0;
+	for (int i = 0; v != 0; i++, v >>= 1)
+		if (v & 1)
+			r ^= m[i];
+	return r;
+}
+
+static void mat_square(uint32_t dst[32], const uint32_t src[32])
+{
+	for (int i = 0; i < 32; i++)
+		dst[i] = mat_times(src, src[i]);
+}
+
 /* The crc32 instruction takes 3 cycles but can start every cycle: three independent streams
  * over three lanes of a block run about 3 times as fast as one, and are joined by shifting the
  * first lane's register over 2 lanes of zeros and the second's over one (the register update is
@@ -70,23 +87,6 @@ __attribute__((target("sse4.2"))) static uint32_t hw_update3(uint32_t reg, const
 		reg = apply(shift2, (uint32_t)a) ^ apply(shift1, (uint32_t)b) ^ (uint32_t)c;
 	}
 	return hw_update(reg, p, len);
-}
-
-/* Appending a zero byte to the CRC register is linear over GF(2): a 32x32 bit matrix, kept as
- * 32 columns. Appending 2^k zero bytes is that matrix squared k times. */
-static uint32_t mat_times(const uint32_t m[32], uint32_t v)
-{
-	uint32_t r = 0;
-	for (int i = 0; v != 0; i++, v >>= 1)
-		if (v & 1)
-			r ^= m[i];
-	return r;
-}
-
-static void mat_square(uint32_t dst[32], const uint32_t src[32])
-{
-	for (int i = 0; i < 32; i++)
-		dst[i] = mat_times(src, src[i]);
 }
 
 static uint32_t zero_pow[64][32]; /* [k]: the operator for 2^k zero bytes */
@@ -127,14 +127,28 @@ static bool have_sse42;
 static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 static bool hw_ready; /* set (release) once the choice and tables are made */
 
-static void shift_table(uint32_t t[4][256], uint64_t n)
+/* Operator m (32 columns) as 4 tables of 256, one per byte of the register. */
+static void fill_table(uint32_t t[4][256], const uint32_t m[32])
 {
-	uint32_t m[32];
+	for (int k = 0; k < 4; k++) {
+		t[k][0] = 0;
+		for (uint32_t b = 1; b < 256; b++)
+			t[k][b] = t[k][b & (b - 1)] ^ m[8 * k + __builtin_ctz(b)];
+	}
+}
+
+/* The instruction itself shifts a register over a lane of zeros; the 2-lane shift is that
+ * squared. About 10 us, paid by the first CRC (a resume checks the headers' at once). */
+static void lane_tables(void)
+{
+	static const uint8_t zero_lane[LANE];
+	uint32_t m1[32], m2[32];
 	for (int i = 0; i < 32; i++)
-		m[i] = shift_zeros(1u << i, n);
-	for (int k = 0; k < 4; k++)
-		for (uint32_t b = 0; b < 256; b++)
-			t[k][b] = mat_times(m, b << (8 * k));
+		m1[i] = hw_update(1u << i, zero_lane, LANE);
+	for (int i = 0; i < 32; i++)
+		m2[i] = mat_times(m1, m1[i]);
+	fill_table(shift1, m1);
+	fill_table(shift2, m2);
 }
 
 static void hw_init(void)
@@ -142,8 +156,7 @@ static void hw_init(void)
 	__builtin_cpu_init();
 	have_sse42 = __builtin_cpu_supports("sse4.2");
 	if (have_sse42) {
-		shift_table(shift1, LANE);
-		shift_table(shift2, 2 * LANE);
+		lane_tables();
 	} else {
 		sw_init();
 	}
