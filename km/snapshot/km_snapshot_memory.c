@@ -37,35 +37,9 @@
 
 #define PAGE KM_PAGE_SIZE
 
-typedef struct page_scan {
-	const uint8_t *p;
-	uint32_t crc;   /* in: the CRC so far; out: through this page, if it holds data */
-	uint64_t zeros; /* zero bytes since the CRC so far, folded in only before a data page */
-	bool data;
-} page_scan_t;
-
-static void scan_fn(void *arg)
-{
-	page_scan_t *s = arg;
-	s->data = !km_mem_is_zero(s->p, PAGE);
-	if (s->data)
-		s->crc = km_crc32c(km_crc32c_zeros(s->crc, s->zeros), s->p, PAGE);
-}
-
-/* One guarded pass over a page that may hold data: whether it does, and if so *crc continued
- * through the `zeros` bytes of holes before it and through it. A page the host cannot provide (a private file mapping past the
- * end of its file, where the guest would get SIGBUS) counts as zero: it becomes a hole in the
- * file, and reads as zero after a resume (docs/snapshot-format.md). */
-static bool page_has_data(const uint8_t *p, uint64_t zeros, uint32_t *crc)
-{
-	page_scan_t s = {p, *crc, zeros, false};
-	if (km_guest_fault_run(p, PAGE, scan_fn, &s) < 0 || !s.data)
-		return false;
-	*crc = s.crc;
-	return true;
-}
-
-#define PM_BATCH 4096
+#define PM_BATCH 4096 /* pages whose pagemap entries are read at once (32 KiB of entries) */
+#define BUF_PAGES 256 /* the bounce buffer: 1 MiB, stays in L2 between the copy and the write */
+#define WB_STEP (2ull << 20) /* write-back is started after every WB_STEP bytes written */
 
 /* Where the bytes a page may hold come from, to know which pages need reading at all. */
 typedef struct source {
@@ -101,64 +75,131 @@ static void find_candidates(const source_t *src, const uint8_t *host, uint64_t f
 	}
 }
 
-/* A run of consecutive data pages waiting to be written with one pwrite. */
-typedef struct run {
-	uint64_t start, len; /* in pages */
-} run_t;
+/* The file side: data pages gathered in a bounce buffer until they stop being contiguous in the
+ * file or fill it, then written with one pwrite; write-back of what was written is started as
+ * the file grows, so that the disk works while memory is still being read and the final fsync
+ * finds little left. */
+typedef struct out {
+	int fd;
+	uint8_t *buf;      /* BUF_PAGES pages */
+	uint64_t used;     /* pages in buf */
+	uint64_t at;       /* file offset of buf's first page */
+	uint64_t written;  /* bytes written, in all */
+	uint64_t wb_lo, wb_hi; /* written since write-back was last started (empty: nothing) */
+} out_t;
 
-static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64_t *written)
+static void start_writeback(out_t *o)
 {
-	if (r->len == 0)
+	/* Advice only: a failure here leaves the work to fsync, which reports what matters. */
+	sync_file_range(o->fd, (off_t)o->wb_lo, (off_t)(o->wb_hi - o->wb_lo), SYNC_FILE_RANGE_WRITE);
+	o->wb_lo = o->wb_hi = 0;
+}
+
+static int out_flush(out_t *o)
+{
+	if (o->used == 0)
 		return 0;
-	size_t bytes = r->len * PAGE;
-	int rc = km_pwrite_all(fd, host + r->start * PAGE, bytes, off + r->start * PAGE);
+	uint64_t bytes = o->used * PAGE;
+	int rc = km_pwrite_all(o->fd, o->buf, bytes, o->at);
 	if (rc < 0)
 		return rc;
-	*written += bytes;
-	r->len = 0;
+	o->written += bytes;
+	if (o->wb_hi <= o->wb_lo || o->at < o->wb_lo)
+		o->wb_lo = o->at;
+	if (o->at + bytes > o->wb_hi)
+		o->wb_hi = o->at + bytes;
+	o->used = 0;
+	if (o->wb_hi - o->wb_lo >= WB_STEP)
+		start_writeback(o);
 	return 0;
 }
 
-/* Writes the non-zero pages of [host, host+len) at `off` in fd, as runs of pages; pages that
- * cannot hold data (find_candidates) are never read, so huge untouched reservations cost
- * nothing. *crc gets the CRC32C of the range as the file will hold it: data pages hashed right
- * after the zero check looked at them, holes folded in as zeros (no extra pass over memory).
- * Returns 0 or -errno. */
-static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_t len, uint64_t off,
-		       const uint64_t *hold, uint64_t *written, uint32_t *crc)
+/* One batch of a range being scanned. Pages [i, end) are left; every field is brought up to
+ * date page by page, so that when a page faults (the guard jumps out) all before it stand. */
+typedef struct scan {
+	const uint8_t *host; /* the range's page 0 */
+	const uint64_t *hold;
+	const bool *maybe;   /* for pages [base, end) */
+	uint64_t base, i, end;
+	uint64_t seg_off;    /* file offset of page 0 */
+	out_t *out;
+	uint32_t crc;        /* through the last data page */
+	uint64_t zeros;      /* zero bytes since, folded in only before the next data page */
+} scan_t;
+
+/* Runs under the guard: copies each page that may hold data into the bounce buffer, and while
+ * it is hot checks it for zeros and continues the CRC. Returns when the batch is done or the
+ * buffer must be written first. */
+static void scan_pages(void *arg)
 {
-	uint64_t npages = len / PAGE, zeros = 0;
-	bool maybe[PM_BATCH];
-	run_t run = {0, 0};
-	*crc = 0;
-	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
-		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
-		find_candidates(src, host, base, n, maybe);
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t pg = base + i;
-			bool held = hold == NULL || (hold[pg / 64] >> (pg % 64) & 1);
-			bool data = held && maybe[i] && page_has_data(host + pg * PAGE, zeros, crc);
-			zeros = data ? 0 : zeros + PAGE;
-			if (data && run.len > 0 && run.start + run.len == pg) {
-				run.len++;
+	scan_t *s = arg;
+	out_t *o = s->out;
+	while (s->i < s->end) {
+		uint64_t pg = s->i;
+		bool held = s->hold == NULL || (s->hold[pg / 64] >> (pg % 64) & 1);
+		if (held && s->maybe[pg - s->base]) {
+			uint64_t file = s->seg_off + pg * PAGE;
+			if (o->used > 0 && (o->used == BUF_PAGES || o->at + o->used * PAGE != file))
+				return;
+			uint8_t *dst = o->buf + o->used * PAGE;
+			memcpy(dst, s->host + pg * PAGE, PAGE);
+			if (!km_mem_is_zero(dst, PAGE)) {
+				s->crc = km_crc32c(km_crc32c_zeros(s->crc, s->zeros), dst, PAGE);
+				s->zeros = 0;
+				if (o->used == 0)
+					o->at = file;
+				o->used++;
+				s->i++;
+				__atomic_signal_fence(__ATOMIC_SEQ_CST);
 				continue;
 			}
-			int rc = flush_run(fd, host, off, &run, written);
+		}
+		s->zeros += PAGE;
+		s->i++;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	}
+}
+
+/* Writes the non-zero pages of [host, host+len) at `off` in fd; pages that cannot hold data
+ * (find_candidates) are never read, so huge untouched reservations cost nothing, and a page the
+ * host cannot provide (a private file mapping past the end of its file, where the guest would
+ * get SIGBUS) is a hole, read as zero after a resume (docs/snapshot-format.md). *crc gets the
+ * CRC32C of the range as the file holds it, holes folded in as zeros. One guard covers a batch;
+ * after a fault the scan goes on past the page that faulted. Returns 0 or -errno. */
+static int write_range(out_t *o, const source_t *src, const uint8_t *host, uint64_t len, uint64_t off,
+		       const uint64_t *hold, uint32_t *crc)
+{
+	uint64_t npages = len / PAGE;
+	bool maybe[PM_BATCH];
+	scan_t s = {.host = host, .hold = hold, .maybe = maybe, .seg_off = off, .out = o};
+	for (s.base = 0; s.base < npages; s.base += PM_BATCH) {
+		s.end = npages - s.base < PM_BATCH ? npages : s.base + PM_BATCH;
+		find_candidates(src, host, s.base, s.end - s.base, maybe);
+		for (s.i = s.base; s.i < s.end;) {
+			if (km_guest_fault_run(host + s.i * PAGE, (s.end - s.i) * PAGE, scan_pages, &s) < 0) {
+				s.zeros += PAGE; /* the page at s.i faulted: a hole */
+				s.i++;
+				continue;
+			}
+			int rc = out_flush(o);
 			if (rc < 0)
 				return rc;
-			if (data)
-				run = (run_t){pg, 1};
 		}
 	}
-	*crc = km_crc32c_zeros(*crc, zeros);
-	return flush_run(fd, host, off, &run, written);
+	*crc = km_crc32c_zeros(s.crc, s.zeros);
+	return out_flush(o);
 }
 
 int km_snap_write_memory(km_guest_t *g, int fd, const Elf64_Phdr *ph, const uint64_t *const *holds, uint32_t *crcs,
 			 km_snapshot_result_t *res, const char *path, km_err_t **err)
 {
 	km_mm_t *mm = &g->mm;
+	/* mmap, not malloc: the writer may be a forked child of a multi-threaded km. */
+	uint8_t *buf = mmap(NULL, BUF_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return km_err_set(err, errno, "%s: a buffer for writing memory", path);
 	int pagemap = km_fd_reserve(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+	out_t o = {.fd = fd, .buf = buf};
 	int rc = 0;
 	for (size_t i = 0; i < mm->nvmas && rc == 0; i++) {
 		km_vma_t *v = &mm->vmas[i];
@@ -169,14 +210,18 @@ int km_snap_write_memory(km_guest_t *g, int fd, const Elf64_Phdr *ph, const uint
 				.old_off = v->backing_off};
 		if (src.backing == KM_BACK_SNAPSHOT && src.old_fd < 0)
 			src.backing = KM_BACK_FILE;
-		rc = write_range(fd, &src, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset,
-				 holds != NULL ? holds[i] : NULL, &res->memory_bytes, &crcs[i]);
+		rc = write_range(&o, &src, mm->host + v->gpa, v->end - v->start, ph[1 + i].p_offset,
+				 holds != NULL ? holds[i] : NULL, &crcs[i]);
 		if (rc < 0)
 			km_err_set(err, -rc, "%s: writing the memory mapped at %#lx-%#lx (%#lx bytes at file offset %#lx)",
 				   path, (unsigned long)v->start, (unsigned long)v->end, (unsigned long)(v->end - v->start),
 				   (unsigned long)ph[1 + i].p_offset);
 	}
+	if (rc == 0 && o.wb_hi > o.wb_lo)
+		start_writeback(&o);
+	res->memory_bytes += o.written;
 	if (pagemap >= 0)
 		close(pagemap);
+	munmap(buf, BUF_PAGES * PAGE);
 	return rc < 0 ? -1 : 0;
 }

@@ -70,6 +70,36 @@ static void test_crc32c_chain_and_zeros(void **state)
 	free(buf);
 }
 
+/* The plain definition, one bit at a time: what the fast paths must agree with. */
+static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint32_t r = ~crc;
+	while (n--) {
+		r ^= *p++;
+		for (int k = 0; k < 8; k++)
+			r = (r & 1) ? (r >> 1) ^ 0x82f63b78u : r >> 1;
+	}
+	return ~r;
+}
+
+/* Every length around the three-stream block (3 x 1360 bytes) and its multiples, at every
+ * alignment mod 8, from a fresh start and chained: the streams' joining must be exact. */
+static void test_crc32c_streams(void **state)
+{
+	(void)state;
+	size_t max = 3 * 4080 + 100;
+	uint8_t *buf = malloc(max + 8);
+	assert_non_null(buf);
+	for (size_t i = 0; i < max + 8; i++)
+		buf[i] = (uint8_t)(i * 131 + (i >> 7));
+	for (size_t n = 0; n <= max; n += (n % 4080 < 20 || n % 4080 > 4060) ? 1 : 97)
+		for (size_t a = 0; a < 8; a += 3) {
+			assert_int_equal(km_crc32c(0, buf + a, n), crc_bitwise(0, buf + a, n));
+			assert_int_equal(km_crc32c(0x1234abcd, buf + a, n), crc_bitwise(0x1234abcd, buf + a, n));
+		}
+	free(buf);
+}
+
 /* km_snapshot_segment_crc on a file with holes equals the CRC of the same bytes in memory. */
 static void test_segment_crc_holes(void **state)
 {
@@ -154,6 +184,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_known),
 		cmocka_unit_test(test_crc32c_chain_and_zeros),
+		cmocka_unit_test(test_crc32c_streams),
 		cmocka_unit_test(test_segment_crc_holes),
 		cmocka_unit_test(test_pwrite_all_done),
 		cmocka_unit_test(test_pwrite_all_short_then_error),
