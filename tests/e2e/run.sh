@@ -676,6 +676,8 @@ run_vdso
 run_procs_exec
 . "$ROOT/tests/e2e/procs.sh"
 run_procs
+. "$ROOT/tests/e2e/copies.sh"
+run_copies
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
