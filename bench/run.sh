@@ -13,7 +13,8 @@
 # GETPPID_RUNS, CLOCK_N, CLOCK_RUNS, CPU_N, CPU_RUNS, THREAD_N, THREAD_RUNS, FUTEX_N, FUTEX_RUNS, FLOOR_BATCHES,
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
-# SHIM_CK_RUNS, FDS_RUNS, PROCS_EXEC_N, PROCS_RUNS, PY_RUNS, PYSNAP_RUNS, PYTHON3
+# SHIM_CK_RUNS, FDS_RUNS, PROCS_EXEC_N, PROCS_RUNS, PY_RUNS, PYSNAP_RUNS, PYTHON3, COPIES_N,
+# COPIES_MIB, COPIES_WRITE_MIB
 # (see bench/README.md).
 set -uo pipefail
 
@@ -40,7 +41,7 @@ FORK_RUNS=${FORK_RUNS:-5}
 DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
 DIRTY_RUNS=${DIRTY_RUNS:-5}
 DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
-ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds"
+ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -61,8 +62,11 @@ BUNDLES=${BUNDLES:-$B/../bundles}            # the example bundles (make bundles
 SHIM_RUNS=${SHIM_RUNS:-30}                   # container start-to-exit runs per runtime
 SHIM_CK_RUNS=${SHIM_CK_RUNS:-5}              # checkpoint + restore rounds per runtime
 FDS_RUNS=${FDS_RUNS:-3}                      # snapshot + restore rounds of each fds row
+COPIES_N=${COPIES_N:-10}                     # copies run at once in the copies rows
+COPIES_MIB=${COPIES_MIB:-256}                # MiB each copy touched (the snapshot's memory)
+COPIES_WRITE_MIB=${COPIES_WRITE_MIB:-32}     # MiB each copy rewrites in the copies row that breaks sharing
 
-for f in walltime vmexit_floor vmcreate_floor snaptime; do
+for f in walltime vmexit_floor vmcreate_floor snaptime copytime; do
 	if [ ! -x "$B/$f" ]; then
 		echo "run.sh: $B/$f is missing: build with make -C bench" >&2
 		exit 2
@@ -138,7 +142,7 @@ CRIU_OMIT=0 # 1: left out on purpose, which does not fail the run
 if [ "$CRIU" = none ]; then
 	CRIU_WHY="left out (CRIU=none)"
 	CRIU_OMIT=1
-elif ! want snap && ! want snap4 && ! want shimck && ! want fds; then
+elif ! want snap && ! want snap4 && ! want shimck && ! want fds && ! want copies; then
 	CRIU_WHY="not needed: no snapshot or container checkpoint rows in SECTIONS"
 	CRIU_OMIT=1
 elif [ "$(id -u)" != 0 ]; then
@@ -654,7 +658,7 @@ fi
 # run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
-if want snap || want snap4 || want fds; then
+if want snap || want snap4 || want fds || want copies; then
 	SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
 fi
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
@@ -983,6 +987,129 @@ if want fds && [ -n "$SNAPTMP" ]; then
 	done
 fi
 
+# ---------------------------------------------------------------------------------------------------
+# Many copies from one snapshot: COPIES_N copies of guests/copy_touch (SNAP_LIBC) that touched
+# COPIES_MIB MiB, all running at once, each having read its whole memory back after its start or
+# resume (bench/copytime): natively (each touched its memory itself), resumed by km from one snapshot
+# (taken through --mgmt, stop mode, while the program waited on stdin), and restored by criu from one
+# dump, each restore in a pid namespace of its own (criu gives the task its old pid, which one copy
+# already holds in ours). Rows: the time until all are running, and the proportional memory (PSS) of
+# the programs: km's processes, the native ones, criu's restored tasks (not criu or unshare).
+COPIES_G="$B/guests/$SNAP_LIBC/copy_touch"
+kbmib() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.1f "a / 1024 / ${2:-1}" "$1"; fi; } # kB [/ N] -> MiB
+
+# copies_run NAME CMD...: runs CMD (a copytime command line); CP_T (ns until all ran), CP_PSS,
+# CP_ANON, CP_FILE (kB, summed over the copies), or FAIL in each with CP_ERR.
+copies_run() {
+	local name=$1 l1 out="$B/copies-$1.out" err="$B/copies-$1.err"
+	shift
+	CP_T=FAIL CP_PSS=FAIL CP_ANON=FAIL CP_FILE=FAIL CP_ERR=""
+	"$@" >"$out" 2>"$err"
+	l1=$(head -n1 "$out")
+	if [ "$(field status <<<"$l1")" != ok ]; then
+		CP_ERR=$(first_of "$(grep -v -m1 -e '^km-timing:' -e RLIMIT_NOFILE "$err")" \
+			"$(grep -m1 -e '^out[0-9]*: error' -e 'verify=BAD' "$out")" "$(grep -m1 -e 'exit=[1-9-]' -e 'pids=none' "$out")")
+		fail "copies ($name): $CP_ERR (output in $out, stderr in $err)"
+		return
+	fi
+	CP_T=$(field all_running_ns <<<"$l1") CP_PSS=$(field pss_kb <<<"$l1")
+	CP_ANON=$(field pss_anon_kb <<<"$l1") CP_FILE=$(field pss_file_kb <<<"$l1")
+}
+
+# copies_km_snap FILE: km --mgmt snapshot (stop mode) of copy_touch waiting on stdin; false with
+# CP_ERR on a failure.
+copies_km_snap() {
+	local f=$1 sock="$SNAPTMP/copies.sock" r l1 ek="$B/copies-km-snap.km.err"
+	rm -f "$f" "$sock"
+	r=$("$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -O "$SNAPTMP/copies.reply" -E "$ek" -- \
+		"$KM" --mgmt="$sock" --snapshot="$f" "$COPIES_G" "$COPIES_MIB" \
+		--then "$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$sock" snapshot path="$f" mode=stop \
+		2>"$B/copies-km-snap.err")
+	l1=$(head -n1 <<<"$r")
+	[ "$(field checkpointer_status <<<"$l1")" = 0 ] && [ -s "$f" ] && return 0
+	CP_ERR="snapshot: $(first_of "$(grep -v -m1 '^km-timing:' "$ek" 2>/dev/null)" \
+		"$(grep -m1 '^error' "$SNAPTMP/copies.reply" 2>/dev/null)" "$(head -n1 "$B/copies-km-snap.err")" \
+		"km-mgmt status $(field checkpointer_status <<<"$l1")")"
+	fail "copies (km): $CP_ERR (km's stderr in $ek)"
+	return 1
+}
+
+# copies_criu_dump IMG WORK: criu dump of copy_touch waiting on stdin (run natively with pipes);
+# CP_INO_IN and CP_INO_OUT: the inodes of its old stdin and stdout pipes; false with CP_ERR.
+copies_criu_dump() {
+	local img=$1 work=$2 r l1
+	r=$("${CRIU_NS[@]}" "$B/snaptime" checkpoint -t "$SNAP_TIMEOUT" -- "$COPIES_G" "$COPIES_MIB" \
+		--then "$CRIU" dump -t '{pid}' -D "$img" -W "$work" -o dump.log --shell-job 2>"$B/copies-criu-dump.err")
+	l1=$(head -n1 <<<"$r")
+	CP_INO_IN=$(field stdin_ino <<<"$l1") CP_INO_OUT=$(field stdout_ino <<<"$l1")
+	[ "$(field checkpointer_status <<<"$l1")" = 0 ] && isnum "$CP_INO_IN" && isnum "$CP_INO_OUT" && return 0
+	cp "$work/dump.log" "$B/copies-criu-dump.log" 2>/dev/null
+	CP_ERR="dump: $(criu_error "$work/dump.log" "$B/copies-criu-dump.err")"
+	fail "copies (criu): $CP_ERR (log in $B/copies-criu-dump.log)"
+	return 1
+}
+
+if want copies && [ -n "$SNAPTMP" ]; then
+	[ -x "$COPIES_G" ] || fail "$COPIES_G is missing: build with make -C bench"
+	cn=$COPIES_N cm=$COPIES_MIB cw=$COPIES_WRITE_MIB comm=$(basename "$COPIES_G" | head -c 15)
+	log "copies: $cn copies of a $cm MiB program at once ($SNAP_LIBC): native / km resumes of one snapshot (read-only, then rewriting $cw MiB each) / criu restores of one dump$([ $KM_OK = 0 ] && echo "$SKIPNOTE")$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
+	copies_run native "$B/copytime" -n "$cn" -c "$comm" -t "$SNAP_TIMEOUT" -- "$COPIES_G" "$cm"
+	n_t=$CP_T n_pss=$CP_PSS
+	k_t=n/a k_pss=n/a k_anon=n/a k_file=n/a kw_pss=n/a k_err=""
+	if [ $KM_OK = 1 ] && [ ! -x "$KM_MGMT" ]; then
+		k_err="no management client $KM_MGMT" k_t=FAIL k_pss=FAIL kw_pss=FAIL
+		fail "copies (km): $k_err"
+	elif [ $KM_OK = 1 ]; then
+		f="$SNAPTMP/copies.km"
+		if copies_km_snap "$f"; then
+			settle # the resumes read a file whose writeback is over, as a later resume would
+			copies_run km "$B/copytime" -n "$cn" -c "$comm" -t "$SNAP_TIMEOUT" -- "$KM" "$f"
+			k_t=$CP_T k_pss=$CP_PSS k_anon=$CP_ANON k_file=$CP_FILE k_err=$CP_ERR
+			copies_run km-write "$B/copytime" -n "$cn" -c "$comm" -t "$SNAP_TIMEOUT" -w "$cw" -- "$KM" "$f"
+			kw_pss=$CP_PSS
+			[ -n "$k_err" ] || k_err=$CP_ERR
+		else
+			k_t=FAIL k_pss=FAIL kw_pss=FAIL k_err=$CP_ERR
+		fi
+		rm -f "$f" "$SNAPTMP/copies.sock" "$SNAPTMP/copies.reply"
+	fi
+	c_t=n/a c_pss=n/a c_anon=n/a c_file=n/a
+	if [ $CRIU_OK = 1 ]; then
+		img="$SNAPTMP/copies-img" work="$SNAPTMP/copies-work"
+		rm -rf "$img" "$work"
+		mkdir -p "$img" "$work"
+		for ((i = 0; i < cn; i++)); do mkdir -p "$work/$i"; done
+		if copies_criu_dump "$img" "$work"; then
+			# Each restore: criu as init of a new pid namespace (with its own /proc), which stays
+			# the restored task's parent until the task ends.
+			copies_run criu "${CRIU_NS[@]}" "$B/copytime" -n "$cn" -c "$comm" -t "$SNAP_TIMEOUT" -P -- \
+				unshare --pid --fork --mount-proc -- "$CRIU" restore -D "$img" -W "$work/{i}" -o restore.log \
+				--shell-job --inherit-fd "fd[3]:pipe:[$CP_INO_IN]" --inherit-fd "fd[4]:pipe:[$CP_INO_OUT]"
+			c_t=$CP_T c_pss=$CP_PSS c_anon=$CP_ANON c_file=$CP_FILE
+			[ -n "$CP_ERR" ] && cp "$work/0/restore.log" "$B/copies-criu-restore.log" 2>/dev/null
+		else
+			c_t=FAIL c_pss=FAIL
+		fi
+		rm -rf "$img" "$work"
+	fi
+	what="$cn x $cm MiB"
+	row "copies ($what): all running, ms: km resumes vs native starts" "$(nsms "$k_t")" "$(nsms "$n_t")" \
+		"$(ratio "$k_t" "$n_t")" - "$(kmfailed - "$k_err")"
+	row "copies ($what): all running, ms: km resumes vs criu restores" "$(nsms "$k_t")" "$(nsms "$c_t")" \
+		"$(ratio "$k_t" "$c_t")" - "$(kmfailed - "$k_err")"
+	row "copies ($what): total PSS, MiB: km vs native" "$(kbmib "$k_pss")" "$(kbmib "$n_pss")" \
+		"$(ratio "$k_pss" "$n_pss")" - "$(kmfailed - "$k_err")"
+	row "copies ($what): total PSS, MiB: km vs criu restores" "$(kbmib "$k_pss")" "$(kbmib "$c_pss")" \
+		"$(ratio "$k_pss" "$c_pss")" - "$(kmfailed - "$k_err")"
+	row "copies ($what): PSS per copy, MiB: km vs native" "$(kbmib "$k_pss" "$cn")" "$(kbmib "$n_pss" "$cn")" \
+		"$(ratio "$k_pss" "$n_pss")" - -
+	row "copies ($what): PSS per copy, MiB: km vs criu restores" "$(kbmib "$k_pss" "$cn")" "$(kbmib "$c_pss" "$cn")" \
+		"$(ratio "$k_pss" "$c_pss")" - -
+	row "copies ($what) rewriting $cw MiB each: PSS per copy, MiB: km vs km read-only" "$(kbmib "$kw_pss" "$cn")" \
+		"$(kbmib "$k_pss" "$cn")" "$(ratio "$kw_pss" "$k_pss")" - -
+	SNAPNOTES+=("copies ($what), PSS per copy: km $(kbmib "$k_anon" "$cn") MiB anonymous + $(kbmib "$k_file" "$cn") MiB file-backed (the snapshot's page cache, shared); criu restore $(kbmib "$c_anon" "$cn") MiB anonymous + $(kbmib "$c_file" "$cn") MiB file-backed")
+fi
+
 # Processes: fork, exec, python3 (bench/procs.sh).
 # shellcheck source=procs.sh
 . "$(dirname "$0")/procs.sh"
@@ -1006,7 +1133,7 @@ if [ $KM_OK = 0 ]; then
 	echo "Only the floors and native runs were measured; the km column is n/a."
 	status=1
 fi
-if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds; }; then
+if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want copies; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
 	[ $CRIU_OMIT = 1 ] || status=1
