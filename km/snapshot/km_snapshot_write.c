@@ -274,6 +274,32 @@ struct km_snapshot_live {
 	char *path;
 };
 
+#ifdef KM_TEST_HOOKS
+/* The test build only (make test-km): the whole snapshot also written the ordinary way, at the
+ * pause, to the file KM_TEST_LIVE_COPY names, so that a test can compare the live file's memory
+ * with it page by page (tests/e2e/live.sh). */
+static void test_copy(km_guest_t *g, const km_snapshot_req_t *req)
+{
+	const char *copy = getenv("KM_TEST_LIVE_COPY");
+	if (copy == NULL)
+		return;
+	km_snapshot_req_t r = *req;
+	r.path = copy;
+	r.dir_fn = NULL;
+	km_snapshot_result_t res;
+	km_err_t *err = NULL;
+	if (km_snapshot_write(g, &r, &res, &err) < 0)
+		fprintf(stderr, "km: test copy of the live snapshot: %s\n", err != NULL ? err->msg : "failed");
+	km_err_free(&err);
+}
+#else
+static void test_copy(km_guest_t *g, const km_snapshot_req_t *req)
+{
+	(void)g;
+	(void)req;
+}
+#endif
+
 /* In the writer: the file's rest, from the copy-on-write view the fork froze. */
 static void live_child(void *arg, km_live_report_t *rep)
 {
@@ -307,6 +333,7 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 	lw->g = g;
 	lw->path = path;
 	km_live_wait_idle();
+	test_copy(g, req);
 	snapfile_t sf;
 	int rc = capture(g, req, &sf, err);
 	/* The open files' live state (TCP repair) goes back now: the program runs on. */
