@@ -942,21 +942,35 @@ fi
 # the snapshot's: the row after it shows the same window under km with no snapshot.
 LIVE_G="$B/guests/$SNAP_LIBC/live_gap"
 
-# live_window DIR PREFIX GUEST-CMD... -- SNAPSHOT-CMD...: runs the guest with a FIFO as stdin, waits
-# for "ready", opens the window, runs SNAPSHOT-CMD ({pid}: the guest's pid), closes it. acc:
-# PREFIXgap (ns), PREFIXwall (ns of SNAPSHOT-CMD). DIR/out and DIR/err hold the guest's output.
+# live_window DIR PREFIX GUEST-CMD... ::: SNAPSHOT-CMD... (not "--": criu's namespace prefix has
+# one): runs the guest with a pipe as stdin, waits for "ready", opens the window, runs
+# SNAPSHOT-CMD ({pid}: the guest's pid), closes it. acc: PREFIXgap (ns), PREFIXwall (ns of
+# SNAPSHOT-CMD). DIR/out holds the guest's output (stdout and stderr).
 live_window() {
 	local d=$1 p=$2 gpid i t0 t1 st gap
 	shift 2
 	local -a g=() c=()
-	while [ "$1" != -- ]; do g+=("$1"); shift; done
+	while [ "$1" != ::: ]; do g+=("$1"); shift; done
 	shift
 	c=("$@")
 	rm -rf "$d" && mkdir -p "$d"
-	mkfifo "$d/in"
-	KM_TIMING=1 "${g[@]}" <"$d/in" >"$d/out" 2>"$d/err" &
-	gpid=$!
-	exec 7>"$d/in"
+	# stdin and stdout anonymous pipes: criu cannot dump a named FIFO or a file of this tree from
+	# its private mount namespace ("Can't lookup mount")
+	# and no other fd of this script's (criu would have to dump them too)
+	coproc LIVEG {
+		for f in /proc/self/fd/*; do
+			f=${f##*/}
+			[ "$f" -gt 2 ] && eval "exec $f>&-"
+		done 2>/dev/null
+		KM_TIMING=1 exec "${g[@]}" 2>&1
+	}
+	gpid=$LIVEG_PID
+	# (bash keeps a coproc's own fds from subshells: copies for cat and for the end of input)
+	exec 7>&"${LIVEG[1]}" 8<&"${LIVEG[0]}"
+	eval "exec ${LIVEG[1]}>&- ${LIVEG[0]}<&-"
+	cat <&8 >"$d/out" 7>&- &
+	local cat_pid=$!
+	exec 8<&-
 	for ((i = 0; i < SNAP_TIMEOUT * 20; i++)); do
 		grep -qx ready "$d/out" 2>/dev/null && break
 		kill -0 "$gpid" 2>/dev/null || break
@@ -964,9 +978,9 @@ live_window() {
 	done
 	if ! grep -qx ready "$d/out"; then
 		exec 7>&-
-		wait "$gpid"
+		wait "$gpid" "$cat_pid"
 		acc "${p}gap" FAIL
-		fail "live ($p): the program never got ready: $(head -n1 "$d/err")"
+		fail "live ($p): the program never got ready: $(head -n1 "$d/out")"
 		return 1
 	fi
 	echo start >&7
@@ -983,7 +997,7 @@ live_window() {
 		sleep 0.05
 	done
 	exec 7>&-
-	wait "$gpid"
+	wait "$gpid" "$cat_pid"
 	gap=$(sed -n 's/^max_gap_ns=//p' "$d/out" | head -n1)
 	if [ "$st" != 0 ] || ! isnum "$gap"; then
 		acc "${p}gap" FAIL
@@ -1007,21 +1021,21 @@ if want live && [ -n "$SNAPTMP" ]; then
 			if [ $KM_OK = 1 ] && [ -x "$KM_MGMT" ]; then
 				rm -f "$SNAPTMP/live.km" "$SNAPTMP/live.sock"
 				settle
-				if live_window "$SNAPTMP/livek" k "$KM" --mgmt="$SNAPTMP/live.sock" "$LIVE_G" "$m" -- \
+				if live_window "$SNAPTMP/livek" k "$KM" --mgmt="$SNAPTMP/live.sock" "$LIVE_G" "$m" ::: \
 					"$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$SNAPTMP/live.sock" snapshot \
 					path="$SNAPTMP/live.km" mode=continue; then
-					acc kpause "$(sed -n 's/^km-timing: snapshot_pause_ns=//p' "$SNAPTMP/livek/err" | head -n1)"
+					acc kpause "$(sed -n 's/^km-timing: snapshot_pause_ns=//p' "$SNAPTMP/livek/out" | head -n1)"
 					acc kown "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/livek/snap.out" | awk 'NF { printf "%.0f", $1 * 1e6 }')"
 				fi
 				rm -f "$SNAPTMP/live.km" "$SNAPTMP/live.sock"
 				# The same window with no snapshot: what this host's scheduling alone does to the gap.
-				live_window "$SNAPTMP/liven" n "$KM" "$LIVE_G" "$m" -- sleep 0.5
+				live_window "$SNAPTMP/liven" n "$KM" "$LIVE_G" "$m" ::: sleep 0.5
 			fi
 			if [ $CRIU_OK = 1 ]; then
 				rm -rf "$SNAPTMP/img" "$SNAPTMP/work"
 				mkdir -p "$SNAPTMP/img" "$SNAPTMP/work"
 				settle
-				live_window "$SNAPTMP/livec" c "${CRIU_NS[@]}" "$LIVE_G" "$m" -- \
+				live_window "$SNAPTMP/livec" c "${CRIU_NS[@]}" "$LIVE_G" "$m" ::: \
 					"${CRIU_NS[@]}" "$CRIU" dump -t '{pid}' -D "$SNAPTMP/img" -W "$SNAPTMP/work" -o dump.log \
 					--shell-job --leave-running ||
 					cp "$SNAPTMP/work/dump.log" "$B/criu-live-$m.log" 2>/dev/null
