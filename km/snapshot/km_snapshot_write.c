@@ -94,6 +94,8 @@ typedef struct snapfile {
 	target_t was;
 	int fd;
 	const char *step; /* what failed, where no km_err_t can be made (the live writer) */
+	struct frozen *frozen; /* live: shared memory copied at the pause (freeze_shared) */
+	size_t nfrozen;
 } snapfile_t;
 
 /* --- capture at the pause --------------------------------------------------------------- */
@@ -267,6 +269,86 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 
 /* --- live: the writer writes the file while the program runs ----------------------------- */
 
+/* Shared memory (the program's MAP_SHARED anonymous mappings, and shared mappings of deleted
+ * files, which the file holds) is the same pages in the writer as in the program: the fork does
+ * not freeze it. Such a mapping's pages that may hold data (pagemap, as the writer's own check)
+ * are copied at the pause into private memory, which the writer moves over its own view of the
+ * range before it writes. */
+typedef struct frozen {
+	uint8_t *copy, *at;
+	size_t len;
+} frozen_t;
+
+static void copy_pages(frozen_t *f, int pagemap)
+{
+	uint64_t pm[512];
+	size_t npages = f->len / PAGE;
+	for (size_t base = 0; base < npages; base += 512) {
+		size_t n = npages - base < 512 ? npages - base : 512;
+		bool have = km_pagemap_read(pagemap, f->at + base * PAGE, n, pm);
+		for (size_t i = 0; i < n; i++) {
+			size_t off = (base + i) * PAGE;
+			/* A page the host cannot give (past a file's end) stays zero, as the writer would. */
+			if (!have || (pm[i] & (KM_PM_PRESENT | KM_PM_SWAPPED)))
+				(void)km_guest_memcpy(f->copy + off, f->at + off, PAGE, f->at + off, PAGE);
+		}
+	}
+}
+
+static int freeze_shared(snapfile_t *sf, km_err_t **err)
+{
+	km_mm_t *mm = &sf->g->mm;
+	size_t n = 0;
+	for (size_t i = 0; i < mm->nvmas; i++)
+		n += sf->ph[1 + i].p_filesz != 0 && (mm->vmas[i].flags & MAP_SHARED);
+	if (n == 0)
+		return 0;
+	sf->frozen = calloc(n, sizeof(*sf->frozen));
+	if (sf->frozen == NULL)
+		return km_err_set(err, ENOMEM, "%s: copying shared memory", sf->path);
+	int pagemap = km_fd_reserve(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		if (sf->ph[1 + i].p_filesz == 0 || !(v->flags & MAP_SHARED))
+			continue;
+		frozen_t *f = &sf->frozen[sf->nfrozen];
+		f->at = mm->host + v->gpa;
+		f->len = v->end - v->start;
+		f->copy = mmap(NULL, f->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (f->copy == MAP_FAILED) {
+			if (pagemap >= 0)
+				close(pagemap);
+			return km_err_set(err, errno, "%s: copying the shared memory at %#lx-%#lx", sf->path,
+					  (unsigned long)v->start, (unsigned long)v->end);
+		}
+		sf->nfrozen++;
+		copy_pages(f, pagemap);
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+	return 0;
+}
+
+/* In the writer: the copies over its view of the shared ranges. Lock-free. */
+static int place_frozen(snapfile_t *sf)
+{
+	for (size_t i = 0; i < sf->nfrozen; i++) {
+		frozen_t *f = &sf->frozen[i];
+		if (mremap(f->copy, f->len, f->len, MREMAP_MAYMOVE | MREMAP_FIXED, f->at) == MAP_FAILED)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_frozen(snapfile_t *sf)
+{
+	for (size_t i = 0; i < sf->nfrozen; i++)
+		munmap(sf->frozen[i].copy, sf->frozen[i].len);
+	free(sf->frozen);
+	sf->frozen = NULL;
+	sf->nfrozen = 0;
+}
+
 struct km_snapshot_live {
 	km_guest_t *g;
 	km_live_writer_t w;
@@ -307,7 +389,8 @@ static void live_child(void *arg, km_live_report_t *rep)
 	km_snapshot_result_t res;
 	memset(&res, 0, sizeof(res));
 	errno = 0;
-	if (write_rest(sf, &res, NULL) < 0) {
+	sf->step = "putting the copy of shared memory in place";
+	if (place_frozen(sf) < 0 || write_rest(sf, &res, NULL) < 0) {
 		rep->errnum = errno;
 		rep->step = sf->step;
 		if (sf->tmpname[0] != '\0')
@@ -339,6 +422,8 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 	/* The open files' live state (TCP repair) goes back now: the program runs on. */
 	km_fdtab_release(sf.nb.files, true);
 	sf.nb.files = NULL;
+	if (rc == 0)
+		rc = freeze_shared(&sf, err);
 	if (rc == 0) {
 		int keep[] = {sf.fd, sf.pl.dfd, g->mm.snapshot_fd};
 		int e = km_live_start(live_child, &sf, keep, 3, &lw->w);
@@ -347,6 +432,7 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 		else
 			sf.tmpname[0] = '\0'; /* the writer's now: it removes it if it fails */
 	}
+	free_frozen(&sf);
 	release(&sf); /* km's copies; the writer has its own */
 	if (rc < 0) {
 		free(lw->path);

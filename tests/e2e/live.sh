@@ -6,6 +6,8 @@
 #                     memory is page for page the copy the test build of km (KM_TEST, make
 #                     test-km) wrote at the pause, and the resumed program finds every word as
 #                     its pass left it (tests/guests/live_churn.c checks each before writing it)
+#   live/exact/shared the same with the memory MAP_SHARED | MAP_ANONYMOUS (a fork does not freeze it:
+#                     km copies it at the pause)
 #   live/big          a 256 MiB program, snapshot live, resumed, its memory checked the same way
 #   live/many         live snapshots one after the other of one program; each resumes
 #   live/ends         the program ends while its writer still writes: km waits, answers, the file resumes
@@ -59,19 +61,21 @@ live_resume() {
 }
 
 live_exact() {
-	local flavour test d
-	for flavour in gcc musl; do
+	local flavour test d kind
+	for flavour in gcc musl shared; do
 		test="live/exact/$flavour"
+		kind=private
+		[ $flavour = shared ] && flavour=gcc kind=shared
 		want "$test" && km_only "$test" || continue
 		begin "$test"
-		d=$WORK/live/exact/$flavour
+		d=$WORK/live/exact/$flavour-$kind
 		if [ ! -x "$KM_TEST" ]; then
 			bad "no test build of km at $KM_TEST (make test-km)"
 			end
 			continue
 		fi
 		LIVE_ENV=("KM_TEST_LIVE_COPY=$d/copy.snap")
-		if live_start "$d" "$KM_TEST" "$flavour" 4 16 "$LIVE_CHURN_PASSES"; then
+		if live_start "$d" "$KM_TEST" "$flavour" 4 16 "$LIVE_CHURN_PASSES" "$kind"; then
 			live_snap "$d" "$LIVE_SOCK" "$d/live.snap"
 			[ "$LIVE_RC" = 0 ] || bad "the live snapshot failed: $(cat "$d/mgmt.out")"
 		fi

@@ -3,7 +3,8 @@
  * for live snapshots (tests/e2e/live.sh): a snapshot taken while they run must hold exactly the
  * memory of its pause, so a program resumed from it finds each word as the pass before left it.
  *
- * Usage: live_churn [THREADS [MIB_EACH [PASSES]]] (default 2 4 3). Each thread owns MIB_EACH MiB
+ * Usage: live_churn [THREADS [MIB_EACH [PASSES [shared]]]] (default 2 4 3; "shared": the memory is
+ * MAP_SHARED | MAP_ANONYMOUS, which a fork does not copy). Each thread owns MIB_EACH MiB
  * and makes PASSES passes over it; in pass g it expects word i to hold val(t, g-1, i) and writes
  * val(t, g, i). A word from a later pass (a page written after the pause) or an earlier one (a
  * page the snapshot missed) fails the check: "FAIL ..." and exit status 1. Prints "ready" once
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -60,15 +62,16 @@ int main(int argc, char **argv)
 	int threads = argc > 1 ? atoi(argv[1]) : 2;
 	long mib = argc > 2 ? atol(argv[2]) : 4;
 	long passes = argc > 3 ? atol(argv[3]) : 3;
+	int share = argc > 4 && strcmp(argv[4], "shared") == 0 ? MAP_SHARED : MAP_PRIVATE;
 	if (threads < 1 || threads > 64 || mib < 1 || passes < 1) {
-		fprintf(stderr, "usage: live_churn [THREADS [MIB_EACH [PASSES]]]\n");
+		fprintf(stderr, "usage: live_churn [THREADS [MIB_EACH [PASSES [shared]]]]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	worker_t *ws = calloc((size_t)threads, sizeof(*ws));
 	for (int t = 0; t < threads; t++) {
 		ws[t] = (worker_t){.t = t, .words = (size_t)mib << 17, .passes = passes};
-		ws[t].mem = mmap(NULL, (size_t)mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ws[t].mem = mmap(NULL, (size_t)mib << 20, PROT_READ | PROT_WRITE, share | MAP_ANONYMOUS, -1, 0);
 		if (ws[t].mem == MAP_FAILED) {
 			perror("mmap");
 			return 2;
