@@ -134,12 +134,12 @@ int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot
 {
 	job_t j = {.req = req, .res = res, .live = NULL, .err = NULL, .rc = -1};
 	int rc = km_stopall_run_on_vcpu(g, serve, &j);
-	if (rc == -2)
-		return km_err_set(err, EBUSY, "another snapshot is being taken");
-	if (rc < 0)
-		return km_err_set(err, ESRCH, "the program is not running");
-	if (j.rc == 0 && j.live != NULL)
+	if (j.rc == 0 && j.live != NULL) /* even if the program ended meanwhile: the answer is owed */
 		j.rc = km_snapshot_live_finish(j.live, res, NULL, NULL, &j.err);
+	else if (rc == -2)
+		return km_err_set(err, EBUSY, "another snapshot is being taken");
+	else if (rc < 0)
+		return km_err_set(err, ESRCH, "the program is not running");
 	if (j.rc < 0) {
 		km_err_free(err);
 		*err = j.err;

@@ -279,13 +279,15 @@ typedef struct frozen {
 	size_t len;
 } frozen_t;
 
-static void copy_pages(frozen_t *f, int pagemap)
+/* A file's page may be in its page cache without being mapped here (pagemap: not present): of a
+ * file mapping every page is copied, as the writer reads every page of one. */
+static void copy_pages(frozen_t *f, int pagemap, bool file)
 {
 	uint64_t pm[512];
 	size_t npages = f->len / PAGE;
 	for (size_t base = 0; base < npages; base += 512) {
 		size_t n = npages - base < 512 ? npages - base : 512;
-		bool have = km_pagemap_read(pagemap, f->at + base * PAGE, n, pm);
+		bool have = !file && km_pagemap_read(pagemap, f->at + base * PAGE, n, pm);
 		for (size_t i = 0; i < n; i++) {
 			size_t off = (base + i) * PAGE;
 			/* A page the host cannot give (past a file's end) stays zero, as the writer would. */
@@ -322,7 +324,7 @@ static int freeze_shared(snapfile_t *sf, km_err_t **err)
 					  (unsigned long)v->start, (unsigned long)v->end);
 		}
 		sf->nfrozen++;
-		copy_pages(f, pagemap);
+		copy_pages(f, pagemap, v->backing == KM_BACK_FILE);
 	}
 	if (pagemap >= 0)
 		close(pagemap);
