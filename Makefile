@@ -10,9 +10,11 @@ CC := gcc
 MUSLCC := musl-gcc
 SAN ?=
 OPT ?= -O2
+# -DKM_TEST_HOOKS: the test build of km (make test-km), with hooks tests use to check km's work.
+KM_DEFS ?=
 # km/ holds the program and its glue; its layers are folders, each on the include path.
 KM_DIRS := km km/vm km/mm km/load km/sys km/fd km/proc km/snapshot
-CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+CFLAGS := -std=gnu11 $(OPT) $(KM_DEFS) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  $(KM_DIRS:%=-I%) -Iruntime -Iruntime/vdso -Iruntime/include -I$(BUILD)/gen $(SAN)
 LDLIBS := -lelf -lpthread
 # km is linked statically (except under a sanitizer, which cannot be): km-shim execs it inside a
@@ -64,12 +66,18 @@ TOOLS := $(TOOL_SRCS:tests/tools/%.c=build/tests/tools/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-oci fuzz-syscalls clean
+.PHONY: test-km all km shim guests tools bundles deps check test unit e2e demo asan bench fuzz fuzz-snapshot fuzz-elf fuzz-oci fuzz-syscalls clean
 all: km shim guests tools bundles
 km: $(BUILD)/bin/km
 
 deps:
 	@scripts/deps.sh
+
+# The test build of km (build/test-km/bin/km): km with KM_TEST_HOOKS, e.g. a live snapshot's
+# memory also copied at the pause for tests/e2e/live.sh to compare with. Never installed or shipped.
+TEST_KM := build/test-km/bin/km
+test-km:
+	@$(MAKE) --no-print-directory BUILD=build/test-km KM_DEFS=-DKM_TEST_HOOKS SAN= build/test-km/bin/km
 
 $(BUILD)/obj/%.o: %.c $(wildcard $(KM_DIRS:%=%/*.h) runtime/*.h runtime/vdso/*.h runtime/include/*.h)
 	@mkdir -p $(dir $@)
@@ -184,8 +192,8 @@ unit: $(UNIT_BINS)
 # km-shim execs km inside containers, where only a static km runs: a sanitizer build's km-shim
 # is tested with the plain build's km (km itself is tested sanitized by every other e2e test).
 CONTAINER_KM := $(if $(SAN),build/bin/km,$(BUILD)/bin/km)
-e2e: km shim guests tools bundles
-	@KM=$(BUILD)/bin/km KM_SHIM=$(BUILD)/bin/km-shim KM_SHIM_KM=$(abspath $(CONTAINER_KM)) BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+e2e: km shim guests tools bundles test-km
+	@KM=$(BUILD)/bin/km KM_TEST=$(TEST_KM) KM_SHIM=$(BUILD)/bin/km-shim KM_SHIM_KM=$(abspath $(CONTAINER_KM)) BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 

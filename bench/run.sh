@@ -41,7 +41,7 @@ FORK_RUNS=${FORK_RUNS:-5}
 DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
 DIRTY_RUNS=${DIRTY_RUNS:-5}
 DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
-ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies"
+ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies live"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -65,6 +65,7 @@ FDS_RUNS=${FDS_RUNS:-3}                      # snapshot + restore rounds of each
 COPIES_N=${COPIES_N:-10}                     # copies run at once in the copies rows
 COPIES_MIB=${COPIES_MIB:-256}                # MiB each copy touched (the snapshot's memory)
 COPIES_WRITE_MIB=${COPIES_WRITE_MIB:-32}     # MiB each copy rewrites in the copies row that breaks sharing
+LIVE_SIZES=${LIVE_SIZES:-"16:3 256:3 1024:3"}  # live rows: touched MiB:runs
 
 for f in walltime vmexit_floor vmcreate_floor snaptime copytime; do
 	if [ ! -x "$B/$f" ]; then
@@ -142,7 +143,7 @@ CRIU_OMIT=0 # 1: left out on purpose, which does not fail the run
 if [ "$CRIU" = none ]; then
 	CRIU_WHY="left out (CRIU=none)"
 	CRIU_OMIT=1
-elif ! want snap && ! want snap4 && ! want shimck && ! want fds && ! want copies; then
+elif ! want snap && ! want snap4 && ! want shimck && ! want fds && ! want copies && ! want live; then
 	CRIU_WHY="not needed: no snapshot or container checkpoint rows in SECTIONS"
 	CRIU_OMIT=1
 elif [ "$(id -u)" != 0 ]; then
@@ -658,7 +659,7 @@ fi
 # run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
-if want snap || want snap4 || want fds || want copies; then
+if want snap || want snap4 || want fds || want copies || want live; then
 	SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
 fi
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
@@ -1108,6 +1109,130 @@ if want copies && [ -n "$SNAPTMP" ]; then
 	row "copies ($what) rewriting $cw MiB each: PSS per copy, MiB: km vs km read-only" "$(kbmib "$kw_pss" "$cn")" \
 		"$(kbmib "$k_pss" "$cn")" "$(ratio "$kw_pss" "$k_pss")" - -
 	SNAPNOTES+=("copies ($what), PSS per copy: km $(kbmib "$k_anon" "$cn") MiB anonymous + $(kbmib "$k_file" "$cn") MiB file-backed (the snapshot's page cache, shared); criu restore $(kbmib "$c_anon" "$cn") MiB anonymous + $(kbmib "$c_file" "$cn") MiB file-backed")
+# live: the pause of a live snapshot as the program sees it (guests/live_gap, SNAP_LIBC): a thread
+# reads the clock through the vDSO in a loop and reports the largest gap between two reads while
+# the snapshot is taken; km with --mgmt mode=continue, the same program natively under criu dump
+# --leave-running (its freeze). Also km's own snapshot_pause_ns (KM_TIMING: from the first vCPU
+# stopped to their release) and live_floor's freeze floors (fork with THP, userfaultfd
+# write-protect; natively, 1 GiB). On a loaded host the largest gap is often the scheduler's, not
+# the snapshot's: the row after it shows the same window under km with no snapshot.
+LIVE_G="$B/guests/$SNAP_LIBC/live_gap"
+
+# live_window DIR PREFIX GUEST-CMD... ::: SNAPSHOT-CMD... (not "--": criu's namespace prefix has
+# one): runs the guest with a pipe as stdin, waits for "ready", opens the window, runs
+# SNAPSHOT-CMD ({pid}: the guest's pid), closes it. acc: PREFIXgap (ns), PREFIXwall (ns of
+# SNAPSHOT-CMD). DIR/out holds the guest's output (stdout and stderr).
+live_window() {
+	local d=$1 p=$2 gpid i t0 t1 st gap
+	shift 2
+	local -a g=() c=()
+	while [ "$1" != ::: ]; do g+=("$1"); shift; done
+	shift
+	c=("$@")
+	rm -rf "$d" && mkdir -p "$d"
+	# stdin and stdout anonymous pipes: criu cannot dump a named FIFO or a file of this tree from
+	# its private mount namespace ("Can't lookup mount")
+	# and no other fd of this script's (criu would have to dump them too)
+	coproc LIVEG {
+		for f in /proc/self/fd/*; do
+			f=${f##*/}
+			[ "$f" -gt 2 ] && eval "exec $f>&-"
+		done 2>/dev/null
+		KM_TIMING=1 exec "${g[@]}" 2>&1
+	}
+	gpid=$LIVEG_PID
+	# (bash keeps a coproc's own fds from subshells: copies for cat and for the end of input)
+	exec 7>&"${LIVEG[1]}" 8<&"${LIVEG[0]}"
+	eval "exec ${LIVEG[1]}>&- ${LIVEG[0]}<&-"
+	cat <&8 >"$d/out" 7>&- &
+	local cat_pid=$!
+	exec 8<&-
+	for ((i = 0; i < SNAP_TIMEOUT * 20; i++)); do
+		grep -qx ready "$d/out" 2>/dev/null && break
+		kill -0 "$gpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! grep -qx ready "$d/out"; then
+		exec 7>&-
+		wait "$gpid" "$cat_pid"
+		acc "${p}gap" FAIL
+		fail "live ($p): the program never got ready: $(head -n1 "$d/out")"
+		return 1
+	fi
+	echo start >&7
+	sleep 0.2
+	c=("${c[@]//\{pid\}/$gpid}")
+	t0=$(date +%s%N)
+	timeout "$SNAP_TIMEOUT" "${c[@]}" >"$d/snap.out" 2>"$d/snap.err"
+	st=$?
+	t1=$(date +%s%N)
+	sleep 0.2
+	echo stop >&7
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^max_gap_ns=' "$d/out" && break
+		sleep 0.05
+	done
+	exec 7>&-
+	wait "$gpid" "$cat_pid"
+	gap=$(sed -n 's/^max_gap_ns=//p' "$d/out" | head -n1)
+	if [ "$st" != 0 ] || ! isnum "$gap"; then
+		acc "${p}gap" FAIL
+		fail "live ($p): the snapshot failed (status $st): $(head -n1 "$d/snap.err") $(head -n1 "$d/snap.out")"
+		return 1
+	fi
+	acc "${p}gap" "$gap"
+	acc "${p}wall" "$((t1 - t0))"
+	return 0
+}
+
+if want live && [ -n "$SNAPTMP" ]; then
+	[ -x "$LIVE_G" ] || fail "$LIVE_G is missing: build with make -C bench"
+	r=$("$B/live_floor" 1024 2>&1)
+	LIVE_FLOOR=$r
+	for spec in $LIVE_SIZES; do
+		m=${spec%%:*} runs=${spec#*:}
+		log "live snapshots, $m MiB touched ($SNAP_LIBC): $runs runs of km --mgmt mode=continue / criu dump --leave-running$([ $CRIU_OK = 0 ] && echo " (criu skipped: not available)")"
+		ACC=()
+		for ((i = 0; i < runs; i++)); do
+			if [ $KM_OK = 1 ] && [ -x "$KM_MGMT" ]; then
+				rm -f "$SNAPTMP/live.km" "$SNAPTMP/live.sock"
+				settle
+				if live_window "$SNAPTMP/livek" k "$KM" --mgmt="$SNAPTMP/live.sock" "$LIVE_G" "$m" ::: \
+					"$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$SNAPTMP/live.sock" snapshot \
+					path="$SNAPTMP/live.km" mode=continue; then
+					acc kpause "$(sed -n 's/^km-timing: snapshot_pause_ns=//p' "$SNAPTMP/livek/out" | head -n1)"
+					acc kown "$(sed -n 's/^ok .*ms=\([0-9.]*\).*/\1/p' "$SNAPTMP/livek/snap.out" | awk 'NF { printf "%.0f", $1 * 1e6 }')"
+				fi
+				rm -f "$SNAPTMP/live.km" "$SNAPTMP/live.sock"
+				# The same window with no snapshot: what this host's scheduling alone does to the gap.
+				live_window "$SNAPTMP/liven" n "$KM" "$LIVE_G" "$m" ::: sleep 0.5
+			fi
+			if [ $CRIU_OK = 1 ]; then
+				rm -rf "$SNAPTMP/img" "$SNAPTMP/work"
+				mkdir -p "$SNAPTMP/img" "$SNAPTMP/work"
+				settle
+				live_window "$SNAPTMP/livec" c "${CRIU_NS[@]}" "$LIVE_G" "$m" ::: \
+					"${CRIU_NS[@]}" "$CRIU" dump -t '{pid}' -D "$SNAPTMP/img" -W "$SNAPTMP/work" -o dump.log \
+					--shell-job --leave-running ||
+					cp "$SNAPTMP/work/dump.log" "$B/criu-live-$m.log" 2>/dev/null
+				rm -rf "$SNAPTMP/img" "$SNAPTMP/work"
+			fi
+		done
+		kgap=$(res kgap) cgap=$(res cgap) kpause=$(res kpause)
+		row "live snapshot, pause the program sees, ms ($m MiB): km vs criu --leave-running" "$(nsms "$kgap" %.3f)" \
+			"$(nsms "$cgap" %.3f)" "$(ratio "$kgap" "$cgap")" "<= 5 ms" "$(met "$(nsms "$kgap" %.3f)" 5)"
+		row "  the same window under km without a snapshot (host noise), ms ($m MiB)" "$(nsms "$(res ngap)" %.3f)" \
+			- - - -
+		row "live snapshot, km's snapshot_pause_ns, ms ($m MiB)" "$(nsms "$kpause" %.3f)" - - "<= 5 ms" \
+			"$(met "$(nsms "$kpause" %.3f)" 5)"
+		row "live snapshot, written, ms ($m MiB): km --mgmt reply vs criu dump" "$(nsms "$(res kwall)")" \
+			"$(nsms "$(res cwall)")" "$(ratio "$(res kwall)" "$(res cwall)")" - -
+	done
+	for w in fork-thp uffd-thp fork-4k uffd-4k; do
+		l=$(grep "way=$w " <<<"$LIVE_FLOOR")
+		row "freeze floor, 1 GiB natively ($w): pause ms, first write after it us" \
+			"$(nsms "$(field pause_ns <<<"$l")" %.3f)" "$(calc %.1f 'a / 1000' "$(field write_ns <<<"$l")")" - - -
+	done
 fi
 
 # Processes: fork, exec, python3 (bench/procs.sh).
@@ -1134,6 +1259,7 @@ if [ $KM_OK = 0 ]; then
 	status=1
 fi
 if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want copies; }; then
+if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want live; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
 	[ $CRIU_OMIT = 1 ] || status=1

@@ -189,6 +189,11 @@ static int add_filtered(scmp_filter_ctx ctx, km_err_t **err)
 	struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
 	if (add(ctx, SYS_clone, 1, &thread, err) < 0)
 		return -1;
+	/* A live snapshot's writer (km_snapshot_live.c): a new process with exit signal 0 and no
+	 * flags at all (no CLONE_VM, no stack): a copy of km that shares nothing with it. */
+	struct scmp_arg_cmp writer = SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0);
+	if (add(ctx, SYS_clone, 1, &writer, err) < 0)
+		return -1;
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_clone3, 0);
 	if (rc < 0)
 		return km_err_set(err, -rc, "seccomp: clone3");

@@ -12,12 +12,24 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_guest.h"
 #include "km_proc.h"
 #include "km_snapshot.h"
+#include "km_snapshot_live.h"
 #include "km_stopall.h"
+
+/* A snapshot the program survives, taken while it runs (not paused from outside): its memory is
+ * written by a forked writer while the program goes on (km_snapshot_live.h). */
+static bool is_live(const km_snapshot_req_t *req)
+{
+	return req->keep_running && req->reason != KM_REASON_CORE;
+}
+
+static int take_pause(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
+		      km_snapshot_result_t *res, km_snapshot_live_t **live, km_err_t **err);
 
 /* Every recorded thread must have been captured. */
 static int check_captured(km_guest_t *g, const km_vcpu_t *self, km_err_t **err)
@@ -78,16 +90,19 @@ static int refuse_children(km_guest_t *g, km_err_t **err)
 	return -1;
 }
 
-/* With every other thread stopped: writes, then ends the guest if asked to. */
+/* With every other thread stopped: writes, then ends the guest if asked to. With `live` (a
+ * snapshot the program survives, taken from a running program), only what needs the program
+ * stopped is done here and a writer forked for the rest (*live, for km_snapshot_live_finish once
+ * the program runs again). */
 static int write_stopped(km_guest_t *g, const km_vcpu_t *self, const km_snapshot_req_t *req,
-			 km_snapshot_result_t *res, km_err_t **err)
+			 km_snapshot_result_t *res, km_snapshot_live_t **live, km_err_t **err)
 {
 	int rc = refuse_children(g, err);
 	if (rc == 0)
 		rc = check_captured(g, self, err);
 	if (rc == 0) {
 		km_mm_rdlock(&g->mm);
-		rc = km_snapshot_write(g, req, res, err);
+		rc = live != NULL ? km_snapshot_write_live(g, req, live, err) : km_snapshot_write(g, req, res, err);
 		km_mm_rdunlock(&g->mm);
 	}
 	if (rc == 0 && !req->keep_running)
@@ -99,6 +114,7 @@ static int write_stopped(km_guest_t *g, const km_vcpu_t *self, const km_snapshot
 typedef struct job {
 	const km_snapshot_req_t *req;
 	km_snapshot_result_t *res;
+	km_snapshot_live_t *live; /* a live snapshot's writer, which the asking thread waits for */
 	km_err_t *err;
 	int rc;
 } job_t;
@@ -106,20 +122,23 @@ typedef struct job {
 static bool serve(km_vcpu_t *v, const struct kvm_regs *u, uint64_t cpu_flags, void *arg)
 {
 	job_t *j = arg;
-	j->rc = km_snapshot_take(v, u, cpu_flags, j->req, j->res, &j->err);
+	j->rc = take_pause(v, u, cpu_flags, j->req, j->res, &j->live, &j->err);
 	return km_guest_ended(v->g);
 }
 
 /* Written by one of the guest's own vCPUs, not by the asking thread: the listener has an fd
  * table of its own, and the snapshot reads through the guest's (the file it was resumed from,
- * and its open files as they come to be saved). */
+ * and its open files as they come to be saved). A live snapshot's writer is waited for here, so
+ * that the vCPU that took the pause runs on at once. */
 int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
 {
-	job_t j = {.req = req, .res = res, .err = NULL, .rc = -1};
+	job_t j = {.req = req, .res = res, .live = NULL, .err = NULL, .rc = -1};
 	int rc = km_stopall_run_on_vcpu(g, serve, &j);
-	if (rc == -2)
+	if (j.rc == 0 && j.live != NULL) /* even if the program ended meanwhile: the answer is owed */
+		j.rc = km_snapshot_live_finish(j.live, res, NULL, NULL, &j.err);
+	else if (rc == -2)
 		return km_err_set(err, EBUSY, "another snapshot is being taken");
-	if (rc < 0)
+	else if (rc < 0)
 		return km_err_set(err, ESRCH, "the program is not running");
 	if (j.rc < 0) {
 		km_err_free(err);
@@ -133,7 +152,7 @@ static bool serve_paused(km_vcpu_t *v, const struct kvm_regs *u, uint64_t cpu_fl
 	(void)u;
 	(void)cpu_flags;
 	job_t *j = arg;
-	j->rc = write_stopped(v->g, NULL, j->req, j->res, &j->err); /* v too was captured when it parked */
+	j->rc = write_stopped(v->g, NULL, j->req, j->res, NULL, &j->err); /* v too was captured when it parked */
 	return km_guest_ended(v->g);
 }
 
@@ -153,21 +172,60 @@ int km_snapshot_request_paused(km_guest_t *g, const km_snapshot_req_t *req, km_s
 	return j.rc;
 }
 
-int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
-		     km_snapshot_result_t *res, km_err_t **err)
+/* The pause: v (at a clean point with registers *user) stops the others, and the file is
+ * written (or, live, its writer forked: *live) before they go on. */
+static int take_pause(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
+		      km_snapshot_result_t *res, km_snapshot_live_t **live, km_err_t **err)
 {
 	km_guest_t *g = v->g;
+	*live = NULL;
 	/* Our own state first: if another stop is in progress we park in it with these registers. */
 	v->state.flags = cpu_flags;
 	if (km_vcpu_capture(v, user, err) < 0)
 		return -1;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (km_stopall_begin(g, v, KM_STOP_CLEAN, user, cpu_flags) < 0)
 		return km_err_set(err, ESRCH, "the program is ending");
 	/* Parking in another stop may have captured us again, as we are: the same registers. */
 	v->state.flags = cpu_flags;
 	int rc = km_vcpu_capture(v, user, err);
 	if (rc == 0)
-		rc = write_stopped(g, v, req, res, err);
+		rc = write_stopped(g, v, req, res, is_live(req) ? live : NULL, err);
 	km_stopall_end(g);
+	if (rc == 0 && *live != NULL && g->opts.timing) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+		fprintf(stderr, "km-timing: snapshot_pause_ns=%lu\n", (unsigned long)ns);
+	}
+	return rc;
+}
+
+/* The vCPU that asked waits for its writer; a stop begun meanwhile (another snapshot, a
+ * mapping narrowed by another thread) must not wait for the writer too: park in it, as at the
+ * hypercall's return. */
+typedef struct waiter {
+	km_vcpu_t *v;
+	const struct kvm_regs *user;
+	uint64_t cpu_flags;
+} waiter_t;
+
+static void park_if_asked(void *arg)
+{
+	waiter_t *w = arg;
+	if (km_stopall_pending(w->v->g))
+		(void)km_stopall_park(w->v, w->user, w->cpu_flags); /* ended or not, the writer's answer is owed */
+}
+
+int km_snapshot_take(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_flags, const km_snapshot_req_t *req,
+		     km_snapshot_result_t *res, km_err_t **err)
+{
+	km_snapshot_live_t *live = NULL;
+	int rc = take_pause(v, user, cpu_flags, req, res, &live, err);
+	if (rc == 0 && live != NULL) {
+		waiter_t w = {v, user, cpu_flags};
+		rc = km_snapshot_live_finish(live, res, park_if_asked, &w, err);
+	}
 	return rc;
 }

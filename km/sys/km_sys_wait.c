@@ -26,12 +26,26 @@ static long copy_out(km_vcpu_t *v, uint64_t gva, const void *src, size_t len)
 	return km_copy_to_guest(MM(v), gva, src, len) < 0 ? -EFAULT : 0;
 }
 
+/* The program's children are km's forks, all with SIGCHLD as exit signal; km's only "clone"
+ * children (exit signal 0) are live snapshots' writers (km_snapshot_live.h), which are not the
+ * program's to wait for or reap. So __WALL means nothing more than no flag, and __WCLONE alone
+ * finds no child, as on Linux for a process without clone children. Returns the options to pass
+ * to the host, or -ECHILD. */
+static int own_children_only(int options)
+{
+	if ((options & __WCLONE) && !(options & __WALL))
+		return -ECHILD;
+	return options & ~(__WALL | __WCLONE);
+}
+
 KM_SYSCALL(wait4)
 {
 	pid_t pid = (pid_t)a[0];
 	int options = (int)a[2];
 	if (options & ~WAIT4_OPTS)
 		return -EINVAL;
+	if ((options = own_children_only(options)) < 0)
+		return options;
 	int status = 0;
 	struct rusage ru;
 	memset(&ru, 0, sizeof(ru));
@@ -49,6 +63,8 @@ KM_SYSCALL(waitid)
 	int options = (int)a[3];
 	if (options & ~WAITID_OPTS)
 		return -EINVAL;
+	if ((options = own_children_only(options)) < 0)
+		return options;
 	siginfo_t si;
 	struct rusage ru;
 	memset(&si, 0, sizeof(si));

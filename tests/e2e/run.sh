@@ -680,6 +680,8 @@ run_procs
 run_dirty
 . "$ROOT/tests/e2e/copies.sh"
 run_copies
+. "$ROOT/tests/e2e/live.sh"
+run_live
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
