@@ -36,6 +36,7 @@
 #include "km_snapshot.h"
 #include "km_sys_util.h"
 #include "km_vdso.h"
+#include "km_snapshot_layers.h"
 #include "km_snapshot_writer.h"
 
 #define PAGE KM_PAGE_SIZE
@@ -111,7 +112,7 @@ static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t size = v->end - v->start;
-		uint64_t fsz = km_snap_vma_saved(v) ? size : 0;
+		uint64_t fsz = km_snap_vma_saved(v) ? km_layers_filesz(nb->layers, i, size) : 0;
 		ph[1 + i] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = elf_flags(v->prot), .p_offset = off,
 					 .p_vaddr = v->start, .p_memsz = size, .p_filesz = fsz, .p_align = PAGE};
 		off += fsz;
@@ -125,7 +126,8 @@ static int write_file(km_guest_t *g, int fd, notebuf_t *nb, km_snapshot_result_t
 		}
 		off += km_fdtab_blob_bytes(nb->files);
 	}
-	if (km_snap_write_memory(g, fd, ph, NULL, crcs, res, path, err) < 0 ||
+	const uint64_t *const *holds = nb->layers != NULL ? (const uint64_t *const *)nb->layers->holds : NULL;
+	if (km_snap_write_memory(g, fd, ph, holds, crcs, res, path, err) < 0 ||
 	    write_headers(fd, &eh, ph, nph, nb, crcs, mm->nvmas, path, err) < 0)
 		goto out;
 	/* Holes at the end must still count: the file is as long as its last segment says. */
@@ -161,9 +163,16 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		if (km_fdtab_save(g, &fo, &nb.files, err) < 0)
 			return km_err_wrap(err, "%s", req->path);
 	}
+	km_layers_plan_t plan;
+	nb.layers = &plan;
+	if (km_layers_plan(g, req, &plan, err) < 0) {
+		km_fdtab_release(nb.files, true);
+		return km_err_wrap(err, "%s", req->path);
+	}
 	if (km_snap_notes_build(g, req, sig, &nb, err) < 0) {
 		km_buf_free(&nb.b);
 		km_fdtab_release(nb.files, true);
+		km_layers_finish(g, &plan, false);
 		return km_err_wrap(err, "%s", req->path);
 	}
 	char *dcopy = NULL;
@@ -193,6 +202,10 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 		close(pl.dfd);
 	free(dcopy);
 	km_buf_free(&nb.b);
+	if (req->reason == KM_REASON_CORE)
+		km_layers_plan_free(&plan);
+	else
+		km_layers_finish(g, &plan, rc == 0);
 	/* Live objects the table touched (TCP repair) go back as they were unless km now ends */
 	km_fdtab_release(nb.files, rc < 0 || req->keep_running);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

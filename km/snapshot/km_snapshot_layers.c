@@ -1,0 +1,718 @@
+/* Layers: which pages a snapshot holds and what lies below the rest (km_snapshot_layers.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "km_dirty.h"
+#include "km_guest.h"
+#include "km_machine.h"
+#include "km_mm.h"
+#include "km_pagemap.h"
+#include "km_snapshot_layers.h"
+#include "km_snapshot_writer.h"
+
+#define PAGE KM_PAGE_SIZE
+#define WORDS(pages) (((pages) + 63) / 64)
+
+static bool bit(const uint64_t *b, uint64_t p)
+{
+	return b[p / 64] >> (p % 64) & 1;
+}
+
+static void set_bit(uint64_t *b, uint64_t p)
+{
+	b[p / 64] |= 1ull << (p % 64);
+}
+
+/* The snapshot this km wrote or resumed from last: the only parent the next one may name (its
+ * memory is what km's dirty interval counts from). One guest per km process; a forked child's
+ * tracking starts off, so a copy here only ever yields a full snapshot there. */
+static struct {
+	bool valid;
+	uint8_t id[16];
+	uint32_t depth;
+} last;
+
+static bool id_zero(const uint8_t id[16])
+{
+	static const uint8_t z[16];
+	return memcmp(id, z, 16) == 0;
+}
+
+void km_layers_id_hex(const uint8_t id[16], char buf[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(buf + 2 * i, 3, "%02x", id[i]);
+}
+
+static int new_id(uint8_t id[16], km_err_t **err)
+{
+	do {
+		size_t got = 0;
+		while (got < 16) {
+			ssize_t n = getrandom(id + got, 16 - got, 0);
+			if (n < 0 && errno != EINTR)
+				return km_err_set(err, errno, "the snapshot's id (getrandom)");
+			got += n > 0 ? (size_t)n : 0;
+		}
+	} while (id_zero(id));
+	return 0;
+}
+
+/* --- the writer's plan -------------------------------------------------------------------- */
+
+/* A private mapping whose host pages are still its own file's until written (the pagemap tells
+ * apart a written copy), with an identity the resume can check. */
+static bool own_file(const km_vma_t *v, km_nt_fileid_t *id)
+{
+	return v->backing == KM_BACK_FILE && !v->layered && !(v->flags & (MAP_SHARED | MAP_ANONYMOUS)) &&
+	       km_snap_mapfile_id(v, id) && (id->size != 0 || id->mtime_sec != 0 || id->mtime_nsec != 0);
+}
+
+/* The pages of an own-file mapping the file cannot stand for: those the program wrote (a private
+ * copy: present or swapped, not the file's page), those past the file's end (the host cannot
+ * provide them: held, they are holes that read as zero after a resume, as without layers), and
+ * the first page of a mapping at offset 0 (an ELF header: gdb finds a PIE's load address from
+ * the program headers in memory, as it does in the kernel's cores). NULL when the kernel cannot
+ * say (then every page is held). */
+static uint64_t *written_pages(km_mm_t *mm, const km_vma_t *v, uint64_t file_size, int pagemap)
+{
+	uint64_t pages = (v->end - v->start) / PAGE;
+	uint64_t *b = calloc(WORDS(pages) ? WORDS(pages) : 1, sizeof(*b));
+	static uint64_t pm[4096]; /* every vCPU is stopped: one writer at a time */
+	if (b == NULL)
+		return NULL;
+	for (uint64_t base = 0; base < pages; base += 4096) {
+		uint64_t n = pages - base < 4096 ? pages - base : 4096;
+		if (!km_pagemap_read(pagemap, mm->host + v->gpa + base * PAGE, n, pm)) {
+			free(b);
+			return NULL;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			if (((pm[i] & (KM_PM_PRESENT | KM_PM_SWAPPED)) && !(pm[i] & KM_PM_FILE)) ||
+			    v->offset + (base + i + 1) * PAGE > file_size)
+				set_bit(b, base + i);
+	}
+	if (v->offset == 0 && pages > 0)
+		set_bit(b, 0);
+	return b;
+}
+
+static int plan_alloc(km_layers_plan_t *p, size_t n)
+{
+	p->n = n;
+	p->holds = calloc(n ? n : 1, sizeof(*p->holds));
+	p->below = calloc(n ? n : 1, sizeof(*p->below));
+	p->words = calloc(n ? n : 1, sizeof(*p->words));
+	return p->holds != NULL && p->below != NULL && p->words != NULL ? 0 : -1;
+}
+
+/* Private file mappings' pages the program never wrote are left to their files. */
+static void plan_files(km_guest_t *g, km_layers_plan_t *p)
+{
+	km_mm_t *mm = &g->mm;
+	int pagemap = -1;
+	km_nt_fileid_t id;
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		if (p->holds[i] != NULL || p->below[i] != KM_BELOW_NONE || !own_file(&mm->vmas[i], &id))
+			continue;
+		if (pagemap < 0 && (pagemap = km_fd_reserve(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC))) < 0)
+			return;
+		if ((p->holds[i] = written_pages(mm, &mm->vmas[i], id.size, pagemap)) != NULL)
+			p->below[i] = KM_BELOW_FILE;
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+}
+
+/* The parent's mapping sv holds what v's page at the same address held then: both anonymous
+ * (of the same sharing), or the same file at the same offset. */
+static bool same_backing(const km_vma_t *v, const km_snap_vma_t *sv)
+{
+	if (!sv->nt.saved || ((uint32_t)v->flags ^ sv->nt.flags) & (MAP_SHARED | MAP_ANONYMOUS))
+		return false;
+	if (v->flags & MAP_ANONYMOUS)
+		return true;
+	return v->path != NULL && sv->path != NULL && strcmp(v->path, sv->path) == 0 &&
+	       sv->nt.offset - sv->nt.start == v->offset - v->start;
+}
+
+/* Marks held in b the pages of v that no mapping of the parent covers with the same backing:
+ * a new or moved mapping is held whole. */
+static void hold_uncovered(const km_vma_t *v, const km_snapshot_t *ps, uint64_t *b)
+{
+	uint64_t pages = (v->end - v->start) / PAGE;
+	uint64_t at = v->start;
+	for (size_t k = 0; k < ps->nvmas && at < v->end; k++) {
+		const km_snap_vma_t *sv = &ps->vmas[k];
+		if (sv->nt.end <= at)
+			continue;
+		uint64_t lo = sv->nt.start > at ? sv->nt.start : at;
+		uint64_t hi = sv->nt.end < v->end ? sv->nt.end : v->end;
+		for (; at < lo && at < v->end; at += PAGE) /* a gap before it */
+			set_bit(b, (at - v->start) / PAGE);
+		if (lo >= v->end)
+			break;
+		if (!same_backing(v, sv))
+			for (uint64_t a = lo; a < hi; a += PAGE)
+				set_bit(b, (a - v->start) / PAGE);
+		at = hi;
+	}
+	for (; at < v->end; at += PAGE)
+		set_bit(b, (at - v->start) / PAGE);
+	(void)pages;
+}
+
+/* The parent path as the child records it: relative to the child's directory when both lie
+ * under one directory below /, else absolute. With dir_fn both are names in one directory. */
+static int record_parent(const km_snapshot_req_t *req, char *out, size_t cap, km_err_t **err)
+{
+	if (req->dir_fn != NULL || req->parent[0] != '/' || req->path[0] != '/') {
+		if ((size_t)snprintf(out, cap, "%s", req->parent) >= cap)
+			return km_err_set(err, ENAMETOOLONG, "parent %s", req->parent);
+		return 0;
+	}
+	const char *c = req->path, *q = req->parent;
+	size_t common = 0; /* bytes of the longest shared run of whole directories */
+	for (size_t i = 0; c[i] != '\0' && c[i] == q[i]; i++)
+		if (c[i] == '/')
+			common = i + 1;
+	size_t o = 0;
+	out[0] = '\0';
+	if (common <= 1) { /* nothing shared but /: absolute */
+		o = (size_t)snprintf(out, cap, "%s", q);
+	} else {
+		for (const char *s = c + common; (s = strchr(s, '/')) != NULL; s++)
+			o += (size_t)snprintf(out + (o < cap ? o : cap), o < cap ? cap - o : 0, "../");
+		o += (size_t)snprintf(out + (o < cap ? o : cap), o < cap ? cap - o : 0, "%s", q + common);
+	}
+	if (o >= cap)
+		return km_err_set(err, ENAMETOOLONG, "parent %s", req->parent);
+	return 0;
+}
+
+/* The parent req names, checked to be the last snapshot this km wrote or resumed from. */
+static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_t **err)
+{
+	int fd = km_fd_reserve(dup(req->parent_fd));
+	if (fd < 0)
+		return km_err_set(err, errno, "parent %s", req->parent);
+	if (km_snapshot_open_fd(fd, req->parent, ps, err) < 0)
+		return km_err_wrap(err, "parent");
+	if (!ps->layered || !last.valid || memcmp(ps->layers.id, last.id, 16) != 0)
+		return km_err_set(err, 0, "parent %s is not the last snapshot this km wrote or resumed from", req->parent);
+	return 0;
+}
+
+/* Only what changed since the parent: the dirty interval, plus mappings the parent lacks. */
+static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t *p, km_err_t **err)
+{
+	km_snapshot_t ps;
+	ps.fd = -1;
+	int rc = check_parent(req, &ps, err);
+	uint32_t max = g->opts.snapshot_chain ? g->opts.snapshot_chain : KM_LAYERS_DEFAULT_DEPTH;
+	uint64_t **dirty = NULL;
+	km_err_t *why = NULL;
+	/* Deeper than allowed, or changes not tracked: a full snapshot (the chain's "merge"). */
+	if (rc < 0 || ps.layers.depth + 1 > max || km_dirty_collect(g, &dirty, &why) < 0) {
+		km_err_free(&why);
+		km_snapshot_close(&ps);
+		return rc;
+	}
+	km_mm_t *mm = &g->mm;
+	p->collected = true;
+	for (size_t i = 0; i < mm->nvmas; i++) {
+		km_vma_t *v = &mm->vmas[i];
+		uint64_t pages = (v->end - v->start) / PAGE;
+		p->holds[i] = dirty[i];
+		dirty[i] = NULL;
+		if (p->holds[i] == NULL && (p->holds[i] = calloc(WORDS(pages) ? WORDS(pages) : 1, 8)) != NULL)
+			memset(p->holds[i], 0xff, WORDS(pages) * 8); /* not told: every page changed */
+		if (p->holds[i] == NULL) {
+			rc = km_err_set(err, ENOMEM, "the pages an incremental snapshot holds");
+			break;
+		}
+		if (pages % 64) /* nothing past the end: the reader refuses it */
+			p->holds[i][pages / 64] &= (1ull << (pages % 64)) - 1;
+		p->below[i] = km_snap_vma_saved(v) ? KM_BELOW_PARENT : KM_BELOW_NONE;
+		hold_uncovered(v, &ps, p->holds[i]);
+	}
+	km_dirty_free(dirty, mm->nvmas);
+	if (rc == 0) {
+		p->nt.depth = ps.layers.depth + 1;
+		memcpy(p->nt.parent_id, ps.layers.id, 16);
+		rc = record_parent(req, p->parent, sizeof(p->parent), err);
+	}
+	km_snapshot_close(&ps);
+	return rc;
+}
+
+/* A segment that holds every page needs no bitmap; the others' lengths are noted. */
+static void drop_full(km_layers_plan_t *p, km_mm_t *mm)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		uint64_t pages = (mm->vmas[i].end - mm->vmas[i].start) / PAGE, p_i = 0;
+		p->words[i] = WORDS(pages);
+		if (p->holds[i] == NULL)
+			continue;
+		while (p_i < pages && bit(p->holds[i], p_i))
+			p_i++;
+		if (p_i == pages || p->below[i] == KM_BELOW_NONE) {
+			free(p->holds[i]);
+			p->holds[i] = NULL;
+			p->below[i] = KM_BELOW_NONE;
+		}
+	}
+}
+
+int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t *p, km_err_t **err)
+{
+	memset(p, 0, sizeof(*p));
+	if (new_id(p->nt.id, err) < 0)
+		return -1;
+	if (plan_alloc(p, g->mm.nvmas) < 0) {
+		km_layers_plan_free(p);
+		return km_err_set(err, ENOMEM, "the pages a snapshot holds");
+	}
+	bool self = req->self_contained || g->opts.self_contained || req->reason == KM_REASON_CORE;
+	if (req->parent != NULL && req->reason != KM_REASON_CORE && plan_incremental(g, req, p, err) < 0) {
+		if (p->collected)
+			km_dirty_return(g, p->holds);
+		else
+			km_dirty_free(p->holds, p->n);
+		p->holds = NULL;
+		km_layers_plan_free(p);
+		return -1;
+	}
+	if (!self)
+		plan_files(g, p);
+	drop_full(p, &g->mm);
+	return 0;
+}
+
+uint64_t km_layers_filesz(const km_layers_plan_t *p, size_t i, uint64_t size)
+{
+	if (p == NULL || p->holds == NULL || i >= p->n || p->holds[i] == NULL)
+		return size;
+	for (uint64_t w = p->words[i]; w-- > 0;)
+		if (p->holds[i][w] != 0)
+			return (w * 64 + 64 - (uint64_t)__builtin_clzll(p->holds[i][w])) * PAGE;
+	return 0;
+}
+
+static uint64_t plan_words(const km_layers_plan_t *p, size_t i)
+{
+	return p->holds != NULL && p->holds[i] != NULL ? p->words[i] : 0;
+}
+
+size_t km_layers_note_len(const km_layers_plan_t *p)
+{
+	size_t len = sizeof(km_nt_layers_t) + p->n * sizeof(km_nt_layer_seg_t);
+	for (size_t i = 0; i < p->n; i++)
+		len += plan_words(p, i) * 8;
+	size_t plen = p->parent[0] ? strlen(p->parent) + 1 : 0;
+	return len + ((plen + 7) & ~(size_t)7);
+}
+
+void km_layers_note_fill(const km_layers_plan_t *p, uint8_t *d)
+{
+	size_t plen = p->parent[0] ? strlen(p->parent) + 1 : 0;
+	km_nt_layers_t h = p->nt;
+	h.nsegments = (uint32_t)p->n;
+	h.path_len = (uint32_t)((plen + 7) & ~(size_t)7);
+	memcpy(d, &h, sizeof(h));
+	uint8_t *seg = d + sizeof(h), *bits = seg + p->n * sizeof(km_nt_layer_seg_t);
+	for (size_t i = 0; i < p->n; i++) {
+		km_nt_layer_seg_t r = {.below = p->holds != NULL ? p->below[i] : KM_BELOW_NONE,
+				       .nwords = plan_words(p, i)};
+		memcpy(seg + i * sizeof(r), &r, sizeof(r));
+		if (r.nwords > 0)
+			memcpy(bits, p->holds[i], r.nwords * 8);
+		bits += r.nwords * 8;
+	}
+	if (plen > 0)
+		memcpy(bits, p->parent, plen); /* the padding was zeroed by the note buffer */
+}
+
+void km_layers_plan_free(km_layers_plan_t *p)
+{
+	km_dirty_free(p->holds, p->n);
+	free(p->below);
+	free(p->words);
+	p->holds = NULL;
+	p->below = NULL;
+	p->words = NULL;
+}
+
+void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
+{
+	if (written) {
+		last.valid = true;
+		memcpy(last.id, p->nt.id, 16);
+		last.depth = p->nt.depth;
+		/* A collect began the next interval; else changes count from this file on. */
+		km_err_t *e = NULL;
+		if (!p->collected && km_dirty_start(g, &e) < 0)
+			km_err_free(&e); /* untracked: the next child is a full snapshot */
+	} else if (p->collected) {
+		km_dirty_return(g, p->holds);
+		p->holds = NULL;
+	}
+	km_layers_plan_free(p);
+}
+
+/* --- reading ------------------------------------------------------------------------------ */
+
+/* Bit p of a bitmap in the notes (only 4-byte aligned). */
+static bool held_bit(const uint8_t *b, uint64_t p)
+{
+	uint64_t w;
+	memcpy(&w, b + p / 64 * 8, sizeof(w));
+	return w >> (p % 64) & 1;
+}
+
+/* The identity NT_KM_DYNLINKER records for mapping i, if any. */
+static bool mapfile_of(const km_snapshot_t *s, size_t i, km_nt_fileid_t *id)
+{
+	for (uint32_t k = 0; k < s->nmapfiles; k++) {
+		km_nt_mapfile_t f;
+		memcpy(&f, s->mapfiles + (size_t)k * sizeof(f), sizeof(f));
+		if (f.vma == i) {
+			*id = f.id;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One segment's record and bitmap, at *at in the note. */
+static int parse_seg(km_snapshot_t *s, size_t i, const km_nt_layer_seg_t *r, const uint8_t *desc, size_t len,
+		     size_t *at, bool has_parent)
+{
+	km_snap_vma_t *v = &s->vmas[i];
+	uint64_t pages = (v->nt.end - v->nt.start) / PAGE;
+	km_nt_fileid_t id;
+	if (r->below == KM_BELOW_NONE) /* every page: all of them in the file */
+		return r->nwords != 0 || (v->nt.saved && v->file_len != pages * PAGE) ? -1 : 0;
+	if (!v->nt.saved || r->nwords != WORDS(pages) || r->nwords > (len - *at) / 8)
+		return -1;
+	if (r->below == KM_BELOW_PARENT ? !has_parent
+	    : r->below == KM_BELOW_FILE ? (v->nt.flags & (MAP_SHARED | MAP_ANONYMOUS)) || !mapfile_of(s, i, &id)
+					: true)
+		return -1;
+	const uint8_t *b = desc + *at;
+	for (uint64_t p = pages; p < r->nwords * 64; p++) /* nothing past the segment's end */
+		if (held_bit(b, p))
+			return -1;
+	for (uint64_t p = v->file_len / PAGE; p < pages; p++) /* past its bytes in the file */
+		if (held_bit(b, p))
+			return -1;
+	v->below = r->below;
+	v->held = b;
+	*at += (size_t)r->nwords * 8;
+	return 0;
+}
+
+int km_layers_parse(km_snapshot_t *s, const uint8_t *desc, size_t len, const char **why)
+{
+	km_nt_layers_t h;
+	*why = "bad NT_KM_LAYERS note";
+	if (len < sizeof(h))
+		return -1;
+	memcpy(&h, desc, sizeof(h));
+	bool has_parent = !id_zero(h.parent_id);
+	if (id_zero(h.id) || memcmp(h.id, h.parent_id, 16) == 0 || h.nsegments != s->nvmas ||
+	    h.depth > KM_LAYERS_MAX_DEPTH || (h.path_len & 7u) || has_parent != (h.depth > 0) ||
+	    has_parent != (h.path_len > 0))
+		return -1;
+	if (h.nsegments > (len - sizeof(h)) / sizeof(km_nt_layer_seg_t))
+		return -1;
+	size_t at = sizeof(h) + (size_t)h.nsegments * sizeof(km_nt_layer_seg_t);
+	for (size_t i = 0; i < h.nsegments; i++) {
+		km_nt_layer_seg_t r;
+		memcpy(&r, desc + sizeof(h) + i * sizeof(r), sizeof(r));
+		if (parse_seg(s, i, &r, desc, len, &at, has_parent) < 0)
+			return *why = "bad NT_KM_LAYERS segment record or bitmap", -1;
+	}
+	if (len - at != h.path_len)
+		return -1;
+	const char *path = (const char *)desc + at;
+	if (h.path_len > 0 && (memchr(path, '\0', h.path_len) == NULL || path[0] == '\0'))
+		return -1;
+	s->layered = true;
+	s->layers = h;
+	s->parent_path = h.path_len > 0 ? path : NULL;
+	return 0;
+}
+
+uint64_t km_layers_held_pages(const km_snapshot_t *s, size_t i)
+{
+	const km_snap_vma_t *v = &s->vmas[i];
+	uint64_t pages = (v->nt.end - v->nt.start) / PAGE, n = 0;
+	if (!v->nt.saved)
+		return 0;
+	if (v->held == NULL)
+		return pages;
+	for (uint64_t p = 0; p < pages; p++)
+		n += held_bit(v->held, p);
+	return n;
+}
+
+/* --- the chain ---------------------------------------------------------------------------- */
+
+/* rel taken from the directory of child (rel absolute: itself). */
+static char *beside(const char *child, const char *rel)
+{
+	char *out = NULL;
+	const char *slash = child != NULL ? strrchr(child, '/') : NULL;
+	if (rel[0] == '/' || slash == NULL)
+		out = strdup(rel);
+	else if (asprintf(&out, "%.*s/%s", (int)(slash - child), child, rel) < 0)
+		out = NULL;
+	return out;
+}
+
+/* Opens one member: a regular file (a FIFO or device is never opened), then read and checked as
+ * any snapshot. */
+static int open_member(const char *path, int passed, km_snapshot_t *p, km_err_t **err)
+{
+	struct stat st;
+	int fd;
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	if (passed >= 0) {
+		fd = km_fd_reserve(dup(passed));
+	} else {
+		if (stat(path, &st) < 0)
+			return km_err_set(err, errno, "%s", path);
+		if (!S_ISREG(st.st_mode))
+			return km_err_set(err, 0, "%s: not a regular file", path);
+		fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+	}
+	if (fd < 0)
+		return km_err_set(err, errno, "%s", path);
+	return km_snapshot_open_fd(fd, path, p, err);
+}
+
+static int open_parent(km_snapshot_t *cur, const char *curpath, const int *fds, size_t nfds, size_t d,
+		       km_snapshot_t **out, char **ppath, km_err_t **err)
+{
+	const char *shown = cur->name != NULL ? cur->name : curpath != NULL ? curpath : "snapshot";
+	if (nfds == 0 && curpath == NULL && cur->parent_path[0] != '/')
+		return km_err_set(err, 0, "%s: its parent %s is named relative to the snapshot's directory, which an "
+				  "fd does not have: pass the chain with --snapshot-parent-fd", shown, cur->parent_path);
+	if (nfds > 0 && d >= nfds)
+		return km_err_set(err, 0, "%s: its parent %s was not passed (--snapshot-parent-fd, one per member)",
+				  shown, cur->parent_path);
+	char fdname[48];
+	snprintf(fdname, sizeof(fdname), "--snapshot-parent-fd=%d", nfds > 0 ? fds[d] : -1);
+	*ppath = nfds > 0 ? strdup(fdname) : beside(curpath, cur->parent_path);
+	km_snapshot_t *p = calloc(1, sizeof(*p));
+	if (*ppath == NULL || p == NULL) {
+		free(p);
+		return km_err_set(err, ENOMEM, "%s", shown);
+	}
+	if (open_member(*ppath, nfds > 0 ? fds[d] : -1, p, err) < 0) {
+		km_snapshot_close(p);
+		free(p);
+		return km_err_wrap(err, "%s: its parent %s", shown, cur->parent_path);
+	}
+	*out = p;
+	return 0;
+}
+
+int km_layers_open_chain(km_snapshot_t *s, const char *path, const int *fds, size_t nfds, km_err_t **err)
+{
+	km_snapshot_t *cur = s;
+	const char *curpath = path;
+	size_t d = 0;
+	for (; cur->layered && cur->layers.depth > 0; d++) {
+		char *ppath = NULL;
+		km_snapshot_t *p = NULL;
+		if (open_parent(cur, curpath, fds, nfds, d, &p, &ppath, err) < 0) {
+			free(ppath);
+			return -1;
+		}
+		cur->parent = p;
+		p->name = ppath;
+		/* A changed or replaced parent, a depth that lies, a loop (depths cannot go down
+		 * forever): each is a parent that is not the one the child was written on. */
+		if (!p->layered || memcmp(p->layers.id, cur->layers.parent_id, 16) != 0)
+			return km_err_set(err, 0, "%s: its parent %s is not the snapshot it was written on (changed or "
+						  "replaced since)", cur->name != NULL ? cur->name : path != NULL ? path : "snapshot", ppath);
+		if (p->layers.depth + 1 != cur->layers.depth)
+			return km_err_set(err, 0, "%s: corrupt snapshot: its parent %s has depth %u, it %u",
+					  cur->name != NULL ? cur->name : path != NULL ? path : "snapshot", ppath, p->layers.depth, cur->layers.depth);
+		cur = p;
+		curpath = ppath;
+	}
+	if (nfds > d)
+		return km_err_set(err, 0, "%s: %zu --snapshot-parent-fd for a chain of %zu below it",
+				  path != NULL ? path : "snapshot", nfds, d);
+	return 0;
+}
+
+/* --- resuming ----------------------------------------------------------------------------- */
+
+/* The segment of s covering a, or -1. */
+static ssize_t seg_at(const km_snapshot_t *s, uint64_t a)
+{
+	size_t lo = 0, hi = s->nvmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->vmas[mid].nt.end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nvmas && s->vmas[lo].nt.start <= a ? (ssize_t)lo : -1;
+}
+
+/* Where page a of segment si of s comes from: the layer and segment holding it (0), the file of
+ * that layer's segment (1), or nowhere (-1: the chain does not cover it). */
+static int resolve(const km_snapshot_t *s, size_t si, uint64_t a, const km_snapshot_t **ls, size_t *lsi)
+{
+	for (;;) {
+		const km_snap_vma_t *v = &s->vmas[si];
+		*ls = s;
+		*lsi = si;
+		if (v->below == KM_BELOW_NONE || held_bit(v->held, (a - v->nt.start) / PAGE))
+			return 0;
+		if (v->below == KM_BELOW_FILE)
+			return 1;
+		ssize_t k = (s = s->parent) != NULL ? seg_at(s, a) : -1;
+		if (k < 0 || !s->vmas[k].nt.saved)
+			return -1;
+		si = (size_t)k;
+	}
+}
+
+/* The files below mappings, opened once per mapping resumed. */
+typedef struct file_cache {
+	const km_snapshot_t *ls[8];
+	size_t si[8];
+	int fd[8];
+	int n;
+} file_cache_t;
+
+/* The mapping's own file, as NT_KM_DYNLINKER recorded it (size and modification time). */
+static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const char *name, km_err_t **err)
+{
+	for (int k = 0; k < c->n; k++)
+		if (c->ls[k] == ls && c->si[k] == si)
+			return c->fd[k];
+	const km_snap_vma_t *v = &ls->vmas[si];
+	km_nt_fileid_t id = {0};
+	struct stat st;
+	mapfile_of(ls, si, &id); /* the reader made sure there is one */
+	int fd = km_fd_reserve(open(v->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+	if (fd < 0)
+		return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx", name, v->path,
+				  (unsigned long)v->nt.start);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != id.size ||
+	    st.st_mtim.tv_sec != id.mtime_sec || st.st_mtim.tv_nsec != id.mtime_nsec) {
+		close(fd);
+		return km_err_set(err, 0, "%s: %s, mapped by the program at %#lx, changed since the snapshot "
+				  "(size or modification time differ)", name, v->path, (unsigned long)v->nt.start);
+	}
+	if (c->n == 8) { /* more files below one mapping than a real chain has: start over */
+		for (int k = 0; k < c->n; k++)
+			close(c->fd[k]);
+		c->n = 0;
+	}
+	c->ls[c->n] = ls;
+	c->si[c->n] = si;
+	c->fd[c->n++] = fd;
+	return fd;
+}
+
+typedef struct run {
+	int fd;
+	uint64_t off, first, n; /* file offset, first page, pages */
+} run_t;
+
+static int flush(uint8_t *host, run_t *r)
+{
+	if (r->n == 0)
+		return 0;
+	void *at = host + r->first * PAGE;
+	if (mmap(at, r->n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, r->fd, (off_t)r->off) == MAP_FAILED)
+		return -errno;
+	r->n = 0;
+	return 0;
+}
+
+static int map_runs(uint8_t *host, const km_snapshot_t *s, size_t i, file_cache_t *c, const char *name,
+		    km_err_t **err)
+{
+	const km_snap_vma_t *sv = &s->vmas[i];
+	uint64_t pages = (sv->nt.end - sv->nt.start) / PAGE;
+	run_t r = {-1, 0, 0, 0};
+	for (uint64_t pg = 0; pg < pages; pg++) {
+		uint64_t a = sv->nt.start + pg * PAGE;
+		const km_snapshot_t *ls;
+		size_t lsi;
+		int kind = resolve(s, i, a, &ls, &lsi);
+		if (kind < 0)
+			return km_err_set(err, 0, "%s: corrupt snapshot: no layer of its chain holds page %#lx", name,
+					  (unsigned long)a);
+		const km_snap_vma_t *lv = &ls->vmas[lsi];
+		int fd = kind == 0 ? ls->fd : vma_file(c, ls, lsi, name, err);
+		uint64_t off = kind == 0 ? lv->file_off + (a - lv->nt.start) : lv->nt.offset + (a - lv->nt.start);
+		if (fd < 0)
+			return -1;
+		bool top = kind == 0 && ls == s; /* already mapped there by the restore */
+		if (!top && r.n > 0 && r.fd == fd && r.off + r.n * PAGE == off && r.first + r.n == pg) {
+			r.n++;
+			continue;
+		}
+		int rc = flush(host, &r);
+		if (rc < 0)
+			return km_err_set(err, -rc, "%s: mapping the pages of %#lx-%#lx from the layers below", name,
+					  (unsigned long)sv->nt.start, (unsigned long)sv->nt.end);
+		if (!top)
+			r = (run_t){fd, off, pg, 1};
+	}
+	int rc = flush(host, &r);
+	if (rc < 0)
+		return km_err_set(err, -rc, "%s: mapping the pages of %#lx-%#lx from the layers below", name,
+				  (unsigned long)sv->nt.start, (unsigned long)sv->nt.end);
+	return 0;
+}
+
+int km_layers_map_vma(km_mm_t *mm, const km_snapshot_t *s, size_t i, const char *name, km_err_t **err)
+{
+	const km_snap_vma_t *sv = &s->vmas[i];
+	if (sv->below == KM_BELOW_NONE)
+		return 0;
+	km_vma_t *v = km_vma_find(mm, sv->nt.start);
+	if (v == NULL)
+		return km_err_set(err, EFAULT, "%s: mapping %#lx", name, (unsigned long)sv->nt.start);
+	file_cache_t c = {.n = 0};
+	int rc = map_runs(mm->host + v->gpa + (sv->nt.start - v->start), s, i, &c, name, err);
+	for (int k = 0; k < c.n; k++)
+		close(c.fd[k]);
+	/* Its host pages are several files' now: a later snapshot reads every page of it. */
+	v->layered = true;
+	v->backing = KM_BACK_FILE;
+	return rc;
+}
+
+void km_layers_resumed(km_guest_t *g, const km_snapshot_t *s)
+{
+	last.valid = s->layered;
+	if (s->layered) {
+		memcpy(last.id, s->layers.id, 16);
+		last.depth = s->layers.depth;
+	}
+	km_err_t *e = NULL;
+	if (km_dirty_start(g, &e) < 0)
+		km_err_free(&e); /* untracked: the next snapshot that names this one is full */
+}
