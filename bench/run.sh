@@ -37,7 +37,9 @@ FUTEX_N=${FUTEX_N:-20000}    # round trips per futex_pingpong run
 FUTEX_RUNS=${FUTEX_RUNS:-5}
 FORK_N=${FORK_N:-200}        # fork + exit + wait rounds per fork_wait run
 FORK_RUNS=${FORK_RUNS:-5}
-ALL_SECTIONS="floors hello getppid clock cpu threads procs shim shimck snap snap4 fds"
+DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
+DIRTY_RUNS=${DIRTY_RUNS:-5}
+ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -451,6 +453,40 @@ want procs && for libc in $LIBCS; do
 	compare "$libc" fork_wait "$FORK_N" ns_per_fork "$FORK_RUNS" 0
 	row "fork+exit+wait, us/child ($libc) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" "$(ratio "$KMV" "$NAT")" \
 		- "$(kmfailed - "$KM_ERR")"
+done
+
+# Dirty tracking (issue 11, the tracker behind incremental snapshots): what a program pays per page
+# it stores to after each collect (KVM write-protects the pages again), beside the same store with
+# tracking off; and the collect itself (with every vCPU stopped). guests/dirty_write under km's
+# test-only --test-dirty-probe; no peer runs it (CRIU's counterpart is soft-dirty bits, not timed).
+want dirty && for libc in gcc; do
+	log "dirty tracking ($libc): $DIRTY_RUNS runs of $DIRTY_PAGES pages$SKIPNOTE"
+	d_on=() d_off=() d_coll=() d_err=""
+	for ((i = 0; i < DIRTY_RUNS; i++)); do
+		[ $KM_OK = 1 ] || break
+		out=$(timeout "$KM_TIMEOUT" "$KM" --test-dirty-probe "$B/guests/$libc/dirty_write" "$DIRTY_PAGES" \
+			2>"$B/dirty-$libc.err")
+		rc=$?
+		if [ $rc -ne 0 ] || ! isnum "$(field first_ns <<<"$out")"; then
+			d_err=$(errline "$B/dirty-$libc.err" $rc)
+			fail "dirty_write ($libc) failed under km: status $rc, output '$(head -c 100 <<<"$out")', stderr in $B/dirty-$libc.err"
+			break
+		fi
+		d_on+=("$(field first_ns <<<"$out")") d_off+=("$(field off_ns <<<"$out")")
+		d_coll+=("$(field collect_us <<<"$out")")
+	done
+	if [ -n "$d_err" ]; then
+		KMV=FAIL NAT=FAIL COLL=FAIL
+	elif [ ${#d_on[@]} -eq 0 ]; then
+		KMV=n/a NAT=n/a COLL=n/a
+	else
+		KMV=$(printf '%s\n' "${d_on[@]}" | median) NAT=$(printf '%s\n' "${d_off[@]}" | median)
+		COLL=$(printf '%s\n' "${d_coll[@]}" | median)
+	fi
+	row "first store to a page after a dirty collect, us/page vs tracking off" "$(nsus "$KMV")" "$(nsus "$NAT")" \
+		"$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$d_err")"
+	isnum "$COLL" && COLL=$(ms "$COLL")
+	row "dirty collect of $((DIRTY_PAGES / 256)) MiB written, ms" "$COLL" - - - "$(kmfailed - "$d_err")"
 done
 
 # ---------------------------------------------------------------------------------------------------

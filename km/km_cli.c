@@ -89,6 +89,7 @@ enum {
 	OPT_SELF_CONTAINED,
 	OPT_SNAPSHOT_CHAIN,
 	OPT_SNAPSHOT_PARENT_FD,
+	OPT_TEST_DIRTY_PROBE,
 };
 
 static const struct option options[] = {
@@ -111,6 +112,7 @@ static const struct option options[] = {
     {"self-contained", no_argument, NULL, OPT_SELF_CONTAINED},
     {"snapshot-chain", required_argument, NULL, OPT_SNAPSHOT_CHAIN},
     {"snapshot-parent-fd", required_argument, NULL, OPT_SNAPSHOT_PARENT_FD},
+    {"test-dirty-probe", no_argument, NULL, OPT_TEST_DIRTY_PROBE}, /* km's tests: not in --help */
     {NULL, 0, NULL, 0},
 };
 
@@ -251,6 +253,9 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			break;
 		case OPT_TRACE:
 			cli->guest.trace = true;
+			break;
+		case OPT_TEST_DIRTY_PROBE:
+			cli->guest.test_dirty_probe = true;
 			break;
 		case OPT_KVM_DEV:
 			cli->guest.kvm_dev = optarg;

@@ -22,6 +22,7 @@
 typedef struct km_guest_opts {
 	uint64_t memory;    /* --memory, bytes */
 	bool trace;         /* --trace */
+	bool test_dirty_probe; /* --test-dirty-probe: HC_dirty_probe answers (km_dirty_probe.h) */
 	int trace_fd;       /* where --trace writes (stderr) */
 	const char *kvm_dev;
 	int kvm_fd;         /* --kvm-fd, already checked and moved to km's range; -1: open kvm_dev */

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "km_dirty_internal.h"
 #include "km_mm_internal.h"
 
 #define MMAP_MIN_ADDR 0x10000ul /* Linux's default vm.mmap_min_addr */
@@ -170,6 +171,7 @@ int64_t km_mm_map(km_mm_t *mm, uint64_t addr, uint64_t len, int prot, int flags,
 		return rc;
 	}
 	mm->committed += len;
+	km_dirty_mark_gpa(mm, gpa, len); /* new memory reads differently from what was there */
 	return (int64_t)addr;
 }
 
@@ -246,6 +248,7 @@ int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len)
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t s = v->start > addr ? v->start : addr;
 		uint64_t e = v->end < addr + len ? v->end : addr + len;
+		km_dirty_mark_gpa(mm, v->gpa + (s - v->start), e - s);
 		if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
 			return -errno;
 	}
@@ -278,6 +281,7 @@ static int grow_in_place(km_mm_t *mm, size_t i, uint64_t new_end)
 	}
 	v->end = new_end;
 	mm->committed += extra;
+	km_dirty_mark_gpa(mm, gpa_next, extra);
 	return 0;
 }
 
@@ -316,6 +320,8 @@ static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_l
 	note_narrowed(mm);
 	if (km_vma_insert(mm, &v) < 0)
 		return -ENOMEM;
+	/* Whole: the contents are not what the last snapshot had at new_addr. */
+	km_dirty_mark_gpa(mm, gpa, new_len);
 	return (int64_t)new_addr;
 }
 
@@ -443,6 +449,7 @@ uint64_t km_mm_brk(km_mm_t *mm, uint64_t want)
 			}
 		}
 		mm->committed += new_end - old_end;
+		km_dirty_mark_gpa(mm, gpa, new_end - old_end);
 	} else if (new_end < old_end) {
 		if (carve(mm, new_end, old_end) < 0)
 			return mm->brk_cur;

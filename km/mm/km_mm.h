@@ -107,6 +107,10 @@ typedef struct km_mm {
 	int (*register_slot)(void *ctx, int slot, uint64_t gpa, uint64_t size, void *host);
 	void *slot_ctx;
 	uint8_t *slot_present; /* per chunk above user_gpa */
+
+	/* Which pages changed since the last snapshot (km_dirty.h); NULL while not tracked, so that
+	 * marking costs one load and branch then. Read with atomics: set with vCPUs stopped. */
+	struct km_dirty *dirty;
 } km_mm_t;
 
 /* Access kinds for checks. */

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "km_dirty_internal.h"
 #include "km_guest_fault.h"
 #include "km_mm_internal.h"
 #include "km_runtime_layout.h"
@@ -98,12 +99,14 @@ int km_phys_make_present(km_mm_t *mm, uint64_t gpa, uint64_t len)
 		if (mm->register_slot(mm->slot_ctx, (int)(1 + c), start, size, mm->host + start) < 0)
 			return -ENOMEM;
 		mm->slot_present[c] = 1;
+		km_dirty_slot_added(mm, (int)(1 + c), start, size);
 	}
 	return 0;
 }
 
 int km_mm_register_all(km_mm_t *mm)
 {
+	km_dirty_forget(mm); /* the new VM logs nothing: a forked child starts untracked */
 	if (mm->register_slot == NULL)
 		return 0;
 	if (mm->register_slot(mm->slot_ctx, 0, 0, mm->user_gpa, mm->host) < 0)
@@ -124,6 +127,7 @@ void km_mm_fini(km_mm_t *mm)
 	if (mm->snapshot_fd >= 0)
 		close(mm->snapshot_fd);
 	mm->snapshot_fd = -1;
+	km_dirty_forget(mm);
 	free(mm->slot_present);
 	mm->slot_present = NULL;
 	if (mm->host != NULL)

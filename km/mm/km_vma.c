@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "km_dirty_internal.h"
 #include "km_guest_fault.h"
 #include "km_mm_internal.h"
 
@@ -156,6 +157,9 @@ static int gva_to_iov(km_mm_t *mm, uint64_t gva, size_t len, int access, struct 
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t stop = v->end < end ? v->end : end;
 		uint8_t *h = mm->host + v->gpa + (at - v->start);
+		/* The caller writes through the host pointer, where KVM's dirty log cannot see it. */
+		if (access & KM_ACC_WRITE)
+			km_dirty_mark_gpa(mm, v->gpa + (at - v->start), stop - at);
 		if (n > 0 && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == h) {
 			iov[n - 1].iov_len += stop - at;
 		} else {
@@ -209,6 +213,8 @@ static int copy_guest(km_mm_t *mm, uint64_t gva, void *buf, size_t len, int acce
 		uint64_t stop = v->end < end ? v->end : end;
 		uint8_t *h = mm->host + v->gpa + (at - v->start);
 		size_t n = stop - at;
+		if (access & KM_ACC_WRITE)
+			km_dirty_mark_gpa(mm, v->gpa + (at - v->start), n);
 		/* The host may fail to provide the page (a file mapping past its end): EFAULT. */
 		if (km_guest_memcpy(access & KM_ACC_WRITE ? h : b, access & KM_ACC_WRITE ? b : h, n, h, n) < 0)
 			return -EFAULT;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "km_dirty_probe.h"
 #include "km_guest.h"
 #include "km_snapshot.h"
 #include "km_sys_util.h"
@@ -61,6 +62,9 @@ long km_hcall_handle(km_vcpu_t *v, uint64_t nr, uint64_t args_gva)
 	switch (nr) {
 	case HC_snapshot:
 		ret = hc_snapshot(v, args_gva, &args);
+		break;
+	case HC_dirty_probe:
+		ret = km_dirty_probe(v, &args);
 		break;
 	default:
 		ret = -ENOSYS;

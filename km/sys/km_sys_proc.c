@@ -124,7 +124,10 @@ KM_SYSCALL(getrusage)
 KM_SYSCALL(futex)
 {
 	int op = (int)a[1] & FUTEX_CMD_MASK;
-	uint32_t *uaddr = km_gva_to_hva(MM(v), a[0], 4, KM_ACC_READ);
+	/* The PI operations store to the word (the owner's tid): as in Linux they need it writable,
+	 * and asking for write access tells the dirty tracker (km_dirty.h) km's host call stores. */
+	bool pi = op == FUTEX_LOCK_PI || op == FUTEX_UNLOCK_PI || op == FUTEX_TRYLOCK_PI;
+	uint32_t *uaddr = km_gva_to_hva(MM(v), a[0], 4, pi ? KM_ACC_WRITE : KM_ACC_READ);
 	if (uaddr == NULL || (a[0] & 3))
 		return uaddr == NULL ? -EFAULT : -EINVAL;
 	struct timespec ts, *tsp = NULL;

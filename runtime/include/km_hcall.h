@@ -17,7 +17,13 @@
 
 enum km_hcall_nr {
 	HC_snapshot = 1, /* take a snapshot of this program (see below) */
+	HC_dirty_probe = 63, /* km's tests only: -ENOSYS unless km runs with --test-dirty-probe */
 };
+
+/* HC_dirty_probe's arg1 (km/sys/km_dirty_probe.h). */
+#define KM_DIRTY_PROBE_START 0
+#define KM_DIRTY_PROBE_COLLECT 1
+#define KM_DIRTY_PROBE_RETURN 2
 
 /* Arguments and result of a hypercall; unused fields must be zero. */
 typedef struct km_hc_args {

@@ -676,6 +676,8 @@ run_vdso
 run_procs_exec
 . "$ROOT/tests/e2e/procs.sh"
 run_procs
+. "$ROOT/tests/e2e/dirty.sh"
+run_dirty
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
