@@ -39,8 +39,10 @@ typedef struct km_snapshot_req {
 	bool self_contained; /* hold every page, whatever --self-contained says */
 	const char *parent; /* the parent snapshot (incremental), or NULL: with dir_fn a name in the
 			     * same directory, else a path; recorded relative to path's directory */
-	int parent_fd;      /* with parent: the parent, open read-only (km's range; the writer keeps
-			     * it open no longer than the call) */
+	km_snapshot_dir_fn *parent_fn; /* with parent: gives the parent opened read-only (an fd in
+			     * km's range, which the writer closes, or -errno), called once every thread is
+			     * stopped; NULL: the writer opens req->parent, a path */
+	void *parent_arg;
 } km_snapshot_req_t;
 
 /* What writing it took. */

@@ -198,12 +198,31 @@ static int record_parent(const km_snapshot_req_t *req, char *out, size_t cap, km
 	return 0;
 }
 
+/* The parent req names, opened (a regular file only: a FIFO or a device is never opened). */
+static int open_req_parent(const km_snapshot_req_t *req, km_err_t **err)
+{
+	int fd;
+	if (req->parent_fn != NULL) {
+		if ((fd = req->parent_fn(req->parent_arg)) < 0)
+			return km_err_set(err, -fd, "parent %s", req->parent);
+		return fd;
+	}
+	struct stat st;
+	if (stat(req->parent, &st) < 0)
+		return km_err_set(err, errno, "parent %s", req->parent);
+	if (!S_ISREG(st.st_mode))
+		return km_err_set(err, 0, "parent %s: not a regular file", req->parent);
+	if ((fd = km_fd_reserve(open(req->parent, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY))) < 0)
+		return km_err_set(err, errno, "parent %s", req->parent);
+	return fd;
+}
+
 /* The parent req names, checked to be the last snapshot this km wrote or resumed from. */
 static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_t **err)
 {
-	int fd = km_fd_reserve(dup(req->parent_fd));
+	int fd = open_req_parent(req, err);
 	if (fd < 0)
-		return km_err_set(err, errno, "parent %s", req->parent);
+		return -1;
 	if (km_snapshot_open_fd(fd, req->parent, ps, err) < 0)
 		return km_err_wrap(err, "parent");
 	if (!ps->layered || !last.valid || memcmp(ps->layers.id, last.id, 16) != 0)
