@@ -234,6 +234,7 @@ static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_
 static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t *p, km_err_t **err)
 {
 	km_snapshot_t ps;
+	memset(&ps, 0, sizeof(ps)); /* closed whatever check_parent got to */
 	ps.fd = -1;
 	int rc = check_parent(req, &ps, err);
 	uint32_t max = g->opts.snapshot_chain ? g->opts.snapshot_chain : KM_LAYERS_DEFAULT_DEPTH;

@@ -678,6 +678,8 @@ run_procs_exec
 run_procs
 . "$ROOT/tests/e2e/dirty.sh"
 run_dirty
+. "$ROOT/tests/e2e/incremental.sh"
+run_incremental
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

@@ -1,0 +1,195 @@
+# Incremental snapshots and file-backed text left to its file (format 2.6, NT_KM_LAYERS;
+# docs/snapshot-format.md). Sourced by run.sh.
+#
+# incr_mem changes its memory in five steps (stores, read(2) into its buffers, mmap, munmap,
+# mremap, brk, mprotect, MADV_DONTNEED, a private file mapping, a second thread) and prints a hash
+# of all of it after each; a snapshot after each step names the one before as its parent. Each
+# member resumed prints the hash of its step, and the fifth (a chain of five files) the same as a
+# full snapshot taken at the same point.
+
+INC_MGMT=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
+
+# inc_chain DIR FLAVOUR [KM OPTIONS...]: runs incr_mem under km --mgmt in DIR and takes s1..s5
+# (each naming the one before) and full (self-contained, no parent) after step 5. Leaves the
+# step hashes in DIR/sums ("sum N H" lines) and the replies in DIR/replies. False (the test
+# failed) if km could not be run.
+inc_chain() {
+	local d=$1 flavour=$2 n line reply
+	shift 2
+	rm -rf "$d" "$d.data"
+	mkdir -p "$d"
+	# outside the snapshots' directory, which a test moves
+	head -c 65536 /dev/urandom >"$d.data"
+	coproc INC { exec timeout -k 5 "$TIMEOUT" "$KM" "$@" --mgmt="$d/m.sock" "$GUESTS/$flavour/incr_mem" "$d.data" 2>"$d/err"; }
+	local pid=${INC_PID:-} in=${INC[1]:-} out=${INC[0]:-}
+	coproc_gone "$pid" "$in" "$out" "$d/err" && return 1
+	: >"$d/sums"
+	: >"$d/replies"
+	for n in 1 2 3 4 5; do
+		coproc_send "$in" "$n"
+		while read -r -t "$TIMEOUT" line <&"$out"; do
+			case $line in
+			"sum $n "*) echo "$line" >>"$d/sums" ;;
+			"done $n") break ;;
+			FAIL*) bad "incr_mem: $line" ;;
+			esac
+		done
+		if [ "$n" = 1 ]; then
+			reply=$("$INC_MGMT" --wait-socket 10 --timeout 30 "$d/m.sock" snapshot "path=$d/s1" mode=continue 2>&1)
+		else
+			reply=$("$INC_MGMT" --timeout 30 "$d/m.sock" snapshot "path=$d/s$n" mode=continue "parent=$d/s$((n - 1))" 2>&1)
+		fi
+		echo "s$n $reply" >>"$d/replies"
+		[[ $reply == ok* ]] || bad "snapshot s$n: $reply"
+	done
+	reply=$("$INC_MGMT" --timeout 30 "$d/m.sock" snapshot "path=$d/full" mode=continue self-contained=1 2>&1)
+	[[ $reply == ok* ]] || bad "the full snapshot: $reply"
+	INC_IN=$in
+	INC_OUT=$out
+	INC_PID=$pid
+	return 0
+}
+
+# inc_stop: ends the coproc inc_chain left running.
+inc_stop() {
+	exec {INC_IN}>&- 2>/dev/null
+	wait "$INC_PID" 2>/dev/null
+}
+
+# inc_resume_sum DIR FILE OUTDIR [KM OPTIONS...]: resumes FILE with "check" on stdin; prints
+# the hash the resumed program reports (empty if none).
+inc_resume_sum() {
+	local d=$1 f=$2 o=$3
+	shift 3
+	mkdir -p "$o"
+	echo check >"$o/in"
+	(cd "$d" && timeout -k 5 "$TIMEOUT" "$KM" "$@" "$f" <"$o/in" >"$o/out" 2>"$o/err")
+	sed -n 's/^sum check //p' "$o/out"
+}
+
+inc_depth5() {
+	local flavour=$1 test="incremental/chain5/$1"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/chain5/$flavour n want got
+	inc_chain "$d" "$flavour" || return
+	inc_stop
+	want=$(sed -n 's/^sum 5 //p' "$d/sums")
+	[ -n "$want" ] || bad "incr_mem printed no hash for step 5: $(head -c 300 "$d/err")"
+	for n in 1 2 3 4 5; do
+		got=$(inc_resume_sum "$d" "s$n" "$d/r$n")
+		[ "$got" = "$(sed -n "s/^sum $n //p" "$d/sums")" ] ||
+			bad "s$n resumed with hash '$got', step $n had '$(sed -n "s/^sum $n //p" "$d/sums")': $(head -c 300 "$d/r$n/err")"
+	done
+	got=$(inc_resume_sum "$d" full "$d/rfull")
+	[ "$got" = "$want" ] || bad "the full snapshot resumed with hash '$got', expected '$want'"
+	# Each child holds less than the first file; the fifth sits on four parents.
+	(cd "$d" && "$KM" --inspect s5 >"$d/inspect5" 2>&1 </dev/null) ||
+		bad "--inspect s5: $(head -c 300 "$d/inspect5")"
+	grep -q '^chain: *5 files' "$d/inspect5" || bad "--inspect s5 does not show a chain of 5: $(grep -m1 '^chain' "$d/inspect5")"
+	grep -q '^  \[4\] .*s1: id [0-9a-f]\{32\}, depth 0' "$d/inspect5" || bad "--inspect s5 does not name s1 at depth 0"
+	local full_disk s5_disk
+	full_disk=$(du -k "$d/full" | cut -f1)
+	s5_disk=$(du -k "$d/s5" | cut -f1)
+	[ "$s5_disk" -lt "$full_disk" ] || bad "s5 uses $s5_disk KiB, no less than the full snapshot's $full_disk KiB"
+	(cd "$d" && "$KM" --inspect --verify s5 >"$d/verify5" 2>&1 </dev/null) ||
+		bad "--inspect --verify s5: $(tail -c 300 "$d/verify5")"
+	[ "$(grep -c '^verified: *memory of all' "$d/verify5")" = 5 ] || bad "--verify did not check the 5 members"
+	# The directory moved elsewhere: parents are named relative to their child.
+	mv "$d" "$d.moved"
+	got=$(inc_resume_sum "$d.moved" s5 "$d.moved/rmoved")
+	[ "$got" = "$want" ] || bad "s5 in a moved directory resumed with hash '$got': $(head -c 300 "$d.moved/rmoved/err")"
+	mv "$d.moved" "$d"
+	end
+}
+
+# A missing, replaced or self-naming parent is refused before anything runs, naming it.
+inc_refused() {
+	local flavour=gcc test="incremental/parent-refused"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/refused
+	inc_chain "$d" "$flavour" || return
+	# A parent that is not the last snapshot this km wrote.
+	local reply
+	reply=$("$INC_MGMT" --timeout 30 "$d/m.sock" snapshot "path=$d/wrong" mode=continue "parent=$d/s2" 2>&1)
+	[[ $reply == error* && $reply == *"not the last snapshot"* ]] || bad "a parent that is not the last snapshot: '$reply'"
+	[ -e "$d/wrong" ] && bad "the refused snapshot was written"
+	reply=$("$INC_MGMT" --timeout 30 "$d/m.sock" snapshot "path=$d/fifo-child" mode=continue "parent=/dev/null" 2>&1)
+	[[ $reply == error* && $reply == *"not a regular file"* ]] || bad "a device as parent: '$reply'"
+	inc_stop
+	mv "$d/s3" "$d/s3.away"
+	inc_resume_sum "$d" s5 "$d/missing" >/dev/null
+	grep -q "s3" "$d/missing/err" && ! grep -q '^sum' "$d/missing/out" ||
+		bad "s5 without s3: $(head -c 300 "$d/missing/err")"
+	cp "$d/s1" "$d/s3"
+	inc_resume_sum "$d" s5 "$d/changed" >/dev/null
+	grep -q "s3 is not the snapshot it was written on" "$d/changed/err" ||
+		bad "s5 over a replaced s3: $(head -c 300 "$d/changed/err")"
+	end
+}
+
+# --snapshot-chain=2: a third generation would be deeper, so it is written whole (depth 0).
+inc_depth_bound() {
+	local test="incremental/depth-bound"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/bound
+	inc_chain "$d" gcc --snapshot-chain=2 || return
+	inc_stop
+	local n
+	for n in 1 2 3 4 5; do
+		(cd "$d" && "$KM" --inspect "s$n" >"$d/i$n" 2>&1 </dev/null) || bad "--inspect s$n: $(head -c 300 "$d/i$n")"
+	done
+	grep -q '^  \[0\] s2: .*depth 1' "$d/i2" || bad "s2 is not at depth 1"
+	grep -q '^  \[0\] s3: .*depth 2' "$d/i3" || bad "s3 is not at depth 2"
+	grep -q '^  \[0\] s4: .*depth 0' "$d/i4" || bad "s4 (a third generation under --snapshot-chain=2) is not whole: $(grep -m1 '\[0\]' "$d/i4")"
+	grep -q '^  \[0\] s5: .*depth 1' "$d/i5" || bad "s5 does not chain on the whole s4"
+	local got
+	got=$(inc_resume_sum "$d" s5 "$d/r5")
+	[ "$got" = "$(sed -n 's/^sum 5 //p' "$d/sums")" ] || bad "s5 resumed with hash '$got'"
+	end
+}
+
+# The program's text stays in its file: not held, mapped from it at resume; --self-contained
+# holds it; a changed program file is refused.
+inc_text() {
+	local test="incremental/file-text"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/text
+	rm -rf "$d"
+	mkdir -p "$d"
+	cp -p "$GUESTS/gcc/snap_modes" "$d/prog"
+	# (by its absolute path: a mapping named relatively has no identity recorded, so nothing below)
+	(cd "$d" && timeout -k 5 "$TIMEOUT" "$KM" --snapshot=lean.snap "$d/prog" once >/dev/null 2>&1 </dev/null)
+	(cd "$d" && timeout -k 5 "$TIMEOUT" "$KM" --self-contained --snapshot=whole.snap "$d/prog" once >/dev/null 2>&1 </dev/null)
+	"$KM" --inspect "$d/lean.snap" >"$d/lean" 2>&1 </dev/null || bad "--inspect lean.snap: $(head -c 300 "$d/lean")"
+	"$KM" --inspect "$d/whole.snap" >"$d/whole" 2>&1 </dev/null || bad "--inspect whole.snap: $(head -c 300 "$d/whole")"
+	grep -A1 'r-x private .* program ' "$d/lean" | grep -q 'the others from the mapped file' ||
+		bad "the program's text is held whole without --self-contained"
+	grep -q 'the others from' "$d/whole" && bad "--self-contained left pages to a file"
+	local lean whole
+	lean=$(du -k "$d/lean.snap" | cut -f1)
+	whole=$(du -k "$d/whole.snap" | cut -f1)
+	[ "$lean" -lt "$whole" ] || bad "lean.snap uses $lean KiB, whole.snap $whole KiB"
+	srun "$d/r-lean" "$d" /dev/null -- "$KM" "$d/lean.snap"
+	snap_expect_run "$d/r-lean" "resume lean" 0 "resumed+PASSED"
+	touch -d '2001-01-01' "$d/prog"
+	srun "$d/r-changed" "$d" /dev/null -- "$KM" "$d/lean.snap"
+	[ "$RC" = 1 ] && grep -q "prog, mapped by the program at .* changed since the snapshot" "$d/r-changed/err" ||
+		bad "a changed program file: exit status $(status_text "$RC"): $(head -c 300 "$d/r-changed/err")"
+	srun "$d/r-whole" "$d" /dev/null -- "$KM" "$d/whole.snap"
+	[ "$RC" = 1 ] || bad "whole.snap with a changed program file resumed (NT_KM_DYNLINKER checks it still)"
+	end
+}
+
+run_incremental() {
+	local flavour
+	for flavour in gcc musl; do
+		inc_depth5 "$flavour"
+	done
+	inc_refused
+	inc_depth_bound
+	inc_text
+}
