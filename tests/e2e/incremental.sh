@@ -184,6 +184,87 @@ inc_text() {
 	end
 }
 
+# inc_layers FILE: INC_L, the offset of FILE's NT_KM_LAYERS descriptor (empty: none). Layout:
+# id 0, parent_id 16, depth 32, nsegments 36, path_len 40, then 16-byte segment records (below,
+# reserved, nwords) from 48.
+inc_layers() {
+	INC_L=""
+	snap_parse "$1" || return
+	local i
+	for i in "${!NT_TYPE[@]}"; do
+		[ "${NT_TYPE[$i]}" = $((0x4b4d000d)) ] && INC_L=${NT_DESC[$i]}
+	done
+}
+
+# inc_case NAME EXPECT: resumes $d/NAME/s2 (edited by the caller, then sealed), whose parent is
+# $d/NAME/s1: refused with one line holding EXPECT.
+inc_case() {
+	local c=$d/$1
+	snap_seal "$c/s2"
+	(cd "$c" && timeout -k 5 "$TIMEOUT" "$KM" s2 </dev/null >"$c/out" 2>"$c/err")
+	local rc=$?
+	[ "$rc" = 1 ] && [ "$(wc -l <"$c/err")" = 1 ] && grep -qF -- "$2" "$c/err" ||
+		bad "$1: exit status $(status_text "$rc"), expected 1 and one line with '$2': $(head -c 300 "$c/err")"
+}
+
+# inc_copy NAME: $d/NAME with copies of s1 and s2 (sparse; s2's note where it was, INC_L).
+inc_copy() {
+	mkdir -p "$d/$1"
+	cp --sparse=always "$d/s1" "$d/s2" "$d/$1/"
+}
+
+# A snapshot file is attacker input: bad layer notes and bad parents are each refused.
+inc_hostile() {
+	local test="incremental/hostile"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/hostile seg
+	inc_chain "$d" gcc || return
+	inc_stop
+	inc_layers "$d/s2"
+	[ -n "$INC_L" ] || { bad "s2 has no NT_KM_LAYERS note"; end; return; }
+	inc_copy self
+	dd if="$d/self/s2" of="$d/self/s2" bs=1 skip="$INC_L" seek=$((INC_L + 16)) count=16 conv=notrunc status=none
+	inc_case self "bad NT_KM_LAYERS note"
+	inc_copy depth
+	snap_put "$d/depth/s2" $((INC_L + 32)) 4 3
+	inc_case depth "its parent s1 has depth 0, it 3"
+	inc_copy deep
+	snap_put "$d/deep/s2" $((INC_L + 32)) 4 100000
+	inc_case deep "bad NT_KM_LAYERS note"
+	# the first segment record with a bitmap, one word longer, then one shorter
+	for seg in $(seq 0 $(($(snap_get "$d/s2" $((INC_L + 36)) 4) - 1))); do
+		[ "$(snap_get "$d/s2" $((INC_L + 48 + 16 * seg + 8)) 8)" != 0 ] && break
+	done
+	inc_copy longer
+	snap_put "$d/longer/s2" $((INC_L + 48 + 16 * seg + 8)) 8 $(($(snap_get "$d/s2" $((INC_L + 48 + 16 * seg + 8)) 8) + 1))
+	inc_case longer "bad NT_KM_LAYERS segment record or bitmap"
+	inc_copy shorter
+	snap_put "$d/shorter/s2" $((INC_L + 48 + 16 * seg + 8)) 8 $(($(snap_get "$d/s2" $((INC_L + 48 + 16 * seg + 8)) 8) - 1))
+	inc_case shorter "bad NT_KM_LAYERS segment record or bitmap"
+	inc_copy below
+	snap_put "$d/below/s2" $((INC_L + 48 + 16 * seg)) 4 7
+	inc_case below "bad NT_KM_LAYERS segment record or bitmap"
+	# a loop: s2 names s3 (as "s1") and s3 names s2
+	inc_copy loop
+	cp --sparse=always "$d/s3" "$d/loop/s1"
+	local l2=$INC_L l3
+	inc_layers "$d/s3"
+	l3=$INC_L
+	INC_L=$l2
+	dd if="$d/s3" of="$d/loop/s2" bs=1 skip="$l3" seek=$((INC_L + 16)) count=16 conv=notrunc status=none
+	inc_case loop "its parent s1 has depth 2, it 1"
+	inc_copy fifo
+	rm "$d/fifo/s1"
+	mkfifo "$d/fifo/s1"
+	inc_case fifo "s1: not a regular file"
+	inc_copy dir
+	rm "$d/dir/s1"
+	mkdir "$d/dir/s1"
+	inc_case dir "s1: not a regular file"
+	end
+}
+
 run_incremental() {
 	local flavour
 	for flavour in gcc musl; do
@@ -192,4 +273,5 @@ run_incremental() {
 	inc_refused
 	inc_depth_bound
 	inc_text
+	inc_hostile
 }
