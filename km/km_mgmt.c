@@ -267,9 +267,8 @@ int km_mgmt_parse(const char *line, size_t len, km_mgmt_request_t *req, const ch
 		return km_err_set(err, 0, "snapshot needs path=FILE (or dir=fd name=FILE)");
 	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 2))
 		return km_err_set(err, 0, "snapshot needs mode=stop or mode=continue");
-	if (req->verb == KM_MGMT_SNAPSHOT && (seen & 8) && (seen & 64) &&
-	    (strchr(req->parent, '/') != NULL || strcmp(req->parent, ".") == 0 || strcmp(req->parent, "..") == 0))
-		return km_err_set(err, 0, "with dir=fd, parent must be one file name in that directory");
+	if (req->verb == KM_MGMT_SNAPSHOT && (seen & 8) && (seen & 64) && req->parent[0] == '/')
+		return km_err_set(err, 0, "with dir=fd, parent is a path relative to that directory");
 	return 0;
 }
 

@@ -61,7 +61,7 @@ typedef struct km_mgmt_request {
 	int tcp;                             /* snapshot: tcp=, enum km_tcp_policy + 1; 0: km's
 					      * --tcp-established */
 	char parent[KM_MGMT_PATH_MAX];       /* snapshot: parent= (incremental), "" when none; with
-					      * dir=fd a name in that directory */
+					      * dir=fd a path relative to that directory */
 	bool self_contained;                 /* snapshot: self-contained=1 */
 } km_mgmt_request_t;
 

@@ -265,6 +265,45 @@ inc_hostile() {
 	end
 }
 
+# km-shim: a pre-dump, a checkpoint on it (--parent-path relative to the new image), one more
+# (absolute), then a restore of the last: the chain is found from km-checkpoint.json and passed
+# to km as --snapshot-parent-fd; the count goes on from where the last checkpoint left it.
+incrshim_test_chain() {
+	local d=$SHIM_WORK/chain b=$SHIM_WORK/chain/bundle last first
+	shim_bundle "$b" /shim_count 1000000 20
+	shim "$d/r" run -d --bundle "$b" ic
+	wait_count "$d/r/out" 3 || bad "no count before the pre-dump"
+	shim "$d/c1" checkpoint --image-path "$d/img1" --pre-dump ic
+	expect_ok "$d/c1" "checkpoint --pre-dump"
+	expect_status ic running
+	wait_count "$d/r/out" 6 || bad "no count after the pre-dump"
+	shim "$d/c2" checkpoint --image-path "$d/img2" --parent-path ../img1 --leave-running ic
+	expect_ok "$d/c2" "checkpoint --parent-path ../img1"
+	wait_count "$d/r/out" 9 || bad "no count after the second checkpoint"
+	shim "$d/c3" checkpoint --image-path "$d/img3" --parent-path "$d/img2" ic
+	expect_ok "$d/c3" "checkpoint --parent-path (absolute)"
+	grep -q '"parent": "../img2/km.snap"' "$d/img3/km-checkpoint.json" ||
+		bad "km-checkpoint.json does not name ../img2/km.snap: $(grep parent "$d/img3/km-checkpoint.json")"
+	wait_status ic stopped || bad "still $(shim_status ic) after the last checkpoint"
+	last=$(last_count "$d/r/out")
+	"$KM" --inspect "$d/img3/km.snap" >"$d/inspect" 2>&1 </dev/null || bad "--inspect img3: $(head -c 300 "$d/inspect")"
+	grep -q '^chain: *3 files' "$d/inspect" || bad "img3 is not a chain of 3: $(grep -m1 '^chain' "$d/inspect")"
+	shim "$d/d" delete ic
+	shim "$d/rs" restore --detach --image-path "$d/img3" --bundle "$b" ic2
+	expect_ok "$d/rs" "restore of the third image"
+	wait_count "$d/rs/out" $((last + 3)) || bad "no count after restore"
+	first=$(first_count "$d/rs/out")
+	[ "$first" = $((last + 1)) ] || bad "restored count starts at $first, expected $((last + 1))"
+	shim "$d/f" delete --force ic2
+	# without its parent image the restore is refused, naming it
+	mv "$d/img2" "$d/img2.away"
+	shim "$d/rs2" restore --detach --image-path "$d/img3" --bundle "$b" ic3
+	expect_error "$d/rs2" "img2/km.snap"
+	mv "$d/img2.away" "$d/img2"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic3 >/dev/null 2>&1
+	root_holds
+}
+
 run_incremental() {
 	local flavour
 	for flavour in gcc musl; do
@@ -274,4 +313,6 @@ run_incremental() {
 	inc_depth_bound
 	inc_text
 	inc_hostile
+	local SHIM_SUITE_NEEDS=()
+	shim_suite_ready incrshim "make shim" chain && shim_suite_run incrshim chain
 }
