@@ -119,6 +119,15 @@ static int flush_run(int fd, const uint8_t *host, uint64_t off, run_t *r, uint64
 	return 0;
 }
 
+/* True if the bitmap holds any page of [first, first+n) (first a multiple of 64). */
+static bool any_held(const uint64_t *hold, uint64_t first, uint64_t n)
+{
+	for (uint64_t w = first / 64; w < (first + n + 63) / 64; w++)
+		if (hold[w] != 0)
+			return true;
+	return false;
+}
+
 /* Writes the non-zero pages of [host, host+len) at `off` in fd, as runs of pages; pages that
  * cannot hold data (find_candidates) are never read, so huge untouched reservations cost
  * nothing. *crc gets the CRC32C of the range as the file will hold it: data pages hashed right
@@ -133,6 +142,14 @@ static int write_range(int fd, const source_t *src, const uint8_t *host, uint64_
 	*crc = 0;
 	for (uint64_t base = 0; base < npages; base += PM_BATCH) {
 		uint64_t n = npages - base < PM_BATCH ? npages - base : PM_BATCH;
+		if (hold != NULL && !any_held(hold, base, n)) { /* an incremental file's usual case: no
+								  * pagemap read for pages it does not hold */
+			int rc = flush_run(fd, host, off, &run, written);
+			if (rc < 0)
+				return rc;
+			zeros += n * PAGE;
+			continue;
+		}
 		find_candidates(src, host, base, n, maybe);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = base + i;
