@@ -80,6 +80,7 @@ inc_depth5() {
 		got=$(inc_resume_sum "$d" "s$n" "$d/r$n")
 		[ "$got" = "$(sed -n "s/^sum $n //p" "$d/sums")" ] ||
 			bad "s$n resumed with hash '$got', step $n had '$(sed -n "s/^sum $n //p" "$d/sums")': $(head -c 300 "$d/r$n/err")"
+		grep -q '^FAIL' "$d/r$n/out" && bad "s$n resumed: $(grep -m2 '^FAIL' "$d/r$n/out" | tr '\n' ' ')"
 	done
 	got=$(inc_resume_sum "$d" full "$d/rfull")
 	[ "$got" = "$want" ] || bad "the full snapshot resumed with hash '$got', expected '$want'"

@@ -142,6 +142,25 @@ static void step5(void)
 	f[2 * PG] = 'x';
 }
 
+/* After a resume: B (its pages from several files) moved and grown reads zero past its old end,
+ * not what follows in the file one of its pages came from. */
+static void grow_b(void)
+{
+	size_t more = 16 * PG;
+	uint8_t *to = mmap(NULL, b_len + more, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(to != MAP_FAILED && munmap(to, b_len + more) == 0, "a place to move B to");
+	uint8_t *nb = mremap(b, b_len, b_len + more, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	CHECK(nb == to, "mremap B elsewhere, bigger");
+	if (nb != to)
+		return;
+	size_t nonzero = 0;
+	for (size_t i = 0; i < more; i++)
+		nonzero += nb[b_len + i] != 0;
+	CHECK(nonzero == 0, "B's grown part reads zero (%zu bytes do not)", nonzero);
+	b = nb;
+	b_len += more;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -158,6 +177,7 @@ int main(int argc, char **argv)
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		if (strcmp(line, "check\n") == 0) {
 			printf("sum check %016llx\n", (unsigned long long)sum());
+			grow_b();
 			continue;
 		}
 		int n = atoi(line);
