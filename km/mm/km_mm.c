@@ -249,7 +249,14 @@ int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len)
 		uint64_t s = v->start > addr ? v->start : addr;
 		uint64_t e = v->end < addr + len ? v->end : addr + len;
 		km_dirty_mark_gpa(mm, v->gpa + (s - v->start), e - s);
-		if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
+		/* Anonymous memory a resume mapped from files (the snapshot, its layers) must read
+		 * zero, not the files' pages again, which is what MADV_DONTNEED would give. */
+		bool from_files = (v->flags & MAP_ANONYMOUS) && !(v->flags & MAP_SHARED) &&
+				  (v->layered || v->backing == KM_BACK_SNAPSHOT);
+		if (from_files) {
+			if (km_phys_reset(mm, v->gpa + (s - v->start), e - s) < 0)
+				return -ENOMEM;
+		} else if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
 			return -errno;
 	}
 	return 0;

@@ -178,6 +178,11 @@ int main(int argc, char **argv)
 		if (strcmp(line, "check\n") == 0) {
 			printf("sum check %016llx\n", (unsigned long long)sum());
 			grow_b();
+			CHECK_SYS(madvise(a + 30 * PG, 4 * PG, MADV_DONTNEED), "MADV_DONTNEED part of A again");
+			size_t nonzero = 0;
+			for (size_t i = 0; i < 4 * PG; i++)
+				nonzero += a[30 * PG + i] != 0;
+			CHECK(nonzero == 0, "A's pages read zero after MADV_DONTNEED (%zu bytes do not)", nonzero);
 			continue;
 		}
 		int n = atoi(line);
