@@ -247,14 +247,16 @@ static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_laye
 		return rc;
 	}
 	km_mm_t *mm = &g->mm;
-	p->collected = true;
+	p->dirty = dirty; /* kept as collected, to be handed back whole if the write fails */
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t pages = (v->end - v->start) / PAGE;
-		p->holds[i] = dirty[i];
-		dirty[i] = NULL;
-		if (p->holds[i] == NULL && (p->holds[i] = calloc(WORDS(pages) ? WORDS(pages) : 1, 8)) != NULL)
-			memset(p->holds[i], 0xff, WORDS(pages) * 8); /* not told: every page changed */
+		if ((p->holds[i] = calloc(WORDS(pages) ? WORDS(pages) : 1, 8)) != NULL) {
+			if (dirty[i] != NULL)
+				memcpy(p->holds[i], dirty[i], WORDS(pages) * 8);
+			else
+				memset(p->holds[i], 0xff, WORDS(pages) * 8); /* not told: every page changed */
+		}
 		if (p->holds[i] == NULL) {
 			rc = km_err_set(err, ENOMEM, "the pages an incremental snapshot holds");
 			break;
@@ -264,7 +266,6 @@ static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_laye
 		p->below[i] = km_snap_vma_saved(v) ? KM_BELOW_PARENT : KM_BELOW_NONE;
 		hold_uncovered(v, &ps, p->holds[i]);
 	}
-	km_dirty_free(dirty, mm->nvmas);
 	if (rc == 0) {
 		p->nt.depth = ps.layers.depth + 1;
 		memcpy(p->nt.parent_id, ps.layers.id, 16);
@@ -303,12 +304,7 @@ int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t
 	}
 	bool self = req->self_contained || g->opts.self_contained || req->reason == KM_REASON_CORE;
 	if (req->parent != NULL && req->reason != KM_REASON_CORE && plan_incremental(g, req, p, err) < 0) {
-		if (p->collected)
-			km_dirty_return(g, p->holds);
-		else
-			km_dirty_free(p->holds, p->n);
-		p->holds = NULL;
-		km_layers_plan_free(p);
+		km_layers_finish(g, p, false);
 		return -1;
 	}
 	if (!self)
@@ -363,6 +359,8 @@ void km_layers_note_fill(const km_layers_plan_t *p, uint8_t *d)
 
 void km_layers_plan_free(km_layers_plan_t *p)
 {
+	km_dirty_free(p->dirty, p->n);
+	p->dirty = NULL;
 	km_dirty_free(p->holds, p->n);
 	free(p->below);
 	free(p->words);
@@ -379,11 +377,11 @@ void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
 		last.depth = p->nt.depth;
 		/* A collect began the next interval; else changes count from this file on. */
 		km_err_t *e = NULL;
-		if (!p->collected && km_dirty_start(g, &e) < 0)
+		if (p->dirty == NULL && km_dirty_start(g, &e) < 0)
 			km_err_free(&e); /* untracked: the next child is a full snapshot */
-	} else if (p->collected) {
-		km_dirty_return(g, p->holds);
-		p->holds = NULL;
+	} else if (p->dirty != NULL) {
+		km_dirty_return(g, p->dirty); /* frees it */
+		p->dirty = NULL;
 	}
 	km_layers_plan_free(p);
 }

@@ -27,7 +27,8 @@ typedef struct km_layers_plan {
 	uint32_t *below;   /* per VMA KM_BELOW_* */
 	uint64_t *words;   /* per VMA its bitmap's length in words */
 	size_t n;          /* VMAs the arrays cover */
-	bool collected;    /* holds came from km_dirty_collect: handed back if the snapshot fails */
+	uint64_t **dirty;  /* what km_dirty_collect gave (per VMA, as collected), handed back if the
+			    * snapshot fails; NULL: nothing collected */
 	km_nt_layers_t nt; /* id, parent id, depth (path_len and nsegments filled by the note) */
 	char parent[4096]; /* the parent's path as recorded ("" for none) */
 } km_layers_plan_t;

@@ -164,7 +164,7 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 			return km_err_wrap(err, "%s", req->path);
 	}
 	km_layers_plan_t plan;
-	nb.layers = &plan;
+	nb.layers = req->reason == KM_REASON_CORE ? NULL : &plan; /* a core holds every page, no id */
 	if (km_layers_plan(g, req, &plan, err) < 0) {
 		km_fdtab_release(nb.files, true);
 		return km_err_wrap(err, "%s", req->path);

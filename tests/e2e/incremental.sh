@@ -34,6 +34,10 @@ inc_chain() {
 			FAIL*) bad "incr_mem: $line" ;;
 			esac
 		done
+		if [ "$n" = 3 ]; then # a child that fails after km collected the changes: they count again
+			reply=$("$INC_MGMT" --timeout 30 "$d/m.sock" snapshot "path=$d/no/such/dir/x" mode=continue "parent=$d/s2" 2>&1)
+			[[ $reply == error* ]] || bad "a snapshot into a missing directory: '$reply'"
+		fi
 		if [ "$n" = 1 ]; then
 			reply=$("$INC_MGMT" --wait-socket 10 --timeout 30 "$d/m.sock" snapshot "path=$d/s1" mode=continue 2>&1)
 		else
