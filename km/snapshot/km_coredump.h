@@ -166,7 +166,9 @@ typedef struct km_nt_vma {
 	uint32_t prot;    /* PROT_* as the program asked (PT_LOAD p_flags cannot say PROT_NONE apart) */
 	uint32_t flags;   /* MAP_SHARED / MAP_PRIVATE / MAP_ANONYMOUS */
 	uint32_t kind;
-	uint32_t saved;   /* 1: contents are in the PT_LOAD; 0: shared file mapping, mapped from the file */
+	uint32_t saved;   /* 1: contents are in the PT_LOAD; 0: shared file mapping, mapped from the file;
+			   * 2 (2.6): in the PT_LOAD and below it (NT_KM_LAYERS): a km before 2.6 refuses
+			   * the file rather than read the pages it does not hold as zeros */
 	uint64_t offset;  /* file offset of start, for file mappings */
 	uint64_t dev, ino;
 	uint32_t path_len; /* bytes of path following this struct, NUL included, padded to 8 */

@@ -4,6 +4,7 @@
  * file mapping's pages the program never wrote: program text, libraries). The writer plans which
  * pages to hold, the reader checks the note and opens the chain below a file, the resume maps
  * each page from the newest layer that holds it. docs/snapshot-format.md, "NT_KM_LAYERS".
+ * The writer's side is km_snapshot_layers.c, the reader's and the resume's km_snapshot_chain.c.
  */
 #ifndef KM_SNAPSHOT_LAYERS_H
 #define KM_SNAPSHOT_LAYERS_H
@@ -43,6 +44,10 @@ int km_layers_plan(struct km_guest *g, const km_snapshot_req_t *req, km_layers_p
 /* Bytes the i-th VMA's PT_LOAD holds in the file (p_filesz): up to its last held page, so that
  * gdb reads the rest (text) from the file NT_FILE names, as in the kernel's cores. */
 uint64_t km_layers_filesz(const km_layers_plan_t *p, size_t i, uint64_t size);
+
+/* KM_BELOW_* of the i-th VMA (KM_BELOW_NONE without a plan): NT_KM_VMA's saved is 2 when not
+ * KM_BELOW_NONE. */
+uint32_t km_layers_below(const km_layers_plan_t *p, size_t i);
 
 /* NT_KM_LAYERS's descriptor for the plan: its length, and its bytes into d (4-byte aligned). */
 size_t km_layers_note_len(const km_layers_plan_t *p);

@@ -224,6 +224,8 @@ bool km_snap_vma_saved(const km_vma_t *v)
 	return !((v->flags & MAP_SHARED) && !(v->flags & MAP_ANONYMOUS)) || km_link_deleted(v->path);
 }
 
+/* NT_KM_VMA: saved 2 for a segment with pages below it (2.6), so that an older km refuses the
+ * file rather than read those pages as zeros. */
 static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 {
 	for (size_t i = 0; i < mm->nvmas; i++) {
@@ -234,8 +236,9 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 		if (d == NULL)
 			return;
 		/* descriptors are only 4-byte aligned: build the record aside, then copy it in */
+		uint32_t saved = !km_snap_vma_saved(v) ? 0 : km_layers_below(nb->layers, i) != KM_BELOW_NONE ? 2 : 1;
 		km_nt_vma_t n = {.start = v->start, .end = v->end, .prot = (uint32_t)v->prot,
-				 .flags = (uint32_t)v->flags, .kind = (uint32_t)v->kind, .saved = km_snap_vma_saved(v),
+				 .flags = (uint32_t)v->flags, .kind = (uint32_t)v->kind, .saved = saved,
 				 .offset = v->offset, .dev = v->dev, .ino = v->ino, .path_len = (uint32_t)padded};
 		memcpy(d, &n, sizeof(n));
 		if (plen)

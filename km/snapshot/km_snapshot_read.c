@@ -130,7 +130,8 @@ static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
 			return -1;
 		v->path = p;
 	}
-	if (v->nt.kind > KM_VMA_STACK || v->nt.saved > 1 || (v->nt.prot & ~7u) ||
+	if (v->nt.kind > KM_VMA_STACK || v->nt.saved > (km_snapshot_has(s, KM_SNAPSHOT_MINOR_LAYERS) ? 2u : 1u) ||
+	    (v->nt.prot & ~7u) ||
 	    !(v->nt.flags & (MAP_SHARED | MAP_PRIVATE)))
 		return -1;
 	if (!v->nt.saved && (v->path == NULL || (v->nt.flags & MAP_ANONYMOUS) || !(v->nt.flags & MAP_SHARED)))

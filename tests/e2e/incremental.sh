@@ -180,6 +180,19 @@ inc_text() {
 	[ "$lean" -lt "$whole" ] || bad "lean.snap uses $lean KiB, whole.snap $whole KiB"
 	srun "$d/r-lean" "$d" /dev/null -- "$KM" "$d/lean.snap"
 	snap_expect_run "$d/r-lean" "resume lean" 0 "resumed+PASSED"
+	# What a 2.5 km makes of it: its segments with pages below have NT_KM_VMA saved 2, refused
+	# (here: the same file marked 2.5) rather than resumed with those pages zero.
+	cp --sparse=always "$d/lean.snap" "$d/as25.snap"
+	local i proc=""
+	snap_parse "$d/as25.snap"
+	for i in "${!NT_TYPE[@]}"; do
+		[ "${NT_TYPE[$i]}" = $((0x4b4d0001)) ] && proc=${NT_DESC[$i]}
+	done
+	snap_put "$d/as25.snap" "$proc" 4 $((2 | 5 << 16))
+	snap_seal "$d/as25.snap"
+	srun "$d/r-as25" "$d" /dev/null -- "$KM" "$d/as25.snap"
+	[ "$RC" = 1 ] && grep -q "corrupt snapshot: bad NT_KM_VMA note" "$d/r-as25/err" ||
+		bad "lean.snap marked 2.5: exit status $(status_text "$RC"): $(head -c 300 "$d/r-as25/err")"
 	touch -d '2001-01-01' "$d/prog"
 	srun "$d/r-changed" "$d" /dev/null -- "$KM" "$d/lean.snap"
 	[ "$RC" = 1 ] && grep -q "prog, mapped by the program at .* changed since the snapshot" "$d/r-changed/err" ||

@@ -8,7 +8,8 @@
  * pread), mmap, munmap, mremap, brk up and down, mprotect, MADV_DONTNEED, a private file
  * mapping, and a second thread's stores.
  *
- *   incr_mem DATAFILE     (DATAFILE: a file of at least 16 KiB, read and mapped)
+ *   incr_mem [DATAFILE]   (DATAFILE: a file of at least 16 KiB, read and mapped; default: the
+ *                         program's own file. Run by run.sh without input: no step, checks only)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -163,9 +164,7 @@ static void grow_b(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2)
-		return 2;
-	datafd = CHECK_SYS(open(argv[1], O_RDONLY), "open the data file");
+	datafd = CHECK_SYS(open(argc > 1 ? argv[1] : "/proc/self/exe", O_RDONLY), "open the data file");
 	tbuf = mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(tbuf != MAP_FAILED, "the thread's buffer");
 	CHECK_SYS(pipe(to_thread), "pipe");
