@@ -296,6 +296,9 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 		return -1;
 	}
 	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
+	/* Only a management request names a parent: without a socket, tracking changed pages (a
+	 * fault on each page's first write after a snapshot) would buy nothing. */
+	cli->guest.track_changes = cli->guest.mgmt_path != NULL || cli->mgmt_fd >= 0;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
 		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;

@@ -384,7 +384,7 @@ void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
 		last.depth = p->nt.depth;
 		/* A collect began the next interval; else changes count from this file on. */
 		km_err_t *e = NULL;
-		if (p->dirty == NULL && km_dirty_start(g, &e) < 0)
+		if (p->dirty == NULL && g->opts.track_changes && km_dirty_start(g, &e) < 0)
 			km_err_free(&e); /* untracked: the next child is a full snapshot */
 	} else if (p->dirty != NULL) {
 		km_dirty_return(g, p->dirty); /* frees it */
@@ -401,6 +401,6 @@ void km_layers_resumed(km_guest_t *g, const km_snapshot_t *s)
 		last.depth = s->layers.depth;
 	}
 	km_err_t *e = NULL;
-	if (km_dirty_start(g, &e) < 0)
+	if (g->opts.track_changes && km_dirty_start(g, &e) < 0)
 		km_err_free(&e); /* untracked: the next snapshot that names this one is full */
 }
