@@ -150,9 +150,16 @@ static bool same_backing(const km_vma_t *v, const km_snap_vma_t *sv)
  * a new or moved mapping is held whole. */
 static void hold_uncovered(const km_vma_t *v, const km_snapshot_t *ps, uint64_t *b)
 {
-	uint64_t pages = (v->end - v->start) / PAGE;
 	uint64_t at = v->start;
-	for (size_t k = 0; k < ps->nvmas && at < v->end; k++) {
+	size_t first = 0, hi_k = ps->nvmas; /* the parent's first mapping ending past v->start */
+	while (first < hi_k) {
+		size_t mid = (first + hi_k) / 2;
+		if (ps->vmas[mid].nt.end <= at)
+			first = mid + 1;
+		else
+			hi_k = mid;
+	}
+	for (size_t k = first; k < ps->nvmas && at < v->end; k++) {
 		const km_snap_vma_t *sv = &ps->vmas[k];
 		if (sv->nt.end <= at)
 			continue;
@@ -169,7 +176,6 @@ static void hold_uncovered(const km_vma_t *v, const km_snapshot_t *ps, uint64_t 
 	}
 	for (; at < v->end; at += PAGE)
 		set_bit(b, (at - v->start) / PAGE);
-	(void)pages;
 }
 
 /* The parent path as the child records it: relative to the child's directory when both lie
