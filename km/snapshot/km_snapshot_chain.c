@@ -266,6 +266,10 @@ static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const c
 	km_nt_fileid_t id = {0};
 	struct stat st;
 	mapfile_of(ls, si, &id); /* the reader made sure there is one */
+	/* The path is the file's word: a device or FIFO is never opened (opening one can act) */
+	if (stat(v->path, &st) == 0 && !S_ISREG(st.st_mode))
+		return km_err_set(err, 0, "%s: %s, mapped by the program at %#lx, is not a regular file", name, v->path,
+				  (unsigned long)v->nt.start);
 	int fd = km_fd_reserve(open(v->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 	if (fd < 0)
 		return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx", name, v->path,
