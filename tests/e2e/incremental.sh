@@ -280,7 +280,42 @@ inc_hostile() {
 	rm "$d/dir/s1"
 	mkdir "$d/dir/s1"
 	inc_case dir "s1: not a regular file"
+	inc_device_below
 	end
+}
+
+# The file below a mapping (KM_BELOW_FILE) is named by the snapshot: one that names a device,
+# with that device's identity recorded, is refused before it is opened. s1's program mappings
+# renamed /dev/null (NT_KM_VMA paths) with /dev/null's size and time in NT_KM_DYNLINKER.
+inc_device_below() {
+	local f=$d/dev/s1 i o plen path prog=$GUESTS/gcc/incr_mem ns
+	mkdir -p "$d/dev"
+	cp --sparse=always "$d/s1" "$f"
+	snap_parse "$f"
+	ns=$(date -r /dev/null +%s%N)
+	for i in "${!NT_TYPE[@]}"; do
+		o=${NT_DESC[$i]}
+		if [ "${NT_TYPE[$i]}" = $((0x4b4d0005)) ]; then
+			plen=$(snap_get "$f" $((o + 56)) 4)
+			[ "$plen" -gt 0 ] || continue
+			path=$(dd if="$f" bs=1 skip=$((o + 64)) count="$plen" status=none | tr -d '\0')
+			[ "$path" = "$prog" ] || continue
+			dd if=/dev/zero of="$f" bs=1 seek=$((o + 64)) count="$plen" conv=notrunc status=none
+			printf /dev/null | dd of="$f" bs=1 seek=$((o + 64)) conv=notrunc status=none
+		elif [ "${NT_TYPE[$i]}" = $((0x4b4d0004)) ]; then
+			local n k
+			n=$(snap_get "$f" $((o + 56)) 4)
+			for ((k = 0; k < n; k++)); do
+				snap_put "$f" $((o + 64 + 48 * k + 24)) 8 0
+				snap_put "$f" $((o + 64 + 48 * k + 32)) 8 $((ns / 1000000000))
+				snap_put "$f" $((o + 64 + 48 * k + 40)) 8 $((ns % 1000000000))
+			done
+		fi
+	done
+	snap_seal "$f"
+	(cd "$d/dev" && timeout -k 5 "$TIMEOUT" "$KM" s1 </dev/null >"$d/dev/out" 2>"$d/dev/err")
+	grep -q "/dev/null, mapped by the program at 0x[0-9a-f]*, is not a regular file" "$d/dev/err" ||
+		bad "a device below a mapping: $(head -c 300 "$d/dev/err")"
 }
 
 # km-shim: a pre-dump, a checkpoint on it (--parent-path relative to the new image), one more
