@@ -245,6 +245,8 @@ static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &st->host_mask, NULL, sizeof(st->host_mask));
 	o->memory = st->memory;
 	o->snapshot_file_max = st->snapshot_file_max;
+	o->self_contained = st->self_contained;
+	o->snapshot_chain = st->snapshot_chain;
 	o->tcp_established = st->tcp_established;
 	o->restore_missing = st->restore_missing;
 	o->trace = st->trace;

@@ -199,6 +199,15 @@ inc_text() {
 		bad "a changed program file: exit status $(status_text "$RC"): $(head -c 300 "$d/r-changed/err")"
 	srun "$d/r-whole" "$d" /dev/null -- "$KM" "$d/whole.snap"
 	[ "$RC" = 1 ] || bad "whole.snap with a changed program file resumed (NT_KM_DYNLINKER checks it still)"
+	# --self-contained goes across an execve (the km it re-executes gets it): a dynamically
+	# linked program exec'd by a shell keeps its libraries' pages in the file
+	local dyn=$GUESTS/dyn
+	if { [ -x "${BUSYBOX:-}" ] || find_busybox; } && [ -x "$dyn/dyn_snap" ]; then
+		(cd "$d" && LD_LIBRARY_PATH=$dyn timeout -k 5 "$TIMEOUT" "$KM" --self-contained --snapshot="$d/exec.snap" \
+			"$BUSYBOX" sh -c "exec $dyn/dyn_snap $dyn/libdynplug.so" >/dev/null 2>&1 </dev/null)
+		"$KM" --inspect "$d/exec.snap" >"$d/exec" 2>&1 </dev/null || bad "--inspect exec.snap: $(head -c 300 "$d/exec")"
+		grep -q 'the others from' "$d/exec" && bad "--self-contained was lost across the execve"
+	fi
 	end
 }
 
