@@ -356,7 +356,20 @@ incrshim_test_chain() {
 	wait_count "$d/rs/out" $((last + 3)) || bad "no count after restore"
 	first=$(first_count "$d/rs/out")
 	[ "$first" = $((last + 1)) ] || bad "restored count starts at $first, expected $((last + 1))"
-	shim "$d/f" delete --force ic2
+	# the restored container checkpointed on the image it came from: a fourth member
+	shim "$d/c4" checkpoint --image-path "$d/img4" --parent-path ../img3 ic2
+	expect_ok "$d/c4" "checkpoint of the restored container on its own image"
+	wait_status ic2 stopped || bad "ic2 still $(shim_status ic2) after its checkpoint"
+	last=$(last_count "$d/rs/out")
+	"$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -q '^chain: *4 files' ||
+		bad "img4 is not a chain of 4: $("$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -m1 '^chain\|^km:')"
+	shim "$d/d2" delete ic2
+	shim "$d/rs4" restore --detach --image-path "$d/img4" --bundle "$b" ic4
+	expect_ok "$d/rs4" "restore of the fourth image"
+	wait_count "$d/rs4/out" $((last + 3)) || bad "no count after the fourth restore"
+	first=$(first_count "$d/rs4/out")
+	[ "$first" = $((last + 1)) ] || bad "the fourth image's count starts at $first, expected $((last + 1))"
+	shim "$d/f4" delete --force ic4
 	# without its parent image the restore is refused, naming it
 	mv "$d/img2" "$d/img2.away"
 	shim "$d/rs2" restore --detach --image-path "$d/img3" --bundle "$b" ic3
