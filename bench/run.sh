@@ -41,7 +41,7 @@ FORK_RUNS=${FORK_RUNS:-5}
 DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
 DIRTY_RUNS=${DIRTY_RUNS:-5}
 DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
-ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies live"
+ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies live incr"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -66,6 +66,9 @@ COPIES_N=${COPIES_N:-10}                     # copies run at once in the copies 
 COPIES_MIB=${COPIES_MIB:-256}                # MiB each copy touched (the snapshot's memory)
 COPIES_WRITE_MIB=${COPIES_WRITE_MIB:-32}     # MiB each copy rewrites in the copies row that breaks sharing
 LIVE_SIZES=${LIVE_SIZES:-"16:3 256:3 1024:3"}  # live rows: touched MiB:runs
+INCR_MIB=${INCR_MIB:-1024}                   # incr: the program's memory, MiB
+INCR_CHANGE=${INCR_CHANGE:-16}               # incr: MiB it changes between its two snapshots
+INCR_RUNS=${INCR_RUNS:-3}                    # incr: rounds (each: a full program and the reference)
 
 for f in walltime vmexit_floor vmcreate_floor snaptime copytime; do
 	if [ ! -x "$B/$f" ]; then
@@ -659,7 +662,7 @@ fi
 # run + criu dump + criu restore. Snapshots, images and the floor file live in one temporary
 # directory under SNAP_DIR (same filesystem for all three), removed as soon as each is measured and
 # at exit.
-if want snap || want snap4 || want fds || want copies || want live; then
+if want snap || want snap4 || want fds || want copies || want live || want incr; then
 	SNAPTMP=$(mktemp -d "$SNAP_DIR/snapbench.XXXXXX") || { fail "cannot make a temporary directory in $SNAP_DIR"; SNAPTMP=""; }
 fi
 SNAP_G="$B/guests/$SNAP_LIBC/snap_touch"
@@ -1233,6 +1236,78 @@ if want live && [ -n "$SNAPTMP" ]; then
 		row "freeze floor, 1 GiB natively ($w): pause ms, first write after it us" \
 			"$(nsms "$(field pause_ns <<<"$l")" %.3f)" "$(calc %.1f 'a / 1000' "$(field write_ns <<<"$l")")" - - -
 	done
+# incr: an incremental snapshot (format 2.6, parent=) of a program of INCR_MIB MiB that changed
+# INCR_CHANGE MiB since its parent, beside a full snapshot of a program of INCR_CHANGE MiB, both
+# taken from outside with mode=continue (guests/incr_touch). acc: iwall/fwall (ns, spawn of
+# km-mgmt -> its exit with km's reply), imem/fmem (bytes km wrote: the reply's memory=).
+# incr_take MIB CHANGE PREFIX: one program; its second snapshot (CHANGE > 0: on the first) timed.
+incr_take() {
+	local m=$1 c=$2 p=$3 d="$SNAPTMP/incr" t0 t1 reply line
+	local err="$B/km-incr-$p.err"
+	rm -rf "$d"
+	mkdir -p "$d"
+	mkfifo "$d/in"
+	"$KM" --mgmt="$d/sock" "$INCR_G" "$m" <"$d/in" >"$d/out" 2>"$err" &
+	local kpid=$!
+	exec {INCR_FD}>"$d/in"
+	incr_wait() { # incr_wait WORD: the program printed WORD (within SNAP_TIMEOUT)
+		local k
+		for ((k = 0; k < SNAP_TIMEOUT * 10; k++)); do
+			grep -q "^$1\$" "$d/out" 2>/dev/null && return 0
+			kill -0 "$kpid" 2>/dev/null || return 1
+			sleep 0.1
+		done
+		return 1
+	}
+	local ok=1
+	incr_wait ready || ok=0
+	[ $ok = 1 ] && [ "$c" -gt 0 ] && {
+		reply=$("$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$d/sock" snapshot path="$d/s1" mode=continue 2>&1)
+		[[ $reply == ok* ]] || ok=0
+		echo "change $c" >&"$INCR_FD"
+		incr_wait changed || ok=0
+	}
+	if [ $ok = 1 ]; then
+		settle
+		t0=$(date +%s%N)
+		if [ "$c" -gt 0 ]; then
+			reply=$("$KM_MGMT" --timeout "$SNAP_TIMEOUT" "$d/sock" snapshot path="$d/s2" mode=continue parent="$d/s1" 2>&1)
+		else
+			reply=$("$KM_MGMT" --wait-socket 10 --timeout "$SNAP_TIMEOUT" "$d/sock" snapshot path="$d/s2" mode=continue 2>&1)
+		fi
+		t1=$(date +%s%N)
+		[[ $reply == ok* ]] || ok=0
+	fi
+	exec {INCR_FD}>&-
+	wait "$kpid" 2>/dev/null
+	if [ $ok = 1 ]; then
+		acc "${p}wall" $((t1 - t0))
+		acc "${p}mem" "$(field memory <<<"$reply")"
+		[ "$c" -gt 0 ] && ! "$KM" --inspect "$d/s2" 2>/dev/null | grep -q '^chain: *2 files' &&
+			fail "incr: the second snapshot is not a chain of 2 (km did not track changes?): $("$KM" --inspect "$d/s2" 2>&1 | grep -m1 '^chain')"
+	else
+		acc "${p}wall" FAIL
+		acc "${p}mem" FAIL
+		fail "incr ($m MiB, $c changed) failed: reply '${reply:-none}', program said '$(tail -n1 "$d/out" 2>/dev/null)', km's stderr: $(head -n1 "$err")"
+	fi
+	rm -rf "$d"
+}
+INCR_G="$B/guests/$SNAP_LIBC/incr_touch"
+if want incr && [ -n "$SNAPTMP" ] && [ $KM_OK = 1 ]; then
+	[ -x "$INCR_G" ] || fail "$INCR_G is missing: build with make -C bench"
+	[ -x "$KM_MGMT" ] || fail "incr: no management client $KM_MGMT"
+	log "incremental snapshots ($SNAP_LIBC): $INCR_RUNS runs of $INCR_MIB MiB with $INCR_CHANGE MiB changed / a full $INCR_CHANGE MiB"
+	ACC=()
+	for ((i = 0; i < INCR_RUNS; i++)); do
+		incr_take "$INCR_MIB" "$INCR_CHANGE" i
+		incr_take "$INCR_CHANGE" 0 f
+	done
+	iw=$(res iwall) fw=$(res fwall) im=$(res imem) fm=$(res fmem)
+	row "incremental snapshot, MiB written ($INCR_MIB MiB, $INCR_CHANGE changed): km vs full $INCR_CHANGE MiB" \
+		"$(mib "$im")" "$(mib "$fm")" "$(ratio "$im" "$fm")" "<= 20 MiB" "$(met "$(mib "$im")" 20)"
+	row "incremental snapshot, ms ($INCR_MIB MiB, $INCR_CHANGE changed): km vs full $INCR_CHANGE MiB" \
+		"$(nsms "$iw")" "$(nsms "$fw")" "$(ratio "$iw" "$fw")" "<= 2.00x the full" \
+		"$(met "$(calc %.4f 'a / b' "$iw" "$fw")" 2)"
 fi
 
 # Processes: fork, exec, python3 (bench/procs.sh).

@@ -1,6 +1,7 @@
 /* Command line parsing: see km_cli.h. */
 #include "km_cli.h"
 #include "km_fdtab.h"
+#include "km_coredump.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,10 @@ static const char usage[] =
     "                      core (default kmcore, and only if RLIMIT_CORE allows)\n"
     "  --mgmt=SOCKET       accept snapshot requests on this unix socket (docs/mgmt-protocol.md)\n"
     "  --guest-seccomp=FILE  filter the program's syscalls with these rules (docs/guest-seccomp.md)\n"
+    "  --self-contained    snapshots hold every page, also those of program text and libraries\n"
+    "                      still as their files have them (default: left to those files)\n"
+    "  --snapshot-chain=N  deepest incremental snapshot, in parents below it (1-64, default 8);\n"
+    "                      one that would be deeper is written whole\n"
     "open files in snapshots (docs/snapshot-format.md, NT_KM_FILES):\n"
     "  --tcp-established=repair|refuse|close\n"
     "                      an established TCP connection is saved so that it goes on after the\n"
@@ -45,6 +50,8 @@ static const char usage[] =
     "  --start-fd=N        then wait for one byte here before the program's first instruction\n"
     "                      (end of file instead: exit 0 without running it)\n"
     "  --snapshot-fd=N     resume the snapshot open at N (instead of naming a file)\n"
+    "  --snapshot-parent-fd=N  with --snapshot-fd: the snapshot's parent (incremental snapshots),\n"
+    "                      then its parent's, ... one per member of the chain, nearest first\n"
     "  --guest-seccomp-fd=N  the program's syscall filter rules, as --guest-seccomp\n"
     "  --inspect           describe the snapshot given instead of running it\n"
     "  --verify            with --inspect: also check every saved memory page against the\n"
@@ -79,6 +86,9 @@ enum {
 	OPT_SNAPSHOT_FILE_MAX,
 	OPT_RESTORE_MISSING,
 	OPT_EXEC_STATE,
+	OPT_SELF_CONTAINED,
+	OPT_SNAPSHOT_CHAIN,
+	OPT_SNAPSHOT_PARENT_FD,
 	OPT_TEST_DIRTY_PROBE,
 };
 
@@ -99,6 +109,9 @@ static const struct option options[] = {
     {"snapshot-file-max", required_argument, NULL, OPT_SNAPSHOT_FILE_MAX},
     {"restore-missing", required_argument, NULL, OPT_RESTORE_MISSING},
     {"exec-state", required_argument, NULL, OPT_EXEC_STATE}, /* internal: not in --help */
+    {"self-contained", no_argument, NULL, OPT_SELF_CONTAINED},
+    {"snapshot-chain", required_argument, NULL, OPT_SNAPSHOT_CHAIN},
+    {"snapshot-parent-fd", required_argument, NULL, OPT_SNAPSHOT_PARENT_FD},
     {"test-dirty-probe", no_argument, NULL, OPT_TEST_DIRTY_PROBE}, /* km's tests: not in --help */
     {NULL, 0, NULL, 0},
 };
@@ -176,6 +189,15 @@ static int check_fds(const km_cli_t *cli, km_err_t **err)
 		for (size_t j = i + 1; j < sizeof(fds) / sizeof(fds[0]); j++)
 			if (fds[i] >= 0 && fds[i] == fds[j])
 				return km_err_set(err, 0, "fd %d is given for two --*-fd options", fds[i]);
+	for (size_t i = 0; i < cli->nparent_fds; i++) {
+		bool twice = false;
+		for (size_t j = 0; j < sizeof(fds) / sizeof(fds[0]); j++)
+			twice = twice || fds[j] == cli->parent_fds[i];
+		for (size_t j = 0; j < i; j++)
+			twice = twice || cli->parent_fds[j] == cli->parent_fds[i];
+		if (twice)
+			return km_err_set(err, 0, "fd %d is given for two --*-fd options", cli->parent_fds[i]);
+	}
 	if (cli->mgmt_fd >= 0 && cli->guest.mgmt_path != NULL)
 		return km_err_set(err, 0, "--mgmt and --mgmt-fd exclude each other");
 	if (cli->guest_seccomp_fd >= 0 && cli->guest_seccomp_path != NULL)
@@ -277,6 +299,29 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 				return -1;
 			break;
 		}
+		case OPT_SELF_CONTAINED:
+			cli->guest.self_contained = true;
+			break;
+		case OPT_SNAPSHOT_CHAIN: {
+			char *end;
+			unsigned long n = optarg[0] >= '0' && optarg[0] <= '9' ? strtoul(optarg, &end, 10) : 0;
+			if (n < 1 || n > KM_LAYERS_MAX_DEPTH || *end != '\0')
+				return km_err_set(err, 0, "--snapshot-chain: '%s' is not a depth from 1 to %d", optarg,
+						  KM_LAYERS_MAX_DEPTH);
+			cli->guest.snapshot_chain = (uint32_t)n;
+			break;
+		}
+		case OPT_SNAPSHOT_PARENT_FD: {
+			if (cli->nparent_fds >= sizeof(cli->parent_fds) / sizeof(cli->parent_fds[0]))
+				return km_err_set(err, 0, "--snapshot-parent-fd given more than %zu times",
+						  sizeof(cli->parent_fds) / sizeof(cli->parent_fds[0]));
+			int *slot = &cli->parent_fds[cli->nparent_fds];
+			*slot = -1;
+			if (parse_fd("--snapshot-parent-fd", optarg, slot, err) < 0)
+				return -1;
+			cli->nparent_fds++;
+			break;
+		}
 		case OPT_EXEC_STATE:
 			if (parse_fd("--exec-state", optarg, &cli->exec_state_fd, err) < 0)
 				return -1;
@@ -335,6 +380,10 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 					cli->guest_seccomp_path != NULL || cli->guest.mgmt_path != NULL || cli->nenv > 0 ||
 					cli->clear_env || optind >= argc))
 		return km_err_set(err, 0, "--exec-state is km's own, at execve: it goes with nothing else");
+	if (cli->nparent_fds > 0 && cli->snapshot_fd < 0)
+		return km_err_set(err, 0, "--snapshot-parent-fd goes with --snapshot-fd");
+	cli->guest.parent_fds = cli->parent_fds;
+	cli->guest.nparent_fds = cli->nparent_fds;
 	if (cli->snapshot_fd >= 0) {
 		if (cli->inspect)
 			return km_err_set(err, 0, "--snapshot-fd does not go with --inspect");

@@ -26,6 +26,10 @@ typedef struct km_cli {
 	/* --exec-state=FD (internal: only km itself passes it, when its guest execs; km_exec_state.h):
 	 * the state the km before the exec handed over, -1 when not given */
 	int exec_state_fd;
+	/* --snapshot-parent-fd=N, repeatable (with --snapshot-fd): the chain below the snapshot,
+	 * its parent first (km_snapshot_layers.h) */
+	int parent_fds[64];
+	size_t nparent_fds;
 } km_cli_t;
 
 /* Parses argv. Returns 0 (check cli->done) or -1 with *err saying what is wrong. */

@@ -37,6 +37,12 @@ typedef struct km_guest_opts {
 	int tcp_established;       /* --tcp-established: enum km_tcp_policy (km_fdtab.h) */
 	int restore_missing;       /* --restore-missing: enum km_missing_policy */
 	uint64_t snapshot_file_max; /* --snapshot-file-max: largest file contents a snapshot carries */
+	bool self_contained;       /* --self-contained: snapshots hold every page (no file below) */
+	bool track_changes;        /* a management socket may ask for incremental snapshots: changed
+				    * pages are tracked from each snapshot and resume on (km_dirty.h) */
+	uint32_t snapshot_chain;   /* --snapshot-chain: deepest incremental chain (0: default 8) */
+	const int *parent_fds;     /* --snapshot-parent-fd, in order: the chain below --snapshot-fd */
+	size_t nparent_fds;
 } km_guest_opts_t;
 
 /* A file a resume recreated under a new identity (km_fdtab.h): what the snapshot knew it as, and

@@ -209,9 +209,19 @@ static int parse_snapshot_arg(const char *w, size_t n, km_mgmt_request_t *req, u
 		rc = decode_value("name", v, vlen, req->path, KM_MGMT_NAME_MAX + 1, err);
 		if (rc == 0 && (strchr(req->path, '/') != NULL || strcmp(req->path, ".") == 0 || strcmp(req->path, "..") == 0))
 			rc = km_err_set(err, 0, "name must be one file name, without '/' and not '.' or '..'");
+	} else if (klen == 6 && memcmp(w, "parent", 6) == 0) {
+		bit = 64;
+		rc = decode_value("parent", v, vlen, req->parent, sizeof(req->parent), err);
+	} else if (klen == 14 && memcmp(w, "self-contained", 14) == 0) {
+		char yes[4];
+		bit = 128;
+		rc = decode_value("self-contained", v, vlen, yes, sizeof(yes), err);
+		if (rc == 0 && strcmp(yes, "1") != 0 && strcmp(yes, "0") != 0)
+			rc = km_err_set(err, 0, "self-contained must be 1 or 0, not '%s'", shown(yes, strlen(yes), b));
+		req->self_contained = rc == 0 && yes[0] == '1';
 	} else {
-		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label, dir, name, tcp)",
-				  shown(w, klen, b));
+		return km_err_set(err, 0, "unknown field '%s' (snapshot takes path, mode, label, dir, name, tcp, parent, "
+				  "self-contained)", shown(w, klen, b));
 	}
 	if (rc == 0 && (*seen & bit))
 		rc = km_err_set(err, 0, "'%s' given twice", shown(w, klen, b));
@@ -257,6 +267,8 @@ int km_mgmt_parse(const char *line, size_t len, km_mgmt_request_t *req, const ch
 		return km_err_set(err, 0, "snapshot needs path=FILE (or dir=fd name=FILE)");
 	if (req->verb == KM_MGMT_SNAPSHOT && !(seen & 2))
 		return km_err_set(err, 0, "snapshot needs mode=stop or mode=continue");
+	if (req->verb == KM_MGMT_SNAPSHOT && (seen & 8) && (seen & 64) && req->parent[0] == '/')
+		return km_err_set(err, 0, "with dir=fd, parent is a path relative to that directory");
 	return 0;
 }
 
@@ -379,10 +391,9 @@ static int receive_dir(void *arg)
 	}
 }
 
-/* Sends dirfd to the writer's side of the courier, behind a new number. */
-static int send_dir(km_mgmt_t *m, int dirfd, courier_ticket_t *t, km_err_t **err)
+/* Whatever an earlier, unserved request left in the courier is of no use now. */
+static void courier_drain(km_mgmt_t *m)
 {
-	/* Whatever an earlier, unserved request left there is of no use now. */
 	char junk[16];
 	int fds[1];
 	for (;;) {
@@ -403,6 +414,11 @@ static int send_dir(km_mgmt_t *m, int dirfd, courier_ticket_t *t, km_err_t **err
 		if (got < 0)
 			break;
 	}
+}
+
+/* Sends fd to the writer's side of the courier, behind a new number. */
+static int courier_send(km_mgmt_t *m, int dirfd, courier_ticket_t *t, km_err_t **err)
+{
 	t->fd = m->courier[1];
 	t->seq = ++m->courier_seq;
 	union {
@@ -440,6 +456,26 @@ static int check_dir_fd(int dirfd, km_err_t **err)
 	return 0;
 }
 
+/* parent= with dir=fd: the parent in that directory, opened here (a regular file only: a FIFO
+ * or device is never opened) and handed to the writer like the directory (the listener's fd
+ * table is its own). Sent before the directory: the writer takes it first. */
+static int send_parent(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd, courier_ticket_t *t, km_err_t **err)
+{
+	struct stat st;
+	if (fstatat(dirfd, rq->parent, &st, 0) < 0)
+		return km_err_set(err, errno, "parent %s", rq->parent);
+	if (!S_ISREG(st.st_mode))
+		return km_err_set(err, 0, "parent %s: not a regular file", rq->parent);
+	km_fd_transient_begin();
+	int fd = km_fd_reserve(openat(dirfd, rq->parent, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+	km_fd_transient_end();
+	if (fd < 0)
+		return km_err_set(err, errno, "parent %s", rq->parent);
+	int rc = courier_send(m, fd, t, err);
+	close(fd);
+	return rc;
+}
+
 static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 {
 	km_err_t *err = NULL;
@@ -451,11 +487,28 @@ static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 		.reason = KM_REASON_MGMT,
 		.keep_running = rq->keep_running,
 		.tcp = rq->tcp,
+		.self_contained = rq->self_contained,
 	};
+	courier_ticket_t pticket;
+	char pabs[KM_MGMT_PATH_MAX];
+	courier_drain(m);
+	if (rq->parent[0] != '\0' && rq->dir_fd) {
+		if (check_dir_fd(dirfd, &err) < 0)
+			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
+		if (send_parent(m, rq, dirfd, &pticket, &err) < 0)
+			return reply_err_free(m, KM_MGMT_E_SNAPSHOT, &err);
+		req.parent = rq->parent;
+		req.parent_fn = receive_dir;
+		req.parent_arg = &pticket;
+	} else if (rq->parent[0] != '\0') {
+		if (km_mgmt_abs_path(m->base, rq->parent, pabs, &err) < 0)
+			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
+		req.parent = pabs;
+	}
 	if (rq->dir_fd) {
 		if (check_dir_fd(dirfd, &err) < 0)
 			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
-		if (send_dir(m, dirfd, &ticket, &err) < 0)
+		if (courier_send(m, dirfd, &ticket, &err) < 0)
 			return reply_err_free(m, KM_MGMT_E_SNAPSHOT, &err);
 		snprintf(abs, sizeof(abs), "%s", rq->path);
 		req.dir_fn = receive_dir;

@@ -60,6 +60,9 @@ typedef struct km_mgmt_request {
 	bool keep_running;                   /* snapshot: mode=continue */
 	int tcp;                             /* snapshot: tcp=, enum km_tcp_policy + 1; 0: km's
 					      * --tcp-established */
+	char parent[KM_MGMT_PATH_MAX];       /* snapshot: parent= (incremental), "" when none; with
+					      * dir=fd a path relative to that directory */
+	bool self_contained;                 /* snapshot: self-contained=1 */
 } km_mgmt_request_t;
 
 /* Parses one request line (without its LF; a final CR is allowed) of `len` bytes, which may hold

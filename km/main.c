@@ -23,6 +23,7 @@
 #include "km_seccomp.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 #include "km_sys_util.h" /* KM_FD_RESERVED_BASE */
 
 extern char **environ;
@@ -84,6 +85,8 @@ static int resume(km_guest_t *g, const km_guest_opts_t *opts, const char *path, 
 {
 	km_snapshot_t s;
 	int rc = fd >= 0 ? km_snapshot_open_fd(fd, path, &s, err) : km_snapshot_open(path, &s, err);
+	if (rc == 0) /* the chain below it (2.6), every member checked before anything is built */
+		rc = km_layers_open_chain(&s, fd >= 0 ? NULL : path, opts->parent_fds, opts->nparent_fds, err);
 	if (rc == 0 && (rc = km_guest_create(g, opts, err)) == 0)
 		rc = km_snapshot_restore(g, &s, err);
 	km_snapshot_close(&s);
@@ -124,8 +127,15 @@ static int take_passed_fds(km_cli_t *cli, km_err_t **err)
 		if (fcntl(probe, F_GETFD) < 0)
 			return km_err_set(err, 0, "%s=%d: fd %d is not open", fds[i].opt, probe, probe);
 	}
+	for (size_t i = 0; i < cli->nparent_fds; i++)
+		if (fcntl(cli->parent_fds[i], F_GETFD) < 0)
+			return km_err_set(err, 0, "--snapshot-parent-fd=%d: fd %d is not open", cli->parent_fds[i],
+					  cli->parent_fds[i]);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i].fd >= 0 && km_passfd_take(fds[i].fd, fds[i].kind, fds[i].opt, err) < 0)
+			return -1;
+	for (size_t i = 0; i < cli->nparent_fds; i++)
+		if (km_passfd_take(&cli->parent_fds[i], KM_PASSFD_REGULAR, "--snapshot-parent-fd", err) < 0)
 			return -1;
 	cli->guest.kvm_fd = cli->kvm_fd;
 	if (cli->kvm_fd >= 0)
@@ -235,6 +245,8 @@ static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &st->host_mask, NULL, sizeof(st->host_mask));
 	o->memory = st->memory;
 	o->snapshot_file_max = st->snapshot_file_max;
+	o->self_contained = st->self_contained;
+	o->snapshot_chain = st->snapshot_chain;
 	o->tcp_established = st->tcp_established;
 	o->restore_missing = st->restore_missing;
 	o->trace = st->trace;
@@ -286,6 +298,9 @@ static int run(km_cli_t *cli, int argc, char **argv, int *term_signal, km_err_t 
 		return -1;
 	}
 	const char *prog = cli->prog_index >= 0 ? argv[cli->prog_index] : fdname;
+	/* Only a management request names a parent: without a socket, tracking changed pages (a
+	 * fault on each page's first write after a snapshot) would buy nothing. */
+	cli->guest.track_changes = cli->guest.mgmt_path != NULL || cli->mgmt_fd >= 0;
 	/* --inspect parses a file that may be hostile and needs nothing the filter forbids. */
 	if (cli->inspect)
 		return confine(cli, err) == 0 && km_inspect(prog, cli->verify, stdout, err) == 0 ? 0 : -1;

@@ -578,13 +578,17 @@ static const char *const cmd_usage[SHIM_CMD_COUNT] = {
     [SHIM_CMD_FEATURES] = "usage: km-shim features\nPrints what km-shim supports, as JSON.\n",
     [SHIM_CMD_SPEC] = "usage: km-shim spec [--bundle DIR]\nWrites a starter config.json for km.\n",
     [SHIM_CMD_CHECKPOINT] =
-	"usage: km-shim checkpoint [--image-path DIR] [--work-path DIR] [--leave-running] ID\n"
+	"usage: km-shim checkpoint [--image-path DIR] [--work-path DIR] [--leave-running] [--pre-dump]\n"
+	"                          [--parent-path PARENT] ID\n"
 	"Snapshots the container into DIR (default <bundle>/checkpoint): km.snap, km-checkpoint.json\n"
-	"and inventory.img. Without --leave-running the container ends. Established TCP connections\n"
-	"fail the checkpoint unless --tcp-established (then km saves them with TCP_REPAIR).\n"
+	"and inventory.img. Without --leave-running (or --pre-dump, which leaves it running too) the\n"
+	"container ends. --parent-path: the previous image directory (relative to DIR, or absolute):\n"
+	"an incremental snapshot holding only what changed since it (restore finds the chain).\n"
+	"Established TCP connections fail the checkpoint unless --tcp-established (then km saves\n"
+	"them with TCP_REPAIR).\n"
 	"Accepted and ignored: --work-path --ext-unix-sk --shell-job --file-locks\n"
 	"--manage-cgroups-mode --empty-ns --auto-dedup --status-fd.\n"
-	"Refused: --pre-dump --parent-path --lazy-pages --page-server.\n",
+	"Refused: --lazy-pages --page-server.\n",
     [SHIM_CMD_RESTORE] =
 	"usage: km-shim restore [--image-path DIR] [--work-path DIR] [--bundle DIR] [--detach]\n"
 	"                       [--pid-file FILE] [--console-socket SOCKET] [--no-subreaper]\n"

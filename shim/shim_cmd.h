@@ -89,12 +89,13 @@ int shim_ctr_destroy(shim_ctr_t *c, km_err_t **err);
 /* Kills km (SIGKILL) if alive, and the start fifo's holders, waiting for them to be gone. */
 void shim_ctr_kill_all(shim_ctr_t *c);
 
-/* Creates a container: the shared body of create, run and restore. snapshot_fd >= 0: km resumes
- * that snapshot (restored_from names its directory). On success *pid is km's pid (a child of this
+/* Creates a container: the shared body of create, run and restore. nsnap > 0: km resumes the
+ * snapshot snap_fds[0], whose incremental chain is snap_fds[1..nsnap) (parent first;
+ * restored_from names its directory). On success *pid is km's pid (a child of this
  * process), the record says "created", the pid file is written. On failure nothing is left.
  * *console_master is -1, except for a foreground run/restore (no --detach) of a process.terminal
  * config without --console-socket: then it is the pty master for shim_run_created's proxy. */
-int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *restored_from, pid_t *pid,
+int shim_create_container(const shim_args_t *a, const int *snap_fds, int nsnap, const char *restored_from, pid_t *pid,
 			  int *console_master, km_err_t **err);
 
 /* Starts a created container (locks it). 0, or -1 with *err. */

@@ -23,6 +23,7 @@
 #include "oci_file.h"
 #include "shim_file.h"
 #include "shim_log.h"
+#include "shim_container.h"
 #include "shim_mgmt_client.h"
 
 #define SNAP_NAME "km.snap"
@@ -45,12 +46,6 @@
 static int check_cr_flags(const shim_args_t *a, bool checkpoint, km_err_t **err)
 {
 	const char *cmd = checkpoint ? "checkpoint" : "restore";
-	if (a->pre_dump)
-		return km_err_set(err, 0, "%s: --pre-dump is not supported by km-shim (km writes whole snapshots; "
-					  "a pre-dump would leave no image)", cmd);
-	if (a->parent_path != NULL)
-		return km_err_set(err, 0, "%s: --parent-path is not supported by km-shim (no incremental "
-					  "snapshots)", cmd);
 	if (a->lazy_pages)
 		return km_err_set(err, 0, "%s: --lazy-pages is not supported by km-shim (km already maps a "
 					  "snapshot's memory lazily from the file)", cmd);
@@ -106,16 +101,18 @@ static long long field_ll(const shim_mgmt_reply_t *r, const char *key)
 	return n;
 }
 
+/* parent: the parent image's snapshot relative to this image directory (incremental), or NULL. */
 static int write_meta(int dfd, const char *dir, const oci_state_t *st, const shim_mgmt_reply_t *r, bool left_running,
-		      km_err_t **err)
+		      const char *parent, km_err_t **err)
 {
 	char *when = shim_now_rfc3339();
 	char *ms = shim_mgmt_field(r, "ms");
-	json_t *o = json_pack("{s:i, s:s, s:s?, s:s, s:s, s:s?, s:s, s:b, s:{s:I, s:I, s:I, s:f}}", "version", 1,
+	json_t *o = json_pack("{s:i, s:s, s:s?, s:s, s:s, s:s?, s:s, s:s?, s:b, s:{s:I, s:I, s:I, s:f}}", "version", 1,
 			      "id", st->id, "config_digest", st->config_digest, "bundle", st->bundle, "km_version",
-			      KM_VERSION, "time", when, "snapshot", SNAP_NAME, "left_running", left_running, "sizes",
-			      "size", (json_int_t)field_ll(r, "size"), "disk", (json_int_t)field_ll(r, "disk"),
-			      "memory", (json_int_t)field_ll(r, "memory"), "ms", ms != NULL ? strtod(ms, NULL) : 0.0);
+			      KM_VERSION, "time", when, "snapshot", SNAP_NAME, "parent", parent, "left_running",
+			      left_running, "sizes", "size", (json_int_t)field_ll(r, "size"), "disk",
+			      (json_int_t)field_ll(r, "disk"), "memory", (json_int_t)field_ll(r, "memory"), "ms",
+			      ms != NULL ? strtod(ms, NULL) : 0.0);
 	free(when);
 	free(ms);
 	char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -129,6 +126,63 @@ static int write_meta(int dfd, const char *dir, const oci_state_t *st, const shi
 	return rc;
 }
 
+/* The path of `to` relative to the directory `from` (both absolute and canonical): ".." for each
+ * component of `from` past the components they share, then the rest of `to`. */
+static char *relative_to(const char *from, const char *to)
+{
+	size_t common = 0, i = 0;
+	for (; from[i] != '\0' && from[i] == to[i]; i++)
+		if (from[i] == '/')
+			common = i;
+	if ((from[i] == '\0' || from[i] == '/') && (to[i] == '\0' || to[i] == '/'))
+		common = i; /* one is the other, or lies inside it */
+	size_t ups = 0;
+	for (const char *c = from + common; *c != '\0'; c++)
+		ups += *c == '/';
+	const char *rest = to + common + (to[common] == '/');
+	char *out = calloc(1, ups * 3 + strlen(rest) + 2);
+	if (out == NULL)
+		return NULL;
+	for (size_t k = 0; k < ups; k++)
+		strcat(out, "../");
+	strcat(out, rest[0] != '\0' ? rest : ".");
+	return out;
+}
+
+/* --parent-path: the previous image directory (runc's and CRIU's meaning: relative to the new
+ * one, or absolute). Its snapshot as a path relative to `dir`, which km is given as a directory
+ * fd (km runs inside the container: a host path means nothing there). */
+static char *parent_snapshot(const char *dir, const char *parent_path, km_err_t **err)
+{
+	char *rel = NULL, *abs = NULL, *p = NULL;
+	if (parent_path[0] != '/') {
+		rel = strdup(parent_path);
+	} else if ((abs = realpath(parent_path, NULL)) == NULL) {
+		km_err_set(err, errno, "checkpoint: --parent-path %s", parent_path);
+		return NULL;
+	} else {
+		rel = relative_to(dir, abs);
+		free(abs);
+	}
+	if (rel == NULL || asprintf(&p, "%s/" SNAP_NAME, rel) < 0) {
+		free(rel);
+		km_err_set(err, ENOMEM, "checkpoint");
+		return NULL;
+	}
+	free(rel);
+	char *full = NULL;
+	struct stat st;
+	int bad = asprintf(&full, "%s/%s", dir, p) < 0 || stat(full, &st) != 0 || !S_ISREG(st.st_mode);
+	if (bad) {
+		km_err_set(err, errno, "checkpoint: --parent-path %s holds no km checkpoint (%s)", parent_path,
+			   full != NULL ? full : p);
+		free(p);
+		p = NULL;
+	}
+	free(full);
+	return p;
+}
+
 int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 {
 	if (check_cr_flags(a, true, err) != 0)
@@ -138,7 +192,7 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		return -1;
 	int rc = -1, dfd = -1;
 	bool made = false; /* this call made the image directory */
-	char *dir = NULL;
+	char *dir = NULL, *parent = NULL;
 	shim_mgmt_reply_t r = {NULL, NULL};
 	oci_status_t s = shim_ctr_status(&c);
 	if (s != OCI_STATUS_RUNNING && s != OCI_STATUS_PAUSED) {
@@ -170,15 +224,23 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 	 * this one, if this one fails. */
 	unlinkat(dfd, INVENTORY_NAME, 0);
 	unlinkat(dfd, META_NAME, 0);
+	/* A pre-dump leaves the container running; its image is a whole snapshot the next
+	 * checkpoint names with --parent-path. */
+	bool running = a->leave_running || a->pre_dump;
+	if (a->parent_path != NULL && (parent = parent_snapshot(dir, a->parent_path, err)) == NULL)
+		goto out;
 	char *label = shim_mgmt_encode(a->id);
+	char *penc = parent != NULL ? shim_mgmt_encode(parent) : NULL;
 	char *req = NULL;
 	/* runc's semantics: an established TCP connection fails the checkpoint unless
 	 * --tcp-established asks for it to be saved (km: TCP_REPAIR) */
-	if (label == NULL || asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s tcp=%s",
-				      a->leave_running ? "continue" : "stop", label,
-				      a->tcp_established ? "repair" : "refuse") < 0)
+	if (label == NULL || (parent != NULL && penc == NULL) ||
+	    asprintf(&req, "snapshot dir=fd name=" SNAP_NAME " mode=%s label=%s tcp=%s%s%s",
+		     running ? "continue" : "stop", label, a->tcp_established ? "repair" : "refuse",
+		     penc != NULL ? " parent=" : "", penc != NULL ? penc : "") < 0)
 		req = NULL;
 	free(label);
+	free(penc);
 	if (req == NULL) {
 		km_err_set(err, ENOMEM, "checkpoint");
 		goto out;
@@ -190,9 +252,9 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		km_err_wrap(err, "checkpoint of \"%s\"", a->id);
 		goto out;
 	}
-	if (write_meta(dfd, dir, c.st, &r, a->leave_running, err) != 0 || write_inventory(dfd, dir, err) != 0)
+	if (write_meta(dfd, dir, c.st, &r, running, parent, err) != 0 || write_inventory(dfd, dir, err) != 0)
 		goto out;
-	if (!a->leave_running) {
+	if (!running) {
 		/* km ends once the snapshot is written: the container is stopped, as after runc's */
 		if (shim_wait_gone(c.st->pid, c.st->pid_start_time, 30000) != 0) {
 			/* not stopped while it runs: its state stays what it is */
@@ -211,8 +273,65 @@ out:
 	if (rc != 0 && made && dir != NULL)
 		rmdir(dir); /* made for this checkpoint and left empty by its failure (else kept) */
 	free(dir);
+	free(parent);
 	shim_ctr_close(&c);
 	return rc;
+}
+
+/* The chain below an image's snapshot, from each image's km-checkpoint.json "parent" (a path
+ * relative to that image directory): each opened, a regular file, into fds[1..]. Returns how many
+ * fds (1 + the chain's length), or -1 with *err. fds[0] is the snapshot itself. */
+static int open_chain_at(const char *dir, int *fds, int *n, km_err_t **err);
+
+static int open_chain(const char *dir, int *fds, km_err_t **err)
+{
+	int n = 1;
+	if (open_chain_at(dir, fds, &n, err) < 0) {
+		for (int i = 1; i < n; i++)
+			close(fds[i]);
+		return -1;
+	}
+	return n;
+}
+
+static int open_chain_at(const char *dir, int *fds, int *np, km_err_t **err)
+{
+	char cur[PATH_MAX];
+	int n = *np;
+	snprintf(cur, sizeof(cur), "%s", dir);
+	for (;;) {
+		char meta[PATH_MAX + 32];
+		snprintf(meta, sizeof(meta), "%s/" META_NAME, cur);
+		json_t *o = json_load_file(meta, 0, NULL);
+		const char *parent = o != NULL ? json_string_value(json_object_get(o, "parent")) : NULL;
+		if (parent == NULL) { /* the chain ends (or an image from before incremental ones) */
+			json_decref(o);
+			return 0;
+		}
+		if (n > SHIM_MAX_PARENTS) {
+			json_decref(o);
+			return km_err_set(err, 0, "restore: the chain below %s is longer than %d", dir, SHIM_MAX_PARENTS);
+		}
+		char path[PATH_MAX];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", cur, parent) >= sizeof(path)) {
+			json_decref(o);
+			return km_err_set(err, ENAMETOOLONG, "restore: the parent of %s", cur);
+		}
+		json_decref(o);
+		struct stat st;
+		if (stat(path, &st) != 0)
+			return km_err_set(err, errno, "restore: the parent snapshot %s", path);
+		if (!S_ISREG(st.st_mode)) /* a FIFO or a device is never opened */
+			return km_err_set(err, 0, "restore: the parent snapshot %s is not a regular file", path);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0)
+			return km_err_set(err, errno, "restore: the parent snapshot %s", path);
+		fds[n++] = fd;
+		*np = n;
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		snprintf(cur, sizeof(cur), "%s", path);
+	}
 }
 
 int shim_cmd_restore(const shim_args_t *a, km_err_t **err)
@@ -251,12 +370,18 @@ int shim_cmd_restore(const shim_args_t *a, km_err_t **err)
 			shim_args_t ra = *a;
 			ra.bundle = bundle;
 			pid_t pid;
-			int master;
-			if (shim_create_container(&ra, snap, dir, &pid, &master, err) == 0) {
+			int master, fds[1 + SHIM_MAX_PARENTS + 1];
+			fds[0] = snap;
+			int n = open_chain(dir, fds, err);
+			if (n > 0 && shim_create_container(&ra, fds, n, dir, &pid, &master, err) == 0) {
 				close(snap);
 				snap = -1;
+				for (int i = 1; i < n; i++)
+					close(fds[i]);
 				rc = shim_run_created(&ra, pid, master, err);
 			} else {
+				for (int i = 1; i < n; i++)
+					close(fds[i]);
 				km_err_wrap(err, "restore from %s", dir);
 			}
 		}

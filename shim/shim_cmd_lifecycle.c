@@ -268,7 +268,7 @@ static int guest_seccomp_fd(const oci_config_t *cfg, int *fd, km_err_t **err)
 }
 
 static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *bundle, shim_dir_t *d,
-		    oci_state_t *st, int snapshot_fd, pid_t *pid, int *console_master, km_err_t **err)
+		    oci_state_t *st, const int *snap_fds, int nsnap, pid_t *pid, int *console_master, km_err_t **err)
 {
 	create_fds_t f = {-1, -1, -1, -1, -1, -1, -1};
 	int rc = -1;
@@ -292,7 +292,9 @@ static int spawn_km(const shim_args_t *a, const oci_config_t *cfg, const char *b
 	    .mgmt_fd = f.mgmt,
 	    .start_fd = f.start,
 	    .ready_fd = f.ready_w,
-	    .snapshot_fd = snapshot_fd,
+	    .snapshot_fd = nsnap > 0 ? snap_fds[0] : -1,
+	    .parent_fds = nsnap > 1 ? snap_fds + 1 : NULL,
+	    .nparent_fds = nsnap > 1 ? nsnap - 1 : 0,
 	    .guest_seccomp_fd = f.seccomp,
 	    .console_socket = a->console_socket,
 	    .console_proxy = (a->cmd == SHIM_CMD_RUN || a->cmd == SHIM_CMD_RESTORE) && !a->detach,
@@ -340,7 +342,7 @@ static void create_undo(shim_dir_t *d, oci_state_t *st)
 	}
 }
 
-int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *restored_from, pid_t *pid,
+int shim_create_container(const shim_args_t *a, const int *snap_fds, int nsnap, const char *restored_from, pid_t *pid,
 			  int *console_master, km_err_t **err)
 {
 	*console_master = -1;
@@ -370,7 +372,7 @@ int shim_create_container(const shim_args_t *a, int snapshot_fd, const char *res
 		goto fail_tmp;
 	if (shim_dir_publish(&d, a->root, err) != 0)
 		goto fail_tmp;
-	if (spawn_km(a, cfg, bundle, &d, st, snapshot_fd, pid, console_master, err) != 0)
+	if (spawn_km(a, cfg, bundle, &d, st, snap_fds, nsnap, pid, console_master, err) != 0)
 		goto fail;
 	if (a->pid_file != NULL && shim_write_pid_file(a->pid_file, *pid, err) != 0)
 		goto fail;
@@ -401,7 +403,7 @@ int shim_cmd_create(const shim_args_t *a, km_err_t **err)
 {
 	pid_t pid;
 	int master;
-	return shim_create_container(a, -1, NULL, &pid, &master, err) == 0 ? 0 : -1;
+	return shim_create_container(a, NULL, 0, NULL, &pid, &master, err) == 0 ? 0 : -1;
 }
 
 /* --- start ---------------------------------------------------------------------------------- */
@@ -527,7 +529,7 @@ int shim_cmd_run(const shim_args_t *a, km_err_t **err)
 {
 	pid_t pid;
 	int master;
-	if (shim_create_container(a, -1, NULL, &pid, &master, err) != 0)
+	if (shim_create_container(a, NULL, 0, NULL, &pid, &master, err) != 0)
 		return -1;
 	return shim_run_created(a, pid, master, err);
 }

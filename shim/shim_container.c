@@ -14,6 +14,7 @@
  *
  * Descriptors km gets (the guest sees 0-2 and the --preserve-fds ones, 3..B-1, B = 3+N):
  *   B+0 --kvm-fd, B+1 --mgmt-fd, B+2 --start-fd, B+3 --ready-fd, then (if given) --snapshot-fd,
+ *   (...; after them, one --snapshot-parent-fd per member of an incremental chain)
  *   then --guest-seccomp-fd, in that order, at the next numbers. Every other fd is closed at exec.
  *
  * Namespaces: those without a path are created by clone(2) in one go (so they belong to the new
@@ -123,14 +124,16 @@ static int child_join_namespaces(spawn_ctx_t *c, km_err_t **err)
 static int child_arrange_fds(spawn_ctx_t *c, int *fds, int *nfds, km_err_t **err)
 {
 	const shim_spawn_t *sp = c->sp;
-	int src[6] = { sp->kvm_fd, sp->mgmt_fd, sp->start_fd, sp->ready_fd }, n = 4;
+	int src[6 + SHIM_MAX_PARENTS] = { sp->kvm_fd, sp->mgmt_fd, sp->start_fd, sp->ready_fd }, n = 4;
 	if (sp->snapshot_fd >= 0)
 		src[n++] = sp->snapshot_fd;
 	if (sp->guest_seccomp_fd >= 0)
 		src[n++] = sp->guest_seccomp_fd;
-	int base = 3 + sp->preserve_fds, high = base + 64;
+	for (int i = 0; i < sp->nparent_fds && i < SHIM_MAX_PARENTS; i++)
+		src[n++] = sp->parent_fds[i];
+	int base = 3 + sp->preserve_fds, high = base + 6 + SHIM_MAX_PARENTS;
 	/* First out of the way (a source may sit on another's target), then into place. */
-	int tmp[6];
+	int tmp[6 + SHIM_MAX_PARENTS];
 	for (int i = 0; i < n; i++)
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, high)) < 0)
 			return km_err_set(err, errno, "descriptor %d for km", src[i]);
@@ -160,7 +163,7 @@ static char **child_argv(spawn_ctx_t *c, const int *fds, const char *program, km
 	size_t nargs = 0;
 	while (p->args[nargs])
 		nargs++;
-	char **argv = calloc(nargs + 12, sizeof(char *));
+	char **argv = calloc(nargs + 12 + (size_t)sp->nparent_fds, sizeof(char *));
 	if (!argv) {
 		km_err_set(err, ENOMEM, "km's arguments");
 		return NULL;
@@ -178,6 +181,8 @@ static char **child_argv(spawn_ctx_t *c, const int *fds, const char *program, km
 	const oci_resources_t *r = c->cfg->linux_ ? c->cfg->linux_->resources : NULL;
 	if (r && r->has_memory_limit && r->memory_limit > 0)
 		ok &= asprintf(&argv[a++], "--memory=%lld", (long long)r->memory_limit) > 0;
+	for (int i = 0; i < sp->nparent_fds && i < SHIM_MAX_PARENTS; i++)
+		ok &= asprintf(&argv[a++], "--snapshot-parent-fd=%d", fds[k++]) > 0;
 	if (snap >= 0) {
 		ok &= asprintf(&argv[a++], "--snapshot-fd=%d", snap) > 0;
 	} else {

@@ -21,6 +21,8 @@
 #include "km_error.h"
 #include "oci_config.h"
 
+#define SHIM_MAX_PARENTS 64 /* km's deepest chain (KM_LAYERS_MAX_DEPTH) */
+
 typedef struct shim_spawn {
 	const oci_config_t *cfg;
 	const char *id;
@@ -32,6 +34,8 @@ typedef struct shim_spawn {
 	int start_fd; /* read end km waits on for `start` (one byte: go; EOF: abandon) */
 	int ready_fd; /* write end km writes "ready\n" to once loaded; closed by km after */
 	int snapshot_fd; /* restore: the snapshot file, opened O_RDONLY; -1 to run process.args */
+	const int *parent_fds; /* restore: the chain below it (incremental), parent first */
+	int nparent_fds;       /* at most SHIM_MAX_PARENTS */
 	int guest_seccomp_fd; /* memfd with km's guest-seccomp rules (shim_seccomp.h), or -1 */
 	const char *console_socket; /* --console-socket path, or NULL */
 	bool console_proxy; /* process.terminal without console_socket (foreground run/restore):

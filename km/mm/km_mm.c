@@ -249,7 +249,14 @@ int km_mm_dontneed(km_mm_t *mm, uint64_t addr, uint64_t len)
 		uint64_t s = v->start > addr ? v->start : addr;
 		uint64_t e = v->end < addr + len ? v->end : addr + len;
 		km_dirty_mark_gpa(mm, v->gpa + (s - v->start), e - s);
-		if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
+		/* Anonymous memory a resume mapped from files (the snapshot, its layers) must read
+		 * zero, not the files' pages again, which is what MADV_DONTNEED would give. */
+		bool from_files = (v->flags & MAP_ANONYMOUS) && !(v->flags & MAP_SHARED) &&
+				  (v->layered || v->backing == KM_BACK_SNAPSHOT);
+		if (from_files) {
+			if (km_phys_reset(mm, v->gpa + (s - v->start), e - s) < 0)
+				return -ENOMEM;
+		} else if (madvise(mm->host + v->gpa + (s - v->start), e - s, MADV_DONTNEED) < 0)
 			return -errno;
 	}
 	return 0;
@@ -285,6 +292,23 @@ static int grow_in_place(km_mm_t *mm, size_t i, uint64_t new_end)
 	return 0;
 }
 
+/* A layered VMA's host range is several host mappings (a snapshot's layers, a file below them),
+ * and mremap moves only within one: moves [from, from+len) to `to` one mapping at a time (the
+ * longest prefix mremap takes, found by halving). Returns 0, or -1 with errno. */
+static int move_pieces(uint8_t *from, uint64_t len, uint8_t *to)
+{
+	for (uint64_t at = 0; at < len;) {
+		uint64_t n = len - at;
+		while (mremap(from + at, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, to + at) == MAP_FAILED) {
+			if (errno != EFAULT || n == KM_PAGE_SIZE)
+				return -1;
+			n = KM_PAGE_DOWN(n / 2) > 0 ? KM_PAGE_DOWN(n / 2) : KM_PAGE_SIZE;
+		}
+		at += n;
+	}
+	return 0;
+}
+
 /* Moves VMA i (exactly [old, old+old_len)) to new_addr with size new_len, keeping its contents. */
 static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_len)
 {
@@ -295,6 +319,8 @@ static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_l
 		return -ENOMEM;
 	/* Move the host pages (no copy), then refill the hole the move leaves in km's reservation. */
 	void *dst = mremap(mm->host + v.gpa, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, mm->host + gpa);
+	if (dst == MAP_FAILED && errno == EFAULT && v.layered && move_pieces(mm->host + v.gpa, old_len, mm->host + gpa) == 0)
+		dst = mm->host + gpa; /* its grown part is made zero below */
 	if (dst == MAP_FAILED) {
 		int e = errno;
 		km_phys_release(mm, gpa, new_len);
@@ -303,7 +329,7 @@ static int64_t move_vma(km_mm_t *mm, size_t i, uint64_t new_addr, uint64_t new_l
 	km_phys_reset(mm, v.gpa, old_len);
 	/* Grown memory that was a snapshot's (or anonymous) must read as zero, not as whatever
 	 * follows in the snapshot file. */
-	if (v.backing == KM_BACK_SNAPSHOT && new_len > old_len)
+	if ((v.backing == KM_BACK_SNAPSHOT || v.layered) && new_len > old_len)
 		km_phys_reset(mm, gpa + old_len, new_len - old_len);
 	if (map_pages(mm, new_addr, gpa, new_len, v.prot) < 0)
 		return -ENOMEM;

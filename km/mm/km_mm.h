@@ -47,6 +47,9 @@ typedef struct km_vma {
 	 * never touched reads as zero; file-backed memory holds the file's bytes until touched. */
 	enum km_backing { KM_BACK_ANON, KM_BACK_FILE, KM_BACK_SNAPSHOT } backing;
 	uint64_t backing_off; /* KM_BACK_SNAPSHOT: offset of start in mm->snapshot_fd */
+	/* Resumed from several files (a snapshot's layers, the mapping's own file under them): its
+	 * host pages are files' pages, but not all its own file's (backing is KM_BACK_FILE). */
+	bool layered;
 } km_vma_t;
 
 /* A free range of guest-physical space. */

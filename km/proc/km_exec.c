@@ -402,6 +402,8 @@ static int collect(km_vcpu_t *v, int prog_fd, km_exec_state_t *st)
 	st->coredump_forced = o->coredump_forced;
 	st->no_seccomp = !host_confined;
 	st->timing = o->timing;
+	st->self_contained = o->self_contained;
+	st->snapshot_chain = o->snapshot_chain;
 	st->snapshot_path = (char *)o->snapshot_path;
 	st->coredump_path = (char *)o->coredump_path;
 	/* A socket km created by path: handed over with its file, which the new km removes at its

@@ -1,5 +1,6 @@
 /* The state passed across an execve: see km_exec_state.h. */
 #include "km_exec_state.h"
+#include "km_coredump.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +58,8 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	put64(b, (uint64_t)(int64_t)st->tcp_established);
 	put64(b, (uint64_t)(int64_t)st->restore_missing);
 	put64(b, (uint64_t)st->trace | (uint64_t)st->coredump_forced << 1 | (uint64_t)st->no_seccomp << 2 |
-		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4 | (uint64_t)st->descendant << 5);
+		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4 | (uint64_t)st->descendant << 5 |
+		     (uint64_t)st->self_contained << 6 | (uint64_t)st->snapshot_chain << 8);
 	put64(b, st->host_mask);
 	put_str(b, st->snapshot_path);
 	put_str(b, st->coredump_path);
@@ -287,7 +289,9 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->snapshot_file_max = get64(r);
 	int64_t tcp = (int64_t)get64(r), missing = (int64_t)get64(r);
 	uint64_t flags = get64(r);
-	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 6 != 0 || st->memory < (16ul << 20))
+	/* bit 7 unused; bits 8-15 --snapshot-chain (at most 64) */
+	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 16 != 0 || (flags & 0x80) ||
+	    (flags >> 8) > KM_LAYERS_MAX_DEPTH || st->memory < (16ul << 20))
 		r->bad = true;
 	st->tcp_established = (int32_t)tcp;
 	st->restore_missing = (int32_t)missing;
@@ -297,6 +301,8 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->timing = flags & 8;
 	st->unkillable = flags & 16;
 	st->descendant = flags & 32;
+	st->self_contained = flags & 64;
+	st->snapshot_chain = (uint32_t)(flags >> 8);
 	st->host_mask = get64(r) & ~(KM_SIGBIT(SIGSYS) | KM_SIG_UNBLOCKABLE); /* km's reporter stays */
 	st->snapshot_path = get_str(r);
 	st->coredump_path = get_str(r);

@@ -45,6 +45,8 @@ typedef struct km_exec_state {
 	uint64_t memory, snapshot_file_max;
 	int32_t tcp_established, restore_missing;
 	bool trace, coredump_forced, no_seccomp, timing;
+	bool self_contained;     /* --self-contained */
+	uint32_t snapshot_chain; /* --snapshot-chain (0: the default) */
 	/* The km exec'ing is not the one the user started but a forked child's (or one such a km
 	 * exec'd): it leaves reporting its program's death to the parent program (km_end.h). */
 	bool descendant;

@@ -29,7 +29,7 @@
  * In every major the version is the first 4 bytes of the NT_KM_PROC note (owner "KM"), so any
  * km can name a file's version. */
 #define KM_SNAPSHOT_MAJOR 2
-#define KM_SNAPSHOT_MINOR 5
+#define KM_SNAPSHOT_MINOR 6
 #define KM_SNAPSHOT_VERSION_OF(major, minor) ((uint32_t)(major) | (uint32_t)(minor) << 16)
 #define KM_SNAPSHOT_VERSION KM_SNAPSHOT_VERSION_OF(KM_SNAPSHOT_MAJOR, KM_SNAPSHOT_MINOR)
 #define KM_SNAPSHOT_MAJOR_OF(version) ((uint32_t)(version) & 0xffffu)
@@ -49,6 +49,9 @@
 #define KM_SNAPSHOT_MINOR_VDSO 5    /* 2.5: the vDSO's layout and the guest's monotonic clocks in
 				     * NT_KM_GUEST, a thread inside the vDSO's code (NT_KM_CPU
 				     * reserved[7]); an older file had no vDSO (layout 0) */
+#define KM_SNAPSHOT_MINOR_LAYERS 6  /* 2.6: NT_KM_LAYERS: the file's id, its parent, and which pages
+				     * each segment holds; an older file holds every page and has
+				     * neither id nor parent */
 #define KM_NOTE_OWNER "KM"
 
 /* km note types (owner "KM"). */
@@ -68,6 +71,7 @@
 				    * length and its text) */
 #define NT_KM_FILES 0x4b4d000c     /* 2.3, at most once: the fd table (km/fd/km_fdtab.h); absent in
 				    * cores */
+#define NT_KM_LAYERS 0x4b4d000d    /* 2.6, at most once: id, parent, held pages (km_nt_layers_t) */
 
 /* Why the file was written (km_nt_proc_t.reason). */
 #define KM_REASON_SNAPSHOT 1 /* HC_snapshot from the program */
@@ -162,7 +166,9 @@ typedef struct km_nt_vma {
 	uint32_t prot;    /* PROT_* as the program asked (PT_LOAD p_flags cannot say PROT_NONE apart) */
 	uint32_t flags;   /* MAP_SHARED / MAP_PRIVATE / MAP_ANONYMOUS */
 	uint32_t kind;
-	uint32_t saved;   /* 1: contents are in the PT_LOAD; 0: shared file mapping, mapped from the file */
+	uint32_t saved;   /* 1: contents are in the PT_LOAD; 0: shared file mapping, mapped from the file;
+			   * 2 (2.6): in the PT_LOAD and below it (NT_KM_LAYERS): a km before 2.6 refuses
+			   * the file rather than read the pages it does not hold as zeros */
 	uint64_t offset;  /* file offset of start, for file mappings */
 	uint64_t dev, ino;
 	uint32_t path_len; /* bytes of path following this struct, NUL included, padded to 8 */
@@ -192,6 +198,33 @@ typedef struct km_nt_mapfile {
 	uint32_t reserved0;
 	km_nt_fileid_t id;
 } km_nt_mapfile_t;
+
+/* NT_KM_LAYERS (2.6): this structure, then nsegments km_nt_layer_seg_t (one per PT_LOAD, same
+ * order), then the bitmaps of the segments that have one (in segment order, each nwords uint64_t:
+ * bit p of word p/64 is page p of the segment; set: this file holds the page), then the parent's
+ * path (path_len bytes). A page this file does not hold comes from below: the parent's segment
+ * that covers its address (KM_BELOW_PARENT), or the mapping's own file (KM_BELOW_FILE). */
+#define KM_LAYERS_MAX_DEPTH 64 /* deepest chain any km reads; --snapshot-chain is at most this */
+
+typedef struct km_nt_layers {
+	uint8_t id[16];        /* this file's identity: 128 random bits, never all zero */
+	uint8_t parent_id[16]; /* the parent's id; all zero: no parent */
+	uint32_t depth;        /* 0: no parent; else the parent's depth + 1 */
+	uint32_t nsegments;    /* km_nt_layer_seg_t records that follow: one per PT_LOAD */
+	uint32_t path_len;     /* bytes of the parent's path after the bitmaps, NUL included, padded
+				* to 8; 0 exactly when there is no parent */
+	uint32_t reserved0;
+} km_nt_layers_t;
+
+#define KM_BELOW_NONE 0   /* every page is held (no bitmap) */
+#define KM_BELOW_PARENT 1 /* pages not held are the parent's */
+#define KM_BELOW_FILE 2   /* pages not held are the mapping's file's (a private file mapping) */
+
+typedef struct km_nt_layer_seg {
+	uint32_t below;    /* KM_BELOW_* */
+	uint32_t reserved0;
+	uint64_t nwords;   /* bitmap words: 0 with KM_BELOW_NONE, else (pages + 63) / 64 */
+} km_nt_layer_seg_t;
 
 /* NT_KM_CHECKSUM: CRC32C (km_crc32c.h) of the file's bytes [0, covered), where covered is the end
  * of the PT_NOTE segment (so: ELF header, program headers, every note), with the four bytes of

@@ -10,6 +10,7 @@
 
 #include "km_mm.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 
 static const char *reason_name(uint32_t r)
 {
@@ -92,6 +93,10 @@ static void print_mappings(const km_snapshot_t *s, FILE *out)
 			(v->nt.prot & PROT_EXEC) ? 'x' : '-', (v->nt.flags & MAP_SHARED) ? "shared" : "private", size,
 			kind_name(v->nt.kind), v->path != NULL ? v->path : "",
 			v->nt.saved ? "" : " (contents in the file, not the snapshot)");
+		if (v->below != KM_BELOW_NONE)
+			fprintf(out, "      holds %" PRIu64 " of %" PRIu64 " pages; the others from %s\n",
+				km_layers_held_pages(s, i), len / KM_PAGE_SIZE,
+				v->below == KM_BELOW_PARENT ? "its parent" : "the mapped file");
 	}
 	char a[32], b[32], c[32];
 	human(mapped, a, sizeof(a));
@@ -133,6 +138,57 @@ static void print_files(const km_snapshot_t *s, FILE *out)
 	km_buf_free(&b);
 }
 
+/* One member of a chain: where it is, its id and depth, what it holds. */
+static void print_member(const km_snapshot_t *m, const char *path, int k, FILE *out)
+{
+	char id[33], b[32];
+	uint64_t held = 0;
+	for (size_t i = 0; i < m->nvmas; i++)
+		held += km_layers_held_pages(m, i);
+	human(held * KM_PAGE_SIZE, b, sizeof(b));
+	km_layers_id_hex(m->layers.id, id);
+	fprintf(out, "  [%d] %s: id %s, depth %u, holds %" PRIu64 " pages (%s)\n", k, path, id, m->layers.depth,
+		held, b);
+}
+
+/* 2.6: the file's layers, newest first. Opening the chain checks each member; a broken chain
+ * is reported after what could be read. */
+static int print_chain(km_snapshot_t *s, const char *path, FILE *out, km_err_t **err)
+{
+	if (!s->layered) {
+		fprintf(out, "layers:        none (every page in this file: before format 2.6, or a core)\n");
+		return 0;
+	}
+	int rc = km_layers_open_chain(s, path, NULL, 0, err);
+	int n = 0;
+	for (const km_snapshot_t *m = s; m != NULL; m = m->parent)
+		n++;
+	fprintf(out, "chain:         %d file%s, this one first%s\n", n, n == 1 ? "" : "s",
+		s->layers.depth > 0 ? " (an incremental snapshot: each holds the pages changed since its parent)" : "");
+	int k = 0;
+	for (const km_snapshot_t *m = s; m != NULL; m = m->parent, k++)
+		print_member(m, m == s ? path : m->name, k, out);
+	if (rc < 0)
+		fflush(out);
+	return rc;
+}
+
+/* --verify: every member's memory. */
+static int verify_chain(const km_snapshot_t *s, const char *path, FILE *out, km_err_t **err)
+{
+	for (const km_snapshot_t *m = s; m != NULL; m = m->parent) {
+		uint64_t bytes = 0;
+		const char *name = m == s ? path : m->name;
+		if (km_snapshot_verify(m, name, &bytes, err) < 0)
+			return -1;
+		char b[32];
+		human(bytes, b, sizeof(b));
+		fprintf(out, "verified:      memory of all %zu segments of %s ok (%s laid out in the file)\n", m->nvmas,
+			name, b);
+	}
+	return 0;
+}
+
 int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 {
 	km_snapshot_t s;
@@ -150,16 +206,10 @@ int km_inspect(const char *path, bool verify, FILE *out, km_err_t **err)
 		s.proc.env_bytes);
 	fprintf(out, "checksums:     headers and notes ok (CRC32C)%s\n",
 		verify ? "" : "; memory not checked (--verify)");
-	int rc = 0;
-	if (verify) {
-		uint64_t bytes = 0;
+	int rc = print_chain(&s, path, out, err);
+	if (rc == 0 && verify) {
 		fflush(out); /* the description first, then any error line from main */
-		rc = km_snapshot_verify(&s, path, &bytes, err);
-		if (rc == 0) {
-			char b[32];
-			human(bytes, b, sizeof(b));
-			fprintf(out, "verified:      memory of all %zu segments ok (%s laid out in the file)\n", s.nvmas, b);
-		}
+		rc = verify_chain(&s, path, out, err);
 		uint64_t fbytes = 0;
 		if (rc == 0 && s.files != NULL &&
 		    (rc = km_fdtab_verify(s.files, s.files_len, s.fd, s.file_size, path, &fbytes, err)) == 0) {

@@ -36,6 +36,15 @@ typedef struct km_snapshot_req {
 	bool keep_running; /* the guest goes on afterwards (else km ends it, exit status 0) */
 	const struct km_vcpu *only; /* a core: only this thread's state was captured; NULL: all */
 	int tcp;           /* established TCP: 0 km's --tcp-established, else enum km_tcp_policy + 1 */
+	bool self_contained; /* hold every page, whatever --self-contained says */
+	bool detached;       /* a copy outside the chain (test builds): it never becomes the last snapshot
+			      * and leaves change tracking alone */
+	const char *parent; /* the parent snapshot (incremental), or NULL: with dir_fn a name in the
+			     * same directory, else a path; recorded relative to path's directory */
+	km_snapshot_dir_fn *parent_fn; /* with parent: gives the parent opened read-only (an fd in
+			     * km's range, which the writer closes, or -errno), called once every thread is
+			     * stopped; NULL: the writer opens req->parent, a path */
+	void *parent_arg;
 } km_snapshot_req_t;
 
 /* What writing it took. */
@@ -88,6 +97,8 @@ typedef struct km_snap_vma {
 	uint64_t file_off; /* where the PT_LOAD's bytes start in the snapshot file */
 	uint64_t file_len; /* p_filesz: bytes in the file (0 for shared file mappings) */
 	uint32_t crc;      /* NT_KM_CHECKSUM's CRC32C of those bytes (checked by km_snapshot_verify) */
+	uint32_t below;    /* 2.6: KM_BELOW_* for the pages it does not hold */
+	const uint8_t *held; /* 2.6: the held-page bitmap in the notes (4-byte aligned), or NULL */
 } km_snap_vma_t;
 
 typedef struct km_snap_cpu {
@@ -136,6 +147,15 @@ typedef struct km_snapshot {
 	const char *interp_path;
 	const uint8_t *mapfiles;
 	uint32_t nmapfiles;
+	/* 2.6: NT_KM_LAYERS (layered false: an older file, every page held, no id); the parent,
+	 * opened and checked by km_layers_open_chain, owned and closed with this one. */
+	bool layered;
+	km_nt_layers_t layers;
+	const uint8_t *layers_desc; /* the note, checked once the segments are (km_layers_parse) */
+	size_t layers_len;
+	const char *parent_path;   /* in the notes, or NULL */
+	struct km_snapshot *parent;
+	char *name;                /* how messages name this member (owned), or NULL */
 } km_snapshot_t;
 
 /* True if `path` is an ELF core file with km's notes (what `km FILE` resumes rather than runs).

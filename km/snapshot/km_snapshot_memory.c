@@ -160,6 +160,15 @@ static void scan_pages(void *arg)
 	}
 }
 
+/* True if the bitmap holds any page of [first, first+n) (first a multiple of 64). */
+static bool any_held(const uint64_t *hold, uint64_t first, uint64_t n)
+{
+	for (uint64_t w = first / 64; w < (first + n + 63) / 64; w++)
+		if (hold[w] != 0)
+			return true;
+	return false;
+}
+
 /* Writes the non-zero pages of [host, host+len) at `off` in fd; pages that cannot hold data
  * (find_candidates) are never read, so huge untouched reservations cost nothing, and a page the
  * host cannot provide (a private file mapping past the end of its file, where the guest would
@@ -174,6 +183,10 @@ static int write_range(out_t *o, const source_t *src, const uint8_t *host, uint6
 	scan_t s = {.host = host, .hold = hold, .maybe = maybe, .seg_off = off, .out = o};
 	for (s.base = 0; s.base < npages; s.base += PM_BATCH) {
 		s.end = npages - s.base < PM_BATCH ? npages : s.base + PM_BATCH;
+		if (hold != NULL && !any_held(hold, s.base, s.end - s.base)) {
+			s.zeros += (s.end - s.base) * PAGE; /* an incremental file's usual case: no pagemap read */
+			continue;
+		}
 		find_candidates(src, host, s.base, s.end - s.base, maybe);
 		for (s.i = s.base; s.i < s.end;) {
 			if (km_guest_fault_run(host + s.i * PAGE, (s.end - s.i) * PAGE, scan_pages, &s) < 0) {

@@ -31,6 +31,7 @@
 #include "km_snapshot.h"
 #include "km_sys_util.h"
 #include "km_vdso.h"
+#include "km_snapshot_layers.h"
 #include "km_snapshot_writer.h"
 
 #define PAGE KM_PAGE_SIZE
@@ -223,6 +224,8 @@ bool km_snap_vma_saved(const km_vma_t *v)
 	return !((v->flags & MAP_SHARED) && !(v->flags & MAP_ANONYMOUS)) || km_link_deleted(v->path);
 }
 
+/* NT_KM_VMA: saved 2 for a segment with pages below it (2.6), so that an older km refuses the
+ * file rather than read those pages as zeros. */
 static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 {
 	for (size_t i = 0; i < mm->nvmas; i++) {
@@ -233,8 +236,9 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
 		if (d == NULL)
 			return;
 		/* descriptors are only 4-byte aligned: build the record aside, then copy it in */
+		uint32_t saved = !km_snap_vma_saved(v) ? 0 : km_layers_below(nb->layers, i) != KM_BELOW_NONE ? 2 : 1;
 		km_nt_vma_t n = {.start = v->start, .end = v->end, .prot = (uint32_t)v->prot,
-				 .flags = (uint32_t)v->flags, .kind = (uint32_t)v->kind, .saved = km_snap_vma_saved(v),
+				 .flags = (uint32_t)v->flags, .kind = (uint32_t)v->kind, .saved = saved,
 				 .offset = v->offset, .dev = v->dev, .ino = v->ino, .path_len = (uint32_t)padded};
 		memcpy(d, &n, sizeof(n));
 		if (plen)
@@ -246,7 +250,7 @@ static void add_vma_notes(notebuf_t *nb, km_mm_t *mm)
  * (same dev/ino); else the mapping's own dev/ino with size and time 0, which no file at that
  * path matches at resume. False if the mapping has no file to check (anonymous, shared: the shared
  * ones are mapped from their file again and checked then, deleted, not a regular file). */
-static bool mapfile_id(const km_vma_t *v, km_nt_fileid_t *id)
+bool km_snap_mapfile_id(const km_vma_t *v, km_nt_fileid_t *id)
 {
 	if (v->path == NULL || (v->flags & MAP_SHARED) || (v->flags & MAP_ANONYMOUS) || v->path[0] != '/' ||
 	    km_link_deleted(v->path))
@@ -276,7 +280,7 @@ static void add_dynlinker(notebuf_t *nb, km_guest_t *g)
 	}
 	uint32_t n = 0;
 	for (size_t i = 0; i < mm->nvmas; i++)
-		if (mapfile_id(&mm->vmas[i], &files[n].id))
+		if (km_snap_mapfile_id(&mm->vmas[i], &files[n].id))
 			files[n++].vma = (uint32_t)i;
 	km_nt_dynlinker_t d = {.nfiles = n, .path_len = (uint32_t)padded};
 	if (dl->path != NULL) {
@@ -451,6 +455,16 @@ static void add_files_note(notebuf_t *nb)
 	km_buf_free(&d);
 }
 
+/* NT_KM_LAYERS (2.6): the file's id, its parent and the pages each segment holds. */
+static void add_layers_note(notebuf_t *nb)
+{
+	if (nb->layers == NULL)
+		return;
+	uint8_t *d = note_add(nb, KM_NOTE_OWNER, NT_KM_LAYERS, NULL, km_layers_note_len(nb->layers));
+	if (d != NULL)
+		km_layers_note_fill(nb->layers, d);
+}
+
 int km_snap_notes_build(km_guest_t *g, const km_snapshot_req_t *req, int sig, notebuf_t *nb, km_err_t **err)
 {
 	/* First, so a reader finds it before it must trust any other note; filled in last. */
@@ -469,6 +483,7 @@ int km_snap_notes_build(km_guest_t *g, const km_snapshot_req_t *req, int sig, no
 	add_seccomp_note(nb, g);
 	add_files_note(nb);
 	add_vma_notes(nb, &g->mm);
+	add_layers_note(nb);
 	if (nb->b.failed)
 		return km_err_set(err, ENOMEM, "building the snapshot's notes");
 	return 0;

@@ -17,6 +17,8 @@
 #include "km_sigqueue.h"
 #include "km_machine.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
+#include "km_crc32c.h"
 
 #define MAX_NOTES_LEN (64ul << 20)
 #define SIGACTIONS_LEN (64 * 32)
@@ -128,7 +130,8 @@ static int parse_vma(km_snapshot_t *s, const note_t *n, size_t *nv, size_t cap)
 			return -1;
 		v->path = p;
 	}
-	if (v->nt.kind > KM_VMA_STACK || v->nt.saved > 1 || (v->nt.prot & ~7u) ||
+	if (v->nt.kind > KM_VMA_STACK || v->nt.saved > (km_snapshot_has(s, KM_SNAPSHOT_MINOR_LAYERS) ? 2u : 1u) ||
+	    (v->nt.prot & ~7u) ||
 	    !(v->nt.flags & (MAP_SHARED | MAP_PRIVATE)))
 		return -1;
 	if (!v->nt.saved && (v->path == NULL || (v->nt.flags & MAP_ANONYMOUS) || !(v->nt.flags & MAP_SHARED)))
@@ -236,6 +239,11 @@ static int parse_notes(km_snapshot_t *s, size_t vma_cap, const char **why)
 				return *why = "two NT_KM_FILES notes", -1;
 			s->files = n.desc;
 			s->files_len = n.len;
+		} else if (km && n.type == NT_KM_LAYERS && km_snapshot_has(s, KM_SNAPSHOT_MINOR_LAYERS)) {
+			if (s->layers_desc != NULL)
+				return *why = "two NT_KM_LAYERS notes", -1;
+			s->layers_desc = n.desc; /* checked once the segments are known */
+			s->layers_len = n.len;
 		} else if (km && n.type == NT_KM_DYNLINKER) {
 			if (parse_dynlinker(s, &n) < 0)
 				return *why = "bad NT_KM_DYNLINKER note", -1;
@@ -341,7 +349,11 @@ static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const
 		if (v->nt.start < prev_end)
 			return km_err_set(err, 0, "%s: segments overlap at %#lx", name, (unsigned long)v->nt.start);
 		prev_end = v->nt.end;
-		if (ph[i].p_filesz != (v->nt.saved ? len : 0))
+		/* 2.6: a saved segment's bytes in the file may end at its last held page (NT_KM_LAYERS
+		 * says what lies below the rest: km_layers_parse checks it). */
+		bool short_ok = v->nt.saved && ph[i].p_filesz < len && !(ph[i].p_filesz & (KM_PAGE_SIZE - 1)) &&
+				km_snapshot_has(s, KM_SNAPSHOT_MINOR_LAYERS);
+		if (ph[i].p_filesz != (v->nt.saved ? len : 0) && !short_ok)
 			return km_err_set(err, 0, "%s: corrupt snapshot: segment %zu has %#lx bytes for %#lx", name, i,
 					  (unsigned long)ph[i].p_filesz, (unsigned long)len);
 		if (ph[i].p_offset > s->file_size || ph[i].p_filesz > s->file_size - ph[i].p_offset)
@@ -486,6 +498,21 @@ static int read_notes(km_snapshot_t *s, const Elf64_Ehdr *eh, const Elf64_Phdr *
 	return 0;
 }
 
+/* 2.6: the held pages of each segment and the parent, once the segments are known. A 2.6 file
+ * without the note holds every page (a core). */
+static int check_layers(km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	const char *why = NULL;
+	if (s->layers_desc != NULL && km_layers_parse(s, s->layers_desc, s->layers_len, &why) < 0)
+		return km_err_set(err, 0, "%s: corrupt snapshot: %s", name, why);
+	for (size_t i = 0; i < s->nvmas; i++)
+		if (s->vmas[i].nt.saved && s->vmas[i].below == KM_BELOW_NONE &&
+		    s->vmas[i].file_len != s->vmas[i].nt.end - s->vmas[i].nt.start)
+			return km_err_set(err, 0, "%s: corrupt snapshot: segment %zu lacks bytes and has nothing below it",
+					  name, i + 1);
+	return 0;
+}
+
 int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **err)
 {
 	memset(s, 0, sizeof(*s));
@@ -508,7 +535,7 @@ int km_snapshot_open_fd(int fd, const char *name, km_snapshot_t *s, km_err_t **e
 	if (!read_exact(fd, ph, eh.e_phnum * sizeof(*ph), eh.e_phoff))
 		km_err_set(err, errno, "%s: reading program headers", name);
 	else if (read_notes(s, &eh, ph, eh.e_phnum, name, err) == 0 && check_complete(s, name, err) == 0 &&
-		 check_loads(s, ph, eh.e_phnum, name, err) == 0)
+		 check_loads(s, ph, eh.e_phnum, name, err) == 0 && check_layers(s, name, err) == 0)
 		rc = 0;
 	free(ph);
 	return rc;
@@ -534,6 +561,10 @@ int km_snapshot_verify(const km_snapshot_t *s, const char *name, uint64_t *bytes
 		uint32_t crc;
 		if (km_snapshot_segment_crc(s->fd, v->file_off, v->file_len, &crc) < 0)
 			return km_err_set(err, errno, "%s: reading the segment at %#lx", name, (unsigned long)v->nt.start);
+		/* 2.6: a segment whose bytes end at its last held page is summed over its whole size,
+		 * the rest as zeros (the writer folds pages it does not hold in as zeros) */
+		if (v->file_len > 0 && v->held != NULL)
+			crc = km_crc32c_zeros(crc, v->nt.end - v->nt.start - v->file_len);
 		if (crc != v->crc)
 			return km_err_set(err, 0,
 					  "%s: corrupt snapshot: memory of segment %zu (%#lx-%#lx, file offset %#lx) "
@@ -554,6 +585,17 @@ bool km_snapshot_has(const km_snapshot_t *s, uint32_t minor)
 
 void km_snapshot_close(km_snapshot_t *s)
 {
+	/* The chain below, nearest first, without recursion (a chain is at most
+	 * KM_LAYERS_MAX_DEPTH, but a loop over it costs nothing). */
+	for (km_snapshot_t *p = s->parent, *next; p != NULL; p = next) {
+		next = p->parent;
+		p->parent = NULL;
+		km_snapshot_close(p);
+		free(p);
+	}
+	s->parent = NULL;
+	free(s->name);
+	s->name = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->notes);

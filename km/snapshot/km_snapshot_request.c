@@ -17,6 +17,7 @@
 
 #include "km_guest.h"
 #include "km_proc.h"
+#include "km_dirty.h"
 #include "km_snapshot.h"
 #include "km_snapshot_live.h"
 #include "km_stopall.h"
@@ -133,6 +134,14 @@ static bool serve(km_vcpu_t *v, const struct kvm_regs *u, uint64_t cpu_flags, vo
 int km_snapshot_request(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_result_t *res, km_err_t **err)
 {
 	job_t j = {.req = req, .res = res, .live = NULL, .err = NULL, .rc = -1};
+	/* The first snapshot that will start change tracking (incremental snapshots may follow)
+	 * write-protects all of memory: done now, while the program runs, so that the pause only
+	 * drains (docs/decisions.md entry 16). */
+	if (g->opts.track_changes && req->keep_running && !km_dirty_on(g)) {
+		km_err_t *e = NULL;
+		if (km_dirty_arm(g, &e) < 0)
+			km_err_free(&e); /* the start in the pause does it all then */
+	}
 	int rc = km_stopall_run_on_vcpu(g, serve, &j);
 	if (j.rc == 0 && j.live != NULL) /* even if the program ended meanwhile: the answer is owed */
 		j.rc = km_snapshot_live_finish(j.live, res, NULL, NULL, &j.err);

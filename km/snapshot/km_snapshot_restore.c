@@ -21,6 +21,7 @@
 #include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 #include "km_snapshot_lease.h"
 #include "km_signal.h"
 #include "km_threads.h"
@@ -94,6 +95,9 @@ static int restore_memory(km_guest_t *g, const km_snapshot_t *s, const char *nam
 		if (rc < 0)
 			return km_err_set(err, -rc, "%s: mapping %#lx-%#lx", name, (unsigned long)v.start,
 					  (unsigned long)v.end);
+		/* 2.6: the pages this file does not hold, from the layers below it */
+		if (fd == s->fd && km_layers_map_vma(mm, s, i, name, err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -275,7 +279,7 @@ static int restore_vdso(km_guest_t *g, const km_snapshot_t *s, const char *name,
  * must still have the size and modification time it had: the program's code came from it, and what it maps later (dlopen, the
  * next library of a search path) must match what it already has. Checked before anything is
  * recreated. */
-static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t **err)
+static int check_member_files(const km_snapshot_t *s, const char *name, km_err_t **err)
 {
 	for (uint32_t i = 0; i < s->nmapfiles; i++) {
 		km_nt_mapfile_t f;
@@ -295,6 +299,15 @@ static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t
 					  "(size or modification time differ)",
 					  name, v->path, (unsigned long)v->nt.start);
 	}
+	return 0;
+}
+
+/* ... of the file and of every member of the chain below it (2.6): pages may come from any. */
+static int check_mapped_files(const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	for (const km_snapshot_t *m = s; m != NULL; m = m->parent)
+		if (check_member_files(m, m == s || m->name == NULL ? name : m->name, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -345,7 +358,8 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)
 			return -1;
-	if (restore_signals(g, s, name, err) < 0)
+	if (restore_signals(g, s, name, err) < 0 || restore_seccomp(g, s, name, err) < 0)
 		return -1;
-	return restore_seccomp(g, s, name, err);
+	km_layers_resumed(g, s);
+	return 0;
 }

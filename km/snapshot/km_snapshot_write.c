@@ -34,6 +34,7 @@
 #include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 #include "km_sys_util.h"
 #include "km_vdso.h"
 #include "km_snapshot_writer.h"
@@ -96,6 +97,8 @@ typedef struct snapfile {
 	const char *step; /* what failed, where no km_err_t can be made (the live writer) */
 	struct frozen *frozen; /* live: shared memory copied at the pause (freeze_shared) */
 	size_t nfrozen;
+	km_layers_plan_t plan; /* which pages the file holds (NT_KM_LAYERS) */
+	bool planned;          /* plan made: km_layers_finish (or _plan_free) owed */
 } snapfile_t;
 
 /* --- capture at the pause --------------------------------------------------------------- */
@@ -130,7 +133,7 @@ static int lay_out(snapfile_t *sf, km_err_t **err)
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t size = v->end - v->start;
-		uint64_t fsz = km_snap_vma_saved(v) ? size : 0;
+		uint64_t fsz = km_snap_vma_saved(v) ? km_layers_filesz(sf->nb.layers, i, size) : 0;
 		sf->ph[1 + i] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = elf_flags(v->prot), .p_offset = off,
 					     .p_vaddr = v->start, .p_memsz = size, .p_filesz = fsz, .p_align = PAGE};
 		off += fsz;
@@ -170,6 +173,10 @@ static int capture(km_guest_t *g, const km_snapshot_req_t *req, snapfile_t *sf, 
 		if (km_fdtab_save(g, &fo, &sf->nb.files, err) < 0)
 			return km_err_wrap(err, "%s", req->path);
 	}
+	if (km_layers_plan(g, req, &sf->plan, err) < 0)
+		return km_err_wrap(err, "%s", req->path);
+	sf->planned = true;
+	sf->nb.layers = req->reason == KM_REASON_CORE ? NULL : &sf->plan; /* a core holds every page, no id */
 	if (km_snap_notes_build(g, req, sig, &sf->nb, err) < 0)
 		return km_err_wrap(err, "%s", req->path);
 	if (km_snap_find_place(req, &sf->pl, &sf->dcopy, err) < 0 || km_snap_check_target(&sf->pl, &sf->was, err) < 0)
@@ -187,7 +194,8 @@ static int capture(km_guest_t *g, const km_snapshot_req_t *req, snapfile_t *sf, 
 static int write_rest(snapfile_t *sf, km_snapshot_result_t *res, km_err_t **err)
 {
 	sf->step = "writing guest memory";
-	if (km_snap_write_memory(sf->g, sf->fd, sf->ph, NULL, sf->crcs, res, sf->path, err) < 0)
+	const uint64_t *const *holds = sf->nb.layers != NULL ? (const uint64_t *const *)sf->nb.layers->holds : NULL;
+	if (km_snap_write_memory(sf->g, sf->fd, sf->ph, holds, sf->crcs, res, sf->path, err) < 0)
 		return -1;
 	sf->step = "writing the ELF header, program headers and notes";
 	if (write_headers(sf->fd, &sf->eh, sf->ph, sf->nph, &sf->nb, sf->crcs, sf->g->mm.nvmas, sf->path, err) < 0)
@@ -259,6 +267,8 @@ int km_snapshot_write(km_guest_t *g, const km_snapshot_req_t *req, km_snapshot_r
 	if (rc == 0)
 		rc = write_rest(&sf, res, err);
 	release(&sf);
+	if (sf.planned)
+		km_layers_finish(g, &sf.plan, rc == 0);
 	/* Live objects the table touched (TCP repair) go back as they were unless km now ends */
 	km_fdtab_release(sf.nb.files, rc < 0 || req->keep_running);
 	res->elapsed_ns = ns_since(&t0);
@@ -356,6 +366,8 @@ struct km_snapshot_live {
 	km_live_writer_t w;
 	struct timespec t0;
 	char *path;
+	km_layers_plan_t plan; /* finished when the writer reports */
+	bool planned;
 };
 
 #ifdef KM_TEST_HOOKS
@@ -370,6 +382,8 @@ static void test_copy(km_guest_t *g, const km_snapshot_req_t *req)
 	km_snapshot_req_t r = *req;
 	r.path = copy;
 	r.dir_fn = NULL;
+	r.parent = NULL;
+	r.detached = true; /* never the parent of the next one, and the tracker left as it is */
 	km_snapshot_result_t res;
 	km_err_t *err = NULL;
 	if (km_snapshot_write(g, &r, &res, &err) < 0)
@@ -436,6 +450,13 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 	}
 	free_frozen(&sf);
 	release(&sf); /* km's copies; the writer has its own */
+	if (sf.planned && rc == 0) {
+		km_layers_paused(g, &sf.plan);
+		lw->plan = sf.plan; /* the writer has its own copy; km's is finished when it reports */
+		lw->planned = true;
+	} else if (sf.planned) {
+		km_layers_finish(g, &sf.plan, false);
+	}
 	if (rc < 0) {
 		free(lw->path);
 		free(lw);
@@ -464,6 +485,8 @@ int km_snapshot_live_finish(km_snapshot_live_t *lw, km_snapshot_result_t *res, v
 	} else {
 		km_err_set(err, rep.errnum != 0 ? rep.errnum : EIO, "%s: %s", lw->path, rep.step);
 	}
+	if (lw->planned)
+		km_layers_finish(lw->g, &lw->plan, rc == 0);
 	free(lw->path);
 	free(lw);
 	return rc;

@@ -26,6 +26,7 @@ typedef struct notebuf {
 	size_t sum_at; /* NT_KM_CHECKSUM's descriptor, filled in last */
 	km_fdtab_t *files; /* the fd table (NULL in cores) */
 	size_t files_at;   /* NT_KM_FILES's descriptor, whose blob offsets are filled in last */
+	const struct km_layers_plan *layers; /* NT_KM_LAYERS's content (NULL: no such note) */
 } notebuf_t;
 
 /* Builds every note of the file (NT_KM_CHECKSUM first, left to be filled in last) for a snapshot,
@@ -36,6 +37,11 @@ int km_snap_notes_build(struct km_guest *g, const km_snapshot_req_t *req, int si
 /* True if the file holds the mapping's bytes (a PT_LOAD with p_filesz = its size); false for a
  * shared file mapping, whose contents are its file's. */
 bool km_snap_vma_saved(const struct km_vma *v);
+
+/* The identity a private mapping's file has now (*id), if it has one to check (a named regular
+ * file, private, not deleted): size and modification time 0 when the path no longer names the
+ * file the program mapped. False for anonymous, shared or deleted mappings. */
+bool km_snap_mapfile_id(const struct km_vma *v, km_nt_fileid_t *id);
 
 /* Writes each saved segment's bytes at ph[1 + i].p_offset (i: VMA index; ph[1 + i].p_filesz 0:
  * not saved) and its CRC32C into crcs[i]. holds (may be NULL) gives per VMA a bitmap of the pages

@@ -682,6 +682,8 @@ run_dirty
 run_copies
 . "$ROOT/tests/e2e/live.sh"
 run_live
+. "$ROOT/tests/e2e/incremental.sh"
+run_incremental
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 

@@ -871,7 +871,9 @@ snap_bad_copy() {
 	if [ -z "${SB_STATE:-}" ]; then
 		SB_STATE=failed
 		mkdir -p "$SB_DIR/cwd"
-		srun "$SB_DIR/take" "$SB_DIR/cwd" /dev/null -- "$KM" --snapshot="$SB_DIR/base.snap" "$GUESTS/musl/snap_modes" once
+		# --self-contained: every page in the file, so that marking it an older minor (which
+		# has no NT_KM_LAYERS) still describes all of its memory
+		srun "$SB_DIR/take" "$SB_DIR/cwd" /dev/null -- "$KM" --self-contained --snapshot="$SB_DIR/base.snap" "$GUESTS/musl/snap_modes" once
 		begin km/bad-input/snapshot-base
 		if [ "$RC" != 0 ] || [ ! -f "$SB_DIR/base.snap" ] || ! snap_parse "$SB_DIR/base.snap"; then
 			bad "could not make or read the base snapshot (exit status $(status_text "$RC"))"

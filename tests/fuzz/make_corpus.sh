@@ -27,6 +27,18 @@ echo "a file the seed guest maps" > mapped.txt
 # A program holding one fd of every kind (2.3's NT_KM_FILES): the zoo, in stop mode.
 mkdir -p "$W/zoo"
 (exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; "$KM" --snapshot="$W/zoo.snap" "$ROOT/build/tests/guests/musl/fd_zoo" "$W/zoo" stop >/dev/null)
+# 2.6 (NT_KM_LAYERS): the program's text left to its file (held-page bitmaps, KM_BELOW_FILE), and
+# an incremental child (KM_BELOW_PARENT, a parent path) of a program that changes memory
+# (tests/guests/incr_mem.c; km-mgmt from make tools).
+"$KM" --snapshot="$W/layers.snap" "$B/snap_seed" "$W/mapped.txt"
+head -c 65536 /dev/zero >incr.data
+(echo 1; sleep 2; echo 2; sleep 2) | "$KM" --mgmt="$W/m.sock" "$ROOT/build/tests/guests/musl/incr_mem" "$W/incr.data" >/dev/null &
+MG=$ROOT/build/tests/tools/km-mgmt
+sleep 1
+"$MG" --wait-socket 10 "$W/m.sock" snapshot path="$W/p.snap" mode=continue >/dev/null
+sleep 2
+"$MG" "$W/m.sock" snapshot path="$W/c.snap" mode=continue parent="$W/p.snap" >/dev/null
+wait
 # A dynamically linked program with a dlopen'd plugin (NT_KM_DYNLINKER with its interpreter and
 # mapped files; make guests builds it).
 D=$ROOT/build/tests/guests/dyn
@@ -43,6 +55,8 @@ test -s km.core
 "$B/make_seeds" compact km.core "$OUT/kmcore-compact"
 "$B/make_seeds" compact zoo.snap "$OUT/snapshot-fdzoo-compact"
 "$B/make_seeds" compact dyn.snap "$OUT/snapshot-dynamic-compact"
+"$B/make_seeds" compact layers.snap "$OUT/snapshot-layers-file-compact"
+"$B/make_seeds" compact c.snap "$OUT/snapshot-layers-child-compact"
 "$B/make_seeds" notes file.snap "$OUT/snapshot-notes-only"
 "$B/make_seeds" nokm file.snap "$OUT/snapshot-km-notes-renamed"
 if [ -s core ]; then

@@ -5,7 +5,9 @@
  *
  *   make_seeds compact IN OUT   every mapping shrunk to one page (the stack keeps its top page,
  *                               others their first) and every saved PT_LOAD pointed at file
- *                               offset 0: a file of headers + notes that the loader accepts
+ *                               offset 0: a file of headers + notes that the loader accepts.
+ *                               A segment with a held-page bitmap (2.6, NT_KM_LAYERS) keeps its
+ *                               size (the bitmap's length is its size's) and holds page 0 only
  *   make_seeds compact2 IN OUT  the same with a second vCPU (copies of the NT_KM_CPU and
  *                               NT_X86_XSTATE notes, vCPU id 1, NT_KM_PROC.nvcpus = 2)
  *   make_seeds compact-strings-last IN OUT
@@ -77,6 +79,31 @@ int main(int argc, char **argv)
 	size_t cpu_len = 0, xsave_len = 0;
 	uint8_t *proc = NULL;
 
+	/* 2.6: the segments with a bitmap (NT_KM_LAYERS) are not shrunk; each holds page 0 only. */
+	bool keep[4096] = {false};
+	for (size_t at = (size_t)note->p_offset; at + sizeof(Elf64_Nhdr) <= end;) {
+		Elf64_Nhdr nh;
+		memcpy(&nh, buf + at, sizeof(nh));
+		uint8_t *desc = buf + at + sizeof(nh) + ((nh.n_namesz + 3) & ~3u);
+		if (nh.n_namesz == 3 && strcmp((char *)buf + at + sizeof(nh), KM_NOTE_OWNER) == 0 &&
+		    nh.n_type == NT_KM_LAYERS && strcmp(mode, "compact") == 0) {
+			km_nt_layers_t h;
+			memcpy(&h, desc, sizeof(h));
+			uint8_t *bits = desc + sizeof(h) + (size_t)h.nsegments * sizeof(km_nt_layer_seg_t);
+			for (uint32_t i = 0; i < h.nsegments && i < 4096; i++) {
+				km_nt_layer_seg_t r;
+				memcpy(&r, desc + sizeof(h) + i * sizeof(r), sizeof(r));
+				keep[i] = r.nwords > 0;
+				if (r.nwords > 0) {
+					memset(bits, 0, r.nwords * 8);
+					bits[0] = 1;
+				}
+				bits += r.nwords * 8;
+			}
+		}
+		at += sizeof(nh) + ((nh.n_namesz + 3) & ~3u) + ((nh.n_descsz + 3) & ~3u);
+	}
+
 	/* Walk the notes: rename or shrink km's. */
 	size_t pos = (size_t)note->p_offset, k = 0;
 	while (pos + sizeof(Elf64_Nhdr) <= end) {
@@ -97,13 +124,15 @@ int main(int argc, char **argv)
 					load = &ph[i];
 			if (load == NULL)
 				die("fewer PT_LOADs than NT_KM_VMA notes");
-			if (v.kind == KIND_STACK)
+			if (k < 4096 && keep[k])
+				; /* its bitmap holds page 0 of it, whatever its size */
+			else if (v.kind == KIND_STACK)
 				v.start = v.end - PAGE;
 			else
 				v.end = v.start + PAGE;
 			memcpy(desc, &v, sizeof(v));
 			load->p_vaddr = v.start;
-			load->p_memsz = PAGE;
+			load->p_memsz = v.end - v.start;
 			load->p_offset = 0;
 			load->p_filesz = v.saved ? PAGE : 0;
 			k++;

@@ -617,7 +617,7 @@ static void test_version_2_0(void **state)
 static void test_version_2_1(void **state)
 {
 	(void)state;
-	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00050002);
+	assert_int_equal(KM_SNAPSHOT_VERSION, 0x00060002);
 	set_version(seed, seed_len, KM_SNAPSHOT_VERSION_OF(2, 1));
 	km_snapshot_t *s = open_ok(seed, seed_len, "format-2.1");
 	assert_true(km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS));
