@@ -218,8 +218,10 @@ void km_guest_destroy(km_guest_t *g)
 		pthread_mutex_destroy(&g->sig_lock);
 	}
 	g->threads_inited = false;
-	km_mm_fini(&g->mm);
+	/* The VM first: with it gone, unmapping guest memory has no KVM mappings to tear down
+	 * range by range (measured: 1 ms at 16 MiB, 7 ms at 256 MiB off every exit). */
 	km_machine_close(&g->machine);
+	km_mm_fini(&g->mm);
 	free(g->exe_path);
 	g->exe_path = NULL;
 	free(g->dynlinker.path);
