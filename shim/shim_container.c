@@ -235,7 +235,7 @@ static int child_setup(spawn_ctx_t *c, km_err_t **err)
 		return -1;
 	if (shim_mounts_finish(cfg, err) < 0)
 		return -1;
-	int fds[6], nfds;
+	int fds[6 + SHIM_MAX_PARENTS], nfds;
 	int exe = child_arrange_fds(c, fds, &nfds, err);
 	if (exe < 0)
 		return -1;
