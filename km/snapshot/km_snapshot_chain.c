@@ -52,7 +52,7 @@ static int parse_seg(km_snapshot_t *s, size_t i, const km_nt_layer_seg_t *r, con
 {
 	km_snap_vma_t *v = &s->vmas[i];
 	uint64_t pages = (v->nt.end - v->nt.start) / PAGE;
-	km_nt_fileid_t id;
+	km_nt_fileid_t id = {0};
 	if (r->below == KM_BELOW_NONE) /* every page: all of them in the file */
 		return r->nwords != 0 || v->nt.saved == 2 || (v->nt.saved && v->file_len != pages * PAGE) ? -1 : 0;
 	if (v->nt.saved != 2 || r->nwords != WORDS(pages) || r->nwords > (len - *at) / 8)
@@ -68,6 +68,14 @@ static int parse_seg(km_snapshot_t *s, size_t i, const km_nt_layer_seg_t *r, con
 	for (uint64_t p = v->file_len / PAGE; p < pages; p++) /* past its bytes in the file */
 		if (held_bit(b, p))
 			return -1;
+	/* A page left to the mapping's file lies wholly inside it (as recorded, and the resume
+	 * checks the file has that size): past its end the host has no page, and a read is a SIGBUS. */
+	if (r->below == KM_BELOW_FILE) {
+		uint64_t in_file = id.size > v->nt.offset ? (id.size - v->nt.offset) / PAGE : 0;
+		for (uint64_t p = in_file; p < pages; p++)
+			if (!held_bit(b, p))
+				return -1;
+	}
 	v->below = r->below;
 	v->held = b;
 	*at += (size_t)r->nwords * 8;
