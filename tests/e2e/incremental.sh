@@ -403,6 +403,21 @@ incrshim_test_chain() {
 	expect_error "$d/rs2" "img2/km.snap"
 	mv "$d/img2.away" "$d/img2"
 	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic3 >/dev/null 2>&1
+	# km-shim (root) opens the chain and hands it into the container: a parent reached through a
+	# symbolic link, or one not an image's km.snap, is refused (the link is the image's own
+	# km.snap moved aside: followed, the restore would succeed)
+	mv "$d/img2/km.snap" "$d/img2.snap"
+	ln -s "$d/img2.snap" "$d/img2/km.snap"
+	shim "$d/rs5" restore --detach --image-path "$d/img3" --bundle "$b" ic5
+	expect_error "$d/rs5" "img2/km.snap is a symbolic link"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic5 >/dev/null 2>&1
+	rm "$d/img2/km.snap"
+	cp --sparse=always "$d/img2.snap" "$d/img2/other.snap"
+	mv "$d/img2.snap" "$d/img2/km.snap"
+	sed -i 's|"../img2/km.snap"|"../img2/other.snap"|' "$d/img3/km-checkpoint.json"
+	shim "$d/rs6" restore --detach --image-path "$d/img3" --bundle "$b" ic6
+	expect_error "$d/rs6" "img2/other.snap is not an image's km.snap"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic6 >/dev/null 2>&1
 	root_holds
 }
 
