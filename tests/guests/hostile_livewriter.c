@@ -4,9 +4,10 @@
  * program's pid) and name its pid to the host calls km forwards: a SIGSTOP would leave km
  * waiting for it for ever (no answer to the snapshot's request, no exit), a SIGKILL fails the
  * snapshot, setpgid moves it into a group the program may signal. Each must fail with ESRCH, as
- * for a process that is not the program's to reach. One thread takes live snapshots; another
- * looks for the writer meanwhile and probes it with signal 0 and harmless requests (a SIGCONT, a
- * setpgid to its own group) so that a hole shows without hanging the test.
+ * for a process that is not the program's to reach; its memory (/proc/N/mem) and its fds (the
+ * snapshot file) are km's, as for any other process km runs. One thread takes live snapshots;
+ * another looks for the writer meanwhile and probes it with signal 0 and harmless requests (a
+ * SIGCONT, a setpgid to its own group) so that a hole shows without hanging the test.
  */
 // HOSTILE-KM-ARGS: --snapshot=@TMP/snap
 #include <dirent.h>
@@ -82,6 +83,25 @@ static void probe(pid_t w)
 		}
 	if (r[4] == 0) /* undo, so that a hole does not leave it in a group of its own */
 		syscall(SYS_setpgid, w, getpgrp());
+	/* Its memory (km's, frozen) and its fds (the snapshot file, km's own range) are km's. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)w);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		atomic_fetch_add(&reached, 1);
+		atomic_fetch_or(&calls, 1L << 6);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)w);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.') {
+			atomic_fetch_add(&reached, 1);
+			atomic_fetch_or(&calls, 1L << 7);
+		}
+	if (d != NULL)
+		closedir(d);
 }
 
 static void *looker(void *arg)
