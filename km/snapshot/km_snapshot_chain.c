@@ -11,6 +11,7 @@
 
 #include "km_machine.h"
 #include "km_mm.h"
+#include "km_open_regular.h"
 #include "km_snapshot_layers.h"
 
 #define PAGE KM_PAGE_SIZE
@@ -145,18 +146,15 @@ static char *beside(const char *child, const char *rel)
  * any snapshot. */
 static int open_member(const char *path, int passed, km_snapshot_t *p, km_err_t **err)
 {
-	struct stat st;
 	int fd;
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	if (passed >= 0) {
 		fd = km_fd_reserve(dup(passed));
 	} else {
-		if (stat(path, &st) < 0)
-			return km_err_set(err, errno, "%s", path);
-		if (!S_ISREG(st.st_mode))
+		bool not_regular;
+		if ((fd = km_open_regular(path, &not_regular)) < 0 && not_regular)
 			return km_err_set(err, 0, "%s: not a regular file", path);
-		fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 	}
 	if (fd < 0)
 		return km_err_set(err, errno, "%s", path);
@@ -275,10 +273,11 @@ static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const c
 	struct stat st;
 	mapfile_of(ls, si, &id); /* the reader made sure there is one */
 	/* The path is the file's word: a device or FIFO is never opened (opening one can act) */
-	if (stat(v->path, &st) == 0 && !S_ISREG(st.st_mode))
+	bool not_regular;
+	int fd = km_open_regular(v->path, &not_regular);
+	if (fd < 0 && not_regular)
 		return km_err_set(err, 0, "%s: %s, mapped by the program at %#lx, is not a regular file", name, v->path,
 				  (unsigned long)v->nt.start);
-	int fd = km_fd_reserve(open(v->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 	if (fd < 0)
 		return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx", name, v->path,
 				  (unsigned long)v->nt.start);
