@@ -294,6 +294,32 @@ static int open_chain(const char *dir, int *fds, km_err_t **err)
 	return n;
 }
 
+/* One member of the chain, as km-shim records it (an image directory's SNAP_NAME): a regular
+ * file reached without a symbolic link at its end, as the image's own snapshot is opened; a FIFO
+ * or a device is never opened. km-shim is root on the host and hands the fd into the container:
+ * a name in an image directory must not make it open whatever a link points to. */
+static int open_parent_snap(const char *path, km_err_t **err)
+{
+	struct stat st, fst;
+	const char *base = strrchr(path, '/');
+	if (strcmp(base != NULL ? base + 1 : path, SNAP_NAME) != 0)
+		return km_err_set(err, 0, "restore: the parent snapshot %s is not an image's " SNAP_NAME, path);
+	if (lstat(path, &st) != 0)
+		return km_err_set(err, errno, "restore: the parent snapshot %s", path);
+	if (S_ISLNK(st.st_mode))
+		return km_err_set(err, 0, "restore: the parent snapshot %s is a symbolic link", path);
+	if (!S_ISREG(st.st_mode))
+		return km_err_set(err, 0, "restore: the parent snapshot %s is not a regular file", path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0)
+		return km_err_set(err, errno, "restore: the parent snapshot %s", path);
+	if (fstat(fd, &fst) != 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+		close(fd);
+		return km_err_set(err, 0, "restore: the parent snapshot %s changed while it was opened", path);
+	}
+	return fd;
+}
+
 static int open_chain_at(const char *dir, int *fds, int *np, km_err_t **err)
 {
 	char cur[PATH_MAX];
@@ -318,14 +344,9 @@ static int open_chain_at(const char *dir, int *fds, int *np, km_err_t **err)
 			return km_err_set(err, ENAMETOOLONG, "restore: the parent of %s", cur);
 		}
 		json_decref(o);
-		struct stat st;
-		if (stat(path, &st) != 0)
-			return km_err_set(err, errno, "restore: the parent snapshot %s", path);
-		if (!S_ISREG(st.st_mode)) /* a FIFO or a device is never opened */
-			return km_err_set(err, 0, "restore: the parent snapshot %s is not a regular file", path);
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		int fd = open_parent_snap(path, err);
 		if (fd < 0)
-			return km_err_set(err, errno, "restore: the parent snapshot %s", path);
+			return -1;
 		fds[n++] = fd;
 		*np = n;
 		char *slash = strrchr(path, '/');

@@ -186,7 +186,7 @@ static int transact(km_buf_t *b, int acks)
 			rc = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			break;
 		}
-		int len = (int)n;
+		uint32_t len = (uint32_t)n; /* NLMSG_OK compares it with the unsigned nlmsg_len */
 		for (struct nlmsghdr *h = (void *)buf; rc == 0 && NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_type != NLMSG_ERROR)
 				continue;

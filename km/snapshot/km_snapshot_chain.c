@@ -11,6 +11,7 @@
 
 #include "km_machine.h"
 #include "km_mm.h"
+#include "km_open_regular.h"
 #include "km_snapshot_layers.h"
 
 #define PAGE KM_PAGE_SIZE
@@ -52,7 +53,7 @@ static int parse_seg(km_snapshot_t *s, size_t i, const km_nt_layer_seg_t *r, con
 {
 	km_snap_vma_t *v = &s->vmas[i];
 	uint64_t pages = (v->nt.end - v->nt.start) / PAGE;
-	km_nt_fileid_t id;
+	km_nt_fileid_t id = {0};
 	if (r->below == KM_BELOW_NONE) /* every page: all of them in the file */
 		return r->nwords != 0 || v->nt.saved == 2 || (v->nt.saved && v->file_len != pages * PAGE) ? -1 : 0;
 	if (v->nt.saved != 2 || r->nwords != WORDS(pages) || r->nwords > (len - *at) / 8)
@@ -68,6 +69,14 @@ static int parse_seg(km_snapshot_t *s, size_t i, const km_nt_layer_seg_t *r, con
 	for (uint64_t p = v->file_len / PAGE; p < pages; p++) /* past its bytes in the file */
 		if (held_bit(b, p))
 			return -1;
+	/* A page left to the mapping's file lies wholly inside it (as recorded, and the resume
+	 * checks the file has that size): past its end the host has no page, and a read is a SIGBUS. */
+	if (r->below == KM_BELOW_FILE) {
+		uint64_t in_file = id.size > v->nt.offset ? (id.size - v->nt.offset) / PAGE : 0;
+		for (uint64_t p = in_file; p < pages; p++)
+			if (!held_bit(b, p))
+				return -1;
+	}
 	v->below = r->below;
 	v->held = b;
 	*at += (size_t)r->nwords * 8;
@@ -137,18 +146,15 @@ static char *beside(const char *child, const char *rel)
  * any snapshot. */
 static int open_member(const char *path, int passed, km_snapshot_t *p, km_err_t **err)
 {
-	struct stat st;
 	int fd;
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	if (passed >= 0) {
 		fd = km_fd_reserve(dup(passed));
 	} else {
-		if (stat(path, &st) < 0)
-			return km_err_set(err, errno, "%s", path);
-		if (!S_ISREG(st.st_mode))
+		bool not_regular;
+		if ((fd = km_open_regular(path, &not_regular)) < 0 && not_regular)
 			return km_err_set(err, 0, "%s: not a regular file", path);
-		fd = km_fd_reserve(open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 	}
 	if (fd < 0)
 		return km_err_set(err, errno, "%s", path);
@@ -267,10 +273,11 @@ static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const c
 	struct stat st;
 	mapfile_of(ls, si, &id); /* the reader made sure there is one */
 	/* The path is the file's word: a device or FIFO is never opened (opening one can act) */
-	if (stat(v->path, &st) == 0 && !S_ISREG(st.st_mode))
+	bool not_regular;
+	int fd = km_open_regular(v->path, &not_regular);
+	if (fd < 0 && not_regular)
 		return km_err_set(err, 0, "%s: %s, mapped by the program at %#lx, is not a regular file", name, v->path,
 				  (unsigned long)v->nt.start);
-	int fd = km_fd_reserve(open(v->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 	if (fd < 0)
 		return km_err_set(err, errno, "%s: %s, mapped by the program at %#lx", name, v->path,
 				  (unsigned long)v->nt.start);

@@ -16,6 +16,7 @@
 #include "km_guest.h"
 #include "km_machine.h"
 #include "km_mm.h"
+#include "km_open_regular.h"
 #include "km_pagemap.h"
 #include "km_snapshot_layers.h"
 #include "km_snapshot_writer.h"
@@ -215,12 +216,10 @@ static int open_req_parent(const km_snapshot_req_t *req, km_err_t **err)
 			return km_err_set(err, -fd, "parent %s", req->parent);
 		return fd;
 	}
-	struct stat st;
-	if (stat(req->parent, &st) < 0)
-		return km_err_set(err, errno, "parent %s", req->parent);
-	if (!S_ISREG(st.st_mode))
+	bool not_regular;
+	if ((fd = km_open_regular(req->parent, &not_regular)) < 0 && not_regular)
 		return km_err_set(err, 0, "parent %s: not a regular file", req->parent);
-	if ((fd = km_fd_reserve(open(req->parent, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY))) < 0)
+	if (fd < 0)
 		return km_err_set(err, errno, "parent %s", req->parent);
 	return fd;
 }

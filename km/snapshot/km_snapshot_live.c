@@ -110,6 +110,11 @@ int km_live_wait(km_live_writer_t *w, km_live_report_t *rep, int *sig, void (*in
 	return -1;
 }
 
+bool km_live_is_writer(pid_t pid)
+{
+	return pid > 0 && atomic_load(&inflight) == pid;
+}
+
 void km_live_wait_idle(void)
 {
 	pid_t pid = atomic_load(&inflight);

@@ -9,6 +9,7 @@
 #ifndef KM_SNAPSHOT_LIVE_H
 #define KM_SNAPSHOT_LIVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -44,6 +45,11 @@ int km_live_start(km_live_fn *fn, void *arg, const int *keep, int nkeep, km_live
  * returns 0 if the file is complete, else -1: *sig the signal that killed the writer, or 0 and
  * rep->errnum and rep->step say what failed. Frees the shared page. */
 int km_live_wait(km_live_writer_t *w, km_live_report_t *rep, int *sig, void (*intr)(void *), void *arg);
+
+/* Whether pid is the writer that runs now: km's own helper, which no call the program makes may
+ * name (a SIGSTOP would leave km waiting for it for ever, a SIGKILL fail the snapshot). Its pid
+ * is published before the program runs again after the pause, and cleared once reaped. */
+bool km_live_is_writer(pid_t pid);
 
 /* Waits until no writer is running (another snapshot must not start while one is written; km
  * must not end under one). Does not reap: the writer's own waiter does. Safe from any thread. */

@@ -15,6 +15,7 @@
 
 #include "km_machine.h"
 #include "km_snapshot_lease.h"
+#include "km_snapshot_live.h"
 #include "km_timers.h"
 
 #define BIT(sig) (1ull << ((sig) - 1))
@@ -61,8 +62,8 @@ long km_signal_host_process(pid_t pid, int sig, siginfo_t *info)
 	int pfd = process_pidfd(pid, &tgid);
 	if (pfd < 0)
 		return pfd;
-	long r = -ESRCH; /* km itself, or one of its threads: not in the guest's world */
-	if (tgid != getpid()) {
+	long r = -ESRCH; /* km itself, one of its threads or its snapshot writer: not in the guest's world */
+	if (tgid != getpid() && !km_live_is_writer(tgid)) {
 		if (info != NULL)
 			info->si_signo = sig;
 		r = syscall(SYS_pidfd_send_signal, pfd, sig, info, 0) < 0 ? -errno : 0;

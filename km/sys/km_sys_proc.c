@@ -18,6 +18,7 @@
 #include "km_guest.h"
 #include "km_rlimit.h"
 #include "km_signal.h"
+#include "km_snapshot_live.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
 #include "km_vdso.h"
@@ -355,6 +356,8 @@ KM_SYSCALL(setsid)
 KM_SYSCALL(setpgid)
 {
 	pid_t pid = (pid_t)a[0] == v->g->pid ? 0 : (pid_t)a[0];
+	if (km_live_is_writer(pid)) /* km's child, not the program's: moved, the program could stop it */
+		return -ESRCH;
 	return setpgid(pid, (pid_t)a[1]) < 0 ? -errno : 0;
 }
 
@@ -367,6 +370,8 @@ KM_SYSCALL(getpriority)
 
 KM_SYSCALL(setpriority)
 {
+	if ((int)a[0] == PRIO_PROCESS && km_live_is_writer((pid_t)a[1]))
+		return -ESRCH;
 	return setpriority((int)a[0], (id_t)a[1], (int)a[2]) < 0 ? -errno : 0;
 }
 

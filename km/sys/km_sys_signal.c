@@ -11,6 +11,7 @@
 #include "km_guest.h"
 #include "km_proc.h"
 #include "km_sigfd.h"
+#include "km_snapshot_live.h"
 #include "km_signal.h"
 #include "km_sys_util.h"
 #include "km_syscall.h"
@@ -201,7 +202,7 @@ static long signal_thread(km_vcpu_t *v, pid_t tgid, pid_t tid, int sig, siginfo_
 		info->si_signo = sig;
 		return km_signal_send_thread(t, info);
 	}
-	if (tgid == getpid())
+	if (tgid == getpid() || km_live_is_writer(tgid))
 		return -ESRCH;
 	long r = info != NULL ? syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, info)
 			      : syscall(SYS_tgkill, tgid, tid, sig);

@@ -290,18 +290,17 @@ inc_hostile() {
 	mkdir "$d/dir/s1"
 	inc_case dir "s1: not a regular file"
 	inc_device_below
+	inc_short_below
 	end
 }
 
-# The file below a mapping (KM_BELOW_FILE) is named by the snapshot: one that names a device,
-# with that device's identity recorded, is refused before it is opened. s1's program mappings
-# renamed /dev/null (NT_KM_VMA paths) with /dev/null's size and time in NT_KM_DYNLINKER.
-inc_device_below() {
-	local f=$d/dev/s1 i o plen path prog=$GUESTS/gcc/incr_mem ns
-	mkdir -p "$d/dev"
-	cp --sparse=always "$d/s1" "$f"
+# inc_rename_below FILE NAME TARGET: in FILE (a copy of s1), the program's mappings (NT_KM_VMA paths)
+# renamed NAME (no longer than the program's path) with TARGET's size and time in NT_KM_DYNLINKER.
+inc_rename_below() {
+	local f=$1 name=$2 target=$3 i o plen path prog=$GUESTS/gcc/incr_mem ns size
 	snap_parse "$f"
-	ns=$(date -r /dev/null +%s%N)
+	ns=$(date -r "$target" +%s%N)
+	size=$(stat -L -c %s "$target")
 	for i in "${!NT_TYPE[@]}"; do
 		o=${NT_DESC[$i]}
 		if [ "${NT_TYPE[$i]}" = $((0x4b4d0005)) ]; then
@@ -310,21 +309,49 @@ inc_device_below() {
 			path=$(dd if="$f" bs=1 skip=$((o + 64)) count="$plen" status=none | tr -d '\0')
 			[ "$path" = "$prog" ] || continue
 			dd if=/dev/zero of="$f" bs=1 seek=$((o + 64)) count="$plen" conv=notrunc status=none
-			printf /dev/null | dd of="$f" bs=1 seek=$((o + 64)) conv=notrunc status=none
+			printf %s "$name" | dd of="$f" bs=1 seek=$((o + 64)) conv=notrunc status=none
 		elif [ "${NT_TYPE[$i]}" = $((0x4b4d0004)) ]; then
 			local n k
 			n=$(snap_get "$f" $((o + 56)) 4)
 			for ((k = 0; k < n; k++)); do
-				snap_put "$f" $((o + 64 + 48 * k + 24)) 8 0
+				snap_put "$f" $((o + 64 + 48 * k + 24)) 8 "$size"
 				snap_put "$f" $((o + 64 + 48 * k + 32)) 8 $((ns / 1000000000))
 				snap_put "$f" $((o + 64 + 48 * k + 40)) 8 $((ns % 1000000000))
 			done
 		fi
 	done
 	snap_seal "$f"
+}
+
+# The file below a mapping (KM_BELOW_FILE) is named by the snapshot: one that names a device,
+# with that device's identity recorded, is refused before it is opened (by the reader, now that a
+# device's size of 0 leaves no page to it; else by the resume, which opens regular files only).
+inc_device_below() {
+	mkdir -p "$d/dev"
+	cp --sparse=always "$d/s1" "$d/dev/s1"
+	inc_rename_below "$d/dev/s1" /dev/null /dev/null
 	(cd "$d/dev" && timeout -k 5 "$TIMEOUT" "$KM" s1 </dev/null >"$d/dev/out" 2>"$d/dev/err")
-	grep -q "/dev/null, mapped by the program at 0x[0-9a-f]*, is not a regular file" "$d/dev/err" ||
+	grep -Eq "/dev/null, mapped by the program at 0x[0-9a-f]*, is not a regular file|bad NT_KM_LAYERS segment" \
+		"$d/dev/err" ||
 		bad "a device below a mapping: $(head -c 300 "$d/dev/err")"
+}
+
+# ... one shorter than the pages left to it (its size recorded as it is): those pages would be
+# mapped past the file's end, where any read (the program's, or km's for one of its syscalls) is
+# a SIGBUS. Refused by the reader: a page left to a file lies wholly inside it.
+inc_short_below() {
+	local t rc
+	mkdir -p "$d/short"
+	cp --sparse=always "$d/s1" "$d/short/s1"
+	t=$(mktemp -d /tmp/kmsb.XXXXXX) # a short absolute name, to fit in the program's path's place
+	head -c 4096 "$GUESTS/gcc/incr_mem" >"$t/p"
+	inc_rename_below "$d/short/s1" "$t/p" "$t/p"
+	(cd "$d/short" && timeout -k 5 "$TIMEOUT" "$KM" s1 </dev/null >"$d/short/out" 2>"$d/short/err")
+	rc=$?
+	rm -rf "$t"
+	[ "$rc" = 1 ] && [ "$(wc -l <"$d/short/err")" = 1 ] &&
+		grep -qF "bad NT_KM_LAYERS segment record or bitmap" "$d/short/err" ||
+		bad "a file below shorter than its pages: exit status $(status_text "$rc"): $(head -c 300 "$d/short/err")"
 }
 
 # km-shim: a pre-dump, a checkpoint on it (--parent-path relative to the new image), one more
@@ -376,6 +403,21 @@ incrshim_test_chain() {
 	expect_error "$d/rs2" "img2/km.snap"
 	mv "$d/img2.away" "$d/img2"
 	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic3 >/dev/null 2>&1
+	# km-shim (root) opens the chain and hands it into the container: a parent reached through a
+	# symbolic link, or one not an image's km.snap, is refused (the link is the image's own
+	# km.snap moved aside: followed, the restore would succeed)
+	mv "$d/img2/km.snap" "$d/img2.snap"
+	ln -s "$d/img2.snap" "$d/img2/km.snap"
+	shim "$d/rs5" restore --detach --image-path "$d/img3" --bundle "$b" ic5
+	expect_error "$d/rs5" "img2/km.snap is a symbolic link"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic5 >/dev/null 2>&1
+	rm "$d/img2/km.snap"
+	cp --sparse=always "$d/img2.snap" "$d/img2/other.snap"
+	mv "$d/img2.snap" "$d/img2/km.snap"
+	sed -i 's|"../img2/km.snap"|"../img2/other.snap"|' "$d/img3/km-checkpoint.json"
+	shim "$d/rs6" restore --detach --image-path "$d/img3" --bundle "$b" ic6
+	expect_error "$d/rs6" "img2/other.snap is not an image's km.snap"
+	"$KM_SHIM" --root "$SHIM_ROOT" delete --force ic6 >/dev/null 2>&1
 	root_holds
 }
 

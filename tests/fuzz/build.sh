@@ -38,11 +38,14 @@ fi
 # The snapshot target also lists the fd table (km_fdtab_describe), whose kinds reach most of km:
 # it links all of km but main.c, with the guest runtime blob `make km` built.
 BLOB=build/obj/km/vm/runtime_blob.o
-[ -f "$BLOB" ] || { echo "tests/fuzz/build.sh: $BLOB is missing: run make km first" >&2; exit 1; }
+VDSO_BLOB=build/obj/km/vm/vdso_blob.o
+for b in "$BLOB" "$VDSO_BLOB"; do
+	[ -f "$b" ] || { echo "tests/fuzz/build.sh: $b is missing: run make km first" >&2; exit 1; }
+done
 KM_SRCS=$(ls km/*.c km/vm/*.c km/mm/*.c km/load/*.c km/sys/*.c km/fd/*.c km/proc/*.c km/snapshot/*.c | grep -v '^km/main.c$')
 # shellcheck disable=SC2086
 "$CLANG" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Werror -Wno-gnu-variable-sized-type-not-at-end -D_GNU_SOURCE -pthread \
-	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/proc -Ikm/snapshot -Iruntime -Iruntime/include -Ibuild/gen \
-	-o "$OUT" tests/fuzz/fuzz_snapshot.c $KM_SRCS "$BLOB" -lelf -lz -lpthread
+	-Ikm -Ikm/vm -Ikm/mm -Ikm/load -Ikm/sys -Ikm/fd -Ikm/proc -Ikm/snapshot -Iruntime -Iruntime/vdso -Iruntime/include -Ibuild/gen \
+	-o "$OUT" tests/fuzz/fuzz_snapshot.c $KM_SRCS "$BLOB" "$VDSO_BLOB" -lelf -lz -lpthread
 echo "built $OUT"

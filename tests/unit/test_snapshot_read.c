@@ -920,6 +920,34 @@ static void test_verify(void **state)
 	free(b);
 }
 
+/* A page left to a mapping's file (KM_BELOW_FILE) lies wholly inside it by its recorded size:
+ * the layers seed (a program's text below its file) is accepted as written, and refused once its
+ * files are recorded as empty (mapped, those pages would be past the file's end: SIGBUS). */
+static void test_layers_below_file_past_end(void **state)
+{
+	(void)state;
+	size_t len;
+	char *path = corpus_file("snapshot-layers-file-compact");
+	uint8_t *buf = read_file(path, &len);
+	free(path);
+	char msg[1024];
+	assert_int_equal(open_bytes(buf, len, "layers-file", msg, sizeof(msg)), 0);
+	uint8_t *d;
+	assert_non_null(find_note(buf, len, "KM", NT_KM_DYNLINKER, 0, &d));
+	km_nt_dynlinker_t dl;
+	memcpy(&dl, d, sizeof(dl));
+	assert_true(dl.nfiles > 0);
+	for (uint32_t k = 0; k < dl.nfiles; k++) {
+		km_nt_mapfile_t f;
+		uint8_t *at = d + sizeof(dl) + (size_t)k * sizeof(f);
+		memcpy(&f, at, sizeof(f));
+		f.id.size = 0;
+		memcpy(at, &f, sizeof(f));
+	}
+	expect_refused(buf, len, "layers-file-empty", "bad NT_KM_LAYERS segment record or bitmap");
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -943,6 +971,7 @@ int main(void)
 		T(test_checksum_message),
 		T(test_checksum_missing),
 		T(test_verify),
+		cmocka_unit_test(test_layers_below_file_past_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
