@@ -17,6 +17,7 @@
 
 #include "km_guest.h"
 #include "km_pagemap.h"
+#include "km_snapshot.h"
 #include "km_snapshot_lease.h"
 
 #define PAGE KM_PAGE_SIZE
@@ -25,6 +26,13 @@
 /* One guest per km process: the signal handler finds it here. */
 static km_guest_t *volatile lease_guest;
 static volatile pid_t lease_tid;
+
+/* The chain's files below the top one (km_snapshot_lease_chain): leased with the top's lease or
+ * detached at resume. A member's lease is km's only while g->snap_leased (a forked child shares
+ * the open files but not the leases). */
+static int member_fd[KM_LAYERS_MAX_DEPTH];
+static bool member_leased[KM_LAYERS_MAX_DEPTH];
+static size_t nmembers;
 
 /* Only async-signal-safe work: note the break and kick vCPU 0 out of KVM_RUN or out of the host
  * syscall it is blocked in (which may be the very open() that broke the lease). */
@@ -40,18 +48,10 @@ static void lease_broken_handler(int sig)
 	errno = saved;
 }
 
-int km_snapshot_lease_take(km_guest_t *g, uint64_t need, const char *name, km_err_t **err)
+/* A read lease on fd, its break signal aimed at vCPU 0's thread, the file still holding `need`
+ * bytes: 1, 0 when no lease can be had, -1 with *err if the file shrank. */
+static int lease_fd(int fd, uint64_t need, const char *name, km_err_t **err)
 {
-	int fd = g->mm.snapshot_fd;
-	lease_tid = gettid();
-	lease_guest = g;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = lease_broken_handler;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: a host syscall vCPU 0 is blocked in must come back */
-	if (sigaction(KM_SIG_LEASE, &sa, NULL) < 0)
-		return km_err_set(err, errno, "%s: the lease signal", name);
 	if (fcntl(fd, F_SETSIG, KM_SIG_LEASE) < 0 || fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
 		return 0;
 	/* Taking the lease made the whole process the signal's target; any thread could take it
@@ -73,8 +73,51 @@ int km_snapshot_lease_take(km_guest_t *g, uint64_t need, const char *name, km_er
 		return km_err_set(err, 0, "%s: the file changed (shrank to %ld bytes) while being resumed", name,
 				  (long)st.st_size);
 	}
-	g->snap_leased = true;
 	return 1;
+}
+
+int km_snapshot_lease_take(km_guest_t *g, uint64_t need, const char *name, km_err_t **err)
+{
+	lease_tid = gettid();
+	lease_guest = g;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = lease_broken_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a host syscall vCPU 0 is blocked in must come back */
+	if (sigaction(KM_SIG_LEASE, &sa, NULL) < 0)
+		return km_err_set(err, errno, "%s: the lease signal", name);
+	int rc = lease_fd(g->mm.snapshot_fd, need, name, err);
+	g->snap_leased = rc == 1;
+	return rc;
+}
+
+/* The end of the last segment m's file holds. */
+static uint64_t member_need(const km_snapshot_t *m)
+{
+	uint64_t end = 0;
+	for (size_t i = 0; i < m->nvmas; i++)
+		if (m->vmas[i].file_len > 0 && m->vmas[i].file_off + m->vmas[i].file_len > end)
+			end = m->vmas[i].file_off + m->vmas[i].file_len;
+	return end;
+}
+
+int km_snapshot_lease_chain(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
+{
+	for (const km_snapshot_t *m = s->parent; m != NULL && nmembers < KM_LAYERS_MAX_DEPTH; m = m->parent) {
+		const char *shown = m->name != NULL ? m->name : name;
+		int fd = km_fd_reserve(dup(m->fd));
+		if (fd < 0)
+			return km_err_set(err, errno, "%s: keeping the snapshot open", shown);
+		member_fd[nmembers] = fd;
+		member_leased[nmembers] = false;
+		nmembers++;
+		int rc = g->snap_leased ? lease_fd(fd, member_need(m), shown, err) : 0;
+		if (rc < 0)
+			return -1;
+		member_leased[nmembers - 1] = rc == 1;
+	}
+	return 0;
 }
 
 bool km_snapshot_lease_broken(km_guest_t *g)
@@ -247,27 +290,65 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* Detaches, unleases (while km's) and closes member k; the last member takes its place. */
+static int64_t detach_member(km_guest_t *g, size_t k)
+{
+	int64_t bytes = detach_all(&g->mm, member_fd[k]);
+	if (bytes < 0)
+		return -1;
+	if (g->snap_leased && member_leased[k])
+		fcntl(member_fd[k], F_SETLEASE, F_UNLCK);
+	close(member_fd[k]);
+	nmembers--;
+	member_fd[k] = member_fd[nmembers];
+	member_leased[k] = member_leased[nmembers];
+	return bytes;
+}
+
+int km_snapshot_detach_unleased(km_guest_t *g, km_err_t **err)
+{
+	for (size_t k = 0; k < nmembers;) {
+		if (member_leased[k]) {
+			k++;
+			continue;
+		}
+		if (detach_member(g, k) < 0)
+			return km_err_set(err, errno, "copying the program's memory out of a snapshot below it");
+	}
+	return 0;
+}
+
 int km_snapshot_detach(km_guest_t *g, km_err_t **err)
 {
 	km_mm_t *mm = &g->mm;
 	int fd = mm->snapshot_fd;
+	const char *name = g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot";
 	__atomic_store_n(&g->snap_lease_broken, false, __ATOMIC_RELEASE);
-	if (fd < 0)
+	if (fd < 0 && nmembers == 0)
 		return 0;
 	uint64_t t0 = now_ns();
-	int64_t bytes = detach_all(mm, fd);
+	int64_t bytes = fd >= 0 ? detach_all(mm, fd) : 0;
 	if (bytes < 0)
 		return km_err_set(err, errno, "%s: copying the program's memory out of the snapshot file it was "
-				  "resumed from", g->opts.snapshot_source != NULL ? g->opts.snapshot_source : "snapshot");
+				  "resumed from", name);
+	/* Every file of the chain at once: one break flag, and a member rewritten is rare enough
+	 * that copying all the mapped memory then costs less than keeping a rule per file. */
+	while (nmembers > 0) {
+		int64_t b = detach_member(g, nmembers - 1);
+		if (b < 0)
+			return km_err_set(err, errno, "%s: copying the program's memory out of a snapshot below it", name);
+		bytes += b;
+	}
 	/* Anonymous now, for the next snapshot (pagemap says which pages hold data) and for mremap
 	 * (growing must not reveal file bytes any more). */
 	for (size_t i = 0; i < mm->nvmas; i++)
 		if (mm->vmas[i].backing == KM_BACK_SNAPSHOT)
 			mm->vmas[i].backing = KM_BACK_ANON;
-	if (g->snap_leased)
+	if (fd >= 0 && g->snap_leased)
 		fcntl(fd, F_SETLEASE, F_UNLCK);
 	g->snap_leased = false;
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	mm->snapshot_fd = -1;
 	if (g->opts.timing)
 		fprintf(stderr, "km-timing: detach_ns=%lu bytes=%ld\n", (unsigned long)(now_ns() - t0), (long)bytes);

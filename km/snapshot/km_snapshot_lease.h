@@ -8,6 +8,11 @@
  * address space) detaches the memory - every host mapping of the file is replaced by anonymous
  * memory holding the same bytes - and then releases the lease, which lets the writer go on.
  * Where no lease can be had, the memory is detached at resume (no lazy loading for that file).
+ * A resumed incremental chain maps pages from every member (the parents too): each member is
+ * leased the same way, and a break of any of them detaches the memory from every file of the
+ * chain. A member without a lease has its pages detached at resume; without a lease on the top
+ * file, all of them are. The files below private file mappings (program text, libraries) are
+ * not snapshot files and are never leased.
  * docs/snapshot-format.md ("Resuming") states the rule; docs/decisions.md (6) the measurements.
  */
 #ifndef KM_SNAPSHOT_LEASE_H
@@ -20,6 +25,7 @@
 #include "km_error.h"
 
 struct km_guest;
+struct km_snapshot;
 
 /* Sent by the kernel when the lease is broken; km's vCPU kick is SIGRTMIN + 3. */
 #define KM_SIG_LEASE (SIGRTMIN + 4)
@@ -31,14 +37,24 @@ struct km_guest;
  * then detach the memory before the guest runs. -1 with *err if the file shrank. */
 int km_snapshot_lease_take(struct km_guest *g, uint64_t need, const char *name, km_err_t **err);
 
+/* Keeps every member below the top of s's chain open and, when the top is leased, leases each
+ * (as km_snapshot_lease_take, the file checked to still hold its saved segments). Call after
+ * km_snapshot_lease_take and before mapping memory. 0, or -1 with *err (a member shrank). */
+int km_snapshot_lease_chain(struct km_guest *g, const struct km_snapshot *s, const char *name, km_err_t **err);
+
+/* Detaches the memory from the members km_snapshot_lease_chain could not lease and closes them;
+ * the leased ones stay. Same thread rule as km_snapshot_detach. 0, or -1 with *err. */
+int km_snapshot_detach_unleased(struct km_guest *g, km_err_t **err);
+
 /* True when the lease was broken and the memory is not detached yet. An atomic load: called
  * before every entry into the guest. */
 bool km_snapshot_lease_broken(struct km_guest *g);
 
-/* Replaces every private host mapping of the snapshot file inside guest memory with anonymous
- * memory holding the same bytes (the file's data read with pread, pages the guest already wrote
- * copied), marks the VMAs anonymous, releases the lease and closes the file. Must run on the
- * thread that changes the address space, with no vCPU in the guest. No-op without a file. */
+/* Replaces every private host mapping of the snapshot file and of every member of its chain
+ * inside guest memory with anonymous memory holding the same bytes (the file's data read with
+ * pread, pages the guest already wrote copied), marks the VMAs anonymous, releases the leases
+ * (if km's: g->snap_leased) and closes the files. Must run on the thread that changes the
+ * address space, with no vCPU in the guest. No-op without a file. */
 int km_snapshot_detach(struct km_guest *g, km_err_t **err);
 
 #endif

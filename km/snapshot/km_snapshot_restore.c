@@ -345,6 +345,9 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	if (g->mm.snapshot_fd < 0)
 		return km_err_set(err, errno, "%s: keeping the snapshot open", name);
 	int leased = km_snapshot_lease_take(g, saved_end(s), name, err);
+	/* The parents of an incremental chain are mapped too: leased alike (km_snapshot_lease.h). */
+	if (leased >= 0 && km_snapshot_lease_chain(g, s, name, err) < 0)
+		return -1;
 	/* Files before memory: a shared mapping of a memfd maps the one the fd table recreated. */
 	if (leased < 0 || restore_process(g, s, name, err) < 0 || restore_files(g, s, name, err) < 0)
 		return -1;
@@ -354,6 +357,8 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 		return -1;
 	/* Without a lease the file could change under the guest at any time: copy it all now. */
 	if (!leased && km_snapshot_detach(g, err) < 0)
+		return km_err_wrap(err, "%s", name);
+	if (leased && km_snapshot_detach_unleased(g, err) < 0)
 		return km_err_wrap(err, "%s", name);
 	for (uint32_t i = 0; i < s->ncpus; i++)
 		if (restore_vcpu(g, &s->cpus[i], name, err) < 0)

@@ -8,6 +8,7 @@
 # full snapshot taken at the same point.
 
 INC_MGMT=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
+INC_SCRIBBLE=${TOOLS:-$ROOT/build/tests/tools}/snap-scribble
 
 # inc_chain DIR FLAVOUR [KM OPTIONS...]: runs incr_mem under km --mgmt in DIR and takes s1..s5
 # (each naming the one before) and full (self-contained, no parent) after step 5. Leaves the
@@ -421,6 +422,52 @@ incrshim_test_chain() {
 	root_holds
 }
 
+# inc_lease_one DIR MODE HELD [OFFSET LEN]: resumes DIR/s2 (its pages partly s1's), changes s1
+# from outside with snap-scribble MODE once the program runs (the writer waits for km to detach
+# the memory: km_snapshot_lease.h), then checks the program's memory is still step 2's. HELD=1:
+# s1 is open for writing elsewhere while km resumes (no lease can be had on it: its pages are
+# copied at resume).
+inc_lease_one() {
+	local d=$1 mode=$2 held=$3 o=$1/lease-$2-$3 line got out hold
+	shift 3
+	rm -rf "$o"
+	mkdir -p "$o"
+	cp "$d/s1" "$o/s1"
+	cp "$d/s2" "$o/s2"
+	mkfifo "$o/in"
+	[ "$held" = 1 ] && exec {hold}<>"$o/s1"
+	(cd "$o" && exec timeout -k 5 "$TIMEOUT" "$KM" --ready-fd=3 s2 <"$o/in" >"$o/out" 2>"$o/err" 3>"$o/ready") &
+	local pid=$!
+	exec {INC_LEASE_FD}>"$o/in"
+	snap_wait_line "$o/ready" ready 10 || bad "the resumed s2 did not get ready: $(head -c 300 "$o/err")"
+	[ "$held" = 1 ] && exec {hold}>&-
+	out=$("$INC_SCRIBBLE" "$mode" "$o/s1" "$@" 2>&1) || bad "snap-scribble $mode s1: $out"
+	note "    snap-scribble $mode s1: $out"
+	echo check >&"$INC_LEASE_FD"
+	exec {INC_LEASE_FD}>&-
+	wait "$pid" || bad "the resumed s2 ended with status $? after s1 was changed ($mode): $(head -c 300 "$o/err")"
+	got=$(sed -n 's/^sum check //p' "$o/out")
+	line=$(sed -n 's/^sum 2 //p' "$d/sums")
+	[ -n "$got" ] && [ "$got" = "$line" ] ||
+		bad "s1 changed ($mode) under the resumed s2: hash '$got', step 2 had '$line': $(head -c 300 "$o/err")"
+}
+
+# A parent of the resumed chain is leased as the top file is: rewritten in place, the running
+# program keeps its memory; truncated, it gets no SIGBUS; not leasable at resume, it is copied.
+inc_lease() {
+	local test="incremental/lease"
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	local d=$WORK/incremental/lease sz
+	inc_chain "$d" gcc || return
+	inc_stop
+	sz=$(stat -c %s "$d/s1")
+	inc_lease_one "$d" pwrite 0 65536 $((sz - 65536))
+	inc_lease_one "$d" truncate 0
+	inc_lease_one "$d" pwrite 1 65536 $((sz - 65536))
+	end
+}
+
 run_incremental() {
 	local flavour
 	for flavour in gcc musl; do
@@ -430,6 +477,7 @@ run_incremental() {
 	inc_depth_bound
 	inc_text
 	inc_hostile
+	inc_lease
 	local SHIM_SUITE_NEEDS=()
 	shim_suite_ready incrshim "make shim" chain && shim_suite_run incrshim chain
 }
