@@ -254,20 +254,25 @@ static int resolve(const km_snapshot_t *s, size_t si, uint64_t a, const km_snaps
 	}
 }
 
-/* The files below mappings, opened once per mapping resumed. */
+/* The files below mappings, opened once per mapping resumed and all kept open until its runs are
+ * mapped: a run being built holds one of them, so none may be closed early. */
+typedef struct file_ent {
+	const km_snapshot_t *ls;
+	size_t si;
+	int fd;
+} file_ent_t;
+
 typedef struct file_cache {
-	const km_snapshot_t *ls[8];
-	size_t si[8];
-	int fd[8];
-	int n;
+	file_ent_t *e;
+	size_t n, cap;
 } file_cache_t;
 
 /* The mapping's own file, as NT_KM_DYNLINKER recorded it (size and modification time). */
 static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const char *name, km_err_t **err)
 {
-	for (int k = 0; k < c->n; k++)
-		if (c->ls[k] == ls && c->si[k] == si)
-			return c->fd[k];
+	for (size_t k = 0; k < c->n; k++)
+		if (c->e[k].ls == ls && c->e[k].si == si)
+			return c->e[k].fd;
 	const km_snap_vma_t *v = &ls->vmas[si];
 	km_nt_fileid_t id = {0};
 	struct stat st;
@@ -287,14 +292,17 @@ static int vma_file(file_cache_t *c, const km_snapshot_t *ls, size_t si, const c
 		return km_err_set(err, 0, "%s: %s, mapped by the program at %#lx, changed since the snapshot "
 				  "(size or modification time differ)", name, v->path, (unsigned long)v->nt.start);
 	}
-	if (c->n == 8) { /* more files below one mapping than a real chain has: start over */
-		for (int k = 0; k < c->n; k++)
-			close(c->fd[k]);
-		c->n = 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap == 0 ? 8 : c->cap * 2;
+		file_ent_t *e = realloc(c->e, cap * sizeof(*e));
+		if (e == NULL) {
+			close(fd);
+			return km_err_set(err, ENOMEM, "%s", name);
+		}
+		c->e = e;
+		c->cap = cap;
 	}
-	c->ls[c->n] = ls;
-	c->si[c->n] = si;
-	c->fd[c->n++] = fd;
+	c->e[c->n++] = (file_ent_t){ls, si, fd};
 	return fd;
 }
 
@@ -360,10 +368,11 @@ int km_layers_map_vma(km_mm_t *mm, const km_snapshot_t *s, size_t i, const char 
 	km_vma_t *v = km_vma_find(mm, sv->nt.start);
 	if (v == NULL)
 		return km_err_set(err, EFAULT, "%s: mapping %#lx", name, (unsigned long)sv->nt.start);
-	file_cache_t c = {.n = 0};
+	file_cache_t c = {NULL, 0, 0};
 	int rc = map_runs(mm->host + v->gpa + (sv->nt.start - v->start), s, i, &c, name, err);
-	for (int k = 0; k < c.n; k++)
-		close(c.fd[k]);
+	for (size_t k = 0; k < c.n; k++)
+		close(c.e[k].fd);
+	free(c.e);
 	/* Its host pages are several files' now: a later snapshot reads every page of it. */
 	v->layered = true;
 	v->backing = KM_BACK_FILE;
