@@ -31,6 +31,7 @@ typedef struct km_layers_plan {
 	uint64_t **dirty;  /* what km_dirty_collect gave (per VMA, as collected), handed back if the
 			    * snapshot fails; NULL: nothing collected */
 	bool started;      /* km_layers_paused started the tracker at a live snapshot's pause */
+	uint64_t epoch;    /* the dirty interval this plan began or saw (km_snapshot_layers.c) */
 	bool detached;     /* req->detached: km_layers_finish only frees */
 	km_nt_layers_t nt; /* id, parent id, depth (path_len and nsegments filled by the note) */
 	char parent[4096]; /* the parent's path as recorded ("" for none) */
