@@ -220,6 +220,8 @@ int main(int argc, char **argv)
 		perror("data file");
 		return 2;
 	}
+	if (argc < 2)
+		unlink("live_mix.data"); /* a run without arguments leaves nothing behind */
 	for (int b = 0; b < 4; b++)
 		rbuf_off[b] = -1;
 	for (int t = 0; t < STORERS; t++) {
