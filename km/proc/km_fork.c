@@ -27,6 +27,7 @@
 #include "km_mgmt.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 #include "km_snapshot_lease.h"
 #include "km_stopall.h"
 #include "km_sys_util.h"
@@ -157,6 +158,7 @@ static void reset_locks(km_guest_t *g)
 	km_threads_init(&g->threads);
 	pthread_rwlock_init(&g->mm.lock, NULL);
 	km_fd_transient_reset();
+	km_layers_forked();
 }
 
 /* Linux: a child starts with no pending signals and no POSIX timers (the host's timers are not

@@ -455,6 +455,12 @@ void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
 	km_layers_plan_free(p);
 }
 
+void km_layers_forked(void)
+{
+	pthread_mutex_init(&lock, NULL);
+	last.valid = false;
+}
+
 void km_layers_resumed(km_guest_t *g, const km_snapshot_t *s)
 {
 	pthread_mutex_lock(&lock);

@@ -69,6 +69,10 @@ void km_layers_paused(struct km_guest *g, km_layers_plan_t *p);
  * plan. */
 void km_layers_finish(struct km_guest *g, km_layers_plan_t *p, bool written);
 
+/* In a forked child, its only thread: the plans' lock made new (another thread of the parent may
+ * have held it at the fork), and no parent current (the child's tracking starts off). */
+void km_layers_forked(void);
+
 /* Forgets a plan without touching the tracker (cores). */
 void km_layers_plan_free(km_layers_plan_t *p);
 
