@@ -188,6 +188,10 @@ static void reset_process(km_guest_t *g, const fork_point_t *fp)
 	g->nvcpus = 0;
 	km_mgmt_forget_in_child();
 	km_exec_forget_mgmt();
+	/* The socket is the parent's: a km the child execs must not bind its path again (it is in
+	 * use: that km would fail), and nothing can ask the child for an incremental snapshot. */
+	g->opts.mgmt_path = NULL;
+	g->opts.track_changes = false;
 }
 
 /* A resumed parent's memory may still map its snapshot file under a lease that is the parent's

@@ -12,6 +12,9 @@
 #   livechain/own         the program takes live snapshots of itself (HC_snapshot) all the time
 #                         while the chain is asked for from outside: a child is refused (its parent
 #                         is no longer the last snapshot) or resumes right, never wrong
+#   livechain/shell       busybox sh under km --mgmt runs a command per line it reads (fork, exec:
+#                         the child's km must not bind the socket again); a live incremental
+#                         chain taken between lines resumes to the same end
 
 LC_MGMT=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
 
@@ -156,6 +159,57 @@ lc_own() {
 	end
 }
 
+# The shell's loop: each line goes through a command it forks and execs, and into a variable.
+LC_SH='n=0; acc=""; while read -r l; do n=$((n + 1)); acc="$acc$("$0" echo "$l" | "$0" wc -c):"; case $l in dump*) echo "$l $n";; final) echo "final $n ${#acc} $acc" | "$0" md5sum; exit 0;; esac; done'
+
+lc_shell() {
+	local test=livechain/shell d=$WORK/livechain/shell
+	want "$test" && km_only "$test" || return 0
+	begin "$test"
+	if ! find_busybox; then
+		bad "no static busybox (busybox-static)"
+		end
+		return
+	fi
+	rm -rf "$d"
+	mkdir -p "$d/cwd"
+	mkfifo "$d/in"
+	LC_SOCK=$(mgmt_sock "$d")
+	rm -f "$LC_SOCK"
+	snap_start "$d/run" "$d/cwd" "$d/in" -- "$KM" --mgmt="$LC_SOCK" "$BUSYBOX" sh -c "$LC_SH" "$BUSYBOX"
+	LC_PID=$BG_PID
+	local k j prev=""
+	exec {lc_w}>"$d/in"
+	for k in 1 2 3; do
+		for ((j = 0; j < 20; j++)); do echo "line $k $j"; done >"$d/b$k"
+		echo "dump $k" >>"$d/b$k"
+		cat "$d/b$k" >&"$lc_w"
+		snap_wait_line "$d/run/out" "dump $k $((21 * k))" 60 || bad "the shell never printed 'dump $k': $(head -c 300 "$d/run/err")"
+		lc_snap "$d" "$d/s$k" ${prev:+"$d/$prev"}
+		[[ $LC_REPLY == ok* ]] || bad "s$k: $LC_REPLY"
+		prev=s$k
+	done
+	echo final >&"$lc_w"
+	exec {lc_w}>&-
+	wait "$LC_PID"
+	local rc=$? want
+	want=$(tail -n1 "$d/run/out")
+	[ "$rc" = 0 ] && [[ $want == *-* ]] || bad "the shell: exit status $(status_text "$rc"), stdout '$(tr '\n' '|' <"$d/run/out")' $(head -c 300 "$d/run/err")"
+	for k in 1 2 3; do
+		[ -f "$d/s$k" ] || continue
+		local o=$d/resumed-s$k rest=()
+		for ((j = k + 1; j <= 3; j++)); do rest+=("$d/b$j"); done
+		mkdir -p "$o"
+		cat "${rest[@]}" /dev/null >"$o/in"
+		echo final >>"$o/in"
+		run "$o" "$d/cwd" "$o/in" -- "$KM" "$d/s$k"
+		[ "$RC" = 0 ] && [ "$(tail -n1 "$o/out")" = "$want" ] ||
+			bad "s$k resumed: exit status $(status_text "$RC"), last line '$(tail -n1 "$o/out")', not '$want' $(head -c 300 "$o/err")"
+	done
+	rm -f "$LC_SOCK"
+	end
+}
+
 run_livechain() {
 	if [ ! -x "$LC_MGMT" ]; then
 		want livechain/ && km_only livechain/tools || return 0
@@ -167,4 +221,5 @@ run_livechain() {
 	lc_chain
 	lc_enospc
 	lc_own
+	lc_shell
 }
