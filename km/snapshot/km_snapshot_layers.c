@@ -247,6 +247,13 @@ static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_
 	int fd = open_req_parent(req, err);
 	if (fd < 0)
 		return -1;
+	/* Written over its parent, the child would name itself: no file of the chain would be left. */
+	struct stat pst, tst;
+	if (req->dir_fn == NULL && fstat(fd, &pst) == 0 && stat(req->path, &tst) == 0 && pst.st_dev == tst.st_dev &&
+	    pst.st_ino == tst.st_ino) {
+		close(fd);
+		return km_err_set(err, 0, "parent %s is the file this snapshot would replace", req->parent);
+	}
 	if (km_snapshot_open_fd(fd, req->parent, ps, err) < 0)
 		return km_err_wrap(err, "parent");
 	if (!ps->layered || !last_current() || memcmp(ps->layers.id, last.id, 16) != 0)

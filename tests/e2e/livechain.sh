@@ -5,7 +5,8 @@
 # change: every member resumed must finish its rounds with nothing different. Sourced by run.sh
 # after live.sh and incremental.sh (helpers: snap_start, snap_wait_line, mgmt_sock); defines
 # run_livechain.
-#   livechain/chain/F     five members, each naming the one before
+#   livechain/chain/F     five members, each naming the one before; a sixth asked to replace its
+#                         own parent is refused
 #   livechain/enospc      a member that fails (disk full: a small tmpfs, root only) between two;
 #                         the next one names the last good one and resumes right, and the failed
 #                         one cannot be named
@@ -82,6 +83,9 @@ lc_chain() {
 				fi
 				[[ $LC_REPLY == ok* ]] || bad "s$n: $LC_REPLY"
 			done
+			# Over its own parent: refused, the parent left as it was (resumed below).
+			lc_snap "$d" "$d/s5" "$d/s5"
+			[[ $LC_REPLY == error*"would replace"* ]] || bad "a child written over its parent: $LC_REPLY"
 			lc_finish "$d"
 			for n in 1 2 3 4 5; do
 				[ -f "$d/s$n" ] && lc_resume "$d" "$d/s$n"
