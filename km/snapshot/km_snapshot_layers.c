@@ -242,17 +242,15 @@ static int open_req_parent(const km_snapshot_req_t *req, km_err_t **err)
 }
 
 /* The parent req names, checked to be the last snapshot this km wrote or resumed from. */
-static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_t **err)
+static int check_parent(const km_snapshot_req_t *req, km_layers_plan_t *p, km_snapshot_t *ps, km_err_t **err)
 {
 	int fd = open_req_parent(req, err);
 	if (fd < 0)
 		return -1;
-	/* Written over its parent, the child would name itself: no file of the chain would be left. */
-	struct stat pst, tst;
-	if (req->dir_fn == NULL && fstat(fd, &pst) == 0 && stat(req->path, &tst) == 0 && pst.st_dev == tst.st_dev &&
-	    pst.st_ino == tst.st_ino) {
-		close(fd);
-		return km_err_set(err, 0, "parent %s is the file this snapshot would replace", req->parent);
+	struct stat pst;
+	if (fstat(fd, &pst) == 0) { /* the writer refuses to replace it (km_layers_replaces) */
+		p->parent_dev = (uint64_t)pst.st_dev;
+		p->parent_ino = (uint64_t)pst.st_ino;
 	}
 	if (km_snapshot_open_fd(fd, req->parent, ps, err) < 0)
 		return km_err_wrap(err, "parent");
@@ -267,7 +265,7 @@ static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_laye
 	km_snapshot_t ps;
 	memset(&ps, 0, sizeof(ps)); /* closed whatever check_parent got to */
 	ps.fd = -1;
-	int rc = check_parent(req, &ps, err);
+	int rc = check_parent(req, p, &ps, err);
 	uint32_t max = g->opts.snapshot_chain ? g->opts.snapshot_chain : KM_LAYERS_DEFAULT_DEPTH;
 	uint64_t **dirty = NULL;
 	km_err_t *why = NULL;
@@ -350,6 +348,15 @@ int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t
 		plan_files(g, p);
 	drop_full(p, &g->mm);
 	return 0;
+}
+
+int km_layers_replaces(const km_layers_plan_t *p, int dfd, const char *name, km_err_t **err)
+{
+	struct stat st;
+	if (p->parent_ino == 0 || p->nt.depth == 0 || fstatat(dfd, name, &st, 0) != 0 ||
+	    (uint64_t)st.st_dev != p->parent_dev || (uint64_t)st.st_ino != p->parent_ino)
+		return 0;
+	return km_err_set(err, 0, "parent %s is the file this snapshot would replace", p->parent);
 }
 
 uint64_t km_layers_filesz(const km_layers_plan_t *p, size_t i, uint64_t size)
