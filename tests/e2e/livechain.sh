@@ -50,7 +50,7 @@ lc_finish() {
 	echo stop >"$1/in"
 	wait "$LC_PID"
 	local rc=$?
-	[ "$rc" = 0 ] && grep -qx done "$1/run/out" ||
+	[ "$rc" = 0 ] && grep -qx "done" "$1/run/out" ||
 		bad "the original run: exit status $(status_text "$rc"), stdout '$(tr '\n' '|' <"$1/run/out")'"
 	rm -f "$LC_SOCK"
 }
@@ -63,7 +63,7 @@ lc_resume() {
 	mkdir -p "$o"
 	echo stop >"$o/in"
 	run "$o" "$1/cwd" "$o/in" -- "$KM" "$2"
-	[ "$RC" = 0 ] && grep -qx done "$o/out" ||
+	[ "$RC" = 0 ] && grep -qx "done" "$o/out" ||
 		bad "$name resumed: exit status $(status_text "$RC"), stdout '$(tr '\n' '|' <"$o/out")' $(head -c 300 "$o/err")"
 }
 
