@@ -27,6 +27,7 @@
 #include "km_mgmt.h"
 #include "km_signal.h"
 #include "km_snapshot.h"
+#include "km_snapshot_layers.h"
 #include "km_snapshot_lease.h"
 #include "km_stopall.h"
 #include "km_sys_util.h"
@@ -157,6 +158,7 @@ static void reset_locks(km_guest_t *g)
 	km_threads_init(&g->threads);
 	pthread_rwlock_init(&g->mm.lock, NULL);
 	km_fd_transient_reset();
+	km_layers_forked();
 }
 
 /* Linux: a child starts with no pending signals and no POSIX timers (the host's timers are not
@@ -186,6 +188,10 @@ static void reset_process(km_guest_t *g, const fork_point_t *fp)
 	g->nvcpus = 0;
 	km_mgmt_forget_in_child();
 	km_exec_forget_mgmt();
+	/* The socket is the parent's: a km the child execs must not bind its path again (it is in
+	 * use: that km would fail), and nothing can ask the child for an incremental snapshot. */
+	g->opts.mgmt_path = NULL;
+	g->opts.track_changes = false;
 }
 
 /* A resumed parent's memory may still map its snapshot file under a lease that is the parent's

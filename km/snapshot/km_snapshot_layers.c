@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,22 @@ static struct {
 	bool valid;
 	uint8_t id[16];
 	uint32_t depth;
+	uint64_t epoch; /* the interval it was the parent of: valid as a parent while still current */
 } last;
+
+/* Each restart of the dirty interval (a collect, km_dirty_start) begins a new epoch. A live
+ * snapshot restarts it at its pause but finishes (becomes `last`, or hands its interval back) only
+ * when its writer reports, from the thread that waited for it, while other snapshots may be
+ * planned meanwhile (the program's own HC_snapshot, the management socket): between the two no
+ * parent is current, and a finish whose epoch a later plan replaced changes nothing. `lock` keeps
+ * plans, pauses and finishes whole against each other. */
+static uint64_t epoch;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool last_current(void)
+{
+	return last.valid && last.epoch == epoch;
+}
 
 static bool id_zero(const uint8_t id[16])
 {
@@ -225,14 +241,19 @@ static int open_req_parent(const km_snapshot_req_t *req, km_err_t **err)
 }
 
 /* The parent req names, checked to be the last snapshot this km wrote or resumed from. */
-static int check_parent(const km_snapshot_req_t *req, km_snapshot_t *ps, km_err_t **err)
+static int check_parent(const km_snapshot_req_t *req, km_layers_plan_t *p, km_snapshot_t *ps, km_err_t **err)
 {
 	int fd = open_req_parent(req, err);
 	if (fd < 0)
 		return -1;
+	struct stat pst;
+	if (fstat(fd, &pst) == 0) { /* the writer refuses to replace it (km_layers_replaces) */
+		p->parent_dev = (uint64_t)pst.st_dev;
+		p->parent_ino = (uint64_t)pst.st_ino;
+	}
 	if (km_snapshot_open_fd(fd, req->parent, ps, err) < 0)
 		return km_err_wrap(err, "parent");
-	if (!ps->layered || !last.valid || memcmp(ps->layers.id, last.id, 16) != 0)
+	if (!ps->layered || !last_current() || memcmp(ps->layers.id, last.id, 16) != 0)
 		return km_err_set(err, 0, "parent %s is not the last snapshot this km wrote or resumed from", req->parent);
 	return 0;
 }
@@ -243,7 +264,7 @@ static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_laye
 	km_snapshot_t ps;
 	memset(&ps, 0, sizeof(ps)); /* closed whatever check_parent got to */
 	ps.fd = -1;
-	int rc = check_parent(req, &ps, err);
+	int rc = check_parent(req, p, &ps, err);
 	uint32_t max = g->opts.snapshot_chain ? g->opts.snapshot_chain : KM_LAYERS_DEFAULT_DEPTH;
 	uint64_t **dirty = NULL;
 	km_err_t *why = NULL;
@@ -255,6 +276,7 @@ static int plan_incremental(km_guest_t *g, const km_snapshot_req_t *req, km_laye
 	}
 	km_mm_t *mm = &g->mm;
 	p->dirty = dirty; /* kept as collected, to be handed back whole if the write fails */
+	p->epoch = ++epoch;
 	for (size_t i = 0; i < mm->nvmas; i++) {
 		km_vma_t *v = &mm->vmas[i];
 		uint64_t pages = (v->end - v->start) / PAGE;
@@ -311,7 +333,13 @@ int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t
 		return km_err_set(err, ENOMEM, "the pages a snapshot holds");
 	}
 	bool self = req->self_contained || g->opts.self_contained || req->reason == KM_REASON_CORE;
-	if (req->parent != NULL && req->reason != KM_REASON_CORE && !req->detached && plan_incremental(g, req, p, err) < 0) {
+	pthread_mutex_lock(&lock);
+	p->epoch = epoch;
+	int rc = 0;
+	if (req->parent != NULL && req->reason != KM_REASON_CORE && !req->detached)
+		rc = plan_incremental(g, req, p, err);
+	pthread_mutex_unlock(&lock);
+	if (rc < 0) {
 		km_layers_finish(g, p, false);
 		return -1;
 	}
@@ -319,6 +347,15 @@ int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t
 		plan_files(g, p);
 	drop_full(p, &g->mm);
 	return 0;
+}
+
+int km_layers_replaces(const km_layers_plan_t *p, int dfd, const char *name, km_err_t **err)
+{
+	struct stat st;
+	if (p->parent_ino == 0 || p->nt.depth == 0 || fstatat(dfd, name, &st, 0) != 0 ||
+	    (uint64_t)st.st_dev != p->parent_dev || (uint64_t)st.st_ino != p->parent_ino)
+		return 0;
+	return km_err_set(err, 0, "parent %s is the file this snapshot would replace", p->parent);
 }
 
 uint64_t km_layers_filesz(const km_layers_plan_t *p, size_t i, uint64_t size)
@@ -387,10 +424,14 @@ void km_layers_paused(km_guest_t *g, km_layers_plan_t *p)
 	if (p->detached || p->dirty != NULL || !g->opts.track_changes)
 		return;
 	km_err_t *e = NULL;
-	if (km_dirty_start(g, &e) < 0)
+	pthread_mutex_lock(&lock);
+	if (km_dirty_start(g, &e) < 0) {
 		km_err_free(&e); /* untracked: the next child is a full snapshot */
-	else
+	} else {
 		p->started = true;
+		p->epoch = ++epoch; /* no parent is current until this one finishes */
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
@@ -399,25 +440,43 @@ void km_layers_finish(km_guest_t *g, km_layers_plan_t *p, bool written)
 		km_layers_plan_free(p);
 		return;
 	}
-	if (written) {
+	pthread_mutex_lock(&lock);
+	if (p->epoch != epoch) {
+		/* A later snapshot restarted the interval since this one's pause: what this one
+		 * collected is older than that restart, and `last` is the later one's to set. */
+	} else if (written) {
 		last.valid = true;
 		memcpy(last.id, p->nt.id, 16);
 		last.depth = p->nt.depth;
 		/* A collect began the next interval; else changes count from this file on. */
 		km_err_t *e = NULL;
-		if (p->dirty == NULL && !p->started && g->opts.track_changes && km_dirty_start(g, &e) < 0)
-			km_err_free(&e); /* untracked: the next child is a full snapshot */
+		if (p->dirty == NULL && !p->started && g->opts.track_changes) {
+			if (km_dirty_start(g, &e) < 0)
+				km_err_free(&e); /* untracked: the next child is a full snapshot */
+			else
+				epoch++;
+		}
+		last.epoch = epoch;
 	} else if (p->dirty != NULL) {
 		km_dirty_return(g, p->dirty); /* frees it */
 		p->dirty = NULL;
+		last.epoch = epoch; /* the interval counts from the parent again */
 	} else if (p->started) {
 		last.valid = false; /* the interval counts from the failed file's pause */
 	}
+	pthread_mutex_unlock(&lock);
 	km_layers_plan_free(p);
+}
+
+void km_layers_forked(void)
+{
+	pthread_mutex_init(&lock, NULL);
+	last.valid = false;
 }
 
 void km_layers_resumed(km_guest_t *g, const km_snapshot_t *s)
 {
+	pthread_mutex_lock(&lock);
 	last.valid = s->layered;
 	if (s->layered) {
 		memcpy(last.id, s->layers.id, 16);
@@ -426,4 +485,6 @@ void km_layers_resumed(km_guest_t *g, const km_snapshot_t *s)
 	km_err_t *e = NULL;
 	if (g->opts.track_changes && km_dirty_start(g, &e) < 0)
 		km_err_free(&e); /* untracked: the next snapshot that names this one is full */
+	last.epoch = ++epoch;
+	pthread_mutex_unlock(&lock);
 }

@@ -31,9 +31,11 @@ typedef struct km_layers_plan {
 	uint64_t **dirty;  /* what km_dirty_collect gave (per VMA, as collected), handed back if the
 			    * snapshot fails; NULL: nothing collected */
 	bool started;      /* km_layers_paused started the tracker at a live snapshot's pause */
+	uint64_t epoch;    /* the dirty interval this plan began or saw (km_snapshot_layers.c) */
 	bool detached;     /* req->detached: km_layers_finish only frees */
 	km_nt_layers_t nt; /* id, parent id, depth (path_len and nsegments filled by the note) */
 	char parent[4096]; /* the parent's path as recorded ("" for none) */
+	uint64_t parent_dev, parent_ino; /* the parent file's identity (0: none) */
 } km_layers_plan_t;
 
 /* Plans the snapshot req asks for, with every vCPU stopped: a fresh id; pages of private file
@@ -42,6 +44,10 @@ typedef struct km_layers_plan {
  * held (a full snapshot when changes are not tracked, or the chain would be deeper than
  * --snapshot-chain). Returns 0, or -1 with *err (a parent that is not the last snapshot). */
 int km_layers_plan(struct km_guest *g, const km_snapshot_req_t *req, km_layers_plan_t *p, km_err_t **err);
+
+/* Written as name in the directory dfd, would the child replace its own parent (which it would
+ * then name as itself, so that no km could resume it)? 0 if not, else -1 with *err. */
+int km_layers_replaces(const km_layers_plan_t *p, int dfd, const char *name, km_err_t **err);
 
 /* Bytes the i-th VMA's PT_LOAD holds in the file (p_filesz): up to its last held page, so that
  * gdb reads the rest (text) from the file NT_FILE names, as in the kernel's cores. */
@@ -67,6 +73,10 @@ void km_layers_paused(struct km_guest *g, km_layers_plan_t *p);
  * from the last snapshot (the next one that names it is refused; a full one is fine). Frees the
  * plan. */
 void km_layers_finish(struct km_guest *g, km_layers_plan_t *p, bool written);
+
+/* In a forked child, its only thread: the plans' lock made new (another thread of the parent may
+ * have held it at the fork), and no parent current (the child's tracking starts off). */
+void km_layers_forked(void);
 
 /* Forgets a plan without touching the tracker (cores). */
 void km_layers_plan_free(km_layers_plan_t *p);

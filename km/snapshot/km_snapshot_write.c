@@ -179,7 +179,8 @@ static int capture(km_guest_t *g, const km_snapshot_req_t *req, snapfile_t *sf, 
 	sf->nb.layers = req->reason == KM_REASON_CORE ? NULL : &sf->plan; /* a core holds every page, no id */
 	if (km_snap_notes_build(g, req, sig, &sf->nb, err) < 0)
 		return km_err_wrap(err, "%s", req->path);
-	if (km_snap_find_place(req, &sf->pl, &sf->dcopy, err) < 0 || km_snap_check_target(&sf->pl, &sf->was, err) < 0)
+	if (km_snap_find_place(req, &sf->pl, &sf->dcopy, err) < 0 || km_snap_check_target(&sf->pl, &sf->was, err) < 0 ||
+	    km_layers_replaces(&sf->plan, sf->pl.dfd, sf->pl.name, err) < 0)
 		return -1; /* refused before anything is written */
 	if ((sf->fd = km_snap_open_temp(&sf->pl, sf->tmpname, sizeof(sf->tmpname))) < 0)
 		return km_err_set(err, errno, "%s: creating the file in its directory", req->path);

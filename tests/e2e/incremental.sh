@@ -397,6 +397,11 @@ incrshim_test_chain() {
 	wait_count "$d/rs4/out" $((last + 3)) || bad "no count after the fourth restore"
 	first=$(first_count "$d/rs4/out")
 	[ "$first" = $((last + 1)) ] || bad "the fourth image's count starts at $first, expected $((last + 1))"
+	# into the image it names as parent: refused (the child would name itself), the image kept
+	shim "$d/c5" checkpoint --image-path "$d/img4" --parent-path . --leave-running ic4
+	expect_error "$d/c5" "would replace"
+	"$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -q '^chain: *4 files' ||
+		bad "img4 after a checkpoint into it on itself: $("$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -m1 '^chain\|^km:')"
 	shim "$d/f4" delete --force ic4
 	# without its parent image the restore is refused, naming it
 	mv "$d/img2" "$d/img2.away"

@@ -684,6 +684,8 @@ run_copies
 run_live
 . "$ROOT/tests/e2e/incremental.sh"
 run_incremental
+. "$ROOT/tests/e2e/livechain.sh"
+run_livechain
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
