@@ -220,15 +220,24 @@ int shim_cmd_checkpoint(const shim_args_t *a, km_err_t **err)
 		km_err_set(err, errno, "image directory %s", dir);
 		goto out;
 	}
-	/* A stale inventory or description must not make an older image look complete, or describe
-	 * this one, if this one fails. */
-	unlinkat(dfd, INVENTORY_NAME, 0);
-	unlinkat(dfd, META_NAME, 0);
 	/* A pre-dump leaves the container running; its image is a whole snapshot the next
 	 * checkpoint names with --parent-path. */
 	bool running = a->leave_running || a->pre_dump;
 	if (a->parent_path != NULL && (parent = parent_snapshot(dir, a->parent_path, err)) == NULL)
 		goto out;
+	struct stat pst, ost;
+	if (parent != NULL && fstatat(dfd, parent, &pst, 0) == 0 && fstatat(dfd, SNAP_NAME, &ost, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    pst.st_dev == ost.st_dev && pst.st_ino == ost.st_ino) {
+		/* refused before the image's own description is touched: it stays usable */
+		km_err_set(err, EINVAL, "checkpoint of \"%s\": --parent-path %s names the image directory %s itself; "
+					"an incremental checkpoint goes into a new image directory",
+			   a->id, a->parent_path, dir);
+		goto out;
+	}
+	/* A stale inventory or description must not make an older image look complete, or describe
+	 * this one, if this one fails. */
+	unlinkat(dfd, INVENTORY_NAME, 0);
+	unlinkat(dfd, META_NAME, 0);
 	char *label = shim_mgmt_encode(a->id);
 	char *penc = parent != NULL ? shim_mgmt_encode(parent) : NULL;
 	char *req = NULL;

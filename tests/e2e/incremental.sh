@@ -399,7 +399,9 @@ incrshim_test_chain() {
 	[ "$first" = $((last + 1)) ] || bad "the fourth image's count starts at $first, expected $((last + 1))"
 	# into the image it names as parent: refused (the child would name itself), the image kept
 	shim "$d/c5" checkpoint --image-path "$d/img4" --parent-path . --leave-running ic4
-	expect_error "$d/c5" "would replace"
+	expect_error "$d/c5" "names the image directory"
+	[ -f "$d/img4/km-checkpoint.json" ] && [ -f "$d/img4/inventory.img" ] ||
+		bad "a refused checkpoint into its own parent image removed that image's description"
 	"$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -q '^chain: *4 files' ||
 		bad "img4 after a checkpoint into it on itself: $("$KM" --inspect "$d/img4/km.snap" 2>&1 </dev/null | grep -m1 '^chain\|^km:')"
 	shim "$d/f4" delete --force ic4
