@@ -1112,6 +1112,8 @@ if want copies && [ -n "$SNAPTMP" ]; then
 	row "copies ($what) rewriting $cw MiB each: PSS per copy, MiB: km vs km read-only" "$(kbmib "$kw_pss" "$cn")" \
 		"$(kbmib "$k_pss" "$cn")" "$(ratio "$kw_pss" "$k_pss")" - -
 	SNAPNOTES+=("copies ($what), PSS per copy: km $(kbmib "$k_anon" "$cn") MiB anonymous + $(kbmib "$k_file" "$cn") MiB file-backed (the snapshot's page cache, shared); criu restore $(kbmib "$c_anon" "$cn") MiB anonymous + $(kbmib "$c_file" "$cn") MiB file-backed")
+fi
+
 # live: the pause of a live snapshot as the program sees it (guests/live_gap, SNAP_LIBC): a thread
 # reads the clock through the vDSO in a loop and reports the largest gap between two reads while
 # the snapshot is taken; km with --mgmt mode=continue, the same program natively under criu dump
@@ -1236,6 +1238,8 @@ if want live && [ -n "$SNAPTMP" ]; then
 		row "freeze floor, 1 GiB natively ($w): pause ms, first write after it us" \
 			"$(nsms "$(field pause_ns <<<"$l")" %.3f)" "$(calc %.1f 'a / 1000' "$(field write_ns <<<"$l")")" - - -
 	done
+fi
+
 # incr: an incremental snapshot (format 2.6, parent=) of a program of INCR_MIB MiB that changed
 # INCR_CHANGE MiB since its parent, beside a full snapshot of a program of INCR_CHANGE MiB, both
 # taken from outside with mode=continue (guests/incr_touch). acc: iwall/fwall (ns, spawn of
@@ -1333,8 +1337,7 @@ if [ $KM_OK = 0 ]; then
 	echo "Only the floors and native runs were measured; the km column is n/a."
 	status=1
 fi
-if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want copies; }; then
-if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want live; }; then
+if [ $CRIU_OK = 0 ] && { want snap || want snap4 || want fds || want copies || want live; }; then
 	echo "CRIU NOT AVAILABLE: $CRIU_WHY"
 	echo "The criu columns of the snapshot rows are n/a."
 	[ $CRIU_OMIT = 1 ] || status=1
