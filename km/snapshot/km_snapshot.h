@@ -129,6 +129,7 @@ typedef struct km_snapshot {
 	km_snap_vma_t *vmas;       /* in address order, one per PT_LOAD */
 	size_t nvmas;
 	uint64_t saved_bytes;      /* sum of p_filesz */
+	uint64_t saved_end;        /* where the last memory byte in the file ends (a resume's lease keeps it) */
 	const uint8_t *segment_crcs; /* NT_KM_CHECKSUM's, in the notes (4-byte aligned) */
 	/* 2.1 (km_snapshot_has(s, KM_SNAPSHOT_MINOR_THREADS)); NULL/0 in older files. */
 	const uint8_t *sigpending;   /* NT_KM_SIGPENDING: nsigpending km_nt_sigpending_t */

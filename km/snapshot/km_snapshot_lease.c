@@ -92,16 +92,6 @@ int km_snapshot_lease_take(km_guest_t *g, uint64_t need, const char *name, km_er
 	return rc;
 }
 
-/* The end of the last segment m's file holds. */
-static uint64_t member_need(const km_snapshot_t *m)
-{
-	uint64_t end = 0;
-	for (size_t i = 0; i < m->nvmas; i++)
-		if (m->vmas[i].file_len > 0 && m->vmas[i].file_off + m->vmas[i].file_len > end)
-			end = m->vmas[i].file_off + m->vmas[i].file_len;
-	return end;
-}
-
 int km_snapshot_lease_chain(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
 {
 	for (const km_snapshot_t *m = s->parent; m != NULL && nmembers < KM_LAYERS_MAX_DEPTH; m = m->parent) {
@@ -112,7 +102,7 @@ int km_snapshot_lease_chain(km_guest_t *g, const km_snapshot_t *s, const char *n
 		member_fd[nmembers] = fd;
 		member_leased[nmembers] = false;
 		nmembers++;
-		int rc = g->snap_leased ? lease_fd(fd, member_need(m), shown, err) : 0;
+		int rc = g->snap_leased ? lease_fd(fd, m->saved_end, shown, err) : 0;
 		if (rc < 0)
 			return -1;
 		member_leased[nmembers - 1] = rc == 1;

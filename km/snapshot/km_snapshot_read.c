@@ -363,6 +363,8 @@ static int check_loads(km_snapshot_t *s, const Elf64_Phdr *ph, size_t nph, const
 		v->file_len = ph[i].p_filesz;
 		memcpy(&v->crc, s->segment_crcs + 4 * (k - 1), sizeof(v->crc));
 		s->saved_bytes += ph[i].p_filesz;
+		if (ph[i].p_filesz > 0 && ph[i].p_offset + ph[i].p_filesz > s->saved_end)
+			s->saved_end = ph[i].p_offset + ph[i].p_filesz;
 	}
 	/* k == nvmas here: parse_vma refuses more mapping notes than segments, the loop fewer */
 	return 0;

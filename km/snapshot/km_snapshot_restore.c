@@ -197,16 +197,6 @@ static int restore_vcpu(km_guest_t *g, const km_snap_cpu_t *c, const char *name,
 	return 0;
 }
 
-/* Where the last saved segment ends in the file: it must stay at least this long. */
-static uint64_t saved_end(const km_snapshot_t *s)
-{
-	uint64_t end = 0;
-	for (size_t i = 0; i < s->nvmas; i++)
-		if (s->vmas[i].file_len > 0 && s->vmas[i].file_off + s->vmas[i].file_len > end)
-			end = s->vmas[i].file_off + s->vmas[i].file_len;
-	return end;
-}
-
 /* Pending signals go back in their queues, in order; the timers are armed when the guest starts
  * (km_timers.h). */
 static int restore_signals(km_guest_t *g, const km_snapshot_t *s, const char *name, km_err_t **err)
@@ -344,7 +334,7 @@ int km_snapshot_restore(km_guest_t *g, const km_snapshot_t *s, km_err_t **err)
 	g->mm.snapshot_fd = km_fd_reserve(dup(s->fd));
 	if (g->mm.snapshot_fd < 0)
 		return km_err_set(err, errno, "%s: keeping the snapshot open", name);
-	int leased = km_snapshot_lease_take(g, saved_end(s), name, err);
+	int leased = km_snapshot_lease_take(g, s->saved_end, name, err);
 	/* The parents of an incremental chain are mapped too: leased alike (km_snapshot_lease.h). */
 	if (leased >= 0 && km_snapshot_lease_chain(g, s, name, err) < 0)
 		return -1;
