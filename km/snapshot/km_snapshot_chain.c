@@ -161,10 +161,16 @@ static int open_member(const char *path, int passed, km_snapshot_t *p, km_err_t 
 	return km_snapshot_open_fd(fd, path, p, err);
 }
 
+/* How errors name member m of the chain opened from path (the top one has no name of its own). */
+static const char *shown_name(const km_snapshot_t *m, const char *path)
+{
+	return m->name != NULL ? m->name : path != NULL ? path : "snapshot";
+}
+
 static int open_parent(km_snapshot_t *cur, const char *curpath, const int *fds, size_t nfds, size_t d,
 		       km_snapshot_t **out, char **ppath, km_err_t **err)
 {
-	const char *shown = cur->name != NULL ? cur->name : curpath != NULL ? curpath : "snapshot";
+	const char *shown = shown_name(cur, curpath);
 	if (nfds == 0 && curpath == NULL && cur->parent_path[0] != '/')
 		return km_err_set(err, 0, "%s: its parent %s is named relative to the snapshot's directory, which an "
 				  "fd does not have: pass the chain with --snapshot-parent-fd", shown, cur->parent_path);
@@ -206,16 +212,16 @@ int km_layers_open_chain(km_snapshot_t *s, const char *path, const int *fds, siz
 		 * forever): each is a parent that is not the one the child was written on. */
 		if (!p->layered || memcmp(p->layers.id, cur->layers.parent_id, 16) != 0)
 			return km_err_set(err, 0, "%s: its parent %s is not the snapshot it was written on (changed or "
-						  "replaced since)", cur->name != NULL ? cur->name : path != NULL ? path : "snapshot", ppath);
+					  "replaced since)", shown_name(cur, path), ppath);
 		if (p->layers.depth + 1 != cur->layers.depth)
 			return km_err_set(err, 0, "%s: corrupt snapshot: its parent %s has depth %u, it %u",
-					  cur->name != NULL ? cur->name : path != NULL ? path : "snapshot", ppath, p->layers.depth, cur->layers.depth);
+					  shown_name(cur, path), ppath, p->layers.depth, cur->layers.depth);
 		cur = p;
 		curpath = ppath;
 	}
 	if (nfds > d)
 		return km_err_set(err, 0, "%s: %zu --snapshot-parent-fd for a chain of %zu below it",
-				  path != NULL ? path : "snapshot", nfds, d);
+				  shown_name(s, path), nfds, d);
 	return 0;
 }
 
