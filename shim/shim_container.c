@@ -14,8 +14,8 @@
  *
  * Descriptors km gets (the guest sees 0-2 and the --preserve-fds ones, 3..B-1, B = 3+N):
  *   B+0 --kvm-fd, B+1 --mgmt-fd, B+2 --start-fd, B+3 --ready-fd, then (if given) --snapshot-fd,
- *   (...; after them, one --snapshot-parent-fd per member of an incremental chain)
- *   then --guest-seccomp-fd, in that order, at the next numbers. Every other fd is closed at exec.
+ *   then --guest-seccomp-fd, then one --snapshot-parent-fd per member of an incremental chain
+ *   (parent first), in that order, at the next numbers. Every other fd is closed at exec.
  *
  * Namespaces: those without a path are created by clone(2) in one go (so they belong to the new
  * user namespace, if any), except cgroup, which the child unshares after the parent has put it in
