@@ -317,13 +317,15 @@ typedef struct run {
 	uint64_t off, first, n; /* file offset, first page, pages */
 } run_t;
 
-static int flush(uint8_t *host, run_t *r)
+/* Maps run r of segment sv at host. 0, or -1 with *err. */
+static int flush(uint8_t *host, run_t *r, const km_snap_vma_t *sv, const char *name, km_err_t **err)
 {
 	if (r->n == 0)
 		return 0;
 	void *at = host + r->first * PAGE;
 	if (mmap(at, r->n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, r->fd, (off_t)r->off) == MAP_FAILED)
-		return -errno;
+		return km_err_set(err, errno, "%s: mapping the pages of %#lx-%#lx from the layers below", name,
+				  (unsigned long)sv->nt.start, (unsigned long)sv->nt.end);
 	r->n = 0;
 	return 0;
 }
@@ -352,18 +354,12 @@ static int map_runs(uint8_t *host, const km_snapshot_t *s, size_t i, file_cache_
 			r.n++;
 			continue;
 		}
-		int rc = flush(host, &r);
-		if (rc < 0)
-			return km_err_set(err, -rc, "%s: mapping the pages of %#lx-%#lx from the layers below", name,
-					  (unsigned long)sv->nt.start, (unsigned long)sv->nt.end);
+		if (flush(host, &r, sv, name, err) < 0)
+			return -1;
 		if (!top)
 			r = (run_t){fd, off, pg, 1};
 	}
-	int rc = flush(host, &r);
-	if (rc < 0)
-		return km_err_set(err, -rc, "%s: mapping the pages of %#lx-%#lx from the layers below", name,
-				  (unsigned long)sv->nt.start, (unsigned long)sv->nt.end);
-	return 0;
+	return flush(host, &r, sv, name, err);
 }
 
 int km_layers_map_vma(km_mm_t *mm, const km_snapshot_t *s, size_t i, const char *name, km_err_t **err)
