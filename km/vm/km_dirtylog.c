@@ -7,14 +7,7 @@
 
 int km_dirtylog_set(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, bool on)
 {
-	struct kvm_userspace_memory_region r = {
-	    .slot = (uint32_t)slot,
-	    .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-	    .guest_phys_addr = gpa,
-	    .memory_size = size,
-	    .userspace_addr = (uint64_t)host,
-	};
-	return ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+	return km_machine_set_slot(m, slot, gpa, size, host, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
 }
 
 int km_dirtylog_fetch(km_machine_t *m, int slot, uint64_t *bitmap)

@@ -181,16 +181,23 @@ void km_fd_transient_reset(void)
 	pthread_rwlock_init(&fd_transient, NULL);
 }
 
-int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err)
+int km_machine_set_slot(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 	    .slot = (uint32_t)slot,
+	    .flags = flags,
 	    .guest_phys_addr = gpa,
 	    .memory_size = size,
 	    .userspace_addr = (uint64_t)host,
 	};
-	if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-		return km_err_set(err, errno, "registering guest memory slot %d (%#lx bytes at guest-physical %#lx)",
+	return ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err)
+{
+	int rc = km_machine_set_slot(m, slot, gpa, size, host, 0);
+	if (rc < 0)
+		return km_err_set(err, -rc, "registering guest memory slot %d (%#lx bytes at guest-physical %#lx)",
 				  slot, (unsigned long)size, (unsigned long)gpa);
 	return 0;
 }

@@ -35,6 +35,9 @@ int km_machine_new_vm(km_machine_t *m, km_err_t **err);
 /* Registers host memory [host, host+size) as guest-physical [gpa, gpa+size) in memory slot `slot`. */
 int km_machine_set_memory(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, km_err_t **err);
 
+/* The same with KVM_MEM_* flags (dirty logging: km_dirtylog.c); returns 0 or -errno. */
+int km_machine_set_slot(km_machine_t *m, int slot, uint64_t gpa, uint64_t size, void *host, uint32_t flags);
+
 /* Moves one of km's own fds to KM_FD_RESERVED_BASE or above (close-on-exec), out of the guest's
  * reach, closing the original. Returns the new fd, or -1 with errno set (the original is closed). */
 int km_fd_reserve(int fd);
