@@ -172,7 +172,9 @@ live_writer_killed() {
 			fi
 		done
 		[ $caught = 1 ] || bad "the writer was never caught while writing (5 attempts)"
-		[ -n "$(ls -A "$d/cwd")" ] && bad "files left in the directory: $(ls -A "$d/cwd")"
+		# The files are written in $d (not the program's cwd): a temporary or link name is hidden there.
+		[ -n "$(ls -A "$d" | grep '^\.')" ] && bad "files left in the snapshots' directory: $(ls -A "$d" | grep '^\.')"
+		[ -n "$(ls -A "$d/cwd")" ] && bad "files left in the program's directory: $(ls -A "$d/cwd")"
 		# The program goes on: another live snapshot works and resumes.
 		live_snap "$d" "$LIVE_SOCK" "$d/after.snap"
 		[ "$LIVE_RC" = 0 ] || bad "a live snapshot after the killed one failed: $(cat "$d/mgmt.out")"
