@@ -9,7 +9,8 @@
 #   live/exact/shared the same with the memory MAP_SHARED | MAP_ANONYMOUS (a fork does not freeze it:
 #                     km copies it at the pause)
 #   live/big          a 256 MiB program, snapshot live, resumed, its memory checked the same way
-#   live/many         live snapshots one after the other of one program; each resumes
+#   live/many         six live snapshots one after the other of one program: the first and last
+#                     resume, the four between pass km --inspect --verify
 #   live/ends         the program ends while its writer still writes: km waits, answers, the file resumes
 #   live/writer-killed  the writer killed while it writes: the request fails with one clear
 #                     reason, no file (nor temporary one) is left, the program goes on
