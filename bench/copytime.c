@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
+
 extern char **environ;
 
 #define MAX_COPIES 64
@@ -60,42 +62,6 @@ struct copy {
 static struct copy copies[MAX_COPIES];
 static int ncopies;
 static const char *comm; /* -c: the name of the processes whose memory counts */
-
-static void die(const char *what)
-{
-	fprintf(stderr, "copytime: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static long long now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-/* hi_pipe: a close-on-exec pipe numbered 10 or above, clear of the fds a child is given. */
-static void hi_pipe(int p[2])
-{
-	int q[2];
-	if (pipe2(q, O_CLOEXEC) < 0)
-		die("pipe");
-	for (int i = 0; i < 2; i++) {
-		p[i] = fcntl(q[i], F_DUPFD_CLOEXEC, 10);
-		if (p[i] < 0)
-			die("fcntl");
-		close(q[i]);
-	}
-}
-
-static int status_code(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
 
 /* copy_argv: argv with every "{i}" replaced by i (a new vector; strings that need no change shared). */
 static char **copy_argv(char **argv, int i)

@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
+
 extern char **environ;
 
 static pid_t kids[2] = {-1, -1};
@@ -65,19 +67,6 @@ static void on_alarm(int sig)
 			kill(kids[i], SIGKILL);
 }
 
-static long long now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "snaptime: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
 static void usage(void)
 {
 	fprintf(stderr, "usage: snaptime write FILE MIB\n"
@@ -87,33 +76,10 @@ static void usage(void)
 	exit(2);
 }
 
-/* A pipe whose two ends are close-on-exec and numbered 10 or above (clear of the fds a child gets). */
-static void hi_pipe(int p[2])
-{
-	int q[2];
-	if (pipe2(q, O_CLOEXEC) < 0)
-		die("pipe");
-	for (int i = 0; i < 2; i++) {
-		p[i] = fcntl(q[i], F_DUPFD_CLOEXEC, 10);
-		if (p[i] < 0)
-			die("fcntl");
-		close(q[i]);
-	}
-}
-
 static long ino_of(int fd)
 {
 	struct stat st;
 	return fstat(fd, &st) == 0 ? (long)st.st_ino : -1;
-}
-
-static int status_code(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
 }
 
 /* Waits for pid; -1 when interrupted by the timeout. */

@@ -9,7 +9,8 @@
 #   live/exact/shared the same with the memory MAP_SHARED | MAP_ANONYMOUS (a fork does not freeze it:
 #                     km copies it at the pause)
 #   live/big          a 256 MiB program, snapshot live, resumed, its memory checked the same way
-#   live/many         live snapshots one after the other of one program; each resumes
+#   live/many         six live snapshots one after the other of one program: the first and last
+#                     resume, the four between pass km --inspect --verify
 #   live/ends         the program ends while its writer still writes: km waits, answers, the file resumes
 #   live/writer-killed  the writer killed while it writes: the request fails with one clear
 #                     reason, no file (nor temporary one) is left, the program goes on
@@ -93,18 +94,26 @@ live_exact() {
 	done
 }
 
-live_big() {
-	local test=live/big d=$WORK/live/big
+# live_one TEST NAME MIB PASSES [quiet]: live_churn (gcc, one thread) over MIB MiB for PASSES
+# passes, one live snapshot DIR/NAME.snap while it runs, the original finished, the file resumed;
+# quiet: km's stderr must stay empty too.
+live_one() {
+	local test=$1 name=$2 d=$WORK/$1
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
-	if live_start "$d" "$KM" gcc 1 256 8; then
-		live_snap "$d" "$LIVE_SOCK" "$d/big.snap"
+	if live_start "$d" "$KM" gcc 1 "$3" "$4"; then
+		live_snap "$d" "$LIVE_SOCK" "$d/$name.snap"
 		[ "$LIVE_RC" = 0 ] || bad "the live snapshot failed: $(cat "$d/mgmt.out")"
 	fi
 	live_finish "$d"
-	[ -f "$d/big.snap" ] && live_resume "$d" "$d/big.snap" resumed
+	[ "${5:-}" = quiet ] && [ -s "$d/run/err" ] && bad "km wrote to stderr: $(head -c 300 "$d/run/err")"
+	[ -f "$d/$name.snap" ] && live_resume "$d" "$d/$name.snap" resumed
 	snap_verbose && snap_show "$d/run" "$d/resumed"
 	end
+}
+
+live_big() {
+	live_one live/big big 256 8
 }
 
 live_many() {
@@ -129,19 +138,8 @@ live_many() {
 }
 
 live_ends() {
-	local test=live/ends d=$WORK/live/ends
-	want "$test" && km_only "$test" || return 0
-	begin "$test"
 	# Two passes over 256 MiB: the second ends long before 256 MiB are written.
-	if live_start "$d" "$KM" gcc 1 256 2; then
-		live_snap "$d" "$LIVE_SOCK" "$d/ends.snap"
-		[ "$LIVE_RC" = 0 ] || bad "the live snapshot failed: $(cat "$d/mgmt.out")"
-	fi
-	live_finish "$d"
-	[ -s "$d/run/err" ] && bad "km wrote to stderr: $(head -c 300 "$d/run/err")"
-	[ -f "$d/ends.snap" ] && live_resume "$d" "$d/ends.snap" resumed
-	snap_verbose && snap_show "$d/run" "$d/resumed"
-	end
+	live_one live/ends ends 256 2 quiet
 }
 
 # The writer is km's only child here (live_churn has none): found, then killed, while it writes.
@@ -172,7 +170,9 @@ live_writer_killed() {
 			fi
 		done
 		[ $caught = 1 ] || bad "the writer was never caught while writing (5 attempts)"
-		[ -n "$(ls -A "$d/cwd")" ] && bad "files left in the directory: $(ls -A "$d/cwd")"
+		# The files are written in $d (not the program's cwd): a temporary or link name is hidden there.
+		[ -n "$(ls -A "$d" | grep '^\.')" ] && bad "files left in the snapshots' directory: $(ls -A "$d" | grep '^\.')"
+		[ -n "$(ls -A "$d/cwd")" ] && bad "files left in the program's directory: $(ls -A "$d/cwd")"
 		# The program goes on: another live snapshot works and resumes.
 		live_snap "$d" "$LIVE_SOCK" "$d/after.snap"
 		[ "$LIVE_RC" = 0 ] || bad "a live snapshot after the killed one failed: $(cat "$d/mgmt.out")"

@@ -187,7 +187,7 @@ procs_exec_clock() {
 # program exec'd; a forked child's km does not, also after it exec'd (twice), as natively the
 # dying process says nothing and the shell reports what it reports.
 procs_exec_report() {
-	local test=procs_exec/death-report d=$WORK/procs_exec/report bb=${BUSYBOX:-/bin/busybox}
+	local test=procs_exec/death-report d=$WORK/procs_exec/report bb=$BUSYBOX
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
 	rm -rf "$d" && mkdir -p "$d/cwd"

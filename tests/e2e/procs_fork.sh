@@ -180,7 +180,7 @@ pf_exec_listener() {
 	local test="procs/fork/exec-listener"
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
-	local d=$WORK/procs/fork/exec-listener bb=${BUSYBOX:-/bin/busybox}
+	local d=$WORK/procs/fork/exec-listener bb=$BUSYBOX
 	local mgmt=${TOOLS:-$ROOT/build/tests/tools}/km-mgmt
 	rm -rf "$d" && mkdir -p "$d/cwd"
 	coproc PX { exec timeout -k 5 "$TIMEOUT" "$KM" --mgmt="$d/m.sock" "$bb" sh -c \
