@@ -38,12 +38,26 @@
 /* --- the file ----------------------------------------------------------------------------- */
 
 
+#ifdef KM_TEST_HOOKS
+/* The test build only (make test-km): KM_TEST_NO_TMPFILE set, the temporary file is named, as
+ * on a filesystem without O_TMPFILE, so that a test can check no such name is left behind. */
+static bool no_tmpfile(void)
+{
+	return getenv("KM_TEST_NO_TMPFILE") != NULL;
+}
+#else
+static bool no_tmpfile(void)
+{
+	return false;
+}
+#endif
+
 /* A file in the directory that has no name until it is complete (O_TMPFILE), or a hidden
  * temporary name where the filesystem cannot do that. */
 int km_snap_open_temp(const place_t *pl, char *tmpname, size_t size)
 {
 	tmpname[0] = '\0';
-	int fd = km_fd_reserve(openat(pl->dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+	int fd = no_tmpfile() ? -1 : km_fd_reserve(openat(pl->dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
 	if (fd >= 0)
 		return fd;
 	struct timespec ts;

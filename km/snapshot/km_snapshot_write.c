@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,7 +370,44 @@ struct km_snapshot_live {
 	char *path;
 	km_layers_plan_t plan; /* finished when the writer reports */
 	bool planned;
+	/* The temporary name the writer writes under (where the filesystem has no O_TMPFILE): a
+	 * writer killed by a signal cannot remove it, km does. Its directory by path and identity,
+	 * not by fd: the thread that finishes may have an fd table of its own (the listener). */
+	char *tmpdir;
+	dev_t tmpdir_dev;
+	ino_t tmpdir_ino;
+	char tmpname[128];
 };
+
+/* Notes where sf's temporary name is (its directory's path and identity), for remove_temp. */
+static void note_temp(km_snapshot_live_t *lw, const snapfile_t *sf)
+{
+	char proc[64], dir[PATH_MAX];
+	struct stat st;
+	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", sf->pl.dfd);
+	ssize_t n = readlink(proc, dir, sizeof(dir) - 1);
+	if (n <= 0 || fstat(sf->pl.dfd, &st) < 0)
+		return;
+	dir[n] = '\0';
+	if ((lw->tmpdir = strdup(dir)) == NULL)
+		return;
+	lw->tmpdir_dev = st.st_dev;
+	lw->tmpdir_ino = st.st_ino;
+	memcpy(lw->tmpname, sf->tmpname, sizeof(lw->tmpname));
+}
+
+/* Removes the temporary name a failed writer may have left, if its directory is still the one
+ * it was written in. */
+static void remove_temp(const km_snapshot_live_t *lw)
+{
+	struct stat st;
+	int dfd = open(lw->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	if (fstat(dfd, &st) == 0 && st.st_dev == lw->tmpdir_dev && st.st_ino == lw->tmpdir_ino)
+		unlinkat(dfd, lw->tmpname, 0);
+	close(dfd);
+}
 
 #ifdef KM_TEST_HOOKS
 /* The test build only (make test-km): the whole snapshot also written the ordinary way, at the
@@ -446,8 +484,10 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 		int e = km_live_start(live_child, &sf, keep, 3, &lw->w);
 		if (e < 0)
 			rc = km_err_set(err, -e, "%s: starting the snapshot writer", req->path);
-		else
-			sf.tmpname[0] = '\0'; /* the writer's now: it removes it if it fails */
+		else if (sf.tmpname[0] != '\0') { /* the writer's now: it removes it if it fails, km if it is killed */
+			note_temp(lw, &sf);
+			sf.tmpname[0] = '\0';
+		}
 	}
 	free_frozen(&sf);
 	release(&sf); /* km's copies; the writer has its own */
@@ -459,6 +499,7 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 		km_layers_finish(g, &sf.plan, false);
 	}
 	if (rc < 0) {
+		free(lw->tmpdir);
 		free(lw->path);
 		free(lw);
 		return -1;
@@ -488,6 +529,9 @@ int km_snapshot_live_finish(km_snapshot_live_t *lw, km_snapshot_result_t *res, v
 	}
 	if (lw->planned)
 		km_layers_finish(lw->g, &lw->plan, rc == 0);
+	if (rc < 0 && lw->tmpdir != NULL) /* the writer's own failure removed it already; a killed one did not */
+		remove_temp(lw);
+	free(lw->tmpdir);
 	free(lw->path);
 	free(lw);
 	return rc;
