@@ -1,43 +1,30 @@
 /*
  * The snapshot (and core) writer: see km_snapshot.h for the contract, km_coredump.h for the
  * format. Layout: ELF header, program headers (PT_NOTE, then one PT_LOAD per VMA), the notes,
- * then each segment's bytes at a page-aligned offset. Only pages that may hold data are read
- * (pagemap says which anonymous pages were ever touched), and only non-zero pages are written:
- * the rest are holes, so the file's disk usage tracks what the program really used.
+ * then each segment's bytes at a page-aligned offset (written by km_snapshot_memory.c), then the
+ * open files' data. This file puts the parts together, at once or (live) through a writer.
  */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/procfs.h>
 #include <sys/stat.h>
-#include <sys/user.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "km_cli.h"
 #include "km_buf.h"
-#include "km_crc32c.h"
 #include "km_guest.h"
 #include "km_fdtab.h"
-#include "km_guest_seccomp.h"
-#include "km_signal.h"
-#include "km_timers.h"
-#include "km_time.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
 #include "km_pagemap.h"
-#include "km_rlimit.h"
-#include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_snapshot_layers.h"
-#include "km_sys_util.h"
-#include "km_vdso.h"
 #include "km_snapshot_writer.h"
 #include "km_snapshot_live.h"
 
