@@ -22,6 +22,7 @@
 #include "km_fdtab.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
+#include "km_time.h"
 #include "km_pagemap.h"
 #include "km_snapshot.h"
 #include "km_snapshot_layers.h"
@@ -235,7 +236,7 @@ static uint64_t ns_since(const struct timespec *t0)
 {
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0->tv_nsec);
+	return (uint64_t)km_ts_diff_ns(t1, *t0);
 }
 
 static void print_timing(const km_guest_t *g, const km_snapshot_result_t *res)
