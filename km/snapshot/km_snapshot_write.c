@@ -389,7 +389,9 @@ static void note_temp(km_snapshot_live_t *lw, const snapfile_t *sf)
 static void remove_temp(const km_snapshot_live_t *lw)
 {
 	struct stat st;
-	int dfd = open(lw->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	km_fd_transient_begin(); /* the listener may finish: its fd lands in the guest's range first */
+	int dfd = km_fd_reserve(open(lw->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	km_fd_transient_end();
 	if (dfd < 0)
 		return;
 	if (fstat(dfd, &st) == 0 && st.st_dev == lw->tmpdir_dev && st.st_ino == lw->tmpdir_ino)
