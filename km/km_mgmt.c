@@ -492,9 +492,9 @@ static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 	courier_ticket_t pticket;
 	char pabs[KM_MGMT_PATH_MAX];
 	courier_drain(m);
+	if (rq->dir_fd && check_dir_fd(dirfd, &err) < 0)
+		return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
 	if (rq->parent[0] != '\0' && rq->dir_fd) {
-		if (check_dir_fd(dirfd, &err) < 0)
-			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
 		if (send_parent(m, rq, dirfd, &pticket, &err) < 0)
 			return reply_err_free(m, KM_MGMT_E_SNAPSHOT, &err);
 		req.parent = rq->parent;
@@ -506,8 +506,6 @@ static size_t do_snapshot(km_mgmt_t *m, const km_mgmt_request_t *rq, int dirfd)
 		req.parent = pabs;
 	}
 	if (rq->dir_fd) {
-		if (check_dir_fd(dirfd, &err) < 0)
-			return reply_err_free(m, KM_MGMT_E_REQUEST, &err);
 		if (courier_send(m, dirfd, &ticket, &err) < 0)
 			return reply_err_free(m, KM_MGMT_E_SNAPSHOT, &err);
 		snprintf(abs, sizeof(abs), "%s", rq->path);

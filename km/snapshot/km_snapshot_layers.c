@@ -325,7 +325,9 @@ static void drop_full(km_layers_plan_t *p, km_mm_t *mm)
 int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t *p, km_err_t **err)
 {
 	memset(p, 0, sizeof(*p));
-	p->detached = req->detached;
+	/* A core is no layer: it never becomes a parent, and the program dies (its other threads
+	 * still running) with the tracker left as it is. */
+	p->detached = req->detached || req->reason == KM_REASON_CORE;
 	if (new_id(p->nt.id, err) < 0)
 		return -1;
 	if (plan_alloc(p, g->mm.nvmas) < 0) {
@@ -336,7 +338,7 @@ int km_layers_plan(km_guest_t *g, const km_snapshot_req_t *req, km_layers_plan_t
 	pthread_mutex_lock(&lock);
 	p->epoch = epoch;
 	int rc = 0;
-	if (req->parent != NULL && req->reason != KM_REASON_CORE && !req->detached)
+	if (req->parent != NULL && !p->detached)
 		rc = plan_incremental(g, req, p, err);
 	pthread_mutex_unlock(&lock);
 	if (rc < 0) {

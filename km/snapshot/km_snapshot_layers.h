@@ -32,7 +32,7 @@ typedef struct km_layers_plan {
 			    * snapshot fails; NULL: nothing collected */
 	bool started;      /* km_layers_paused started the tracker at a live snapshot's pause */
 	uint64_t epoch;    /* the dirty interval this plan began or saw (km_snapshot_layers.c) */
-	bool detached;     /* req->detached: km_layers_finish only frees */
+	bool detached;     /* req->detached, or a core: km_layers_finish only frees */
 	km_nt_layers_t nt; /* id, parent id, depth (path_len and nsegments filled by the note) */
 	char parent[4096]; /* the parent's path as recorded ("" for none) */
 	uint64_t parent_dev, parent_ino; /* the parent file's identity (0: none) */

@@ -5,34 +5,15 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/procfs.h>
-#include <sys/stat.h>
-#include <sys/user.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "km_cli.h"
-#include "km_buf.h"
 #include "km_crc32c.h"
 #include "km_guest.h"
-#include "km_fdtab.h"
-#include "km_guest_seccomp.h"
-#include "km_signal.h"
-#include "km_timers.h"
-#include "km_time.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
 #include "km_pagemap.h"
-#include "km_rlimit.h"
-#include "km_runtime_layout.h"
-#include "km_snapshot.h"
-#include "km_sys_util.h"
-#include "km_vdso.h"
 #include "km_snapshot_writer.h"
 
 #define PAGE KM_PAGE_SIZE

@@ -3,7 +3,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +15,12 @@
 
 #include "km_cli.h"
 #include "km_buf.h"
-#include "km_crc32c.h"
 #include "km_guest.h"
 #include "km_fdtab.h"
 #include "km_guest_seccomp.h"
 #include "km_signal.h"
 #include "km_timers.h"
 #include "km_time.h"
-#include "km_guest_fault.h"
-#include "km_io.h"
-#include "km_pagemap.h"
 #include "km_rlimit.h"
 #include "km_runtime_layout.h"
 #include "km_snapshot.h"

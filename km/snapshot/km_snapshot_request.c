@@ -21,6 +21,7 @@
 #include "km_snapshot.h"
 #include "km_snapshot_live.h"
 #include "km_stopall.h"
+#include "km_time.h"
 
 /* A snapshot the program survives, taken while it runs (not paused from outside): its memory is
  * written by a forked writer while the program goes on (km_snapshot_live.h). */
@@ -205,8 +206,7 @@ static int take_pause(km_vcpu_t *v, const struct kvm_regs *user, uint64_t cpu_fl
 	if (rc == 0 && *live != NULL && g->opts.timing) {
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
-		fprintf(stderr, "km-timing: snapshot_pause_ns=%lu\n", (unsigned long)ns);
+		fprintf(stderr, "km-timing: snapshot_pause_ns=%lu\n", (unsigned long)km_ts_diff_ns(t1, t0));
 	}
 	return rc;
 }

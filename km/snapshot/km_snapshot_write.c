@@ -1,42 +1,31 @@
 /*
  * The snapshot (and core) writer: see km_snapshot.h for the contract, km_coredump.h for the
  * format. Layout: ELF header, program headers (PT_NOTE, then one PT_LOAD per VMA), the notes,
- * then each segment's bytes at a page-aligned offset. Only pages that may hold data are read
- * (pagemap says which anonymous pages were ever touched), and only non-zero pages are written:
- * the rest are holes, so the file's disk usage tracks what the program really used.
+ * then each segment's bytes at a page-aligned offset (written by km_snapshot_memory.c), then the
+ * open files' data. This file puts the parts together, at once or (live) through a writer.
  */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/procfs.h>
 #include <sys/stat.h>
-#include <sys/user.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "km_cli.h"
 #include "km_buf.h"
-#include "km_crc32c.h"
 #include "km_guest.h"
 #include "km_fdtab.h"
-#include "km_guest_seccomp.h"
-#include "km_signal.h"
-#include "km_timers.h"
-#include "km_time.h"
 #include "km_guest_fault.h"
 #include "km_io.h"
+#include "km_time.h"
 #include "km_pagemap.h"
-#include "km_rlimit.h"
-#include "km_runtime_layout.h"
 #include "km_snapshot.h"
 #include "km_snapshot_layers.h"
-#include "km_sys_util.h"
-#include "km_vdso.h"
 #include "km_snapshot_writer.h"
 #include "km_snapshot_live.h"
 
@@ -247,7 +236,7 @@ static uint64_t ns_since(const struct timespec *t0)
 {
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0->tv_nsec);
+	return (uint64_t)km_ts_diff_ns(t1, *t0);
 }
 
 static void print_timing(const km_guest_t *g, const km_snapshot_result_t *res)
@@ -369,7 +358,46 @@ struct km_snapshot_live {
 	char *path;
 	km_layers_plan_t plan; /* finished when the writer reports */
 	bool planned;
+	/* The temporary name the writer writes under (where the filesystem has no O_TMPFILE): a
+	 * writer killed by a signal cannot remove it, km does. Its directory by path and identity,
+	 * not by fd: the thread that finishes may have an fd table of its own (the listener). */
+	char *tmpdir;
+	dev_t tmpdir_dev;
+	ino_t tmpdir_ino;
+	char tmpname[128];
 };
+
+/* Notes where sf's temporary name is (its directory's path and identity), for remove_temp. */
+static void note_temp(km_snapshot_live_t *lw, const snapfile_t *sf)
+{
+	char proc[64], dir[PATH_MAX];
+	struct stat st;
+	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", sf->pl.dfd);
+	ssize_t n = readlink(proc, dir, sizeof(dir) - 1);
+	if (n <= 0 || fstat(sf->pl.dfd, &st) < 0)
+		return;
+	dir[n] = '\0';
+	if ((lw->tmpdir = strdup(dir)) == NULL)
+		return;
+	lw->tmpdir_dev = st.st_dev;
+	lw->tmpdir_ino = st.st_ino;
+	memcpy(lw->tmpname, sf->tmpname, sizeof(lw->tmpname));
+}
+
+/* Removes the temporary name a failed writer may have left, if its directory is still the one
+ * it was written in. */
+static void remove_temp(const km_snapshot_live_t *lw)
+{
+	struct stat st;
+	km_fd_transient_begin(); /* the listener may finish: its fd lands in the guest's range first */
+	int dfd = km_fd_reserve(open(lw->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	km_fd_transient_end();
+	if (dfd < 0)
+		return;
+	if (fstat(dfd, &st) == 0 && st.st_dev == lw->tmpdir_dev && st.st_ino == lw->tmpdir_ino)
+		unlinkat(dfd, lw->tmpname, 0);
+	close(dfd);
+}
 
 #ifdef KM_TEST_HOOKS
 /* The test build only (make test-km): the whole snapshot also written the ordinary way, at the
@@ -446,8 +474,10 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 		int e = km_live_start(live_child, &sf, keep, 3, &lw->w);
 		if (e < 0)
 			rc = km_err_set(err, -e, "%s: starting the snapshot writer", req->path);
-		else
-			sf.tmpname[0] = '\0'; /* the writer's now: it removes it if it fails */
+		else if (sf.tmpname[0] != '\0') { /* the writer's now: it removes it if it fails, km if it is killed */
+			note_temp(lw, &sf);
+			sf.tmpname[0] = '\0';
+		}
 	}
 	free_frozen(&sf);
 	release(&sf); /* km's copies; the writer has its own */
@@ -459,6 +489,7 @@ int km_snapshot_write_live(km_guest_t *g, const km_snapshot_req_t *req, km_snaps
 		km_layers_finish(g, &sf.plan, false);
 	}
 	if (rc < 0) {
+		free(lw->tmpdir);
 		free(lw->path);
 		free(lw);
 		return -1;
@@ -488,6 +519,9 @@ int km_snapshot_live_finish(km_snapshot_live_t *lw, km_snapshot_result_t *res, v
 	}
 	if (lw->planned)
 		km_layers_finish(lw->g, &lw->plan, rc == 0);
+	if (rc < 0 && lw->tmpdir != NULL) /* the writer's own failure removed it already; a killed one did not */
+		remove_temp(lw);
+	free(lw->tmpdir);
 	free(lw->path);
 	free(lw);
 	return rc;

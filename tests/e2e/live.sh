@@ -13,7 +13,9 @@
 #                     resume, the four between pass km --inspect --verify
 #   live/ends         the program ends while its writer still writes: km waits, answers, the file resumes
 #   live/writer-killed  the writer killed while it writes: the request fails with one clear
-#                     reason, no file (nor temporary one) is left, the program goes on
+#                     reason, no file (nor temporary one) is left, the program goes on; with the
+#                     test build, the temporary file is a named one (KM_TEST_NO_TMPFILE, as on a
+#                     filesystem without O_TMPFILE), which km must remove for the killed writer
 # hostile_livewait.c (hostile.sh) checks the program's waits never see the writer.
 
 LIVE_CHURN_PASSES=${LIVE_CHURN_PASSES:-60}
@@ -144,10 +146,17 @@ live_ends() {
 
 # The writer is km's only child here (live_churn has none): found, then killed, while it writes.
 live_writer_killed() {
-	local test=live/writer-killed d=$WORK/live/killed kmpid w attempt caught=0
+	local test=live/writer-killed d=$WORK/live/killed kmpid w attempt caught=0 km=$KM
 	want "$test" && km_only "$test" || return 0
 	begin "$test"
-	if live_start "$d" "$KM" gcc 1 256 1000000; then
+	if [ -x "$KM_TEST" ]; then
+		km=$KM_TEST
+		LIVE_ENV=(KM_TEST_NO_TMPFILE=1)
+	fi
+	live_start "$d" "$km" gcc 1 256 1000000
+	local started=$?
+	LIVE_ENV=()
+	if [ $started = 0 ]; then
 		kmpid=$(mgmt_km_pid "$LIVE_PID")
 		for attempt in 1 2 3 4 5; do
 			live_snap_bg() { live_snap "$d" "$LIVE_SOCK" "$d/k$attempt.snap"; echo "$LIVE_RC" >"$d/rc"; }
