@@ -245,6 +245,11 @@ int km_phys_reset(km_mm_t *mm, uint64_t gpa, uint64_t len)
 	if (mmap(mm->host + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
 		 -1, 0) == MAP_FAILED)
 		return -errno;
+	/* A new mapping does not inherit the reservation's MADV_HUGEPAGE: without it, memory the
+	 * program maps again after an munmap (or a heap trimmed by brk and grown back) would be
+	 * backed by 4 KiB host pages, each first touch a fault of its own (about 40x slower here). */
+	if (gpa >= mm->user_gpa)
+		(void)madvise(mm->host + gpa, len, MADV_HUGEPAGE);
 	return 0;
 }
 
