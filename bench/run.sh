@@ -14,7 +14,7 @@
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
 # SHIM_CK_RUNS, FDS_RUNS, PROCS_EXEC_N, PROCS_RUNS, PY_RUNS, PYSNAP_RUNS, PYTHON3, COPIES_N,
-# COPIES_MIB, COPIES_WRITE_MIB
+# COPIES_MIB, COPIES_WRITE_MIB, TOUCH_MIB, TOUCH_RUNS, TOUCH_IDLE, TOUCH_SMALL_MIB
 # (see bench/README.md).
 set -uo pipefail
 
@@ -41,7 +41,11 @@ FORK_RUNS=${FORK_RUNS:-5}
 DIRTY_PAGES=${DIRTY_PAGES:-16384} # pages dirty_write stores to (64 MiB)
 DIRTY_RUNS=${DIRTY_RUNS:-5}
 DIRTY_BIG=${DIRTY_BIG:-65536:4096} # pages:changed for the collect row (256 MiB, 16 MiB changed)
-ALL_SECTIONS="floors hello getppid clock cpu threads procs dirty shim shimck snap snap4 fds copies live incr"
+TOUCH_MIB=${TOUCH_MIB:-1024}      # MiB the first-touch rows touch (even, <= 1024)
+TOUCH_RUNS=${TOUCH_RUNS:-5}       # native / km alternating runs of touch_first, and floor runs
+TOUCH_IDLE=${TOUCH_IDLE:-5}       # seconds idle before each "after idle" run
+TOUCH_SMALL_MIB=${TOUCH_SMALL_MIB:-128} # MiB of the slow floor variants (4 KiB host pages)
+ALL_SECTIONS="floors hello getppid clock cpu touch threads procs dirty shim shimck snap snap4 fds copies live incr"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -440,6 +444,64 @@ want cpu && for libc in $LIBCS; do
 		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)" "$KM_ERR")"
 	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
 done
+
+# First touch (section touch): touch_first stores once into each 4 KiB page of TOUCH_MIB MiB it just
+# mapped, natively and under km, alternating; touch_floor does the same in a bare VM (no km), with
+# 2 MiB or 4 KiB guest pages over THP or 4 KiB host memory. Back-to-back runs reuse host memory the
+# previous run freed; the "after idle" rows wait TOUCH_IDLE s first, long enough for this host to
+# hand free memory back to its own hypervisor (free page reporting), which then faults it in again.
+# touch_floor VARIANT MIB RUNS: R1 = median ns (FAIL if it failed); PREFAULT = KVM_PRE_FAULT_MEMORY's answer
+touch_floor() {
+	local out
+	out=$("$B/touch_floor" "$2" "$3" "$1" 2>"$B/touch_floor.err")
+	R1=$(sed -n "s/^variant=$1 .*median_ns=\([0-9]*\).*/\1/p" <<<"$out")
+	PREFAULT=$(sed -n 's/^pre_fault=//p' <<<"$out")
+	if ! isnum "$R1"; then
+		R1=FAIL
+		fail "touch_floor $1 failed: $(head -n1 "$B/touch_floor.err")"
+	fi
+}
+nsms0() { if [ "$1" = FAIL ] || [ "$1" = n/a ]; then echo "$1"; else calc %.0f 'a / 1e6' "$1"; fi; }
+kbmib0() { if isnum "$1"; then calc %.1f 'a / 1024' "$1"; else echo "$1"; fi; } # kB -> MiB
+perpage() { if isnum "$1"; then calc %.0f "a / ($2 * 256)" "$1"; else echo "$1"; fi; } # ns per 4 KiB page
+want touch && {
+	log "first touch: floors in a bare VM ($TOUCH_MIB MiB, $TOUCH_RUNS runs; 4 KiB host pages at $TOUCH_SMALL_MIB MiB, 1 run)"
+	touch_floor huge_thp "$TOUCH_MIB" "$TOUCH_RUNS"; t_huge=$R1
+	touch_floor native_thp "$TOUCH_MIB" "$TOUCH_RUNS"; t_nthp=$R1
+	touch_floor small_thp "$TOUCH_MIB" 1; t_small=$R1
+	touch_floor huge_nothp "$TOUCH_SMALL_MIB" 1; t_nothp=$R1
+	log "first touch (gcc): $TOUCH_RUNS runs of $TOUCH_MIB MiB, native / km alternating$SKIPNOTE"
+	compare gcc touch_first "$TOUCH_MIB" touch_ns "$TOUCH_RUNS" 0
+	t_nat=$NAT t_km=$KMV t_err=$KM_ERR
+	log "first touch after $TOUCH_IDLE s idle: native, km, floor, once each$SKIPNOTE"
+	sleep "$TOUCH_IDLE"; once gcc native touch_first "$TOUCH_MIB" touch_ns; c_nat=$R1
+	c_km=n/a
+	if [ $KM_OK = 1 ]; then sleep "$TOUCH_IDLE"; once gcc km touch_first "$TOUCH_MIB" touch_ns; c_km=$R1; fi
+	sleep "$TOUCH_IDLE"; touch_floor huge_thp "$TOUCH_MIB" 1; c_huge=$R1
+	sleep "$TOUCH_IDLE"; touch_floor native_thp "$TOUCH_MIB" 1; c_nthp=$R1
+	log "RSS of a program that maps $TOUCH_MIB MiB and touches 16 MiB$SKIPNOTE"
+	compare gcc touch_first "$TOUCH_MIB:16" rss_kb 1 0
+	r_nat=$NAT r_km=$KMV
+	row "first touch $TOUCH_MIB MiB, ms (gcc) vs native" "$(nsms0 "$t_km")" "$(nsms0 "$t_nat")" \
+		"$(ratio "$t_km" "$t_nat")" "<= 2.00x" "$(kmfailed "$(met "$(calc %.4f 'a / b' "$t_km" "$t_nat")" 2.00)" "$t_err")"
+	row "first touch $TOUCH_MIB MiB, ms (gcc) vs floor (2 MiB guest pages, THP)" "$(nsms0 "$t_km")" \
+		"$(nsms0 "$t_huge")" "$(ratio "$t_km" "$t_huge")" "<= 1.30x" \
+		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$t_km" "$t_huge")" 1.30)" "$t_err")"
+	row "first touch floor, ms: native over THP (MADV_HUGEPAGE)" - "$(nsms0 "$t_nthp")" - "what THP itself costs here" -
+	row "first touch after ${TOUCH_IDLE} s idle, ms (gcc) vs native" "$(nsms0 "$c_km")" "$(nsms0 "$c_nat")" \
+		"$(ratio "$c_km" "$c_nat")" "<= 2.00x" "$(met "$(calc %.4f 'a / b' "$c_km" "$c_nat")" 2.00)"
+	row "first touch after ${TOUCH_IDLE} s idle, ms (gcc) vs floor" "$(nsms0 "$c_km")" "$(nsms0 "$c_huge")" \
+		"$(ratio "$c_km" "$c_huge")" "host refaults freed THP" -
+	row "first touch after ${TOUCH_IDLE} s idle floor, ms: native over THP" - "$(nsms0 "$c_nthp")" - "the same refault, no VM" -
+	row "first touch floor, ns/4 KiB page: 2 MiB guest pages, THP" - "$(perpage "$t_huge" "$TOUCH_MIB")" - - -
+	row "first touch floor, ns/4 KiB page: 4 KiB guest pages, THP" - "$(perpage "$t_small" "$TOUCH_MIB")" - \
+		"one shadow fault per page" -
+	row "first touch floor, ns/4 KiB page: no THP on the host" - "$(perpage "$t_nothp" "$TOUCH_SMALL_MIB")" - \
+		"one host fault per page" -
+	row "KVM_PRE_FAULT_MEMORY on this host" - "${PREFAULT:-n/a}" - "needs TDP (absent on PVM)" -
+	row "RSS, MiB: $TOUCH_MIB MiB mapped, 16 touched (gcc) vs native" "$(kbmib0 "$r_km")" "$(kbmib0 "$r_nat")" \
+		"$(ratio "$r_km" "$r_nat")" "no populate of untouched memory" -
+}
 
 # Threads: the same static guest natively and under km, alternating; the guests print ns, the rows
 # show us.
