@@ -358,7 +358,9 @@ once() {
 	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 out rc
 	local -a args
 	read -ra args <<<"$arg"
-	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc.err"
+	local opts=${KM_OPTS[*]}
+	[ "$mode" = km ] || opts=""
+	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc${opts:+-${opts//[^a-z0-9]/}}.err"
 	R_SRV="" R_EXIT=""
 	if [ "$mode" = km ]; then
 		out=$(KM_TIMING=$KM_COUNTS timeout "$KM_TIMEOUT" "$KM" "${KM_OPTS[@]}" "$g" "${args[@]}" 2>"$err")
@@ -373,7 +375,7 @@ once() {
 	fi
 	if [ $rc -ne 0 ] || ! isnum "$R1"; then
 		R1=FAIL R_ERR=$(errline "$err" $rc)
-		fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
+		fail "$guest ($libc) failed $([ "$mode" = km ] && echo "under km${opts:+ $opts}" || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
 	fi
 }
 
@@ -451,7 +453,7 @@ if want floors; then
 	row "exit floor p90, ns: km's path" - "$floor_km_p90" - - -
 	row "exit floor, ns: plain exit (CPL3 int3 -> CPL0 out -> iretq)" - "$floor_int3" - "no syscall, no sync regs" -
 	row "exit floor, ns: CPL0 out only (emulated on PVM)" - "$floor_out" - "km's old CPL0 path" -
-	row "exitless floor, ns: syscall instruction alone (CPL3 syscall -> LSTAR stub -> back)" - "$floor_sysjmp" - \
+	row "exitless floor, ns: syscall alone (CPL3 syscall -> LSTAR stub -> back)" - "$floor_sysjmp" - \
 		"no exit; PVM traps syscall" -
 	row "exitless floor, ns: poll (CPL3 guest <-> host thread, one word)" - "$floor_poll" - "no exit, no syscall" -
 	row "exitless floor, ns: poll path (sysjmp + poll)" - "$floor_pollpath" - "the poll path's least cost" -
@@ -548,7 +550,7 @@ io_tcp_native_server() {
 	kill "$TCP_SRV_PID" 2>/dev/null
 	wait "$TCP_SRV_PID" 2>/dev/null
 	TCP_SRV_PID=""
-	row "TCP 1-byte echo, requests/s ($libc client, native server) vs native client" "$KMV" "$NAT" \
+	row "TCP 1-byte echo, req/s ($libc client, native server) vs native client" "$KMV" "$NAT" \
 		"$(ratio "$NAT" "$KMV")" "<= 2.00x (native/km)" \
 		"$(kmfailed "$(counts "$(met "$(calc %.4f 'b / a' "$KMV" "$NAT")" 2)")" "$KM_ERR")"
 }
