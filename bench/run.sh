@@ -402,7 +402,7 @@ floor_now() {
 compare() {
 	local libc=$1 guest=$2 arg=$3 key=$4 runs=$5 with_floor=$6 i f
 	local nv="" kv="" fv="" nv2="" kv2=""
-	NAT="" KMV="" KM_ERR= KM_SRV="" KM_EXIT="" NAT2="" KMV2=""
+	NAT="" KMV="" KM_ERR="" KM_SRV="" KM_EXIT="" NAT2="" KMV2=""
 	[ "$with_floor" = 1 ] && with_floor=km_path
 	case $with_floor in
 	km_path) FLR=$floor_km ;;
@@ -413,7 +413,7 @@ compare() {
 	for ((i = 0; i < runs; i++)); do
 		if [ "$NAT" != FAIL ]; then
 			once "$libc" native "$guest" "$arg" "$key"
-			[ "$R1" = FAIL ] && NAT=FAIL || { nv+="$R1"$'\n' nv2+="$R2"$'\n'; }
+			if [ "$R1" = FAIL ]; then NAT=FAIL; else nv+="$R1"$'\n' nv2+="$R2"$'\n'; fi
 		fi
 		[ $KM_OK = 0 ] || [ "$KMV" = FAIL ] && continue
 		if [ "$with_floor" != 0 ]; then
@@ -480,7 +480,7 @@ want getppid && for libc in $LIBCS; do
 	KM_COUNTS=1
 	for path in auto poll exit; do
 		KM_OPTS=()
-		[ $path = auto ] || KM_OPTS=(--syscall-path=$path)
+		[ $path = auto ] || KM_OPTS=("--syscall-path=$path")
 		fl=sysjmp+poll
 		[ $path = exit ] && fl=km_path
 		log "getppid loop ($libc, --syscall-path=$path): $GETPPID_RUNS runs of $GETPPID_N calls each, native / floor ($fl) / km alternating$SKIPNOTE"
