@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # it sets run.sh's globals (KM_COUNTS, COMPARE_KEY2, ...)
 # The `apps` rows of run.sh (issue 12: real programs), sourced by run.sh after procs.sh; uses its
 # helpers (compare, once, row, ratio, met, calc, kmfailed, fail, log, counts) and procs.sh's
 # procs_py_pass. Each km value, under the default syscall path, is measured beside its native peer in
