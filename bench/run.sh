@@ -14,7 +14,8 @@
 # FLOOR_PER_BATCH, FLOOR_BATCHES_INTERLEAVED, VMCREATE_REPS, KM_TIMEOUT (seconds per km run),
 # SNAP_SIZES, SNAP_LIBC, SNAP_DIR, SNAP_TIMEOUT, CRIU, CRIU_BUILD, KM_SHIM, BUNDLES, SHIM_RUNS,
 # SHIM_CK_RUNS, FDS_RUNS, PROCS_EXEC_N, PROCS_RUNS, PY_RUNS, PYSNAP_RUNS, PYTHON3, COPIES_N,
-# COPIES_MIB, COPIES_WRITE_MIB, TOUCH_MIB, TOUCH_RUNS, TOUCH_IDLE, TOUCH_SMALL_MIB
+# COPIES_MIB, COPIES_WRITE_MIB, TOUCH_MIB, TOUCH_RUNS, TOUCH_IDLE, TOUCH_SMALL_MIB, PIPE_N, TCP_N, IO_RUNS,
+# SQLITE_TXN_N, SQLITE_AUTO_N, ZLIB_MIB, APPS_RUNS, APPS_DIR
 # (see bench/README.md).
 set -uo pipefail
 
@@ -45,7 +46,10 @@ TOUCH_MIB=${TOUCH_MIB:-1024}      # MiB the first-touch rows touch (even, <= 102
 TOUCH_RUNS=${TOUCH_RUNS:-5}       # native / km alternating runs of touch_first, and floor runs
 TOUCH_IDLE=${TOUCH_IDLE:-5}       # seconds idle before each "after idle" run
 TOUCH_SMALL_MIB=${TOUCH_SMALL_MIB:-128} # MiB of the slow floor variants (4 KiB host pages)
-ALL_SECTIONS="floors hello getppid clock cpu touch threads procs dirty shim shimck snap snap4 fds copies live incr"
+PIPE_N=${PIPE_N:-20000}      # round trips per pipe_pingpong run (io)
+TCP_N=${TCP_N:-20000}        # requests per tcp_echo run (io)
+IO_RUNS=${IO_RUNS:-5}        # runs of each io row, native / km alternating
+ALL_SECTIONS="floors hello getppid clock cpu touch io threads procs apps dirty shim shimck snap snap4 fds copies live incr"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS} # which rows to measure (see bench/README.md, "Knobs")
 FLOOR_BATCHES=${FLOOR_BATCHES:-40}
 FLOOR_PER_BATCH=${FLOOR_PER_BATCH:-2500}
@@ -183,6 +187,8 @@ CRIU_NS=()     # prefix for commands that run criu
 CRIU_NS_PID="" # the process that holds the namespace; killed at exit
 SNAPTMP=""     # the snapshot rows' temporary directory; removed at exit
 PROCSTMP=""    # the procs rows' (bench/procs.sh); removed at exit
+APPSTMP=""     # the apps rows' (bench/apps.sh): databases and zlib files; removed at exit
+TCP_SRV_PID="" # the io rows' native TCP echo server while it runs; killed at exit
 SHIMTMP=""     # the container rows' bundles, state roots and images; removed at exit
 SHIM_LIVE=()   # "PREFIX-INDEX|RUNTIME|ROOT|ID" of containers that may still exist (killed at exit)
 # shellcheck disable=SC2317 # called by cleanup
@@ -199,6 +205,8 @@ shim_cleanup() {
 }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
+	[ -n "$TCP_SRV_PID" ] && kill "$TCP_SRV_PID" 2>/dev/null
+	[ -n "$APPSTMP" ] && rm -rf "$APPSTMP"
 	[ -n "$SNAPTMP" ] && rm -rf "$SNAPTMP"
 	[ -n "$PROCSTMP" ] && rm -rf "$PROCSTMP"
 	shim_cleanup
@@ -296,7 +304,10 @@ floor_km=$(grep '^variant=km_path ' <<<"$vmx" | field median_ns)
 floor_km_p90=$(grep '^variant=km_path ' <<<"$vmx" | field p90_ns)
 floor_int3=$(grep '^variant=int3_cpl3 ' <<<"$vmx" | field median_ns)
 floor_out=$(grep '^variant=out_cpl0 ' <<<"$vmx" | field median_ns)
-for v in floor_km floor_km_p90 floor_int3 floor_out; do
+floor_sysjmp=$(grep '^variant=sysjmp ' <<<"$vmx" | field median_ns)
+floor_poll=$(grep '^variant=poll ' <<<"$vmx" | field median_ns)
+floor_pollpath=$(calc %.0f 'a + b' "$floor_sysjmp" "$floor_poll") # the exitless path's floor
+for v in floor_km floor_km_p90 floor_int3 floor_out floor_sysjmp floor_poll floor_pollpath; do
 	isnum "${!v}" || printf -v "$v" n/a
 done
 
@@ -336,56 +347,93 @@ errline() {
 # km side failed, so the reason is in the row itself as well as under the table
 kmfailed() { if [ -n "$2" ]; then echo "km: failed ($2)"; else echo "$1"; fi; }
 
-# once LIBC MODE GUEST ARG KEY: R1 = the KEY=value the guest printed in one run, or FAIL (R_ERR: the
-# first line of the error)
+# KM_OPTS: km's options for the km runs of once/compare (e.g. --syscall-path=poll); KM_COUNTS=1 runs
+# km with KM_TIMING=1 and leaves in R_SRV/R_EXIT the syscalls its poll servers served and the ones
+# that took the exit path (summed over km's processes; empty if km printed none).
+KM_OPTS=()
+KM_COUNTS=0
+# timing_sum KEY FILE: the sum of KEY=N over FILE's km-timing lines, or empty if there is none
+timing_sum() {
+	grep '^km-timing:' "$2" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p" | awk 'NF { s += $1; n++ } END { if (n) printf "%.0f", s }'
+}
+# once LIBC MODE GUEST ARGS KEY: R1 = the KEY=value the guest printed in one run, or FAIL (R_ERR: the
+# first line of the error). ARGS: the guest's arguments, split at spaces.
 once() {
 	local libc=$1 mode=$2 guest=$3 arg=$4 key=$5 out rc
-	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc.err"
+	local -a args
+	read -ra args <<<"$arg"
+	local opts=${KM_OPTS[*]}
+	[ "$mode" = km ] || opts=""
+	local g="$B/guests/$libc/$guest" err="$B/$mode-$guest-$libc${opts:+-${opts//[^a-z0-9]/}}.err"
+	R_SRV="" R_EXIT=""
 	if [ "$mode" = km ]; then
-		out=$(timeout "$KM_TIMEOUT" "$KM" "$g" "$arg" 2>"$err")
+		out=$(KM_TIMING=$KM_COUNTS timeout "$KM_TIMEOUT" "$KM" "${KM_OPTS[@]}" "$g" "${args[@]}" 2>"$err")
 	else
-		out=$(timeout "$KM_TIMEOUT" "$g" "$arg" 2>"$err")
+		out=$(timeout "$KM_TIMEOUT" "$g" "${args[@]}" 2>"$err")
 	fi
 	rc=$?
 	R1=$(field "$key" <<<"$out") R_ERR=""
+	R2=$([ -n "$COMPARE_KEY2" ] && field "$COMPARE_KEY2" <<<"$out")
+	if [ "$mode" = km ] && [ "$KM_COUNTS" = 1 ]; then
+		R_SRV=$(timing_sum syscalls_served "$err") R_EXIT=$(timing_sum syscalls_exit "$err")
+	fi
 	if [ $rc -ne 0 ] || ! isnum "$R1"; then
 		R1=FAIL R_ERR=$(errline "$err" $rc)
-		fail "$guest ($libc) failed $([ "$mode" = km ] && echo under km || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
+		fail "$guest ($libc) failed $([ "$mode" = km ] && echo "under km${opts:+ $opts}" || echo natively): status $rc$([ $rc -eq 124 ] && echo ', timed out'), output '$(head -c 100 <<<"$out")', stderr in $err"
 	fi
 }
 
-# compare LIBC GUEST ARG KEY RUNS WITH_FLOOR: runs the guest RUNS times natively and under km,
-# alternating (native, [exit floor,] km, native, ...) so that both see the same machine load.
+# compare LIBC GUEST ARG KEY RUNS FLOOR: runs the guest RUNS times natively and under km (with
+# KM_OPTS), alternating (native, [floor,] km, native, ...) so that both see the same machine load.
 # NAT, KMV = medians of the KEY=value the guest printed (NAT_MIN, KMV_MIN: the smallest); FLR = median
-# of the km_path exit floor measured between them when WITH_FLOOR=1 and km is runnable (else the
-# floor measured at the start).
+# of the floor measured between them when km is runnable (else the one measured at the start):
+# FLOOR 0 none, 1 or km_path the exit floor, sysjmp+poll the exitless path's (the sum of the two).
 # A side that fails once is not run again and shows FAIL; km shows n/a when km is not runnable.
-# KM_ERR: the first line of km's error when km failed, else empty.
+# KM_ERR: the first line of km's error when km failed, else empty. KM_SRV, KM_EXIT: R_SRV and
+# R_EXIT of the last km run (KM_COUNTS=1). COMPARE_KEY2: a second KEY2=value of the same runs, whose
+# medians go to NAT2, KMV2 (once leaves it in R2).
+COMPARE_KEY2=""
+# floor_now VARIANT[+VARIANT...]: the sum of the medians of a short vmexit_floor run of each, or empty
+floor_now() {
+	local v f sum=0
+	for v in ${1//+/ }; do
+		f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" "$v" 2>/dev/null | field median_ns)
+		isnum "$f" || return 0
+		sum=$(calc %.0f 'a + b' "$sum" "$f")
+	done
+	echo "$sum"
+}
 compare() {
 	local libc=$1 guest=$2 arg=$3 key=$4 runs=$5 with_floor=$6 i f
-	local nv="" kv="" fv=""
-	NAT="" KMV="" FLR=$floor_km KM_ERR=
+	local nv="" kv="" fv="" nv2="" kv2=""
+	NAT="" KMV="" KM_ERR="" KM_SRV="" KM_EXIT="" NAT2="" KMV2=""
+	[ "$with_floor" = 1 ] && with_floor=km_path
+	case $with_floor in
+	km_path) FLR=$floor_km ;;
+	sysjmp+poll) FLR=$floor_pollpath ;;
+	*) FLR=n/a ;;
+	esac
 	[ $KM_OK = 0 ] && KMV=n/a
 	for ((i = 0; i < runs; i++)); do
 		if [ "$NAT" != FAIL ]; then
 			once "$libc" native "$guest" "$arg" "$key"
-			[ "$R1" = FAIL ] && NAT=FAIL || nv+="$R1"$'\n'
+			if [ "$R1" = FAIL ]; then NAT=FAIL; else nv+="$R1"$'\n' nv2+="$R2"$'\n'; fi
 		fi
 		[ $KM_OK = 0 ] || [ "$KMV" = FAIL ] && continue
-		if [ "$with_floor" = 1 ]; then
-			f=$("$B/vmexit_floor" "$FLOOR_BATCHES_INTERLEAVED" "$FLOOR_PER_BATCH" km_path 2>/dev/null |
-				field median_ns)
+		if [ "$with_floor" != 0 ]; then
+			f=$(floor_now "$with_floor")
 			isnum "$f" && fv+="$f"$'\n'
 		fi
 		once "$libc" km "$guest" "$arg" "$key"
-		if [ "$R1" = FAIL ]; then KMV=FAIL KM_ERR=$R_ERR; else kv+="$R1"$'\n'; fi
+		KM_SRV=$R_SRV KM_EXIT=$R_EXIT
+		if [ "$R1" = FAIL ]; then KMV=FAIL KM_ERR=$R_ERR; else kv+="$R1"$'\n' kv2+="$R2"$'\n'; fi
 	done
-	NAT_MIN=$NAT KMV_MIN=$KMV
+	NAT_MIN=$NAT KMV_MIN=$KMV NAT2=$NAT KMV2=$KMV
 	if [ "$NAT" != FAIL ]; then
-		NAT=$(median <<<"$nv") NAT_MIN=$(minimum <<<"$nv")
+		NAT=$(median <<<"$nv") NAT_MIN=$(minimum <<<"$nv") NAT2=$(median <<<"$nv2")
 	fi
 	if [ "$KMV" != FAIL ] && [ "$KMV" != n/a ]; then
-		KMV=$(median <<<"$kv") KMV_MIN=$(minimum <<<"$kv")
+		KMV=$(median <<<"$kv") KMV_MIN=$(minimum <<<"$kv") KMV2=$(median <<<"$kv2")
 	fi
 	[ -n "$fv" ] && FLR=$(median <<<"$fv")
 	return 0
@@ -409,6 +457,10 @@ if want floors; then
 	row "exit floor p90, ns: km's path" - "$floor_km_p90" - - -
 	row "exit floor, ns: plain exit (CPL3 int3 -> CPL0 out -> iretq)" - "$floor_int3" - "no syscall, no sync regs" -
 	row "exit floor, ns: CPL0 out only (emulated on PVM)" - "$floor_out" - "km's old CPL0 path" -
+	row "exitless floor, ns: syscall alone (CPL3 syscall -> LSTAR stub -> back)" - "$floor_sysjmp" - \
+		"no exit; PVM traps syscall" -
+	row "exitless floor, ns: poll (CPL3 guest <-> host thread, one word)" - "$floor_poll" - "no exit, no syscall" -
+	row "exitless floor, ns: poll path (sysjmp + poll)" - "$floor_pollpath" - "the poll path's least cost" -
 fi
 
 want hello && for libc in $LIBCS; do
@@ -422,12 +474,43 @@ want hello && for libc in $LIBCS; do
 	row "hello wall p90, ms ($libc) vs native" "$(ms "$k_p90")" "$(ms "$n_p90")" "$(ratio "$k_p90" "$n_p90")" - -
 done
 
+# counts NOTE: NOTE, followed by the last km run's syscall counts when km printed them
+counts() { if [ -n "$KM_SRV$KM_EXIT" ]; then echo "$1 (served ${KM_SRV:-?}, exit ${KM_EXIT:-?})"; else echo "$1"; fi; }
+# getppid: under the default path (auto), --syscall-path=poll and --syscall-path=exit, each beside
+# native and beside its floor (the exitless path's: sysjmp + poll; the exit path's: km_path),
+# measured between the km runs. The target is the poll path's (<= 3x native); the floor row says
+# whether this host's exitless floor allows it at all.
 want getppid && for libc in $LIBCS; do
-	log "getppid loop ($libc): $GETPPID_RUNS runs of $GETPPID_N calls each, native / exit floor / km alternating$SKIPNOTE"
-	compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" 1
-	row "getppid, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
-	row "getppid, ns/call ($libc) vs km-path floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" "<= 1.30x" \
-		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)" "$KM_ERR")"
+	KM_COUNTS=1
+	for path in auto poll exit; do
+		KM_OPTS=()
+		[ $path = auto ] || KM_OPTS=("--syscall-path=$path")
+		fl=sysjmp+poll
+		[ $path = exit ] && fl=km_path
+		log "getppid loop ($libc, --syscall-path=$path): $GETPPID_RUNS runs of $GETPPID_N calls each, native / floor ($fl) / km alternating$SKIPNOTE"
+		compare "$libc" getppid_loop "$GETPPID_N" ns_per_call "$GETPPID_RUNS" $fl
+		case $path in
+		auto)
+			row "getppid, ns/call ($libc) vs native (default path)" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" "<= 3.00x" \
+				"$(kmfailed "$(counts "$(met "$(calc %.4f 'a / b' "$KMV" "$NAT")" 3)")" "$KM_ERR")"
+			;;
+		poll)
+			row "getppid --syscall-path=poll, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" \
+				"<= 3.00x" "$(kmfailed "$(counts "$(met "$(calc %.4f 'a / b' "$KMV" "$NAT")" 3)")" "$KM_ERR")"
+			row "getppid --syscall-path=poll, ns/call ($libc) vs floor sysjmp + poll" "$KMV" "$FLR" \
+				"$(ratio "$KMV" "$FLR")" - "$(kmfailed - "$KM_ERR")"
+			row "  floor sysjmp + poll, ns vs native getppid ($libc)" "$FLR" "$NAT" "$(ratio "$FLR" "$NAT")" \
+				"<= 3.00x (target reachable?)" "$(met "$(calc %.4f 'a / b' "$FLR" "$NAT")" 3)"
+			;;
+		exit)
+			row "getppid --syscall-path=exit, ns/call ($libc) vs native" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - \
+				"$(kmfailed "$(counts -)" "$KM_ERR")"
+			row "getppid --syscall-path=exit, ns/call ($libc) vs km-path floor" "$KMV" "$FLR" "$(ratio "$KMV" "$FLR")" \
+				"<= 1.30x" "$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$FLR")" 1.30)" "$KM_ERR")"
+			;;
+		esac
+	done
+	KM_OPTS=() KM_COUNTS=0
 done
 
 want clock && for libc in $LIBCS; do
@@ -442,7 +525,8 @@ want cpu && for libc in $LIBCS; do
 	compare "$libc" cpu_loop "$CPU_N" seconds "$CPU_RUNS" 0
 	row "cpu loop, s ($libc) vs native, best of $CPU_RUNS" "$KMV_MIN" "$NAT_MIN" "$(ratio "$KMV_MIN" "$NAT_MIN")" "<= 1.03x" \
 		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV_MIN" "$NAT_MIN")" 1.03)" "$KM_ERR")"
-	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" - "$(kmfailed - "$KM_ERR")"
+	row "cpu loop, s ($libc) vs native, median" "$KMV" "$NAT" "$(ratio "$KMV" "$NAT")" "<= 1.03x" \
+		"$(kmfailed "$(met "$(calc %.4f 'a / b' "$KMV" "$NAT")" 1.03)" "$KM_ERR")"
 done
 
 # First touch (section touch): touch_first stores once into each 4 KiB page of TOUCH_MIB MiB it just
@@ -503,9 +587,61 @@ want touch && {
 		"$(ratio "$r_km" "$r_nat")" "no populate of untouched memory" -
 }
 
+nsus() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.1f 'a / 1000' "$1"; fi; } # ns -> us
+
+# io_tcp_native_server LIBC: the TCP echo row whose server runs natively (the glibc tcp_echo server,
+# started here and killed after): the LIBC client natively and under km, alternating.
+io_tcp_native_server() {
+	local libc=$1 port="" i out="$B/tcp-server.out"
+	rm -f "$out"
+	"$B/guests/gcc/tcp_echo" server >"$out" 2>&1 </dev/null &
+	TCP_SRV_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		port=$(sed -n 's/^port=//p' "$out" 2>/dev/null)
+		[ -n "$port" ] && break
+		kill -0 "$TCP_SRV_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ -z "$port" ]; then
+		KMV=FAIL NAT=FAIL KM_ERR="the native server did not start: $(head -c 100 "$out")"
+		fail "tcp_echo server (native) did not start: $(head -c 100 "$out")"
+	else
+		log "TCP echo over loopback ($libc client, native server): $IO_RUNS runs of $TCP_N requests$SKIPNOTE"
+		compare "$libc" tcp_echo "client $port $TCP_N" requests_per_s "$IO_RUNS" 0
+	fi
+	kill "$TCP_SRV_PID" 2>/dev/null
+	wait "$TCP_SRV_PID" 2>/dev/null
+	TCP_SRV_PID=""
+	row "TCP 1-byte echo, req/s ($libc client, native server) vs native client" "$KMV" "$NAT" \
+		"$(ratio "$NAT" "$KMV")" "<= 2.00x (native/km)" \
+		"$(kmfailed "$(counts "$(met "$(calc %.4f 'b / a' "$KMV" "$NAT")" 2)")" "$KM_ERR")"
+}
+
+# io: a pipe between two threads and between two processes (guests/pipe_pingpong), a 1-byte TCP
+# echo over loopback in the guest (guests/tcp_echo threads) and its client alone against a native
+# server; native / km alternating, km under the default syscall path. Targets: <= 2x native.
+if want io; then
+	KM_COUNTS=1
+	for libc in $LIBCS; do
+		for mode in threads procs; do
+			log "pipe ping-pong ($libc, $mode): $IO_RUNS runs of $PIPE_N round trips, native / km alternating$SKIPNOTE"
+			compare "$libc" pipe_pingpong "$mode $PIPE_N" ns_per_round_trip "$IO_RUNS" 0
+			row "pipe 1-byte round trip, us ($libc, two $mode) vs native" "$(nsus "$KMV")" "$(nsus "$NAT")" \
+				"$(ratio "$KMV" "$NAT")" "<= 2.00x" \
+				"$(kmfailed "$(counts "$(met "$(calc %.4f 'a / b' "$KMV" "$NAT")" 2)")" "$KM_ERR")"
+		done
+		log "TCP echo over loopback ($libc, server thread in the guest): $IO_RUNS runs of $TCP_N requests$SKIPNOTE"
+		compare "$libc" tcp_echo "threads $TCP_N" requests_per_s "$IO_RUNS" 0
+		row "TCP 1-byte echo, requests/s ($libc, client + server thread) vs native" "$KMV" "$NAT" \
+			"$(ratio "$NAT" "$KMV")" "<= 2.00x (native/km)" \
+			"$(kmfailed "$(counts "$(met "$(calc %.4f 'b / a' "$KMV" "$NAT")" 2)")" "$KM_ERR")"
+		io_tcp_native_server "$libc"
+	done
+	KM_COUNTS=0
+fi
+
 # Threads: the same static guest natively and under km, alternating; the guests print ns, the rows
 # show us.
-nsus() { if [ "$1" = FAIL ]; then echo FAIL; else calc %.1f 'a / 1000' "$1"; fi; }
 want threads && for libc in $LIBCS; do
 	log "thread create+join ($libc): $THREAD_RUNS runs of $THREAD_N threads each, native / km alternating$SKIPNOTE"
 	compare "$libc" thread_create "$THREAD_N" ns_per_thread "$THREAD_RUNS" 0
@@ -1379,6 +1515,10 @@ fi
 # Processes: fork, exec, python3 (bench/procs.sh).
 # shellcheck source=procs.sh
 . "$(dirname "$0")/procs.sh"
+
+# Programs: sqlite, zlib, python3 (bench/apps.sh).
+# shellcheck source=apps.sh
+. "$(dirname "$0")/apps.sh"
 
 echo
 echo "VM creation floor by phase, us (new process, medians): ${vmc_phases:-n/a}"

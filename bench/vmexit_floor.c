@@ -22,27 +22,47 @@
  *              km's old CPL0 design paid. On PVM, guest code at CPL0 is run by KVM's instruction
  *              emulator, so this row measures the emulator, not a hardware exit.
  *
- * Each variant: a warm-up, then BATCHES batches of PER_BATCH exits, each batch timed with
- * CLOCK_MONOTONIC; the per-exit cost of a batch is its time / PER_BATCH. Prints, per variant,
- *   variant=<name> exits=<n> median_ns=<..> p90_ns=<..> min_ns=<..>
+ * and two floors of the exitless syscall path (issue 12), where no round trip leaves the VM:
+ *
+ *   sysjmp     the `syscall` instruction alone: at CPL3, `mov $39,%eax; syscall` with LSTAR at a
+ *              stub on a user page that returns at once (`jmp *%rcx` where it runs at CPL3, as on
+ *              PVM; `sysretq` where `syscall` entered CPL0, as on hardware KVM). No monitor work:
+ *              what a poll path cannot avoid paying per syscall on this host (PVM traps the
+ *              instruction; on hardware it is native, tens of ns).
+ *   poll       a CPL3 guest and a host thread trading a word through shared memory: the guest
+ *              stores a sequence number into a request word and spins (`pause`) until the host
+ *              thread, polling that word, copies it into a response word on another cache line.
+ *              No `syscall`, no exit: the cost of handing a request to a server thread and back.
+ *
+ * Each variant: a warm-up, then BATCHES batches of PER_BATCH round trips, each batch timed with
+ * CLOCK_MONOTONIC; the per-round-trip cost of a batch is its time / PER_BATCH. For the exit
+ * variants each round trip is one KVM_RUN; sysjmp and poll make PER_BATCH round trips inside one
+ * KVM_RUN (the count is read from guest memory) and end it with one int3 exit, whose cost (one exit
+ * per batch) is in the figure. Prints, per variant,
+ *   variant=<name> exits=<n> median_ns=<..> p90_ns=<..> min_ns=<..>          (exit variants)
+ *   variant=<name> round_trips=<n> median_ns=<..> p90_ns=<..> min_ns=<..>    (sysjmp, poll)
  * (median/p90/min over the batches). Usage: vmexit_floor [batches [per_batch [variant]]]
- * (all three variants unless one is named).
+ * (all five variants unless one is named).
  *
  * Guest-physical layout (2 MiB, bench_kvm.h's BK_MEM_SIZE):
  *   0x1000 PML4   0x2000/0x3000/0x4000 PDPT/PD/PT of the low mappings
  *                 0x5000/0x6000/0x7000 PDPT/PD/PT of the runtime region
- *   0x10000 the program's code (user, read/exec)   0x11000 its stack page (user, read/write)
+ *   0x10000 the program's code (user, read/exec)   0x11000 its stack page (user, read/write),
+ *           whose first cache lines hold the batch count and the poll words (PROG_COUNT, ...)
  *   0x100000 the runtime region, mapped at RT_GVA (the top of the lower half, as km maps its own:
  *            PVM does not allow the guest the upper half):
- *     +0x0000 user page: the syscall entry (LSTAR): int3
+ *     +0x0000 user page: the syscall entry (LSTAR): int3; at +0x10 sysjmp's returning entry
  *     +0x1000 supervisor page: common return, exception stubs, the CPL0 out loop
  *     +0x2000 IDT   +0x3000 GDT (TSS at +0x3100)   +0x4000..+0x8000 IST1/RSP0 stack
  */
 #include "bench_kvm.h"
 
+#include <pthread.h>
+
 #define RT_GVA 0x7fffff000000ULL
 #define RT_GPA 0x100000ULL
 #define RT_USER 0x0000 /* LSTAR page */
+#define RT_USER_SYSJMP 0x10 /* sysjmp's LSTAR, on the same page */
 #define RT_KERN 0x1000 /* exception stubs */
 /* offsets inside the supervisor page */
 #define RT_KERN_COMMON 0x00
@@ -59,6 +79,16 @@
 #define PROG_CODE 0x10000ULL
 #define PROG_STACK 0x11000ULL
 #define PROG_RSP (PROG_STACK + 0x1000)
+/* Words the monitor and the batch loops share, each on a cache line of its own (the stack grows
+ * down from the page's end and never reaches them). */
+#define PROG_COUNT (PROG_STACK + 0x00)	  /* round trips per KVM_RUN (sysjmp, poll) */
+#define PROG_POLL_REQ (PROG_STACK + 0x40)  /* poll: the guest's sequence number */
+#define PROG_POLL_RESP (PROG_STACK + 0x80) /* poll: the host thread's copy of it */
+/* Where each loop starts inside the code page. */
+#define PROG_OFF_SYSCALL 0x000
+#define PROG_OFF_INT3 0x100
+#define PROG_OFF_SYSJMP 0x200
+#define PROG_OFF_POLL 0x300
 
 #define SEL_KCODE 0x10
 #define SEL_KDATA 0x18
@@ -81,8 +111,9 @@
 #define RFLAGS_USER_MASK 0x3c0dd5ULL /* flags a program may set (what sysret lets through) */
 #define RFLAGS_IF 0x200ULL
 
-extern const uint8_t g_prog_syscall[], g_prog_syscall_end[], g_prog_int3[], g_prog_int3_end[], g_user_page[],
-    g_user_page_end[], g_kern_page[], g_kern_page_end[];
+extern const uint8_t g_prog_syscall[], g_prog_syscall_end[], g_prog_int3[], g_prog_int3_end[], g_prog_sysjmp[],
+    g_prog_sysjmp_end[], g_prog_poll[], g_prog_poll_end[], g_user_page[], g_user_page_end[], g_kern_page[],
+    g_kern_page_end[];
 
 /* Guest code, copied into guest memory. The supervisor page is one position-independent blob. */
 __asm__(".pushsection .rodata\n"
@@ -95,9 +126,41 @@ __asm__(".pushsection .rodata\n"
 	"2:	int3\n"
 	"	jmp 2b\n"
 	"g_prog_int3_end:\n"
+	/* sysjmp and poll: the batch count is reloaded from memory each KVM_RUN, so the monitor
+	 * needs no register access; r10 survives syscall (rcx, r11 do not). */
+	"g_prog_sysjmp:\n"
+	"4:	mov 0x11000, %r10\n" /* PROG_COUNT */
+	"5:	mov $39, %eax\n"
+	"	syscall\n"
+	"	dec %r10\n"
+	"	jnz 5b\n"
+	"	int3\n"
+	"	jmp 4b\n"
+	"g_prog_sysjmp_end:\n"
+	"g_prog_poll:\n"
+	"	xor %ecx, %ecx\n"
+	"6:	mov 0x11000, %r10\n" /* PROG_COUNT */
+	"7:	inc %rcx\n"
+	"	mov %rcx, 0x11040\n" /* PROG_POLL_REQ */
+	"8:	pause\n"
+	"	cmp 0x11080, %rcx\n" /* PROG_POLL_RESP */
+	"	jne 8b\n"
+	"	dec %r10\n"
+	"	jnz 7b\n"
+	"	int3\n"
+	"	jmp 6b\n"
+	"g_prog_poll_end:\n"
 	"g_user_page:\n" /* LSTAR */
 	"	int3\n"
 	"	ud2\n" /* never reached: the monitor returns to rcx */
+	/* RT_USER_SYSJMP: the stub returns by itself. CPL3 (PVM keeps the program's CS) cannot
+	 * sysret, so it jumps; CPL0 (hardware KVM) sysrets to CPL3. r8 is the loop's to lose. */
+	".org g_user_page + 0x10\n"
+	"	mov %cs, %r8d\n"
+	"	test $3, %r8b\n"
+	"	jz 9f\n"
+	"	jmp *%rcx\n"
+	"9:	sysretq\n"
 	"g_user_page_end:\n"
 	".balign 16\n"
 	"g_kern_page:\n"
@@ -133,8 +196,8 @@ typedef struct frame {
 
 static const char *prog = "vmexit_floor";
 
-enum variant { KM_PATH, INT3_CPL3, OUT_CPL0, NVARIANTS };
-static const char *names[NVARIANTS] = {"km_path", "int3_cpl3", "out_cpl0"};
+enum variant { KM_PATH, INT3_CPL3, OUT_CPL0, SYSJMP, POLL, NVARIANTS };
+static const char *names[NVARIANTS] = {"km_path", "int3_cpl3", "out_cpl0", "sysjmp", "poll"};
 
 static uint64_t *table_at(bk_vm_t *v, uint64_t gpa)
 {
@@ -183,8 +246,10 @@ static void build_memory(bk_vm_t *v)
 	for (uint64_t off = RT_STACK; off < RT_STACK_TOP; off += 0x1000)
 		map_page(v, 0x7000, RT_GVA + off, RT_GPA + off, PTE_RW | PTE_NX);
 
-	memcpy(v->mem + PROG_CODE, g_prog_syscall, (size_t)(g_prog_syscall_end - g_prog_syscall));
-	memcpy(v->mem + PROG_CODE + 0x100, g_prog_int3, (size_t)(g_prog_int3_end - g_prog_int3));
+	memcpy(v->mem + PROG_CODE + PROG_OFF_SYSCALL, g_prog_syscall, (size_t)(g_prog_syscall_end - g_prog_syscall));
+	memcpy(v->mem + PROG_CODE + PROG_OFF_INT3, g_prog_int3, (size_t)(g_prog_int3_end - g_prog_int3));
+	memcpy(v->mem + PROG_CODE + PROG_OFF_SYSJMP, g_prog_sysjmp, (size_t)(g_prog_sysjmp_end - g_prog_sysjmp));
+	memcpy(v->mem + PROG_CODE + PROG_OFF_POLL, g_prog_poll, (size_t)(g_prog_poll_end - g_prog_poll));
 	memcpy(v->mem + RT_GPA + RT_USER, g_user_page, (size_t)(g_user_page_end - g_user_page));
 	memcpy(v->mem + RT_GPA + RT_KERN, g_kern_page, (size_t)(g_kern_page_end - g_kern_page));
 
@@ -217,8 +282,9 @@ static void build_memory(bk_vm_t *v)
 
 /* CPUID and XCR0 as a monitor gives a program (KVM's supported set, all XSAVE features but AMX,
  * so the vCPU carries the same FPU state a real program's does), long mode with the GDT, IDT and
- * TSS above, the syscall MSRs, and the entry point at CPL3 (or at CPL0 for out_cpl0). */
-static void setup_vcpu(bk_vm_t *v, int cpl0, uint64_t rip)
+ * TSS above, the syscall MSRs (LSTAR = lstar), and the entry point at CPL3 (or at CPL0 for
+ * out_cpl0). */
+static void setup_vcpu(bk_vm_t *v, int cpl0, uint64_t rip, uint64_t lstar)
 {
 	static struct {
 		struct kvm_cpuid2 c;
@@ -278,8 +344,8 @@ static void setup_vcpu(bk_vm_t *v, int cpl0, uint64_t rip)
 	} ms;
 	memset(&ms, 0, sizeof ms);
 	ms.h.nmsrs = 4;
-	ms.e[0].index = 0xC0000082; /* LSTAR: the int3 on the user page */
-	ms.e[0].data = RT_GVA + RT_USER;
+	ms.e[0].index = 0xC0000082; /* LSTAR: on the user page */
+	ms.e[0].data = lstar;
 	ms.e[1].index = 0xC0000081; /* STAR: syscall CS 0x10 / SS 0x18; sysret base 0x20 (0x23/0x2b/0x33) */
 	ms.e[1].data = ((uint64_t)(SEL_UCODE32 & ~3) << 48) | ((uint64_t)SEL_KCODE << 32);
 	ms.e[2].index = 0xC0000084; /* SFMASK: keep rflags */
@@ -344,6 +410,41 @@ static void syscall_exit(bk_vm_t *v)
 	f->ss = SEL_UDATA;
 }
 
+/* poll's host side: copies each new request word into the response word until told to stop. It
+ * spins with pause and never sleeps, as a server that was just busy would. */
+typedef struct poller {
+	uint64_t *req, *resp;
+	int stop; /* atomic */
+} poller_t;
+
+static void *poller_main(void *arg)
+{
+	poller_t *p = arg;
+	uint64_t last = __atomic_load_n(p->resp, __ATOMIC_RELAXED);
+	while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+		uint64_t r = __atomic_load_n(p->req, __ATOMIC_ACQUIRE);
+		if (r != last) {
+			last = r;
+			__atomic_store_n(p->resp, r, __ATOMIC_RELEASE);
+		} else {
+			__builtin_ia32_pause();
+		}
+	}
+	return NULL;
+}
+
+static uint64_t *guest_word(bk_vm_t *v, uint64_t gpa)
+{
+	return (uint64_t *)(v->mem + gpa);
+}
+
+/* Round trips per KVM_RUN for the in-VM variants: poll's are some 100 times cheaper than an exit,
+ * so it makes 20 times as many per batch, keeping its one exit per batch under 1% of the figure. */
+static int in_vm_count(enum variant var, int per_batch)
+{
+	return var == POLL ? per_batch * 20 : per_batch;
+}
+
 static void run_variant(enum variant var, int batches, int per_batch)
 {
 	bk_vm_t v;
@@ -355,23 +456,45 @@ static void run_variant(enum variant var, int batches, int per_batch)
 	build_memory(&v);
 	if (bk_create_vcpu(&v) < 0)
 		bk_die(prog, "KVM_CREATE_VCPU");
-	static const uint64_t entry[NVARIANTS] = {PROG_CODE, PROG_CODE + 0x100,
-						  RT_GVA + RT_KERN + RT_KERN_OUT_LOOP};
-	setup_vcpu(&v, var == OUT_CPL0, entry[var]);
+	static const uint64_t entry[NVARIANTS] = {
+	    [KM_PATH] = PROG_CODE + PROG_OFF_SYSCALL, [INT3_CPL3] = PROG_CODE + PROG_OFF_INT3,
+	    [OUT_CPL0] = RT_GVA + RT_KERN + RT_KERN_OUT_LOOP, [SYSJMP] = PROG_CODE + PROG_OFF_SYSJMP,
+	    [POLL] = PROG_CODE + PROG_OFF_POLL};
+	uint64_t lstar = RT_GVA + RT_USER + (var == SYSJMP ? RT_USER_SYSJMP : 0);
+	setup_vcpu(&v, var == OUT_CPL0, entry[var], lstar);
 
 	int port = var == OUT_CPL0 ? PORT_CPL0_LOOP : PORT_EXC_BASE + 3;
 	int sync = var == KM_PATH;
+	int in_vm = var == SYSJMP || var == POLL; /* many round trips per KVM_RUN */
 	struct kvm_run *run = v.run;
 	run->kvm_valid_regs = sync ? KVM_SYNC_X86_REGS : 0;
 
-	double *per_exit = calloc((size_t)batches, sizeof *per_exit);
-	if (!per_exit)
+	poller_t pl = {.req = guest_word(&v, PROG_POLL_REQ), .resp = guest_word(&v, PROG_POLL_RESP), .stop = 0};
+	pthread_t pt;
+	if (var == POLL) {
+		int e = pthread_create(&pt, NULL, poller_main, &pl);
+		if (e != 0) {
+			errno = e;
+			bk_die(prog, "pthread_create (poll's host thread)");
+		}
+	}
+
+	double *per_trip = calloc((size_t)batches, sizeof *per_trip);
+	if (!per_trip)
 		bk_die(prog, "calloc");
 	int warmup = per_batch < 2000 ? 2000 : per_batch;
+	uint64_t trips = 0; /* poll: round trips the guest made, to check the host thread saw them all */
 	for (int b = -1; b < batches; b++) {
 		int n = b < 0 ? warmup : per_batch;
+		int runs = n; /* KVM_RUNs in this batch */
+		if (in_vm) {
+			n = in_vm_count(var, n);
+			runs = 1;
+			*guest_word(&v, PROG_COUNT) = (uint64_t)n;
+			trips += (uint64_t)n;
+		}
 		double t0 = bk_now_ns();
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < runs; i++) {
 			if (ioctl(v.vcpu, KVM_RUN, 0) < 0)
 				bk_die(prog, "KVM_RUN");
 			if (run->exit_reason != KVM_EXIT_IO || run->io.port != port)
@@ -381,17 +504,26 @@ static void run_variant(enum variant var, int batches, int per_batch)
 		}
 		double t1 = bk_now_ns();
 		if (b >= 0)
-			per_exit[b] = (t1 - t0) / n;
+			per_trip[b] = (t1 - t0) / n;
+	}
+	if (var == POLL) {
+		__atomic_store_n(&pl.stop, 1, __ATOMIC_RELAXED);
+		pthread_join(pt, NULL);
+		if (*pl.resp != trips) {
+			fprintf(stderr, "%s: poll: the host thread answered up to %llu, the guest made %llu round trips\n",
+				prog, (unsigned long long)*pl.resp, (unsigned long long)trips);
+			exit(2);
+		}
 	}
 	bk_close(&v);
 
-	double min = bk_quantile(per_exit, (size_t)batches, 0.0);
-	double med = bk_quantile(per_exit, (size_t)batches, 0.5);
-	double p90 = bk_quantile(per_exit, (size_t)batches, 0.9);
-	printf("variant=%s exits=%ld median_ns=%.0f p90_ns=%.0f min_ns=%.0f\n", names[var],
-	       (long)batches * per_batch, med, p90, min);
+	double min = bk_quantile(per_trip, (size_t)batches, 0.0);
+	double med = bk_quantile(per_trip, (size_t)batches, 0.5);
+	double p90 = bk_quantile(per_trip, (size_t)batches, 0.9);
+	printf("variant=%s %s=%ld median_ns=%.0f p90_ns=%.0f min_ns=%.0f\n", names[var], in_vm ? "round_trips" : "exits",
+	       (long)batches * (in_vm ? in_vm_count(var, per_batch) : per_batch), med, p90, min);
 	fflush(stdout);
-	free(per_exit);
+	free(per_trip);
 }
 
 int main(int argc, char **argv)
@@ -403,7 +535,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[3], names[i]) == 0)
 			only = i;
 	if (batches < 1 || per_batch < 1 || argc > 4 || (argc > 3 && only < 0)) {
-		fprintf(stderr, "usage: %s [batches [per_batch [km_path|int3_cpl3|out_cpl0]]]\n", prog);
+		fprintf(stderr, "usage: %s [batches [per_batch [km_path|int3_cpl3|out_cpl0|sysjmp|poll]]]\n", prog);
 		return 2;
 	}
 	for (int i = 0; i < NVARIANTS; i++)

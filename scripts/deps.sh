@@ -38,6 +38,9 @@ packages=(
 	make                 # `make -j2` of tests/fixtures/procs_make, its compiler run under km too
 	curl                 # the native client of busybox httpd under km (fork per connection)
 	perl                 # dynamically linked, the other common script interpreter
+	# Issue 12's programs in bench/apps/ (static, glibc): sqlite inserts and zlib, beside native
+	libsqlite3-dev       # libsqlite3.a
+	zlib1g-dev           # libz.a
 )
 # `scripts/deps.sh --fuzz` (make fuzz) also installs libFuzzer: clang and its runtimes.
 if [ "${1:-}" = --fuzz ]; then
