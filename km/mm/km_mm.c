@@ -416,6 +416,10 @@ int km_mm_restore_vma(km_mm_t *mm, const km_vma_t *v, int fd, uint64_t off, int 
 	int rc = 0;
 	if (mmap(mm->host + gpa, len, hprot, share | MAP_FIXED, fd, (off_t)off) == MAP_FAILED)
 		rc = -errno;
+	/* Advice only. The snapshot's pages that the page cache no longer holds are then read in
+	 * 2 MiB folios, which a read fault maps whole where the segment is congruent (decisions 19). */
+	if (rc == 0 && share == MAP_PRIVATE)
+		(void)madvise(mm->host + gpa, len, MADV_HUGEPAGE);
 	km_vma_t n = *v;
 	n.gpa = gpa;
 	n.path = NULL;

@@ -19,7 +19,11 @@
 #define PAGE KM_PAGE_SIZE
 
 #define PM_BATCH 4096 /* pages whose pagemap entries are read at once (32 KiB of entries) */
-#define BUF_PAGES 256 /* the bounce buffer: 1 MiB, stays in L2 between the copy and the write */
+/* The bounce buffer: 2 MiB, and never a write across a 2 MiB boundary of the file: a whole 2 MiB
+ * of data is one aligned write, which the page cache keeps as one 2 MiB folio (ext4 here). With
+ * segments congruent to their addresses modulo 2 MiB (km_snapshot_write.c), a resume maps that
+ * folio with one fault for a 2 MiB guest page (decisions 19). */
+#define BUF_PAGES 512
 #define WB_STEP (2ull << 20) /* write-back is started after every WB_STEP bytes written */
 
 /* Where the bytes a page may hold come from, to know which pages need reading at all. */
@@ -120,7 +124,8 @@ static void scan_pages(void *arg)
 		bool held = s->hold == NULL || (s->hold[pg / 64] >> (pg % 64) & 1);
 		if (held && s->maybe[pg - s->base]) {
 			uint64_t file = s->seg_off + pg * PAGE;
-			if (o->used > 0 && (o->used == BUF_PAGES || o->at + o->used * PAGE != file))
+			if (o->used > 0 &&
+			    (o->used == BUF_PAGES || o->at + o->used * PAGE != file || file % KM_HUGE_SIZE == 0))
 				return;
 			uint8_t *dst = o->buf + o->used * PAGE;
 			memcpy(dst, s->host + pg * PAGE, PAGE);

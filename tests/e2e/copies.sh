@@ -50,6 +50,22 @@ copies_stop() {
 	done
 }
 
+# copies_congruent FILE: every LOAD of FILE that holds a whole aligned 2 MiB page lies at a file
+# offset congruent to its address modulo 2 MiB (decisions 19: so that the page cache's 2 MiB
+# folios can back the 2 MiB guest pages of a resume); "bad" for each that does not. Leaves the
+# number of such segments in CP_HUGE.
+copies_congruent() {
+	local typ off vaddr filesz memsz huge=$((2 << 20))
+	CP_HUGE=0
+	while read -r typ off vaddr _ filesz memsz _; do
+		[ "$typ" = LOAD ] && ((filesz > 0)) || continue
+		((((vaddr + huge - 1) / huge + 1) * huge <= vaddr + memsz)) || continue
+		CP_HUGE=$((CP_HUGE + 1))
+		((off % huge == vaddr % huge)) ||
+			bad "LOAD at $vaddr ($memsz bytes) lies at file offset $off: not congruent to its address modulo 2 MiB"
+	done < <(readelf -l -W "$1" | grep -E '^ +LOAD +0x')
+}
+
 copies_share() {
 	local flavour=$1 name="copies/$1/share"
 	want "$name" || return 0
@@ -85,6 +101,8 @@ copies_share() {
 		return
 	fi
 	sum0=$(sha256sum <"$d/snap")
+	copies_congruent "$d/snap"
+	[ "$CP_HUGE" -gt 0 ] || bad "no segment of the snapshot holds a whole 2 MiB page"
 
 	# The copies, all at once; each reads its whole memory.
 	for ((i = 0; i < n; i++)); do
@@ -105,7 +123,7 @@ copies_share() {
 	for ((i = 0; i < n; i++)); do
 		kpid=$(copies_km_pid "${pids[$i]}")
 		pss=$(copies_kb "$kpid" Pss)
-		note "    copy $i (km pid $kpid): PSS ${pss:-?} kB after reading its $m MiB"
+		note "    copy $i (km pid $kpid): PSS ${pss:-?} kB after reading its $m MiB, $(copies_kb "$kpid" FilePmdMapped) kB of it mapped in 2 MiB file pages"
 		if [ -z "$pss" ]; then
 			bad "copy $i: no km process or no /proc/$kpid/smaps_rollup"
 		elif [ "$pss" -ge "$limit" ]; then
