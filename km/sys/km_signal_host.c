@@ -4,8 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +167,7 @@ static void *forward_main(void *arg)
 	uint64_t mask = forwarded_mask();
 	bool waiting = false;
 	__atomic_store_n(&g->sigfwd_tid, gettid(), __ATOMIC_RELEASE);
+	syscall(SYS_futex, &g->sigfwd_tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	uint64_t setxid = BIT(HOST_SIGSETXID); /* raw: glibc's sigprocmask leaves 33 alone */
 	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &setxid, NULL, sizeof(setxid));
 	while (!__atomic_load_n(&g->sigfwd_stop, __ATOMIC_ACQUIRE)) {
@@ -195,9 +196,10 @@ int km_signal_forward_start(km_guest_t *g, km_err_t **err)
 	g->sigfwd_running = true;
 	/* A resumed guest's SIGCHLD disposition (a forked child's is already the host's). */
 	km_signal_host_sigchld(&g->sigactions[SIGCHLD - 1]);
-	/* Timers created right away aim at its thread id: wait until it is known. */
+	/* Timers created right away aim at its thread id: wait until it is known. A futex, not a
+	 * yield loop: with the other core busy, yielding cost 0.4-1.2 ms of every start. */
 	while (__atomic_load_n(&g->sigfwd_tid, __ATOMIC_ACQUIRE) == 0)
-		sched_yield();
+		syscall(SYS_futex, &g->sigfwd_tid, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	km_timers_resume(g);
 	return 0;
 }
