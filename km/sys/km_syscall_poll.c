@@ -20,6 +20,7 @@
 #include "km_guest.h"
 #include "km_runtime.h"
 #include "km_sigfd.h"
+#include "km_snapshot_lease.h"
 #include "km_signal.h"
 #include "km_stopall.h"
 #include "km_syscall.h"
@@ -170,12 +171,20 @@ static bool admitted(km_vcpu_t *v, uint64_t nr, const uint64_t *a)
 	}
 }
 
+/* Work of the vCPU thread's own that cannot wait for the served call (a blocking one) to end:
+ * the guest ending, a stop, a signal to deliver, the snapshot file's lease broken (its signal
+ * reaches a vCPU thread, km_snapshot_lease.h). */
+static bool urgent_for_vcpu(km_vcpu_t *v)
+{
+	km_guest_t *g = v->g;
+	return km_guest_ended(g) || km_stopall_pending(g) || km_signal_deliverable(v) || km_snapshot_lease_broken(g);
+}
+
 /* Something only the vCPU's own thread can do is due: it must see the call's end. */
 static bool needs_vcpu_thread(km_vcpu_t *v)
 {
 	km_guest_t *g = v->g;
-	return km_guest_ended(g) || km_stopall_pending(g) || km_signal_deliverable(v) || v->restore_sigmask ||
-	       v->thread_exit ||
+	return urgent_for_vcpu(v) || v->restore_sigmask || v->thread_exit ||
 	       __atomic_load_n(&g->mm.tlb_gen, __ATOMIC_ACQUIRE) != __atomic_load_n(&v->tlb_gen, __ATOMIC_ACQUIRE);
 }
 
@@ -384,7 +393,7 @@ bool km_poll_claim(km_vcpu_t *v, km_poll_handback_t *hb)
 		/* A server runs it (it blocks: the stub gave up spinning). A kick that came just
 		 * before its host call began was lost: while the vCPU thread's work is due, kick on. */
 		futex_wait(&p->own, OWN_SERVER, REKICK_MS);
-		if (km_guest_ended(v->g) || km_stopall_pending(v->g) || km_signal_deliverable(v))
+		if (urgent_for_vcpu(v))
 			km_poll_kick(v);
 	}
 }
