@@ -97,6 +97,7 @@ enum {
 	OPT_SNAPSHOT_PARENT_FD,
 	OPT_TEST_DIRTY_PROBE,
 	OPT_SYSCALL_PATH,
+	OPT_TEST_POLL_SPIN,
 };
 
 static const struct option options[] = {
@@ -121,6 +122,7 @@ static const struct option options[] = {
     {"snapshot-parent-fd", required_argument, NULL, OPT_SNAPSHOT_PARENT_FD},
     {"test-dirty-probe", no_argument, NULL, OPT_TEST_DIRTY_PROBE}, /* km's tests: not in --help */
     {"syscall-path", required_argument, NULL, OPT_SYSCALL_PATH},
+    {"test-poll-spin", required_argument, NULL, OPT_TEST_POLL_SPIN}, /* km's tests: not in --help */
     {NULL, 0, NULL, 0},
 };
 
@@ -272,6 +274,15 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 			if (cli->guest.syscall_path < 0)
 				return km_err_set(err, 0, "--syscall-path: '%s' is not auto, exit or poll", optarg);
 			break;
+		case OPT_TEST_POLL_SPIN: {
+			/* Long bounds make a loaded test machine's servers answer every call. */
+			char *end;
+			unsigned long us = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || us == 0 || us > 10000000)
+				return km_err_set(err, 0, "--test-poll-spin: '%s' is not 1..10000000 (us)", optarg);
+			cli->guest.poll_spin_us = (uint32_t)us;
+			break;
+		}
 		case OPT_KVM_DEV:
 			cli->guest.kvm_dev = optarg;
 			break;

@@ -338,11 +338,11 @@ static km_poll_t *server_start(km_vcpu_t *v)
 		return NULL;
 	p->v = v;
 	pthread_mutex_init(&p->lock, NULL);
-	uint64_t tpu = ticks_per_us(v);
-	p->idle_ticks = IDLE_US * tpu;
+	uint64_t tpu = ticks_per_us(v), test = v->g->opts.poll_spin_us;
+	p->idle_ticks = (test ? test : IDLE_US) * tpu;
 	uint8_t *slot = slot_of(v);
-	slot_store(slot, KM_SLOT_TAKE_TICKS, TAKE_US * tpu);
-	slot_store(slot, KM_SLOT_DONE_TICKS, DONE_US * tpu);
+	slot_store(slot, KM_SLOT_TAKE_TICKS, (test ? test : TAKE_US) * tpu);
+	slot_store(slot, KM_SLOT_DONE_TICKS, (test ? test : DONE_US) * tpu);
 	/* SIGXCPU goes to a vCPU thread (km_signal_host_block); the kick stays deliverable. */
 	sigset_t old;
 	km_signal_host_block(&old);

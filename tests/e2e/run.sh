@@ -686,6 +686,8 @@ run_live
 run_incremental
 . "$ROOT/tests/e2e/livechain.sh"
 run_livechain
+. "$ROOT/tests/e2e/syscall_path.sh"
+run_syscall_path
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
