@@ -17,7 +17,9 @@ km_syscall_entry:
 
 /* The poll stub (template; km copies it into each vCPU's stub page, whose LSTAR it is). It saves
  * the call into its slot (S, RIP-relative: no register, no stack), claims the slot, and spins
- * for a km server (km_syscall_poll.c) within TSC deadlines km wrote into the slot. DONE: back
+ * for a km server (km_syscall_poll.c) within TSC bounds km wrote into the stub page (which the
+ * program cannot write: every spin ends, so every vCPU reaches a clean point). The deadline is
+ * kept in r9 (saved in the slot, restored on every way out). DONE: back
  * to the program as sysret would (rax the result, rcx/r11 as `syscall` left them, rflags from
  * r11). Anything else: rax/rdx/rcx/r11 as at the `syscall`, then one of two int3s, which km
  * takes as a syscall exit (it trusts neither the int3 nor the slot: its own state decides). */
@@ -37,15 +39,15 @@ km_poll_stub:
 	lock cmpxchg %edx, S + KM_SLOT_STATE(%rip)
 	jne .Lnew /* a server asleep (or the slot busy): the exit path */
 	LOAD_TSC
-	add S + KM_SLOT_TAKE_TICKS(%rip), %rax
-	mov %rax, S + KM_SLOT_DEADLINE(%rip)
+	add km_poll_stub + KM_POLL_TAKE_TICKS(%rip), %rax
+	mov %rax, %r9
 .Ltake:
 	pause
 	mov S + KM_SLOT_STATE(%rip), %eax
 	cmp $KM_POLL_REQ, %eax
 	jne .Ltaken
 	LOAD_TSC
-	cmp S + KM_SLOT_DEADLINE(%rip), %rax
+	cmp %r9, %rax
 	jb .Ltake
 	mov $KM_POLL_REQ, %eax /* nobody took it: withdraw it, unless a server takes it now */
 	mov $KM_POLL_IDLE, %edx
@@ -59,15 +61,15 @@ km_poll_stub:
 	cmp $KM_POLL_TAKEN, %eax
 	jne .Lhandback
 	LOAD_TSC
-	add S + KM_SLOT_DONE_TICKS(%rip), %rax
-	mov %rax, S + KM_SLOT_DEADLINE(%rip)
+	add km_poll_stub + KM_POLL_DONE_TICKS(%rip), %rax
+	mov %rax, %r9
 .Lwait:
 	pause
 	mov S + KM_SLOT_STATE(%rip), %eax
 	cmp $KM_POLL_TAKEN, %eax
 	jne .Lanswered
 	LOAD_TSC
-	cmp S + KM_SLOT_DEADLINE(%rip), %rax
+	cmp %r9, %rax
 	jb .Lwait
 	mov $KM_POLL_TAKEN, %eax /* it blocks: km's vCPU thread sleeps until the answer instead */
 	mov $KM_POLL_ABANDON, %edx
@@ -81,6 +83,7 @@ km_poll_stub:
 .Ldone:
 	mov S + KM_SLOT_RESULT(%rip), %rax
 	movl $KM_POLL_IDLE, S + KM_SLOT_STATE(%rip)
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
 	mov %cs, %edx
 	test $3, %dl
 	jz .Lsysret
@@ -101,11 +104,16 @@ km_poll_stub:
 .Lnew:
 	mov S + KM_SLOT_NR(%rip), %rax
 	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
 	jmp .Lint3_new
 .Lhandback:
 	mov S + KM_SLOT_NR(%rip), %rax
 	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
 	jmp .Lint3_taken
+	.org km_poll_stub + KM_POLL_TAKE_TICKS
+	.quad 0 /* km writes both per vCPU */
+	.quad 0
 	.org km_poll_stub + KM_POLL_INT3_NEW
 .Lint3_new:
 	int3 /* nothing taken: km runs the call as on the exit path */

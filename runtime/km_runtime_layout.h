@@ -54,6 +54,8 @@
 #define KM_RT_POLL_DIST (KM_RT_POLL_SLOT_OFF - KM_RT_POLL_STUB_OFF)
 #define KM_RT_POLL_TEMPLATE 0x400  /* in the user page of the code blob */
 #define KM_RT_POLL_STUB_SIZE 0x400
+#define KM_POLL_TAKE_TICKS 0x3c0   /* in the stub page (read-only to the program, km writes it): */
+#define KM_POLL_DONE_TICKS 0x3c8   /* TSC ticks the stub waits for a server to take, to finish */
 #define KM_POLL_INT3_NEW 0x3e0     /* stub offsets of its two int3s (km takes either as a syscall) */
 #define KM_POLL_INT3_TAKEN 0x3f0
 
@@ -62,9 +64,6 @@
 #define KM_SLOT_NR 0x08
 #define KM_SLOT_ARGS 0x10       /* rdi rsi rdx r10 r8 r9 */
 #define KM_SLOT_RESULT 0x40
-#define KM_SLOT_TAKE_TICKS 0x48 /* TSC ticks the stub waits for a server to take a request */
-#define KM_SLOT_DONE_TICKS 0x50 /* ... and for it to finish one before it exits to km */
-#define KM_SLOT_DEADLINE 0x58   /* the stub's scratch */
 #define KM_SLOT_RSP 0x60        /* the stub's scratch: the program's rsp while it restores rflags */
 #define KM_SLOT_FLAGS_TOP 0x70  /* a one-word stack for popfq */
 

@@ -340,9 +340,9 @@ static km_poll_t *server_start(km_vcpu_t *v)
 	pthread_mutex_init(&p->lock, NULL);
 	uint64_t tpu = ticks_per_us(v), test = v->g->opts.poll_spin_us;
 	p->idle_ticks = (test ? test : IDLE_US) * tpu;
-	uint8_t *slot = slot_of(v);
-	slot_store(slot, KM_SLOT_TAKE_TICKS, (test ? test : TAKE_US) * tpu);
-	slot_store(slot, KM_SLOT_DONE_TICKS, (test ? test : DONE_US) * tpu);
+	uint8_t *stub = km_runtime_poll_stub(&v->g->mm, v->id);
+	slot_store(stub, KM_POLL_TAKE_TICKS, (test ? test : TAKE_US) * tpu);
+	slot_store(stub, KM_POLL_DONE_TICKS, (test ? test : DONE_US) * tpu);
 	/* SIGXCPU goes to a vCPU thread (km_signal_host_block); the kick stays deliverable. */
 	sigset_t old;
 	km_signal_host_block(&old);

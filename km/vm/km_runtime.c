@@ -80,11 +80,15 @@ void km_runtime_vcpu_init(km_mm_t *mm, int id)
 void km_runtime_poll_init(km_mm_t *mm, int id)
 {
 	uint8_t *rt = km_gpa_to_hva(mm, KM_RT_GPA);
-	memcpy(rt + KM_RT_POLL_STUB_OFF + (uint64_t)id * KM_RT_POLL_STRIDE, rt + KM_RT_USER_OFF + KM_RT_POLL_TEMPLATE,
-	       KM_RT_POLL_STUB_SIZE);
+	memcpy(km_runtime_poll_stub(mm, id), rt + KM_RT_USER_OFF + KM_RT_POLL_TEMPLATE, KM_RT_POLL_STUB_SIZE);
 	uint8_t *slot = km_runtime_poll_slot(mm, id);
 	memset(slot, 0, KM_RT_POLL_STRIDE);
 	__atomic_store_n((uint32_t *)(slot + KM_SLOT_STATE), KM_POLL_ASLEEP, __ATOMIC_RELEASE);
+}
+
+void *km_runtime_poll_stub(km_mm_t *mm, int id)
+{
+	return km_gpa_to_hva(mm, KM_RT_GPA + KM_RT_POLL_STUB_OFF + (uint64_t)id * KM_RT_POLL_STRIDE);
 }
 
 void *km_runtime_poll_slot(km_mm_t *mm, int id)

@@ -23,6 +23,10 @@ void km_runtime_vcpu_init(km_mm_t *mm, int id);
  * serves it until km_syscall_poll arms it): for every new or reused vCPU. */
 void km_runtime_poll_init(km_mm_t *mm, int id);
 
+/* km's pointer to vCPU id's poll stub page (the program can only read and run it): km writes
+ * the stub's spin bounds there (KM_POLL_TAKE_TICKS, KM_POLL_DONE_TICKS). */
+void *km_runtime_poll_stub(km_mm_t *mm, int id);
+
 /* km's pointer to vCPU id's poll slot (guest memory: the program may write it at any time). */
 void *km_runtime_poll_slot(km_mm_t *mm, int id);
 
