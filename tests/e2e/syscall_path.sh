@@ -3,8 +3,9 @@
 # option's errors, and each tests/guests/syscall_path.c mode under both paths, with the same
 # output and status; under poll, KM_TIMING=1's counters must show that a server answered calls
 # (syscalls_served > 0) and under exit that none did. Sourced by run.sh after its helpers (want,
-# begin, bad, note, end, run, km_only, km_rejects, status_text, show_file); defines
-# run_syscall_path.
+# begin, bad, note, end, run, km_only, km_rejects, status_text, show_file) and snapshot.sh's and
+# mgmt.sh's; defines run_syscall_path. A snapshot while a server blocks in the program's read:
+# sp_snapshot.
 #
 # The poll runs take --test-poll-spin (a test-only option: every spin bound that long): with
 # km's own bounds (tens of microseconds) a loaded machine's servers often get no CPU in time
@@ -73,6 +74,64 @@ sp_trace() {
 	end
 }
 
+# A snapshot (--mgmt, stop and continue) while snap_stdin's read of stdin is in a server's hands
+# (poll, spin bounds long enough that the server has it): the server's host call is kicked, the
+# call handed back and rewound, and the read completes exactly once, in the original (continue)
+# and in the resumed copy. Uses snapshot.sh's helpers (snap_start, snap_wait_line, snap_mgmt,
+# snap_expect_run, snap_expect_snapshot, srun, mgmt_sock).
+sp_snapshot() {
+	local flavour mode test d sock pid snap
+	for flavour in gcc musl; do
+		for mode in stop continue; do
+			test=syscall_path/poll/$flavour/snapshot-$mode
+			want "$test" || continue
+			km_only "$test" || continue
+			begin "$test"
+			if [ ! -x "$SNAP_MGMT" ]; then
+				bad "the management socket client $SNAP_MGMT is missing (make tools)"
+				end
+				continue
+			fi
+			d=$WORK/syscall_path/snap/$flavour/$mode
+			mkdir -p "$d/cwd"
+			sock=$(mgmt_sock "$d")
+			snap=$d/s.snap
+			rm -f "$d/in.fifo" "$sock"
+			mkfifo "$d/in.fifo"
+			snap_start "$d/run" "$d/cwd" "$d/in.fifo" -- "$KM" --syscall-path=poll --test-poll-spin="$SP_SPIN" \
+				--mgmt="$sock" "$GUESTS/$flavour/snap_stdin"
+			pid=$BG_PID
+			if snap_wait_line "$d/run/out" "waiting for a line on stdin" 10; then
+				sleep 0.1 # the read is posted and taken: the server blocks in it
+				snap_mgmt "$d/run" "$sock" "$mode" "$snap"
+				if [ "$mode" = continue ]; then
+					sleep 0.1
+					timeout 5 bash -c 'echo "a line for the original" >"$1"' _ "$d/in.fifo"
+				elif [ "$MGMT_RC" != 0 ]; then
+					kill "$pid" 2>/dev/null
+				fi
+			else
+				bad "the guest did not print 'waiting for a line on stdin' within 10 s"
+				kill "$pid" 2>/dev/null
+			fi
+			wait "$pid"
+			RC=$?
+			if [ "$mode" = continue ]; then
+				snap_expect_run "$d/run" "original run" 0 $'waiting for a line on stdin\ngot: a line for the original'
+			else
+				snap_expect_run "$d/run" "stopped run" 0 "waiting for a line on stdin"
+			fi
+			if snap_expect_snapshot "$snap"; then
+				echo "a line for the copy" >"$d/line"
+				srun "$d/resume" "$d/cwd" "$d/line" -- "$KM" --syscall-path=poll --test-poll-spin="$SP_SPIN" "$snap"
+				snap_expect_run "$d/resume" "resumed copy" 0 "got: a line for the copy"
+			fi
+			rm -f "$d/in.fifo" "$sock"
+			end
+		done
+	done
+}
+
 run_syscall_path() {
 	if want "km/bad-input/syscall-path" && [ "$NATIVE" = 0 ]; then
 		local d=$WORK/syscall_path/bad
@@ -88,4 +147,5 @@ run_syscall_path() {
 	sp_case sigread-intr 0 sigread-intr
 	sp_case exitgroup 7 exitgroup
 	sp_trace
+	sp_snapshot
 }
