@@ -163,9 +163,10 @@ static bool admitted(km_vcpu_t *v, uint64_t nr, const uint64_t *a)
 		return a[1] == F_GETFD || a[1] == F_SETFD || a[1] == F_GETFL || a[1] == F_SETFL;
 	case SYS_mmap: /* without MAP_FIXED it only adds: no stop, nothing narrowed */
 		return !(a[3] & MAP_FIXED);
-	case SYS_brk: /* a lowering brk narrows: alone, the thread needs no stop, and the TLB
-		       * generation check hands it back to flush */
-		return km_threads_live(g) == 1;
+	case SYS_brk: /* not one that lowers the break (it narrows), nor with other threads (one of
+		       * them could raise it meanwhile, making this one lower it under a stop) */
+		return km_threads_live(g) == 1 &&
+		       (a[0] == 0 || a[0] >= __atomic_load_n(&g->mm.brk_cur, __ATOMIC_RELAXED));
 	default:
 		return false;
 	}
