@@ -53,6 +53,7 @@ typedef struct km_poll {
 
 static atomic_ulong served_count, exit_count;
 static atomic_int spinners; /* servers spinning now (capped under `auto`) */
+static atomic_int nservers; /* servers made (capped under `auto`: each is a host thread, a pid) */
 
 int km_syscall_path_parse(const char *s)
 {
@@ -68,7 +69,8 @@ bool km_poll_enabled(const km_guest_t *g)
 	       (g->opts.syscall_path == KM_SYSCALL_PATH_AUTO && g->opts.online_cpus > 1);
 }
 
-/* How many servers may spin at once: under `auto` one CPU stays the guest's. */
+/* How many servers may spin at once (and, under `auto`, exist: a container's pids limit counts
+ * them): under `auto` one CPU stays the guest's. */
 static int spin_cap(const km_guest_t *g)
 {
 	return g->opts.syscall_path == KM_SYSCALL_PATH_POLL ? KM_MAX_VCPUS : g->opts.online_cpus - 1;
@@ -122,7 +124,9 @@ static void slot_store(uint8_t *slot, int off, uint64_t val)
 /* Calls a server may run: they use nothing of the vCPU's host thread (its thread id, signal
  * mask, affinity, credentials, TLS), never stop other vCPUs or narrow a mapping, never wait in
  * km_signal_wait (kicks reach a server's host call, not that wait) and never end or create a
- * thread. docs/decisions.md lists why each of the others stays on the exit path. */
+ * thread. No call that takes a path: the host resolves /proc/thread-self (and the like) for the
+ * thread that makes the call, and a server is a thread of km's that km's /proc view does not
+ * know as the program's. docs/decisions.md lists why each of the others stays on the exit path. */
 static bool admitted(km_vcpu_t *v, uint64_t nr, const uint64_t *a)
 {
 	km_guest_t *g = v->g;
@@ -142,9 +146,6 @@ static bool admitted(km_vcpu_t *v, uint64_t nr, const uint64_t *a)
 	case SYS_writev:
 	case SYS_lseek:
 	case SYS_fstat:
-	case SYS_newfstatat:
-	case SYS_statx:
-	case SYS_openat:
 	case SYS_close:
 	case SYS_fsync:
 	case SYS_fdatasync:
@@ -154,9 +155,10 @@ static bool admitted(km_vcpu_t *v, uint64_t nr, const uint64_t *a)
 	case SYS_sendmsg:
 	case SYS_poll:
 	case SYS_getrandom:
-	case SYS_clock_gettime:
 	case SYS_gettimeofday:
 		return true;
+	case SYS_clock_gettime: /* not the calling thread's CPU clock, nor one named by a tid */
+		return (int)a[0] >= 0 && a[0] != CLOCK_THREAD_CPUTIME_ID;
 	case SYS_read: /* a signalfd's read waits for signals in km_signal_wait */
 		return !km_sigfd_is(g, (int)a[0]);
 	case SYS_fcntl: /* not record locks: a blocking one waits in km's lock table */
@@ -413,7 +415,13 @@ void km_poll_after_exit(km_vcpu_t *v)
 		return;
 	km_poll_t *p = poll_of(v);
 	if (p == NULL) {
+		if (atomic_fetch_add(&nservers, 1) >= spin_cap(v->g)) {
+			atomic_fetch_sub(&nservers, 1); /* `auto`'s share is taken: the exit path */
+			return;
+		}
 		p = server_start(v); /* on failure the vCPU keeps the exit path (slot ASLEEP) */
+		if (p == NULL)
+			atomic_fetch_sub(&nservers, 1);
 		__atomic_store_n(&v->poll, p, __ATOMIC_RELEASE);
 		return;
 	}
@@ -465,6 +473,7 @@ void km_poll_destroy(km_vcpu_t *v)
 			break;
 	}
 	__atomic_store_n(&v->poll, NULL, __ATOMIC_RELEASE);
+	atomic_fetch_sub(&nservers, 1);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -480,6 +489,7 @@ void km_poll_forget(km_vcpu_t *v)
 {
 	km_poll_t *p = poll_of(v);
 	atomic_store(&spinners, 0); /* no server thread crossed the fork */
+	atomic_store(&nservers, 0);
 	if (p == NULL)
 		return;
 	v->poll = NULL;

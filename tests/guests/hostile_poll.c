@@ -7,7 +7,8 @@
  *     exit_group(99), munmap of the program's text and clone, which no server may run;
  *   - REQ posted into every other slot while one thread blocks in an exit-path call (nanosleep);
  *   - a request whose arguments change right after it is posted;
- *   - jumps into another vCPU's stub, onto either int3 of a stub, and into its data.
+ *   - jumps into another vCPU's stub, onto either int3 of a stub, and into its data;
+ *   - /proc/thread-self/mem, which the host resolves by the thread that opens it.
  * Run by tests/e2e/hostile.sh under km only.
  */
 // HOSTILE-KM-ARGS: --syscall-path=poll --test-poll-spin=2000000
@@ -252,6 +253,11 @@ static void phase_after(void)
 	for (int i = 0; i < 200; i++)
 		bad += write(p[1], "q", 1) != 1 || read(p[0], &c, 1) != 1 || c != 'q';
 	CHECK(bad == 0, "getppid and a pipe round trip are exact again (%d wrong)", bad);
+	/* A path the host resolves by the calling thread: were a server to open it, it would be a
+	 * thread of km's (km's memory); the program's own thread gets EACCES. */
+	errno = 0;
+	int fd = open("/proc/thread-self/mem", O_RDONLY);
+	CHECK(fd < 0 && errno == EACCES, "open(/proc/thread-self/mem) is EACCES");
 }
 
 int main(int argc, char **argv)
