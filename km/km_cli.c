@@ -2,6 +2,7 @@
 #include "km_cli.h"
 #include "km_fdtab.h"
 #include "km_coredump.h"
+#include "km_syscall_poll.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,11 @@ static const char usage[] =
     "  --env=NAME=VALUE    set a variable in the guest's environment (repeatable)\n"
     "  --clear-env         start the guest with an empty environment (then --env applies)\n"
     "  --trace             print every guest syscall with its arguments and result to stderr\n"
+    "  --syscall-path=auto|exit|poll\n"
+    "                      how the program's syscalls reach km: exit (a VM exit each), poll (a\n"
+    "                      km thread per vCPU serves common calls without an exit), auto (the\n"
+    "                      default: poll with more than one online CPU, at most CPUs - 1\n"
+    "                      servers spinning at once)\n"
     "  --kvm-device=PATH   KVM device to use (default /dev/kvm)\n"
     "  --snapshot=FILE     where the program's snapshots go (default kmsnap)\n"
     "  --coredump=FILE     write a core file here when the program dies of a signal that dumps\n"
@@ -90,6 +96,8 @@ enum {
 	OPT_SNAPSHOT_CHAIN,
 	OPT_SNAPSHOT_PARENT_FD,
 	OPT_TEST_DIRTY_PROBE,
+	OPT_SYSCALL_PATH,
+	OPT_TEST_POLL_SPIN,
 };
 
 static const struct option options[] = {
@@ -113,6 +121,8 @@ static const struct option options[] = {
     {"snapshot-chain", required_argument, NULL, OPT_SNAPSHOT_CHAIN},
     {"snapshot-parent-fd", required_argument, NULL, OPT_SNAPSHOT_PARENT_FD},
     {"test-dirty-probe", no_argument, NULL, OPT_TEST_DIRTY_PROBE}, /* km's tests: not in --help */
+    {"syscall-path", required_argument, NULL, OPT_SYSCALL_PATH},
+    {"test-poll-spin", required_argument, NULL, OPT_TEST_POLL_SPIN}, /* km's tests: not in --help */
     {NULL, 0, NULL, 0},
 };
 
@@ -229,6 +239,8 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.tcp_established = KM_TCP_REPAIR;
 	cli->guest.restore_missing = KM_MISSING_ERROR;
 	cli->guest.snapshot_file_max = KM_FDTAB_FILE_MAX_DEFAULT;
+	cli->guest.syscall_path = KM_SYSCALL_PATH_AUTO;
+	cli->guest.online_cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
 	cli->exec_state_fd = -1;
 	opterr = 0;
@@ -257,6 +269,20 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 		case OPT_TEST_DIRTY_PROBE:
 			cli->guest.test_dirty_probe = true;
 			break;
+		case OPT_SYSCALL_PATH:
+			cli->guest.syscall_path = km_syscall_path_parse(optarg);
+			if (cli->guest.syscall_path < 0)
+				return km_err_set(err, 0, "--syscall-path: '%s' is not auto, exit or poll", optarg);
+			break;
+		case OPT_TEST_POLL_SPIN: {
+			/* Long bounds make a loaded test machine's servers answer every call. */
+			char *end;
+			unsigned long us = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || us == 0 || us > 10000000)
+				return km_err_set(err, 0, "--test-poll-spin: '%s' is not 1..10000000 (us)", optarg);
+			cli->guest.poll_spin_us = (uint32_t)us;
+			break;
+		}
 		case OPT_KVM_DEV:
 			cli->guest.kvm_dev = optarg;
 			break;

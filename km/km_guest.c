@@ -16,6 +16,7 @@
 #include "km_runtime.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
+#include "km_syscall_poll.h"
 #include "km_sys_util.h"
 #include "km_threads.h"
 #include "km_vdso.h"
@@ -166,7 +167,10 @@ int km_guest_run(km_guest_t *g, km_err_t **err)
 	const char *base = g->exe_path != NULL ? strrchr(g->exe_path, '/') : NULL;
 	if (base != NULL)
 		prctl(PR_SET_NAME, base + 1);
-	return km_threads_run(g, err);
+	int rc = km_threads_run(g, err);
+	if (g->opts.timing)
+		km_poll_print_timing(km_error_fd());
+	return rc;
 }
 
 int km_guest_set_argv(km_guest_t *g, char *const argv[], km_err_t **err)
@@ -187,6 +191,7 @@ void km_guest_destroy(km_guest_t *g)
 {
 	for (int i = 0; g->argv != NULL && i < g->argc; i++)
 		free(g->argv[i]);
+	km_poll_stop_all(g); /* before anything a served call may use goes away */
 	free(g->argv);
 	free(g->auxv);
 	km_vdso_stop(g);

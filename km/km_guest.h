@@ -32,6 +32,9 @@ typedef struct km_guest_opts {
 	bool coredump_forced;      /* --coredump given: write cores even with RLIMIT_CORE 0 */
 	const char *mgmt_path;     /* --mgmt socket, or NULL */
 	bool timing;               /* KM_TIMING=1: print restore timing */
+	int syscall_path;          /* --syscall-path: enum km_syscall_path (km_syscall_poll.h) */
+	int online_cpus;           /* the host's, when km started (`auto` and its spin cap) */
+	uint32_t poll_spin_us;     /* --test-poll-spin: every poll bound this long (0: km's own) */
 	const char *snapshot_source; /* the snapshot being resumed (for messages), or NULL */
 	uint64_t start_ns;         /* CLOCK_MONOTONIC when km started */
 	int tcp_established;       /* --tcp-established: enum km_tcp_policy (km_fdtab.h) */

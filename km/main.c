@@ -252,6 +252,7 @@ static int take_exec_state(km_cli_t *cli, km_exec_state_t *st, km_err_t **err)
 	o->trace = st->trace;
 	o->coredump_forced = st->coredump_forced;
 	o->timing = st->timing;
+	o->syscall_path = st->syscall_path;
 	o->snapshot_path = st->snapshot_path;
 	o->coredump_path = st->coredump_path;
 	/* The listener: handed over (with the file km made at mgmt_path, or as --mgmt-fd), or,

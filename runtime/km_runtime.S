@@ -15,6 +15,115 @@ km_syscall_entry:
 	int3
 	ud2 /* never reached: km returns straight to the program */
 
+/* The poll stub (template; km copies it into each vCPU's stub page, whose LSTAR it is). It saves
+ * the call into its slot (S, RIP-relative: no register, no stack), claims the slot, and spins
+ * for a km server (km_syscall_poll.c) within TSC bounds km wrote into the stub page (which the
+ * program cannot write: every spin ends, so every vCPU reaches a clean point). The deadline is
+ * kept in r9 (saved in the slot, restored on every way out). DONE: back
+ * to the program as sysret would (rax the result, rcx/r11 as `syscall` left them, rflags from
+ * r11). Anything else: rax/rdx/rcx/r11 as at the `syscall`, then one of two int3s, which km
+ * takes as a syscall exit (it trusts neither the int3 nor the slot: its own state decides). */
+#define LOAD_TSC rdtsc; shl $32, %rdx; or %rdx, %rax
+	.org KM_RT_POLL_TEMPLATE
+km_poll_stub:
+	.set S, km_poll_stub + KM_RT_POLL_DIST
+	mov %rax, S + KM_SLOT_NR(%rip)
+	mov %rdi, S + KM_SLOT_ARGS + 0(%rip)
+	mov %rsi, S + KM_SLOT_ARGS + 8(%rip)
+	mov %rdx, S + KM_SLOT_ARGS + 16(%rip)
+	mov %r10, S + KM_SLOT_ARGS + 24(%rip)
+	mov %r8, S + KM_SLOT_ARGS + 32(%rip)
+	mov %r9, S + KM_SLOT_ARGS + 40(%rip)
+	mov $KM_POLL_IDLE, %eax
+	mov $KM_POLL_REQ, %edx
+	lock cmpxchg %edx, S + KM_SLOT_STATE(%rip)
+	jne .Lnew /* a server asleep (or the slot busy): the exit path */
+	LOAD_TSC
+	add km_poll_stub + KM_POLL_TAKE_TICKS(%rip), %rax
+	mov %rax, %r9
+.Ltake:
+	pause
+	mov S + KM_SLOT_STATE(%rip), %eax
+	cmp $KM_POLL_REQ, %eax
+	jne .Ltaken
+	LOAD_TSC
+	cmp %r9, %rax
+	jb .Ltake
+	mov $KM_POLL_REQ, %eax /* nobody took it: withdraw it, unless a server takes it now */
+	mov $KM_POLL_IDLE, %edx
+	lock cmpxchg %edx, S + KM_SLOT_STATE(%rip)
+	je .Lnew
+.Ltaken: /* eax: the state that followed REQ */
+	cmp $KM_POLL_DONE, %eax
+	je .Ldone
+	cmp $KM_POLL_REFUSED, %eax
+	je .Lrefused
+	cmp $KM_POLL_TAKEN, %eax
+	jne .Lhandback
+	LOAD_TSC
+	add km_poll_stub + KM_POLL_DONE_TICKS(%rip), %rax
+	mov %rax, %r9
+.Lwait:
+	pause
+	mov S + KM_SLOT_STATE(%rip), %eax
+	cmp $KM_POLL_TAKEN, %eax
+	jne .Lanswered
+	LOAD_TSC
+	cmp %r9, %rax
+	jb .Lwait
+	mov $KM_POLL_TAKEN, %eax /* it blocks: km's vCPU thread sleeps until the answer instead */
+	mov $KM_POLL_ABANDON, %edx
+	lock cmpxchg %edx, S + KM_SLOT_STATE(%rip)
+	je .Lhandback
+.Lanswered:
+	cmp $KM_POLL_REFUSED, %eax
+	je .Lrefused
+	cmp $KM_POLL_DONE, %eax
+	jne .Lhandback
+.Ldone:
+	mov S + KM_SLOT_RESULT(%rip), %rax
+	movl $KM_POLL_IDLE, S + KM_SLOT_STATE(%rip)
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
+	mov %cs, %edx
+	test $3, %dl
+	jz .Lsysret
+	/* CPL3 (PVM): rflags come back through a one-word stack in the slot, the program's own
+	 * stack (and its red zone) untouched. */
+	mov %rsp, S + KM_SLOT_RSP(%rip)
+	lea S + KM_SLOT_FLAGS_TOP(%rip), %rsp
+	push %r11
+	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	popfq
+	mov S + KM_SLOT_RSP(%rip), %rsp
+	jmp *%rcx
+.Lsysret: /* CPL0 (hardware KVM): as Linux returns */
+	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	sysretq
+.Lrefused:
+	movl $KM_POLL_IDLE, S + KM_SLOT_STATE(%rip)
+.Lnew:
+	mov S + KM_SLOT_NR(%rip), %rax
+	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
+	jmp .Lint3_new
+.Lhandback:
+	mov S + KM_SLOT_NR(%rip), %rax
+	mov S + KM_SLOT_ARGS + 16(%rip), %rdx
+	mov S + KM_SLOT_ARGS + 40(%rip), %r9
+	jmp .Lint3_taken
+	.org km_poll_stub + KM_POLL_TAKE_TICKS
+	.quad 0 /* km writes both per vCPU */
+	.quad 0
+	.org km_poll_stub + KM_POLL_INT3_NEW
+.Lint3_new:
+	int3 /* nothing taken: km runs the call as on the exit path */
+	ud2
+	.org km_poll_stub + KM_POLL_INT3_TAKEN
+.Lint3_taken:
+	int3 /* a server took it: km finishes it on the vCPU's thread */
+	ud2
+	.org km_poll_stub + KM_RT_POLL_STUB_SIZE
+
 /* Kernel page. km sends a vCPU here, instead of the plain return, after it narrowed a mapping:
  * reloading CR3 drops stale translations (hardware KVM caches them in the guest TLB). We are on
  * the IST stack, so pushing is safe. */

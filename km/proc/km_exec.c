@@ -402,6 +402,7 @@ static int collect(km_vcpu_t *v, int prog_fd, km_exec_state_t *st)
 	st->coredump_forced = o->coredump_forced;
 	st->no_seccomp = !host_confined;
 	st->timing = o->timing;
+	st->syscall_path = (uint8_t)o->syscall_path;
 	st->self_contained = o->self_contained;
 	st->snapshot_chain = o->snapshot_chain;
 	st->snapshot_path = (char *)o->snapshot_path;

@@ -59,7 +59,8 @@ static void serialise(km_buf_t *b, const km_exec_state_t *st)
 	put64(b, (uint64_t)(int64_t)st->restore_missing);
 	put64(b, (uint64_t)st->trace | (uint64_t)st->coredump_forced << 1 | (uint64_t)st->no_seccomp << 2 |
 		     (uint64_t)st->timing << 3 | (uint64_t)st->unkillable << 4 | (uint64_t)st->descendant << 5 |
-		     (uint64_t)st->self_contained << 6 | (uint64_t)st->snapshot_chain << 8);
+		     (uint64_t)st->self_contained << 6 | (uint64_t)st->snapshot_chain << 8 |
+		     (uint64_t)st->syscall_path << 16);
 	put64(b, st->host_mask);
 	put_str(b, st->snapshot_path);
 	put_str(b, st->coredump_path);
@@ -289,9 +290,10 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->snapshot_file_max = get64(r);
 	int64_t tcp = (int64_t)get64(r), missing = (int64_t)get64(r);
 	uint64_t flags = get64(r);
-	/* bit 7 unused; bits 8-15 --snapshot-chain (at most 64) */
-	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 16 != 0 || (flags & 0x80) ||
-	    (flags >> 8) > KM_LAYERS_MAX_DEPTH || st->memory < (16ul << 20))
+	/* bit 7 unused; bits 8-15 --snapshot-chain (at most 64); bits 16-17 --syscall-path */
+	if (tcp < 0 || tcp > 2 || missing < 0 || missing > 1 || flags >> 18 != 0 || (flags & 0x80) ||
+	    ((flags >> 16) & 3) > 2 || ((flags >> 8) & 0xff) > KM_LAYERS_MAX_DEPTH ||
+	    st->memory < (16ul << 20))
 		r->bad = true;
 	st->tcp_established = (int32_t)tcp;
 	st->restore_missing = (int32_t)missing;
@@ -302,7 +304,8 @@ static void parse(reader_t *r, km_exec_state_t *st)
 	st->unkillable = flags & 16;
 	st->descendant = flags & 32;
 	st->self_contained = flags & 64;
-	st->snapshot_chain = (uint32_t)(flags >> 8);
+	st->snapshot_chain = (uint32_t)((flags >> 8) & 0xff);
+	st->syscall_path = (uint8_t)((flags >> 16) & 3);
 	st->host_mask = get64(r) & ~(KM_SIGBIT(SIGSYS) | KM_SIG_UNBLOCKABLE); /* km's reporter stays */
 	st->snapshot_path = get_str(r);
 	st->coredump_path = get_str(r);

@@ -47,6 +47,7 @@ typedef struct km_exec_state {
 	bool trace, coredump_forced, no_seccomp, timing;
 	bool self_contained;     /* --self-contained */
 	uint32_t snapshot_chain; /* --snapshot-chain (0: the default) */
+	uint8_t syscall_path;    /* --syscall-path (enum km_syscall_path) */
 	/* The km exec'ing is not the one the user started but a forked child's (or one such a km
 	 * exec'd): it leaves reporting its program's death to the parent program (km_end.h). */
 	bool descendant;

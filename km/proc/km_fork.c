@@ -412,13 +412,18 @@ long km_proc_fork(km_vcpu_t *v, uint64_t flags, uint64_t stack, uint64_t ptid, u
 		return rc;
 	}
 	fp->vfork_wr = pfd[1];
+	/* No kick of this thread may be under way across the fork: glibc's pthread_kill holds the
+	 * target thread's lock meanwhile, and the child (this thread) would inherit it locked, so
+	 * that its first kick of itself (exit_group) hangs. Kicks take kick_lock first. */
+	pthread_mutex_lock(&v->kick_lock);
 	pid_t pid = fork();
+	int e = errno;
+	pthread_mutex_unlock(&v->kick_lock);
 	if (pid == 0) {
 		if (pfd[0] >= 0)
 			close(pfd[0]);
 		child_start(g, fp);
 	}
-	int e = errno;
 	if (pfd[1] >= 0)
 		close(pfd[1]);
 	unlock_all(g);

@@ -236,11 +236,8 @@ static bool guest_filtered(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long *r
 	}
 }
 
-void km_syscall_handle(km_vcpu_t *v)
+long km_syscall_run(km_vcpu_t *v, uint64_t nr, const uint64_t a[6])
 {
-	struct kvm_regs *r = KM_REGS(v);
-	uint64_t nr = r->rax;
-	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
 	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
 	long ret;
 	/* Guest memory this call translates stays km's until the call ends (km_phys_deferred_t). */
@@ -262,7 +259,14 @@ void km_syscall_handle(km_vcpu_t *v)
 	__atomic_store_n(&v->sys_epoch, 0, __ATOMIC_RELEASE);
 	if (v->g->opts.trace)
 		trace(v, nr, a, ret, !km_guest_ended(v->g) && !v->thread_exit);
-	r->rax = (uint64_t)ret;
+	return ret;
+}
+
+void km_syscall_handle(km_vcpu_t *v)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
+	r->rax = (uint64_t)km_syscall_run(v, r->rax, a);
 	/* syscall put the return address in rcx and rflags in r11, exactly as Linux leaves them. */
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }

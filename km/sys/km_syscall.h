@@ -44,6 +44,11 @@ void km_syscall_init(void);
  * result to rax. Traces it when the guest runs with --trace. */
 void km_syscall_handle(struct km_vcpu *v);
 
+/* Runs syscall nr with arguments a for v's thread and returns its result (or -errno), traced as
+ * km_syscall_handle traces. Touches no register of the vCPU: km's poll servers
+ * (km_syscall_poll.h) call it on their own threads, for the calls they admit. */
+long km_syscall_run(struct km_vcpu *v, uint64_t nr, const uint64_t a[6]);
+
 /* Name of syscall nr, or NULL if km has no handler. */
 const char *km_syscall_name(int nr);
 

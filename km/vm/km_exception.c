@@ -12,6 +12,7 @@
 #include "km_stopall.h"
 #include "km_snapshot.h"
 #include "km_syscall.h"
+#include "km_syscall_poll.h"
 #include "km_vdso.h"
 #include <errno.h>
 #include <pthread.h>
@@ -137,33 +138,23 @@ bool km_return_point(km_vcpu_t *v, struct kvm_regs *u, uint64_t cpu_flags)
 	return false;
 }
 
-/* The program's `syscall` reached the runtime's entry, whose int3 brought us here: run it, then
- * return to the instruction after the syscall the way sysret would (rip = rcx, rflags = r11).
- * A snapshot asked for meanwhile records the program as about to make this syscall. A host
- * syscall interrupted by km's kick ends with EINTR if a signal handler runs now that wants it
- * (km_signal_interrupts), else it is made again, invisibly to the program. */
-static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
+/* The end of a syscall on the vCPU's thread, whoever ran it (this thread, or a poll server that
+ * handed it back: poll_kicked if km's kick interrupted it there): return to the instruction after
+ * the syscall the way sysret would (rip = rcx, rflags = r11). A host syscall interrupted by km's
+ * kick ends with EINTR if a signal handler runs now that wants it (km_signal_interrupts), else it
+ * is made again, invisibly to the program. */
+static int syscall_epilogue(km_vcpu_t *v, exc_frame_t *f, uint64_t nr, long ret, bool poll_kicked)
 {
-	struct kvm_regs *r = KM_REGS(v);
-	uint64_t nr = r->rax;
-	v->syscall_nr = nr;
-	syscall_user_regs(v, f);
-	if (km_stopall_pending(v->g)) {
-		struct kvm_regs u = restart_regs(v, nr);
-		if (km_stopall_park(v, &u, KM_CPU_RESTART_SYSCALL))
-			return 0;
-	}
-	km_syscall_handle(v);
 	if (km_guest_ended(v->g) || v->thread_exit)
 		return 0;
 	/* v->user: the program's registers after the call (rt_sigreturn replaced all of them). */
 	struct kvm_regs u = v->user;
-	u.rax = r->rax;
+	u.rax = (uint64_t)ret;
 	uint64_t flags = 0;
 	/* Interrupted by km: a host syscall its kick cut short (EINTR), or a wait of km's own that
 	 * says so. Made again unless a signal handler that wants EINTR runs now. */
-	bool by_km = (long)u.rax == -KM_ERESTART;
-	if (((long)u.rax == -EINTR && atomic_exchange(&v->kicked, 0)) || by_km) {
+	bool by_km = ret == -KM_ERESTART;
+	if ((ret == -EINTR && (atomic_exchange(&v->kicked, 0) | poll_kicked)) || by_km) {
 		if (!km_signal_interrupts(v, (long)nr)) {
 			u = restart_regs(v, nr);
 			flags = KM_CPU_RESTART_SYSCALL;
@@ -179,6 +170,36 @@ static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
 		return 0;
 	return_to(v, f, &u);
 	return 1;
+}
+
+/* The program's `syscall` reached an int3 of the runtime (the exit path's entry, or a poll stub
+ * that did not get its answer): the registers are as the `syscall` left them. A syscall a poll
+ * server ran and handed back is finished, whatever the int3 or the registers claim (km's own
+ * state says so); otherwise it is run here. A snapshot asked for before it is run records the
+ * program as about to make it. */
+static int syscall_from_frame(km_vcpu_t *v, exc_frame_t *f)
+{
+	struct kvm_regs *r = KM_REGS(v);
+	uint64_t nr = r->rax;
+	v->syscall_nr = nr;
+	syscall_user_regs(v, f);
+	km_poll_handback_t hb;
+	if (km_poll_claim(v, &hb)) {
+		km_poll_release(v);
+		v->syscall_nr = hb.nr;
+		return syscall_epilogue(v, f, hb.nr, hb.ret, hb.kicked);
+	}
+	if (km_stopall_pending(v->g)) {
+		struct kvm_regs u = restart_regs(v, nr);
+		if (km_stopall_park(v, &u, KM_CPU_RESTART_SYSCALL)) {
+			km_poll_release(v);
+			return 0;
+		}
+	}
+	km_syscall_handle(v);
+	km_poll_release(v);
+	km_poll_after_exit(v);
+	return syscall_epilogue(v, f, nr, (long)r->rax, false);
 }
 
 /* The program's registers where an exception hit it. */
@@ -230,7 +251,7 @@ int km_exception_handle(km_vcpu_t *v, int vector)
 		km_guest_kill(v, SIGSEGV, KM_REGS(v)->rip, 0);
 		return 0;
 	}
-	if (vector == 3 && f->rip == km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY) + 1)
+	if (vector == 3 && (f->rip == km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY) + 1 || km_rt_is_poll_int3(f->rip)))
 		return syscall_from_frame(v, f);
 	uint64_t addr = f->rip;
 	if (vector == 14) {

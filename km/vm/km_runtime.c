@@ -41,6 +41,14 @@ int km_runtime_load(km_mm_t *mm, km_err_t **err)
 	if (rc == 0)
 		rc = km_pt_map(&mm->pt, km_rt_gva(KM_RT_VCPU_OFF), KM_RT_GPA + KM_RT_VCPU_OFF,
 			       (uint64_t)KM_MAX_VCPUS * KM_RT_VCPU_SIZE, PROT_READ | PROT_WRITE | KM_PROT_KERNEL);
+	/* The poll stubs and slots (km_syscall_poll.h): the program reaches them at CPL3 on PVM.
+	 * Every vCPU's slot is writable by every thread of the program: km trusts none of it. */
+	if (rc == 0)
+		rc = km_pt_map(&mm->pt, km_rt_gva(KM_RT_POLL_STUB_OFF), KM_RT_GPA + KM_RT_POLL_STUB_OFF,
+			       (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE, PROT_READ | PROT_EXEC);
+	if (rc == 0)
+		rc = km_pt_map(&mm->pt, km_rt_gva(KM_RT_POLL_SLOT_OFF), KM_RT_GPA + KM_RT_POLL_SLOT_OFF,
+			       (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE, PROT_READ | PROT_WRITE);
 	if (rc < 0)
 		return km_err_set(err, -rc, "mapping km's runtime into the guest");
 	return 0;
@@ -67,6 +75,40 @@ void km_runtime_vcpu_init(km_mm_t *mm, int id)
 	memcpy(t + 0x24, &stack, sizeof(stack)); /* IST1 */
 	uint16_t iomap = 0x68;                   /* no I/O bitmap: the program gets no ports */
 	memcpy(t + 0x66, &iomap, sizeof(iomap));
+}
+
+void km_runtime_poll_init(km_mm_t *mm, int id)
+{
+	uint8_t *rt = km_gpa_to_hva(mm, KM_RT_GPA);
+	memcpy(km_runtime_poll_stub(mm, id), rt + KM_RT_USER_OFF + KM_RT_POLL_TEMPLATE, KM_RT_POLL_STUB_SIZE);
+	uint8_t *slot = km_runtime_poll_slot(mm, id);
+	memset(slot, 0, KM_RT_POLL_STRIDE);
+	__atomic_store_n((uint32_t *)(slot + KM_SLOT_STATE), KM_POLL_ASLEEP, __ATOMIC_RELEASE);
+}
+
+void *km_runtime_poll_stub(km_mm_t *mm, int id)
+{
+	return km_gpa_to_hva(mm, KM_RT_GPA + KM_RT_POLL_STUB_OFF + (uint64_t)id * KM_RT_POLL_STRIDE);
+}
+
+void *km_runtime_poll_slot(km_mm_t *mm, int id)
+{
+	return km_gpa_to_hva(mm, KM_RT_GPA + KM_RT_POLL_SLOT_OFF + (uint64_t)id * KM_RT_POLL_STRIDE);
+}
+
+bool km_rt_is_poll_int3(uint64_t rip)
+{
+	uint64_t base = km_rt_gva(KM_RT_POLL_STUB_OFF);
+	if (rip < base || rip - base >= (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE)
+		return false;
+	uint64_t off = (rip - base) % KM_RT_POLL_STRIDE;
+	return off == KM_POLL_INT3_NEW + 1 || off == KM_POLL_INT3_TAKEN + 1;
+}
+
+bool km_rt_in_poll_stub(uint64_t rip)
+{
+	uint64_t base = km_rt_gva(KM_RT_POLL_STUB_OFF);
+	return rip >= base && rip - base < (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE;
 }
 
 void *km_rt_host(km_mm_t *mm, uint64_t gva, uint64_t len)

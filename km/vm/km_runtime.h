@@ -6,6 +6,7 @@
 #ifndef KM_RUNTIME_H
 #define KM_RUNTIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "km_error.h"
@@ -17,6 +18,29 @@ int km_runtime_load(km_mm_t *mm, km_err_t **err);
 
 /* Fills vCPU `id`'s GDT and TSS (its IST stack pointer included). */
 void km_runtime_vcpu_init(km_mm_t *mm, int id);
+
+/* Gives vCPU `id` a fresh copy of the poll stub and an empty slot, marked ASLEEP (no server
+ * serves it until km_syscall_poll arms it): for every new or reused vCPU. */
+void km_runtime_poll_init(km_mm_t *mm, int id);
+
+/* km's pointer to vCPU id's poll stub page (the program can only read and run it): km writes
+ * the stub's spin bounds there (KM_POLL_TAKE_TICKS, KM_POLL_DONE_TICKS). */
+void *km_runtime_poll_stub(km_mm_t *mm, int id);
+
+/* km's pointer to vCPU id's poll slot (guest memory: the program may write it at any time). */
+void *km_runtime_poll_slot(km_mm_t *mm, int id);
+
+/* True if rip is just past one of the int3s of any vCPU's poll stub (a syscall exit). */
+bool km_rt_is_poll_int3(uint64_t rip);
+
+/* True if rip lies in the poll stubs (CPL3 code of km's, not a clean point of the program's). */
+bool km_rt_in_poll_stub(uint64_t rip);
+
+/* Guest virtual address of vCPU id's poll stub (its LSTAR on the poll path). */
+static inline uint64_t km_rt_poll_entry(int id)
+{
+	return KM_RT_GVA + KM_RT_POLL_STUB_OFF + (uint64_t)id * KM_RT_POLL_STRIDE;
+}
 
 /* Guest virtual address of a runtime offset. */
 static inline uint64_t km_rt_gva(uint64_t off)

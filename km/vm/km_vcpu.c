@@ -23,6 +23,7 @@
 #include "km_snapshot_lease.h"
 #include "km_stopall.h"
 #include "km_syscall.h"
+#include "km_syscall_poll.h"
 
 #define MSR_STAR 0xc0000081
 #define MSR_LSTAR 0xc0000082
@@ -51,6 +52,8 @@
 
 /* The vCPU this host thread runs, for the kick signal handler. */
 static __thread km_vcpu_t *current_vcpu;
+/* The kicked flag of the poll server this host thread is (km_syscall_poll.c), for the same. */
+static __thread atomic_int *current_kick_flag;
 
 static void segment(struct kvm_segment *s, uint16_t sel, bool code)
 {
@@ -115,7 +118,9 @@ static int setup_msrs(km_vcpu_t *v, km_err_t **err)
 		struct kvm_msrs h;
 		struct kvm_msr_entry e[4];
 	} m = {.h.nmsrs = 4};
-	m.e[0] = (struct kvm_msr_entry){.index = MSR_LSTAR, .data = km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY)};
+	/* The exit path's entry, or this vCPU's own poll stub (km_syscall_poll.h). */
+	uint64_t lstar = km_poll_enabled(v->g) ? km_rt_poll_entry(v->id) : km_rt_gva(KM_RT_USER_OFF + KM_RT_SYSCALL_ENTRY);
+	m.e[0] = (struct kvm_msr_entry){.index = MSR_LSTAR, .data = lstar};
 	/* syscall loads CS from STAR[47:32] (SS = +8); user selectors derive from STAR[63:48]. */
 	m.e[1] = (struct kvm_msr_entry){.index = MSR_STAR,
 					.data = (uint64_t)(KM_SEL_UCODE32 & ~3) << 48 | (uint64_t)KM_SEL_KCODE << 32};
@@ -163,6 +168,7 @@ int km_vcpu_create(km_guest_t *g, int id, km_vcpu_t **out, km_err_t **err)
 		return -1;
 	}
 	km_runtime_vcpu_init(&g->mm, id);
+	km_runtime_poll_init(&g->mm, id);
 	if (ioctl(v->fd, KVM_SET_CPUID2, g->machine.cpuid) < 0) {
 		km_err_set(err, errno, "vCPU %d: KVM_SET_CPUID2", id);
 		km_vcpu_destroy(v);
@@ -202,6 +208,7 @@ int km_vcpu_reset(km_vcpu_t *v, km_err_t **err)
 	atomic_store(&v->kicked, 0);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	km_runtime_vcpu_init(&v->g->mm, v->id);
+	km_poll_vcpu_reset(v);
 	/* Every vCPU ioctl costs tens of microseconds here (PVM's vcpu_load): only what a thread
 	 * can have changed is written back. Its segment registers (a program may load others) go
 	 * back to the ones km set first; the syscall MSRs and XCR0 cannot be changed from CPL3 and
@@ -242,6 +249,8 @@ uint64_t km_vcpu_get_fs_base(km_vcpu_t *v)
 	return ioctl(v->fd, KVM_GET_MSRS, &m) == 1 ? m.e.data : 0;
 }
 
+static bool stopped_at_cpl3(km_vcpu_t *v, struct kvm_regs *r, struct kvm_sregs *s, bool poll_stub);
+
 void km_vcpu_flush_tlb(km_vcpu_t *v)
 {
 	if (v->exit_in_stub) {
@@ -252,13 +261,14 @@ void km_vcpu_flush_tlb(km_vcpu_t *v)
 		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 		return;
 	}
-	/* Kicked out in the program's own code (another thread narrowed a mapping): writing the
+	/* Kicked out in the program's own code (another thread narrowed a mapping), or in a poll
+	 * stub (CPL3 code that may return to the program without another exit): writing the
 	 * control registers back makes KVM drop the vCPU's translations. Kicked in km's stubs, it
 	 * is on its way back to the program through them: left for its next exit, which is soon
 	 * (rewriting the registers of a vCPU inside its CPL0 stub breaks it on PVM). */
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	if (!km_vcpu_stopped_in_program(v, &r) || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+	if (!stopped_at_cpl3(v, &r, &s, true))
 		return;
 	v->tlb_gen = v->g->mm.tlb_gen;
 	ioctl(v->fd, KVM_SET_SREGS, &s);
@@ -363,16 +373,25 @@ static bool event_in_flight(km_vcpu_t *v)
 	return ev.exception.injected || ev.exception.pending || ev.interrupt.injected || ev.nmi.injected;
 }
 
+/* Stopped at CPL3 in the program's code, or (poll_stub) in a poll stub too: code that runs at
+ * CPL3 and whose control registers may be rewritten. */
+static bool stopped_at_cpl3(km_vcpu_t *v, struct kvm_regs *r, struct kvm_sregs *s, bool poll_stub)
+{
+	if (ioctl(v->fd, KVM_GET_REGS, r) < 0 || ioctl(v->fd, KVM_GET_SREGS, s) < 0)
+		return false;
+	bool where = r->rip < KM_RT_GVA || (poll_stub && km_rt_in_poll_stub(r->rip));
+	return (s->cs.selector & 3) == 3 && where && !event_in_flight(v);
+}
+
 bool km_vcpu_stopped_in_program(km_vcpu_t *v, struct kvm_regs *r)
 {
 	struct kvm_sregs s;
-	if (ioctl(v->fd, KVM_GET_REGS, r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
-		return false;
 	/* CPL3 in the runtime is the syscall entry stub (on PVM `syscall` lands there without
 	 * leaving CPL3), rcx/r11 already clobbered: not the program's state. Its int3 comes next,
-	 * and the syscall exit is the clean point. An exception or interrupt KVM has yet to deliver
-	 * would be lost with registers taken now. */
-	return (s.cs.selector & 3) == 3 && r->rip < KM_RT_GVA && !event_in_flight(v);
+	 * and the syscall exit is the clean point; the poll stub likewise: its request may be in
+	 * a server's hands. An exception or interrupt KVM has yet to deliver would be lost with
+	 * registers taken now. */
+	return stopped_at_cpl3(v, r, &s, false);
 }
 
 /* Loads the program's registers into a vCPU stopped in the program's own code. */
@@ -571,7 +590,14 @@ static void kick_handler(int sig)
 	if (v != NULL) {
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		atomic_store(&v->kicked, 1);
+	} else if (current_kick_flag != NULL) {
+		atomic_store(current_kick_flag, 1);
 	}
+}
+
+void km_vcpu_kick_flag(atomic_int *flag)
+{
+	current_kick_flag = flag;
 }
 
 void km_vcpu_kick_init(void)
@@ -602,12 +628,14 @@ void km_vcpu_kick(km_vcpu_t *v)
 	if (v->thread_live)
 		pthread_kill(v->thread, KM_SIG_KICK);
 	pthread_mutex_unlock(&v->kick_lock);
+	km_poll_kick(v); /* a syscall of v's that its server runs */
 }
 
 void km_vcpu_destroy(km_vcpu_t *v)
 {
 	if (v == NULL)
 		return;
+	km_poll_destroy(v);
 	if (v->run != NULL)
 		munmap(v->run, v->g->machine.run_size);
 	if (v->fd >= 0)
@@ -623,6 +651,7 @@ void km_vcpu_forget(km_vcpu_t *v)
 		return;
 	if (current_vcpu == v)
 		current_vcpu = NULL; /* a kick from now on finds no vCPU (none will come until the next) */
+	km_poll_forget(v);
 	if (v->run != NULL)
 		munmap(v->run, v->g->machine.run_size);
 	if (v->fd >= 0)

@@ -66,6 +66,7 @@ typedef struct km_vcpu {
 	pthread_t thread;     /* the host thread running it; valid while thread_live */
 	bool thread_live;     /* in km_vcpu_run: a kick signals `thread` (under kick_lock) */
 	atomic_int kicked;    /* a kick arrived since km last looked (lock-free: the handler sets it) */
+	struct km_poll *poll; /* its syscall server (km_syscall_poll.h), NULL until first used */
 	km_vcpu_state_t state; /* filled by km_vcpu_capture for a snapshot or core */
 	struct kvm_sregs init_sregs; /* what km_vcpu_create set: km_vcpu_reset puts it back */
 	/* The program's registers at the syscall being handled, as they will be when it returns
@@ -129,6 +130,10 @@ void km_vcpu_kick(km_vcpu_t *v);
 /* Wakes the vCPU's thread if it waits for signals (km_signal_wait) so that it looks again;
  * nothing else (no EINTR). */
 void km_vcpu_wake(km_vcpu_t *v);
+
+/* For a thread of km that runs syscall handlers without being a vCPU (a poll server): km's kick
+ * signal sets *flag in it (NULL: nothing). */
+void km_vcpu_kick_flag(atomic_int *flag);
 
 /* Installs km's kick signal handler; once per process, before any vCPU runs. */
 void km_vcpu_kick_init(void);

@@ -688,6 +688,8 @@ run_incremental
 run_livechain
 . "$ROOT/tests/e2e/startup.sh"
 run_startup
+. "$ROOT/tests/e2e/syscall_path.sh"
+run_syscall_path
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
