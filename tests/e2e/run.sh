@@ -48,12 +48,14 @@ if [ -n "$SYSCALL_PATHS" ] && [ -z "$SYSCALL_PATH" ] && [ "$KM" != native ]; the
 			ALL_F=$((ALL_F + 1))
 		fi
 		SUMMARY+=("--syscall-path=$P: $P_LAST ($((SECONDS - P_START))s)")
-		SUMMARY+=("$(sed -n '/^failed tests:$/,/^[^ ]/p' "$P_OUT" | grep '^  ' | sed "s|^  |    [$P] |")")
+		while IFS= read -r P_LINE; do
+			SUMMARY+=("  [$P] $P_LINE")
+		done < <(sed -n '/^failed tests:$/,/^[^ ]/p' "$P_OUT" | sed -n 's/^  //p')
 		rm -f "$P_OUT"
 	done
 	echo
 	echo "e2e: per syscall path:"
-	printf '  %s\n' "${SUMMARY[@]}" | grep -v '^  $'
+	printf '  %s\n' "${SUMMARY[@]}"
 	echo "e2e: all paths took $((SECONDS - ALL_START))s"
 	echo "$ALL_P passed, $ALL_F failed"
 	[ "$ALL_F" = 0 ] && exit "$ALL_RC"
@@ -760,6 +762,8 @@ run_live
 run_incremental
 . "$ROOT/tests/e2e/livechain.sh"
 run_livechain
+. "$ROOT/tests/e2e/stress.sh"
+run_stress
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
