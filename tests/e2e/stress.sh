@@ -10,18 +10,20 @@
 #   stress/run/FLAVOUR      tests/guests/stress_syscalls.c: 8 threads checking every syscall
 #                           result while SIGUSR1 arrives every ~100 us, with SA_RESTART and
 #                           without, under km: every count exact
-#   stress/snapshots/FLAVOUR  the same run snapshotted from outside through --mgmt: a live
-#                           snapshot (mode=continue) and a stop snapshot, the stop one resumed
-#                           (with --mgmt), snapshotted live and stopped again, that one resumed to
-#                           the end: every check passes and every sequence is exact (no pipe
-#                           record, file write or token lost or doubled); the live snapshots pass
-#                           km --inspect --verify. The resumed run's syscalls take the path too.
-# Knobs: STRESS_ROUNDS=160 (rounds per phase: the plain run), STRESS_SNAP_ROUNDS=240 (the
+#   stress/snapshots/FLAVOUR  the same run (its shared file a memfd, which snapshots hold)
+#                           snapshotted from outside through --mgmt: a live snapshot
+#                           (mode=continue) and a stop snapshot, the stop one resumed (with
+#                           --mgmt), snapshotted live and stopped again; the last stop snapshot
+#                           and both live ones resumed to the end: every check passes and every
+#                           sequence is exact (no pipe record, file write or token lost or
+#                           doubled); the live snapshots also pass km --inspect --verify. The
+#                           resumed runs' syscalls take the path too (KM_TIMING).
+# Knobs: STRESS_ROUNDS=160 (rounds per phase: the plain run), STRESS_SNAP_ROUNDS=200 (the
 # snapshotted run; the snapshots do not depend on it to find the program running: it cannot end
 # before the test's last line on its stdin).
 
 STRESS_ROUNDS=${STRESS_ROUNDS:-160}
-STRESS_SNAP_ROUNDS=${STRESS_SNAP_ROUNDS:-240}
+STRESS_SNAP_ROUNDS=${STRESS_SNAP_ROUNDS:-200}
 
 # stress_timing FILE: syscalls_served of the last km-timing line in FILE (empty if none).
 stress_served() {
@@ -155,7 +157,7 @@ stress_snapshots() {
 	s1=$(mgmt_sock "$d/1")
 	s2=$(mgmt_sock "$d/2")
 	rm -f "$s1" "$s2"
-	snap_start "$d/run1" "$d/cwd" "$d/in1" -- "$KM" --mgmt="$s1" "$GUESTS/$flavour/stress_syscalls" run "$d/data" \
+	snap_start "$d/run1" "$d/cwd" "$d/in1" -- "$KM" --mgmt="$s1" "$GUESTS/$flavour/stress_syscalls" run memfd \
 		"$STRESS_SNAP_ROUNDS"
 	pid=$BG_PID
 	local ok=0
@@ -184,13 +186,16 @@ stress_snapshots() {
 		srun "$d/run3" "$d/cwd" "$d/go" KM_TIMING=1 -- "$KM" "$d/stop2.snap"
 		stress_expect_end "$d/run3" "the run resumed from the second stop snapshot" "$STRESS_SNAP_ROUNDS" 2
 	fi
+	# The live snapshots hold the memory and the memfd of their pause: each resumes to the end.
 	for n in 1 2; do
 		[ -f "$d/live$n.snap" ] || continue
 		"$KM" --inspect --verify "$d/live$n.snap" >"$d/inspect$n" 2>&1 ||
 			bad "live$n.snap: km --inspect --verify: $(tail -n 1 "$d/inspect$n")"
+		srun "$d/live$n" "$d/cwd" "$d/go" KM_TIMING=1 -- "$KM" "$d/live$n.snap"
+		stress_expect_end "$d/live$n" "the run resumed from live$n.snap" "$STRESS_SNAP_ROUNDS" "$n"
 	done
 	rm -f "$s1" "$s2"
-	snap_verbose && snap_show "$d/run1" "$d/run2" "$d/run3"
+	snap_verbose && snap_show "$d/run1" "$d/run2" "$d/run3" "$d/live1" "$d/live2"
 	end
 }
 

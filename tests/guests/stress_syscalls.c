@@ -4,7 +4,8 @@
  * tests/e2e/stress.sh runs it under each syscall path while it takes snapshots from outside and
  * resumes them; the plain guest run (E2E line below) compares a short run with the native one.
  *
- *   stress_syscalls run FILE ROUNDS   ROUNDS rounds per phase: first with SA_RESTART, then
+ *   stress_syscalls run FILE ROUNDS   FILE is the shared file ("memfd": a memfd, which a snapshot
+ *                                     holds, so a live one resumes too); ROUNDS rounds per phase: first with SA_RESTART, then
  *                                     without. Prints "ready", then, at the end, one line per
  *                                     thread with its exact counts, "done" and PASSED. The
  *                                     last phase ends only after a line (or EOF) on stdin.
@@ -28,6 +29,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -291,7 +293,10 @@ static int run(const char *file, long n)
 {
 	rounds = n;
 	atomic_store(&ppid_cur, getppid());
-	data_fd = CHECK_SYS(open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "open the data file");
+	if (strcmp(file, "memfd") == 0)
+		data_fd = CHECK_SYS(memfd_create("stress", MFD_CLOEXEC), "make the data memfd");
+	else
+		data_fd = CHECK_SYS(open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "open the data file");
 	CHECK_SYS(ftruncate(data_fd, NWORK * BLOCK), "size the data file");
 	set_handler(1);
 	pthread_barrier_init(&phase_barrier, NULL, NWORK + 1);
