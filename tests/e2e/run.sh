@@ -107,6 +107,9 @@ if [ -n "$SYSCALL_PATH" ] && [ $NATIVE = 0 ]; then
 	# containerd and podman pass km-shim no environment, so KM_SHIM is a wrapper that sets it.
 	export KM_SHIM_KM=${KM_SHIM_KM:-$KM}
 	export KM_SHIM_SYSCALL_PATH=$SYSCALL_PATH
+	# A km without the option would fail every test one by one: say it once.
+	"$KM" --syscall-path="$SYSCALL_PATH" --version >/dev/null 2>"$WORK/path-check" ||
+		die "$KM does not take --syscall-path=$SYSCALL_PATH: $(head -c 200 "$WORK/path-check")"
 	REAL_KM=$KM
 	with_args_km "$WORK/path-km" "$REAL_KM" "--syscall-path=$SYSCALL_PATH"
 	KM=$WITH_ARGS_KM
