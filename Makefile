@@ -192,8 +192,10 @@ unit: $(UNIT_BINS)
 # km-shim execs km inside containers, where only a static km runs: a sanitizer build's km-shim
 # is tested with the plain build's km (km itself is tested sanitized by every other e2e test).
 CONTAINER_KM := $(if $(SAN),build/bin/km,$(BUILD)/bin/km)
+# The whole suite runs once per syscall path (tests/e2e/run.sh, SYSCALL_PATHS): both must pass.
+SYSCALL_PATHS ?= exit poll
 e2e: km shim guests tools bundles test-km
-	@KM=$(BUILD)/bin/km KM_TEST=$(TEST_KM) KM_SHIM=$(BUILD)/bin/km-shim KM_SHIM_KM=$(abspath $(CONTAINER_KM)) BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
+	@SYSCALL_PATHS="$(SYSCALL_PATHS)" KM=$(BUILD)/bin/km KM_TEST=$(TEST_KM) KM_SHIM=$(BUILD)/bin/km-shim KM_SHIM_KM=$(abspath $(CONTAINER_KM)) BUNDLES=$(BUNDLE_DIR) GUESTS=$(GUEST_DIR) GO_GUESTS=$(GO_GUEST_DIR) TOOLS=build/tests/tools tests/e2e/run.sh
 
 test: unit e2e
 

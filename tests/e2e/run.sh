@@ -11,6 +11,12 @@
 #                 one-line crash report) cannot run then and are counted and listed as not run.
 #   TIMEOUT=30    seconds each single run may take.
 #   VERBOSE=1     also print the output of passing tests' runs.
+#   SYSCALL_PATHS="exit poll"  the whole suite once per km syscall path (`make e2e` does this),
+#                 each run as SYSCALL_PATH=P; a total line ends it.
+#   SYSCALL_PATH=P  every km the tests start gets --syscall-path=P: $KM and $KM_TEST become
+#                 tests/tools/km-with-args copies, $KM_SHIM a wrapper that sets
+#                 KM_SHIM_SYSCALL_PATH (km-shim passes it on to the km in the container), so
+#                 snapshots resumed, containers, dynamic and Go programs all run on path P.
 set -u
 shopt -s nullglob
 
@@ -20,6 +26,41 @@ GUESTS=${GUESTS:-$ROOT/build/tests/guests}
 TIMEOUT=${TIMEOUT:-30}
 VERBOSE=${VERBOSE:-0}
 PATTERN=${1:-}
+SYSCALL_PATHS=${SYSCALL_PATHS:-}
+SYSCALL_PATH=${SYSCALL_PATH:-}
+
+# The suite once per path, each in a run.sh of its own (its own WORK, counters and summary).
+if [ -n "$SYSCALL_PATHS" ] && [ -z "$SYSCALL_PATH" ] && [ "$KM" != native ]; then
+	ALL_P=0 ALL_F=0 ALL_RC=0 ALL_START=$SECONDS
+	SUMMARY=()
+	for P in $SYSCALL_PATHS; do
+		echo "e2e: ===== the whole suite with km --syscall-path=$P ====="
+		P_OUT=$(mktemp "${TMPDIR:-/tmp}/km-e2e-path.XXXXXX")
+		P_START=$SECONDS
+		SYSCALL_PATHS="" SYSCALL_PATH=$P "${BASH_SOURCE[0]}" "$@" | tee "$P_OUT"
+		P_RC=${PIPESTATUS[0]}
+		[ "$P_RC" = 0 ] || ALL_RC=1
+		P_LAST=$(tail -n 1 "$P_OUT")
+		if [[ $P_LAST =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+			ALL_P=$((ALL_P + BASH_REMATCH[1]))
+			ALL_F=$((ALL_F + BASH_REMATCH[2]))
+		else
+			ALL_F=$((ALL_F + 1))
+		fi
+		SUMMARY+=("--syscall-path=$P: $P_LAST ($((SECONDS - P_START))s)")
+		while IFS= read -r P_LINE; do
+			SUMMARY+=("  [$P] $P_LINE")
+		done < <(sed -n '/^failed tests:$/,/^[^ ]/p' "$P_OUT" | sed -n 's/^  //p')
+		rm -f "$P_OUT"
+	done
+	echo
+	echo "e2e: per syscall path:"
+	printf '  %s\n' "${SUMMARY[@]}"
+	echo "e2e: all paths took $((SECONDS - ALL_START))s"
+	echo "$ALL_P passed, $ALL_F failed"
+	[ "$ALL_F" = 0 ] && exit "$ALL_RC"
+	exit 1
+fi
 
 die() {
 	echo "e2e: $*" >&2
@@ -47,6 +88,44 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/km-e2e.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$WORK"' EXIT
+
+# with_args_km DIR KM OPTION: a km-with-args copy in DIR that runs KM with OPTION first; its
+# path in WITH_ARGS_KM.
+with_args_km() {
+	local dir=$1 real=$2 tool=${TOOLS:-$ROOT/build/tests/tools}/km-with-args
+	case $tool in /*) ;; *) tool=$PWD/$tool ;; esac
+	[ -x "$tool" ] || die "$tool is missing (make tools): SYSCALL_PATH needs it"
+	mkdir -p "$dir" && cp "$tool" "$dir/km" && ln -s "$real" "$dir/km.real" && printf '%s\n' "$3" >"$dir/km.args" ||
+		die "cannot make $dir/km"
+	WITH_ARGS_KM=$dir/km
+}
+
+if [ -n "$SYSCALL_PATH" ] && [ $NATIVE = 0 ]; then
+	case $SYSCALL_PATH in exit | poll | auto) ;; *) die "SYSCALL_PATH='$SYSCALL_PATH' is not exit, poll or auto" ;; esac
+	# km-shim runs its km inside the container (a static km; no wrapper can reach it from
+	# there): the real km, told the path through km-shim's environment. Clients such as
+	# containerd and podman pass km-shim no environment, so KM_SHIM is a wrapper that sets it.
+	export KM_SHIM_KM=${KM_SHIM_KM:-$KM}
+	export KM_SHIM_SYSCALL_PATH=$SYSCALL_PATH
+	# A km without the option would fail every test one by one: say it once.
+	"$KM" --syscall-path="$SYSCALL_PATH" --version >/dev/null 2>"$WORK/path-check" ||
+		die "$KM does not take --syscall-path=$SYSCALL_PATH: $(head -c 200 "$WORK/path-check")"
+	REAL_KM=$KM
+	with_args_km "$WORK/path-km" "$REAL_KM" "--syscall-path=$SYSCALL_PATH"
+	KM=$WITH_ARGS_KM
+	KM_TEST=${KM_TEST:-$ROOT/build/test-km/bin/km}
+	case $KM_TEST in /*) ;; *) KM_TEST=$PWD/$KM_TEST ;; esac
+	if [ -x "$KM_TEST" ]; then
+		with_args_km "$WORK/path-km-test" "$KM_TEST" "--syscall-path=$SYSCALL_PATH"
+		KM_TEST=$WITH_ARGS_KM
+	fi
+	REAL_KM_SHIM=${KM_SHIM:-$ROOT/build/bin/km-shim}
+	case $REAL_KM_SHIM in /*) ;; *) REAL_KM_SHIM=$PWD/$REAL_KM_SHIM ;; esac
+	KM_SHIM=$WORK/path-km-shim/km-shim
+	mkdir -p "$WORK/path-km-shim"
+	printf '#!/bin/sh\nKM_SHIM_SYSCALL_PATH=%s exec %s "$@"\n' "$SYSCALL_PATH" "$(printf '%q' "$REAL_KM_SHIM")" >"$KM_SHIM"
+	chmod 755 "$KM_SHIM"
+fi
 trap 'exit 130' INT TERM
 ulimit -S -c 0 # crash tests must not litter core files (soft only: root here cannot raise a hard limit again)
 # Native stack overflow needs a finite stack limit to end in SIGSEGV rather than eat memory.
@@ -609,7 +688,7 @@ run_km_options() {
 
 # --- main ------------------------------------------------------------------------------------
 
-echo "e2e: km=$([ $NATIVE = 1 ] && echo "native (harness self-check)" || echo "$KM") guests=$GUESTS${PATTERN:+ pattern=$PATTERN}"
+echo "e2e: km=$([ $NATIVE = 1 ] && echo "native (harness self-check)" || echo "${REAL_KM:-$KM}") syscall-path=$([ -n "$SYSCALL_PATH" ] && [ $NATIVE = 0 ] && echo "$SYSCALL_PATH (every km started with --syscall-path=$SYSCALL_PATH)" || echo "km's default") guests=$GUESTS${PATTERN:+ pattern=$PATTERN}"
 START=$SECONDS
 run_guests
 run_bad_input
@@ -690,6 +769,8 @@ run_livechain
 run_startup
 . "$ROOT/tests/e2e/syscall_path.sh"
 run_syscall_path
+. "$ROOT/tests/e2e/stress.sh"
+run_stress
 . "$ROOT/tests/e2e/hostile.sh"
 run_hostile
 
