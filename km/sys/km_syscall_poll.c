@@ -44,6 +44,7 @@ typedef struct km_poll {
 	atomic_int kicked;    /* a kick arrived while serving (set by km's kick handler too) */
 	uint32_t own;         /* OWN_* */
 	uint32_t wake;        /* futex word a sleeping server waits on */
+	uint32_t started;     /* futex word: 1 once the server thread runs its own code */
 	atomic_int asleep;
 	atomic_int stop;
 	bool spinning;        /* holds one of the spin tokens */
@@ -298,6 +299,8 @@ static void *server_main(void *arg)
 {
 	km_poll_t *p = arg;
 	km_vcpu_kick_flag(&p->kicked);
+	__atomic_store_n(&p->started, 1, __ATOMIC_RELEASE);
+	futex_wake(&p->started);
 	uint8_t *slot = slot_of(p->v);
 	uint64_t last = __rdtsc();
 	bool woken = true;
@@ -356,6 +359,11 @@ static km_poll_t *server_start(km_vcpu_t *v)
 		free(p);
 		return NULL;
 	}
+	/* A thread still starting up may hold the allocator's locks (the sanitizers' allocator has
+	 * no fork handler): the guest's next call can be a fork, whose child would inherit them
+	 * held and hang. So no server is left half started. */
+	while (__atomic_load_n(&p->started, __ATOMIC_ACQUIRE) == 0)
+		futex_wait(&p->started, 0, 0);
 	return p;
 }
 
