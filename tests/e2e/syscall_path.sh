@@ -146,6 +146,7 @@ run_syscall_path() {
 	sp_case sigread-restart 0 sigread-restart
 	sp_case sigread-intr 0 sigread-intr
 	sp_case exitgroup 7 exitgroup
+	sp_case singlestep 0 singlestep 20
 	sp_trace
 	sp_snapshot
 }
