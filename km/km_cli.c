@@ -2,6 +2,7 @@
 #include "km_cli.h"
 #include "km_fdtab.h"
 #include "km_coredump.h"
+#include "km_cpus.h"
 #include "km_syscall_poll.h"
 
 #include <errno.h>
@@ -240,7 +241,7 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.restore_missing = KM_MISSING_ERROR;
 	cli->guest.snapshot_file_max = KM_FDTAB_FILE_MAX_DEFAULT;
 	cli->guest.syscall_path = KM_SYSCALL_PATH_AUTO;
-	cli->guest.online_cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	cli->guest.online_cpus = km_usable_cpus();
 	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
 	cli->exec_state_fd = -1;
 	opterr = 0;

@@ -34,6 +34,11 @@ km_poll_stub:
 	mov %r10, S + KM_SLOT_ARGS + 24(%rip)
 	mov %r8, S + KM_SLOT_ARGS + 32(%rip)
 	mov %r9, S + KM_SLOT_ARGS + 40(%rip)
+	/* The program single-steps (TF in its rflags; SFMASK keeps it out of the stub): the exit
+	 * path returns as Linux does, the trap on the program's next instruction. This stub's
+	 * popfq would raise it inside the stub. */
+	bt $8, %r11
+	jc .Lnew
 	mov $KM_POLL_IDLE, %eax
 	mov $KM_POLL_REQ, %edx
 	lock cmpxchg %edx, S + KM_SLOT_STATE(%rip)

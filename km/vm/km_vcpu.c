@@ -29,6 +29,7 @@
 #define MSR_LSTAR 0xc0000082
 #define MSR_CSTAR 0xc0000083
 #define MSR_SFMASK 0xc0000084
+#define RFLAGS_TF 0x100ull
 #define MSR_FS_BASE 0xc0000100
 #define MSR_GS_BASE 0xc0000101
 
@@ -124,7 +125,9 @@ static int setup_msrs(km_vcpu_t *v, km_err_t **err)
 	/* syscall loads CS from STAR[47:32] (SS = +8); user selectors derive from STAR[63:48]. */
 	m.e[1] = (struct kvm_msr_entry){.index = MSR_STAR,
 					.data = (uint64_t)(KM_SEL_UCODE32 & ~3) << 48 | (uint64_t)KM_SEL_KCODE << 32};
-	m.e[2] = (struct kvm_msr_entry){.index = MSR_SFMASK, .data = 0};
+	/* The poll stub runs without the program's TF (a single-step trap in it would hand the
+	 * program a signal inside km's stub); the program's own comes back from r11. */
+	m.e[2] = (struct kvm_msr_entry){.index = MSR_SFMASK, .data = km_poll_enabled(v->g) ? RFLAGS_TF : 0};
 	m.e[3] = (struct kvm_msr_entry){.index = MSR_CSTAR, .data = 0};
 	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 4)
 		return km_err_set(err, errno, "vCPU %d: setting syscall MSRs", v->id);

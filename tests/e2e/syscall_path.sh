@@ -74,6 +74,47 @@ sp_trace() {
 	end
 }
 
+# `auto` counts the CPUs km may run on, not the host's: confined to one (taskset, a container's
+# cpuset) it takes the exit path, since a server would spin on the CPU its vCPU needs (a call
+# then costs about twice as much). Seen from outside: while snap_stdin waits for its line, km
+# has as many threads under `auto` as under `exit` (no server).
+sp_affinity() {
+	local test=syscall_path/auto/one-cpu d cpu path kmpid
+	local -A nthreads=()
+	want "$test" || return 0
+	km_only "$test" || return 0
+	begin "$test"
+	cpu=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status | cut -d, -f1 | cut -d- -f1)
+	if ! command -v taskset >/dev/null; then
+		note "    taskset is missing: not run"
+		end
+		return 0
+	fi
+	for path in exit auto; do
+		d=$WORK/syscall_path/one-cpu/$path
+		mkdir -p "$d/cwd"
+		rm -f "$d/in.fifo"
+		mkfifo "$d/in.fifo"
+		snap_start "$d/run" "$d/cwd" "$d/in.fifo" -- taskset -c "$cpu" "$KM" --syscall-path="$path" \
+			"$GUESTS/gcc/snap_stdin"
+		if snap_wait_line "$d/run/out" "waiting for a line on stdin" 10; then
+			kmpid=$(awk '{print $1}' "/proc/$BG_PID/task/$BG_PID/children" 2>/dev/null)
+			nthreads[$path]=$(ls "/proc/$kmpid/task" 2>/dev/null | wc -l)
+			timeout 5 bash -c 'echo "a line" >"$1"' _ "$d/in.fifo"
+		else
+			bad "$path: the guest did not print 'waiting for a line on stdin' within 10 s"
+			kill "$BG_PID" 2>/dev/null
+		fi
+		wait "$BG_PID"
+		RC=$?
+		[ "$RC" = 0 ] || bad "$path: exit status $(status_text "$RC")"
+		rm -f "$d/in.fifo"
+	done
+	[ -n "${nthreads[exit]}" ] && [ "${nthreads[exit]}" = "${nthreads[auto]}" ] ||
+		bad "confined to CPU $cpu: km has ${nthreads[auto]:-?} threads under auto, ${nthreads[exit]:-?} under exit (a server was made)"
+	end
+}
+
 # A snapshot (--mgmt, stop and continue) while snap_stdin's read of stdin is in a server's hands
 # (poll, spin bounds long enough that the server has it): the server's host call is kicked, the
 # call handed back and rewound, and the read completes exactly once, in the original (continue)
@@ -146,6 +187,8 @@ run_syscall_path() {
 	sp_case sigread-restart 0 sigread-restart
 	sp_case sigread-intr 0 sigread-intr
 	sp_case exitgroup 7 exitgroup
+	sp_case singlestep 0 singlestep 20
 	sp_trace
+	sp_affinity
 	sp_snapshot
 }

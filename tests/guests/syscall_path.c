@@ -8,18 +8,24 @@
  *                  again, then data comes: the read returns the data, never EINTR
  *   sigread-intr   the same without SA_RESTART: the read ends with EINTR
  *   exitgroup      a thread calls exit_group(7) while the main thread blocks in read
+ *   singlestep N   N times a getppid made with TF set (the program single-steps itself): the
+ *                  trap comes just after the syscall, never inside km's stub, and the call's
+ *                  result is right
  */
 // E2E: getppid 0 getppid 2000
 // E2E: pingpong 0 pingpong 500
 // E2E: sigread-restart 0 sigread-restart
 // E2E: sigread-intr 0 sigread-intr
 // E2E: exitgroup 7 exitgroup
+// E2E: singlestep 0 singlestep 20
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "check.h"
 
@@ -166,6 +172,53 @@ static int mode_exitgroup(void)
 	return 1;
 }
 
+extern char ss_syscall[], ss_after[];
+static volatile uint64_t trap_rip[2];
+static volatile int traps;
+
+/* Keeps TF through the trap before the syscall, clears it at the next one. */
+static void on_trap(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)si;
+	ucontext_t *uc = ctx;
+	uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	if (traps < 2)
+		trap_rip[traps] = rip;
+	traps++;
+	if (rip != (uint64_t)(uintptr_t)ss_syscall)
+		uc->uc_mcontext.gregs[REG_EFL] &= ~0x100L;
+}
+
+static int mode_singlestep(long n)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_trap;
+	sa.sa_flags = SA_SIGINFO;
+	CHECK_SYS(sigaction(SIGTRAP, &sa, NULL), "sigaction");
+	long ppid = syscall(SYS_getppid), bad = 0;
+	for (long i = 0; i < n; i++) {
+		traps = 0;
+		long r;
+		/* popfq sets TF: the first trap comes after the next instruction, at the syscall. */
+		__asm__ volatile("pushfq; orq $0x100, (%%rsp); popfq; mov %1, %%eax\n"
+				 "ss_syscall: syscall\n"
+				 "ss_after: nop; nop; nop"
+				 : "=a"(r)
+				 : "i"(SYS_getppid)
+				 : "rcx", "r11", "memory", "cc");
+		uint64_t after = (uint64_t)(uintptr_t)ss_after;
+		bool ok = r == ppid && traps == 2 && trap_rip[0] == (uint64_t)(uintptr_t)ss_syscall &&
+			  trap_rip[1] >= after && trap_rip[1] <= after + 3;
+		if (!ok && bad++ == 0)
+			printf("call %ld: result %s, %d traps, the second %s\n", i, r == ppid ? "right" : "wrong", traps,
+			       trap_rip[1] >= after && trap_rip[1] <= after + 3 ? "just after the syscall" : "elsewhere");
+	}
+	CHECK(bad == 0, "singlestep: %ld getppid calls with TF set trap before and just after the call", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "getppid";
@@ -180,6 +233,8 @@ int main(int argc, char **argv)
 		mode_sigread(false);
 	else if (strcmp(mode, "exitgroup") == 0)
 		return mode_exitgroup();
+	else if (strcmp(mode, "singlestep") == 0)
+		mode_singlestep(n);
 	else
 		CHECK(0, "known mode '%s'", mode);
 	return check_done();
