@@ -236,14 +236,15 @@ static bool guest_filtered(km_vcpu_t *v, uint64_t nr, const uint64_t *a, long *r
 	}
 }
 
-long km_syscall_run(km_vcpu_t *v, uint64_t nr, const uint64_t a[6])
+/* Runs the call; `filter`: the guest's seccomp filter (if any) judges it first. */
+static long run_call(km_vcpu_t *v, uint64_t nr, const uint64_t a[6], bool filter)
 {
 	const km_sys_def_t *d = nr < KM_NSYSCALLS ? table[nr] : NULL;
 	long ret;
 	/* Guest memory this call translates stays km's until the call ends (km_phys_deferred_t). */
 	__atomic_store_n(&v->sys_epoch, km_mm_epoch(&v->g->mm), __ATOMIC_SEQ_CST);
 	bool made = true;
-	if (v->g->gseccomp != NULL && guest_filtered(v, nr, a, &ret))
+	if (filter && v->g->gseccomp != NULL && guest_filtered(v, nr, a, &ret))
 		made = false;
 	else if (km_is_hcall(nr))
 		ret = km_hcall_handle(v, nr - KM_HCALL_BASE, a[0]);
@@ -260,6 +261,16 @@ long km_syscall_run(km_vcpu_t *v, uint64_t nr, const uint64_t a[6])
 	if (v->g->opts.trace)
 		trace(v, nr, a, ret, !km_guest_ended(v->g) && !v->thread_exit);
 	return ret;
+}
+
+long km_syscall_run(km_vcpu_t *v, uint64_t nr, const uint64_t a[6])
+{
+	return run_call(v, nr, a, true);
+}
+
+long km_syscall_run_unfiltered(km_vcpu_t *v, uint64_t nr, const uint64_t a[6])
+{
+	return run_call(v, nr, a, false);
 }
 
 void km_syscall_handle(km_vcpu_t *v)

@@ -49,6 +49,12 @@ void km_syscall_handle(struct km_vcpu *v);
  * (km_syscall_poll.h) call it on their own threads, for the calls they admit. */
 long km_syscall_run(struct km_vcpu *v, uint64_t nr, const uint64_t a[6]);
 
+/* The same for a call a poll server admitted while the guest had no seccomp filter: a filter
+ * installed since (by another thread) is not applied to it, as Linux applies a new filter only
+ * to calls made after it (the server's check and the run are not one step; the filter's
+ * actions need the vCPU's own thread). */
+long km_syscall_run_unfiltered(struct km_vcpu *v, uint64_t nr, const uint64_t a[6]);
+
 /* Name of syscall nr, or NULL if km has no handler. */
 const char *km_syscall_name(int nr);
 

@@ -247,7 +247,7 @@ static void serve(km_poll_t *p, uint8_t *slot)
 		slot_cas(slot, KM_POLL_TAKEN, KM_POLL_REFUSED);
 		return;
 	}
-	long ret = km_syscall_run(v, nr, a);
+	long ret = km_syscall_run_unfiltered(v, nr, a);
 	bool kicked = serve_end(p);
 	atomic_fetch_add(&served_count, 1);
 	if ((ret == -EINTR && kicked) || ret == -KM_ERESTART || needs_vcpu_thread(v)) {
