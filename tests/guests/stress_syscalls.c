@@ -316,6 +316,10 @@ static int run(const char *file, long n)
 	set_handler(0);
 	pthread_barrier_wait(&phase_barrier);
 	wait_for_go();
+	/* A snapshot taken while every worker waited here resumes straight into the end: the main
+	 * thread looks at the parent once more, so that every resume is seen at least once. */
+	struct worker self = {.idx = NWORK};
+	check_ppid(&self, getppid());
 	pthread_barrier_wait(&phase_barrier);
 	atomic_store(&stop_signals, 1);
 	pthread_join(sig, NULL);
