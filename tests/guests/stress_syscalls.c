@@ -236,6 +236,12 @@ static void *worker_main(void *arg)
 {
 	struct worker *me = arg;
 	my_idx = me->idx;
+	/* Blocked until now (run): a signal that came before my_idx was set would count for nobody,
+	 * and the signal thread, seeing it in flight, would never send this thread another. */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	struct timespec last = {0, 0};
 	run_phase(me, &last);
 	pthread_barrier_wait(&phase_barrier); /* main switches SA_RESTART off */
@@ -306,6 +312,10 @@ static int run(const char *file, long n)
 		if (pipe2(w[i].pipe, O_CLOEXEC) != 0 || pipe2(w[i].relay, O_CLOEXEC) != 0)
 			fail("pipe2: %s", strerror(errno));
 	}
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* inherited: each worker unblocks it when ready */
 	for (int i = 0; i < NWORK; i++)
 		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
 	pthread_t sig;
