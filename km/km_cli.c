@@ -27,8 +27,8 @@ static const char usage[] =
     "  --syscall-path=auto|exit|poll\n"
     "                      how the program's syscalls reach km: exit (a VM exit each), poll (a\n"
     "                      km thread per vCPU serves common calls without an exit), auto (the\n"
-    "                      default: poll with more than one online CPU, at most CPUs - 1\n"
-    "                      servers spinning at once)\n"
+    "                      default: poll when km may use more than one CPU, with at most\n"
+    "                      (those CPUs - 1) servers)\n"
     "  --kvm-device=PATH   KVM device to use (default /dev/kvm)\n"
     "  --snapshot=FILE     where the program's snapshots go (default kmsnap)\n"
     "  --coredump=FILE     write a core file here when the program dies of a signal that dumps\n"
@@ -241,7 +241,7 @@ int km_cli_parse(km_cli_t *cli, int argc, char **argv, km_err_t **err)
 	cli->guest.restore_missing = KM_MISSING_ERROR;
 	cli->guest.snapshot_file_max = KM_FDTAB_FILE_MAX_DEFAULT;
 	cli->guest.syscall_path = KM_SYSCALL_PATH_AUTO;
-	cli->guest.online_cpus = km_usable_cpus();
+	cli->guest.usable_cpus = km_usable_cpus();
 	cli->kvm_fd = cli->mgmt_fd = cli->ready_fd = cli->start_fd = cli->snapshot_fd = cli->guest_seccomp_fd = -1;
 	cli->exec_state_fd = -1;
 	opterr = 0;

@@ -33,7 +33,7 @@ typedef struct km_guest_opts {
 	const char *mgmt_path;     /* --mgmt socket, or NULL */
 	bool timing;               /* KM_TIMING=1: print restore timing */
 	int syscall_path;          /* --syscall-path: enum km_syscall_path (km_syscall_poll.h) */
-	int online_cpus;           /* usable by km when it started (km_cpus.h; `auto`, its cap) */
+	int usable_cpus;           /* CPUs km may run on when it started (km_cpus.h; `auto`, its cap) */
 	uint32_t poll_spin_us;     /* --test-poll-spin: every poll bound this long (0: km's own) */
 	const char *snapshot_source; /* the snapshot being resumed (for messages), or NULL */
 	uint64_t start_ns;         /* CLOCK_MONOTONIC when km started */

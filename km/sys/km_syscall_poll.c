@@ -24,6 +24,7 @@
 #include "km_signal.h"
 #include "km_stopall.h"
 #include "km_syscall.h"
+#include "km_time.h"
 #include "km_vcpu.h"
 
 /* Bounds, in microseconds (docs/decisions.md, "The exitless syscall path"): an exit costs 25-80
@@ -55,6 +56,9 @@ typedef struct km_poll {
 static atomic_ulong served_count, exit_count;
 static atomic_int spinners; /* servers spinning now (capped under `auto`) */
 static atomic_int nservers; /* servers made (capped under `auto`: each is a host thread, a pid) */
+/* A server could not be made (a pids limit, memory): no more attempts, each would be a failing
+ * clone on the exit path of every syscall. */
+static atomic_bool no_more_servers;
 
 int km_syscall_path_parse(const char *s)
 {
@@ -67,14 +71,14 @@ int km_syscall_path_parse(const char *s)
 bool km_poll_enabled(const km_guest_t *g)
 {
 	return g->opts.syscall_path == KM_SYSCALL_PATH_POLL ||
-	       (g->opts.syscall_path == KM_SYSCALL_PATH_AUTO && g->opts.online_cpus > 1);
+	       (g->opts.syscall_path == KM_SYSCALL_PATH_AUTO && g->opts.usable_cpus > 1);
 }
 
 /* How many servers may spin at once (and, under `auto`, exist: a container's pids limit counts
  * them): under `auto` one CPU stays the guest's. */
 static int spin_cap(const km_guest_t *g)
 {
-	return g->opts.syscall_path == KM_SYSCALL_PATH_POLL ? KM_MAX_VCPUS : g->opts.online_cpus - 1;
+	return g->opts.syscall_path == KM_SYSCALL_PATH_POLL ? KM_MAX_VCPUS : g->opts.usable_cpus - 1;
 }
 
 static void futex_wait(uint32_t *w, uint32_t val, long ms)
@@ -423,13 +427,17 @@ void km_poll_after_exit(km_vcpu_t *v)
 		return;
 	km_poll_t *p = poll_of(v);
 	if (p == NULL) {
+		if (atomic_load(&no_more_servers))
+			return;
 		if (atomic_fetch_add(&nservers, 1) >= spin_cap(v->g)) {
 			atomic_fetch_sub(&nservers, 1); /* `auto`'s share is taken: the exit path */
 			return;
 		}
 		p = server_start(v); /* on failure the vCPU keeps the exit path (slot ASLEEP) */
-		if (p == NULL)
+		if (p == NULL) {
 			atomic_fetch_sub(&nservers, 1);
+			atomic_store(&no_more_servers, true);
+		}
 		__atomic_store_n(&v->poll, p, __ATOMIC_RELEASE);
 		return;
 	}
@@ -470,13 +478,7 @@ void km_poll_destroy(km_vcpu_t *v)
 		__atomic_add_fetch(&p->wake, 1, __ATOMIC_RELEASE);
 		futex_wake(&p->wake);
 		km_poll_kick(v);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += REKICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = km_clock_in(CLOCK_REALTIME, REKICK_MS * 1000000ull);
 		if (pthread_timedjoin_np(p->thread, NULL, &ts) == 0)
 			break;
 	}
@@ -498,6 +500,7 @@ void km_poll_forget(km_vcpu_t *v)
 	km_poll_t *p = poll_of(v);
 	atomic_store(&spinners, 0); /* no server thread crossed the fork */
 	atomic_store(&nservers, 0);
+	atomic_store(&no_more_servers, false);
 	if (p == NULL)
 		return;
 	v->poll = NULL;

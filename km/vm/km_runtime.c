@@ -96,19 +96,18 @@ void *km_runtime_poll_slot(km_mm_t *mm, int id)
 	return km_gpa_to_hva(mm, KM_RT_GPA + KM_RT_POLL_SLOT_OFF + (uint64_t)id * KM_RT_POLL_STRIDE);
 }
 
-bool km_rt_is_poll_int3(uint64_t rip)
-{
-	uint64_t base = km_rt_gva(KM_RT_POLL_STUB_OFF);
-	if (rip < base || rip - base >= (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE)
-		return false;
-	uint64_t off = (rip - base) % KM_RT_POLL_STRIDE;
-	return off == KM_POLL_INT3_NEW + 1 || off == KM_POLL_INT3_TAKEN + 1;
-}
-
 bool km_rt_in_poll_stub(uint64_t rip)
 {
 	uint64_t base = km_rt_gva(KM_RT_POLL_STUB_OFF);
 	return rip >= base && rip - base < (uint64_t)KM_MAX_VCPUS * KM_RT_POLL_STRIDE;
+}
+
+bool km_rt_is_poll_int3(uint64_t rip)
+{
+	if (!km_rt_in_poll_stub(rip))
+		return false;
+	uint64_t off = (rip - km_rt_gva(KM_RT_POLL_STUB_OFF)) % KM_RT_POLL_STRIDE;
+	return off == KM_POLL_INT3_NEW + 1 || off == KM_POLL_INT3_TAKEN + 1;
 }
 
 void *km_rt_host(km_mm_t *mm, uint64_t gva, uint64_t len)
