@@ -141,9 +141,8 @@ static inline void bk_seg(struct kvm_segment *s, uint16_t sel, int code)
 	}
 }
 
-/* CPUID (KVM's supported set, as km gives its vCPUs), 64-bit long mode set directly with
- * KVM_SET_SREGS, syscall MSRs (LSTAR at the upper-half alias of the stub, as km does), entry rip. */
-static inline int bk_setup_vcpu(bk_vm_t *v, uint64_t rip)
+/* Gives the vCPU KVM's supported CPUID set, as km gives its vCPUs. Returns 0 or -1. */
+static inline int bk_set_cpuid(bk_vm_t *v)
 {
 	static struct {
 		struct kvm_cpuid2 c;
@@ -152,6 +151,15 @@ static inline int bk_setup_vcpu(bk_vm_t *v, uint64_t rip)
 	memset(&cp, 0, sizeof cp);
 	cp.c.nent = 256;
 	if (ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, &cp) < 0 || ioctl(v->vcpu, KVM_SET_CPUID2, &cp) < 0)
+		return -1;
+	return 0;
+}
+
+/* CPUID (bk_set_cpuid), 64-bit long mode set directly with KVM_SET_SREGS, syscall MSRs (LSTAR at
+ * the upper-half alias of the stub, as km does), entry rip. */
+static inline int bk_setup_vcpu(bk_vm_t *v, uint64_t rip)
+{
+	if (bk_set_cpuid(v) < 0)
 		return -1;
 
 	struct kvm_sregs s;

@@ -126,13 +126,7 @@ static void build_tables(uint8_t *mem, uint64_t len, int huge)
  * unless something faults, and then the run ends with an unexpected exit. */
 static void setup_cpl3(bk_vm_t *v, uint64_t len)
 {
-	static struct {
-		struct kvm_cpuid2 c;
-		struct kvm_cpuid_entry2 e[256];
-	} cp;
-	memset(&cp, 0, sizeof cp);
-	cp.c.nent = 256;
-	if (ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, &cp) < 0 || ioctl(v->vcpu, KVM_SET_CPUID2, &cp) < 0)
+	if (bk_set_cpuid(v) < 0)
 		bk_die(prog, "CPUID");
 	struct kvm_sregs s;
 	if (ioctl(v->vcpu, KVM_GET_SREGS, &s) < 0)
